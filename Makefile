@@ -1,0 +1,92 @@
+# espline - production-line programmer for ESP8266 modules.
+#
+#   make          build espline and the simulator espline-sim
+#   make test     build and run every test (unit, integration, interop)
+#   make demo     install what is missing, build, run a batch on simulated devices
+#   make asan     the test suite under AddressSanitizer + UBSan (build/asan)
+#   make tsan     the test suite under ThreadSanitizer (build/tsan)
+#   make deps     install missing Debian/npm dependencies (scripts/install-deps.sh)
+#
+# Binaries go to $(BUILD)/; the default build also links ./espline and
+# ./espline-sim at the top for convenience.
+
+CC      ?= cc
+BUILD   ?= build
+SAN     ?=
+PKGS    := libserialport sqlite3 yaml-0.1 zlib libcrypto jansson
+OPT     ?= -O2
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Iinclude -Isrc \
+           -DESPLINE_SOURCE_DIR='"$(CURDIR)"' $(PKG_CFLAGS) -MMD -MP
+LDLIBS  += $(PKG_LIBS) -lutil -lpthread -lm
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SAN)
+endif
+
+LIB_SRC  := $(filter-out src/main.c src/cli_%.c,$(wildcard src/*.c))
+CLI_SRC  := $(wildcard src/main.c src/cli_*.c)
+SIM_SRC  := $(filter-out tests/sim/main.c,$(wildcard tests/sim/*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB      := $(BUILD)/libespline.a
+SIMLIB   := $(BUILD)/libespline-sim.a
+ESPLINE  := $(BUILD)/espline
+SIM      := $(BUILD)/espline-sim
+UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all test demo asan tsan deps clean bench
+all: $(ESPLINE) $(SIM) $(UNITS)
+ifeq ($(BUILD),build)
+	@ln -sf $(ESPLINE) espline && ln -sf $(SIM) espline-sim
+endif
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(call obj,$(LIB_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(SIMLIB): $(call obj,$(SIM_SRC))
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(ESPLINE): $(call obj,$(CLI_SRC)) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(SIM): $(call obj,tests/sim/main.c) $(SIMLIB) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SIMLIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
+
+test: all
+	@BUILD=$(BUILD) tests/run.sh
+
+deps:
+	@scripts/install-deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+bench: all
+	@bench/run.sh
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=address,undefined OPT=-O1 test
+
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread OPT=-O1 CC=clang test
+
+clean:
+	rm -rf build espline espline-sim
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

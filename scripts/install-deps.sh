@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# install-deps.sh - install everything espline needs to build and test, by
+# package name, on Debian 12.  Idempotent: quiet when all is present.
+#
+#   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm
+#   npm:  esptool-js at the exact version pinned in tests/interop/package-lock.json
+#   stub: the ESP8266 flasher stub JSON copied out of the esptool-js package to
+#         third_party/stub/esp8266.json (never committed; see README)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+	build-essential pkg-config clang libclang-rt-14-dev
+	libserialport-dev libsqlite3-dev sqlite3 libyaml-dev zlib1g-dev
+	libssl-dev libjansson-dev libcmocka-dev
+	nodejs
+)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+# npm ships inside some nodejs builds; Debian's own nodejs needs the npm package.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-deps: installing ${missing[*]}"
+	"${sudo_cmd[@]}" apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node test tools, pinned by the lockfile.
+lock=tests/interop/package-lock.json
+stamp=tests/interop/node_modules/.installed-lock
+if [ -f "$lock" ] && ! cmp -s "$lock" "$stamp" 2>/dev/null; then
+	echo "install-deps: npm ci in tests/interop"
+	(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	cp "$lock" "$stamp"
+fi
+
+# The flasher stub espline uploads, taken from the esptool-js package.
+stub_src=tests/interop/node_modules/esptool-js/lib/targets/stub_flasher/esp8266.json
+stub_dst=third_party/stub/esp8266.json
+if [ -f "$stub_src" ] && ! cmp -s "$stub_src" "$stub_dst" 2>/dev/null; then
+	mkdir -p "$(dirname "$stub_dst")"
+	cp "$stub_src" "$stub_dst"
+	echo "install-deps: flasher stub at $stub_dst"
+fi
+exit 0
