@@ -1,0 +1,79 @@
+/*
+ * sim_chip.h - the simulated ESP8266 itself: ROM loader, flasher stub,
+ * registers, eFuse MAC, SPI NOR flash.  No I/O and no threads: the transport
+ * (sim_server.c) decodes SLIP frames from the host and hands each one to
+ * sim_chip_handle_frame(); the chip answers through the callbacks in
+ * sim_chip_io.  Time passes only through io->sleep_us(), so a unit test can
+ * drive the chip with a virtual clock and assert how long an erase took.
+ *
+ * Timing figures are the real part's (unscaled microseconds); the transport
+ * applies --time-scale.
+ */
+#ifndef ESPLINE_SIM_CHIP_H
+#define ESPLINE_SIM_CHIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Chip-side faults (the transport owns byte-level ones: drop, corrupt, stall). */
+typedef struct sim_chip_faults {
+	int silent;                 /* never answers anything */
+	uint32_t chip_magic;        /* 0 = ESP8266's 0xFFF0C101; else e.g. ESP32's 0x00F01D83 */
+	long stuck_sector;          /* -1 = none; else writes to this 4 KiB sector leave bits stuck at 1 */
+	long unplug_at_flash_offset;/* -1 = none; else request an unplug when a write reaches it */
+	long reset_at_flash_offset; /* -1 = none; else request a reset when a write reaches it */
+} sim_chip_faults;
+
+typedef struct sim_chip_config {
+	uint8_t mac[6];             /* OUI must follow esptool's rule (see protocol notes 4.2) */
+	uint32_t jedec_id;          /* e.g. 0x1640EF: Winbond, 4 MB (capacity byte 0x16) */
+	size_t flash_size;          /* bytes; normally 1 << capacity byte */
+	unsigned xtal_mhz;          /* 26 or 40 */
+	sim_chip_faults faults;
+} sim_chip_config;
+
+/* What the chip needs from its transport.  ctx is passed back unchanged. */
+typedef struct sim_chip_io {
+	void *ctx;
+	/* Send one frame (unencoded; the transport SLIP-encodes it). */
+	void (*emit)(void *ctx, const uint8_t *frame, size_t len);
+	/* Let simulated time pass (erase, program, reboot delays). */
+	void (*sleep_us)(void *ctx, uint64_t us);
+	/* Current time in unscaled microseconds (monotonic). */
+	uint64_t (*now_us)(void *ctx);
+	/* The stub changed the UART divider: switch the line to this baud
+	 * after the reply already emitted has gone out at the old one. */
+	void (*set_baud)(void *ctx, unsigned baud);
+	/* The chip left download mode (FLASH_END/MEM_END/RUN_USER_CODE):
+	 * to_app = 1 runs firmware, 0 reboots into the strapped boot mode. */
+	void (*reboot)(void *ctx, int to_app);
+	/* A chip-side fault fired: "unplug" or "reset". */
+	void (*fault)(void *ctx, const char *what);
+} sim_chip_io;
+
+typedef struct sim_chip sim_chip;
+
+enum sim_chip_mode { SIM_MODE_OFF, SIM_MODE_APP, SIM_MODE_ROM, SIM_MODE_STUB };
+
+sim_chip *sim_chip_new(const sim_chip_config *cfg, const sim_chip_io *io);
+void sim_chip_free(sim_chip *chip);
+
+/* EN rose: boot into the ROM loader if download is set (GPIO0 was low), else
+ * into the application.  Clears stub state, keeps flash. */
+void sim_chip_boot(sim_chip *chip, int download);
+
+enum sim_chip_mode sim_chip_mode(const sim_chip *chip);
+
+/* The host's current baud rate, for the UART clock divider register
+ * (0x60000014) that clients read to guess the crystal. */
+void sim_chip_set_host_baud(sim_chip *chip, unsigned baud);
+
+/* One decoded SLIP frame from the host. */
+void sim_chip_handle_frame(sim_chip *chip, const uint8_t *frame, size_t len);
+
+/* Direct flash access for tests and persistence. */
+uint8_t *sim_chip_flash(sim_chip *chip, size_t *size);
+int sim_chip_load_flash(sim_chip *chip, const char *path);  /* 0 or -errno */
+int sim_chip_save_flash(const sim_chip *chip, const char *path);
+
+#endif /* ESPLINE_SIM_CHIP_H */
