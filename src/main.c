@@ -1,13 +1,54 @@
-/* main.c - espline command line (subcommands arrive with the device layer). */
+/* main.c - espline's entry point: dispatch argv[1] to a subcommand. */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli.h"
+#include "espline/error.h"
+
+#define ESPLINE_VERSION "0.1.0"
+
+/* Each subcommand lives in its own cli_*.c file; add it here. */
+static const espl_cli_command *const commands[] = {
+	NULL,
+};
+
+int espl_cli_exit_for(int code)
+{
+	switch (code) {
+	case ESPL_OK: return ESPL_EXIT_OK;
+	case ESPL_EARG: case ESPL_ERECIPE: return ESPL_EXIT_USAGE;
+	case ESPL_EDB: return ESPL_EXIT_DB;
+	case ESPL_EINTERRUPTED: return ESPL_EXIT_INTERRUPTED;
+	case ESPL_EMISMATCH: case ESPL_ECHIP: return ESPL_EXIT_FAIL;
+	default: return ESPL_EXIT_DEVICE;
+	}
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: espline COMMAND [ARGS...]   (espline COMMAND --help for details)\n\ncommands:\n");
+	for (size_t i = 0; commands[i]; i++)
+		fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
-		puts("espline 0.1.0");
-		return 0;
+	if (argc < 2) {
+		usage(stderr);
+		return ESPL_EXIT_USAGE;
 	}
-	fprintf(stderr, "usage: espline --version\n");
-	return 2;
+	if (strcmp(argv[1], "--version") == 0) {
+		puts("espline " ESPLINE_VERSION);
+		return ESPL_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return ESPL_EXIT_OK;
+	}
+	for (size_t i = 0; commands[i]; i++)
+		if (strcmp(argv[1], commands[i]->name) == 0)
+			return commands[i]->run(argc - 1, argv + 1);
+	fprintf(stderr, "espline: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return ESPL_EXIT_USAGE;
 }

@@ -1,0 +1,31 @@
+/*
+ * cli.h - the subcommand table shared by main.c and the cli_*.c files.
+ *
+ * Each cli_*.c file defines one or more espl_cli_command values; main.c
+ * lists them in its table and dispatches on argv[1].  Only the CLI layer
+ * prints and picks exit codes.
+ */
+#ifndef ESPLINE_CLI_H
+#define ESPLINE_CLI_H
+
+/* Exit codes scripts can rely on. */
+enum espl_exit {
+	ESPL_EXIT_OK = 0,        /* success; for run/write/verify: every unit passed */
+	ESPL_EXIT_FAIL = 1,      /* the job ran and a unit or check failed */
+	ESPL_EXIT_USAGE = 2,     /* bad command line or bad recipe */
+	ESPL_EXIT_DEVICE = 3,    /* could not talk to the device/port */
+	ESPL_EXIT_DB = 4,        /* database unusable */
+	ESPL_EXIT_INTERRUPTED = 130,
+};
+
+typedef struct espl_cli_command {
+	const char *name;        /* argv[1], e.g. "info" or "db" */
+	const char *summary;     /* one line for `espline --help` */
+	/* argv[0] is the subcommand name; returns an enum espl_exit value. */
+	int (*run)(int argc, char **argv);
+} espl_cli_command;
+
+/* Map an ESPL_E* code to an exit code. */
+int espl_cli_exit_for(int code);
+
+#endif /* ESPLINE_CLI_H */
