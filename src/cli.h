@@ -25,6 +25,12 @@ typedef struct espl_cli_command {
 	int (*run)(int argc, char **argv);
 } espl_cli_command;
 
+extern const espl_cli_command espl_cmd_recipe;   /* cli_recipe.c */
+extern const espl_cli_command espl_cmd_history, espl_cmd_report, espl_cmd_export, espl_cmd_db; /* cli_db.c */
+
+extern const espl_cli_command espl_cmd_ports, espl_cmd_info, espl_cmd_erase, espl_cmd_write,
+	espl_cmd_verify, espl_cmd_read; /* cli_device.c */
+
 /* Map an ESPL_E* code to an exit code. */
 int espl_cli_exit_for(int code);
 

@@ -19,9 +19,11 @@
 typedef struct sim_chip_faults {
 	int silent;                 /* never answers anything */
 	uint32_t chip_magic;        /* 0 = ESP8266's 0xFFF0C101; else e.g. ESP32's 0x00F01D83 */
-	long stuck_sector;          /* -1 = none; else writes to this 4 KiB sector leave bits stuck at 1 */
-	long unplug_at_flash_offset;/* -1 = none; else request an unplug when a write reaches it */
-	long reset_at_flash_offset; /* -1 = none; else request a reset when a write reaches it */
+	long stuck_sector;          /* -1 = none; else writes to this 4 KiB sector leave bit 0 stuck at 1
+	                               and fail verification: ROM error 0x08, stub 0xC4 on the next command */
+	long unplug_at_flash_offset;/* -1 = none; else request an unplug when a write covers it: the bytes
+	                               before it are written, the frame gets no reply.  Fires once. */
+	long reset_at_flash_offset; /* -1 = none; likewise, requesting a reset */
 } sim_chip_faults;
 
 typedef struct sim_chip_config {
@@ -30,7 +32,15 @@ typedef struct sim_chip_config {
 	size_t flash_size;          /* bytes; normally 1 << capacity byte */
 	unsigned xtal_mhz;          /* 26 or 40 */
 	sim_chip_faults faults;
+	int flash_random;           /* 1 = start with pseudo-random bytes, not 0xFF (catches missing erases) */
+	uint32_t flash_seed;        /* seed for flash_random */
 } sim_chip_config;
+
+/* Fill *cfg with a healthy 4 MB ESP8266: MAC 18:FE:34:00:00:01, jedec_id
+ * 0x1640EF, 4 MiB, 26 MHz, no faults (sector/offset faults = -1), 0xFF flash.
+ * Start from this and override fields.  sim_chip_new() also fills zero
+ * jedec_id / flash_size (1 << capacity byte) / xtal_mhz / all-zero MAC. */
+void sim_chip_config_defaults(sim_chip_config *cfg);
 
 /* What the chip needs from its transport.  ctx is passed back unchanged. */
 typedef struct sim_chip_io {
@@ -45,7 +55,10 @@ typedef struct sim_chip_io {
 	 * after the reply already emitted has gone out at the old one. */
 	void (*set_baud)(void *ctx, unsigned baud);
 	/* The chip left download mode (FLASH_END/MEM_END/RUN_USER_CODE):
-	 * to_app = 1 runs firmware, 0 reboots into the strapped boot mode. */
+	 * to_app = 1 runs firmware, 0 reboots into the strapped boot mode.
+	 * The chip has already switched its own mode (sim_chip_mode()): a
+	 * software reset re-enters the mode latched by the last sim_chip_boot(),
+	 * so calling sim_chip_boot() again is allowed but not needed. */
 	void (*reboot)(void *ctx, int to_app);
 	/* A chip-side fault fired: "unplug" or "reset". */
 	void (*fault)(void *ctx, const char *what);
@@ -65,7 +78,9 @@ void sim_chip_boot(sim_chip *chip, int download);
 enum sim_chip_mode sim_chip_mode(const sim_chip *chip);
 
 /* The host's current baud rate, for the UART clock divider register
- * (0x60000014) that clients read to guess the crystal. */
+ * (0x60000014) that clients read to guess the crystal.  The ROM auto-bauds,
+ * so this is its rate; once the stub runs, only CHANGE_BAUDRATE moves the
+ * chip's rate (reported through io->set_baud) and this call is ignored. */
 void sim_chip_set_host_baud(sim_chip *chip, unsigned baud);
 
 /* One decoded SLIP frame from the host. */

@@ -1,0 +1,129 @@
+/*
+ * dbwriter.h - the single database writer thread, fed by a queue.
+ *
+ * Workers never touch SQLite: they hand records (batch start/end, unit
+ * start/end with steps, events) to espl_dbw_* functions, which copy them onto
+ * a queue (mutex + condition variable) and return.  One writer thread owns
+ * the espl_db connection and writes the records in order, grouping whatever
+ * is queued at the same moment into one transaction (group commit; each unit
+ * with its steps is always all-or-nothing).
+ *
+ * When the database refuses a write for a reason of the environment (disk
+ * full, read-only, locked past the busy timeout, I/O error), the writer
+ * switches to ESPL_DBW_SPOOLING: it tells the station through on_state (and
+ * espl_dbw_state), and appends this and every later record to the journal
+ * spool next to the database (PATH.spool: one JSON object per line, fsync'd
+ * before the record counts as saved).  The station must stop starting new
+ * units; units in progress still end safely.  The next espl_dbw_start
+ * replays the spool into the database in one transaction and removes it
+ * (a spool already replayed is recognised by its SHA-256 and not applied
+ * twice).  If even the spool cannot be written the state is ESPL_DBW_FAILED
+ * and records are held in memory; espl_dbw_stop tries the spool once more and
+ * otherwise hands each unsaved record to on_log as a JSON line, so that no
+ * programmed unit goes unrecorded without the operator being told.
+ *
+ * A record the database rejects because it is wrong (a unit of an unknown
+ * batch) is appended to PATH.rejected and reported; it never blocks others.
+ *
+ * On start the writer also turns this station's units left RUNNING by an
+ * earlier run (a crash, a power cut) into sealed INTERRUPTED records.
+ *
+ * Thread safety: every espl_dbw_* function except start and stop may be
+ * called from any number of threads at once.  Callbacks run on the writer
+ * thread: keep them short and do not call espl_dbw_* functions that wait
+ * (begin_batch, begin_unit, end_unit with an ack, sync) from them.
+ */
+#ifndef ESPLINE_DBWRITER_H
+#define ESPLINE_DBWRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "espline/db.h"
+#include "espline/error.h"
+
+typedef struct espl_dbw espl_dbw;
+
+enum espl_dbw_state {
+	ESPL_DBW_OK = 0,       /* records go to the database */
+	ESPL_DBW_SPOOLING = 1, /* the database refused; records go to the spool */
+	ESPL_DBW_FAILED = 2,   /* the spool refused too; records are held in memory */
+};
+
+/* What became of one unit's end record. */
+typedef struct espl_dbw_ack {
+	char uuid[ESPL_DB_UUID_SIZE];
+	int rc;                /* 0: saved (in the database or the spool); <0: not saved */
+	int spooled;           /* 1: saved in the spool, not yet in the database */
+	espl_db_sealed sealed; /* seq, hash, repeat_of when written to the database */
+	char error[ESPL_ERROR_MAX];
+} espl_dbw_ack;
+
+typedef struct espl_dbw_options {
+	const char *path;           /* database; NULL: espl_db_path(NULL) */
+	const char *spool_path;     /* NULL: PATH ".spool" */
+	espl_db_station station;    /* this station (recorded with each batch) */
+	int busy_timeout_ms;        /* 0: 5000 */
+	long long max_pages;        /* see espl_db_options; 0: unlimited */
+	int max_group;              /* records per transaction at most; 0: 256 */
+	/* Called on the writer thread after each unit end record is saved (or not). */
+	void (*on_unit)(const espl_dbw_ack *ack, void *user);
+	/* Called on the writer thread when the state changes; reason says why and
+	 * what to do, in words for the operator. */
+	void (*on_state)(int state, const char *reason, void *user);
+	/* Diagnostics for the log: level "info", "warn" or "error". */
+	void (*on_log)(const char *level, const char *message, void *user);
+	void *user;
+} espl_dbw_options;
+
+/* What start found. */
+typedef struct espl_dbw_startup {
+	int replayed;          /* records replayed from a spool */
+	int rejected;          /* spool records the database refused as wrong */
+	int interrupted;       /* stale RUNNING units sealed as INTERRUPTED */
+} espl_dbw_startup;
+
+typedef struct espl_dbw_stats {
+	uint64_t written;      /* records committed to the database */
+	uint64_t spooled;      /* records appended to the spool */
+	uint64_t rejected;     /* records refused as wrong */
+	uint64_t held;         /* records neither written nor spooled (now) */
+	uint64_t queued;       /* records waiting in the queue (now) */
+	uint64_t transactions; /* commits */
+} espl_dbw_stats;
+
+/* Open (create, migrate) the database, replay a spool left by an earlier run,
+ * seal stale units, and start the writer thread.  Fails (and starts nothing)
+ * when the database cannot be opened or the spool cannot be replayed: the
+ * station must not start programming. info may be NULL. */
+int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startup *info,
+		   espl_error *err);
+/* Write everything still queued, stop the thread, close the database.
+ * Returns ESPL_EDB if some records could be saved neither in the database
+ * nor in the spool (each was passed to on_log). */
+int espl_dbw_stop(espl_dbw *w, espl_error *err);
+
+/* Current state; the reason (for SPOOLING/FAILED) is copied into reason. */
+int espl_dbw_state(espl_dbw *w, char *reason, size_t reason_size);
+void espl_dbw_get_stats(espl_dbw *w, espl_dbw_stats *stats);
+const char *espl_dbw_spool_path(const espl_dbw *w);
+
+/* Records.  All copy what they are given; the caller keeps ownership.
+ * begin_batch and begin_unit return once the record is saved (database or
+ * spool), so a unit row exists before its flash is touched.  They return 0
+ * when saved, a negative code when it was not (check espl_dbw_state). */
+int espl_dbw_begin_batch(espl_dbw *w, const espl_db_recipe *recipe,
+			 const espl_db_batch *batch, espl_error *err);
+int espl_dbw_end_batch(espl_dbw *w, const char *batch_uuid, int64_t ended_ms,
+		       espl_error *err);
+int espl_dbw_begin_unit(espl_dbw *w, const espl_db_unit *unit, espl_error *err);
+/* With ack: waits until the record is saved and fills ack (repeat flag, seq);
+ * returns ack->rc.  Without ack (NULL): returns once queued; on_unit reports. */
+int espl_dbw_end_unit(espl_dbw *w, const espl_db_unit *unit, const espl_db_step *steps,
+		      size_t n_steps, espl_dbw_ack *ack, espl_error *err);
+/* Never waits. */
+int espl_dbw_event(espl_dbw *w, const espl_db_event *event, espl_error *err);
+/* Wait until every record queued before this call is saved (or refused). */
+int espl_dbw_sync(espl_dbw *w, espl_error *err);
+
+#endif /* ESPLINE_DBWRITER_H */

@@ -1,0 +1,58 @@
+/*
+ * flash.h - flash operations on a connected loader: erase, write, verify,
+ * read.
+ *
+ * Works on an espl_loader (loader.h) and prepared images (image.h).  Writes
+ * take an image that was padded, patched, deflated and hashed once, so a
+ * station with many workers does that work once per recipe.  Every block is
+ * retried a bounded number of times on a timeout or a checksum error; every
+ * failure says which block, what the chip said, and what to do.  Progress is
+ * reported through the loader's events.
+ *
+ * With the ROM loader (no stub) only uncompressed writes work; erase, verify
+ * and read need the stub and fail with ESPL_EUNSUPPORTED.
+ *
+ * Thread safety: as the loader's (one thread per loader); images are only
+ * read.
+ */
+#ifndef ESPLINE_FLASH_H
+#define ESPLINE_FLASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "espline/error.h"
+#include "espline/image.h"
+#include "espline/loader.h"
+
+/* Erase the whole chip (ERASE_FLASH, up to 120 s). */
+int espl_flash_erase_chip(espl_loader *l, espl_error *err);
+
+/* Erase [addr, addr+len); both must be multiples of 4096. */
+int espl_flash_erase_region(espl_loader *l, uint32_t addr, uint32_t len, espl_error *err);
+
+enum espl_write_flags {
+	ESPL_WRITE_COMPRESS = 1, /* use the image's deflate stream (stub only; ignored in ROM mode) */
+};
+
+/* Write img->data at img->address.  Fails with ESPL_ECHIP before sending
+ * anything if the loader knows the flash size and the image does not fit. */
+int espl_flash_write(espl_loader *l, const espl_image *img, int flags, espl_error *err);
+
+/* MD5 of [addr, addr+len) computed by the chip (SPI_FLASH_MD5). */
+int espl_flash_md5(espl_loader *l, uint32_t addr, uint32_t len, uint8_t md5[16],
+		   espl_error *err);
+
+/* Compare the chip's MD5 of the image's region with img->md5.  A mismatch is
+ * ESPL_EMISMATCH with both hashes (and a hint when the flash is blank). */
+int espl_flash_verify(espl_loader *l, const espl_image *img, espl_error *err);
+
+/* Read [addr, addr+len) into buf (READ_FLASH with its acknowledgement window),
+ * checking the MD5 the stub sends at the end. */
+int espl_flash_read(espl_loader *l, uint32_t addr, uint32_t len, uint8_t *buf,
+		    espl_error *err);
+
+/* Lower-case hex of a 16-byte MD5 into out[33]. */
+void espl_md5_hex(const uint8_t md5[16], char out[33]);
+
+#endif /* ESPLINE_FLASH_H */

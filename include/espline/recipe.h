@@ -1,0 +1,282 @@
+/*
+ * recipe.h - YAML recipes: what to do to every unit, parsed and checked once.
+ *
+ * A recipe names the chip, how to connect, the flash settings, the
+ * conditions a unit must meet (expect) and an ordered list of steps (erase,
+ * write, write_init_data, verify, reset).  This module reads the YAML with
+ * libyaml, validates everything that can be known without a device (types,
+ * unknown keys, alignment, overlapping writes, regions past the end of the
+ * smallest allowed flash, missing files, sha256 pins), fills in the defaults
+ * and resolves paths relative to the recipe's folder.  Every diagnostic
+ * carries the line and column of the YAML node it is about.
+ *
+ * espl_recipe_prepare() then reads each referenced file once, hashes it
+ * (SHA-256, OpenSSL EVP) and checks the pins, so that the work that is the
+ * same for every unit is done once per recipe.  Header patching, compression
+ * and expected MD5s belong to the device layer and the runner; this module
+ * never talks to a device and does not include loader.h.
+ *
+ * The format (the recipes/ folder holds commented samples):
+ *
+ *   recipe: NAME                     required
+ *   chip: esp8266                    required; the only chip supported
+ *   connect: { reset: auto|none, baud: N, flash_baud: N, stub: builtin|PATH }
+ *   flash: { size: detect|keep|256KB..16MB, mode: qio|qout|dio|dout|keep,
+ *            freq: 40m|26m|20m|80m|keep }
+ *   expect: { flash_size_min: SIZE, flash_manufacturer: [0xEF, "Winbond", ...],
+ *             mac_oui: ["5C:CF:7F", ...] }
+ *   steps:                           required, at least one
+ *     - erase: chip | { regions: [ {address, length}, ... ] }
+ *     - write: { file, address, sha256, compress, skip_unchanged }
+ *     - write_init_data: { file, sha256, blank: true|false, rf_cal: keep|erase }
+ *     - verify: md5 | { regions: [ {address, length}, ... ] }
+ *     - reset: run | stay
+ *
+ * `expect` is top-level only: it is checked once, right after the unit is
+ * identified and before any step touches the flash, so a wrong part is never
+ * half-programmed.  Each step may carry `retries` and `timeout`, either beside
+ * the step key or inside its mapping; defaults are filled in here and shown
+ * by `espline recipe show`.  Numbers are decimal, 0x hex, or carry a KB/MB
+ * suffix (KB = 1024 bytes); durations are N, Ns, Nms or Nm (bare N = seconds).
+ *
+ * Rules that make a recipe hard to get wrong: every written region must be
+ * verified by a later verify step (a unit passes only when all are); writes
+ * are erased sector by sector, so two writes may not share a 4 KiB sector
+ * and nothing may erase what an earlier step wrote; reset is the last step.
+ * Write addresses must be 4-byte aligned, erase regions sector aligned.
+ *
+ * Thread safety: loading and preparing must be done by one thread; a loaded
+ * and prepared recipe is then read-only and may be shared by any number of
+ * worker threads.  No global mutable state.
+ */
+#ifndef ESPLINE_RECIPE_H
+#define ESPLINE_RECIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "espline/error.h"
+
+#define ESPL_RECIPE_SECTOR 0x1000u
+#define ESPL_SHA256_HEX_LEN 64
+#define ESPL_RECIPE_MAX_LIST 32       /* flash_manufacturer, mac_oui entries */
+#define ESPL_INIT_DATA_MAX ESPL_RECIPE_SECTOR
+
+/* A place in the recipe file, 1-based, as printed in messages. */
+typedef struct espl_recipe_pos {
+	unsigned line, column;
+} espl_recipe_pos;
+
+/* One diagnostic: "file:line:column: error: message". */
+typedef struct espl_recipe_diag {
+	const char *file;       /* the recipe path as given to espl_recipe_load */
+	espl_recipe_pos pos;
+	bool warning;           /* false = error (the recipe is invalid) */
+	const char *message;
+} espl_recipe_diag;
+
+/* Called for every diagnostic, errors and warnings, in file order where the
+ * checks allow.  May be NULL: the first error still lands in espl_error. */
+typedef void (*espl_recipe_diag_fn)(void *ctx, const espl_recipe_diag *d);
+
+enum espl_connect_reset {
+	ESPL_CONNECT_RESET_AUTO,   /* DTR/RTS auto-reset circuit (NodeMCU style) */
+	ESPL_CONNECT_RESET_NONE,   /* a jig holds GPIO0 low; power-cycle by hand */
+};
+
+enum espl_stub_mode {
+	ESPL_STUB_BUILTIN,         /* the device layer's default stub file */
+	ESPL_STUB_FILE,            /* stub_path */
+};
+
+typedef struct espl_recipe_connect {
+	enum espl_connect_reset reset;
+	unsigned baud;             /* connect (ROM) baud */
+	unsigned flash_baud;       /* baud after the stub is running */
+	enum espl_stub_mode stub;
+	char *stub_path;           /* absolute, for ESPL_STUB_FILE */
+	bool reset_default, baud_default, flash_baud_default, stub_default;
+} espl_recipe_connect;
+
+enum espl_flash_size_mode {
+	ESPL_FLASH_SIZE_DETECT,    /* use the size detected from the JEDEC id */
+	ESPL_FLASH_SIZE_KEEP,      /* leave the image header alone */
+	ESPL_FLASH_SIZE_FIXED,     /* flash.size bytes */
+};
+
+#define ESPL_FLASH_KEEP (-1)
+
+/* Image-header codes (protocol notes 8.2). */
+enum espl_flash_mode { ESPL_FLASH_QIO = 0, ESPL_FLASH_QOUT = 1, ESPL_FLASH_DIO = 2, ESPL_FLASH_DOUT = 3 };
+enum espl_flash_freq { ESPL_FREQ_40M = 0x0, ESPL_FREQ_26M = 0x1, ESPL_FREQ_20M = 0x2, ESPL_FREQ_80M = 0xF };
+
+typedef struct espl_recipe_flash {
+	enum espl_flash_size_mode size_mode;
+	uint32_t size;             /* bytes, for ESPL_FLASH_SIZE_FIXED */
+	int mode;                  /* enum espl_flash_mode or ESPL_FLASH_KEEP */
+	int freq;                  /* enum espl_flash_freq or ESPL_FLASH_KEEP */
+	bool size_default, mode_default, freq_default;
+	espl_recipe_pos size_pos;
+} espl_recipe_flash;
+
+typedef struct espl_recipe_expect {
+	uint32_t flash_size_min;   /* bytes; 0 = no condition */
+	size_t n_manufacturers;    /* 0 = any manufacturer */
+	uint8_t manufacturers[ESPL_RECIPE_MAX_LIST];
+	size_t n_ouis;             /* 0 = any OUI */
+	uint8_t ouis[ESPL_RECIPE_MAX_LIST][3];
+	espl_recipe_pos pos;       /* the `expect` key, for runtime messages */
+} espl_recipe_expect;
+
+typedef struct espl_region {
+	uint32_t address, length;
+	espl_recipe_pos pos;
+} espl_region;
+
+/* A file a step writes.  path, size and the pin are set by load; data and
+ * sha256 by espl_recipe_prepare. */
+typedef struct espl_recipe_file {
+	char *path;                /* absolute (resolved against the recipe's folder) */
+	uint32_t size;
+	char pin[ESPL_SHA256_HEX_LEN + 1];     /* expected sha256, lowercase hex, or "" */
+	uint8_t *data;             /* size bytes, after prepare */
+	char sha256[ESPL_SHA256_HEX_LEN + 1];  /* actual, lowercase hex, after prepare */
+	espl_recipe_pos pos, pin_pos;
+} espl_recipe_file;
+
+enum espl_step_kind {
+	ESPL_STEP_ERASE,
+	ESPL_STEP_WRITE,
+	ESPL_STEP_WRITE_INIT_DATA,
+	ESPL_STEP_VERIFY,
+	ESPL_STEP_RESET,
+};
+
+enum espl_rf_cal { ESPL_RF_CAL_KEEP, ESPL_RF_CAL_ERASE };
+
+typedef struct espl_step {
+	enum espl_step_kind kind;
+	unsigned number;           /* 1-based position in steps: */
+	espl_recipe_pos pos;       /* the step's key */
+	/* Extra attempts after a failed attempt.  The runner retries link
+	 * failures (timeout, lost sync); a definite answer such as an MD5
+	 * mismatch is never retried away. */
+	unsigned retries;
+	unsigned timeout_ms;       /* per attempt */
+	bool retries_default, timeout_default;
+
+	struct {
+		bool chip;             /* erase: chip */
+		espl_region *regions;  /* otherwise */
+		size_t n_regions;
+	} erase;
+	struct {
+		espl_recipe_file file;
+		uint32_t address;
+		bool compress, skip_unchanged;
+		bool compress_default, skip_unchanged_default;
+		espl_recipe_pos address_pos;
+	} write;
+	struct {
+		espl_recipe_file file;
+		bool blank;            /* fill the system-param sector (size-0x2000) with 0xFF */
+		enum espl_rf_cal rf_cal;/* erase the RF calibration sector (size-0x5000) */
+		bool blank_default, rf_cal_default;
+	} init_data;
+	struct {
+		bool all;              /* verify: md5 = every region written before */
+		espl_region *regions;  /* otherwise */
+		size_t n_regions;
+	} verify;
+	struct {
+		bool run;              /* run: start the application; stay: bootloader */
+	} reset;
+} espl_step;
+
+typedef struct espl_recipe {
+	char *name;
+	char *path;                /* absolute path of the recipe file */
+	char *dir;                 /* its folder; relative paths start here */
+	char *text;                /* the whole YAML text, NUL-terminated */
+	size_t text_len;
+	char sha256[ESPL_SHA256_HEX_LEN + 1]; /* of text */
+	espl_recipe_connect connect;
+	espl_recipe_flash flash;
+	espl_recipe_expect expect;
+	espl_step *steps;
+	size_t n_steps;
+	bool prepared;
+	/* Flash size declared by the header of the image written at 0 (0 if
+	 * none); used for the system area when flash.size is keep. Set by
+	 * espl_recipe_prepare. */
+	uint32_t image_declared_size;
+} espl_recipe;
+
+/* Parse and validate the recipe at path.  On success *out is a new recipe
+ * (free with espl_recipe_free).  On failure returns ESPL_ERECIPE (or a file
+ * error if the recipe itself cannot be read), *out is NULL, err holds the
+ * first error as "file:line:col: error: ..." and diag_fn saw them all. */
+int espl_recipe_load(const char *path, espl_recipe_diag_fn diag_fn, void *diag_ctx,
+                     espl_recipe **out, espl_error *err);
+
+/* Read every referenced file once, hash it and check its sha256 pin.
+ * Diagnostics as for espl_recipe_load.  Idempotent. */
+int espl_recipe_prepare(espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_ctx,
+                        espl_error *err);
+
+void espl_recipe_free(espl_recipe *r);
+
+/* --- system parameter area (non-OS SDK, protocol notes 9) ------------- */
+
+typedef struct espl_system_area {
+	uint32_t flash_size;       /* the size the addresses are computed for */
+	uint32_t rf_cal;           /* size - 0x5000 */
+	uint32_t init_data;        /* size - 0x4000 */
+	uint32_t blank;            /* size - 0x2000 */
+} espl_system_area;
+
+/* Addresses for a flash of flash_size bytes (>= 64 KB). */
+int espl_system_area_for(uint32_t flash_size, espl_system_area *out, espl_error *err);
+
+/* The flash size the SDK will assume on a unit whose chip reports
+ * detected_size: flash.size when fixed, the detected size for detect, and
+ * for keep the size declared by the image at address 0 (after prepare),
+ * falling back to the detected size.  Fails if that exceeds the chip. */
+int espl_recipe_system_flash_size(const espl_recipe *r, uint32_t detected_size,
+                                  uint32_t *out, espl_error *err);
+
+/* The layout checks espl_recipe_load made for the smallest allowed flash,
+ * redone for one unit: system area at the end of system_size bytes, chip
+ * of chip_size bytes.  ESPL_ERECIPE with "file:line:col: error: ..." when a
+ * region does not fit or init data collides with a write on this unit. */
+int espl_recipe_check_layout(const espl_recipe *r, uint32_t system_size, uint32_t chip_size,
+                             espl_error *err);
+
+/* The smallest flash any allowed unit can have (flash.size when fixed,
+ * else expect.flash_size_min), or 0 when unknown until detection. */
+uint32_t espl_recipe_min_flash_size(const espl_recipe *r);
+
+/* --- value parsing, shared with the CLI and the tests ----------------- */
+
+/* "4096", "0x1000", "4KB", "1MB", "0x10 KB": 0 or -1 (not a number, or
+ * above 4 GiB - 1). */
+int espl_recipe_parse_u32(const char *s, uint32_t *out);
+
+/* "30", "30s", "500ms", "2m": milliseconds; 0 or -1. */
+int espl_recipe_parse_duration_ms(const char *s, unsigned *out);
+
+/* "5C:CF:7F" or "5c-cf-7f": 0 or -1. */
+int espl_recipe_parse_oui(const char *s, uint8_t oui[3]);
+
+/* JEDEC manufacturer id -> name ("Winbond"), or NULL if not in the table. */
+const char *espl_flash_manufacturer_name(uint8_t id);
+
+/* Names for printing: "qio", "40m", "4MB", "detect", "keep", ... */
+const char *espl_recipe_mode_name(int mode);
+const char *espl_recipe_freq_name(int freq);
+const char *espl_step_kind_name(enum espl_step_kind kind);
+/* "512KB", "4MB", or "0x12345" when not a whole KB; buf holds >= 16 bytes. */
+const char *espl_recipe_format_size(uint32_t bytes, char *buf, size_t len);
+
+#endif /* ESPLINE_RECIPE_H */

@@ -1,0 +1,112 @@
+/*
+ * report.h - questions asked of the traceability database, months later.
+ *
+ * history (every time one MAC was programmed, newest first), a batch or
+ * period report (yield, failures by reason, time-per-unit percentiles,
+ * per-port and per-adapter yield to spot a bad jig), and export of unit
+ * records as CSV or JSON with stable column names.  Everything here only
+ * reads; it returns data structures, calls a callback per row, or writes to
+ * a FILE* the caller chose.  It never decides where output goes and never
+ * prints on its own.
+ *
+ * A unit still RUNNING in the database is counted as interrupted: either
+ * its station is programming it right now or it stopped before the unit
+ * completed (the station seals those as INTERRUPTED when it starts again).
+ *
+ * Thread safety: functions use the espl_db connection they are given, which
+ * belongs to one thread at a time; open a separate read connection next to a
+ * running writer (WAL lets it read while the writer writes).
+ */
+#ifndef ESPLINE_REPORT_H
+#define ESPLINE_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "espline/db.h"
+#include "espline/error.h"
+
+/* Which units: every field optional (NULL / 0 = no restriction). */
+typedef struct espl_report_filter {
+	const char *batch;    /* batch name (all batches of that name, any station) */
+	int64_t since_ms;     /* units started at or after this time */
+} espl_report_filter;
+
+/* One unit with its context; strings live until the callback returns. */
+typedef struct espl_report_unit {
+	espl_db_unit unit;
+	const char *batch_name;
+	const char *station;
+	const char *host;
+	const char *recipe;
+	const char *recipe_sha256;
+	const char *images;     /* "name=sha256;name=sha256" in recipe order */
+	const char *repeat_of;  /* NULL or uuid of an earlier PASS in the batch */
+	int64_t seq;            /* chain position, 0 while not sealed */
+	const char *hash;       /* chain hash, NULL while not sealed */
+} espl_report_unit;
+
+/* Return non-zero from the callback to stop early (that value is returned). */
+typedef int (*espl_report_unit_cb)(const espl_report_unit *u, void *user);
+
+/* Every unit with this MAC (any spelling espl_db_normalize_mac accepts),
+ * newest first.  Returns the number of units, or a negative code. */
+int espl_report_history(espl_db *db, const char *mac, espl_report_unit_cb cb, void *user,
+			espl_error *err);
+
+typedef struct espl_report_group {
+	char *key;            /* port name, adapter serial/location, or reason */
+	int64_t total, passed, failed, interrupted;
+	double yield;         /* passed / (passed + failed); 0 when none completed */
+	char *example;        /* reasons: one full error message */
+} espl_report_group;
+
+typedef struct espl_report {
+	int64_t units, passed, failed, interrupted; /* interrupted includes RUNNING */
+	int64_t repeats;         /* PASSes of a MAC that had already passed in its batch */
+	double yield;            /* passed / (passed + failed) */
+	int64_t first_ms, last_ms;
+	/* Time per completed (PASS or FAIL) unit, nearest-rank percentiles. */
+	int64_t timed, p50_ms, p90_ms, p99_ms, mean_ms, max_ms;
+	espl_report_group *reasons;   /* FAIL units by error_kind, most frequent first */
+	size_t n_reasons;
+	espl_report_group *ports;     /* by port, sorted by key */
+	size_t n_ports;
+	espl_report_group *adapters;  /* by adapter serial (else location) */
+	size_t n_adapters;
+} espl_report;
+
+int espl_report_build(espl_db *db, const espl_report_filter *filter, espl_report *out,
+		      espl_error *err);
+void espl_report_free(espl_report *r);
+/* Human-readable text, or one JSON object. */
+int espl_report_print(FILE *out, const espl_report *r);
+int espl_report_print_json(FILE *out, const espl_report *r);
+
+enum espl_export_format { ESPL_EXPORT_CSV, ESPL_EXPORT_JSON };
+
+/*
+ * Export units, oldest first.  Columns, in this order, never renamed:
+ *   unit_uuid, batch, batch_uuid, station, host, recipe, recipe_sha256,
+ *   images, mac, chip_id, flash_id, manufacturer, flash_size, crystal_mhz,
+ *   port, adapter_serial, adapter_location, started, ended, duration_ms,
+ *   result, error_kind, error, repeat_of, seq, hash
+ * chip_id and flash_id are hex ("0x00a1b2c3", "0x1640ef"); started and ended
+ * are ISO 8601 UTC with milliseconds ("2026-11-25T08:54:37.123Z", empty while
+ * running).  CSV: RFC 4180 with a header line.  JSON: an array with one object
+ * per unit (one per line), each with the columns above plus "steps" (index,
+ * kind, address, length, expected_md5, actual_md5, bytes, duration_ms,
+ * retries, result, error).  Returns the number of units written.
+ */
+int espl_report_export(espl_db *db, const espl_report_filter *filter, int format, FILE *out,
+		       espl_error *err);
+extern const char *const espl_export_columns[];
+#define ESPL_EXPORT_NCOLUMNS 26
+
+/* "2026-11-25", "2026-11-25T08:54", "2026-11-25 08:54:37", optional ".mmm" and
+ * "Z" (times are UTC) -> ms since the epoch.  0 or ESPL_EARG. */
+int espl_report_parse_time(const char *text, int64_t *ms);
+/* ms -> "2026-11-25T08:54:37.123Z". */
+void espl_report_format_time(int64_t ms, char out[32]);
+
+#endif /* ESPLINE_REPORT_H */

@@ -1,0 +1,142 @@
+/*
+ * runner.h - run a recipe on one unit and say, with reasons, whether it passed.
+ *
+ * Two halves:
+ *
+ *   espl_plan    the work that is the same for every unit, done once per
+ *                recipe: prepared images (patched, padded, deflated, hashed;
+ *                image.h) for every write, init-data and blank-sector images
+ *                for every flash size the system area can sit at, and the
+ *                flasher stub loaded once.  Read-only once built.
+ *   espl_runner_run   one unit: connect, identify, check `expect`, check the
+ *                layout for the detected flash size, run the steps with their
+ *                retries, and fill an espl_unit_result.
+ *
+ * A unit PASSes only if every step passed and every region written was
+ * verified by an MD5 the chip computed.  Anything else is a FAIL with the
+ * first error and its context (step, line of the recipe, what the chip
+ * said).  Retries: a step is retried (up to its `retries`) only after a link
+ * failure (timeout, protocol or device error); the loader is re-synced
+ * before the next attempt.  A definite answer (MD5 mismatch, wrong chip,
+ * failed expectation) is never retried away.  Step timeouts are checked
+ * after each device operation: the loader has no cancel hook, so an
+ * operation runs to its own protocol timeout first.
+ *
+ * The runner never prints and never touches a file descriptor: it talks to
+ * the chip through loader.h/flash.h and reports through callbacks.
+ *
+ * Thread safety: a plan is built by one thread and may then be shared by any
+ * number of workers, each running its own units (one loader per worker).
+ * A unit result belongs to the worker that filled it.
+ */
+#ifndef ESPLINE_RUNNER_H
+#define ESPLINE_RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "espline/error.h"
+#include "espline/esp8266.h"
+#include "espline/loader.h"
+#include "espline/port.h"
+#include "espline/recipe.h"
+
+typedef struct espl_plan espl_plan;
+
+/* Build the shared work for a loaded and prepared recipe (the recipe must
+ * outlive the plan).  Loads the stub (connect.stub or the default search). */
+int espl_plan_new(const espl_recipe *r, espl_plan **out, espl_error *err);
+void espl_plan_free(espl_plan *p);
+const espl_recipe *espl_plan_recipe(const espl_plan *p);
+
+enum espl_step_status {
+	ESPL_STEP_NOT_RUN = 0,    /* an earlier step failed, or the run was stopped */
+	ESPL_STEP_PASSED,
+	ESPL_STEP_FAILED,
+};
+
+#define ESPL_UNIT_MAX_REGIONS 64
+
+/* A region of flash the unit got (or was checked to already hold). */
+typedef struct espl_written_region {
+	uint32_t address, length;
+	unsigned step;                  /* 1-based step that wrote it */
+	char what[64];                  /* "nodemcu.bin", "init data", "blank sector" */
+	char expected_md5[33];          /* of the bytes as written */
+	char actual_md5[33];            /* from the chip at the last verify; "" = never verified */
+	bool skipped;                   /* skip_unchanged found it already there */
+	bool verified;                  /* the chip's MD5 matched */
+} espl_written_region;
+
+typedef struct espl_step_result {
+	const espl_step *step;
+	enum espl_step_status status;
+	double duration_s;              /* all attempts */
+	unsigned attempts;              /* 0 = not run; retries used = attempts - 1 */
+	uint64_t bytes;                 /* written, erased or hashed */
+	uint64_t bytes_skipped;         /* skip_unchanged: already on the chip */
+	/* verify: the region that failed, else the last one checked */
+	uint32_t md5_address, md5_length;
+	char expected_md5[33], actual_md5[33];
+	espl_error error;               /* of the last attempt, if it failed */
+} espl_step_result;
+
+typedef struct espl_unit_result {
+	bool pass;
+	char port[128];
+	const char *recipe_name;        /* point into the recipe */
+	const char *recipe_sha256;
+	bool connected, identified;
+	espl_chip_info chip;            /* valid when identified */
+	uint32_t system_flash_size;     /* size the init-data addresses were computed for */
+	double connect_s, duration_s;
+	int64_t started_unix_ms;        /* wall clock at the start */
+	size_t n_steps;
+	espl_step_result *steps;        /* n_steps entries, in recipe order */
+	size_t n_regions;
+	espl_written_region regions[ESPL_UNIT_MAX_REGIONS];
+	/* The first thing that went wrong, with context: "step 3 (write, line
+	 * 21): ..." or "connect: ..." or "expect.flash_size_min (line 9): ...". */
+	espl_error first_error;
+	const char *failed_phase;       /* "connect", "identify", "expect", "layout", "step", "stopped", NULL */
+} espl_unit_result;
+
+typedef struct espl_runner_events {
+	void *ctx;
+	/* A step is about to start / has finished (status set). May be NULL. */
+	void (*step_start)(void *ctx, const espl_step_result *s);
+	void (*step_done)(void *ctx, const espl_step_result *s);
+	/* The unit was identified (result->chip is valid). May be NULL. */
+	void (*identified)(void *ctx, const espl_unit_result *u);
+} espl_runner_events;
+
+typedef struct espl_runner_options {
+	espl_loader_events loader_events;  /* log and progress from the device layer */
+	espl_runner_events events;
+	/* Checked between steps and attempts; non-zero stops the unit (FAIL,
+	 * "stopped").  May be NULL. */
+	const volatile int *stop;
+	/* Overrides for the loader's connect budget (0 = the loader's default). */
+	int connect_attempts, connect_timeout_ms;
+} espl_runner_options;
+
+/* Fill o with defaults (no callbacks, no stop flag). */
+void espl_runner_options_init(espl_runner_options *o);
+
+/* Run the plan's recipe on the unit at port_spec (anything espl_port_open
+ * takes).  Fills *res (free its contents with espl_unit_result_clear).
+ * Returns ESPL_OK when the unit passed; otherwise the code of the first
+ * error (res->first_error has the message). */
+int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner_options *o,
+                    espl_unit_result *res);
+
+/* The same on a port the caller opened; the runner takes ownership. */
+int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_options *o,
+                         espl_unit_result *res);
+
+void espl_unit_result_clear(espl_unit_result *res);
+
+const char *espl_step_status_name(enum espl_step_status s);
+
+#endif /* ESPLINE_RUNNER_H */

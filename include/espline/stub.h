@@ -1,0 +1,59 @@
+/*
+ * stub.h - the ESP8266 flasher stub: finding its JSON file, parsing it, and
+ * running it on the chip.
+ *
+ * The stub is never compiled in (license, and so that updating it needs no
+ * rebuild).  Search order, first existing file wins:
+ *   1. the explicit path (--stub, a recipe's stub:)
+ *   2. $ESPLINE_STUB
+ *   3. ESPLINE_SOURCE_DIR/third_party/stub/esp8266.json (scripts/install-deps.sh)
+ *   4. an installed esptool (Python site-packages: targets/stub_flasher/1/
+ *      esp8266.json, targets/stub_flasher/stub_flasher_8266.json) or esptool-js
+ *      (global npm: lib/targets/stub_flasher/{esp8266,stub_flasher_8266}.json)
+ * If none exists the error lists every path tried and how to get one.
+ *
+ * Thread safety: a loaded espl_stub is read-only and may be shared; loading
+ * touches only the file system and the caller's objects.
+ */
+#ifndef ESPLINE_STUB_H
+#define ESPLINE_STUB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "espline/error.h"
+#include "espline/loader.h"
+
+typedef struct espl_stub {
+	char path[512];          /* where it came from */
+	uint8_t *text;           /* IRAM code */
+	size_t text_len;
+	uint32_t text_start;
+	uint8_t *data;           /* DRAM data; NULL if the JSON has none */
+	size_t data_len;
+	uint32_t data_start;
+	uint32_t entry;
+} espl_stub;
+
+/* Parse one JSON file (keys text, text_start, entry; optional data,
+ * data_start; others ignored).  Errors name the file and the bad key. */
+int espl_stub_load_file(const char *path, espl_stub *stub, espl_error *err);
+
+/* Find and load per the search order above; explicit may be NULL. */
+int espl_stub_find(const char *explicit_path, espl_stub *stub, espl_error *err);
+
+/* Candidate paths in search order (for messages and tests); returns how many
+ * were written to paths[0..max) (each a malloc'd string the caller frees). */
+size_t espl_stub_candidates(const char *explicit_path, char **paths, size_t max);
+
+void espl_stub_free(espl_stub *stub);
+
+/* Upload with MEM_BEGIN/MEM_DATA/MEM_END, wait for "OHAI", switch the loader
+ * to stub mode. */
+int espl_stub_run(espl_loader *l, const espl_stub *stub, espl_error *err);
+
+/* Base64 decode (RFC 4648, padding optional, whitespace skipped); *out is
+ * malloc'd. */
+int espl_base64_decode(const char *in, uint8_t **out, size_t *out_len, espl_error *err);
+
+#endif /* ESPLINE_STUB_H */

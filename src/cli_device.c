@@ -1,0 +1,702 @@
+/* cli_device.c - single-device commands: ports, info, erase, write, verify,
+ * read.  Parses arguments, drives the device layer, prints progress and
+ * results; the only place here that prints or picks exit codes. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dev_clock.h"
+#include "espline/esp8266.h"
+#include "espline/flash.h"
+#include "espline/flashmap.h"
+#include "espline/image.h"
+#include "espline/loader.h"
+#include "espline/port.h"
+#include "espline/reset.h"
+#include "espline/stub.h"
+
+#define MAX_FILES 32
+
+/* Everything the device commands accept; each command uses a subset. */
+typedef struct dev_args {
+	const char *cmd;
+	espl_loader_options lo;
+	int verbose, quiet;
+	int stay;                  /* --after stay: leave the chip in the loader */
+	int no_compress, verify;
+	espl_flash_params params;
+	int region;                /* erase --region */
+	const char *region_addr;
+	char **pos;                /* positional arguments after the options */
+	int npos;
+} dev_args;
+
+/* Terminal progress state, owned by the command that runs. */
+typedef struct progress_view {
+	int tty, quiet, verbose;
+	int last_decile;
+	const char *last_step;
+	uint32_t last_addr;
+} progress_view;
+
+/* ---- output ------------------------------------------------------------- */
+
+static void on_log(void *ctx, int level, const char *msg)
+{
+	progress_view *v = ctx;
+	if (level == ESPL_LOG_DEBUG && !v->verbose)
+		return;
+	if (level < ESPL_LOG_WARN && v->quiet)
+		return;
+	fprintf(stderr, "%s%s%s\n", v->tty ? "\r\033[K" : "", level == ESPL_LOG_WARN ? "warning: " : "",
+		msg);
+}
+
+static void draw_bar(const espl_progress *p)
+{
+	int width = 30, fill = p->total ? (int)(width * (double)p->done / (double)p->total) : 0;
+	char bar[64];
+	for (int i = 0; i < width; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[width] = '\0';
+	fprintf(stderr, "\r\033[K%-6s 0x%08X [%s] %3d%% %7.1f KB/s", p->step, p->address, bar,
+		p->total ? (int)(100.0 * (double)p->done / (double)p->total) : 0, p->rate / 1024.0);
+	if (p->total && p->done >= p->total)
+		fprintf(stderr, " %.1f s\n", p->elapsed_s);
+	fflush(stderr);
+}
+
+static void on_progress(void *ctx, const espl_progress *p)
+{
+	progress_view *v = ctx;
+	if (v->quiet)
+		return;
+	if (v->tty) {
+		draw_bar(p);
+		return;
+	}
+	/* Plain lines for logs and pipes: start, each 10 %, end. */
+	if (p->done == 0 || v->last_step != p->step || v->last_addr != p->address) {
+		v->last_step = p->step;
+		v->last_addr = p->address;
+		v->last_decile = -1;
+	}
+	int decile = p->total ? (int)(10 * (double)p->done / (double)p->total) : 0;
+	if (decile == v->last_decile && !(p->total && p->done == p->total))
+		return;
+	if (p->total && p->done == p->total && v->last_decile == 10)
+		return;
+	v->last_decile = p->total && p->done == p->total ? 10 : decile;
+	fprintf(stderr, "%s 0x%08X: %zu/%zu bytes (%d%%), %.1f KB/s, %.1f s\n", p->step, p->address,
+		p->done, p->total, p->total ? (int)(100.0 * (double)p->done / (double)p->total) : 0,
+		p->rate / 1024.0, p->elapsed_s);
+}
+
+static int fail(const dev_args *a, const espl_error *err)
+{
+	fprintf(stderr, "espline %s: error: %s\n", a->cmd, err->msg);
+	return espl_cli_exit_for(err->code);
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "espline %s: ", cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (espline %s --help)\n", cmd);
+	return ESPL_EXIT_USAGE;
+}
+
+/* ---- argument parsing --------------------------------------------------- */
+
+static const char common_help[] =
+	"connection options:\n"
+	"  --baud N          rate for reset and sync (default 115200)\n"
+	"  --flash-baud N    rate once the flasher stub runs (default 460800; falls back\n"
+	"                    to --baud if the adapter or cable cannot do it)\n"
+	"  --reset auto|none auto: DTR/RTS auto-reset circuit (default); none: the jig\n"
+	"                    holds GPIO0 low and resets the chip itself\n"
+	"  --after run|stay  after the command: reset into the firmware (default) or\n"
+	"                    leave the chip in the loader\n"
+	"  --stub FILE       flasher stub JSON (default: $ESPLINE_STUB, the copy made by\n"
+	"                    scripts/install-deps.sh, then an installed esptool/esptool-js)\n"
+	"  --no-stub         talk to the ROM loader only (slow; no erase/verify/read)\n"
+	"  -v, --verbose     debug log     -q, --quiet  no progress\n"
+	"\nPORT: /dev/ttyUSB0, /dev/pts/N, a glob or usb:VID:PID matching exactly one\n"
+	"adapter, rfc2217://HOST:PORT or socket://HOST:PORT.\n"
+	"exit codes: 0 ok, 1 check failed (verify mismatch, wrong chip, image too big),\n"
+	"2 usage, 3 device/port error.\n";
+
+enum opt_id {
+	OPT_BAUD = 1000, OPT_FLASH_BAUD, OPT_RESET, OPT_AFTER, OPT_STUB, OPT_NO_STUB, OPT_NO_COMPRESS,
+	OPT_VERIFY, OPT_MODE, OPT_SIZE, OPT_FREQ, OPT_REGION, OPT_HELP,
+};
+
+static const struct option long_opts[] = {
+	{ "baud", required_argument, NULL, OPT_BAUD },
+	{ "flash-baud", required_argument, NULL, OPT_FLASH_BAUD },
+	{ "reset", required_argument, NULL, OPT_RESET },
+	{ "after", required_argument, NULL, OPT_AFTER },
+	{ "stub", required_argument, NULL, OPT_STUB },
+	{ "no-stub", no_argument, NULL, OPT_NO_STUB },
+	{ "no-compress", no_argument, NULL, OPT_NO_COMPRESS },
+	{ "verify", no_argument, NULL, OPT_VERIFY },
+	{ "flash-mode", required_argument, NULL, OPT_MODE },
+	{ "flash-size", required_argument, NULL, OPT_SIZE },
+	{ "flash-freq", required_argument, NULL, OPT_FREQ },
+	{ "region", required_argument, NULL, OPT_REGION },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int parse_baud(const char *cmd, const char *s, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (*end || errno || v < 300 || v > 4000000)
+		return usage_error(cmd, "bad baud rate '%s'", s);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_u32(const char *cmd, const char *what, const char *s, uint32_t *out)
+{
+	size_t v;
+	espl_error err;
+	if (espl_size_parse(s, &v, &err) < 0 || v > 0xFFFFFFFFu) {
+		fprintf(stderr, "espline %s: bad %s '%s' (decimal, 0x hex, or e.g. 4MB)\n", cmd, what, s);
+		return ESPL_EXIT_USAGE;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* Apply one option; returns 0 or an exit code. */
+static int apply_opt(dev_args *a, int c, const char *arg)
+{
+	espl_error err;
+	int rc = 0;
+	switch (c) {
+	case OPT_BAUD: return parse_baud(a->cmd, arg, &a->lo.baud);
+	case OPT_FLASH_BAUD: return parse_baud(a->cmd, arg, &a->lo.flash_baud);
+	case OPT_RESET: rc = espl_reset_mode_parse(arg, &a->lo.reset, &err); break;
+	case OPT_AFTER:
+		if (strcmp(arg, "run") == 0 || strcmp(arg, "hard_reset") == 0)
+			a->stay = 0;
+		else if (strcmp(arg, "stay") == 0 || strcmp(arg, "no_reset") == 0)
+			a->stay = 1;
+		else
+			return usage_error(a->cmd, "--after takes run or stay, not '%s'", arg);
+		return 0;
+	case OPT_STUB: a->lo.stub_path = arg; return 0;
+	case OPT_NO_STUB: a->lo.no_stub = 1; return 0;
+	case OPT_NO_COMPRESS: a->no_compress = 1; return 0;
+	case OPT_VERIFY: a->verify = 1; return 0;
+	case OPT_MODE: rc = espl_flash_mode_parse(arg, &a->params.mode, &err); break;
+	case OPT_SIZE: rc = espl_flash_size_parse(arg, &a->params.size, &err); break;
+	case OPT_FREQ: rc = espl_flash_freq_parse(arg, &a->params.freq, &err); break;
+	case OPT_REGION: a->region = 1; a->region_addr = arg; return 0;
+	case 'v': a->verbose = 1; return 0;
+	case 'q': a->quiet = 1; return 0;
+	default: return ESPL_EXIT_USAGE;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "espline %s: %s\n", a->cmd, err.msg);
+		return ESPL_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Returns -1 to go on, or an exit code (help printed, or a usage error). */
+static int parse_args(dev_args *a, int argc, char **argv, const char *allowed, const char *help)
+{
+	memset(a, 0, sizeof *a);
+	a->cmd = argv[0];
+	espl_loader_options_init(&a->lo);
+	espl_flash_params_keep(&a->params);
+	optind = 1;
+	opterr = 0;
+	for (;;) {
+		int idx = 0;
+		int c = getopt_long(argc, argv, "+vqh", long_opts, &idx);
+		if (c == -1) {
+			/* permute by hand: options may follow positional arguments */
+			if (optind < argc && argv[optind][0] != '-') {
+				a->pos = realloc(a->pos, sizeof *a->pos * (size_t)(a->npos + 1));
+				a->pos[a->npos++] = argv[optind++];
+				continue;
+			}
+			if (optind < argc && strcmp(argv[optind], "--") == 0) {
+				for (optind++; optind < argc; optind++) {
+					a->pos = realloc(a->pos, sizeof *a->pos * (size_t)(a->npos + 1));
+					a->pos[a->npos++] = argv[optind];
+				}
+			}
+			break;
+		}
+		if (c == OPT_HELP || c == 'h') {
+			fputs(help, stdout);
+			return ESPL_EXIT_OK;
+		}
+		if (c == '?' || c == ':')
+			return usage_error(a->cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+		if (c >= OPT_BAUD && !strchr(allowed, 'A' + (c - OPT_BAUD)))
+			return usage_error(a->cmd, "option '%s' does not apply here", argv[optind - 1]);
+		int rc = apply_opt(a, c, optarg);
+		if (rc)
+			return rc;
+	}
+	return -1;
+}
+
+/* ---- connecting --------------------------------------------------------- */
+
+/* A glob or usb:VID:PID must name exactly one adapter here. */
+static int resolve_port(const char *cmd, const char *spec, char *out, size_t cap)
+{
+	espl_port_info *list = NULL;
+	espl_error err;
+	int n;
+
+	if (!strchr(spec, '*') && !strchr(spec, '?') && strncmp(spec, "usb:", 4) != 0) {
+		snprintf(out, cap, "%s", spec);
+		return 0;
+	}
+	n = espl_port_list(spec, &list, &err);
+	if (n < 0) {
+		fprintf(stderr, "espline %s: error: %s\n", cmd, err.msg);
+		return espl_cli_exit_for(n);
+	}
+	if (n != 1) {
+		fprintf(stderr, "espline %s: '%s' matches %d ports; this command programs one "
+			"(use `espline run` for many):\n", cmd, spec, n);
+		for (int i = 0; i < n; i++)
+			fprintf(stderr, "  %s\n", list[i].path);
+		free(list);
+		return ESPL_EXIT_USAGE;
+	}
+	snprintf(out, cap, "%s", list[0].path);
+	free(list);
+	return 0;
+}
+
+static int connect_device(dev_args *a, const char *spec, progress_view *v, espl_loader **l,
+			  espl_chip_info *chip)
+{
+	char path[256];
+	espl_error err;
+	int rc;
+
+	v->tty = isatty(STDERR_FILENO);
+	v->quiet = a->quiet;
+	v->verbose = a->verbose;
+	a->lo.events.ctx = v;
+	a->lo.events.log = on_log;
+	a->lo.events.progress = on_progress;
+	rc = resolve_port(a->cmd, spec, path, sizeof path);
+	if (rc)
+		return rc;
+	if (!a->quiet)
+		fprintf(stderr, "connecting to %s...\n", path);
+	if (espl_loader_open(path, &a->lo, l, &err) < 0) {
+		if (err.code == ESPL_ENOTFOUND && strstr(err.msg, "stub")) {
+			/* The message may be cut short: list every place looked. */
+			char *paths[64];
+			size_t n = espl_stub_candidates(a->lo.stub_path, paths, 64);
+			rc = fail(a, &err);
+			fprintf(stderr, "stub locations tried:\n");
+			for (size_t i = 0; i < n; i++) {
+				fprintf(stderr, "  %s\n", paths[i]);
+				free(paths[i]);
+			}
+			return rc;
+		}
+		return fail(a, &err);
+	}
+	if (espl_esp8266_identify(*l, chip, &err) < 0) {
+		rc = fail(a, &err);
+		espl_loader_close(*l);
+		*l = NULL;
+		return rc;
+	}
+	if (!a->quiet) {
+		char size[16];
+		fprintf(stderr, "%s, MAC %s, flash %s (%s), %s at %u baud\n", chip->chip, chip->mac_str,
+			chip->flash_size ? espl_size_name(chip->flash_size, size, sizeof size) : "unknown",
+			chip->flash_vendor, espl_loader_mode(*l) == ESPL_MODE_STUB ? "stub" : "ROM",
+			espl_loader_baud(*l));
+	}
+	return 0;
+}
+
+/* Leave the chip as asked and close; a failed reset after a good job is a
+ * warning, not a failure. */
+static void finish(dev_args *a, espl_loader *l)
+{
+	espl_error err;
+	if (!l)
+		return;
+	if (!a->stay && espl_loader_hard_reset(l, &err) < 0)
+		fprintf(stderr, "warning: could not start the firmware: %s\n", err.msg);
+	espl_loader_close(l);
+}
+
+/* ---- ports -------------------------------------------------------------- */
+
+static const char ports_help[] =
+	"usage: espline ports [SPEC]\n\n"
+	"List serial adapters (path, USB VID:PID, serial number, description).\n"
+	"SPEC narrows the list: a glob (/dev/ttyUSB*) or usb:VID[:PID].\n";
+
+static int cmd_ports(int argc, char **argv)
+{
+	dev_args a;
+	espl_port_info *list = NULL;
+	espl_error err;
+	int rc = parse_args(&a, argc, argv, "", ports_help);
+	if (rc >= 0)
+		return rc;
+	if (a.npos > 1) {
+		free(a.pos);
+		return usage_error("ports", "takes at most one SPEC%s", "");
+	}
+	int n = espl_port_list(a.npos ? a.pos[0] : NULL, &list, &err);
+	free(a.pos);
+	if (n < 0)
+		return fail(&a, &err);
+	if (n == 0)
+		fprintf(stderr, "no serial ports found\n");
+	for (int i = 0; i < n; i++) {
+		char id[16] = "-";
+		if (list[i].vid || list[i].pid)
+			snprintf(id, sizeof id, "%04x:%04x", list[i].vid, list[i].pid);
+		printf("%-28s %-9s %-20s %s\n", list[i].path, id, list[i].serial[0] ? list[i].serial : "-",
+		       list[i].description[0] ? list[i].description : "-");
+	}
+	free(list);
+	return ESPL_EXIT_OK;
+}
+
+/* ---- info --------------------------------------------------------------- */
+
+static const char info_help_head[] =
+	"usage: espline info PORT [options]\n\n"
+	"Connect and print what the module is: chip, MAC, chip id, crystal, flash JEDEC\n"
+	"id, vendor and size, and where the SDK's init data goes for that size.\n\n";
+
+#define CONN_OPTS "ABCDEF"  /* baud flash-baud reset after stub no-stub */
+
+static int cmd_info(int argc, char **argv)
+{
+	char help[4096];
+	dev_args a;
+	progress_view v = { 0 };
+	espl_loader *l;
+	espl_chip_info chip;
+	espl_flashmap map;
+	espl_error err;
+	char size[16];
+	snprintf(help, sizeof help, "%s%s", info_help_head, common_help);
+	int rc = parse_args(&a, argc, argv, CONN_OPTS, help);
+	if (rc >= 0)
+		return rc;
+	if (a.npos != 1) {
+		free(a.pos);
+		return usage_error("info", "needs exactly one PORT%s", "");
+	}
+	rc = connect_device(&a, a.pos[0], &v, &l, &chip);
+	if (rc) {
+		free(a.pos);
+		return rc;
+	}
+	printf("port:        %s\n", a.pos[0]);
+	printf("chip:        %s\n", chip.chip);
+	printf("mac:         %s\n", chip.mac_str);
+	printf("chip id:     0x%06x\n", chip.chip_id);
+	printf("crystal:     %u MHz (estimated %.1f)\n", chip.xtal_mhz, chip.xtal_estimate_mhz);
+	printf("flash id:    0x%06X (manufacturer 0x%02X %s, device 0x%02X%02X)\n", chip.flash_id,
+	       chip.flash_manufacturer, chip.flash_vendor, chip.flash_type, chip.flash_capacity);
+	printf("flash size:  %s\n", chip.flash_size ? espl_size_name(chip.flash_size, size, sizeof size)
+						      : "unknown");
+	if (chip.flash_size && espl_flashmap_for_size(chip.flash_size, &map, &err) == 0)
+		printf("init data:   0x%06X (RF cal 0x%06X, blank 0x%06X)\n", map.init_data, map.rf_cal,
+		       map.blank);
+	printf("loader:      %s at %u baud\n", espl_loader_mode(l) == ESPL_MODE_STUB ? "stub" : "ROM",
+	       espl_loader_baud(l));
+	finish(&a, l);
+	free(a.pos);
+	return ESPL_EXIT_OK;
+}
+
+/* ---- erase -------------------------------------------------------------- */
+
+static const char erase_help_head[] =
+	"usage: espline erase PORT [--region ADDR LEN] [options]\n\n"
+	"Erase the whole flash, or LEN bytes from ADDR (both multiples of 4096).\n\n";
+
+static int cmd_erase(int argc, char **argv)
+{
+	char help[4096];
+	dev_args a;
+	progress_view v = { 0 };
+	espl_loader *l;
+	espl_chip_info chip;
+	espl_error err;
+	uint32_t addr = 0, len = 0;
+	snprintf(help, sizeof help, "%s%s", erase_help_head, common_help);
+	int rc = parse_args(&a, argc, argv, CONN_OPTS "L", help);
+	if (rc >= 0)
+		return rc;
+	if (a.npos != (a.region ? 2 : 1)) {
+		free(a.pos);
+		return usage_error("erase", a.region ? "needs PORT and --region ADDR LEN%s"
+						     : "needs exactly one PORT%s", "");
+	}
+	if (a.region && ((rc = parse_u32("erase", "address", a.region_addr, &addr)) ||
+			 (rc = parse_u32("erase", "length", a.pos[1], &len)))) {
+		free(a.pos);
+		return rc;
+	}
+	if (a.region && (addr % 4096 || len % 4096 || len == 0)) {
+		free(a.pos);
+		fprintf(stderr, "espline erase: --region 0x%X 0x%X: address and length must be non-zero "
+			"multiples of 4096 (0x1000)\n", addr, len);
+		return ESPL_EXIT_USAGE;
+	}
+	rc = connect_device(&a, a.pos[0], &v, &l, &chip);
+	if (rc == 0) {
+		rc = a.region ? espl_flash_erase_region(l, addr, len, &err) : espl_flash_erase_chip(l, &err);
+		rc = rc < 0 ? fail(&a, &err) : ESPL_EXIT_OK;
+		if (rc == ESPL_EXIT_OK && !a.quiet)
+			fprintf(stderr, "erase done\n");
+		finish(&a, l);
+	}
+	free(a.pos);
+	return rc;
+}
+
+/* ---- write / verify ----------------------------------------------------- */
+
+typedef struct file_arg {
+	uint32_t addr;
+	const char *path;
+	espl_image_source *src;
+} file_arg;
+
+static int cmp_addr(const void *x, const void *y)
+{
+	const file_arg *a = x, *b = y;
+	return a->addr < b->addr ? -1 : a->addr > b->addr;
+}
+
+/* ADDR FILE pairs from the positional arguments after PORT, loaded and
+ * checked before any device is touched. */
+static int load_files(dev_args *a, file_arg *files, int *nfiles)
+{
+	espl_error err;
+	int n = (a->npos - 1) / 2;
+	if (a->npos < 3 || (a->npos - 1) % 2) {
+		fprintf(stderr, "espline %s: needs PORT and one or more ADDR FILE pairs (espline %s --help)\n",
+			a->cmd, a->cmd);
+		return ESPL_EXIT_USAGE;
+	}
+	if (n > MAX_FILES) {
+		fprintf(stderr, "espline %s: at most %d files\n", a->cmd, MAX_FILES);
+		return ESPL_EXIT_USAGE;
+	}
+	for (int i = 0; i < n; i++) {
+		int rc = parse_u32(a->cmd, "address", a->pos[1 + 2 * i], &files[i].addr);
+		if (rc)
+			return rc;
+		files[i].path = a->pos[2 + 2 * i];
+		files[i].src = NULL;
+	}
+	*nfiles = n;
+	for (int i = 0; i < n; i++) {
+		if (espl_image_source_open(files[i].path, files[i].addr, &a->params, &files[i].src, &err) < 0)
+			return fail(a, &err);
+	}
+	qsort(files, (size_t)n, sizeof *files, cmp_addr);
+	return 0;
+}
+
+static void free_files(file_arg *files, int n)
+{
+	for (int i = 0; i < n; i++)
+		espl_image_source_free(files[i].src);
+}
+
+static int check_overlaps(const dev_args *a, const espl_image *const *imgs, int n)
+{
+	for (int i = 1; i < n; i++) {
+		if ((uint64_t)imgs[i - 1]->address + imgs[i - 1]->size > imgs[i]->address) {
+			fprintf(stderr, "espline %s: %s (0x%X..0x%zX) overlaps %s at 0x%X\n", a->cmd,
+				imgs[i - 1]->name, imgs[i - 1]->address,
+				(size_t)imgs[i - 1]->address + imgs[i - 1]->size, imgs[i]->name, imgs[i]->address);
+			return ESPL_EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+static int verify_one(const dev_args *a, espl_loader *l, const espl_image *img)
+{
+	espl_error err;
+	if (espl_flash_verify(l, img, &err) < 0)
+		return fail(a, &err);
+	if (!a->quiet)
+		fprintf(stderr, "verified %s at 0x%X: MD5 %s\n", img->name, img->address, img->md5_hex);
+	return 0;
+}
+
+static int run_files(dev_args *a, int do_write)
+{
+	progress_view v = { 0 };
+	file_arg files[MAX_FILES];
+	const espl_image *imgs[MAX_FILES];
+	int nfiles = 0, rc;
+	espl_loader *l = NULL;
+	espl_chip_info chip;
+	espl_error err;
+	double t0 = espl_now_s();
+
+	rc = load_files(a, files, &nfiles);
+	if (rc == 0)
+		rc = connect_device(a, a->pos[0], &v, &l, &chip);
+	for (int i = 0; rc == 0 && i < nfiles; i++) {
+		if (espl_image_source_get(files[i].src, chip.flash_size, &imgs[i], &err) < 0)
+			rc = fail(a, &err);
+		else if (imgs[i]->patched && !a->quiet)
+			fprintf(stderr, "%s: flash params set to 0x%02X%02X\n", imgs[i]->name,
+				imgs[i]->header[0], imgs[i]->header[1]);
+	}
+	if (rc == 0)
+		rc = check_overlaps(a, imgs, nfiles);
+	for (int i = 0; rc == 0 && i < nfiles; i++) {
+		if (do_write) {
+			int flags = a->no_compress ? 0 : ESPL_WRITE_COMPRESS;
+			if (espl_flash_write(l, imgs[i], flags, &err) < 0) {
+				rc = fail(a, &err);
+				break;
+			}
+		}
+		if (!do_write || a->verify)
+			rc = verify_one(a, l, imgs[i]);
+	}
+	if (rc == 0 && !a->quiet)
+		fprintf(stderr, "%s done in %.1f s\n", a->cmd, espl_now_s() - t0);
+	finish(a, l);
+	free_files(files, nfiles);
+	return rc;
+}
+
+static const char write_help_head[] =
+	"usage: espline write PORT [options] ADDR FILE [ADDR FILE ...]\n\n"
+	"Write each FILE at flash address ADDR (deflate-compressed through the stub).\n"
+	"  --no-compress     send the bytes as they are\n"
+	"  --verify          check every region by MD5 computed on the chip afterwards\n"
+	"  --flash-mode M    qio|qout|dio|dout|keep (default keep)\n"
+	"  --flash-size S    256KB..16MB|detect|keep (default keep)\n"
+	"  --flash-freq F    40m|26m|20m|80m|keep (default keep)\n"
+	"                    (these patch the image header only for a file at 0x0, which\n"
+	"                    must then be a bootable image)\n\n";
+
+static int cmd_write(int argc, char **argv)
+{
+	char help[4096];
+	dev_args a;
+	snprintf(help, sizeof help, "%s%s", write_help_head, common_help);
+	int rc = parse_args(&a, argc, argv, CONN_OPTS "GHIJK", help);
+	if (rc >= 0)
+		return rc;
+	rc = run_files(&a, 1);
+	free(a.pos);
+	return rc;
+}
+
+static const char verify_help_head[] =
+	"usage: espline verify PORT [options] ADDR FILE [ADDR FILE ...]\n\n"
+	"Compare each FILE with the flash at ADDR by MD5 computed on the chip.  Give the\n"
+	"same --flash-mode/--flash-size/--flash-freq as for write: the header patch\n"
+	"changes the expected bytes.\n\n";
+
+static int cmd_verify(int argc, char **argv)
+{
+	char help[4096];
+	dev_args a;
+	snprintf(help, sizeof help, "%s%s", verify_help_head, common_help);
+	int rc = parse_args(&a, argc, argv, CONN_OPTS "IJK", help);
+	if (rc >= 0)
+		return rc;
+	rc = run_files(&a, 0);
+	free(a.pos);
+	return rc;
+}
+
+/* ---- read --------------------------------------------------------------- */
+
+static const char read_help_head[] =
+	"usage: espline read PORT [options] ADDR LEN OUT\n\n"
+	"Read LEN bytes of flash from ADDR into the file OUT (LEN may be e.g. 4MB).\n\n";
+
+static int cmd_read(int argc, char **argv)
+{
+	char help[4096];
+	dev_args a;
+	progress_view v = { 0 };
+	espl_loader *l;
+	espl_chip_info chip;
+	espl_error err;
+	uint32_t addr, len;
+	uint8_t *buf = NULL;
+	snprintf(help, sizeof help, "%s%s", read_help_head, common_help);
+	int rc = parse_args(&a, argc, argv, CONN_OPTS, help);
+	if (rc >= 0)
+		return rc;
+	if (a.npos != 4) {
+		free(a.pos);
+		return usage_error("read", "needs PORT ADDR LEN OUT%s", "");
+	}
+	if ((rc = parse_u32("read", "address", a.pos[1], &addr)) ||
+	    (rc = parse_u32("read", "length", a.pos[2], &len))) {
+		free(a.pos);
+		return rc;
+	}
+	buf = malloc(len ? len : 1);
+	if (!buf) {
+		free(a.pos);
+		fprintf(stderr, "espline read: out of memory\n");
+		return ESPL_EXIT_DEVICE;
+	}
+	rc = connect_device(&a, a.pos[0], &v, &l, &chip);
+	if (rc == 0) {
+		if (espl_flash_read(l, addr, len, buf, &err) < 0) {
+			rc = fail(&a, &err);
+		} else {
+			FILE *f = fopen(a.pos[3], "wb");
+			if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+				fprintf(stderr, "espline read: cannot write %s: %s\n", a.pos[3], strerror(errno));
+				rc = ESPL_EXIT_DEVICE;
+			} else if (!a.quiet) {
+				fprintf(stderr, "read %u bytes from 0x%X into %s\n", len, addr, a.pos[3]);
+			}
+		}
+		finish(&a, l);
+	}
+	free(buf);
+	free(a.pos);
+	return rc;
+}
+
+const espl_cli_command espl_cmd_ports = { "ports", "list serial adapters", cmd_ports };
+const espl_cli_command espl_cmd_info = { "info", "identify the module on a port", cmd_info };
+const espl_cli_command espl_cmd_erase = { "erase", "erase the flash, or a region", cmd_erase };
+const espl_cli_command espl_cmd_write = { "write", "write files to flash (--verify)", cmd_write };
+const espl_cli_command espl_cmd_verify = { "verify", "compare flash with files by MD5", cmd_verify };
+const espl_cli_command espl_cmd_read = { "read", "read flash into a file", cmd_read };

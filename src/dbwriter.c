@@ -1,0 +1,1180 @@
+/* dbwriter.c - the single database writer thread; see include/espline/dbwriter.h. */
+#include "espline/dbwriter.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum rec_type { R_BATCH_BEGIN, R_BATCH_END, R_UNIT_BEGIN, R_UNIT_END, R_EVENT, R_SYNC };
+
+static const char *const type_names[] = {
+	[R_BATCH_BEGIN] = "batch_begin", [R_BATCH_END] = "batch_end",
+	[R_UNIT_BEGIN] = "unit_begin", [R_UNIT_END] = "unit_end", [R_EVENT] = "event",
+	[R_SYNC] = "sync",
+};
+
+/* One queued record: owned deep copies of what the producer gave. */
+typedef struct rec {
+	struct rec *next;
+	int type;
+	espl_db_station station;
+	espl_db_recipe recipe;
+	espl_db_image *images;
+	espl_db_batch batch;
+	espl_db_unit unit;
+	espl_db_step *steps;
+	size_t n_steps;
+	espl_db_event event;
+	char batch_uuid[ESPL_DB_UUID_SIZE]; /* batch_end */
+	int64_t ended_ms;                    /* batch_end */
+	/* outcome */
+	int waited;   /* a producer waits for it and frees it */
+	int done;
+	espl_dbw_ack ack;
+} rec;
+
+struct espl_dbw {
+	espl_dbw_options o;
+	char *path, *spool_path, *rejected_path;
+	char *st_name, *st_host, *st_version;
+	espl_db *db;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
+	rec *head, *tail;
+	rec *held_head, *held_tail; /* neither written nor spooled */
+	int stopping;
+	int state;
+	char reason[ESPL_ERROR_MAX];
+	espl_dbw_stats stats;
+	int spool_fd;
+};
+
+/* ---- record copies ----------------------------------------------------- */
+
+/* strdup that records a failure instead of returning it at each call. */
+static const char *copy_str(const char *s, int *oom)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		*oom = 1;
+	return d;
+}
+
+#define FREE_CONST(p) free((void *)(p))
+
+static void rec_free(rec *r)
+{
+	if (!r)
+		return;
+	FREE_CONST(r->station.name);
+	FREE_CONST(r->station.host);
+	FREE_CONST(r->station.version);
+	FREE_CONST(r->recipe.name);
+	FREE_CONST(r->recipe.sha256);
+	FREE_CONST(r->recipe.yaml);
+	for (size_t i = 0; i < r->recipe.n_images; i++) {
+		FREE_CONST(r->images[i].name);
+		FREE_CONST(r->images[i].sha256);
+	}
+	free(r->images);
+	FREE_CONST(r->batch.name);
+	FREE_CONST(r->batch.operator_name);
+	const espl_db_unit *u = &r->unit;
+	FREE_CONST(u->mac);
+	FREE_CONST(u->manufacturer);
+	FREE_CONST(u->port);
+	FREE_CONST(u->adapter_serial);
+	FREE_CONST(u->adapter_location);
+	FREE_CONST(u->error_kind);
+	FREE_CONST(u->error);
+	for (size_t i = 0; i < r->n_steps; i++) {
+		FREE_CONST(r->steps[i].kind);
+		FREE_CONST(r->steps[i].expected_md5);
+		FREE_CONST(r->steps[i].actual_md5);
+		FREE_CONST(r->steps[i].error);
+	}
+	free(r->steps);
+	FREE_CONST(r->event.level);
+	FREE_CONST(r->event.kind);
+	FREE_CONST(r->event.batch_uuid);
+	FREE_CONST(r->event.unit_uuid);
+	FREE_CONST(r->event.message);
+	free(r);
+}
+
+static void copy_station(rec *r, const espl_db_station *s, int *oom)
+{
+	r->station.name = copy_str(s->name, oom);
+	r->station.host = copy_str(s->host, oom);
+	r->station.version = copy_str(s->version, oom);
+}
+
+static void copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
+{
+	r->recipe.name = copy_str(src->name, oom);
+	r->recipe.sha256 = copy_str(src->sha256, oom);
+	r->recipe.yaml = copy_str(src->yaml, oom);
+	if (src->n_images) {
+		r->images = calloc(src->n_images, sizeof *r->images);
+		if (!r->images) {
+			*oom = 1;
+			return;
+		}
+		r->recipe.n_images = src->n_images;
+		for (size_t i = 0; i < src->n_images; i++) {
+			r->images[i].name = copy_str(src->images[i].name, oom);
+			r->images[i].sha256 = copy_str(src->images[i].sha256, oom);
+		}
+	}
+	r->recipe.images = r->images;
+}
+
+static void copy_batch(rec *r, const espl_db_batch *b, int *oom)
+{
+	r->batch = *b;
+	r->batch.name = copy_str(b->name, oom);
+	r->batch.operator_name = copy_str(b->operator_name, oom);
+}
+
+static void copy_unit(rec *r, const espl_db_unit *u, int *oom)
+{
+	r->unit = *u;
+	r->unit.mac = copy_str(u->mac, oom);
+	r->unit.manufacturer = copy_str(u->manufacturer, oom);
+	r->unit.port = copy_str(u->port, oom);
+	r->unit.adapter_serial = copy_str(u->adapter_serial, oom);
+	r->unit.adapter_location = copy_str(u->adapter_location, oom);
+	r->unit.error_kind = copy_str(u->error_kind, oom);
+	r->unit.error = copy_str(u->error, oom);
+	snprintf(r->ack.uuid, sizeof r->ack.uuid, "%s", u->uuid);
+}
+
+static void copy_steps(rec *r, const espl_db_step *steps, size_t n, int *oom)
+{
+	if (!n)
+		return;
+	r->steps = calloc(n, sizeof *r->steps);
+	if (!r->steps) {
+		*oom = 1;
+		return;
+	}
+	r->n_steps = n;
+	for (size_t i = 0; i < n; i++) {
+		r->steps[i] = steps[i];
+		r->steps[i].kind = copy_str(steps[i].kind, oom);
+		r->steps[i].expected_md5 = copy_str(steps[i].expected_md5, oom);
+		r->steps[i].actual_md5 = copy_str(steps[i].actual_md5, oom);
+		r->steps[i].error = copy_str(steps[i].error, oom);
+	}
+}
+
+static void copy_event(rec *r, const espl_db_event *e, int *oom)
+{
+	r->event.time_ms = e->time_ms;
+	r->event.level = copy_str(e->level, oom);
+	r->event.kind = copy_str(e->kind, oom);
+	r->event.batch_uuid = copy_str(e->batch_uuid, oom);
+	r->event.unit_uuid = copy_str(e->unit_uuid, oom);
+	r->event.message = copy_str(e->message, oom);
+}
+
+/* ---- JSON form (spool and rejected files) ----------------------------- */
+
+static json_t *jstr(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *station_json(const espl_db_station *s)
+{
+	return json_pack("{s:o,s:o,s:o}", "name", jstr(s->name), "host", jstr(s->host), "version",
+			 jstr(s->version));
+}
+
+static json_t *unit_json(const espl_db_unit *u)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "uuid", json_string(u->uuid));
+	json_object_set_new(j, "batch_uuid", json_string(u->batch_uuid));
+	json_object_set_new(j, "mac", jstr(u->mac));
+	json_object_set_new(j, "chip_id", json_integer(u->chip_id));
+	json_object_set_new(j, "flash_id", json_integer(u->flash_id));
+	json_object_set_new(j, "manufacturer", jstr(u->manufacturer));
+	json_object_set_new(j, "flash_size", json_integer(u->flash_size));
+	json_object_set_new(j, "crystal_mhz", json_integer(u->crystal_mhz));
+	json_object_set_new(j, "port", jstr(u->port));
+	json_object_set_new(j, "adapter_serial", jstr(u->adapter_serial));
+	json_object_set_new(j, "adapter_location", jstr(u->adapter_location));
+	json_object_set_new(j, "started_ms", json_integer(u->started_ms));
+	json_object_set_new(j, "ended_ms", json_integer(u->ended_ms));
+	json_object_set_new(j, "duration_ms", json_integer(u->duration_ms));
+	json_object_set_new(j, "result", json_string(espl_db_result_name(u->result)));
+	json_object_set_new(j, "error_kind", jstr(u->error_kind));
+	json_object_set_new(j, "error", jstr(u->error));
+	return j;
+}
+
+static json_t *step_json(const espl_db_step *s)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "index", json_integer(s->index));
+	json_object_set_new(j, "kind", jstr(s->kind));
+	json_object_set_new(j, "address", json_integer(s->address));
+	json_object_set_new(j, "length", json_integer(s->length));
+	json_object_set_new(j, "expected_md5", jstr(s->expected_md5));
+	json_object_set_new(j, "actual_md5", jstr(s->actual_md5));
+	json_object_set_new(j, "bytes", json_integer((json_int_t)s->bytes));
+	json_object_set_new(j, "duration_ms", json_integer(s->duration_ms));
+	json_object_set_new(j, "retries", json_integer(s->retries));
+	json_object_set_new(j, "result", json_string(espl_db_result_name(s->result)));
+	json_object_set_new(j, "error", jstr(s->error));
+	return j;
+}
+
+static json_t *rec_json(const rec *r)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "v", json_integer(1));
+	json_object_set_new(j, "type", json_string(type_names[r->type]));
+	switch (r->type) {
+	case R_BATCH_BEGIN: {
+		json_t *im = json_array();
+		for (size_t i = 0; i < r->recipe.n_images; i++)
+			json_array_append_new(im, json_pack("{s:o,s:o}", "name",
+							    jstr(r->images[i].name), "sha256",
+							    jstr(r->images[i].sha256)));
+		json_object_set_new(j, "station", station_json(&r->station));
+		json_object_set_new(j, "recipe",
+				    json_pack("{s:o,s:o,s:o,s:o}", "name", jstr(r->recipe.name),
+					      "sha256", jstr(r->recipe.sha256), "yaml",
+					      jstr(r->recipe.yaml), "images", im));
+		json_object_set_new(j, "batch",
+				    json_pack("{s:s,s:o,s:o,s:I,s:i}", "uuid", r->batch.uuid, "name",
+					      jstr(r->batch.name), "operator",
+					      jstr(r->batch.operator_name), "started_ms",
+					      (json_int_t)r->batch.started_ms, "planned",
+					      r->batch.planned));
+		break;
+	}
+	case R_BATCH_END:
+		json_object_set_new(j, "batch_uuid", json_string(r->batch_uuid));
+		json_object_set_new(j, "ended_ms", json_integer(r->ended_ms));
+		break;
+	case R_UNIT_BEGIN:
+	case R_UNIT_END: {
+		json_object_set_new(j, "unit", unit_json(&r->unit));
+		if (r->type == R_UNIT_END) {
+			json_t *st = json_array();
+			for (size_t i = 0; i < r->n_steps; i++)
+				json_array_append_new(st, step_json(&r->steps[i]));
+			json_object_set_new(j, "steps", st);
+		}
+		break;
+	}
+	case R_EVENT:
+		json_object_set_new(j, "event",
+				    json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}", "time_ms",
+					      (json_int_t)r->event.time_ms, "level", jstr(r->event.level),
+					      "kind", jstr(r->event.kind), "batch_uuid",
+					      jstr(r->event.batch_uuid), "unit_uuid",
+					      jstr(r->event.unit_uuid), "message",
+					      jstr(r->event.message)));
+		break;
+	default:
+		break;
+	}
+	return j;
+}
+
+/* Parsing back.  Strings are copied; a missing key reads as NULL / 0. */
+static const char *get_s(json_t *o, const char *k, int *oom)
+{
+	return copy_str(json_string_value(json_object_get(o, k)), oom);
+}
+
+static int64_t get_i(json_t *o, const char *k)
+{
+	return (int64_t)json_integer_value(json_object_get(o, k));
+}
+
+static void get_uuid(json_t *o, const char *k, char out[ESPL_DB_UUID_SIZE])
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	snprintf(out, ESPL_DB_UUID_SIZE, "%s", s ? s : "");
+}
+
+static void unit_from_json(json_t *j, espl_db_unit *u, int *oom)
+{
+	get_uuid(j, "uuid", u->uuid);
+	get_uuid(j, "batch_uuid", u->batch_uuid);
+	u->mac = get_s(j, "mac", oom);
+	u->chip_id = (uint32_t)get_i(j, "chip_id");
+	u->flash_id = (uint32_t)get_i(j, "flash_id");
+	u->manufacturer = get_s(j, "manufacturer", oom);
+	u->flash_size = (uint32_t)get_i(j, "flash_size");
+	u->crystal_mhz = (int)get_i(j, "crystal_mhz");
+	u->port = get_s(j, "port", oom);
+	u->adapter_serial = get_s(j, "adapter_serial", oom);
+	u->adapter_location = get_s(j, "adapter_location", oom);
+	u->started_ms = get_i(j, "started_ms");
+	u->ended_ms = get_i(j, "ended_ms");
+	u->duration_ms = get_i(j, "duration_ms");
+	u->result = espl_db_result_parse(json_string_value(json_object_get(j, "result")));
+	u->error_kind = get_s(j, "error_kind", oom);
+	u->error = get_s(j, "error", oom);
+}
+
+static int steps_from_json(json_t *a, rec *r, int *oom)
+{
+	size_t n = json_array_size(a);
+	if (!n)
+		return ESPL_OK;
+	r->steps = calloc(n, sizeof *r->steps);
+	if (!r->steps)
+		return ESPL_ENOMEM;
+	r->n_steps = n;
+	for (size_t i = 0; i < n; i++) {
+		json_t *s = json_array_get(a, i);
+		espl_db_step *st = &r->steps[i];
+		st->index = (int)get_i(s, "index");
+		st->kind = get_s(s, "kind", oom);
+		st->address = (uint32_t)get_i(s, "address");
+		st->length = (uint32_t)get_i(s, "length");
+		st->expected_md5 = get_s(s, "expected_md5", oom);
+		st->actual_md5 = get_s(s, "actual_md5", oom);
+		st->bytes = (uint64_t)get_i(s, "bytes");
+		st->duration_ms = get_i(s, "duration_ms");
+		st->retries = (int)get_i(s, "retries");
+		st->result = espl_db_result_parse(json_string_value(json_object_get(s, "result")));
+		st->error = get_s(s, "error", oom);
+	}
+	return ESPL_OK;
+}
+
+static int batch_from_json(json_t *j, rec *r, int *oom)
+{
+	json_t *st = json_object_get(j, "station"), *rc = json_object_get(j, "recipe");
+	json_t *b = json_object_get(j, "batch"), *im = json_object_get(rc, "images");
+	r->station.name = get_s(st, "name", oom);
+	r->station.host = get_s(st, "host", oom);
+	r->station.version = get_s(st, "version", oom);
+	r->recipe.name = get_s(rc, "name", oom);
+	r->recipe.sha256 = get_s(rc, "sha256", oom);
+	r->recipe.yaml = get_s(rc, "yaml", oom);
+	size_t n = json_array_size(im);
+	if (n) {
+		if (!(r->images = calloc(n, sizeof *r->images)))
+			return ESPL_ENOMEM;
+		r->recipe.n_images = n;
+		r->recipe.images = r->images;
+		for (size_t i = 0; i < n; i++) {
+			r->images[i].name = get_s(json_array_get(im, i), "name", oom);
+			r->images[i].sha256 = get_s(json_array_get(im, i), "sha256", oom);
+		}
+	}
+	get_uuid(b, "uuid", r->batch.uuid);
+	r->batch.name = get_s(b, "name", oom);
+	r->batch.operator_name = get_s(b, "operator", oom);
+	r->batch.started_ms = get_i(b, "started_ms");
+	r->batch.planned = (int)get_i(b, "planned");
+	return ESPL_OK;
+}
+
+static int rec_from_json(const char *line, rec **out, espl_error *err)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(line, 0, &jerr);
+	*out = NULL;
+	if (!j)
+		return espl_fail(err, ESPL_EARG, "not JSON: %s", jerr.text);
+	const char *type = json_string_value(json_object_get(j, "type"));
+	rec *r = calloc(1, sizeof *r);
+	int oom = 0, rc = ESPL_OK;
+	if (!r) {
+		json_decref(j);
+		return espl_fail(err, ESPL_ENOMEM, "out of memory reading the spool");
+	}
+	r->type = -1;
+	for (int t = R_BATCH_BEGIN; type && t <= R_EVENT; t++)
+		if (strcmp(type, type_names[t]) == 0)
+			r->type = t;
+	switch (r->type) {
+	case R_BATCH_BEGIN:
+		rc = batch_from_json(j, r, &oom);
+		break;
+	case R_BATCH_END:
+		get_uuid(j, "batch_uuid", r->batch_uuid);
+		r->ended_ms = get_i(j, "ended_ms");
+		break;
+	case R_UNIT_BEGIN:
+	case R_UNIT_END:
+		unit_from_json(json_object_get(j, "unit"), &r->unit, &oom);
+		snprintf(r->ack.uuid, sizeof r->ack.uuid, "%s", r->unit.uuid);
+		if (r->type == R_UNIT_END)
+			rc = steps_from_json(json_object_get(j, "steps"), r, &oom);
+		break;
+	case R_EVENT: {
+		json_t *e = json_object_get(j, "event");
+		r->event.time_ms = get_i(e, "time_ms");
+		r->event.level = get_s(e, "level", &oom);
+		r->event.kind = get_s(e, "kind", &oom);
+		r->event.batch_uuid = get_s(e, "batch_uuid", &oom);
+		r->event.unit_uuid = get_s(e, "unit_uuid", &oom);
+		r->event.message = get_s(e, "message", &oom);
+		break;
+	}
+	default:
+		rc = espl_fail(err, ESPL_EARG, "unknown record type '%s'", type ? type : "(none)");
+	}
+	json_decref(j);
+	if (rc == 0 && oom)
+		rc = espl_fail(err, ESPL_ENOMEM, "out of memory reading the spool");
+	if (rc < 0) {
+		rec_free(r);
+		return rc;
+	}
+	*out = r;
+	return ESPL_OK;
+}
+
+/* ---- applying a record to the database -------------------------------- */
+
+static int apply(espl_dbw *w, rec *r, espl_error *err)
+{
+	switch (r->type) {
+	case R_BATCH_BEGIN:
+		return espl_db_begin_batch(w->db, &r->station, &r->recipe, &r->batch, err);
+	case R_BATCH_END:
+		return espl_db_end_batch(w->db, r->batch_uuid, r->ended_ms, err);
+	case R_UNIT_BEGIN:
+		return espl_db_begin_unit(w->db, &r->unit, err);
+	case R_UNIT_END:
+		return espl_db_end_unit(w->db, &r->unit, r->steps, r->n_steps, &r->ack.sealed, err);
+	case R_EVENT:
+		return espl_db_add_event(w->db, &r->event, err);
+	default:
+		return ESPL_OK;
+	}
+}
+
+/* Environmental failures (worth spooling) versus the record's own fault. */
+static int is_environmental(int rc)
+{
+	return rc == ESPL_EDB || rc == ESPL_ENOMEM || rc == ESPL_ESYS;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+static void log_msg(espl_dbw *w, const char *level, const char *fmt, ...) ESPL_PRINTF(3, 4);
+static void log_msg(espl_dbw *w, const char *level, const char *fmt, ...)
+{
+	char msg[ESPL_ERROR_MAX + 256];
+	va_list ap;
+	if (!w->o.on_log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	w->o.on_log(level, msg, w->o.user);
+}
+
+static int fsync_dir_of(const char *path)
+{
+	char copy[PATH_MAX];
+	snprintf(copy, sizeof copy, "%s", path);
+	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -1;
+	int rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Append one record as a JSON line to path (fd cached in *fd) and fsync. */
+static int append_line(const char *path, int *fd, const rec *r, espl_error *err)
+{
+	json_t *j = rec_json(r);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory writing %s", path);
+	int created = 0;
+	if (*fd < 0) {
+		created = access(path, F_OK) < 0;
+		*fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	}
+	size_t len = strlen(text);
+	text[len] = '\n'; /* replaces the NUL; json_dumps left room for nothing else */
+	int rc = *fd < 0 ? -1 : write_all(*fd, text, len + 1);
+	if (rc == 0)
+		rc = fsync(*fd);
+	if (rc == 0 && created)
+		rc = fsync_dir_of(path);
+	free(text);
+	if (rc < 0) {
+		int e = errno;
+		if (*fd >= 0) {
+			close(*fd);
+			*fd = -1;
+		}
+		errno = e;
+		return espl_fail_errno(err, "cannot append to %s", path);
+	}
+	return ESPL_OK;
+}
+
+static void reject(espl_dbw *w, const rec *r, const espl_error *why)
+{
+	espl_error e;
+	int fd = -1;
+	if (append_line(w->rejected_path, &fd, r, &e) < 0)
+		log_msg(w, "error", "record refused by the database (%s) and not saved: %s", why->msg,
+			e.msg);
+	else
+		log_msg(w, "error", "record refused by the database, kept in %s: %s", w->rejected_path,
+			why->msg);
+	if (fd >= 0)
+		close(fd);
+	w->stats.rejected++;
+}
+
+/* ---- state ------------------------------------------------------------- */
+
+static void set_state(espl_dbw *w, int state, const char *reason)
+{
+	pthread_mutex_lock(&w->mu);
+	int changed = w->state != state;
+	w->state = state;
+	snprintf(w->reason, sizeof w->reason, "%s", reason);
+	pthread_mutex_unlock(&w->mu);
+	if (changed && w->o.on_state)
+		w->o.on_state(state, reason, w->o.user);
+	if (changed)
+		log_msg(w, "error", "%s", reason);
+}
+
+static void start_spooling(espl_dbw *w, const espl_error *why)
+{
+	char reason[ESPL_ERROR_MAX];
+	snprintf(reason, sizeof reason,
+		 "%.250s; unit records now go to %.150s and will be replayed when the database "
+		 "works again: stop starting new units",
+		 why->msg, w->spool_path);
+	set_state(w, ESPL_DBW_SPOOLING, reason);
+}
+
+/* Put r in the spool; if that fails too, hold it in memory. */
+static void spool(espl_dbw *w, rec *r)
+{
+	espl_error e;
+	if (append_line(w->spool_path, &w->spool_fd, r, &e) == 0) {
+		w->stats.spooled++;
+		r->ack.rc = 0;
+		r->ack.spooled = 1;
+		return;
+	}
+	char reason[ESPL_ERROR_MAX];
+	snprintf(reason, sizeof reason,
+		 "neither the database nor the spool accepts records (%.300s): records are held "
+		 "in memory only; stop now and free space",
+		 e.msg);
+	set_state(w, ESPL_DBW_FAILED, reason);
+	r->ack.rc = ESPL_EDB;
+	snprintf(r->ack.error, sizeof r->ack.error, "%s", reason);
+}
+
+/* ---- the writer loop --------------------------------------------------- */
+
+static void record_failure(rec *r, int rc, const espl_error *e)
+{
+	r->ack.rc = rc;
+	snprintf(r->ack.error, sizeof r->ack.error, "%s", e->msg);
+}
+
+/* Try the group in one transaction.  Returns 0 when committed (records the
+ * database refused as wrong were rolled back to their savepoint and marked),
+ * or a negative code when the environment failed: nothing was committed. */
+static int write_group(espl_dbw *w, rec **g, size_t n, espl_error *err)
+{
+	ESPL_TRY(espl_db_begin(w->db, err));
+	for (size_t i = 0; i < n; i++) {
+		espl_error e;
+		int rc = apply(w, g[i], &e);
+		if (rc < 0 && is_environmental(rc)) {
+			espl_db_rollback(w->db);
+			*err = e;
+			return rc;
+		}
+		g[i]->ack.rc = rc;
+		if (rc < 0)
+			record_failure(g[i], rc, &e);
+	}
+	ESPL_TRY(espl_db_commit(w->db, err));
+	w->stats.transactions++;
+	return ESPL_OK;
+}
+
+static void clear_outcome(rec *r)
+{
+	r->ack.rc = 0;
+	r->ack.spooled = 0;
+	r->ack.error[0] = '\0';
+	memset(&r->ack.sealed, 0, sizeof r->ack.sealed);
+}
+
+static void write_one(espl_dbw *w, rec *r)
+{
+	espl_error e;
+	if (w->state != ESPL_DBW_OK) {
+		spool(w, r);
+		return;
+	}
+	clear_outcome(r);
+	int rc = apply(w, r, &e);
+	if (rc == 0) {
+		w->stats.written++;
+		w->stats.transactions++;
+		return;
+	}
+	if (is_environmental(rc)) {
+		start_spooling(w, &e);
+		spool(w, r);
+		return;
+	}
+	record_failure(r, rc, &e);
+	reject(w, r, &e);
+}
+
+static void write_records(espl_dbw *w, rec **g, size_t n)
+{
+	espl_error e;
+	if (w->state == ESPL_DBW_OK && n > 1 && write_group(w, g, n, &e) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			if (g[i]->ack.rc < 0) {
+				espl_error why = { g[i]->ack.rc, "" };
+				snprintf(why.msg, sizeof why.msg, "%s", g[i]->ack.error);
+				reject(w, g[i], &why);
+			} else {
+				w->stats.written++;
+			}
+		}
+		return;
+	}
+	/* One by one: find which record the environment refused, spool from there. */
+	for (size_t i = 0; i < n; i++)
+		write_one(w, g[i]);
+}
+
+static void hold(espl_dbw *w, rec *r)
+{
+	/* Called with the lock held: the record stays alive until stop. */
+	r->next = NULL;
+	if (w->held_tail)
+		w->held_tail->next = r;
+	else
+		w->held_head = r;
+	w->held_tail = r;
+	w->stats.held++;
+}
+
+static void finish(espl_dbw *w, rec **g, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (g[i]->type == R_UNIT_END && w->o.on_unit)
+			w->o.on_unit(&g[i]->ack, w->o.user);
+	pthread_mutex_lock(&w->mu);
+	for (size_t i = 0; i < n; i++) {
+		rec *r = g[i];
+		int unsaved = r->type != R_SYNC && r->ack.rc < 0 && is_environmental(r->ack.rc);
+		r->done = 1;
+		if (unsaved && !r->waited) {
+			hold(w, r);
+			continue;
+		}
+		if (unsaved) {
+			/* The producer frees r; keep a copy to save at stop. */
+			rec *copy = NULL;
+			json_t *j = rec_json(r);
+			char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+			json_decref(j);
+			if (text && rec_from_json(text, &copy, NULL) == 0) {
+				copy->type = r->type;
+				hold(w, copy);
+			}
+			free(text);
+		}
+		if (!r->waited)
+			rec_free(r);
+	}
+	w->stats.queued -= n;
+	pthread_cond_broadcast(&w->done);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void *writer_main(void *arg)
+{
+	espl_dbw *w = arg;
+	int max = w->o.max_group > 0 ? w->o.max_group : 256;
+	rec **g = calloc((size_t)max, sizeof *g);
+	for (;;) {
+		size_t n = 0;
+		pthread_mutex_lock(&w->mu);
+		while (!w->head && !w->stopping)
+			pthread_cond_wait(&w->work, &w->mu);
+		if (!w->head && w->stopping) {
+			pthread_mutex_unlock(&w->mu);
+			break;
+		}
+		/* Without memory for a group, go one at a time. */
+		size_t limit = g ? (size_t)max : 1;
+		rec *single = NULL, **take = g ? g : &single;
+		while (w->head && n < limit) {
+			take[n++] = w->head;
+			w->head = w->head->next;
+		}
+		if (!w->head)
+			w->tail = NULL;
+		pthread_mutex_unlock(&w->mu);
+		write_records(w, take, n);
+		finish(w, take, n);
+	}
+	free(g);
+	return NULL;
+}
+
+/* ---- producers --------------------------------------------------------- */
+
+static int enqueue(espl_dbw *w, rec *r, int oom, int wait, espl_error *err)
+{
+	if (oom) {
+		rec_free(r);
+		return espl_fail(err, ESPL_ENOMEM, "out of memory queuing a database record");
+	}
+	r->waited = wait;
+	pthread_mutex_lock(&w->mu);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->mu);
+		rec_free(r);
+		return espl_fail(err, ESPL_EDB, "the database writer is stopping; record refused");
+	}
+	if (w->tail)
+		w->tail->next = r;
+	else
+		w->head = r;
+	w->tail = r;
+	w->stats.queued++;
+	pthread_cond_signal(&w->work);
+	if (!wait) {
+		pthread_mutex_unlock(&w->mu);
+		return ESPL_OK;
+	}
+	while (!r->done)
+		pthread_cond_wait(&w->done, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	return ESPL_OK;
+}
+
+/* Wait for r, then report and free it. */
+static int await(espl_dbw *w, rec *r, int oom, espl_dbw_ack *ack, espl_error *err)
+{
+	ESPL_TRY(enqueue(w, r, oom, 1, err));
+	int rc = r->ack.rc;
+	if (rc < 0)
+		espl_fail(err, rc, "%s", r->ack.error);
+	if (ack)
+		*ack = r->ack;
+	rec_free(r);
+	return rc;
+}
+
+static rec *new_rec(int type, espl_error *err)
+{
+	rec *r = calloc(1, sizeof *r);
+	if (!r)
+		espl_fail(err, ESPL_ENOMEM, "out of memory queuing a database record");
+	else
+		r->type = type;
+	return r;
+}
+
+int espl_dbw_begin_batch(espl_dbw *w, const espl_db_recipe *recipe, const espl_db_batch *batch,
+			 espl_error *err)
+{
+	int oom = 0;
+	rec *r = new_rec(R_BATCH_BEGIN, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	copy_station(r, &w->o.station, &oom);
+	copy_recipe(r, recipe, &oom);
+	copy_batch(r, batch, &oom);
+	return await(w, r, oom, NULL, err);
+}
+
+int espl_dbw_end_batch(espl_dbw *w, const char *batch_uuid, int64_t ended_ms, espl_error *err)
+{
+	rec *r = new_rec(R_BATCH_END, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	snprintf(r->batch_uuid, sizeof r->batch_uuid, "%s", batch_uuid);
+	r->ended_ms = ended_ms;
+	return await(w, r, 0, NULL, err);
+}
+
+int espl_dbw_begin_unit(espl_dbw *w, const espl_db_unit *unit, espl_error *err)
+{
+	int oom = 0;
+	rec *r = new_rec(R_UNIT_BEGIN, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	copy_unit(r, unit, &oom);
+	return await(w, r, oom, NULL, err);
+}
+
+int espl_dbw_end_unit(espl_dbw *w, const espl_db_unit *unit, const espl_db_step *steps,
+		      size_t n_steps, espl_dbw_ack *ack, espl_error *err)
+{
+	int oom = 0;
+	rec *r = new_rec(R_UNIT_END, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	copy_unit(r, unit, &oom);
+	copy_steps(r, steps, n_steps, &oom);
+	if (!ack)
+		return enqueue(w, r, oom, 0, err);
+	return await(w, r, oom, ack, err);
+}
+
+int espl_dbw_event(espl_dbw *w, const espl_db_event *event, espl_error *err)
+{
+	int oom = 0;
+	rec *r = new_rec(R_EVENT, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	copy_event(r, event, &oom);
+	return enqueue(w, r, oom, 0, err);
+}
+
+int espl_dbw_sync(espl_dbw *w, espl_error *err)
+{
+	rec *r = new_rec(R_SYNC, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	return await(w, r, 0, NULL, err);
+}
+
+int espl_dbw_state(espl_dbw *w, char *reason, size_t reason_size)
+{
+	pthread_mutex_lock(&w->mu);
+	int s = w->state;
+	if (reason && reason_size)
+		snprintf(reason, reason_size, "%s", s == ESPL_DBW_OK ? "" : w->reason);
+	pthread_mutex_unlock(&w->mu);
+	return s;
+}
+
+void espl_dbw_get_stats(espl_dbw *w, espl_dbw_stats *stats)
+{
+	pthread_mutex_lock(&w->mu);
+	*stats = w->stats;
+	pthread_mutex_unlock(&w->mu);
+}
+
+const char *espl_dbw_spool_path(const espl_dbw *w)
+{
+	return w->spool_path;
+}
+
+/* ---- replay ------------------------------------------------------------ */
+
+static int read_file(const char *path, char **out, size_t *len, espl_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	*out = NULL;
+	if (!f)
+		return espl_fail_errno(err, "cannot read the spool %s", path);
+	size_t cap = 0, n = 0;
+	char *buf = NULL;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? 2 * cap : 65536;
+			char *g = realloc(buf, cap);
+			if (!g) {
+				free(buf);
+				fclose(f);
+				return espl_fail(err, ESPL_ENOMEM, "out of memory reading %s", path);
+			}
+			buf = g;
+		}
+		size_t got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	int bad = ferror(f);
+	fclose(f);
+	if (bad) {
+		free(buf);
+		return espl_fail(err, ESPL_ESYS, "error reading the spool %s", path);
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return ESPL_OK;
+}
+
+static void sha256_hex(const char *data, size_t len, char out[ESPL_DB_HASH_SIZE])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < mdlen && i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* Apply every line in one transaction.  A line the database refuses as wrong
+ * goes to the rejected file; an environmental failure aborts (spool kept). */
+static int replay_lines(espl_dbw *w, char *text, const char *sha, espl_dbw_startup *info,
+			espl_error *err)
+{
+	int count = 0;
+	ESPL_TRY(espl_db_begin(w->db, err));
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (!next) {
+			/* A last line without its newline was being written when the
+			 * process died; it was never acknowledged as saved. */
+			log_msg(w, "warn", "spool %s: ignoring an incomplete last line", w->spool_path);
+			break;
+		}
+		*next++ = '\0';
+		if (!*line)
+			continue;
+		rec *r;
+		espl_error e;
+		int rc = rec_from_json(line, &r, &e);
+		if (rc == ESPL_ENOMEM) {
+			espl_db_rollback(w->db);
+			*err = e;
+			return rc;
+		}
+		if (rc < 0) {
+			log_msg(w, "error", "spool %s: unreadable line dropped (%s): %s", w->spool_path,
+				e.msg, line);
+			info->rejected++;
+			continue;
+		}
+		rc = apply(w, r, &e);
+		if (rc < 0 && is_environmental(rc)) {
+			rec_free(r);
+			espl_db_rollback(w->db);
+			*err = e;
+			return rc;
+		}
+		if (rc < 0) {
+			reject(w, r, &e);
+			info->rejected++;
+		} else {
+			count++;
+		}
+		rec_free(r);
+	}
+	int rc = espl_db_spool_mark(w->db, sha, count, err);
+	if (rc == 0)
+		rc = espl_db_commit(w->db, err);
+	else
+		espl_db_rollback(w->db);
+	if (rc == 0)
+		info->replayed += count;
+	return rc;
+}
+
+static int replay_spool(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
+{
+	char *text;
+	size_t len = 0;
+	char sha[ESPL_DB_HASH_SIZE];
+	if (access(w->spool_path, F_OK) < 0)
+		return ESPL_OK;
+	ESPL_TRY(read_file(w->spool_path, &text, &len, err));
+	sha256_hex(text, len, sha);
+	int rc = espl_db_spool_seen(w->db, sha, err);
+	if (rc == 0)
+		rc = replay_lines(w, text, sha, info, err);
+	free(text);
+	if (rc < 0) {
+		espl_error_prefix(err, "records from an earlier run wait in %s and cannot be replayed "
+				  "into the database",
+				  w->spool_path);
+		return rc;
+	}
+	if (unlink(w->spool_path) < 0 || fsync_dir_of(w->spool_path) < 0)
+		return espl_fail_errno(err, "replayed %s but cannot remove it", w->spool_path);
+	log_msg(w, "info", "replayed %d records from %s", info->replayed, w->spool_path);
+	return ESPL_OK;
+}
+
+/* ---- start / stop ------------------------------------------------------ */
+
+static char *concat(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *s = malloc(la + lb + 1);
+	if (s) {
+		memcpy(s, a, la);
+		memcpy(s + la, b, lb + 1);
+	}
+	return s;
+}
+
+static void dbw_free(espl_dbw *w)
+{
+	if (!w)
+		return;
+	espl_db_close(w->db);
+	if (w->spool_fd >= 0)
+		close(w->spool_fd);
+	while (w->held_head) {
+		rec *r = w->held_head;
+		w->held_head = r->next;
+		rec_free(r);
+	}
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->work);
+	pthread_cond_destroy(&w->done);
+	free(w->path);
+	free(w->spool_path);
+	free(w->rejected_path);
+	free(w->st_name);
+	free(w->st_host);
+	free(w->st_version);
+	free(w);
+}
+
+static int prepare_db(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
+{
+	espl_db_options dbo = { .path = w->path, .create = 1,
+				.busy_timeout_ms = w->o.busy_timeout_ms,
+				.max_pages = w->o.max_pages };
+	ESPL_TRY(espl_db_open(&w->db, &dbo, err));
+	ESPL_TRY(replay_spool(w, info, err));
+	int rc = espl_db_interrupt_stale(w->db, &w->o.station,
+					 "the station stopped before this unit completed",
+					 espl_db_now_ms(), &info->interrupted, err);
+	if (rc < 0)
+		espl_error_prefix(err, "recording interrupted units of an earlier run");
+	else if (info->interrupted)
+		log_msg(w, "warn", "%d units of an earlier run never completed; recorded as INTERRUPTED",
+			info->interrupted);
+	return rc;
+}
+
+int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startup *info,
+		   espl_error *err)
+{
+	espl_dbw_startup local;
+	*out = NULL;
+	if (!info)
+		info = &local;
+	memset(info, 0, sizeof *info);
+	if (!opts || !opts->station.name || !opts->station.host || !opts->station.version)
+		return espl_fail(err, ESPL_EARG, "the database writer needs the station's name, "
+						 "host and version");
+	espl_dbw *w = calloc(1, sizeof *w);
+	if (!w)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory starting the database writer");
+	w->spool_fd = -1;
+	w->o = *opts;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->work, NULL);
+	pthread_cond_init(&w->done, NULL);
+	w->path = strdup(espl_db_path(opts->path));
+	w->spool_path = opts->spool_path ? strdup(opts->spool_path)
+					 : (w->path ? concat(w->path, ".spool") : NULL);
+	w->rejected_path = w->path ? concat(w->path, ".rejected") : NULL;
+	w->st_name = strdup(opts->station.name);
+	w->st_host = strdup(opts->station.host);
+	w->st_version = strdup(opts->station.version);
+	if (!w->path || !w->spool_path || !w->rejected_path || !w->st_name || !w->st_host ||
+	    !w->st_version) {
+		dbw_free(w);
+		return espl_fail(err, ESPL_ENOMEM, "out of memory starting the database writer");
+	}
+	w->o.station = (espl_db_station){ w->st_name, w->st_host, w->st_version };
+	w->o.path = w->path;
+	w->o.spool_path = w->spool_path;
+	int rc = prepare_db(w, info, err);
+	if (rc == 0 && pthread_create(&w->thread, NULL, writer_main, w) != 0)
+		rc = espl_fail(err, ESPL_ESYS, "cannot start the database writer thread");
+	if (rc < 0) {
+		dbw_free(w);
+		return rc;
+	}
+	*out = w;
+	return ESPL_OK;
+}
+
+/* Last chance for records held in memory: the spool, else the log. */
+static int save_held(espl_dbw *w, espl_error *err)
+{
+	int lost = 0;
+	for (rec *r = w->held_head; r; r = r->next) {
+		espl_error e;
+		if (append_line(w->spool_path, &w->spool_fd, r, &e) == 0)
+			continue;
+		json_t *j = rec_json(r);
+		char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
+		log_msg(w, "error", "UNSAVED RECORD (copy it into %s by hand): %s", w->spool_path,
+			text ? text : "(out of memory)");
+		free(text);
+		lost++;
+	}
+	if (lost)
+		return espl_fail(err, ESPL_EDB,
+				 "%d records could be saved neither in %s nor in %s; they were "
+				 "written to the log",
+				 lost, w->path, w->spool_path);
+	return ESPL_OK;
+}
+
+int espl_dbw_stop(espl_dbw *w, espl_error *err)
+{
+	if (!w)
+		return ESPL_OK;
+	pthread_mutex_lock(&w->mu);
+	w->stopping = 1;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	int rc = save_held(w, err);
+	dbw_free(w);
+	return rc;
+}

@@ -1,0 +1,349 @@
+/* flash.c - erase, write, verify and read flash through a loader; see
+ * include/espline/flash.h. */
+#include "espline/flash.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dev_clock.h"
+
+#define READ_PACKET 0x1000
+#define READ_WINDOW 64
+
+void espl_md5_hex(const uint8_t md5[16], char out[33])
+{
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 * i, 3, "%02x", md5[i]);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* Progress bookkeeping for one step. */
+typedef struct step {
+	espl_loader *l;
+	espl_progress p;
+	double started;
+} step;
+
+static void step_start(step *s, espl_loader *l, const char *name, uint32_t addr, size_t total)
+{
+	memset(s, 0, sizeof *s);
+	s->l = l;
+	s->p.step = name;
+	s->p.address = addr;
+	s->p.total = total;
+	s->started = espl_now_s();
+	espl_loader_progress(l, &s->p);
+}
+
+static void step_update(step *s, size_t done)
+{
+	s->p.done = done;
+	s->p.elapsed_s = espl_now_s() - s->started;
+	s->p.rate = s->p.elapsed_s > 0 ? (double)done / s->p.elapsed_s : 0;
+	espl_loader_progress(s->l, &s->p);
+}
+
+static int require_stub(espl_loader *l, const char *what, espl_error *err)
+{
+	if (espl_loader_mode(l) == ESPL_MODE_STUB)
+		return 0;
+	return espl_fail(err, ESPL_EUNSUPPORTED, "%s needs the flasher stub; the ESP8266 ROM loader "
+			 "cannot do it (run without --no-stub)", what);
+}
+
+/* ---- erase -------------------------------------------------------------- */
+
+int espl_flash_erase_chip(espl_loader *l, espl_error *err)
+{
+	step s;
+	ESPL_TRY(require_stub(l, "erasing the chip", err));
+	step_start(&s, l, "erase", 0, espl_loader_flash_size(l));
+	if (espl_loader_command(l, ESPL_OP_ERASE_FLASH, NULL, 0, 0, ESPL_TIMEOUT_CHIP_ERASE_MS, NULL,
+				NULL, 0, NULL, err) < 0) {
+		espl_error_prefix(err, "erasing the whole flash");
+		return err->code;
+	}
+	step_update(&s, espl_loader_flash_size(l));
+	espl_loader_log(l, ESPL_LOG_INFO, "flash erased in %.1f s", s.p.elapsed_s);
+	return 0;
+}
+
+int espl_flash_erase_region(espl_loader *l, uint32_t addr, uint32_t len, espl_error *err)
+{
+	uint8_t p[8];
+	size_t fsize = espl_loader_flash_size(l);
+	step s;
+
+	ESPL_TRY(require_stub(l, "erasing a region", err));
+	if (addr % ESPL_SECTOR_SIZE || len % ESPL_SECTOR_SIZE)
+		return espl_fail(err, ESPL_EARG, "erase region 0x%X+0x%X: address and length must be "
+				 "multiples of 4096 (0x1000)", addr, len);
+	if (fsize && (uint64_t)addr + len > fsize)
+		return espl_fail(err, ESPL_EARG, "erase region 0x%X+0x%X lies beyond the end of the "
+				 "%zu-byte flash", addr, len, fsize);
+	put_le32(p, addr);
+	put_le32(p + 4, len);
+	step_start(&s, l, "erase", addr, len);
+	if (espl_loader_command(l, ESPL_OP_ERASE_REGION, p, sizeof p, 0,
+				espl_timeout_for(ESPL_ERASE_MS_PER_MB, len), NULL, NULL, 0, NULL, err) < 0) {
+		espl_error_prefix(err, "erasing 0x%X..0x%X", addr, addr + len);
+		return err->code;
+	}
+	step_update(&s, len);
+	return 0;
+}
+
+/* ---- write -------------------------------------------------------------- */
+
+static int check_fits(espl_loader *l, const espl_image *img, espl_error *err)
+{
+	size_t fsize = espl_loader_flash_size(l);
+	if (fsize && (uint64_t)img->address + img->size > fsize)
+		return espl_fail(err, ESPL_ECHIP, "%s (%zu bytes at 0x%X) does not fit: the flash on this "
+				 "module is only %zu bytes (%zu KB); use a module with a bigger flash or "
+				 "a smaller image", img->name, img->size, img->address, fsize, fsize >> 10);
+	return 0;
+}
+
+/* Send one block, retrying on timeouts and checksum errors. */
+static int send_block(espl_loader *l, int compressed, const uint8_t *data, size_t len, uint32_t seq,
+		      uint32_t nblocks, int timeout_ms, espl_error *err)
+{
+	int attempts = espl_loader_opts(l)->write_block_attempts;
+	int rc = 0;
+
+	for (int a = 1; a <= attempts; a++) {
+		rc = espl_loader_flash_data(l, compressed, data, len, seq, timeout_ms, err);
+		if (rc == 0)
+			return 0;
+		int retry = rc == ESPL_ETIMEOUT ||
+			    (rc == ESPL_EDEVICE && espl_loader_last_was_checksum_error(l));
+		if (!retry || a == attempts)
+			break;
+		espl_loader_log(l, ESPL_LOG_WARN, "block %u/%u: %s; retrying (%d/%d)", seq + 1, nblocks,
+				err->msg, a + 1, attempts);
+	}
+	espl_error_prefix(err, "writing block %u/%u", seq + 1, nblocks);
+	return rc;
+}
+
+static int write_compressed(espl_loader *l, const espl_image *img, step *s, espl_error *err)
+{
+	uint32_t n = (uint32_t)img->zblocks;
+	int prev_timeout = ESPL_TIMEOUT_DEFAULT_MS;
+	size_t done = 0;
+
+	ESPL_TRY(espl_loader_flash_begin(l, 1, (uint32_t)img->size, n, ESPL_STUB_WRITE_BLOCK,
+					 img->address, err));
+	for (uint32_t seq = 0; seq < n; seq++) {
+		size_t off = (size_t)seq * ESPL_STUB_WRITE_BLOCK;
+		size_t len = img->zsize - off < ESPL_STUB_WRITE_BLOCK ? img->zsize - off : ESPL_STUB_WRITE_BLOCK;
+		/* The stub is still writing the previous block while it reads
+		 * this one, so allow for the larger of the two. */
+		int t = espl_timeout_for(ESPL_WRITE_MS_PER_MB, img->zblock_out[seq]);
+		int timeout = t > prev_timeout ? t : prev_timeout;
+		ESPL_TRY(send_block(l, 1, img->zdata + off, len, seq, n, timeout, err));
+		prev_timeout = t;
+		done += img->zblock_out[seq];
+		step_update(s, done);
+	}
+	/* FLASH_DEFL_END waits for the last write and reports any deferred
+	 * error (inflate, flash write). */
+	return espl_loader_flash_end(l, 1, 0, prev_timeout, err);
+}
+
+static int write_plain(espl_loader *l, const espl_image *img, step *s, espl_error *err)
+{
+	int stub = espl_loader_mode(l) == ESPL_MODE_STUB;
+	size_t bs = stub ? ESPL_STUB_WRITE_BLOCK : ESPL_ROM_WRITE_BLOCK;
+	uint32_t n = (uint32_t)((img->size + bs - 1) / bs);
+	uint8_t *pad = malloc(bs);
+	int rc;
+
+	if (!pad)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	rc = espl_loader_flash_begin(l, 0, (uint32_t)img->size, n, (uint32_t)bs, img->address, err);
+	for (uint32_t seq = 0; rc == 0 && seq < n; seq++) {
+		size_t off = (size_t)seq * bs;
+		size_t len = img->size - off < bs ? img->size - off : bs;
+		const uint8_t *p = img->data + off;
+		if (len < bs) {
+			/* The last block is padded with 0xFF to the full size. */
+			memcpy(pad, p, len);
+			memset(pad + len, 0xFF, bs - len);
+			p = pad;
+		}
+		rc = send_block(l, 0, p, bs, seq, n, espl_timeout_for(ESPL_WRITE_MS_PER_MB, bs), err);
+		if (rc == 0)
+			step_update(s, off + len);
+	}
+	free(pad);
+	/* The ROM would leave the loader on FLASH_END; the stub just reports
+	 * deferred errors. */
+	if (rc == 0 && stub)
+		rc = espl_loader_flash_end(l, 0, 0, ESPL_TIMEOUT_DEFAULT_MS, err);
+	return rc;
+}
+
+int espl_flash_write(espl_loader *l, const espl_image *img, int flags, espl_error *err)
+{
+	int compressed = (flags & ESPL_WRITE_COMPRESS) && espl_loader_mode(l) == ESPL_MODE_STUB;
+	step s;
+	int rc;
+
+	ESPL_TRY(check_fits(l, img, err));
+	step_start(&s, l, "write", img->address, img->size);
+	rc = compressed ? write_compressed(l, img, &s, err) : write_plain(l, img, &s, err);
+	if (rc < 0) {
+		espl_error_prefix(err, "writing %s at 0x%X", img->name, img->address);
+		return rc;
+	}
+	espl_loader_log(l, ESPL_LOG_INFO, "wrote %zu bytes (%zu on the wire) at 0x%08X in %.1f s",
+			img->size, compressed ? img->zsize : img->size, img->address, s.p.elapsed_s);
+	return 0;
+}
+
+/* ---- verify ------------------------------------------------------------- */
+
+static int hexval(int c)
+{
+	if (c >= '0' && c <= '9') return c - '0';
+	if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+	return -1;
+}
+
+int espl_flash_md5(espl_loader *l, uint32_t addr, uint32_t len, uint8_t md5[16], espl_error *err)
+{
+	uint8_t p[16], out[32];
+	size_t n = 0;
+
+	ESPL_TRY(require_stub(l, "MD5 verification", err));
+	memset(p, 0, sizeof p);
+	put_le32(p, addr);
+	put_le32(p + 4, len);
+	if (espl_loader_command(l, ESPL_OP_SPI_FLASH_MD5, p, sizeof p, 0,
+				espl_timeout_for(ESPL_MD5_MS_PER_MB, len), NULL, out, sizeof out, &n,
+				err) < 0) {
+		espl_error_prefix(err, "MD5 of flash 0x%X+0x%X", addr, len);
+		return err->code;
+	}
+	if (n == 16) {
+		memcpy(md5, out, 16);
+		return 0;
+	}
+	if (n == 32) { /* ESP32-style ROMs answer in hex */
+		for (int i = 0; i < 16; i++) {
+			int hi = hexval(out[2 * i]), lo = hexval(out[2 * i + 1]);
+			if (hi < 0 || lo < 0)
+				break;
+			md5[i] = (uint8_t)(hi << 4 | lo);
+			if (i == 15)
+				return 0;
+		}
+	}
+	return espl_fail(err, ESPL_EPROTO, "MD5 of flash 0x%X+0x%X: reply carries %zu bytes, not an MD5",
+			 addr, len, n);
+}
+
+static int is_blank_md5(const uint8_t md5[16], size_t len)
+{
+	uint8_t *ff = malloc(len ? len : 1), blank[16];
+	unsigned n = 16;
+	if (!ff)
+		return 0;
+	memset(ff, 0xFF, len);
+	EVP_Digest(ff, len, blank, &n, EVP_md5(), NULL);
+	free(ff);
+	return memcmp(blank, md5, 16) == 0;
+}
+
+int espl_flash_verify(espl_loader *l, const espl_image *img, espl_error *err)
+{
+	uint8_t md5[16];
+	char got[33];
+	step s;
+
+	step_start(&s, l, "verify", img->address, img->size);
+	ESPL_TRY(espl_flash_md5(l, img->address, (uint32_t)img->size, md5, err));
+	step_update(&s, img->size);
+	if (memcmp(md5, img->md5, 16) == 0)
+		return 0;
+	espl_md5_hex(md5, got);
+	return espl_fail(err, ESPL_EMISMATCH, "verify failed for %s at 0x%X (%zu bytes): expected MD5 %s, "
+			 "flash has %s%s. Erase and write again; if it fails again the flash is faulty: "
+			 "reject the module", img->name, img->address, img->size, img->md5_hex, got,
+			 is_blank_md5(md5, img->size) ? " (= blank flash, all 0xFF: nothing was written)" : "");
+}
+
+/* ---- read --------------------------------------------------------------- */
+
+static int read_stream(espl_loader *l, uint32_t addr, uint32_t len, uint8_t *buf, step *s,
+		       espl_error *err)
+{
+	size_t got = 0;
+	const uint8_t *f;
+	size_t flen;
+	uint8_t ack[4];
+
+	while (got < len) {
+		if (espl_loader_read_frame(l, ESPL_TIMEOUT_DEFAULT_MS, &f, &flen, err) < 0) {
+			espl_error_prefix(err, "reading flash at 0x%zX", addr + got);
+			return err->code;
+		}
+		if (flen > len - got)
+			return espl_fail(err, ESPL_EPROTO, "reading flash: %zu bytes arrived where at most "
+					 "%zu were left", flen, len - got);
+		memcpy(buf + got, f, flen);
+		got += flen;
+		put_le32(ack, (uint32_t)got);
+		ESPL_TRY(espl_loader_write_frame(l, ack, sizeof ack, err));
+		step_update(s, got);
+	}
+	return 0;
+}
+
+int espl_flash_read(espl_loader *l, uint32_t addr, uint32_t len, uint8_t *buf, espl_error *err)
+{
+	uint8_t p[16], mine[16];
+	const uint8_t *f;
+	size_t flen;
+	unsigned n = 16;
+	size_t fsize = espl_loader_flash_size(l);
+	step s;
+
+	ESPL_TRY(require_stub(l, "reading flash", err));
+	if (fsize && (uint64_t)addr + len > fsize)
+		return espl_fail(err, ESPL_EARG, "read 0x%X+0x%X lies beyond the end of the %zu-byte flash",
+				 addr, len, fsize);
+	put_le32(p, addr);
+	put_le32(p + 4, len);
+	put_le32(p + 8, READ_PACKET);
+	put_le32(p + 12, READ_WINDOW);
+	step_start(&s, l, "read", addr, len);
+	if (espl_loader_command(l, ESPL_OP_READ_FLASH, p, sizeof p, 0, ESPL_TIMEOUT_DEFAULT_MS, NULL,
+				NULL, 0, NULL, err) < 0) {
+		espl_error_prefix(err, "reading flash 0x%X+0x%X", addr, len);
+		return err->code;
+	}
+	ESPL_TRY(read_stream(l, addr, len, buf, &s, err));
+	if (espl_loader_read_frame(l, ESPL_TIMEOUT_DEFAULT_MS, &f, &flen, err) < 0) {
+		espl_error_prefix(err, "reading flash: waiting for the final MD5");
+		return err->code;
+	}
+	EVP_Digest(buf, len, mine, &n, EVP_md5(), NULL);
+	if (flen != 16 || memcmp(f, mine, 16) != 0)
+		return espl_fail(err, ESPL_EMISMATCH, "reading flash 0x%X+0x%X: the data arrived corrupted "
+				 "(MD5 from the chip does not match what was received); retry, or lower "
+				 "--flash-baud", addr, len);
+	return 0;
+}

@@ -1,0 +1,424 @@
+/*
+ * sim_config.c - espline-sim option parsing.
+ */
+#include "sim_config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A realistic Espressif OUI: ESP8266 modules carrying it store it in eFuse
+ * word 3, which esptool's OUI rule accepts. */
+static const uint8_t default_mac[6] = { 0x5c, 0xcf, 0x7f, 0xa0, 0x00, 0x00 };
+
+const char *sim_options_usage(void)
+{
+	return
+"usage: espline-sim [options]\n"
+"\n"
+"Simulates N ESP8266 modules (ROM loader, flasher stub, SPI NOR flash) on\n"
+"pseudo-terminals or RFC 2217 TCP servers, until SIGINT/SIGTERM.  Prints one\n"
+"line per device on stdout when all are listening:\n"
+"  device K PORT mac=.. chip_id=.. flash=.. jedec=.. xtal=.. boot=.. [link=..]\n"
+"where PORT is what espline takes: /dev/pts/N or rfc2217://127.0.0.1:P.\n"
+"A device that is unplugged and comes back (pty: a new /dev/pts/N) prints its\n"
+"line again; --ready-file is rewritten then too.\n"
+"\n"
+"Process options:\n"
+"  -n, --devices N        number of devices (1..64, default 1)\n"
+"  --link-dir DIR         create symlinks DIR/devK -> the device's pty\n"
+"  --flash-dir DIR        load DIR/devK.bin at start (if present); save it on\n"
+"                         exit, after every FLASH_END/FLASH_DEFL_END, reset and\n"
+"                         unplug (written atomically: tmp file + rename)\n"
+"  --ready-file PATH      write the device lines to PATH once all listen\n"
+"  --time-scale X         multiply every delay (wire time at the current baud,\n"
+"                         flash erase/program, reboot) by X; 0 = no delays,\n"
+"                         1 = real time (default 1)\n"
+"  --exit-after-idle S    exit after S seconds without host traffic on any device\n"
+"  --port-base P          device K listens on 127.0.0.1:P+K (default: free ports)\n"
+"  --en-delay MS          EN capacitor: EN rises MS ms after RTS lets go (default 10)\n"
+"  --seed N               seed for random faults and line noise (default 1);\n"
+"                         device K uses N+K\n"
+"  -v, --verbose          log every reset, boot, baud change and fault\n"
+"  -h, --help             this text\n"
+"\n"
+"Device defaults (apply to every device unless overridden):\n"
+"  --link pty|rfc2217     transport (default pty; rfc2217 carries baud and DTR/RTS)\n"
+"  --boot download|app    mode at power-on (default: download on pty, app on\n"
+"                         rfc2217 where the host resets the chip with DTR/RTS)\n"
+"  --flash SIZE           512KB, 1MB, 2MB, 4MB, 8MB, 16MB (default 4MB)\n"
+"  --jedec HEX            SPI flash id as read from W0 (default Winbond 0xEF,0x40,\n"
+"                         log2(size): 0x1640EF for 4MB)\n"
+"  --xtal 26|40           crystal MHz (default 26)\n"
+"  --mac MAC              MAC of device 0; device K gets MAC+K (default\n"
+"                         5c:cf:7f:a0:00:00, an Espressif OUI)\n"
+"  --fault SPEC           add a fault to every device (repeatable)\n"
+"\n"
+"Per-device overrides:\n"
+"  --dev K:SETTINGS       K is an index or a range A-B; SETTINGS is a comma list\n"
+"                         of link=, boot=, flash=, jedec=, xtal=, mac=, port=,\n"
+"                         fault=SPEC (adds; repeatable) and fault=none (clears)\n"
+"  e.g. --devices 8 --flash 4MB --dev 3:flash=1MB,xtal=40,fault=corrupt@2000\n"
+"\n"
+"Fault SPECs (DIR is rx: host->chip, the default, or tx: chip->host; byte N\n"
+"counts that direction's bytes from 0 since start, across reconnects):\n"
+"  drop@[DIR:]N            drop byte N\n"
+"  corrupt@[DIR:]N         flip one bit of byte N\n"
+"  drop~[DIR:]P            drop each byte with probability P (seeded)\n"
+"  corrupt~[DIR:]P         flip one bit of each byte with probability P\n"
+"  stall@[DIR:]N:MS        hold the line MS ms before byte N\n"
+"  unplug@[DIR:]N[:MS]     at byte N pull the cable: the pty/connection closes,\n"
+"                          nothing listens for MS ms (default 1000), then the\n"
+"                          device comes back powered on (pty: new path)\n"
+"  reset@[DIR:]N           at byte N pulse EN: the chip reboots (boot log, stub\n"
+"                          lost), into download mode on a pty\n"
+"  unplug@flash:OFF[:MS]   unplug when a flash write reaches offset OFF\n"
+"  reset@flash:OFF         reset when a flash write reaches offset OFF\n"
+"  stuck@OFF               the 4 KiB sector holding OFF keeps bits at 1\n"
+"  silent                  the chip never answers\n"
+"  magic:HEX, wrong-chip   chip-detect register reads HEX (wrong-chip: ESP32)\n"
+"Each fault that fires is logged on stderr; a per-device summary of counts is\n"
+"printed at exit (\"dev K faults: rx.drop=1 ...\").\n";
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int sim_parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char sep[5], tail;
+	int n = sscanf(s, "%2x%c%2x%c%2x%c%2x%c%2x%c%2x%c", &v[0], &sep[0], &v[1], &sep[1], &v[2],
+	               &sep[2], &v[3], &sep[3], &v[4], &sep[4], &v[5], &tail);
+	if (n != 11 || strlen(s) != 17)
+		return -1;
+	for (int i = 0; i < 5; i++)
+		if (sep[i] != ':' && sep[i] != '-')
+			return -1;
+	for (int i = 0; i < 6; i++)
+		mac[i] = (uint8_t)v[i];
+	return 0;
+}
+
+void sim_format_flash_size(size_t bytes, char *out, size_t len)
+{
+	if (bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0)
+		snprintf(out, len, "%zuMB", bytes / (1024 * 1024));
+	else
+		snprintf(out, len, "%zuKB", bytes / 1024);
+}
+
+static unsigned log2_exact(uint64_t v)
+{
+	unsigned n = 0;
+	while (v > 1) {
+		v >>= 1;
+		n++;
+	}
+	return n;
+}
+
+uint32_t sim_default_jedec(size_t flash_size)
+{
+	return ((uint32_t)log2_exact(flash_size) << 16) | (0x40u << 8) | 0xEFu;
+}
+
+uint32_t sim_chip_id(const uint8_t mac[6])
+{
+	return ((uint32_t)mac[3] << 16) | ((uint32_t)mac[4] << 8) | mac[5];
+}
+
+static void mac_add(const uint8_t base[6], unsigned k, uint8_t out[6])
+{
+	uint32_t nic = (((uint32_t)base[3] << 16) | ((uint32_t)base[4] << 8) | base[5]) + k;
+	memcpy(out, base, 3);
+	out[3] = (uint8_t)(nic >> 16);
+	out[4] = (uint8_t)(nic >> 8);
+	out[5] = (uint8_t)nic;
+}
+
+/* --- one setting, shared by global options and --dev lists ------------- */
+
+static int set_flash(sim_device_config *d, const char *v, char *err, size_t errlen)
+{
+	uint64_t size;
+	if (sim_parse_size(v, &size) || size < 512 * 1024 || size > 16 * 1024 * 1024 ||
+	    (size & (size - 1)))
+		return fail(err, errlen, "bad flash size \"%s\": use 512KB, 1MB, 2MB, 4MB, 8MB or 16MB", v);
+	d->chip.flash_size = (size_t)size;
+	return 0;
+}
+
+static int set_setting(sim_device_config *d, const char *key, const char *v, char *err, size_t errlen)
+{
+	uint64_t n;
+	if (!strcmp(key, "link")) {
+		if (!strcmp(v, "pty"))
+			d->link = SIM_LINK_PTY;
+		else if (!strcmp(v, "rfc2217"))
+			d->link = SIM_LINK_RFC2217;
+		else
+			return fail(err, errlen, "bad link \"%s\": use pty or rfc2217", v);
+	} else if (!strcmp(key, "boot")) {
+		if (!strcmp(v, "download"))
+			d->boot = SIM_BOOT_DOWNLOAD;
+		else if (!strcmp(v, "app"))
+			d->boot = SIM_BOOT_APP;
+		else
+			return fail(err, errlen, "bad boot mode \"%s\": use download or app", v);
+	} else if (!strcmp(key, "flash")) {
+		return set_flash(d, v, err, errlen);
+	} else if (!strcmp(key, "jedec")) {
+		if (sim_parse_size(v, &n) || n == 0 || n > 0xFFFFFF)
+			return fail(err, errlen, "bad JEDEC id \"%s\": a 24-bit hex number like 0x1640EF", v);
+		d->chip.jedec_id = (uint32_t)n;
+		d->jedec_set = 1;
+	} else if (!strcmp(key, "xtal")) {
+		if (strcmp(v, "26") && strcmp(v, "40"))
+			return fail(err, errlen, "bad crystal \"%s\": use 26 or 40", v);
+		d->chip.xtal_mhz = (unsigned)atoi(v);
+	} else if (!strcmp(key, "mac")) {
+		if (sim_parse_mac(v, d->chip.mac))
+			return fail(err, errlen, "bad MAC \"%s\": use aa:bb:cc:dd:ee:ff", v);
+		d->mac_set = 1;
+	} else if (!strcmp(key, "port")) {
+		if (sim_parse_size(v, &n) || n == 0 || n > 65535)
+			return fail(err, errlen, "bad TCP port \"%s\"", v);
+		d->port = (unsigned)n;
+	} else if (!strcmp(key, "fault")) {
+		if (!strcmp(v, "none")) {
+			d->nfaults = 0;
+			return 0;
+		}
+		if (d->nfaults >= SIM_FAULTS_MAX)
+			return fail(err, errlen, "too many faults (at most %d per device)", SIM_FAULTS_MAX);
+		return sim_fault_parse(v, &d->faults[d->nfaults++], err, errlen);
+	} else {
+		return fail(err, errlen, "unknown device setting \"%s\" (see espline-sim --help)", key);
+	}
+	return 0;
+}
+
+/* "K:key=v,key=v" or "A-B:..." */
+static int apply_dev_spec(sim_options *o, const char *spec, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	unsigned long first = strtoul(spec, &end, 10), last = first;
+	if (end == spec || errno)
+		return fail(err, errlen, "bad --dev \"%s\": expected K:SETTINGS or A-B:SETTINGS", spec);
+	if (*end == '-') {
+		const char *p = end + 1;
+		last = strtoul(p, &end, 10);
+		if (end == p)
+			return fail(err, errlen, "bad --dev \"%s\": expected A-B:SETTINGS", spec);
+	}
+	if (*end != ':' || !end[1])
+		return fail(err, errlen, "bad --dev \"%s\": expected K:SETTINGS", spec);
+	if (first > last || last >= o->ndevices)
+		return fail(err, errlen, "--dev \"%s\": no such device (devices are 0..%u)", spec,
+		            o->ndevices - 1);
+	char *list = strdup(end + 1);
+	if (!list)
+		return fail(err, errlen, "out of memory");
+	int rc = 0;
+	char *save = NULL;
+	for (char *item = strtok_r(list, ",", &save); item && !rc; item = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(item, '=');
+		if (!eq || eq == item) {
+			rc = fail(err, errlen, "bad --dev setting \"%s\": expected key=value", item);
+			break;
+		}
+		*eq = '\0';
+		for (unsigned long k = first; k <= last && !rc; k++) {
+			sim_device_config *d = &o->devices[k];
+			rc = set_setting(d, item, eq + 1, err, errlen);
+			/* A MAC given for a range counts up from the first device. */
+			if (!rc && !strcmp(item, "mac"))
+				mac_add(d->chip.mac, (unsigned)(k - first), d->chip.mac);
+		}
+	}
+	free(list);
+	return rc;
+}
+
+static int parse_double(const char *v, double lo, double *out)
+{
+	char *end;
+	errno = 0;
+	double d = strtod(v, &end);
+	if (errno || end == v || *end || !(d >= lo) || d > 1e6)
+		return -1;
+	*out = d;
+	return 0;
+}
+
+/* Fill in what depends on other settings, then check consistency. */
+static int finish_device(sim_options *o, sim_device_config *d, char *err, size_t errlen)
+{
+	if (d->boot == SIM_BOOT_AUTO)
+		d->boot = d->link == SIM_LINK_PTY ? SIM_BOOT_DOWNLOAD : SIM_BOOT_APP;
+	if (!d->jedec_set)
+		d->chip.jedec_id = sim_default_jedec(d->chip.flash_size);
+	if (!d->port && o->port_base) {
+		if (o->port_base + d->index > 65535)
+			return fail(err, errlen, "--port-base %u + device %u is beyond port 65535",
+			            o->port_base, d->index);
+		d->port = o->port_base + d->index;
+	}
+	sim_fault_chip_faults(d->faults, d->nfaults, &d->chip.faults);
+	return 0;
+}
+
+/* "--name value" or "--name=value". */
+static const char *option_value(int argc, char **argv, int *i, const char *arg, const char *name,
+                                int *matched)
+{
+	size_t len = strlen(name);
+	*matched = 0;
+	if (strncmp(arg, name, len))
+		return NULL;
+	if (arg[len] == '=') {
+		*matched = 1;
+		return arg + len + 1;
+	}
+	if (arg[len] != '\0')
+		return NULL;
+	*matched = 1;
+	if (*i + 1 >= argc)
+		return NULL;
+	return argv[++*i];
+}
+
+int sim_options_parse(int argc, char **argv, sim_options *o, char *err, size_t errlen)
+{
+	memset(o, 0, sizeof *o);
+	o->ndevices = 1;
+	o->time_scale = 1.0;
+	o->en_delay_ms = 10;
+	o->seed = 1;
+	sim_device_config defaults = { .link = SIM_LINK_PTY, .boot = SIM_BOOT_AUTO };
+	memcpy(defaults.chip.mac, default_mac, 6);
+	defaults.chip.flash_size = 4 * 1024 * 1024;
+	defaults.chip.xtal_mhz = 26;
+	const char **dev_specs = calloc((size_t)argc + 1, sizeof *dev_specs);
+	size_t ndev_specs = 0;
+	if (!dev_specs)
+		return fail(err, errlen, "out of memory");
+	int rc = 0;
+
+	static const char *const device_opts[] = { "link", "boot", "flash", "jedec", "xtal", "mac", "fault" };
+	for (int i = 1; i < argc && !rc; i++) {
+		const char *arg = argv[i];
+		const char *v;
+		int m = 0;
+		if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+			o->help = 1;
+			continue;
+		}
+		if (!strcmp(arg, "-v") || !strcmp(arg, "--verbose")) {
+			o->verbose = 1;
+			continue;
+		}
+		if (!strcmp(arg, "-n"))
+			arg = "--devices";
+#define VALUE(name) (v = option_value(argc, argv, &i, arg, name, &m), m)
+#define NEED() if (!v) { rc = fail(err, errlen, "%s needs a value", arg); continue; }
+		if (VALUE("--devices")) {
+			NEED();
+			uint64_t n;
+			if (sim_parse_size(v, &n) || n < 1 || n > SIM_MAX_DEVICES)
+				rc = fail(err, errlen, "bad --devices \"%s\": 1..%d", v, SIM_MAX_DEVICES);
+			else
+				o->ndevices = (unsigned)n;
+		} else if (VALUE("--link-dir")) {
+			NEED();
+			o->link_dir = v;
+		} else if (VALUE("--flash-dir")) {
+			NEED();
+			o->flash_dir = v;
+		} else if (VALUE("--ready-file")) {
+			NEED();
+			o->ready_file = v;
+		} else if (VALUE("--time-scale")) {
+			NEED();
+			if (parse_double(v, 0.0, &o->time_scale))
+				rc = fail(err, errlen, "bad --time-scale \"%s\": a number >= 0", v);
+		} else if (VALUE("--exit-after-idle")) {
+			NEED();
+			if (parse_double(v, 0.0, &o->exit_after_idle))
+				rc = fail(err, errlen, "bad --exit-after-idle \"%s\": seconds >= 0", v);
+		} else if (VALUE("--port-base")) {
+			NEED();
+			uint64_t n;
+			if (sim_parse_size(v, &n) || n == 0 || n > 65535)
+				rc = fail(err, errlen, "bad --port-base \"%s\": 1..65535", v);
+			else
+				o->port_base = (unsigned)n;
+		} else if (VALUE("--en-delay")) {
+			NEED();
+			uint64_t n;
+			if (sim_parse_size(v, &n) || n > 10000)
+				rc = fail(err, errlen, "bad --en-delay \"%s\": 0..10000 ms", v);
+			else
+				o->en_delay_ms = (unsigned)n;
+		} else if (VALUE("--seed")) {
+			NEED();
+			if (sim_parse_size(v, &o->seed))
+				rc = fail(err, errlen, "bad --seed \"%s\"", v);
+		} else if (VALUE("--dev")) {
+			NEED();
+			dev_specs[ndev_specs++] = v;
+		} else {
+			size_t k;
+			for (k = 0; k < sizeof device_opts / sizeof device_opts[0]; k++) {
+				char name[16];
+				snprintf(name, sizeof name, "--%s", device_opts[k]);
+				if (VALUE(name)) {
+					rc = v ? set_setting(&defaults, device_opts[k], v, err, errlen)
+					       : fail(err, errlen, "%s needs a value", arg);
+					break;
+				}
+			}
+			if (k == sizeof device_opts / sizeof device_opts[0])
+				rc = fail(err, errlen, "unknown option \"%s\" (see espline-sim --help)", arg);
+		}
+#undef VALUE
+#undef NEED
+	}
+	if (!rc && o->port_base && o->port_base + o->ndevices - 1 > 65535)
+		rc = fail(err, errlen, "--port-base %u leaves no room for %u devices", o->port_base, o->ndevices);
+	if (!rc) {
+		o->devices = calloc(o->ndevices, sizeof *o->devices);
+		if (!o->devices)
+			rc = fail(err, errlen, "out of memory");
+	}
+	for (unsigned k = 0; !rc && k < o->ndevices; k++) {
+		o->devices[k] = defaults;
+		o->devices[k].index = k;
+		mac_add(defaults.chip.mac, k, o->devices[k].chip.mac);
+	}
+	for (size_t s = 0; !rc && s < ndev_specs; s++)
+		rc = apply_dev_spec(o, dev_specs[s], err, errlen);
+	for (unsigned k = 0; !rc && k < o->ndevices; k++)
+		rc = finish_device(o, &o->devices[k], err, errlen);
+	free(dev_specs);
+	if (rc)
+		sim_options_free(o);
+	return rc;
+}
+
+void sim_options_free(sim_options *o)
+{
+	free(o->devices);
+	o->devices = NULL;
+	o->ndevices = 0;
+}

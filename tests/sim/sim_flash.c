@@ -1,0 +1,158 @@
+/* sim_flash.c - SPI NOR flash model (see sim_flash.h). */
+#include "sim_flash.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int sim_flash_init(sim_flash *f, size_t size, int random, uint32_t seed)
+{
+	f->data = malloc(size ? size : 1);
+	if (!f->data)
+		return -ENOMEM;
+	f->size = size;
+	f->stuck_sector = -1;
+	if (!random) {
+		memset(f->data, 0xFF, size);
+		return 0;
+	}
+	/* xorshift32: deterministic per seed so a failing test can be replayed */
+	uint32_t x = seed ? seed : 0x2545F491u;
+	for (size_t i = 0; i < size; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		f->data[i] = (uint8_t)x;
+	}
+	return 0;
+}
+
+void sim_flash_free(sim_flash *f)
+{
+	free(f->data);
+	f->data = NULL;
+	f->size = 0;
+}
+
+static int in_range(const sim_flash *f, uint64_t addr, uint64_t n)
+{
+	return addr <= f->size && n <= f->size - addr;
+}
+
+int sim_flash_erase_sector(sim_flash *f, uint32_t sector, uint64_t *us)
+{
+	uint64_t addr = (uint64_t)sector * SIM_FLASH_SECTOR;
+	if (!in_range(f, addr, SIM_FLASH_SECTOR))
+		return SIM_FLASH_OUT_OF_RANGE;
+	memset(f->data + addr, 0xFF, SIM_FLASH_SECTOR);
+	*us += SIM_FLASH_SECTOR_ERASE_US;
+	return SIM_FLASH_OK;
+}
+
+int sim_flash_erase_block(sim_flash *f, uint32_t block, uint64_t *us)
+{
+	uint64_t addr = (uint64_t)block * SIM_FLASH_BLOCK;
+	if (!in_range(f, addr, SIM_FLASH_BLOCK))
+		return SIM_FLASH_OUT_OF_RANGE;
+	memset(f->data + addr, 0xFF, SIM_FLASH_BLOCK);
+	*us += SIM_FLASH_BLOCK_ERASE_US;
+	return SIM_FLASH_OK;
+}
+
+void sim_flash_erase_chip(sim_flash *f, uint64_t *us)
+{
+	memset(f->data, 0xFF, f->size);
+	*us += (uint64_t)SIM_FLASH_CHIP_ERASE_US_PER_4MB * f->size / (4u << 20);
+}
+
+int sim_flash_erase_range(sim_flash *f, uint32_t start_sector, uint32_t count, uint64_t *us)
+{
+	const uint32_t per_block = SIM_FLASH_BLOCK / SIM_FLASH_SECTOR;
+	uint32_t s = start_sector;
+	while (count > 0) {
+		int rc;
+		if (s % per_block == 0 && count >= per_block) {
+			rc = sim_flash_erase_block(f, s / per_block, us);
+			s += per_block;
+			count -= per_block;
+		} else {
+			rc = sim_flash_erase_sector(f, s, us);
+			s++;
+			count--;
+		}
+		if (rc)
+			return rc;
+	}
+	return SIM_FLASH_OK;
+}
+
+int sim_flash_program(sim_flash *f, uint32_t addr, const uint8_t *src, size_t n, uint64_t *us)
+{
+	if (n == 0)
+		return SIM_FLASH_OK;
+	if (!in_range(f, addr, n))
+		return SIM_FLASH_OUT_OF_RANGE;
+	uint64_t pages = ((uint64_t)addr + n - 1) / SIM_FLASH_PAGE - addr / SIM_FLASH_PAGE + 1;
+	*us += pages * SIM_FLASH_PAGE_PROGRAM_US;
+	int rc = SIM_FLASH_OK;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t a = addr + (uint32_t)i;
+		uint8_t want = f->data[a] & src[i];
+		uint8_t got = want;
+		if (f->stuck_sector >= 0 && a / SIM_FLASH_SECTOR == (uint64_t)f->stuck_sector)
+			got |= SIM_FLASH_STUCK_MASK;
+		f->data[a] = got;
+		if (got != want)
+			rc = SIM_FLASH_VERIFY_FAILED;
+	}
+	return rc;
+}
+
+int sim_flash_read(const sim_flash *f, uint32_t addr, uint8_t *dst, size_t n)
+{
+	if (!in_range(f, addr, n))
+		return SIM_FLASH_OUT_OF_RANGE;
+	memcpy(dst, f->data + addr, n);
+	return SIM_FLASH_OK;
+}
+
+int sim_flash_load(sim_flash *f, const char *path)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return -errno;
+	size_t got = fread(f->data, 1, f->size, fp);
+	int err = ferror(fp) ? -EIO : 0;
+	fclose(fp);
+	(void)got;
+	return err;
+}
+
+int sim_flash_save(const sim_flash *f, const char *path)
+{
+	/* write a temporary file and rename it, so a crash never leaves half an image */
+	size_t len = strlen(path);
+	char *tmp = malloc(len + 16);
+	if (!tmp)
+		return -ENOMEM;
+	snprintf(tmp, len + 16, "%s.tmp%ld", path, (long)getpid());
+	FILE *fp = fopen(tmp, "wb");
+	int err = 0;
+	if (!fp) {
+		err = -errno;
+		free(tmp);
+		return err;
+	}
+	if (fwrite(f->data, 1, f->size, fp) != f->size)
+		err = -EIO;
+	if (fclose(fp) != 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) != 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	free(tmp);
+	return err;
+}

@@ -1,0 +1,158 @@
+/* test_stub.c - base64, stub JSON loading and the search order. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "espline/stub.h"
+
+static char dir[64];
+
+static void write_file(const char *name, const char *text, char *path, size_t cap)
+{
+	snprintf(path, cap, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/espline-test-stub-%d", (int)getpid());
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+	return system(cmd);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd);
+}
+
+static void test_base64(void **state)
+{
+	(void)state;
+	uint8_t *out;
+	size_t n;
+	espl_error err;
+	assert_int_equal(espl_base64_decode("SGVsbG8sIHdvcmxkIQ==", &out, &n, &err), 0);
+	assert_int_equal(n, 13);
+	assert_memory_equal(out, "Hello, world!", 13);
+	free(out);
+	assert_int_equal(espl_base64_decode("AAEC\n/w", &out, &n, &err), 0);
+	assert_int_equal(n, 4);
+	assert_memory_equal(out, "\x00\x01\x02\xff", 4);
+	free(out);
+	assert_int_equal(espl_base64_decode("", &out, &n, &err), 0);
+	assert_int_equal(n, 0);
+	free(out);
+	assert_int_equal(espl_base64_decode("AA*B", &out, &n, &err), ESPL_EARG);
+}
+
+static void test_load_valid(void **state)
+{
+	(void)state;
+	char path[128];
+	espl_stub stub;
+	espl_error err;
+	write_file("ok.json", "{\"text\": \"AAECAw==\", \"text_start\": 1074843648, \"entry\": 1074843652,"
+		   " \"data\": \"/w==\", \"data_start\": 1073720488, \"bss_start\": 1073643776,"
+		   " \"extra\": [1, 2]}", path, sizeof path);
+	assert_int_equal(espl_stub_load_file(path, &stub, &err), 0);
+	assert_int_equal(stub.text_len, 4);
+	assert_memory_equal(stub.text, "\x00\x01\x02\x03", 4);
+	assert_int_equal(stub.text_start, 0x4010D000);
+	assert_int_equal(stub.entry, 0x4010D004);
+	assert_int_equal(stub.data_len, 1);
+	assert_int_equal(stub.data[0], 0xFF);
+	assert_int_equal(stub.data_start, 0x3FFFACA8);
+	assert_string_equal(stub.path, path);
+	espl_stub_free(&stub);
+
+	/* data is optional */
+	write_file("nodata.json", "{\"text\": \"AAECAw==\", \"text_start\": 1, \"entry\": 2}", path, sizeof path);
+	assert_int_equal(espl_stub_load_file(path, &stub, &err), 0);
+	assert_null(stub.data);
+	espl_stub_free(&stub);
+}
+
+static void test_load_invalid(void **state)
+{
+	(void)state;
+	char path[128];
+	espl_stub stub;
+	espl_error err;
+	write_file("noentry.json", "{\"text\": \"AAECAw==\", \"text_start\": 1}", path, sizeof path);
+	assert_int_equal(espl_stub_load_file(path, &stub, &err), ESPL_EARG);
+	assert_non_null(strstr(err.msg, "\"entry\""));
+	assert_non_null(strstr(err.msg, path));
+	write_file("badtext.json", "{\"text\": 5, \"text_start\": 1, \"entry\": 2}", path, sizeof path);
+	assert_int_equal(espl_stub_load_file(path, &stub, &err), ESPL_EARG);
+	assert_non_null(strstr(err.msg, "base64"));
+	write_file("broken.json", "{\"text\": ", path, sizeof path);
+	assert_int_equal(espl_stub_load_file(path, &stub, &err), ESPL_EARG);
+	assert_non_null(strstr(err.msg, "broken.json:"));
+	snprintf(path, sizeof path, "%s/missing.json", dir);
+	assert_int_equal(espl_stub_load_file(path, &stub, &err), ESPL_ENOTFOUND);
+}
+
+static void test_search_order(void **state)
+{
+	(void)state;
+	char env_path[128], explicit_path[128];
+	char *paths[64];
+	espl_stub stub;
+	espl_error err;
+	write_file("env.json", "{\"text\": \"AQ==\", \"text_start\": 1, \"entry\": 11}", env_path, sizeof env_path);
+	write_file("explicit.json", "{\"text\": \"Ag==\", \"text_start\": 2, \"entry\": 22}", explicit_path,
+		   sizeof explicit_path);
+
+	setenv("ESPLINE_STUB", env_path, 1);
+	size_t n = espl_stub_candidates(NULL, paths, 64);
+	assert_true(n > 3);
+	assert_string_equal(paths[0], env_path);
+	assert_non_null(strstr(paths[1], "third_party/stub/esp8266.json"));
+	int saw_pip = 0, saw_npm = 0;
+	for (size_t i = 0; i < n; i++) {
+		saw_pip |= strstr(paths[i], "esptool/targets/stub_flasher/1/esp8266.json") != NULL;
+		saw_npm |= strstr(paths[i], "node_modules/esptool-js") != NULL;
+		free(paths[i]);
+	}
+	assert_true(saw_pip && saw_npm);
+
+	/* explicit wins over the environment */
+	assert_int_equal(espl_stub_find(explicit_path, &stub, &err), 0);
+	assert_int_equal(stub.entry, 22);
+	espl_stub_free(&stub);
+	assert_int_equal(espl_stub_find(NULL, &stub, &err), 0);
+	assert_int_equal(stub.entry, 11);
+	espl_stub_free(&stub);
+
+	/* an explicit path that does not exist is an error, not a fallback */
+	char missing[160];
+	snprintf(missing, sizeof missing, "%s/nope.json", dir);
+	assert_int_equal(espl_stub_find(missing, &stub, &err), ESPL_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "nope.json"));
+	unsetenv("ESPLINE_STUB");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_load_valid),
+		cmocka_unit_test(test_load_invalid),
+		cmocka_unit_test(test_search_order),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
