@@ -94,7 +94,8 @@ static int open_db(const char *cmd, const char *path, espl_db **db)
 		if (espl_db_open(db, &o, &err) == 0)
 			return ESPL_EXIT_OK;
 	}
-	return fail(cmd, &err);
+	fprintf(stderr, "espline %s: %s\n", cmd, err.msg);
+	return ESPL_EXIT_DB;
 }
 
 static int filter_from(const char *cmd, const db_args *a, espl_report_filter *f)

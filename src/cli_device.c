@@ -3,6 +3,7 @@
  * results; the only place here that prints or picks exit codes. */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,13 +533,31 @@ static void free_files(file_arg *files, int n)
 		espl_image_source_free(files[i].src);
 }
 
-static int check_overlaps(const dev_args *a, const espl_image *const *imgs, int n)
+/* Files must not overlap, and must not share a 4 KiB sector: the erase
+ * before writing the second would wipe the end of the first. */
+static int check_layout(const dev_args *a, espl_loader *l, const espl_image *const *imgs, int n)
 {
-	for (int i = 1; i < n; i++) {
-		if ((uint64_t)imgs[i - 1]->address + imgs[i - 1]->size > imgs[i]->address) {
-			fprintf(stderr, "espline %s: %s (0x%X..0x%zX) overlaps %s at 0x%X\n", a->cmd,
-				imgs[i - 1]->name, imgs[i - 1]->address,
-				(size_t)imgs[i - 1]->address + imgs[i - 1]->size, imgs[i]->name, imgs[i]->address);
+	espl_error err;
+	for (int i = 0; i < n; i++) {
+		if (espl_flash_check_fits(l, imgs[i], &err) < 0)
+			return fail(a, &err);
+		if (imgs[i]->address % ESPL_SECTOR_SIZE && !a->quiet)
+			fprintf(stderr, "warning: %s starts at 0x%X, inside a 4 KiB sector: the bytes from "
+				"0x%X up to it will be erased\n", imgs[i]->name, imgs[i]->address,
+				imgs[i]->address & ~(uint32_t)(ESPL_SECTOR_SIZE - 1));
+		if (i == 0)
+			continue;
+		uint64_t prev_end = (uint64_t)imgs[i - 1]->address + imgs[i - 1]->size;
+		if (prev_end > imgs[i]->address) {
+			fprintf(stderr, "espline %s: %s (0x%X..0x%llX) overlaps %s at 0x%X\n", a->cmd,
+				imgs[i - 1]->name, imgs[i - 1]->address, (unsigned long long)prev_end,
+				imgs[i]->name, imgs[i]->address);
+			return ESPL_EXIT_USAGE;
+		}
+		if (a->cmd[0] == 'w' && (prev_end - 1) / ESPL_SECTOR_SIZE == imgs[i]->address / ESPL_SECTOR_SIZE) {
+			fprintf(stderr, "espline %s: %s ends in the 4 KiB sector where %s starts (0x%X): "
+				"writing it would erase the end of %s; align it to 0x1000 or merge the files\n",
+				a->cmd, imgs[i - 1]->name, imgs[i]->name, imgs[i]->address, imgs[i - 1]->name);
 			return ESPL_EXIT_USAGE;
 		}
 	}
@@ -555,6 +574,25 @@ static int verify_one(const dev_args *a, espl_loader *l, const espl_image *img)
 	return 0;
 }
 
+typedef struct prep_job {
+	file_arg *files;
+	int n;
+} prep_job;
+
+/* Deflate and hash the images while the chip is being connected (the stub
+ * upload alone takes a second); errors resurface at the later get. */
+static void *prepare_images(void *arg)
+{
+	prep_job *job = arg;
+	for (int i = 0; i < job->n; i++) {
+		const espl_image *img;
+		espl_error err;
+		if (!espl_image_source_needs_size(job->files[i].src))
+			(void)espl_image_source_get(job->files[i].src, 0, &img, &err);
+	}
+	return NULL;
+}
+
 static int run_files(dev_args *a, int do_write)
 {
 	progress_view v = { 0 };
@@ -567,8 +605,16 @@ static int run_files(dev_args *a, int do_write)
 	double t0 = espl_now_s();
 
 	rc = load_files(a, files, &nfiles);
-	if (rc == 0)
+	if (rc == 0) {
+		prep_job job = { files, nfiles };
+		pthread_t prep;
+		int threaded = pthread_create(&prep, NULL, prepare_images, &job) == 0;
+		if (!threaded)
+			prepare_images(&job);
 		rc = connect_device(a, a->pos[0], &v, &l, &chip);
+		if (threaded)
+			pthread_join(prep, NULL);
+	}
 	for (int i = 0; rc == 0 && i < nfiles; i++) {
 		if (espl_image_source_get(files[i].src, chip.flash_size, &imgs[i], &err) < 0)
 			rc = fail(a, &err);
@@ -577,7 +623,7 @@ static int run_files(dev_args *a, int do_write)
 				imgs[i]->header[0], imgs[i]->header[1]);
 	}
 	if (rc == 0)
-		rc = check_overlaps(a, imgs, nfiles);
+		rc = check_layout(a, l, imgs, nfiles);
 	for (int i = 0; rc == 0 && i < nfiles; i++) {
 		if (do_write) {
 			int flags = a->no_compress ? 0 : ESPL_WRITE_COMPRESS;

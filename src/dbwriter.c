@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,6 +59,7 @@ struct espl_dbw {
 	char reason[ESPL_ERROR_MAX];
 	espl_dbw_stats stats;
 	int spool_fd;
+	int lock_fd;
 };
 
 /* ---- record copies ----------------------------------------------------- */
@@ -780,6 +782,11 @@ static int enqueue(espl_dbw *w, rec *r, int oom, int wait, espl_error *err)
 	}
 	r->waited = wait;
 	pthread_mutex_lock(&w->mu);
+	/* Backpressure: a producer far ahead of the disk waits for room rather
+	 * than filling memory. */
+	size_t max_queue = w->o.max_queue > 0 ? (size_t)w->o.max_queue : 10000;
+	while (w->stats.queued >= max_queue && !w->stopping)
+		pthread_cond_wait(&w->done, &w->mu);
 	if (w->stopping) {
 		pthread_mutex_unlock(&w->mu);
 		rec_free(r);
@@ -1054,6 +1061,17 @@ static char *concat(const char *a, const char *b)
 	return s;
 }
 
+/* The database's folder may not exist yet (db/ on a fresh checkout). */
+static int make_parent_dir_of(const char *path, espl_error *err)
+{
+	char copy[PATH_MAX];
+	snprintf(copy, sizeof copy, "%s", path);
+	const char *dir = dirname(copy);
+	if (mkdir(dir, 0775) < 0 && errno != EEXIST)
+		return espl_fail_errno(err, "cannot create the database folder %s", dir);
+	return ESPL_OK;
+}
+
 static void dbw_free(espl_dbw *w)
 {
 	if (!w)
@@ -1061,6 +1079,8 @@ static void dbw_free(espl_dbw *w)
 	espl_db_close(w->db);
 	if (w->spool_fd >= 0)
 		close(w->spool_fd);
+	if (w->lock_fd >= 0)
+		close(w->lock_fd); /* releases the flock */
 	while (w->held_head) {
 		rec *r = w->held_head;
 		w->held_head = r->next;
@@ -1076,6 +1096,38 @@ static void dbw_free(espl_dbw *w)
 	free(w->st_host);
 	free(w->st_version);
 	free(w);
+}
+
+/* One writer process per database: two would seal each other's running
+ * units as interrupted and share one spool. */
+static int take_writer_lock(espl_dbw *w, espl_error *err)
+{
+	char *path = concat(w->path, ".lock"), pid[32] = "";
+	if (!path)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	ESPL_TRY(make_parent_dir_of(path, err));
+	w->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (w->lock_fd < 0) {
+		int rc = espl_fail_errno(err, "cannot create the writer lock %s", path);
+		free(path);
+		return rc;
+	}
+	if (flock(w->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		ssize_t n = pread(w->lock_fd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		int rc = espl_fail(err, ESPL_EBUSY,
+				   "another espline station (pid %s) is writing to %s: give each "
+				   "station its own database with --db",
+				   pid[0] ? pid : "?", w->path);
+		free(path);
+		return rc;
+	}
+	snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(w->lock_fd, 0) < 0 || pwrite(w->lock_fd, pid, strlen(pid), 0) < 0) {
+		/* Only the message for a second station is lost; the lock holds. */
+	}
+	free(path);
+	return ESPL_OK;
 }
 
 static int prepare_db(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
@@ -1111,6 +1163,7 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
 	if (!w)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory starting the database writer");
 	w->spool_fd = -1;
+	w->lock_fd = -1;
 	w->o = *opts;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->work, NULL);
@@ -1130,7 +1183,9 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
 	w->o.station = (espl_db_station){ w->st_name, w->st_host, w->st_version };
 	w->o.path = w->path;
 	w->o.spool_path = w->spool_path;
-	int rc = prepare_db(w, info, err);
+	int rc = take_writer_lock(w, err);
+	if (rc == 0)
+		rc = prepare_db(w, info, err);
 	if (rc == 0 && pthread_create(&w->thread, NULL, writer_main, w) != 0)
 		rc = espl_fail(err, ESPL_ESYS, "cannot start the database writer thread");
 	if (rc < 0) {

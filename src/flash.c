@@ -104,7 +104,7 @@ int espl_flash_erase_region(espl_loader *l, uint32_t addr, uint32_t len, espl_er
 
 /* ---- write -------------------------------------------------------------- */
 
-static int check_fits(espl_loader *l, const espl_image *img, espl_error *err)
+int espl_flash_check_fits(espl_loader *l, const espl_image *img, espl_error *err)
 {
 	size_t fsize = espl_loader_flash_size(l);
 	if (fsize && (uint64_t)img->address + img->size > fsize)
@@ -200,7 +200,7 @@ int espl_flash_write(espl_loader *l, const espl_image *img, int flags, espl_erro
 	step s;
 	int rc;
 
-	ESPL_TRY(check_fits(l, img, err));
+	ESPL_TRY(espl_flash_check_fits(l, img, err));
 	step_start(&s, l, "write", img->address, img->size);
 	rc = compressed ? write_compressed(l, img, &s, err) : write_plain(l, img, &s, err);
 	if (rc < 0) {

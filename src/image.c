@@ -231,13 +231,28 @@ static void md5_of(const uint8_t *d, size_t n, uint8_t out[16])
  * stream expands to (the per-block write timeout depends on it). */
 static int compress_image(espl_image *img, espl_error *err)
 {
-	uLongf cap = compressBound((uLong)img->size);
+	uLong cap;
 	z_stream zs;
 
-	img->zdata = malloc(cap ? cap : 1);
-	if (!img->zdata)
+	/* Level 9 with the largest window and memory: every byte saved is
+	 * wire time on every unit. */
+	memset(&zs, 0, sizeof zs);
+	if (deflateInit2(&zs, 9, Z_DEFLATED, 15, 9, Z_DEFAULT_STRATEGY) != Z_OK)
+		return espl_fail(err, ESPL_ENOMEM, "zlib could not start compressing %s", img->name);
+	cap = deflateBound(&zs, (uLong)img->size);
+	img->zdata = malloc(cap);
+	if (!img->zdata) {
+		deflateEnd(&zs);
 		return espl_fail(err, ESPL_ENOMEM, "out of memory compressing %s", img->name);
-	if (compress2(img->zdata, &cap, img->data, (uLong)img->size, 9) != Z_OK)
+	}
+	zs.next_in = img->data;
+	zs.avail_in = (uInt)img->size;
+	zs.next_out = img->zdata;
+	zs.avail_out = (uInt)cap;
+	int zr = deflate(&zs, Z_FINISH);
+	cap = zs.total_out;
+	deflateEnd(&zs);
+	if (zr != Z_STREAM_END)
 		return espl_fail(err, ESPL_ENOMEM, "zlib could not compress %s", img->name);
 	img->zsize = cap;
 	img->zblocks = (img->zsize + ESPL_STUB_WRITE_BLOCK - 1) / ESPL_STUB_WRITE_BLOCK;

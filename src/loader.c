@@ -259,6 +259,7 @@ int espl_loader_read_frame(espl_loader *l, int timeout_ms, const uint8_t **frame
 			   espl_error *err)
 {
 	int64_t deadline = espl_now_ms() + timeout_ms;
+	int last_chance = 0;
 
 	for (;;) {
 		while (l->rx_pos < l->rx_len) {
@@ -274,16 +275,18 @@ int espl_loader_read_frame(espl_loader *l, int timeout_ms, const uint8_t **frame
 				break;
 			}
 		}
+		/* Past the deadline, look once more at what already arrived,
+		 * then stop: a chip spewing text must not keep us here. */
 		int left = espl_ms_left(deadline);
-		if (left == 0 && timeout_ms > 0)
+		if (left == 0 && last_chance)
 			break;
+		last_chance = left == 0;
 		int n = espl_port_read(l->port, l->rx, sizeof l->rx, left, err);
 		if (n == ESPL_ETIMEOUT)
 			break;
 		if (n < 0) {
 			if (n == ESPL_EDISCONNECTED)
-				espl_error_prefix(err, "%s disconnected (unplugged, or the chip lost power)",
-						  l->port->name);
+				espl_error_prefix(err, "lost the connection to the chip");
 			return n;
 		}
 		l->rx_pos = 0;
@@ -355,6 +358,12 @@ static int take_reply(espl_loader *l, uint8_t op, const uint8_t *f, size_t flen,
 	if (dlen < 2)
 		return espl_fail(err, ESPL_EPROTO, "%s reply has no status bytes", op_name(op));
 	l->last_status = (unsigned)data[dlen - 2] << 8 | data[dlen - 1];
+	if (l->mode == ESPL_MODE_STUB && data[dlen - 2] == 0x01 && op != ESPL_OP_SYNC)
+		/* ROM-style status while the stub should be running. */
+		return espl_fail(err, ESPL_EDEVICE, "%s failed: the chip answered like its ROM loader "
+				 "(status 0x%04X): it was reset during the operation, and the flasher stub "
+				 "is gone. Check the supply and the EN/RST line, then start again",
+				 op_name(op), l->last_status);
 	if (data[dlen - 2] != 0) {
 		const char *text = l->mode == ESPL_MODE_STUB ? stub_error_text(data[dlen - 2])
 							     : rom_error_text(data[dlen - 1]);
@@ -759,14 +768,27 @@ int espl_loader_change_baud(espl_loader *l, unsigned baud, espl_error *err)
 		espl_error_prefix(err, "switching %s to %u baud", l->port->name, baud);
 		return err->code;
 	}
-	espl_sleep_ms(50);
+	/* The stub switches ~10 ms after its reply left; esptool waits 50 ms,
+	 * 20 ms is enough (the reply reached us after it left) and the caller
+	 * proves the new rate with a register read anyway. */
+	espl_sleep_ms(20);
 	return flush_input(l, err);
 }
 
-/* Switch to flash_baud and prove it works with one register read. */
+/* Switch to flash_baud and prove it works with one register read.  An
+ * adapter that refuses the rate is found out before the chip is told, so
+ * that case needs no reconnect: we just stay at the old rate. */
 static int try_fast_baud(espl_loader *l, espl_error *err)
 {
 	uint32_t magic;
+	unsigned old = l->port->baud;
+	espl_error probe;
+	if (espl_port_set_baud(l->port, l->opt.flash_baud, &probe) < 0) {
+		ESPL_TRY(espl_port_set_baud(l->port, old, err));
+		espl_loader_log(l, ESPL_LOG_WARN, "%s; staying at %u baud", probe.msg, old);
+		return 0;
+	}
+	ESPL_TRY(espl_port_set_baud(l->port, old, err));
 	ESPL_TRY(espl_loader_change_baud(l, l->opt.flash_baud, err));
 	for (int i = 0; i < 2; i++) {
 		if (espl_loader_read_reg(l, ESPL_CHIP_MAGIC_REG, &magic, err) == 0 &&

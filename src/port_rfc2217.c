@@ -65,6 +65,7 @@ typedef struct net_port {
 	int baud_acked;
 	uint32_t acked_baud;
 	int purge_acked;
+	size_t purge_cut;            /* pending index just after the PURGE-DATA reply */
 	/* Whether the server has ever answered; if not, stop waiting. */
 	int baud_replies_missing;
 	int purge_replies_missing;
@@ -229,7 +230,10 @@ static int accept_option(uint8_t option)
 	       option == ESPL_TELNET_OPT_COM_PORT;
 }
 
-static int handle_event(net_port *np, const espl_telnet_event *ev, espl_error *err)
+/* data_end: where decoded data stands in the buffer being filled when the
+ * event arrived (for PURGE-DATA, the line between stale and fresh input). */
+static int handle_event(net_port *np, const espl_telnet_event *ev, const uint8_t *data_end,
+                        espl_error *err)
 {
 	uint8_t out[3];
 	if (ev->kind == ESPL_TELNET_EV_NEGOTIATION) {
@@ -243,6 +247,8 @@ static int handle_event(net_port *np, const espl_telnet_event *ev, espl_error *e
 		np->acked_baud = ev->cpo_value;
 	} else if (ev->cpo_base == ESPL_RFC2217_PURGE_DATA) {
 		np->purge_acked = 1;
+		if (data_end >= np->pending && data_end <= np->pending + PENDING_MAX)
+			np->purge_cut = (size_t)(data_end - np->pending);
 	}
 	return ESPL_OK;
 }
@@ -280,7 +286,7 @@ static int pump(net_port *np, int timeout_ms, uint8_t *dst, size_t cap, espl_err
 		off += espl_telnet_feed(&np->dec, raw + off, (size_t)got - off, dst + produced, &dlen,
 		                        &ev);
 		produced += dlen;
-		ESPL_TRY(handle_event(np, &ev, err));
+		ESPL_TRY(handle_event(np, &ev, dst + produced, err));
 	}
 	return (int)produced;
 }
@@ -407,13 +413,21 @@ static int net_flush_input(espl_port *p, espl_error *err)
 	size_t n = espl_rfc2217_build_byte(ESPL_RFC2217_PURGE_DATA, ESPL_RFC2217_PURGE_RX, cmd);
 	ESPL_TRY(send_all(np, cmd, n, err));
 	np->purge_acked = 0;
+	np->purge_cut = 0;
 	if (!np->purge_replies_missing) {
 		int rc = wait_for(np, &np->purge_acked, ACK_WAIT_MS, err);
 		if (rc < 0)
 			return rc;
-		np->purge_replies_missing = rc == 0;
+		if (rc == 1) {
+			/* Before the reply: stale.  After it: the device's new output. */
+			np->pending_head = np->purge_cut;
+			if (np->pending_head > np->pending_len)
+				np->pending_head = np->pending_len;
+			return ESPL_OK;
+		}
+		np->purge_replies_missing = 1;
 	}
-	pending_clear(np); /* everything before the reply is stale */
+	pending_clear(np);
 	return discard_available(np, err);
 }
 

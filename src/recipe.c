@@ -1487,6 +1487,13 @@ static void check_steps(parse_ctx *c, espl_recipe *r, yaml_node_t *steps_key)
 	if (resets == 0 && r->n_steps > 0)
 		warn_at(c, pos_of(steps_key), "no reset step: units stay in the bootloader after programming (add '- reset: run' to start the application)");
 
+	if (r->flash.size_mode == ESPL_FLASH_SIZE_FIXED && r->expect.flash_size_min &&
+	    r->expect.flash_size_min < r->flash.size) {
+		char a[16], b[16];
+		warn_at(c, r->flash.size_pos, "flash.size is %s but expect.flash_size_min lets %s units through; they will fail (raise flash_size_min to %s)",
+		        espl_recipe_format_size(r->flash.size, a, sizeof a),
+		        espl_recipe_format_size(r->expect.flash_size_min, b, sizeof b), a);
+	}
 	uint32_t limit = ESP8266_MAX_FLASH;
 	const char *why = "the largest the ESP8266 can address";
 	if (r->flash.size_mode == ESPL_FLASH_SIZE_FIXED) {

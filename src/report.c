@@ -268,8 +268,8 @@ int espl_report_build(espl_db *db, const espl_report_filter *f, espl_report *r, 
 	if (rc == 0)
 		rc = groups(db, s, 1, &r->reasons, &r->n_reasons, err);
 	if (rc == 0)
-		rc = prepare_filtered(db, "SELECT coalesce(u.port, '')" GROUP_COUNTS FROM_UNITS, f,
-				      NULL, "GROUP BY 1 ORDER BY 1", &s, err);
+		rc = prepare_filtered(db, "SELECT coalesce(u.port, '') AS k" GROUP_COUNTS FROM_UNITS, f,
+				      NULL, "GROUP BY 1 ORDER BY length(k), k", &s, err);
 	if (rc == 0)
 		rc = groups(db, s, 0, &r->ports, &r->n_ports, err);
 	if (rc == 0)

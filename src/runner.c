@@ -261,6 +261,7 @@ static int already_there(unit *u, const espl_image *img, espl_step_result *sr, b
 {
 	uint8_t md5[16];
 	ESPL_TRY(espl_flash_md5(u->l, img->address, (uint32_t)img->size, md5, err));
+	espl_md5_hex(md5, sr->actual_md5);
 	*same = memcmp(md5, img->md5, 16) == 0;
 	if (*same)
 		sr->bytes_skipped += img->size;
@@ -271,6 +272,9 @@ static int write_image(unit *u, const espl_image *img, bool compress, bool skip_
                        const char *what, espl_step_result *sr, espl_error *err)
 {
 	bool same = false;
+	sr->md5_address = img->address;
+	sr->md5_length = (uint32_t)img->size;
+	snprintf(sr->expected_md5, sizeof sr->expected_md5, "%s", img->md5_hex);
 	if (skip_unchanged) {
 		ESPL_TRY(already_there(u, img, sr, &same, err));
 		if (same)
@@ -281,6 +285,7 @@ static int write_image(unit *u, const espl_image *img, bool compress, bool skip_
 		ESPL_TRY(espl_flash_write(u->l, img, compress ? ESPL_WRITE_COMPRESS : 0, err));
 		sr->bytes += img->size;
 	}
+	sr->skipped = same;
 	add_op(u, OP_WRITE, img->address, (uint32_t)img->size, img->data);
 	ESPL_TRY(add_region(u, img->address, (uint32_t)img->size, what, img->md5_hex, same, err));
 	return within_timeout(u, err);
@@ -441,6 +446,7 @@ static bool retryable(int code)
 static void reset_step_result(espl_step_result *sr)
 {
 	sr->bytes = sr->bytes_skipped = 0;
+	sr->skipped = false;
 	sr->md5_address = sr->md5_length = 0;
 	sr->expected_md5[0] = sr->actual_md5[0] = '\0';
 }
@@ -557,7 +563,10 @@ static void fail_phase(espl_unit_result *res, const char *phase, const espl_erro
 	if (res->failed_phase)
 		return;
 	res->failed_phase = phase;
-	espl_fail(&res->first_error, e->code, "%s: %s", phase, e->msg);
+	if (strcmp(phase, "step") == 0) /* the message starts "step N (...)" */
+		espl_fail(&res->first_error, e->code, "%s", e->msg);
+	else
+		espl_fail(&res->first_error, e->code, "%s: %s", phase, e->msg);
 }
 
 static int init_result(const espl_plan *p, const char *port_name, espl_unit_result *res)
@@ -567,10 +576,10 @@ static int init_result(const espl_plan *p, const char *port_name, espl_unit_resu
 	res->recipe_name = p->r->name;
 	res->recipe_sha256 = p->r->sha256;
 	res->started_unix_ms = wall_ms();
-	res->n_steps = p->r->n_steps;
 	res->steps = calloc(p->r->n_steps, sizeof *res->steps);
 	if (!res->steps)
 		return espl_fail(&res->first_error, ESPL_ENOMEM, "out of memory");
+	res->n_steps = p->r->n_steps;
 	for (size_t i = 0; i < p->r->n_steps; i++)
 		res->steps[i].step = &p->r->steps[i];
 	return ESPL_OK;
@@ -619,8 +628,11 @@ static void run_unit(unit *u)
 		if (run_step(u, i) < 0) {
 			const espl_step_result *sr = &res->steps[i];
 			const espl_step *s = sr->step;
-			espl_fail(&e, sr->error.code, "%u (%s, line %u)%s: %s", s->number, espl_step_kind_name(s->kind),
-			          s->pos.line, sr->attempts > 1 ? ", after all attempts" : "", sr->error.msg);
+			char tries[32] = "";
+			if (sr->attempts > 1)
+				snprintf(tries, sizeof tries, ", after %u attempts", sr->attempts);
+			espl_fail(&e, sr->error.code, "step %u (%s, line %u)%s: %s", s->number,
+			          espl_step_kind_name(s->kind), s->pos.line, tries, sr->error.msg);
 			fail_phase(res, "step", &e);
 			return;
 		}

@@ -3,7 +3,7 @@
  *
  * Workers never touch SQLite: they hand records (batch start/end, unit
  * start/end with steps, events) to espl_dbw_* functions, which copy them onto
- * a queue (mutex + condition variable) and return.  One writer thread owns
+ * a bounded queue (mutex + condition variables) and return.  One writer thread owns
  * the espl_db connection and writes the records in order, grouping whatever
  * is queued at the same moment into one transaction (group commit; each unit
  * with its steps is always all-or-nothing).
@@ -24,6 +24,10 @@
  *
  * A record the database rejects because it is wrong (a unit of an unknown
  * batch) is appended to PATH.rejected and reported; it never blocks others.
+ *
+ * One writer process per database: start takes an exclusive lock on
+ * PATH.lock (flock, released on stop or when the process dies) and fails with
+ * ESPL_EBUSY if another station holds it.  Reports read without the lock.
  *
  * On start the writer also turns this station's units left RUNNING by an
  * earlier run (a crash, a power cut) into sealed INTERRUPTED records.
@@ -66,6 +70,8 @@ typedef struct espl_dbw_options {
 	int busy_timeout_ms;        /* 0: 5000 */
 	long long max_pages;        /* see espl_db_options; 0: unlimited */
 	int max_group;              /* records per transaction at most; 0: 256 */
+	int max_queue;              /* records queued at most before producers wait
+	                               for room (backpressure); 0: 10000 */
 	/* Called on the writer thread after each unit end record is saved (or not). */
 	void (*on_unit)(const espl_dbw_ack *ack, void *user);
 	/* Called on the writer thread when the state changes; reason says why and

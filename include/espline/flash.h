@@ -35,6 +35,11 @@ enum espl_write_flags {
 	ESPL_WRITE_COMPRESS = 1, /* use the image's deflate stream (stub only; ignored in ROM mode) */
 };
 
+/* ESPL_ECHIP with an explanation if the loader knows the flash size and the
+ * image does not fit; 0 otherwise.  Lets a caller check every file before
+ * writing any. */
+int espl_flash_check_fits(espl_loader *l, const espl_image *img, espl_error *err);
+
 /* Write img->data at img->address.  Fails with ESPL_ECHIP before sending
  * anything if the loader knows the flash size and the image does not fit. */
 int espl_flash_write(espl_loader *l, const espl_image *img, int flags, espl_error *err);

@@ -39,11 +39,23 @@
  * by `espline recipe show`.  Numbers are decimal, 0x hex, or carry a KB/MB
  * suffix (KB = 1024 bytes); durations are N, Ns, Nms or Nm (bare N = seconds).
  *
+ * Defaults: connect { auto, 115200, 460800, builtin }; flash { detect, keep,
+ * keep }; write { compress: true, skip_unchanged: false }; write_init_data
+ * { blank: true, rf_cal: erase } (the init data goes to size - 0x4000 of the
+ * size the SDK will assume: flash.size, else the detected size; see
+ * espl_recipe_system_flash_size); retries 2 for write and write_init_data,
+ * 1 otherwise; timeouts per attempt from esptool's per-MB figures (chip
+ * erase 120 s, erase 30 s/MB, write 40 s/MB plus wire time at flash_baud,
+ * MD5 8 s/MB, at least 10 s; reset 5 s).
+ *
  * Rules that make a recipe hard to get wrong: every written region must be
  * verified by a later verify step (a unit passes only when all are); writes
  * are erased sector by sector, so two writes may not share a 4 KiB sector
  * and nothing may erase what an earlier step wrote; reset is the last step.
- * Write addresses must be 4-byte aligned, erase regions sector aligned.
+ * Write addresses must be 4-byte aligned, erase regions sector aligned.  A
+ * file written at 0x0 must be an ESP8266 image (magic 0xE9) unless flash
+ * size, mode and freq are all keep (esptool only warns; here it is a wrong
+ * image until proven otherwise).
  *
  * Thread safety: loading and preparing must be done by one thread; a loaded
  * and prepared recipe is then read-only and may be shared by any number of

@@ -70,7 +70,7 @@ typedef struct espl_report {
 	int64_t timed, p50_ms, p90_ms, p99_ms, mean_ms, max_ms;
 	espl_report_group *reasons;   /* FAIL units by error_kind, most frequent first */
 	size_t n_reasons;
-	espl_report_group *ports;     /* by port, sorted by key */
+	espl_report_group *ports;     /* by port: ttyUSB2 before ttyUSB10 */
 	size_t n_ports;
 	espl_report_group *adapters;  /* by adapter serial (else location) */
 	size_t n_adapters;

@@ -76,7 +76,10 @@ typedef struct espl_step_result {
 	unsigned attempts;              /* 0 = not run; retries used = attempts - 1 */
 	uint64_t bytes;                 /* written, erased or hashed */
 	uint64_t bytes_skipped;         /* skip_unchanged: already on the chip */
-	/* verify: the region that failed, else the last one checked */
+	bool skipped;                   /* write with skip_unchanged: nothing needed writing */
+	/* verify: the region that failed, else the last one checked; write and
+	 * write_init_data: the image (expected = its MD5; actual = the chip's
+	 * before writing, when skip_unchanged asked for it) */
 	uint32_t md5_address, md5_length;
 	char expected_md5[33], actual_md5[33];
 	espl_error error;               /* of the last attempt, if it failed */

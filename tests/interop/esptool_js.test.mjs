@@ -6,118 +6,16 @@
 //
 // Environment: ESPLINE_BUILD (build dir holding espline-sim, default build/),
 // SIM_TIME_SCALE (default 0.05: real wire/flash timing, 20x faster).
-import crypto from "node:crypto";
 import fs from "node:fs";
 import { ESPLoader, Transport } from "esptool-js";
 import { TtySerialPort } from "./serialport_tty.mjs";
 import { startSim } from "./sim.mjs";
-
-// ---- TAP ------------------------------------------------------------------
-let testNo = 0;
-let failures = 0;
-function ok(cond, name, diag) {
-  testNo++;
-  if (cond) {
-    console.log(`ok ${testNo} - ${name}`);
-  } else {
-    failures++;
-    console.log(`not ok ${testNo} - ${name}`);
-    if (diag !== undefined) for (const l of String(diag).split("\n")) console.log(`# ${l}`);
-  }
-  return cond;
-}
-const note = (s) => console.log(`# ${s}`);
-
-// ---- a firmware-like image ------------------------------------------------
-// An ESP8266 v1 image header and segments, then code-like bytes drawn from a
-// small "instruction" alphabet with random operands, strings and a 0xFF gap:
-// compresses roughly as real firmware does, and is nowhere near all zeros.
-function mulberry32(seed) {
-  return () => {
-    seed |= 0;
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function firmwareImage(size, seed) {
-  const rnd = mulberry32(seed);
-  const img = new Uint8Array(size);
-  const view = new DataView(img.buffer);
-  img.set([0xe9, 3, 0x02, 0x40]); // magic, 3 segments, DIO, 4MB@40MHz
-  view.setUint32(4, 0x40100004, true); // entry
-  let off = 8;
-  const segs = [
-    [0x40100000, 0x6c00],
-    [0x3ffe8000, 0x800],
-    [0x3ffe8800, 0x400],
-  ];
-  const opcodes = Array.from({ length: 48 }, () => [Math.floor(rnd() * 256), Math.floor(rnd() * 256)]);
-  const words = ["wifi", "station", "connect", "espline", "factory", "esp8266", "flash", "%s:%d\n"];
-  function fillCode(from, to) {
-    let i = from;
-    while (i < to) {
-      const r = rnd();
-      if (r < 0.03) {
-        const s = new TextEncoder().encode(words[Math.floor(rnd() * words.length)] + "\0");
-        for (const b of s) if (i < to) img[i++] = b;
-      } else {
-        const op = opcodes[Math.floor(rnd() * opcodes.length)];
-        if (i < to) img[i++] = op[0];
-        if (i < to) img[i++] = op[1];
-        if (rnd() < 0.5 && i < to) img[i++] = Math.floor(rnd() * 256);
-      }
-    }
-  }
-  for (const [addr, len] of segs) {
-    view.setUint32(off, addr, true);
-    view.setUint32(off + 4, len, true);
-    off += 8;
-    fillCode(off, off + len);
-    off += len;
-  }
-  const gapStart = 0x60000;
-  fillCode(off, gapStart); // "irom" code
-  img.fill(0xff, gapStart, gapStart + 0x8000); // an erased gap, as linkers leave
-  fillCode(gapStart + 0x8000, size);
-  return img;
-}
-
-const md5 = (data) => crypto.createHash("md5").update(data).digest("hex");
-
-// ---- esptool-js plumbing --------------------------------------------------
-function terminal() {
-  const lines = [];
-  let partial = "";
-  return {
-    lines,
-    clean() {},
-    write(s) {
-      partial += s;
-    },
-    writeLine(s) {
-      lines.push(partial + s);
-      partial = "";
-      if (process.env.VERBOSE) note(`esptool-js: ${partial + s}`);
-    },
-    has(re) {
-      return lines.some((l) => re.test(l));
-    },
-    find(re) {
-      for (const l of lines) {
-        const m = l.match(re);
-        if (m) return m;
-      }
-      return null;
-    },
-  };
-}
+import { finish, firmwareImage, md5, note, ok, terminal } from "./common.mjs";
 
 async function connect(dev, baudrate) {
   const port = new TtySerialPort(dev.port);
   const transport = new Transport(port, false);
+  transport.trace = (m) => process.env.VERBOSE && note(`trace: ${m}`); // its logging only
   const term = terminal();
   const loader = new ESPLoader({ transport, baudrate, romBaudrate: 115200, terminal: term });
   return { port, transport, term, loader };
@@ -224,8 +122,23 @@ if (fs.existsSync(sim.flashFile(0))) {
   ok(false, "simulator's flash file exists", sim.flashFile(0));
 }
 ok(/dev 0: faults: none/.test(sim.stderr()), "simulator reports no injected faults", sim.stderr().split("\n").slice(-5).join("\n"));
+
+// A second simulator run on the same --flash-dir sees what the first wrote:
+// the stub's MD5 over the image region matches.
+const sim2 = await startSim(["--time-scale", scale, "--dev", `0:mac=${MAC0}`], { flashDir: sim.flashDir });
+try {
+  const c2 = await connect(sim2.devices[0], 115200);
+  await c2.loader.main("no_reset");
+  const flashMd5 = await c2.loader.flashMd5sum(0, 1024 * 1024);
+  ok(flashMd5 === md5(firmwareImage(1024 * 1024, 8266)), `second run: on-chip MD5 of the image region matches (${flashMd5})`);
+  await c2.transport.disconnect();
+} catch (e) {
+  ok(false, "second run: on-chip MD5 of the image region", String(e));
+} finally {
+  await sim2.stop();
+  sim2.cleanup();
+}
 note(`time-scale ${scale}; total ${((Date.now() - started) / 1000).toFixed(1)} s`);
 if (process.env.VERBOSE) note(sim.stderr());
 sim.cleanup();
-console.log(`1..${testNo}`);
-process.exit(failures ? 1 : 0);
+finish();

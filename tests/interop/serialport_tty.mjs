@@ -67,6 +67,9 @@ export class TtySerialPort {
       },
     });
     const output = this.output;
+    // A vanished device (unplugged: EIO) fails the pending write through
+    // its callback; the stream's own 'error' event must not kill Node.
+    output.on("error", () => {});
     this.writable = new WritableStream({
       write(chunk) {
         return new Promise((resolve, reject) =>
@@ -89,8 +92,13 @@ export class TtySerialPort {
   async close() {
     if (!this.readable) return;
     this.input.destroy();
-    await new Promise((resolve) => this.output.end(resolve));
-    this.output.destroy();
+    const output = this.output;
+    await new Promise((resolve) => {
+      if (output.destroyed || output.errored) return resolve(); // device gone
+      output.end(resolve);
+      setTimeout(resolve, 1000);
+    });
+    output.destroy();
     this.readable = null;
     this.writable = null;
   }

@@ -1,8 +1,9 @@
 // sim.mjs - start espline-sim for an interop test and wait until it is ready.
 //
 // startSim(args) runs $ESPLINE_BUILD/espline-sim (default build/) with
-// --ready-file and --flash-dir in a fresh temporary directory, waits for the
-// ready file, and returns { devices, dir, flashFile(k), stop(), stderr() }.
+// --ready-file and --flash-dir in a fresh temporary directory (or the
+// flashDir given, to see what an earlier run wrote), waits for the ready
+// file, and returns { devices, dir, flashDir, flashFile(k), stop(), stderr() }.
 // devices[k] = { index, port, mac, flash, ... } parsed from the device lines.
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -31,10 +32,10 @@ export function parseDeviceLine(line) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export async function startSim(args, { timeoutMs = 10000 } = {}) {
+export async function startSim(args, { timeoutMs = 10000, flashDir = null } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "espline-interop-"));
   const ready = path.join(dir, "ready");
-  const flashDir = path.join(dir, "flash");
+  flashDir = flashDir ?? path.join(dir, "flash");
   const proc = spawn(simBinary(), ["--ready-file", ready, "--flash-dir", flashDir, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -64,6 +65,7 @@ export async function startSim(args, { timeoutMs = 10000 } = {}) {
     .filter(Boolean);
   return {
     dir,
+    flashDir,
     devices,
     proc,
     flashFile: (k) => path.join(flashDir, `dev${k}.bin`),

@@ -11,7 +11,9 @@
  *
  * Fault spec grammar (DIR is "rx" = host->chip, the default, or "tx" =
  * chip->host; N counts the bytes of that direction from 0, since the
- * simulator started, across reconnects and resets):
+ * simulator started, across reconnects and resets.  rx counts bytes as the
+ * host sent them (after telnet unescaping); tx counts bytes as the chip
+ * transmits them, boot log included, before any wrong-baud garbling):
  *
  *   drop@[DIR:]N           drop byte N
  *   corrupt@[DIR:]N        flip one bit of byte N

@@ -54,6 +54,7 @@ struct sim_device {
 	int stopping;
 
 	/* link */
+	pthread_mutex_t desc_lock; /* pty_path and port: read by describe from any thread */
 	int fd;                  /* pty master or connected client; -1 = none */
 	int listen_fd;           /* rfc2217 only */
 	unsigned port;           /* bound TCP port */
@@ -205,14 +206,17 @@ static void update_symlink(sim_device *d)
 
 static int open_pty(sim_device *d, char *err, size_t errlen)
 {
+	char path[sizeof d->pty_path];
 	int fd = posix_openpt(O_RDWR | O_NOCTTY);
-	if (fd < 0 || grantpt(fd) < 0 || unlockpt(fd) < 0 ||
-	    ptsname_r(fd, d->pty_path, sizeof d->pty_path) != 0) {
+	if (fd < 0 || grantpt(fd) < 0 || unlockpt(fd) < 0 || ptsname_r(fd, path, sizeof path) != 0) {
 		snprintf(err, errlen, "cannot create a pseudo-terminal: %s", strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
 	}
+	pthread_mutex_lock(&d->desc_lock);
+	memcpy(d->pty_path, path, sizeof path);
+	pthread_mutex_unlock(&d->desc_lock);
 	/* Raw 8N1 at 115200 on the slave side (tcsetattr on the master sets
 	 * the slave's termios): a host that configures nothing must not get
 	 * echo or CR/LF translation mixed into a binary protocol. */
@@ -251,7 +255,9 @@ static int open_listener(sim_device *d, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	pthread_mutex_lock(&d->desc_lock);
 	d->port = ntohs(sa.sin_port);
+	pthread_mutex_unlock(&d->desc_lock);
 	set_nonblock(fd);
 	d->listen_fd = fd;
 	return 0;
@@ -403,6 +409,14 @@ static void set_host_baud(sim_device *d, unsigned baud)
 	sim_chip_set_host_baud(d->chip, baud);
 }
 
+/* A pty carries the host's baud rate in the slave's termios. */
+static void refresh_pty_baud(sim_device *d)
+{
+	struct termios tio;
+	if (d->cfg.link == SIM_LINK_PTY && d->fd >= 0 && tcgetattr(d->fd, &tio) == 0)
+		set_host_baud(d, sim_speed_to_baud((unsigned)cfgetospeed(&tio)));
+}
+
 static void set_lines(sim_device *d, int dtr, int rts)
 {
 	if (dtr == d->rst.dtr && rts == d->rst.rts)
@@ -484,7 +498,7 @@ static void accept_client(sim_device *d)
 	if (fd < 0)
 		return;
 	if (d->fd >= 0 || !d->powered) {
-		close(fd); /* one client at a time, as a serial port */
+		close(fd);
 		return;
 	}
 	int one = 1;
@@ -532,9 +546,7 @@ static void read_link(sim_device *d)
 			d->host_check_at = now + HOST_RECHECK_US;
 			return;
 		}
-		struct termios tio;
-		if (tcgetattr(d->fd, &tio) == 0)
-			set_host_baud(d, sim_speed_to_baud((unsigned)cfgetospeed(&tio)));
+		refresh_pty_baud(d);
 		atomic_store(&d->last_activity, now);
 		for (ssize_t i = 0; i < n && d->fd >= 0; i++)
 			rx_byte(d, buf[i], now);
@@ -691,7 +703,10 @@ static void dev_serve(sim_device *d, uint64_t deadline, int until_input)
 		struct pollfd p[3];
 		int np = 0, i_link = -1, i_listen = -1;
 		p[np++] = (struct pollfd){ .fd = d->opt.stop_fd, .events = POLLIN };
-		if (d->listen_fd >= 0) {
+		/* One client at a time, as a serial port: later ones wait in
+		 * the backlog until the current one leaves (like pyserial's
+		 * RFC 2217 server), so a quick reconnect is never refused. */
+		if (d->listen_fd >= 0 && d->fd < 0) {
 			i_listen = np;
 			p[np++] = (struct pollfd){ .fd = d->listen_fd, .events = POLLIN };
 		}
@@ -704,10 +719,10 @@ static void dev_serve(sim_device *d, uint64_t deadline, int until_input)
 			continue;
 		if (p[0].revents)
 			d->stopping = 1;
-		if (i_listen >= 0 && (p[i_listen].revents & POLLIN))
-			accept_client(d);
 		if (i_link >= 0 && p[i_link].revents && d->fd >= 0)
 			read_link(d);
+		if (i_listen >= 0 && (p[i_listen].revents & POLLIN))
+			accept_client(d);
 	}
 }
 
@@ -736,8 +751,14 @@ static void tx_flush(sim_device *d, const uint8_t *chunk, size_t n, unsigned lin
 	uint64_t start = d->tx_free_at > now ? d->tx_free_at : now;
 	d->tx_free_at = start + sim_wire_us(n, line_baud, d->opt.time_scale);
 	dev_wait(d, d->tx_free_at);
-	if (!tx_stopped(d))
-		link_write(d, chunk, n);
+	if (tx_stopped(d))
+		return;
+	if (d->cfg.link == SIM_LINK_RFC2217) {
+		uint8_t esc[2 * 256];
+		link_write(d, esc, espl_telnet_escape(chunk, n, esc)); /* 0xFF -> FF FF */
+		return;
+	}
+	link_write(d, chunk, n);
 }
 
 /* Send bytes the chip transmits at line_baud; a host at a different rate
@@ -754,6 +775,7 @@ static void dev_tx(sim_device *d, const uint8_t *bytes, size_t n, unsigned line_
 		chunk_max = 1;
 	if (chunk_max > sizeof chunk)
 		chunk_max = sizeof chunk;
+	refresh_pty_baud(d); /* the host may have changed speed and only listens */
 	int garble = !sim_wire_compatible(line_baud, d->host_baud);
 	for (size_t i = 0; i < n && !tx_stopped(d); i++) {
 		sim_byte_verdict v;
@@ -946,6 +968,7 @@ static void run(sim_device *d)
 {
 	while (!d->stopping) {
 		if (queue_len(d) == 0) {
+			d->in_head = d->in_tail = 0;
 			dev_serve(d, 0, 1);
 			continue;
 		}
@@ -985,6 +1008,7 @@ int sim_device_open(const sim_device_config *cfg, const sim_server_options *opt,
 	}
 	d->cfg = *cfg;
 	d->opt = *opt;
+	pthread_mutex_init(&d->desc_lock, NULL);
 	d->fd = d->listen_fd = -1;
 	d->port = cfg->port;
 	d->host_baud = 115200;
@@ -1032,6 +1056,7 @@ fail:
 	free(d->in);
 	free(d->in_t);
 	free(d->frame);
+	pthread_mutex_destroy(&d->desc_lock);
 	free(d);
 	return -1;
 }
@@ -1041,10 +1066,12 @@ void sim_device_describe(sim_device *d, char *out, size_t len)
 	const sim_chip_config *c = &d->cfg.chip;
 	char size[16], port[160], link[560] = "";
 	sim_format_flash_size(c->flash_size, size, sizeof size);
+	pthread_mutex_lock(&d->desc_lock);
 	if (d->cfg.link == SIM_LINK_PTY)
 		snprintf(port, sizeof port, "%s", d->pty_path);
 	else
 		snprintf(port, sizeof port, "rfc2217://127.0.0.1:%u", d->port);
+	pthread_mutex_unlock(&d->desc_lock);
 	if (d->link_path[0])
 		snprintf(link, sizeof link, " link=%s", d->link_path);
 	snprintf(out, len,
@@ -1096,5 +1123,6 @@ void sim_device_close(sim_device *d)
 	free(d->in_t);
 	free(d->frame);
 	free(d->enc);
+	pthread_mutex_destroy(&d->desc_lock);
 	free(d);
 }

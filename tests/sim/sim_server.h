@@ -3,7 +3,8 @@
  * between a host program and sim_chip.
  *
  * A device owns a link (a pseudo-terminal, or an RFC 2217 TCP server on
- * 127.0.0.1 taking one client at a time), a sim_chip and a thread.  The
+ * 127.0.0.1 serving one client at a time while later ones wait in the
+ * backlog), a sim_chip and a thread.  The
  * thread SLIP-decodes host bytes and hands whole frames to the chip once
  * their last byte would have arrived at the current baud rate, SLIP-encodes
  * and paces what the chip emits, drives the chip's EN/GPIO0 pins from
@@ -19,10 +20,11 @@
  * time bytes arrive.  Output is discarded while no program has the slave
  * open, as a real UART's bytes are lost when nobody listens.
  *
- * Thread safety: sim_device_open/describe/start/stop/close are called by the
- * main thread; everything else happens on the device's own thread.  The
- * callbacks in sim_server_options are called from device threads and must
- * be thread-safe.  Devices share nothing mutable.
+ * Thread safety: sim_device_open/start/close are called by the main
+ * thread; everything else happens on the device's own thread, except
+ * sim_device_describe and sim_device_last_activity, which any thread may
+ * call at any time.  The callbacks in sim_server_options are called from
+ * device threads and must be thread-safe.  Devices share nothing mutable.
  */
 #ifndef ESPLINE_SIM_SERVER_H
 #define ESPLINE_SIM_SERVER_H

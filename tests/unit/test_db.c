@@ -926,6 +926,22 @@ static void test_writer_start_interrupts_stale_units(void **state)
 	espl_db_close(db);
 }
 
+static void test_one_writer_per_database(void **state)
+{
+	fx *f = *state;
+	writer_log log = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	espl_error err;
+	espl_dbw *w = start_writer(f->path, 0, 0, &log, NULL), *second = NULL;
+	espl_dbw_options o = { .path = f->path, .station = station };
+	assert_int_equal(espl_dbw_start(&second, &o, NULL, &err), ESPL_EBUSY);
+	assert_null(second);
+	assert_non_null(strstr(err.msg, "own database"));
+	assert_int_equal(espl_dbw_stop(w, &err), 0);
+	/* Released on stop. */
+	w = start_writer(f->path, 0, 0, &log, NULL);
+	assert_int_equal(espl_dbw_stop(w, &err), 0);
+}
+
 static void test_writer_rejects_wrong_record(void **state)
 {
 	fx *f = *state;
@@ -971,6 +987,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_locked_database_spools, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_start_interrupts_stale_units, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_one_writer_per_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_rejects_wrong_record, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -40,11 +41,21 @@ typedef struct chip_port {
 	int no_lines;          /* fault: a pty-like port */
 	int gpio0_stuck_high;  /* fault: the auto-reset circuit cannot pull GPIO0 low */
 	unsigned max_baud;     /* fault: the adapter refuses faster rates (0 = none) */
+	int spew;              /* fault: the firmware prints without pause */
+	unsigned garble_above; /* fault: the cable garbles faster rates (0 = none) */
 	long corrupt_op;       /* fault: flip a payload byte of this opcode ... */
 	int corrupt_count;     /* ... this many times (-1 = always) */
 	uint64_t now_us;
 	int boots;
+	int *boots_out;        /* also counted here: outlives the port */
 } chip_port;
+
+static int64_t test_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- chip io ------------------------------------------------------------ */
 
@@ -59,7 +70,7 @@ static void chip_emit(void *ctx, const uint8_t *frame, size_t len)
 {
 	chip_port *cp = ctx;
 	uint8_t enc[ESPL_SLIP_ENCODED_MAX(0x4100)];
-	if (cp->chip_baud != cp->base.baud) {
+	if (cp->chip_baud != cp->base.baud || (cp->garble_above && cp->base.baud > cp->garble_above)) {
 		static const uint8_t junk[] = { 0x00, 0xF0, 0x80, 0x78, 0x00 };
 		queue(cp, junk, sizeof junk); /* what a wrong baud looks like */
 		return;
@@ -79,6 +90,12 @@ static int cp_read(espl_port *p, uint8_t *buf, size_t len, int timeout_ms, espl_
 {
 	chip_port *cp = (chip_port *)p;
 	(void)timeout_ms;
+	if (cp->spew) {
+		static const char text[] = "wifi: scanning... ";
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (uint8_t)text[i % (sizeof text - 1)];
+		return (int)len;
+	}
 	size_t avail = cp->rx_tail - cp->rx_head;
 	if (avail == 0) {
 		cp->rx_head = cp->rx_tail = 0;
@@ -104,7 +121,7 @@ static int cp_write(espl_port *p, const uint8_t *buf, size_t len, espl_error *er
 {
 	chip_port *cp = (chip_port *)p;
 	(void)err;
-	if (cp->chip_baud != cp->base.baud)
+	if (cp->chip_baud != cp->base.baud || (cp->garble_above && cp->base.baud > cp->garble_above))
 		return (int)len; /* the chip hears noise */
 	for (size_t i = 0; i < len; i++) {
 		if (espl_slip_feed(&cp->dec, buf[i]) == ESPL_SLIP_FRAME) {
@@ -145,6 +162,8 @@ static void boot(chip_port *cp, int download)
 	cp->chip_baud = cp->base.baud;
 	sim_chip_set_host_baud(cp->chip, cp->base.baud);
 	cp->boots++;
+	if (cp->boots_out)
+		(*cp->boots_out)++;
 	if (download)
 		queue(cp, rom_garbage, sizeof rom_garbage);
 	else
@@ -535,13 +554,36 @@ static void test_not_in_download_mode(void **state)
 	log_capture cap = { 0 };
 	espl_loader *l;
 	espl_error err;
+	int boots = 0;
 	cp->gpio0_stuck_high = 1;
+	cp->boots_out = &boots;
 	options(&o, &cap);
 	o.connect_attempts = 2;
+	/* On failure the loader closes (frees) the port. */
 	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_ETIMEOUT);
 	assert_non_null(strstr(err.msg, "not in download mode"));
 	assert_non_null(strstr(err.msg, "NodeMCU 3.0.0"));
-	assert_int_equal(cp->boots, 2);
+	assert_int_equal(boots, 2);
+}
+
+static void test_endless_output_does_not_hang(void **state)
+{
+	(void)state;
+	sim_chip_config cfg = chip_config(4u << 20, 26);
+	chip_port *cp = new_chip_port(&cfg);
+	espl_loader_options o;
+	log_capture cap = { 0 };
+	espl_loader *l;
+	espl_error err;
+	cp->spew = 1;
+	options(&o, &cap);
+	o.reset = ESPL_RESET_NONE;
+	o.connect_timeout_ms = 1000;
+	int64_t t0 = test_now_ms();
+	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_ETIMEOUT);
+	assert_true(test_now_ms() - t0 < 5000);
+	assert_non_null(strstr(err.msg, "not in download mode"));
+	assert_non_null(strstr(err.msg, "wifi: scanning"));
 }
 
 static void test_checksum_retry_and_give_up(void **state)
@@ -661,9 +703,8 @@ static void test_image_larger_than_flash(void **state)
 	free(fw);
 }
 
-static void test_fast_baud_falls_back(void **state)
+static void fast_baud_case(int adapter_refuses)
 {
-	(void)state;
 	sim_chip_config cfg = chip_config(1u << 20, 26);
 	chip_port *cp = new_chip_port(&cfg);
 	espl_loader_options o;
@@ -673,18 +714,42 @@ static void test_fast_baud_falls_back(void **state)
 	size_t n = 50000;
 	uint8_t *fw = firmware(n, 6);
 	espl_image *img = prepared(fw, n, 0);
-	cp->max_baud = 460800;
+	if (adapter_refuses)
+		cp->max_baud = 460800;
+	else
+		cp->garble_above = 460800;
 	options(&o, &cap);
 	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
 	if (rc)
 		fail_msg("connect: %s", err.msg);
 	assert_int_equal(espl_loader_baud(l), 115200);
-	assert_non_null(strstr(cap.text, "reconnecting at 115200"));
+	if (adapter_refuses) {
+		/* found out before the chip was told: no reconnect */
+		assert_non_null(strstr(cap.text, "staying at 115200"));
+		assert_null(strstr(cap.text, "reconnecting"));
+		assert_int_equal(cp->boots, 1);
+	} else {
+		/* the chip switched, the line failed: reset and start over */
+		assert_non_null(strstr(cap.text, "reconnecting at 115200"));
+		assert_int_equal(cp->boots, 2);
+	}
 	assert_int_equal(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err), 0);
 	assert_int_equal(espl_flash_verify(l, img, &err), 0);
 	espl_loader_close(l);
 	espl_image_free(img);
 	free(fw);
+}
+
+static void test_fast_baud_refused_by_adapter(void **state)
+{
+	(void)state;
+	fast_baud_case(1);
+}
+
+static void test_fast_baud_garbled_falls_back(void **state)
+{
+	(void)state;
+	fast_baud_case(0);
 }
 
 static void test_missing_stub(void **state)
@@ -714,11 +779,13 @@ int main(void)
 		cmocka_unit_test(test_hard_reset_boots_app),
 		cmocka_unit_test(test_silent_chip_times_out),
 		cmocka_unit_test(test_not_in_download_mode),
+		cmocka_unit_test(test_endless_output_does_not_hang),
 		cmocka_unit_test(test_checksum_retry_and_give_up),
 		cmocka_unit_test(test_md5_mismatch_reports_both),
 		cmocka_unit_test(test_stuck_flash_is_reported),
 		cmocka_unit_test(test_image_larger_than_flash),
-		cmocka_unit_test(test_fast_baud_falls_back),
+		cmocka_unit_test(test_fast_baud_refused_by_adapter),
+		cmocka_unit_test(test_fast_baud_garbled_falls_back),
 		cmocka_unit_test(test_missing_stub),
 	};
 	return cmocka_run_group_tests(tests, write_fake_stub, remove_fake_stub);

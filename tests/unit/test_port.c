@@ -270,6 +270,7 @@ typedef struct server {
 	unsigned baud_override; /* reply to SET-BAUDRATE with this rate if non-zero */
 	int refuse_com_port;
 	int silent;        /* never negotiates */
+	const char *after_purge; /* data sent in the same segment as the PURGE reply */
 	/* what arrived, in order: "d:41 b:115200 dtr:1 rts:0 purge:1 ..." */
 	char log[16384];
 	size_t log_len;
@@ -310,7 +311,7 @@ static void srv_send_data(server *s, const void *data, size_t n)
 
 static void srv_com_port(server *s, const espl_telnet_event *ev)
 {
-	uint8_t out[ESPL_RFC2217_BUILD_MAX(ESPL_TELNET_SB_MAX)];
+	uint8_t out[ESPL_RFC2217_BUILD_MAX(ESPL_TELNET_SB_MAX) + 64];
 	size_t n;
 	switch (ev->cpo_base) {
 	case ESPL_RFC2217_SET_BAUDRATE: {
@@ -333,6 +334,10 @@ static void srv_com_port(server *s, const espl_telnet_event *ev)
 	case ESPL_RFC2217_PURGE_DATA:
 		srv_log(s, "purge:%u ", (unsigned)ev->cpo_value);
 		n = espl_rfc2217_build_reply(ev, out);
+		if (s->after_purge) {
+			memcpy(out + n, s->after_purge, strlen(s->after_purge));
+			n += strlen(s->after_purge);
+		}
 		break;
 	default:
 		srv_log(s, "cpo%u:%u ", (unsigned)ev->cpo_base, (unsigned)ev->cpo_value);
@@ -582,7 +587,7 @@ static void test_rfc2217_large_transfer_small_reads(void **state)
 {
 	(void)state;
 	espl_error err = { 0 };
-	enum { SIZE = 40000 };
+	enum { SIZE = 24000 }; /* more than the client buffers (16 KiB) */
 	static uint8_t sent[SIZE], got[SIZE];
 	server *s = server_start(1);
 	server_run(s);
@@ -622,6 +627,24 @@ static void test_rfc2217_flush_input_purges(void **state)
 	srv_send_data(s, "fresh", 5);
 	assert_int_equal(espl_port_read_exact(p, buf, 5, 1000, &err), 5);
 	assert_memory_equal(buf, "fresh", 5);
+	espl_port_close(p);
+	server_stop(s);
+}
+
+static void test_rfc2217_flush_keeps_what_follows_the_reply(void **state)
+{
+	(void)state;
+	espl_error err = { 0 };
+	uint8_t buf[32];
+	server *s = server_start(1);
+	s->after_purge = "new"; /* same TCP segment as the reply: must survive */
+	server_run(s);
+	espl_port *p = open_ok(spec_for("rfc2217", s->port), 115200);
+	srv_send_data(s, "old", 3);
+	assert_int_equal(espl_port_flush_input(p, &err), ESPL_OK);
+	assert_int_equal(espl_port_read_exact(p, buf, 3, 1000, &err), 3);
+	assert_memory_equal(buf, "new", 3);
+	assert_int_equal(espl_port_read(p, buf, sizeof buf, 50, &err), ESPL_ETIMEOUT);
 	espl_port_close(p);
 	server_stop(s);
 }
@@ -933,6 +956,7 @@ int main(void)
 		cmocka_unit_test(test_rfc2217_data_with_iac_round_trips),
 		cmocka_unit_test(test_rfc2217_large_transfer_small_reads),
 		cmocka_unit_test(test_rfc2217_flush_input_purges),
+		cmocka_unit_test(test_rfc2217_flush_keeps_what_follows_the_reply),
 		cmocka_unit_test(test_rfc2217_timeout_and_disconnect),
 		cmocka_unit_test(test_rfc2217_server_sets_other_baud),
 		cmocka_unit_test(test_rfc2217_server_without_replies),

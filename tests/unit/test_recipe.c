@@ -328,6 +328,18 @@ static void test_non_image_at_0_with_keep(void **state)
 	espl_recipe_free(r);
 }
 
+static void test_warning_fixed_size_above_expect_min(void **state)
+{
+	(void)state;
+	diags g;
+	espl_error err = { 0, "" };
+	espl_recipe *r = load("sizewarn.yaml", HEAD "flash: { size: 4MB }\nexpect: { flash_size_min: 1MB }\nsteps:\n" WRITE_APP VERIFY "  - reset: run\n", &g, &err);
+	assert_non_null(r);
+	assert_int_equal(g.warnings, 1);
+	assert_string_equal(g.first_warning, "3:16: flash.size is 4MB but expect.flash_size_min lets 1MB units through; they will fail (raise flash_size_min to 4MB)");
+	espl_recipe_free(r);
+}
+
 /* ---- good recipes ------------------------------------------------------ */
 
 static const char full_recipe[] =
@@ -336,7 +348,7 @@ static const char full_recipe[] =
 	"connect: { reset: none, baud: 0x1C200, flash_baud: 921600, stub: sub/other.bin }\n"
 	"flash: { size: 4MB, mode: dout, freq: 80m }\n"
 	"expect:\n"
-	"  flash_size_min: 1MB\n"
+	"  flash_size_min: 4MB\n"
 	"  flash_manufacturer: [0xEF, gigadevice]\n"
 	"  mac_oui: [\"5C:CF:7F\", 18-fe-34]\n"
 	"steps:\n"
@@ -379,7 +391,7 @@ static void test_full_recipe_structure(void **state)
 	assert_int_equal(r->flash.mode, ESPL_FLASH_DOUT);
 	assert_int_equal(r->flash.freq, ESPL_FREQ_80M);
 
-	assert_int_equal(r->expect.flash_size_min, 1u << 20);
+	assert_int_equal(r->expect.flash_size_min, 4u << 20);
 	assert_int_equal(r->expect.n_manufacturers, 2);
 	assert_int_equal(r->expect.manufacturers[0], 0xEF);
 	assert_int_equal(r->expect.manufacturers[1], 0xC8);
@@ -734,6 +746,7 @@ int main(void)
 	const struct CMUnitTest fixed[] = {
 		cmocka_unit_test(test_warning_unaligned_write_and_no_reset),
 		cmocka_unit_test(test_non_image_at_0_with_keep),
+		cmocka_unit_test(test_warning_fixed_size_above_expect_min),
 		cmocka_unit_test(test_full_recipe_structure),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_default_timeouts_scale_with_size),

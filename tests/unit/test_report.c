@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
 
 #include "espline/db.h"
 #include "espline/report.h"
@@ -542,6 +544,86 @@ static void test_time_parse_and_format(void **state)
 	assert_int_equal(espl_report_parse_time("2025-11-24T16:00junk", &ms), ESPL_EARG);
 }
 
+/* ---- the CLI commands, run as a user would ---------------------------- */
+
+/* Run a shell command line; capture stdout; return the exit status. */
+static int run_cli(const char *cmdline, char *out, size_t out_size)
+{
+	FILE *p = popen(cmdline, "r");
+	assert_non_null(p);
+	size_t n = fread(out, 1, out_size - 1, p);
+	out[n] = '\0';
+	int status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int count_of(const char *text, const char *what)
+{
+	int n = 0;
+	for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+		n++;
+	return n;
+}
+
+static void test_cli_commands(void **state)
+{
+	fx *f = *state;
+	const char *build = getenv("ESPLINE_BUILD");
+	if (!build) {
+		print_message("# ESPLINE_BUILD not set (run through tests/run.sh): CLI not tested\n");
+		skip();
+	}
+	static char out[1 << 20];
+	char cmd[1024], csv[256];
+	snprintf(cmd, sizeof cmd, "%s/espline history --db %s 5C:CF:7F:00:00:07", build, f->path);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 0);
+	assert_int_equal(count_of(out, "recipe nodemcu-golden"), 3);
+	assert_true(strstr(out, "RUNNING") < strstr(out, "batch B2")); /* newest first */
+	snprintf(cmd, sizeof cmd, "%s/espline history --db %s 5c:cf:7f:ff:ff:ff", build, f->path);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 1);
+	assert_non_null(strstr(out, "never programmed"));
+
+	snprintf(cmd, sizeof cmd, "%s/espline report --db %s --batch B1 --json", build, f->path);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 0);
+	json_error_t je;
+	json_t *j = json_loads(out, 0, &je);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "failed")), 14);
+	json_decref(j);
+	snprintf(cmd, sizeof cmd, "%s/espline report --db %s --since 2025-11-25", build, f->path);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 0);
+	assert_non_null(strstr(out, "passed       10\n"));
+	snprintf(cmd, sizeof cmd, "%s/espline report --db %s --since tomorrow 2>/dev/null", build,
+		 f->path);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 2);
+
+	snprintf(csv, sizeof csv, "%s/b2.csv", f->dir);
+	snprintf(cmd, sizeof cmd, "%s/espline export --db %s --format csv --batch B2 -o %s 2>&1",
+		 build, f->path, csv);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 0);
+	snprintf(cmd, sizeof cmd, "cat %s", csv);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 0);
+	assert_int_equal(count_of(out, "\r\n"), 1 + N_B2);
+	assert_int_equal(strncmp(out, "unit_uuid,batch,batch_uuid,", 27), 0);
+
+	snprintf(cmd, sizeof cmd, "ESPLINE_DB=%s %s/espline db verify", f->path, build);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 0);
+	assert_non_null(strstr(out, "OK: 110 sealed units"));
+	assert_int_equal(sqlite3_exec(espl_db_sqlite(f->db),
+				      "UPDATE units SET port = '/dev/ttyUSB9' WHERE seq = 42", NULL,
+				      NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 1);
+	assert_non_null(strstr(out, "TAMPERED: changed: unit seq 42"));
+
+	snprintf(cmd, sizeof cmd, "%s/espline db verify --db %s/none.sqlite 2>/dev/null", build,
+		 f->dir);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 4);
+	snprintf(cmd, sizeof cmd, "%s/espline export --db %s --format xml 2>/dev/null", build,
+		 f->path);
+	assert_int_equal(run_cli(cmd, out, sizeof out), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -551,6 +633,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_export_csv_round_trip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_export_json_round_trip, setup, teardown),
 		cmocka_unit_test(test_time_parse_and_format),
+		cmocka_unit_test_setup_teardown(test_cli_commands, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

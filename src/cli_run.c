@@ -1,0 +1,275 @@
+/* cli_run.c - `espline run RECIPE`: program units on one adapter or a whole
+ * station (supervisor.h), show them (ui.h) and record them in the database.
+ * One --port and no mode is simply a station of one that programs one unit. */
+#include <getopt.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "espline/db.h"
+#include "espline/recipe.h"
+#include "espline/runner.h"
+#include "espline/supervisor.h"
+#include "espline/ui.h"
+
+#define MAX_PORTS 256
+#define ESPLINE_RUN_VERSION "0.1.0"
+
+static const char run_help[] =
+	"usage: espline run RECIPE [--port SPEC ...] [--batch NAME --count N | --station]\n"
+	"                   [--db PATH] [--operator NAME] [--station-name NAME]\n"
+	"                   [--json | --plain] [--baud N] [--flash-baud N]\n\n"
+	"Program ESP8266 units with RECIPE, one worker thread per adapter, and record\n"
+	"every unit in the database.\n\n"
+	"  --port SPEC        /dev/ttyUSB0, a glob '/dev/ttyUSB*', usb:VID:PID, rfc2217://HOST:PORT,\n"
+	"                     socket://HOST:PORT; repeatable.  Default: every CP210x, CH340,\n"
+	"                     CH9102 and FTDI adapter (usb:10c4:ea60 usb:1a86:7523 usb:1a86:55d4\n"
+	"                     usb:0403:6001 usb:0403:6010 usb:0403:6014 usb:0403:6015)\n"
+	"  --batch NAME --count N\n"
+	"                     program N units in total under batch NAME: each adapter waits\n"
+	"                     for a unit, programs it, waits for it to be removed, ...\n"
+	"  --station          the same, until Ctrl-C; adapters plugged in later get a worker\n"
+	"                     (without --batch/--station: one unit per adapter found, then exit)\n"
+	"  --db PATH          database (default $ESPLINE_DB or db/espline.sqlite)\n"
+	"  --operator NAME    recorded with the batch\n"
+	"  --station-name N   recorded station name (default: the host name)\n"
+	"  --json             JSON Lines event stream on stdout (for MES integration)\n"
+	"  --plain            one line per event even on a terminal (default when not a terminal)\n"
+	"  --baud N           ROM connect rate (overrides the recipe's connect.baud)\n"
+	"  --flash-baud N     rate once the stub runs (overrides connect.flash_baud)\n\n"
+	"Ctrl-C once: no new units, units in progress finish.  Twice: stop now, units in\n"
+	"progress are recorded INTERRUPTED.\n"
+	"Exit: 0 every unit passed, 1 a unit failed, 2 bad recipe or arguments, 3 no unit\n"
+	"could be reached, 4 database unusable, 130 interrupted.\n";
+
+typedef struct run_args {
+	const char *recipe;
+	const char *ports[MAX_PORTS];
+	size_t n_ports;
+	const char *batch, *db, *operator_name, *station_name;
+	int count, station, json, plain;
+	unsigned baud, flash_baud;
+} run_args;
+
+/* Counts the CLI needs for its exit code, beside what the ui shows. */
+typedef struct run_view {
+	espl_ui *ui;
+	atomic_int unreached;       /* units that never connected */
+	atomic_int reached;
+} run_view;
+
+static void on_event(void *ctx, const espl_station_event *ev)
+{
+	run_view *v = ctx;
+	if (ev->kind == ESPL_EV_UNIT_DONE && ev->unit) {
+		if (ev->unit->connected)
+			atomic_fetch_add(&v->reached, 1);
+		else
+			atomic_fetch_add(&v->unreached, 1);
+	}
+	espl_ui_event(v->ui, ev);
+}
+
+static void on_tick(void *ctx)
+{
+	run_view *v = ctx;
+	espl_ui_tick(v->ui);
+}
+
+static void print_diag(void *ctx, const espl_recipe_diag *d)
+{
+	(void)ctx;
+	fprintf(stderr, "%s:%u:%u: %s: %s\n", d->file, d->pos.line, d->pos.column,
+	        d->warning ? "warning" : "error", d->message);
+}
+
+static int usage_error(const char *what, const char *arg)
+{
+	fprintf(stderr, "espline run: %s%s%s (espline run --help)\n", what, arg ? " " : "", arg ? arg : "");
+	return ESPL_EXIT_USAGE;
+}
+
+static int parse_uint(const char *s, unsigned *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!*s || *end || v == 0 || v > 10000000)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, run_args *a)
+{
+	enum { O_BATCH = 256, O_COUNT, O_STATION, O_DB, O_OPERATOR, O_NAME, O_JSON, O_PLAIN, O_BAUD, O_FBAUD };
+	static const struct option opts[] = {
+		{ "port", required_argument, NULL, 'p' },      { "batch", required_argument, NULL, O_BATCH },
+		{ "count", required_argument, NULL, O_COUNT }, { "station", no_argument, NULL, O_STATION },
+		{ "db", required_argument, NULL, O_DB },       { "operator", required_argument, NULL, O_OPERATOR },
+		{ "station-name", required_argument, NULL, O_NAME }, { "json", no_argument, NULL, O_JSON },
+		{ "plain", no_argument, NULL, O_PLAIN },       { "baud", required_argument, NULL, O_BAUD },
+		{ "flash-baud", required_argument, NULL, O_FBAUD }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned count;
+	int c;
+
+	memset(a, 0, sizeof *a);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (a->n_ports == MAX_PORTS)
+				return usage_error("too many --port options", NULL);
+			a->ports[a->n_ports++] = optarg;
+			break;
+		case O_BATCH: a->batch = optarg; break;
+		case O_COUNT:
+			if (parse_uint(optarg, &count) < 0)
+				return usage_error("--count needs a positive number, not", optarg);
+			a->count = (int)count;
+			break;
+		case O_STATION: a->station = 1; break;
+		case O_DB: a->db = optarg; break;
+		case O_OPERATOR: a->operator_name = optarg; break;
+		case O_NAME: a->station_name = optarg; break;
+		case O_JSON: a->json = 1; break;
+		case O_PLAIN: a->plain = 1; break;
+		case O_BAUD:
+			if (parse_uint(optarg, &a->baud) < 0)
+				return usage_error("--baud needs a rate, not", optarg);
+			break;
+		case O_FBAUD:
+			if (parse_uint(optarg, &a->flash_baud) < 0)
+				return usage_error("--flash-baud needs a rate, not", optarg);
+			break;
+		case 'h':
+			fputs(run_help, stdout);
+			return -1;
+		default:
+			return usage_error("unknown or incomplete option", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		a->recipe = argv[optind++];
+	if (optind < argc)
+		return usage_error("unexpected argument", argv[optind]);
+	if (!a->recipe)
+		return usage_error("which recipe?", NULL);
+	if (a->count && !a->batch)
+		return usage_error("--count goes with --batch NAME", NULL);
+	if (a->batch && !a->count && !a->station)
+		return usage_error("--batch NAME needs --count N (or --station for an open-ended batch)", NULL);
+	if (a->json && a->plain)
+		return usage_error("--json and --plain exclude each other", NULL);
+	return 0;
+}
+
+static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
+{
+	espl_error err = { 0, "" };
+	int rc = espl_recipe_load(a->recipe, print_diag, NULL, r, &err);
+	if (rc == ESPL_OK)
+		rc = espl_recipe_prepare(*r, print_diag, NULL, &err);
+	if (rc == ESPL_OK) {
+		if (a->baud)
+			(*r)->connect.baud = a->baud;
+		if (a->flash_baud)
+			(*r)->connect.flash_baud = a->flash_baud;
+		rc = espl_plan_new(*r, plan, &err);
+		if (rc < 0)
+			fprintf(stderr, "espline run: %s\n", err.msg);
+	} else if (rc != ESPL_ERECIPE) {
+		fprintf(stderr, "espline run: %s\n", err.msg);
+	}
+	if (rc < 0) {
+		espl_recipe_free(*r);
+		*r = NULL;
+		return rc == ESPL_ERECIPE || rc == ESPL_EARG ? ESPL_EXIT_USAGE : espl_cli_exit_for(rc);
+	}
+	return ESPL_EXIT_OK;
+}
+
+static int exit_code(int rc, const espl_station_totals *t, run_view *v)
+{
+	if (rc == ESPL_EINTERRUPTED)
+		return ESPL_EXIT_INTERRUPTED;
+	if (rc == ESPL_EDB || t->db_state != 0 || t->unsaved)
+		return ESPL_EXIT_DB;
+	if (rc < 0)
+		return espl_cli_exit_for(rc);
+	if (t->failed == 0 && t->interrupted == 0)
+		return ESPL_EXIT_OK;
+	if (atomic_load(&v->reached) == 0 && atomic_load(&v->unreached) > 0)
+		return ESPL_EXIT_DEVICE;
+	return ESPL_EXIT_FAIL;
+}
+
+static int run_main(int argc, char **argv)
+{
+	run_args a;
+	espl_recipe *r = NULL;
+	espl_plan *plan = NULL;
+	espl_ui *ui = NULL;
+	espl_supervisor *sup = NULL;
+	espl_station_totals totals;
+	espl_error err = { 0, "" };
+	run_view view;
+
+	int code = parse_args(argc, argv, &a);
+	if (code)
+		return code < 0 ? ESPL_EXIT_OK : code;
+	if ((code = load_plan(&a, &r, &plan)) != ESPL_EXIT_OK)
+		return code;
+
+	const char *db_path = espl_db_path(a.db);
+	espl_ui_options uo = { stdout, a.json ? ESPL_UI_JSON : a.plain ? ESPL_UI_PLAIN : ESPL_UI_AUTO, -1, 0,
+	                       r->name, db_path };
+	if (espl_ui_new(&uo, &ui, &err) < 0) {
+		fprintf(stderr, "espline run: %s\n", err.msg);
+		return ESPL_EXIT_DEVICE;
+	}
+	memset(&view, 0, sizeof view);
+	view.ui = ui;
+	espl_supervisor_options so = {
+		.plan = plan, .ports = a.n_ports ? a.ports : NULL, .n_ports = a.n_ports,
+		.mode = a.station ? ESPL_STATION_CONTINUOUS : a.batch ? ESPL_STATION_BATCH : ESPL_STATION_ONCE,
+		.batch_name = a.batch, .count = a.count, .operator_name = a.operator_name,
+		.db_path = db_path, .station_name = a.station_name, .version = ESPLINE_RUN_VERSION,
+		.handle_signals = 1, .on_event = on_event, .on_tick = on_tick, .ctx = &view,
+	};
+	/* A test knob: a database quota, to provoke "database or disk is full". */
+	const char *quota = getenv("ESPLINE_DB_MAX_PAGES");
+	so.db_max_pages = quota ? atoll(quota) : 0;
+	if (a.station && a.batch)
+		so.mode = ESPL_STATION_CONTINUOUS;  /* an open-ended batch with a name */
+	memset(&totals, 0, sizeof totals);
+	int rc = espl_supervisor_new(&so, &sup, &err);
+	if (rc == ESPL_OK)
+		rc = espl_supervisor_run(sup, &totals, &err);
+	if (rc < 0 && rc != ESPL_EINTERRUPTED)
+		fprintf(stderr, "espline run: %s\n", err.msg);
+	if (sup)
+		espl_ui_summary(ui, &totals);
+	code = exit_code(rc, &totals, &view);
+	if (rc == ESPL_EINTERRUPTED && totals.stop_level >= ESPL_STOP_ABORT) {
+		/* Workers may still be inside a device operation using the plan:
+		 * the database is closed, so leave without freeing anything. */
+		fflush(stdout);
+		fflush(stderr);
+		_exit(code);
+	}
+	espl_supervisor_free(sup);
+	espl_ui_free(ui);
+	espl_plan_free(plan);
+	espl_recipe_free(r);
+	return code;
+}
+
+const espl_cli_command espl_cmd_run = {
+	"run", "program units with a recipe, on one adapter or a whole station", run_main,
+};

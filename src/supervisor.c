@@ -1,0 +1,1072 @@
+/* supervisor.c - the station: adapters, worker threads, hotplug, shutdown;
+ * see include/espline/supervisor.h. */
+#include "espline/supervisor.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "espline/dbwriter.h"
+#include "espline/record.h"
+#include "espline/recipe.h"
+#include "espline/reset.h"
+
+#define TICK_MS 50
+#define PROGRESS_EVERY_MS 100
+#define REMOVED_AFTER_MISSES 2
+
+const char *const espl_supervisor_default_ports[] = {
+	"usb:10c4:ea60", /* Silicon Labs CP210x */
+	"usb:1a86:7523", /* WCH CH340 */
+	"usb:1a86:55d4", /* WCH CH9102 */
+	"usb:0403:6001", /* FTDI FT232R */
+	"usb:0403:6010", /* FTDI FT2232 */
+	"usb:0403:6014", /* FTDI FT232H */
+	"usb:0403:6015", /* FTDI FT-X */
+	NULL,
+};
+
+/* The unit a worker is programming, as the database knows it (begin
+ * record), so that an abort can record it INTERRUPTED.  Guarded by the
+ * supervisor's lock. */
+typedef struct current_unit {
+	int active;
+	espl_db_unit begin;          /* strings point into the buffers below */
+	char mac[18], manufacturer[48], port[256], serial[128], location[64];
+} current_unit;
+
+typedef struct worker {
+	struct espl_supervisor *sup;
+	pthread_t thread;
+	espl_port_info info;
+	atomic_int removed;          /* supervisor -> worker: the adapter vanished */
+	atomic_int finished;         /* worker -> supervisor: the thread is about to end */
+	current_unit cur;            /* guarded by sup->lock */
+	/* Worker thread only: */
+	int stop_unit;               /* the runner's stop flag */
+	int in_unit;                 /* identified: events and progress are shown */
+	int begun;                   /* the begin record was saved */
+	char unit_uuid[ESPL_DB_UUID_SIZE];
+	char waiting_msg[ESPL_ERROR_MAX];
+	int64_t last_progress_ms;
+	struct worker *next;
+} worker;
+
+/* A finished unit on its way to the database. */
+typedef struct result_item {
+	struct result_item *next;
+	espl_unit_result res;
+	char unit_uuid[ESPL_DB_UUID_SIZE];
+	char port[256], serial[128], location[64];
+} result_item;
+
+struct espl_supervisor {
+	espl_supervisor_options o;
+	char batch_name[128], station[128], host[128];
+	espl_db_batch batch;
+	pthread_mutex_t lock;
+	/* guarded by lock */
+	result_item *q_head, **q_tail;
+	int claimed, done;           /* BATCH: units started / finished */
+	int aborted;                 /* results are no longer recorded */
+	char db_reason[ESPL_ERROR_MAX];
+	espl_station_totals totals;
+	/* cross-thread flags */
+	atomic_int stop_level;
+	atomic_int complete;         /* BATCH: count reached */
+	atomic_int db_state;
+	/* the database writer; workers use it under the read lock while open */
+	espl_dbw *dbw;
+	pthread_rwlock_t dbw_lock;
+	int dbw_closed;              /* guarded by dbw_lock */
+	/* supervisor thread only */
+	worker *workers;
+	int db_state_shown;
+	int stop_shown;
+	sigset_t sigs;
+	int sigs_blocked;
+	struct timespec started;
+};
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                        */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static void emit(espl_supervisor *s, espl_station_event *ev)
+{
+	if (!s->o.on_event)
+		return;
+	ev->time_ms = espl_db_now_ms();
+	s->o.on_event(s->o.ctx, ev);
+}
+
+static void emit_simple(espl_supervisor *s, enum espl_station_event_kind kind, const char *port,
+                        const char *level, const char *message)
+{
+	espl_station_event ev = { .kind = kind, .port = port, .level = level, .message = message };
+	emit(s, &ev);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	return slash ? slash + 1 : path;
+}
+
+/* ------------------------------------------------------------------ */
+/* enumeration                                                          */
+
+static int is_url(const char *spec)
+{
+	return strstr(spec, "://") != NULL;
+}
+
+static int is_plain_path(const char *spec)
+{
+	return !is_url(spec) && strncmp(spec, "usb:", 4) != 0 && !strpbrk(spec, "*?[");
+}
+
+static int append_unique(espl_port_info **list, int *n, int *cap, const espl_port_info *info,
+                         espl_error *err)
+{
+	for (int i = 0; i < *n; i++)
+		if (strcmp((*list)[i].path, info->path) == 0)
+			return ESPL_OK;
+	if (*n == *cap) {
+		int ncap = *cap ? *cap * 2 : 16;
+		espl_port_info *grown = realloc(*list, (size_t)ncap * sizeof *grown);
+		if (!grown)
+			return espl_fail(err, ESPL_ENOMEM, "listing ports: out of memory");
+		*list = grown;
+		*cap = ncap;
+	}
+	(*list)[(*n)++] = *info;
+	return ESPL_OK;
+}
+
+int espl_supervisor_enumerate(const char *const *specs, size_t n_specs, espl_port_info **list,
+                              espl_error *err)
+{
+	int n = 0, cap = 0;
+	*list = NULL;
+	if (!specs || n_specs == 0) {
+		specs = espl_supervisor_default_ports;
+		for (n_specs = 0; specs[n_specs]; n_specs++)
+			;
+	}
+	for (size_t i = 0; i < n_specs; i++) {
+		espl_port_info *found = NULL;
+		if (is_plain_path(specs[i]) && access(specs[i], F_OK) < 0)
+			continue;  /* not plugged in (yet) */
+		int k = espl_port_list(specs[i], &found, err);
+		if (k < 0) {
+			free(*list);
+			*list = NULL;
+			return k;
+		}
+		for (int j = 0; j < k; j++)
+			if (append_unique(list, &n, &cap, &found[j], err) < 0) {
+				free(found);
+				free(*list);
+				*list = NULL;
+				return err->code;
+			}
+		free(found);
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* the database, as seen from the threads                               */
+
+static void on_db_state(int state, const char *reason, void *user)
+{
+	espl_supervisor *s = user;
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->db_reason, sizeof s->db_reason, "%s", reason ? reason : "");
+	pthread_mutex_unlock(&s->lock);
+	atomic_store(&s->db_state, state);
+}
+
+static void on_db_unit(const espl_dbw_ack *ack, void *user)
+{
+	espl_supervisor *s = user;
+	espl_station_event ev = { .kind = ESPL_EV_UNIT_RECORDED, .unit_uuid = ack->uuid };
+	pthread_mutex_lock(&s->lock);
+	if (ack->rc < 0)
+		s->totals.unsaved++;
+	else if (ack->spooled)
+		s->totals.spooled++;
+	else
+		s->totals.recorded++;
+	pthread_mutex_unlock(&s->lock);
+	ev.seq = ack->sealed.seq;
+	ev.repeat_of = ack->sealed.repeat_of[0] ? ack->sealed.repeat_of : NULL;
+	ev.spooled = ack->spooled;
+	ev.result = ack->rc;
+	ev.message = ack->rc < 0 ? ack->error : NULL;
+	ev.level = ack->rc < 0 ? "error" : "info";
+	emit(s, &ev);
+}
+
+static void on_db_log(const char *level, const char *message, void *user)
+{
+	emit_simple(user, ESPL_EV_LOG, NULL, level, message);
+}
+
+/* Run fn on the writer unless the supervisor closed it (abort). */
+static int begin_unit_record(espl_supervisor *s, const espl_db_unit *u, espl_error *err)
+{
+	int rc;
+	pthread_rwlock_rdlock(&s->dbw_lock);
+	if (s->dbw_closed)
+		rc = espl_fail(err, ESPL_EINTERRUPTED, "the station is stopping");
+	else
+		rc = espl_dbw_begin_unit(s->dbw, u, err);
+	pthread_rwlock_unlock(&s->dbw_lock);
+	return rc;
+}
+
+static int may_start_unit(worker *w)
+{
+	espl_supervisor *s = w->sup;
+	return atomic_load(&s->stop_level) == ESPL_STOP_NONE && !atomic_load(&w->removed) &&
+	       !atomic_load(&s->complete) && atomic_load(&s->db_state) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* worker callbacks (worker thread)                                     */
+
+static void check_abort(worker *w)
+{
+	if (atomic_load(&w->sup->stop_level) >= ESPL_STOP_ABORT)
+		w->stop_unit = 1;
+}
+
+static void on_loader_log(void *ctx, int level, const char *msg)
+{
+	worker *w = ctx;
+	if (!w->in_unit || level < ESPL_LOG_WARN)
+		return;
+	emit_simple(w->sup, ESPL_EV_LOG, w->info.path, "warn", msg);
+}
+
+static void on_loader_progress(void *ctx, const espl_progress *p)
+{
+	worker *w = ctx;
+	check_abort(w);
+	if (!w->in_unit)
+		return;
+	int64_t now = mono_ms();
+	int edge = p->done == 0 || (p->total && p->done >= p->total);
+	if (!edge && now - w->last_progress_ms < PROGRESS_EVERY_MS)
+		return;
+	w->last_progress_ms = now;
+	espl_station_event ev = { .kind = ESPL_EV_PROGRESS, .port = w->info.path,
+	                          .unit_uuid = w->unit_uuid, .step = p->step, .progress = p };
+	emit(w->sup, &ev);
+}
+
+static void on_step_start(void *ctx, const espl_step_result *sr)
+{
+	worker *w = ctx;
+	check_abort(w);
+	espl_station_event ev = { .kind = ESPL_EV_STEP_START, .port = w->info.path, .unit_uuid = w->unit_uuid,
+	                          .step = espl_step_kind_name(sr->step->kind), .step_number = sr->step->number,
+	                          .n_steps = (unsigned)espl_plan_recipe(w->sup->o.plan)->n_steps };
+	emit(w->sup, &ev);
+}
+
+static void on_step_done(void *ctx, const espl_step_result *sr)
+{
+	worker *w = ctx;
+	check_abort(w);
+	espl_station_event ev = { .kind = ESPL_EV_STEP_DONE, .port = w->info.path, .unit_uuid = w->unit_uuid,
+	                          .step = espl_step_kind_name(sr->step->kind), .step_number = sr->step->number,
+	                          .n_steps = (unsigned)espl_plan_recipe(w->sup->o.plan)->n_steps,
+	                          .result = sr->status == ESPL_STEP_PASSED ? ESPL_DB_PASS : ESPL_DB_FAIL,
+	                          .duration_s = sr->duration_s,
+	                          .message = sr->status == ESPL_STEP_FAILED ? sr->error.msg : NULL };
+	emit(w->sup, &ev);
+}
+
+static void set_current(worker *w, const espl_db_unit *u)
+{
+	current_unit *c = &w->cur;
+	pthread_mutex_lock(&w->sup->lock);
+	c->begin = *u;
+	snprintf(c->mac, sizeof c->mac, "%s", u->mac ? u->mac : "");
+	snprintf(c->manufacturer, sizeof c->manufacturer, "%s", u->manufacturer ? u->manufacturer : "");
+	snprintf(c->port, sizeof c->port, "%s", u->port ? u->port : "");
+	snprintf(c->serial, sizeof c->serial, "%s", u->adapter_serial ? u->adapter_serial : "");
+	snprintf(c->location, sizeof c->location, "%s", u->adapter_location ? u->adapter_location : "");
+	c->begin.mac = c->mac[0] ? c->mac : NULL;
+	c->begin.manufacturer = c->manufacturer[0] ? c->manufacturer : NULL;
+	c->begin.port = c->port;
+	c->begin.adapter_serial = c->serial[0] ? c->serial : NULL;
+	c->begin.adapter_location = c->location[0] ? c->location : NULL;
+	c->active = 1;
+	pthread_mutex_unlock(&w->sup->lock);
+}
+
+static void record_context(worker *w, espl_record_context *ctx)
+{
+	ctx->batch_uuid = w->sup->batch.uuid;
+	ctx->unit_uuid = w->unit_uuid;
+	ctx->port = w->info.path;
+	ctx->adapter_serial = w->info.serial;
+	ctx->adapter_location = w->info.location;
+}
+
+/* The unit answered: write its RUNNING row before any step touches the
+ * flash; if the database cannot take it, do not program the unit. */
+static void on_identified(void *ctx, const espl_unit_result *res)
+{
+	worker *w = ctx;
+	espl_supervisor *s = w->sup;
+	espl_record_context rc_ctx;
+	espl_db_unit begin;
+	espl_error err = { 0, "" };
+
+	w->in_unit = 1;
+	record_context(w, &rc_ctx);
+	espl_record_begin(res, &rc_ctx, &begin);
+	set_current(w, &begin);
+	espl_station_event ev = { .kind = ESPL_EV_IDENTIFIED, .port = w->info.path, .unit_uuid = w->unit_uuid,
+	                          .mac = res->chip.mac_str, .unit = res };
+	emit(s, &ev);
+	if (begin_unit_record(s, &begin, &err) == ESPL_OK && atomic_load(&s->db_state) == 0) {
+		w->begun = 1;
+	} else {
+		char msg[ESPL_ERROR_MAX + 64];
+		snprintf(msg, sizeof msg, "not programming %s: the database cannot record it (%s)",
+		         res->chip.mac_str, err.msg[0] ? err.msg : "it is spooling: see the database message");
+		emit_simple(s, ESPL_EV_LOG, w->info.path, "error", msg);
+		w->stop_unit = 1;
+	}
+	check_abort(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* worker                                                               */
+
+enum { UNIT_DONE = 0, NO_UNIT = 1 };
+
+/* Connect failures that mean "nothing answers on this port (yet)". */
+static int means_no_unit(const espl_unit_result *res)
+{
+	if (res->connected)
+		return 0;
+	switch (res->first_error.code) {
+	case ESPL_ECHIP:
+	case ESPL_ENOMEM:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void queue_result(worker *w, espl_unit_result *res)
+{
+	espl_supervisor *s = w->sup;
+	result_item *it = calloc(1, sizeof *it);
+	if (!it) {
+		/* Without memory the unit stays RUNNING in the database; the
+		 * next start seals it INTERRUPTED. */
+		emit_simple(s, ESPL_EV_LOG, w->info.path, "error", "out of memory: unit result lost");
+		espl_unit_result_clear(res);
+		pthread_mutex_lock(&s->lock);
+		w->cur.active = 0;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	it->res = *res;
+	snprintf(it->unit_uuid, sizeof it->unit_uuid, "%s", w->unit_uuid);
+	snprintf(it->port, sizeof it->port, "%s", w->info.path);
+	snprintf(it->serial, sizeof it->serial, "%s", w->info.serial);
+	snprintf(it->location, sizeof it->location, "%s", w->info.location);
+	/* recipe_name etc. point into the shared recipe; steps move with it */
+	pthread_mutex_lock(&s->lock);
+	w->cur.active = 0;
+	if (s->aborted) {
+		pthread_mutex_unlock(&s->lock);
+		espl_unit_result_clear(&it->res);
+		free(it);
+		return;
+	}
+	*s->q_tail = it;
+	s->q_tail = &it->next;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int program_unit(worker *w, int waiting)
+{
+	espl_supervisor *s = w->sup;
+	espl_runner_options ro;
+	espl_unit_result res;
+	espl_error err;
+
+	if (espl_db_uuid(w->unit_uuid, &err) < 0) {
+		emit_simple(s, ESPL_EV_LOG, w->info.path, "error", err.msg);
+		return NO_UNIT;
+	}
+	espl_runner_options_init(&ro);
+	ro.loader_events = (espl_loader_events){ w, on_loader_log, on_loader_progress };
+	ro.events = (espl_runner_events){ w, on_step_start, on_step_done, on_identified };
+	ro.stop = &w->stop_unit;
+	if (waiting) {
+		ro.connect_attempts = 2;
+		ro.connect_timeout_ms = s->o.presence_connect_ms;
+	}
+	w->stop_unit = 0;
+	w->in_unit = 0;
+	w->begun = 0;
+	espl_runner_run(s->o.plan, w->info.path, &ro, &res);
+	w->in_unit = 0;
+	if (waiting && means_no_unit(&res)) {
+		if (strcmp(w->waiting_msg, res.first_error.msg) != 0) {
+			snprintf(w->waiting_msg, sizeof w->waiting_msg, "%s", res.first_error.msg);
+			emit_simple(s, ESPL_EV_WAITING, w->info.path, "info", w->waiting_msg);
+		}
+		espl_unit_result_clear(&res);
+		return NO_UNIT;
+	}
+	w->waiting_msg[0] = '\0';
+	queue_result(w, &res);
+	return UNIT_DONE;
+}
+
+static int answers_at(worker *w, unsigned baud, int reset)
+{
+	espl_loader_options lo;
+	espl_loader *l = NULL;
+	espl_error err;
+
+	espl_loader_options_init(&lo);
+	lo.baud = baud;
+	lo.flash_baud = baud;
+	lo.reset = reset;
+	lo.no_stub = 1;
+	lo.connect_attempts = 1;
+	lo.connect_timeout_ms = w->sup->o.presence_connect_ms;
+	if (espl_loader_open(w->info.path, &lo, &l, &err) < 0)
+		return 0;
+	espl_loader_close(l);
+	return 1;
+}
+
+/* Is the finished unit still there?
+ * - a board with its own USB bridge (auto-reset, a device path): it is
+ *   there as long as its port is; resetting it to ask would stop the
+ *   firmware it was just given;
+ * - a jig (reset: none) or a network port: the port stays, so ask the chip:
+ *   a bare sync, at the connect rate, and at the stub's rate in case the
+ *   unit stayed in the flasher stub (reset: stay). */
+static int unit_present(worker *w)
+{
+	const espl_recipe *r = espl_plan_recipe(w->sup->o.plan);
+	int jig = r->connect.reset == ESPL_CONNECT_RESET_NONE;
+
+	if (!jig && !is_url(w->info.path))
+		return access(w->info.path, F_OK) == 0;
+	if (answers_at(w, r->connect.baud, jig ? ESPL_RESET_NONE : ESPL_RESET_AUTO))
+		return 1;
+	return jig && r->connect.flash_baud != r->connect.baud && answers_at(w, r->connect.flash_baud, ESPL_RESET_NONE);
+}
+
+static int worker_should_leave(worker *w)
+{
+	espl_supervisor *s = w->sup;
+	return atomic_load(&s->stop_level) != ESPL_STOP_NONE || atomic_load(&w->removed) ||
+	       atomic_load(&s->complete) || atomic_load(&s->db_state) != 0;
+}
+
+/* Sleep ms, waking early when the worker should leave. */
+static void worker_pause(worker *w, int ms)
+{
+	for (int slept = 0; slept < ms && !worker_should_leave(w); slept += TICK_MS)
+		sleep_ms(ms - slept < TICK_MS ? ms - slept : TICK_MS);
+}
+
+static void wait_removal(worker *w)
+{
+	int misses = 0;
+	emit_simple(w->sup, ESPL_EV_REMOVE_WAIT, w->info.path, "info", NULL);
+	while (!worker_should_leave(w)) {
+		misses = unit_present(w) ? 0 : misses + 1;
+		if (misses >= REMOVED_AFTER_MISSES) {
+			emit_simple(w->sup, ESPL_EV_UNIT_REMOVED, w->info.path, "info", NULL);
+			return;
+		}
+		worker_pause(w, w->sup->o.presence_ms);
+	}
+}
+
+/* BATCH: take one of the count's slots.  1 taken, 0 none free now. */
+static int claim_slot(espl_supervisor *s)
+{
+	int ok = 1;
+	if (s->o.mode != ESPL_STATION_BATCH)
+		return 1;
+	pthread_mutex_lock(&s->lock);
+	if (s->claimed < s->o.count)
+		s->claimed++;
+	else
+		ok = 0;
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+static void release_slot(espl_supervisor *s)
+{
+	if (s->o.mode != ESPL_STATION_BATCH)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->claimed--;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	espl_supervisor *s = w->sup;
+	int once = s->o.mode == ESPL_STATION_ONCE;
+
+	if (!once)
+		emit_simple(s, ESPL_EV_WAITING, w->info.path, "info", NULL);
+	while (may_start_unit(w)) {
+		if (!claim_slot(s)) {
+			worker_pause(w, s->o.presence_ms);
+			continue;
+		}
+		if (program_unit(w, !once) == NO_UNIT) {
+			release_slot(s);
+			worker_pause(w, s->o.presence_ms);
+			continue;
+		}
+		if (once)
+			break;
+		wait_removal(w);
+		if (may_start_unit(w))
+			emit_simple(s, ESPL_EV_WAITING, w->info.path, "info", NULL);
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* supervisor thread: workers                                           */
+
+static int start_worker(espl_supervisor *s, const espl_port_info *info)
+{
+	worker *w = calloc(1, sizeof *w);
+	if (!w)
+		return ESPL_ENOMEM;
+	w->sup = s;
+	w->info = *info;
+	atomic_init(&w->removed, 0);
+	atomic_init(&w->finished, 0);
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+		free(w);
+		emit_simple(s, ESPL_EV_LOG, info->path, "error", "cannot start a worker thread for this port");
+		return ESPL_ESYS;
+	}
+	w->next = s->workers;
+	s->workers = w;
+	s->totals.ports_seen++;
+	emit_simple(s, ESPL_EV_PORT_ADDED, w->info.path, "info",
+	            info->description[0] ? info->description : NULL);
+	return ESPL_OK;
+}
+
+static int has_worker(espl_supervisor *s, const char *path)
+{
+	for (worker *w = s->workers; w; w = w->next)
+		if (strcmp(w->info.path, path) == 0)
+			return 1;
+	return 0;
+}
+
+static int scan(espl_supervisor *s, int start_new, espl_error *err)
+{
+	espl_port_info *list = NULL;
+	int n = espl_supervisor_enumerate(s->o.ports, s->o.n_ports, &list, err);
+	if (n < 0)
+		return n;
+	for (worker *w = s->workers; w; w = w->next) {
+		int present = 0;
+		for (int i = 0; i < n && !present; i++)
+			present = strcmp(list[i].path, w->info.path) == 0;
+		if (!present)
+			atomic_store(&w->removed, 1);
+	}
+	for (int i = 0; i < n && start_new; i++)
+		if (!has_worker(s, list[i].path))
+			start_worker(s, &list[i]);
+	free(list);
+	return n;
+}
+
+/* Join workers whose thread ended. */
+static void reap(espl_supervisor *s)
+{
+	worker **pp = &s->workers;
+	while (*pp) {
+		worker *w = *pp;
+		if (!atomic_load(&w->finished)) {
+			pp = &w->next;
+			continue;
+		}
+		pthread_join(w->thread, NULL);
+		*pp = w->next;
+		emit_simple(s, ESPL_EV_PORT_REMOVED, w->info.path, "info",
+		            atomic_load(&w->removed) ? "the adapter was unplugged" : "the worker finished");
+		free(w);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* supervisor thread: results                                           */
+
+static void count_result(espl_supervisor *s, int result)
+{
+	pthread_mutex_lock(&s->lock);
+	s->totals.units++;
+	if (result == ESPL_DB_PASS)
+		s->totals.passed++;
+	else if (result == ESPL_DB_FAIL)
+		s->totals.failed++;
+	else
+		s->totals.interrupted++;
+	if (result == ESPL_DB_PASS || result == ESPL_DB_FAIL)
+		s->done++;
+	if (s->o.mode == ESPL_STATION_BATCH && s->done >= s->o.count)
+		atomic_store(&s->complete, 1);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void save_record(espl_supervisor *s, const espl_record *rec)
+{
+	espl_error err = { 0, "" };
+	if (espl_dbw_end_unit(s->dbw, &rec->unit, rec->steps, rec->n_steps, NULL, &err) < 0)
+		emit_simple(s, ESPL_EV_LOG, rec->unit.port, "error", err.msg);
+}
+
+static void record_item(espl_supervisor *s, result_item *it)
+{
+	espl_record rec;
+	espl_error err = { 0, "" };
+	espl_record_context ctx = { s->batch.uuid, it->unit_uuid, it->port, it->serial, it->location };
+
+	if (espl_record_from_result(&it->res, &ctx, &rec, &err) < 0) {
+		emit_simple(s, ESPL_EV_LOG, it->port, "error", err.msg);
+		return;
+	}
+	save_record(s, &rec);
+	count_result(s, rec.unit.result);
+	espl_station_event ev = { .kind = ESPL_EV_UNIT_DONE, .port = it->port, .unit_uuid = it->unit_uuid,
+	                          .mac = rec.unit.mac, .result = rec.unit.result,
+	                          .duration_s = it->res.duration_s, .unit = &it->res,
+	                          .error_kind = rec.unit.error_kind, .message = rec.unit.error,
+	                          .level = rec.unit.result == ESPL_DB_PASS ? "info" : "error" };
+	emit(s, &ev);
+	espl_record_free(&rec);
+}
+
+static result_item *take_queue(espl_supervisor *s)
+{
+	pthread_mutex_lock(&s->lock);
+	result_item *list = s->q_head;
+	s->q_head = NULL;
+	s->q_tail = &s->q_head;
+	pthread_mutex_unlock(&s->lock);
+	return list;
+}
+
+static void record_items(espl_supervisor *s, result_item *list)
+{
+	while (list) {
+		result_item *next = list->next;
+		record_item(s, list);
+		espl_unit_result_clear(&list->res);
+		free(list);
+		list = next;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* supervisor thread: stop requests and database state                  */
+
+void espl_supervisor_stop(espl_supervisor *s, int level)
+{
+	int cur = atomic_load(&s->stop_level);
+	while (level > cur && !atomic_compare_exchange_weak(&s->stop_level, &cur, level))
+		;
+}
+
+static void announce_stop(espl_supervisor *s, const char *why)
+{
+	int level = atomic_load(&s->stop_level);
+	if (level <= s->stop_shown)
+		return;
+	s->stop_shown = level;
+	espl_station_event ev = { .kind = ESPL_EV_STOPPING, .stop_level = level, .level = "warn",
+	                          .message = why };
+	emit(s, &ev);
+}
+
+/* Wait up to TICK_MS for a signal; a signal raises the stop level. */
+static void wait_tick(espl_supervisor *s)
+{
+	if (!s->sigs_blocked) {
+		sleep_ms(TICK_MS);
+		return;
+	}
+	struct timespec ts = { 0, TICK_MS * 1000000L };
+	int sig = sigtimedwait(&s->sigs, NULL, &ts);
+	if (sig == SIGINT || sig == SIGTERM) {
+		int level = atomic_load(&s->stop_level) + 1;
+		espl_supervisor_stop(s, level > ESPL_STOP_ABORT ? ESPL_STOP_ABORT : level);
+		announce_stop(s, level >= ESPL_STOP_ABORT
+		                         ? "second signal: stopping now, units in progress are recorded INTERRUPTED"
+		                         : "signal: no new units; units in progress finish (signal again to abort)");
+	}
+}
+
+static void check_db_state(espl_supervisor *s)
+{
+	int state = atomic_load(&s->db_state);
+	char reason[ESPL_ERROR_MAX];
+	if (state == s->db_state_shown)
+		return;
+	s->db_state_shown = state;
+	pthread_mutex_lock(&s->lock);
+	snprintf(reason, sizeof reason, "%s", s->db_reason);
+	pthread_mutex_unlock(&s->lock);
+	espl_station_event ev = { .kind = ESPL_EV_DB_STATE, .db_state = state, .message = reason,
+	                          .level = state ? "error" : "info" };
+	emit(s, &ev);
+	if (state != 0) {
+		char why[ESPL_ERROR_MAX + 160];
+		snprintf(why, sizeof why, "the database cannot be written (%s): no new units; "
+		         "units in progress finish and are kept in the spool", reason);
+		espl_supervisor_stop(s, ESPL_STOP_GRACEFUL);
+		announce_stop(s, why);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* run                                                                  */
+
+static int start_database(espl_supervisor *s, espl_error *err)
+{
+	const espl_recipe *r = espl_plan_recipe(s->o.plan);
+	espl_dbw_options dopt;
+	espl_dbw_startup info;
+	espl_db_image images[64];
+	size_t n_images = 0;
+
+	memset(&dopt, 0, sizeof dopt);
+	dopt.path = s->o.db_path;
+	dopt.station = (espl_db_station){ s->station, s->host, s->o.version ? s->o.version : "?" };
+	dopt.max_pages = s->o.db_max_pages;
+	dopt.on_unit = on_db_unit;
+	dopt.on_state = on_db_state;
+	dopt.on_log = on_db_log;
+	dopt.user = s;
+	ESPL_TRY(espl_dbw_start(&s->dbw, &dopt, &info, err));
+	if (info.replayed || info.interrupted) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "database: replayed %d spooled records, sealed %d units left running by an earlier run as INTERRUPTED",
+		         info.replayed, info.interrupted);
+		emit_simple(s, ESPL_EV_LOG, NULL, "warn", msg);
+	}
+	for (size_t i = 0; i < r->n_steps && n_images < 64; i++) {
+		const espl_step *st = &r->steps[i];
+		const espl_recipe_file *f = st->kind == ESPL_STEP_WRITE ? &st->write.file
+		                            : st->kind == ESPL_STEP_WRITE_INIT_DATA ? &st->init_data.file : NULL;
+		if (f)
+			images[n_images++] = (espl_db_image){ base_name(f->path), f->sha256 };
+	}
+	espl_db_recipe rec = { r->name, r->sha256, r->text, images, n_images };
+	int rc = espl_dbw_begin_batch(s->dbw, &rec, &s->batch, err);
+	if (rc < 0) {
+		espl_error ignored;
+		espl_dbw_stop(s->dbw, &ignored);
+		s->dbw = NULL;
+		return rc;
+	}
+	espl_station_event ev = { .kind = ESPL_EV_STARTED, .message = s->batch_name,
+	                          .count = s->o.mode == ESPL_STATION_BATCH ? s->o.count : 0,
+	                          .unit_uuid = s->batch.uuid };
+	emit(s, &ev);
+	return ESPL_OK;
+}
+
+static void stop_database(espl_supervisor *s)
+{
+	espl_error err = { 0, "" };
+	if (!s->dbw)
+		return;
+	if (espl_dbw_end_batch(s->dbw, s->batch.uuid, espl_db_now_ms(), &err) < 0)
+		emit_simple(s, ESPL_EV_LOG, NULL, "error", err.msg);
+	if (espl_dbw_stop(s->dbw, &err) < 0)
+		emit_simple(s, ESPL_EV_LOG, NULL, "error", err.msg);
+	s->totals.db_state = atomic_load(&s->db_state);
+	s->dbw = NULL;
+}
+
+/* Second stop request: record what is in flight, close the database, and
+ * leave the workers to the process exit. */
+static void abort_now(espl_supervisor *s)
+{
+	enum { MAX_ACTIVE = 256 };
+	espl_record *recs = calloc(MAX_ACTIVE, sizeof *recs);
+	size_t n = 0;
+	int64_t now = espl_db_now_ms();
+
+	pthread_rwlock_wrlock(&s->dbw_lock);   /* waits for begin records in flight */
+	pthread_mutex_lock(&s->lock);
+	s->aborted = 1;
+	result_item *done = s->q_head;
+	s->q_head = NULL;
+	s->q_tail = &s->q_head;
+	for (worker *w = s->workers; w && recs; w = w->next)
+		if (w->cur.active && n < MAX_ACTIVE) {
+			espl_record_interrupted(&w->cur.begin, now, "stopped: the station was aborted (second signal) while this unit was programmed", &recs[n]);
+			/* the strings live in w->cur, which stays allocated: workers are not freed */
+			w->cur.active = 0;
+			n++;
+		}
+	pthread_mutex_unlock(&s->lock);
+	record_items(s, done);
+	for (size_t i = 0; i < n; i++) {
+		save_record(s, &recs[i]);
+		count_result(s, ESPL_DB_INTERRUPTED);
+		espl_station_event ev = { .kind = ESPL_EV_UNIT_DONE, .port = recs[i].unit.port,
+		                          .unit_uuid = recs[i].unit.uuid, .mac = recs[i].unit.mac,
+		                          .result = ESPL_DB_INTERRUPTED, .error_kind = recs[i].unit.error_kind,
+		                          .message = recs[i].unit.error, .level = "warn" };
+		emit(s, &ev);
+	}
+	stop_database(s);
+	s->dbw_closed = 1;
+	pthread_rwlock_unlock(&s->dbw_lock);
+	free(recs);
+	for (worker *w = s->workers; w; w = w->next)
+		pthread_detach(w->thread);
+}
+
+static int all_finished(espl_supervisor *s)
+{
+	return s->workers == NULL;
+}
+
+static void block_signals(espl_supervisor *s)
+{
+	sigemptyset(&s->sigs);
+	sigaddset(&s->sigs, SIGINT);
+	sigaddset(&s->sigs, SIGTERM);
+	if (s->o.handle_signals && pthread_sigmask(SIG_BLOCK, &s->sigs, NULL) == 0)
+		s->sigs_blocked = 1;
+}
+
+static void unblock_signals(espl_supervisor *s)
+{
+	struct timespec zero = { 0, 0 };
+	if (!s->sigs_blocked)
+		return;
+	while (sigtimedwait(&s->sigs, NULL, &zero) > 0)
+		;  /* a late signal must not kill us on the way out */
+	pthread_sigmask(SIG_UNBLOCK, &s->sigs, NULL);
+	s->sigs_blocked = 0;
+}
+
+static void finish_totals(espl_supervisor *s, espl_station_totals *totals)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&s->lock);
+	s->totals.elapsed_s = (double)(now.tv_sec - s->started.tv_sec) + (double)(now.tv_nsec - s->started.tv_nsec) / 1e9;
+	s->totals.stop_level = atomic_load(&s->stop_level);
+	snprintf(s->totals.batch_uuid, sizeof s->totals.batch_uuid, "%s", s->batch.uuid);
+	if (totals)
+		*totals = s->totals;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static void emit_finished(espl_supervisor *s)
+{
+	char msg[256];
+	snprintf(msg, sizeof msg, "%d units: %d passed, %d failed, %d interrupted", s->totals.units,
+	         s->totals.passed, s->totals.failed, s->totals.interrupted);
+	espl_station_event ev = { .kind = ESPL_EV_FINISHED, .message = msg, .unit_uuid = s->batch.uuid,
+	                          .duration_s = s->totals.elapsed_s, .stop_level = s->totals.stop_level,
+	                          .db_state = s->totals.db_state, .level = "info" };
+	emit(s, &ev);
+}
+
+static int run_loop(espl_supervisor *s, espl_error *err)
+{
+	int64_t next_scan = mono_ms() + s->o.scan_ms;
+	int once = s->o.mode == ESPL_STATION_ONCE;
+	int n = scan(s, 1, err);
+	if (n < 0)
+		return n;
+	if (n == 0 && once)
+		return espl_fail(err, ESPL_ENOTFOUND, "no adapter found for the given --port specs; check the cable, "
+		                 "`espline ports` lists what is there");
+	if (n == 0)
+		emit_simple(s, ESPL_EV_LOG, NULL, "warn", "no adapter found yet; waiting for one to be plugged in");
+	for (;;) {
+		wait_tick(s);
+		record_items(s, take_queue(s));
+		if (atomic_load(&s->stop_level) >= ESPL_STOP_ABORT) {
+			announce_stop(s, "stop requested: aborting now");
+			abort_now(s);
+			return ESPL_EINTERRUPTED;
+		}
+		announce_stop(s, "stop requested: no new units; units in progress finish");
+		check_db_state(s);
+		if (s->o.on_tick)
+			s->o.on_tick(s->o.ctx);
+		if (!once && mono_ms() >= next_scan) {
+			espl_error scan_err;
+			int start_new = atomic_load(&s->stop_level) == ESPL_STOP_NONE && !atomic_load(&s->complete);
+			if (scan(s, start_new, &scan_err) < 0)
+				emit_simple(s, ESPL_EV_LOG, NULL, "warn", scan_err.msg);
+			next_scan = mono_ms() + s->o.scan_ms;
+		}
+		reap(s);
+		int ending = once || atomic_load(&s->stop_level) != ESPL_STOP_NONE || atomic_load(&s->complete);
+		if (ending && all_finished(s))
+			break;
+	}
+	record_items(s, take_queue(s));
+	return ESPL_OK;
+}
+
+int espl_supervisor_run(espl_supervisor *s, espl_station_totals *totals, espl_error *err)
+{
+	clock_gettime(CLOCK_MONOTONIC, &s->started);
+	block_signals(s);
+	int rc = start_database(s, err);
+	if (rc < 0) {
+		unblock_signals(s);
+		return rc;
+	}
+	rc = run_loop(s, err);
+	if (rc == ESPL_EINTERRUPTED) {
+		finish_totals(s, totals);
+		emit_finished(s);
+		espl_fail(err, ESPL_EINTERRUPTED, "aborted: units in progress were recorded INTERRUPTED");
+		unblock_signals(s);
+		return rc;
+	}
+	if (rc < 0) {
+		/* no worker ever started; the batch stays empty */
+		espl_supervisor_stop(s, ESPL_STOP_GRACEFUL);
+	}
+	stop_database(s);
+	finish_totals(s, totals);
+	emit_finished(s);
+	unblock_signals(s);
+	if (rc < 0)
+		return rc;
+	if (s->totals.db_state != 0)
+		return espl_fail(err, ESPL_EDB, "the database could not be written: %s", s->db_reason);
+	if (s->totals.stop_level != ESPL_STOP_NONE)
+		return espl_fail(err, ESPL_EINTERRUPTED, "stopped on request");
+	return ESPL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* life cycle                                                           */
+
+static void default_batch_name(char *out, size_t len)
+{
+	time_t t = time(NULL);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, len, "run-%Y%m%d-%H%M%S", &tm);
+}
+
+int espl_supervisor_new(const espl_supervisor_options *opts, espl_supervisor **out, espl_error *err)
+{
+	espl_supervisor *s;
+	*out = NULL;
+	if (!opts || !opts->plan)
+		return espl_fail(err, ESPL_EARG, "supervisor: no plan");
+	if (opts->mode == ESPL_STATION_BATCH && opts->count <= 0)
+		return espl_fail(err, ESPL_EARG, "a batch needs a count of at least 1 (--count N)");
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	s->o = *opts;
+	if (s->o.scan_ms <= 0)
+		s->o.scan_ms = 1000;
+	if (s->o.presence_ms <= 0)
+		s->o.presence_ms = 500;
+	if (s->o.presence_connect_ms <= 0)
+		s->o.presence_connect_ms = 3000;
+	if (opts->batch_name && *opts->batch_name)
+		snprintf(s->batch_name, sizeof s->batch_name, "%s", opts->batch_name);
+	else
+		default_batch_name(s->batch_name, sizeof s->batch_name);
+	if (gethostname(s->host, sizeof s->host) < 0 || !s->host[0])
+		snprintf(s->host, sizeof s->host, "%s", "localhost");
+	s->host[sizeof s->host - 1] = '\0';
+	snprintf(s->station, sizeof s->station, "%s",
+	         opts->station_name && *opts->station_name ? opts->station_name : s->host);
+	if (espl_db_uuid(s->batch.uuid, err) < 0) {
+		free(s);
+		return err->code;
+	}
+	s->batch.name = s->batch_name;
+	s->batch.operator_name = opts->operator_name;
+	s->batch.started_ms = espl_db_now_ms();
+	s->batch.planned = opts->mode == ESPL_STATION_BATCH ? opts->count : 0;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_rwlock_init(&s->dbw_lock, NULL);
+	s->q_tail = &s->q_head;
+	atomic_init(&s->stop_level, 0);
+	atomic_init(&s->complete, 0);
+	atomic_init(&s->db_state, 0);
+	*out = s;
+	return ESPL_OK;
+}
+
+void espl_supervisor_free(espl_supervisor *s)
+{
+	if (!s)
+		return;
+	while (s->workers) {
+		worker *w = s->workers;
+		s->workers = w->next;
+		pthread_join(w->thread, NULL);
+		free(w);
+	}
+	record_items(s, NULL);
+	pthread_mutex_destroy(&s->lock);
+	pthread_rwlock_destroy(&s->dbw_lock);
+	free(s);
+}

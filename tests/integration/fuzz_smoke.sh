@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# fuzz_smoke.sh - a short, bounded fuzzing campaign on every target in
+# tests/fuzz (TAP).  Builds them with clang (tests/fuzz/build.sh), then runs
+# each for $FUZZ_SMOKE_SECONDS (default 7) seconds from its committed seed
+# corpus, one after the other, so the whole test stays under ~90 s on two
+# cores.  One "ok" per target that ran without a crash; a crash is "not ok"
+# with the reproducer path and the sanitizer's summary.  The longer
+# campaigns are run by hand: tests/fuzz/run.sh -t 180.
+# Skipped (no failure) when clang or its libFuzzer runtime is missing, and in
+# the `make asan` / `make tsan` runs: the targets are always built with ASan
+# and UBSan already, so a second campaign there would only cost time.
+set -u
+cd "$(dirname "$0")/../.."
+SECS=${FUZZ_SMOKE_SECONDS:-7}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+case "${ESPLINE_BUILD:-}" in
+*/asan|*/tsan)
+	echo "1..0 # SKIP the fuzz targets carry their own sanitizers; run by plain make test"
+	exit 0 ;;
+esac
+if ! command -v clang >/dev/null ||
+   ! echo 'int LLVMFuzzerTestOneInput(const char *d, long n) { (void)d; (void)n; return 0; }' |
+	clang -x c -fsanitize=fuzzer - -o "$tmp/probe" 2>/dev/null; then
+	echo "1..0 # SKIP clang with libFuzzer is not installed (apt-get install clang libclang-rt-14-dev)"
+	exit 0
+fi
+
+targets=()
+for f in tests/fuzz/fuzz_*.c; do targets+=("$(basename "$f" .c | sed 's/^fuzz_//')"); done
+echo "1..$(( ${#targets[@]} + 1 ))"
+n=1
+if tests/fuzz/build.sh >"$tmp/build.log" 2>&1; then
+	echo "ok $n - fuzz targets build"
+else
+	echo "not ok $n - fuzz targets build"
+	tail -n 20 "$tmp/build.log" | sed 's/^/#   /'
+	for t in "${targets[@]}"; do n=$((n + 1)); echo "not ok $n - fuzz_$t (not built)"; done
+	exit 1
+fi
+
+failed=0
+for t in "${targets[@]}"; do
+	n=$((n + 1))
+	FUZZ_SUMMARY="$tmp/summary" tests/fuzz/run.sh --no-build -t "$SECS" "$t" >"$tmp/run.log" 2>&1
+	rc=$?
+	IFS=$'\t' read -r name execs cov0 cov1 crashes repro <"$tmp/summary" || crashes=?
+	if [ "$rc" -eq 0 ] && [ "$crashes" = 0 ]; then
+		echo "ok $n - fuzz_$t: $execs runs in ${SECS}s, coverage $cov0 -> $cov1 edges, no crash"
+	else
+		failed=1
+		echo "not ok $n - fuzz_$t crashed; reproducer: $repro"
+		sed 's/^/#   /' "$tmp/run.log" | tail -n 12
+	fi
+done
+exit "$failed"

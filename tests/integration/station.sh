@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# station.sh - `espline run` as a station against many simulated devices:
+#   1. a batch over 16 devices on RFC 2217: every passing unit's flash equals
+#      the recipe's images (rebuilt here byte by byte), every result is
+#      attributed to the right port and MAC, a device unplugged mid-write
+#      fails alone while the others pass, the JSON event stream parses;
+#   2. hotplug (pseudo-terminals behind a glob and a plain path): an adapter
+#      that vanishes ends its worker, one that appears gets a worker and is
+#      programmed, the other ports are not disturbed;
+#   3. SIGINT in the middle of a batch: units in progress finish; a second
+#      SIGINT aborts at once and records them INTERRUPTED; either way the
+#      database passes PRAGMA integrity_check and `espline db verify`.
+# TAP output.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
+E=$BUILD_DIR/espline
+SIM=$BUILD_DIR/espline-sim
+T=$(mktemp -d /tmp/espline-station.XXXXXX)
+PIDS=()
+n=0 failed=0
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() {
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n - $1"
+	[ -n "${2:-}" ] && [ -f "$2" ] && sed 's/^/#   /' "$2" | tail -n 20
+	return 0
+}
+# check DESCRIPTION COMMAND...   (the log to show on failure: $LOG)
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d" "${LOG:-}"; fi; }
+
+# start_sim NAME ARGS...: one simulator; waits until every device listens.
+start_sim() {
+	local name=$1; shift
+	mkdir -p "$T/$name.flash"
+	"$SIM" --exit-after-idle 300 --ready-file "$T/$name.ready" --flash-dir "$T/$name.flash" "$@" \
+		>"$T/$name.log" 2>&1 &
+	PIDS+=($!)
+	eval "SIMPID_$name=$!"
+	# keep a copy: the simulator removes its ready file when it exits
+	for _ in $(seq 200); do [ -s "$T/$name.ready" ] && cp "$T/$name.ready" "$T/$name.devices" && return 0; sleep 0.05; done
+	echo "# simulator $name did not start:"; sed 's/^/#   /' "$T/$name.log"
+	return 1
+}
+stop_sim() { local v="SIMPID_$1"; kill "${!v}" 2>/dev/null; wait "${!v}" 2>/dev/null; }
+# dev NAME K FIELD: port (field 3) or mac=/flash= of device K (latest line)
+dev_port() { awk -v k="$2" '$1 == "device" && $2 == k { p = $3 } END { print p }' "$T/$1.devices"; }
+dev_field() {
+	awk -v k="$2" -v f="$3" '$1 == "device" && $2 == k { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) v = kv[2] } } END { print v }' "$T/$1.devices"
+}
+size_bytes() { case $1 in 512KB) echo $((512 << 10)) ;; *MB) echo $((${1%MB} << 20)) ;; esac; }
+# The image-header size nibble for a flash size (ESP8266 image format).
+size_code() { case $1 in 512KB) echo 0 ;; 1MB) echo 2 ;; 2MB) echo 3 ;; 4MB) echo 4 ;; 8MB) echo 8 ;; 16MB) echo 9 ;; esac; }
+
+# expected_flash SIZE OUT: what nodemcu-4mb.yaml leaves on a chip of SIZE:
+# erased chip, the image at 0 with header byte 2 = dio (2) and byte 3 =
+# size code << 4 | 40m (0), the init data at size - 0x4000, all else 0xFF.
+expected_flash() {
+	local bytes; bytes=$(size_bytes "$1")
+	head -c "$bytes" /dev/zero | tr '\0' '\377' >"$2"
+	dd if=recipes/images/nodemcu-demo.bin of="$2" conv=notrunc status=none
+	printf "\\x02\\x$(size_code "$1")0" | dd of="$2" bs=1 seek=2 conv=notrunc status=none
+	dd if=recipes/images/esp_init_data_demo.bin of="$2" bs=1 seek=$((bytes - 0x4000)) conv=notrunc status=none
+}
+
+# export_rows DB BATCH: "port mac result error_kind" per unit (CSV columns
+# port=15, mac=9, result=21, error_kind=22 come before any quoted field).
+export_rows() { "$E" export --format csv --batch "$2" --db "$1" | tail -n +2 | awk -F, '{ print $15, $9, $21, $22 }'; }
+sql() { sqlite3 "$1" "$2"; }
+db_sound() { [ "$(sql "$1" 'PRAGMA integrity_check;')" = ok ] && "$E" db verify --db "$1" >"$T/verify.out" 2>&1; }
+
+# wait_for FILE PATTERN [SECONDS]: until a line of FILE matches PATTERN (ERE).
+wait_for() {
+	local deadline=$((SECONDS + ${3:-30}))
+	until grep -qE -- "$2" "$1" 2>/dev/null; do
+		[ $SECONDS -ge "$deadline" ] && return 1
+		sleep 0.1
+	done
+}
+count() { cat "$1" 2>/dev/null | grep -cE -- "$2"; }
+# wait_count FILE PATTERN N [SECONDS]: until N lines of FILE match.
+wait_count() {
+	local deadline=$((SECONDS + ${4:-30}))
+	until [ "$(count "$1" "$2")" -ge "$3" ]; do
+		[ $SECONDS -ge "$deadline" ] && return 1
+		sleep 0.05
+	done
+}
+
+BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || { echo "not ok 1 - demo images"; exit 1; }
+
+# --- 1. a batch over 16 devices ------------------------------------------
+DB=$T/gang.sqlite
+start_sim gang --devices 16 --link rfc2217 --time-scale 0 \
+	--dev 3:flash=16MB --dev 7:flash=8MB --dev 11:flash=16MB --dev 14:flash=8MB \
+	--dev 5:fault=unplug@flash:0x20000:1500 || exit 1
+ports=()
+for k in $(seq 0 15); do ports+=(--port "$(dev_port gang "$k")"); done
+LOG=$T/gang.err
+timeout 120 "$E" run recipes/nodemcu-4mb.yaml --batch gang16 --count 16 --json --db "$DB" "${ports[@]}" \
+	>"$T/gang.jsonl" 2>"$T/gang.err"
+rc=$?
+stop_sim gang
+LOG=$T/gang.jsonl
+check "batch of 16 ends with exit 1 (one unit failed)" [ "$rc" -eq 1 ]
+export_rows "$DB" gang16 >"$T/gang.rows"
+LOG=$T/gang.rows
+check "16 units recorded in batch gang16" [ "$(wc -l <"$T/gang.rows")" -eq 16 ]
+check "15 PASS and 1 FAIL" [ "$(grep -c ' PASS ' "$T/gang.rows")" -eq 15 -a "$(grep -c ' FAIL ' "$T/gang.rows")" -eq 1 ]
+attributed=0 flashed=0
+for k in $(seq 0 15); do
+	port=$(dev_port gang "$k") mac=$(dev_field gang "$k" mac) size=$(dev_field gang "$k" flash)
+	want=PASS; [ "$k" -eq 5 ] && want=FAIL
+	if [ "$(grep -c "^$port " "$T/gang.rows")" -eq 1 ] && grep -q "^$port $mac $want" "$T/gang.rows"; then
+		attributed=$((attributed + 1))
+	else
+		echo "# device $k: port $port mac $mac: expected one $want row"
+	fi
+	[ "$k" -eq 5 ] && continue
+	expected_flash "$size" "$T/expected.bin"
+	if cmp -s "$T/expected.bin" "$T/gang.flash/dev$k.bin"; then
+		flashed=$((flashed + 1))
+	else
+		echo "# device $k ($size): flash differs from the recipe's images: $(cmp "$T/expected.bin" "$T/gang.flash/dev$k.bin" 2>&1 | head -n 1)"
+	fi
+done
+check "every unit attributed to its own port and MAC (16 of 16)" [ "$attributed" -eq 16 ]
+check "every passing unit's flash equals the recipe's images (15 of 15, sizes 4/8/16MB)" [ "$flashed" -eq 15 ]
+check "the unplugged device failed in its write step" grep -qE "^$(dev_port gang 5) [^ ]+ FAIL write: " "$T/gang.rows"
+LOG=$T/gang.jsonl
+check "the JSON event stream is one valid JSON object per line" \
+	node -e 'require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").forEach((l) => JSON.parse(l))' "$T/gang.jsonl"
+check "the stream has 16 unit_done events and a summary" \
+	[ "$(count "$T/gang.jsonl" '"event":"unit_done"')" -eq 16 -a "$(count "$T/gang.jsonl" '"event":"summary"')" -eq 1 ]
+check "the summary counts 15 passed, 1 failed" grep -qE '"event":"summary".*"passed":15,"failed":1' "$T/gang.jsonl"
+check "the database is sound (integrity_check, db verify)" db_sound "$DB"
+
+# --- 2. hotplug --------------------------------------------------------------
+# Devices 0-2 sit behind the glob links/dev[0-2]; device 2 is unplugged for
+# 3 s in the middle of its first write (its link disappears, then comes
+# back on a new pty).  Device 3 is plugged in later as $T/extra.
+DB=$T/hotplug.sqlite
+start_sim hp --devices 4 --time-scale 0 --link-dir "$T/links" --dev 2:fault=unplug@flash:0x10000:3000 || exit 1
+HP=$T/hp.jsonl
+"$E" run recipes/jig.yaml --station --json --flash-baud 115200 --db "$DB" \
+	--port "$T/links/dev[0-2]" --port "$T/extra" >"$HP" 2>"$T/hp.err" &
+RUN_PID=$!
+PIDS+=($RUN_PID)
+LOG=$HP
+L=$T/links
+check "three workers start for the glob" wait_for "$HP" "port_added.*links/dev2" 10
+check "the plain path that does not exist yet gets no worker" [ "$(count "$HP" 'port_added.*extra')" -eq 0 ]
+check "dev0 and dev1 pass" wait_for "$HP" "unit_done\",[^}]*\"port\":\"$L/dev1\".*\"result\":\"PASS\"" 20
+wait_for "$HP" "unit_done\",[^}]*\"port\":\"$L/dev0\".*\"result\":\"PASS\"" 5
+check "dev2 fails when it is unplugged mid-write" wait_for "$HP" "unit_done\",[^}]*\"port\":\"$L/dev2\".*\"result\":\"FAIL\"" 20
+check "its worker ends when the adapter disappears" wait_for "$HP" "port_removed\",[^}]*\"port\":\"$L/dev2\"" 10
+check "a new worker starts when it comes back" wait_count "$HP" "port_added\",[^}]*\"port\":\"$L/dev2\"" 2 10
+check "... and programs the unit it finds (PASS)" wait_for "$HP" "unit_done\",[^}]*\"port\":\"$L/dev2\".*\"result\":\"PASS\"" 20
+ln -s "$(readlink "$L/dev3")" "$T/extra"
+check "an adapter plugged in later gets a worker" wait_for "$HP" "port_added\",[^}]*\"port\":\"$T/extra\"" 10
+check "... which programs its unit with the right MAC" \
+	wait_for "$HP" "unit_done\",[^}]*\"port\":\"$T/extra\",[^}]*\"mac\":\"$(dev_field hp 3 mac)\".*\"result\":\"PASS\"" 20
+rm -f "$T/extra"
+check "unplugging it ends its worker" wait_for "$HP" "port_removed\",[^}]*\"port\":\"$T/extra\"" 10
+check "dev0 and dev1 were not disturbed: one worker, one unit each" \
+	[ "$(count "$HP" "port_(added|removed)\",[^}]*\"port\":\"$L/dev[01]\"")" -eq 2 -a \
+	  "$(count "$HP" "unit_done\",[^}]*\"port\":\"$L/dev[01]\"")" -eq 2 ]
+kill -INT "$RUN_PID"
+wait "$RUN_PID"
+rc=$?
+check "SIGINT ends the idle station with exit 130" [ "$rc" -eq 130 ]
+stop_sim hp
+hotplug_db() {
+	db_sound "$DB" && [ "$(sql "$DB" "select count(*) from units where result = 'PASS';")" = 4 ] &&
+		[ "$(sql "$DB" "select count(*) from units where result = 'FAIL';")" = 1 ]
+}
+check "hotplug database is sound and holds 5 units (4 PASS, 1 FAIL)" hotplug_db
+
+# --- 3. SIGINT in the middle of a batch ------------------------------------
+# time-scale 0.15: a unit takes about 2 s, long enough to be caught mid-way.
+for how in graceful abort; do
+	DB=$T/sig-$how.sqlite
+	start_sim "sig$how" --devices 4 --link rfc2217 --time-scale 0.15 || exit 1
+	ports=()
+	for k in 0 1 2 3; do ports+=(--port "$(dev_port "sig$how" "$k")"); done
+	OUT=$T/sig-$how.jsonl
+	LOG=$OUT
+	"$E" run recipes/nodemcu-4mb.yaml --batch "sig-$how" --count 8 --json --db "$DB" "${ports[@]}" \
+		>"$OUT" 2>"$T/sig-$how.err" &
+	RUN_PID=$!
+	PIDS+=($RUN_PID)
+	wait_count "$OUT" '"event":"identified"' 4 20
+	sleep 0.3
+	kill -INT "$RUN_PID"
+	if [ "$how" = abort ]; then sleep 0.2; kill -INT "$RUN_PID"; fi
+	t0=$(date +%s%N)
+	wait "$RUN_PID"
+	rc=$?
+	took_ms=$((($(date +%s%N) - t0) / 1000000))
+	stop_sim "sig$how"
+	check "$how: exit 130" [ "$rc" -eq 130 ]
+	check "$how: the database is sound (integrity_check, db verify)" db_sound "$DB"
+	export_rows "$DB" "sig-$how" >"$T/sig.rows"
+	LOG=$T/sig.rows
+	check "$how: all 4 started units recorded, each PASS, FAIL or INTERRUPTED" eval \
+		'[ "$(wc -l <"$T/sig.rows")" -eq 4 ] && ! grep -vqE " (PASS|FAIL|INTERRUPTED) " "$T/sig.rows"'
+	check "$how: nothing left RUNNING" [ "$(sql "$DB" "select count(*) from units where result = 'RUNNING';")" = 0 ]
+	if [ "$how" = graceful ]; then
+		check "graceful: the units in progress finished (4 PASS)" [ "$(grep -c ' PASS ' "$T/sig.rows")" -eq 4 ]
+		check "graceful: no new unit was started" [ "$(count "$OUT" '"event":"identified"')" -eq 4 ]
+	else
+		check "abort: the units in progress were recorded INTERRUPTED" [ "$(grep -c ' INTERRUPTED ' "$T/sig.rows")" -ge 1 ]
+		check "abort: it stopped at once (${took_ms} ms after the second signal, < 1500 ms)" [ "$took_ms" -lt 1500 ]
+	fi
+done
+
+# --- 4. the database cannot be written ------------------------------------
+# Another program holds the write lock past the busy timeout (5 s): the
+# writer spools, the station stops starting units, says why and exits 4;
+# the next start replays the spool, so no started unit is lost.
+DB=$T/locked.sqlite
+start_sim lock --devices 4 --link rfc2217 --time-scale 0.3 || exit 1
+ports=()
+for k in 0 1 2 3; do ports+=(--port "$(dev_port lock "$k")"); done
+OUT=$T/lock.jsonl
+LOG=$OUT
+"$E" run recipes/nodemcu-4mb.yaml --station --json --db "$DB" "${ports[@]}" >"$OUT" 2>"$T/lock.err" &
+RUN_PID=$!
+PIDS+=($RUN_PID)
+wait_for "$OUT" '"event":"started"' 10
+{ echo "BEGIN IMMEDIATE;"; sleep 8; echo "COMMIT;"; } | sqlite3 "$DB" &
+LOCK_PID=$!
+PIDS+=($LOCK_PID)
+wait "$RUN_PID"
+rc=$?
+check "locked database: the station stops with exit 4" [ "$rc" -eq 4 ]
+check "... and says why" grep -qE '"event":"stopping".*database cannot be written.*locked' "$OUT"
+no_step_after_db_failed() {
+	grep -q '"event":"db_state"' "$OUT" &&
+		awk '/"event":"db_state"/ { bad = 1 } bad && /"event":"step_start"/ { exit 1 }' "$OUT"
+}
+check "... no unit was programmed after the database failed" no_step_after_db_failed
+spooled_all() { [ -s "$DB.spool" ] && grep -qE '"event":"summary".*"spooled":4,"unsaved":0' "$OUT"; }
+check "... every unit record went to the spool" spooled_all
+wait "$LOCK_PID"
+"$E" run recipes/nodemcu-4mb.yaml --db "$DB" --plain --port "$(dev_port lock 0)" >"$T/replay.out" 2>&1
+stop_sim lock
+LOG=$T/replay.out
+check "the next start replays the spool (and removes it)" [ ! -e "$DB.spool" ]
+replayed() {
+	db_sound "$DB" && [ "$(sql "$DB" "select count(*) from units;")" = 5 ] &&
+		[ "$(sql "$DB" "select count(*) from units where result = 'RUNNING';")" = 0 ]
+}
+check "after the replay: sound database, all 5 units recorded, none RUNNING" replayed
+
+# Under `make tsan` the sanitizer writes its reports to espline's stderr.
+LOG=
+check "no sanitizer reports from espline" eval '! grep -l "Sanitizer" "$T"/*.err'
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

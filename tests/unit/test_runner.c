@@ -1,0 +1,878 @@
+/* test_runner.c - recipes run on the simulated chip (tests/sim/sim_chip.h),
+ * in process: every step kind, skip_unchanged, init-data addresses for each
+ * flash size, expect failures, retries, MD5 mismatches, the runtime layout
+ * check.
+ *
+ * The fake port is the same idea as test_loader.c's: bytes the loader writes
+ * are SLIP-decoded and handed to the chip synchronously, the chip's replies
+ * are queued for the loader.  It adds two things: the chip outlives the port
+ * (so a second run can meet the same unit), and "lose the next N requests
+ * with opcode X" to make a step fail once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+
+#include "espline/image.h"
+#include "espline/loader.h"
+#include "espline/recipe.h"
+#include "espline/runner.h"
+#include "espline/slip.h"
+#include "../sim/sim_chip.h"
+
+#define RXQ_CAP (1u << 20)
+
+/* ---- a port wired straight to a sim_chip ------------------------------ */
+
+typedef struct unit_chip {
+	sim_chip *chip;
+	uint64_t now_us;         /* the chip's virtual clock */
+	unsigned chip_baud;
+	unsigned host_baud;
+	struct chip_port *port;  /* the port currently attached */
+} unit_chip;
+
+typedef struct chip_port {
+	espl_port base;
+	unit_chip *uc;
+	uint8_t *rxq;
+	size_t rx_head, rx_tail;
+	espl_slip_decoder dec;
+	uint8_t frame[0x4100];
+	int dtr, rts;
+	int drop_op, drop_count;  /* fault: lose this many requests with this opcode */
+	unsigned op_count[256];   /* requests seen, by opcode */
+} chip_port;
+
+static void queue(chip_port *cp, const uint8_t *b, size_t n)
+{
+	assert_true(cp->rx_tail + n <= RXQ_CAP);
+	memcpy(cp->rxq + cp->rx_tail, b, n);
+	cp->rx_tail += n;
+}
+
+static void chip_emit(void *ctx, const uint8_t *frame, size_t len)
+{
+	unit_chip *uc = ctx;
+	uint8_t enc[ESPL_SLIP_ENCODED_MAX(0x4100)];
+	chip_port *cp = uc->port;
+	if (!cp)
+		return;
+	if (uc->chip_baud != cp->base.baud) {
+		static const uint8_t junk[] = { 0x00, 0xF0, 0x80, 0x78, 0x00 };
+		queue(cp, junk, sizeof junk);
+		return;
+	}
+	queue(cp, enc, espl_slip_encode(frame, len, enc));
+}
+
+static void chip_sleep(void *ctx, uint64_t us) { ((unit_chip *)ctx)->now_us += us; }
+static uint64_t chip_now(void *ctx) { return ((unit_chip *)ctx)->now_us; }
+static void chip_set_baud(void *ctx, unsigned baud) { ((unit_chip *)ctx)->chip_baud = baud; }
+static void chip_reboot(void *ctx, int to_app) { (void)ctx; (void)to_app; }
+static void chip_fault(void *ctx, const char *what) { (void)ctx; (void)what; }
+
+static int cp_read(espl_port *p, uint8_t *buf, size_t len, int timeout_ms, espl_error *err)
+{
+	chip_port *cp = (chip_port *)p;
+	(void)timeout_ms;
+	size_t avail = cp->rx_tail - cp->rx_head;
+	if (avail == 0) {
+		cp->rx_head = cp->rx_tail = 0;
+		return espl_fail(err, ESPL_ETIMEOUT, "timeout");
+	}
+	if (len > avail)
+		len = avail;
+	memcpy(buf, cp->rxq + cp->rx_head, len);
+	cp->rx_head += len;
+	return (int)len;
+}
+
+static int cp_write(espl_port *p, const uint8_t *buf, size_t len, espl_error *err)
+{
+	chip_port *cp = (chip_port *)p;
+	(void)err;
+	if (cp->uc->chip_baud != cp->base.baud)
+		return (int)len;
+	for (size_t i = 0; i < len; i++) {
+		if (espl_slip_feed(&cp->dec, buf[i]) != ESPL_SLIP_FRAME || cp->dec.len < 2)
+			continue;
+		uint8_t op = cp->dec.frame[1];
+		cp->op_count[op]++;
+		if (cp->drop_count && op == cp->drop_op) {
+			cp->drop_count--;
+			continue; /* lost on the wire: the loader times out */
+		}
+		sim_chip_handle_frame(cp->uc->chip, cp->dec.frame, cp->dec.len);
+	}
+	return (int)len;
+}
+
+static int cp_drain(espl_port *p, espl_error *err) { (void)p; (void)err; return 0; }
+
+static int cp_flush(espl_port *p, espl_error *err)
+{
+	chip_port *cp = (chip_port *)p;
+	(void)err;
+	cp->rx_head = cp->rx_tail = 0;
+	return 0;
+}
+
+static int cp_set_baud(espl_port *p, unsigned baud, espl_error *err)
+{
+	chip_port *cp = (chip_port *)p;
+	(void)err;
+	p->baud = baud;
+	if (sim_chip_mode(cp->uc->chip) != SIM_MODE_STUB)
+		cp->uc->chip_baud = baud;
+	sim_chip_set_host_baud(cp->uc->chip, baud);
+	return 0;
+}
+
+static void boot(chip_port *cp, int download)
+{
+	static const uint8_t rom_garbage[] = { 0x00, 0x8E, 0xF2, 0x6C, 0x9C, 0x12, 0x8C, 0x7C, 0x02 };
+	static const char app_text[] = "\r\nNodeMCU 3.0.0 build 2026\r\n> ";
+	sim_chip_boot(cp->uc->chip, download);
+	cp->uc->chip_baud = cp->base.baud;
+	sim_chip_set_host_baud(cp->uc->chip, cp->base.baud);
+	if (download)
+		queue(cp, rom_garbage, sizeof rom_garbage);
+	else
+		queue(cp, (const uint8_t *)app_text, sizeof app_text - 1);
+}
+
+static int cp_set_lines(espl_port *p, int dtr, int rts, espl_error *err)
+{
+	chip_port *cp = (chip_port *)p;
+	(void)err;
+	int en_was_low = cp->rts && !cp->dtr;
+	if (dtr != ESPL_LINE_KEEP)
+		cp->dtr = dtr;
+	if (rts != ESPL_LINE_KEEP)
+		cp->rts = rts;
+	int en_low = cp->rts && !cp->dtr;
+	int gpio0_low = cp->dtr && !cp->rts;
+	if (en_was_low && !en_low)
+		boot(cp, gpio0_low);
+	return 0;
+}
+
+/* Closing the port leaves the chip (the unit) in place for another run. */
+static void cp_close(espl_port *p)
+{
+	chip_port *cp = (chip_port *)p;
+	if (cp->uc->port == cp)
+		cp->uc->port = NULL;
+	free(cp->rxq);
+	free(cp);
+}
+
+static const espl_port_ops chip_port_ops = {
+	.kind = "test", .read = cp_read, .write = cp_write, .drain = cp_drain,
+	.flush_input = cp_flush, .set_baud = cp_set_baud, .set_lines = cp_set_lines,
+	.close = cp_close,
+};
+
+static unit_chip *new_unit(size_t flash_size, uint32_t manufacturer, const uint8_t mac[6])
+{
+	static const uint8_t default_mac[6] = { 0x5C, 0xCF, 0x7F, 0x12, 0x34, 0x56 };
+	unit_chip *uc = calloc(1, sizeof *uc);
+	assert_non_null(uc);
+	sim_chip_config cfg;
+	sim_chip_config_defaults(&cfg);
+	memcpy(cfg.mac, mac ? mac : default_mac, 6);
+	unsigned cap = 0;
+	while (((size_t)1 << cap) < flash_size)
+		cap++;
+	cfg.flash_size = flash_size;
+	cfg.jedec_id = manufacturer | 0x4000u | (uint32_t)cap << 16;
+	sim_chip_io io = { .ctx = uc, .emit = chip_emit, .sleep_us = chip_sleep, .now_us = chip_now,
+	                   .set_baud = chip_set_baud, .reboot = chip_reboot, .fault = chip_fault };
+	uc->chip = sim_chip_new(&cfg, &io);
+	assert_non_null(uc->chip);
+	uc->chip_baud = 115200;
+	return uc;
+}
+
+static void free_unit(unit_chip *uc)
+{
+	sim_chip_free(uc->chip);
+	free(uc);
+}
+
+static chip_port *attach(unit_chip *uc)
+{
+	chip_port *cp = calloc(1, sizeof *cp);
+	assert_non_null(cp);
+	cp->rxq = malloc(RXQ_CAP);
+	assert_non_null(cp->rxq);
+	cp->base.ops = &chip_port_ops;
+	snprintf(cp->base.name, sizeof cp->base.name, "testchip");
+	cp->base.baud = 115200;
+	cp->uc = uc;
+	cp->drop_op = -1;
+	uc->port = cp;
+	uc->chip_baud = 115200;
+	espl_slip_decoder_init(&cp->dec, cp->frame, sizeof cp->frame);
+	return cp;
+}
+
+static uint8_t *flash_of(unit_chip *uc, size_t *size)
+{
+	return sim_chip_flash(uc->chip, size);
+}
+
+/* ---- fixture: a folder with a stub, images and recipes ---------------- */
+
+static char dir[128];
+static uint8_t fw[0x6000];
+static uint8_t init_data[128];
+
+static void write_file(const char *name, const void *data, size_t len)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(data, 1, len, f), len);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A valid ESP8266 v1 image (one segment, right checksum) followed by
+ * firmware-like bytes. */
+static void make_firmware(void)
+{
+	uint32_t x = 12345;
+	for (size_t i = 0; i < sizeof fw; i++) {
+		x = x * 1103515245u + 12345u;
+		fw[i] = (x >> 24) % 4 == 0 ? (uint8_t)(x >> 16) : (uint8_t)("espline runner "[i % 15]);
+	}
+	const uint32_t seg_len = 0x1000;
+	fw[0] = 0xE9;
+	fw[1] = 1;
+	fw[2] = 0;    /* qio */
+	fw[3] = 0x20; /* 1MB, 40m */
+	memcpy(fw + 4, "\x04\x00\x10\x40", 4);
+	memcpy(fw + 8, "\x00\x00\x10\x40", 4);
+	fw[12] = (uint8_t)seg_len;
+	fw[13] = (uint8_t)(seg_len >> 8);
+	fw[14] = fw[15] = 0;
+	uint8_t cs = 0xEF;
+	for (uint32_t i = 0; i < seg_len; i++)
+		cs ^= fw[16 + i];
+	size_t at = 16 + seg_len;
+	while (at % 16 != 15)
+		fw[at++] = 0;
+	fw[at] = cs;
+	for (size_t i = 0; i < sizeof init_data; i++)
+		init_data[i] = (uint8_t)(0x40 + i);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/espline-test-runner-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	make_firmware();
+	write_file("fw.bin", fw, sizeof fw);
+	write_file("init.bin", init_data, sizeof init_data);
+	/* the chip model only needs something uploaded before MEM_END */
+	const char *stub = "{\"entry\": 1074840836, \"text\": \"AAECAwQFBgcICQoLDA0ODw==\", "
+	                   "\"text_start\": 1074840832, \"data\": \"AAECAw==\", \"data_start\": 1073720940}\n";
+	write_file("stub.json", stub, strlen(stub));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[200];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+typedef struct fixture {
+	espl_recipe *recipe;
+	espl_plan *plan;
+} fixture;
+
+#define HEAD "recipe: t\nchip: esp8266\nconnect: { stub: stub.json, flash_baud: 921600 }\n"
+
+static void load_plan(const char *name, const char *text, fixture *fx)
+{
+	espl_error err = { 0, "" };
+	write_file(name, text, strlen(text));
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	if (espl_recipe_load(path, NULL, NULL, &fx->recipe, &err) < 0 ||
+	    espl_recipe_prepare(fx->recipe, NULL, NULL, &err) < 0 ||
+	    espl_plan_new(fx->recipe, &fx->plan, &err) < 0)
+		fail_msg("%s: %s", name, err.msg);
+}
+
+static void free_plan(fixture *fx)
+{
+	espl_plan_free(fx->plan);
+	espl_recipe_free(fx->recipe);
+}
+
+typedef struct observer {
+	unit_chip *uc;
+	int corrupt_after_write;   /* flip a flash bit when a write step is done */
+	uint32_t corrupt_at;
+	char log[8192];
+	size_t log_len;
+} observer;
+
+static void on_step_done(void *ctx, const espl_step_result *s)
+{
+	observer *ob = ctx;
+	if (ob->corrupt_after_write && s->step->kind == ESPL_STEP_WRITE && s->status == ESPL_STEP_PASSED) {
+		size_t size;
+		flash_of(ob->uc, &size)[ob->corrupt_at] ^= 0x01; /* a bit that did not hold */
+		ob->corrupt_after_write = 0;
+	}
+}
+
+static void on_log(void *ctx, int level, const char *msg)
+{
+	observer *ob = ctx;
+	(void)level;
+	ob->log_len += (size_t)snprintf(ob->log + ob->log_len, sizeof ob->log - ob->log_len, "%s\n", msg);
+	if (ob->log_len >= sizeof ob->log)
+		ob->log_len = sizeof ob->log - 1;
+}
+
+static int run_on(fixture *fx, unit_chip *uc, chip_port **cp_out, observer *ob, espl_unit_result *res)
+{
+	espl_runner_options o;
+	espl_runner_options_init(&o);
+	o.connect_attempts = 2;
+	o.connect_timeout_ms = 3000;
+	o.events.ctx = ob;
+	o.events.step_done = on_step_done;
+	o.loader_events.ctx = ob;
+	o.loader_events.log = on_log;
+	ob->uc = uc;
+	chip_port *cp = attach(uc);
+	if (cp_out)
+		*cp_out = cp;
+	return espl_runner_run_port(fx->plan, &cp->base, &o, res);
+}
+
+static void md5_hex(const uint8_t *d, size_t n, char out[33])
+{
+	unsigned char md[16];
+	unsigned int len;
+	assert_true(EVP_Digest(d, n, md, &len, EVP_md5(), NULL));
+	for (int i = 0; i < 16; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+static bool all_ff(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != 0xFF)
+			return false;
+	return true;
+}
+
+/* ---- tests ------------------------------------------------------------ */
+
+static void test_full_recipe_passes(void **state)
+{
+	(void)state;
+	fixture fx;
+	observer ob = { 0 };
+	espl_unit_result res;
+	load_plan("full.yaml",
+	          HEAD "flash: { size: detect, mode: dio, freq: 40m }\n"
+	          "expect: { flash_size_min: 1MB, flash_manufacturer: [Winbond], mac_oui: [\"5C:CF:7F\"] }\n"
+	          "steps:\n  - erase: chip\n  - write: { file: fw.bin, address: 0x0 }\n"
+	          "  - write_init_data: { file: init.bin }\n  - verify: md5\n  - reset: run\n", &fx);
+	unit_chip *uc = new_unit(4u << 20, 0xEF, NULL);
+	size_t size;
+	uint8_t *flash = flash_of(uc, &size);
+	memset(flash + 0x3FB000, 0x00, 0x5000); /* old RF cal, init data, params */
+
+	int rc = run_on(&fx, uc, NULL, &ob, &res);
+	if (rc)
+		fail_msg("unit failed: %s\nlog:\n%s", res.first_error.msg, ob.log);
+	assert_true(res.pass);
+	assert_null(res.failed_phase);
+	assert_true(res.connected && res.identified);
+	assert_string_equal(res.chip.mac_str, "5c:cf:7f:12:34:56");
+	assert_int_equal(res.chip.flash_size, 4u << 20);
+	assert_int_equal(res.system_flash_size, 4u << 20);
+	assert_string_equal(res.recipe_name, "t");
+	assert_int_equal(res.n_steps, 5);
+	for (size_t i = 0; i < res.n_steps; i++) {
+		assert_int_equal(res.steps[i].status, ESPL_STEP_PASSED);
+		assert_int_equal(res.steps[i].attempts, 1);
+	}
+	/* the header says dio and the detected 4MB; everything after it as in the file */
+	assert_int_equal(flash[2], 0x02);
+	assert_int_equal(flash[3], 0x40);
+	assert_memory_equal(flash + 4, fw + 4, sizeof fw - 4);
+	assert_memory_equal(flash + 0x3FC000, init_data, sizeof init_data);
+	assert_true(all_ff(flash + 0x3FC000 + sizeof init_data, 0x1000 - sizeof init_data));
+	assert_true(all_ff(flash + 0x3FB000, 0x1000)); /* RF cal erased */
+	assert_true(all_ff(flash + 0x3FE000, 0x1000)); /* blank */
+	/* three regions, each verified against the MD5 of what was written */
+	assert_int_equal(res.n_regions, 3);
+	char want[33];
+	md5_hex(flash, sizeof fw, want);
+	assert_int_equal(res.regions[0].address, 0);
+	assert_string_equal(res.regions[0].expected_md5, want);
+	assert_string_equal(res.regions[0].actual_md5, want);
+	assert_int_equal(res.regions[1].address, 0x3FC000);
+	assert_int_equal(res.regions[2].address, 0x3FE000);
+	for (size_t i = 0; i < res.n_regions; i++)
+		assert_true(res.regions[i].verified);
+	assert_int_equal(res.steps[1].bytes, sizeof fw);
+	espl_unit_result_clear(&res);
+	free_unit(uc);
+	free_plan(&fx);
+}
+
+static void test_init_data_address_per_flash_size(void **state)
+{
+	(void)state;
+	static const uint32_t sizes[] = { 512u << 10, 1u << 20, 2u << 20, 4u << 20, 16u << 20 };
+	fixture fx;
+	load_plan("init.yaml", HEAD "steps:\n  - write_init_data: { file: init.bin }\n  - verify: md5\n", &fx);
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		observer ob = { 0 };
+		espl_unit_result res;
+		uint32_t s = sizes[i];
+		unit_chip *uc = new_unit(s, 0xEF, NULL);
+		size_t size;
+		uint8_t *flash = flash_of(uc, &size);
+		memset(flash + s - 0x6000, 0x00, 0x6000);
+		if (run_on(&fx, uc, NULL, &ob, &res) != ESPL_OK)
+			fail_msg("%u bytes: %s", s, res.first_error.msg);
+		assert_int_equal(res.system_flash_size, s);
+		assert_memory_equal(flash + s - 0x4000, init_data, sizeof init_data);
+		assert_true(all_ff(flash + s - 0x5000, 0x1000)); /* RF cal erased */
+		assert_true(all_ff(flash + s - 0x2000, 0x1000)); /* blank */
+		assert_int_equal(flash[s - 0x6000], 0x00);        /* nothing else touched */
+		assert_int_equal(flash[s - 0x3000], 0x00);
+		assert_int_equal(flash[s - 0x1000], 0x00);
+		assert_int_equal(res.regions[0].address, s - 0x4000);
+		espl_unit_result_clear(&res);
+		free_unit(uc);
+	}
+	free_plan(&fx);
+}
+
+static void test_skip_unchanged_second_run_writes_nothing(void **state)
+{
+	(void)state;
+	fixture fx;
+	load_plan("skip.yaml",
+	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x10000, skip_unchanged: true }\n  - verify: md5\n", &fx);
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	observer ob = { 0 };
+	espl_unit_result res;
+	chip_port *cp;
+	size_t size;
+
+	assert_int_equal(run_on(&fx, uc, &cp, &ob, &res), ESPL_OK);
+	assert_int_equal(res.steps[0].bytes, sizeof fw);
+	assert_int_equal(res.steps[0].bytes_skipped, 0);
+	assert_false(res.steps[0].skipped);
+	assert_int_equal(res.steps[0].md5_address, 0x10000);
+	assert_int_equal(res.steps[0].md5_length, sizeof fw);
+	assert_false(res.regions[0].skipped);
+	espl_unit_result_clear(&res);
+	assert_memory_equal(flash_of(uc, &size) + 0x10000, fw, sizeof fw);
+
+	/* the same unit again: MD5 matches, nothing is written, still verified */
+	assert_int_equal(run_on(&fx, uc, &cp, &ob, &res), ESPL_OK);
+	assert_true(res.pass);
+	assert_int_equal(res.steps[0].bytes, 0);
+	assert_int_equal(res.steps[0].bytes_skipped, sizeof fw);
+	assert_true(res.steps[0].skipped);
+	assert_string_equal(res.steps[0].actual_md5, res.steps[0].expected_md5);
+	assert_true(res.regions[0].skipped);
+	assert_true(res.regions[0].verified);
+	espl_unit_result_clear(&res);
+
+	/* change one byte on the chip: the third run writes again */
+	flash_of(uc, &size)[0x10000 + 100] ^= 0xFF;
+	assert_int_equal(run_on(&fx, uc, &cp, &ob, &res), ESPL_OK);
+	assert_int_equal(res.steps[0].bytes, sizeof fw);
+	assert_memory_equal(flash_of(uc, &size) + 0x10000, fw, sizeof fw);
+	espl_unit_result_clear(&res);
+	free_unit(uc);
+	free_plan(&fx);
+}
+
+static void test_expect_failures_touch_nothing(void **state)
+{
+	(void)state;
+	static const uint8_t other_mac[6] = { 0x18, 0xFE, 0x34, 0x01, 0x02, 0x03 };
+	static const struct {
+		const char *expect;
+		size_t flash_size;
+		uint32_t manufacturer;
+		const uint8_t *mac;
+		const char *want;
+	} cases[] = {
+		{ "{ flash_manufacturer: [Winbond, 0x68] }", 4u << 20, 0xC8, NULL,
+		  "expect: expect.flash_manufacturer (line 4): flash manufacturer 0xC8 (GigaDevice) is not one of 0xEF (Winbond), 0x68 (Boya)" },
+		{ "{ flash_size_min: 4MB }", 1u << 20, 0xEF, NULL,
+		  "expect: expect.flash_size_min (line 4): the unit has 1MB of flash, the recipe needs at least 4MB" },
+		{ "{ mac_oui: [\"5C:CF:7F\", \"AC:D0:74\"] }", 4u << 20, 0xEF, other_mac,
+		  "expect: expect.mac_oui (line 4): MAC 18:fe:34:01:02:03 has OUI 18:FE:34, not one of 5C:CF:7F, AC:D0:74" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char text[512];
+		fixture fx;
+		observer ob = { 0 };
+		espl_unit_result res;
+		snprintf(text, sizeof text, HEAD "expect: %s\nsteps:\n  - erase: chip\n  - write: { file: fw.bin, address: 0x0 }\n  - verify: md5\n",
+		         cases[i].expect);
+		load_plan("expect.yaml", text, &fx);
+		unit_chip *uc = new_unit(cases[i].flash_size, cases[i].manufacturer, cases[i].mac);
+		size_t size;
+		uint8_t *flash = flash_of(uc, &size);
+		memset(flash, 0x5A, size);
+		assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_ECHIP);
+		assert_false(res.pass);
+		assert_true(res.identified);
+		assert_string_equal(res.failed_phase, "expect");
+		assert_string_equal(res.first_error.msg, cases[i].want);
+		for (size_t k = 0; k < res.n_steps; k++)
+			assert_int_equal(res.steps[k].status, ESPL_STEP_NOT_RUN);
+		assert_int_equal(flash[0], 0x5A);               /* not erased, not written */
+		assert_int_equal(flash[size - 1], 0x5A);
+		espl_unit_result_clear(&res);
+		free_unit(uc);
+		free_plan(&fx);
+	}
+}
+
+static void test_retry_recovers_from_one_lost_command(void **state)
+{
+	(void)state;
+	fixture fx;
+	load_plan("retry.yaml",
+	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x0 }\n  - verify: md5\n    retries: 1\n", &fx);
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	observer ob = { 0 };
+	espl_unit_result res;
+	espl_runner_options o;
+	espl_runner_options_init(&o);
+	o.loader_events.ctx = &ob;
+	o.loader_events.log = on_log;
+	chip_port *cp = attach(uc);
+	cp->drop_op = 0x13; /* SPI_FLASH_MD5: the first request is lost */
+	cp->drop_count = 1;
+	int rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+	if (rc)
+		fail_msg("%s\n%s", res.first_error.msg, ob.log);
+	assert_true(res.pass);
+	assert_int_equal(res.steps[0].attempts, 1);
+	assert_int_equal(res.steps[1].attempts, 2);
+	assert_int_equal(res.steps[1].status, ESPL_STEP_PASSED);
+	assert_non_null(strstr(ob.log, "step 2 (verify) attempt 1 failed"));
+	espl_unit_result_clear(&res);
+
+	/* lost every time: the step fails after 1 + retries attempts */
+	cp = attach(uc);
+	cp->drop_op = 0x13;
+	cp->drop_count = 1000;
+	rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+	assert_int_equal(rc, ESPL_ETIMEOUT);
+	assert_false(res.pass);
+	assert_int_equal(res.steps[1].attempts, 2);
+	assert_int_equal(res.steps[1].status, ESPL_STEP_FAILED);
+	assert_string_equal(res.failed_phase, "step");
+	assert_non_null(strstr(res.first_error.msg, "step 2 (verify, line 6), after 2 attempts: "));
+	assert_false(res.regions[0].verified);
+	espl_unit_result_clear(&res);
+	free_unit(uc);
+	free_plan(&fx);
+}
+
+/* One lost request in each kind of step: the step's second attempt passes. */
+static void test_each_step_kind_recovers_from_one_lost_request(void **state)
+{
+	(void)state;
+	static const struct {
+		int op;
+		size_t step;
+	} cases[] = {
+		{ 0xD0, 0 }, /* ERASE_FLASH: erase chip */
+		{ 0x10, 1 }, /* FLASH_DEFL_BEGIN: write */
+		{ 0xD1, 2 }, /* ERASE_REGION: write_init_data erases the RF cal sector */
+		{ 0x13, 3 }, /* SPI_FLASH_MD5: verify */
+	};
+	fixture fx;
+	load_plan("lost.yaml",
+	          HEAD "steps:\n  - erase: chip\n  - write: { file: fw.bin, address: 0x0 }\n"
+	          "  - write_init_data: { file: init.bin }\n  - verify: md5\n", &fx);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+		espl_runner_options o;
+		espl_unit_result res;
+		espl_runner_options_init(&o);
+		chip_port *cp = attach(uc);
+		cp->drop_op = cases[i].op;
+		cp->drop_count = 1;
+		int rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+		if (rc)
+			fail_msg("lost op 0x%02X: %s", cases[i].op, res.first_error.msg);
+		for (size_t k = 0; k < res.n_steps; k++)
+			if (res.steps[k].attempts != (k == cases[i].step ? 2u : 1u))
+				fail_msg("lost op 0x%02X: step %zu took %u attempts", cases[i].op, k + 1, res.steps[k].attempts);
+		espl_unit_result_clear(&res);
+		free_unit(uc);
+	}
+	free_plan(&fx);
+}
+
+static void test_md5_mismatch_fails_without_retry(void **state)
+{
+	(void)state;
+	fixture fx;
+	load_plan("mismatch.yaml",
+	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x8000 }\n  - verify: md5\n    retries: 3\n", &fx);
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	observer ob = { 0 };
+	espl_unit_result res;
+	ob.corrupt_after_write = 1;
+	ob.corrupt_at = 0x8000 + 0x1234;
+	int rc = run_on(&fx, uc, NULL, &ob, &res);
+	assert_int_equal(rc, ESPL_EMISMATCH);
+	assert_false(res.pass);
+	assert_int_equal(res.steps[1].attempts, 1);
+	assert_int_equal(res.steps[1].status, ESPL_STEP_FAILED);
+	char want[33];
+	md5_hex(fw, sizeof fw, want);
+	assert_string_equal(res.steps[1].expected_md5, want);
+	assert_string_not_equal(res.steps[1].actual_md5, want);
+	assert_int_equal(strlen(res.steps[1].actual_md5), 32);
+	assert_string_equal(res.regions[0].actual_md5, res.steps[1].actual_md5);
+	assert_false(res.regions[0].verified);
+	char msg[300];
+	snprintf(msg, sizeof msg, "step 2 (verify, line 6): fw.bin at 0x8000 (24576 bytes): the chip's MD5 is %s, expected %s",
+	         res.steps[1].actual_md5, want);
+	assert_string_equal(res.first_error.msg, msg);
+	assert_string_equal(res.failed_phase, "step");
+	espl_unit_result_clear(&res);
+	free_unit(uc);
+	free_plan(&fx);
+}
+
+static void test_erase_regions_and_verify_regions(void **state)
+{
+	(void)state;
+	fixture fx;
+	/* the verify region spans the written image and erased bytes after it */
+	load_plan("regions.yaml",
+	          HEAD "steps:\n  - erase: { regions: [ { address: 0x20000, length: 0x10000 } ] }\n"
+	          "  - write: { file: fw.bin, address: 0x20000 }\n"
+	          "  - verify: { regions: [ { address: 0x20000, length: 0x8000 } ] }\n", &fx);
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	size_t size;
+	uint8_t *flash = flash_of(uc, &size);
+	memset(flash + 0x20000, 0x00, 0x10000);
+	observer ob = { 0 };
+	espl_unit_result res;
+	int rc = run_on(&fx, uc, NULL, &ob, &res);
+	if (rc)
+		fail_msg("%s", res.first_error.msg);
+	assert_true(all_ff(flash + 0x20000 + sizeof fw, 0x10000 - sizeof fw));
+	uint8_t expect[0x8000];
+	memset(expect, 0xFF, sizeof expect);
+	memcpy(expect, fw, sizeof fw);
+	char want[33];
+	md5_hex(expect, sizeof expect, want);
+	assert_string_equal(res.steps[2].expected_md5, want);
+	assert_string_equal(res.steps[2].actual_md5, want);
+	assert_true(res.regions[0].verified);
+	assert_int_equal(res.steps[0].bytes, 0x10000);
+	espl_unit_result_clear(&res);
+	free_unit(uc);
+	free_plan(&fx);
+}
+
+static void test_layout_checked_for_the_detected_size(void **state)
+{
+	(void)state;
+	fixture fx;
+	/* fine on 4MB; on a 1MB unit init data would land in the image's last sector */
+	load_plan("layout.yaml",
+	          HEAD "steps:\n  - write: { file: fw.bin, address: 0xF8000 }\n"
+	          "  - write_init_data: { file: init.bin, rf_cal: keep }\n  - verify: md5\n", &fx);
+	observer ob = { 0 };
+	espl_unit_result res;
+	unit_chip *big = new_unit(4u << 20, 0xEF, NULL);
+	assert_int_equal(run_on(&fx, big, NULL, &ob, &res), ESPL_OK);
+	espl_unit_result_clear(&res);
+	unit_chip *small = new_unit(1u << 20, 0xEF, NULL);
+	size_t size;
+	uint8_t *flash = flash_of(small, &size);
+	memset(flash, 0x33, size);
+	assert_int_equal(run_on(&fx, small, NULL, &ob, &res), ESPL_ERECIPE);
+	assert_string_equal(res.failed_phase, "layout");
+	assert_non_null(strstr(res.first_error.msg, "init data init.bin (0xfc000..0xfc07f) overlaps step 1 (write, line 5) at 0xf8000..0xfdfff"));
+	assert_int_equal(flash_of(small, &size)[0xF8000], 0x33);
+	espl_unit_result_clear(&res);
+	free_unit(big);
+	free_unit(small);
+	free_plan(&fx);
+}
+
+static void test_plan_needs_prepared_recipe(void **state)
+{
+	(void)state;
+	espl_recipe *r;
+	espl_plan *p = (espl_plan *)1;
+	espl_error err;
+	char path[256];
+	const char *text = HEAD "steps:\n  - write: { file: fw.bin, address: 0x0 }\n  - verify: md5\n";
+	write_file("unprepared.yaml", text, strlen(text));
+	snprintf(path, sizeof path, "%s/unprepared.yaml", dir);
+	assert_int_equal(espl_recipe_load(path, NULL, NULL, &r, &err), ESPL_OK);
+	assert_int_equal(espl_plan_new(r, &p, &err), ESPL_EARG);
+	assert_null(p);
+	espl_recipe_free(r);
+}
+
+static void test_pin_mismatch_nothing_runs(void **state)
+{
+	(void)state;
+	espl_recipe *r;
+	espl_error err;
+	char path[256];
+	/* the pin is init.bin's hash, not fw.bin's: the recipe cannot be
+	 * prepared, so no plan and no unit can exist */
+	const char *text = HEAD "steps:\n  - write: { file: fw.bin, address: 0x0, sha256: "
+	                   "0000000000000000000000000000000000000000000000000000000000000000 }\n  - verify: md5\n";
+	write_file("pin.yaml", text, strlen(text));
+	snprintf(path, sizeof path, "%s/pin.yaml", dir);
+	assert_int_equal(espl_recipe_load(path, NULL, NULL, &r, &err), ESPL_OK);
+	assert_int_equal(espl_recipe_prepare(r, NULL, NULL, &err), ESPL_ERECIPE);
+	assert_non_null(strstr(err.msg, "sha256 mismatch"));
+	assert_non_null(strstr(err.msg, "the recipe pins 0000000000000000000000000000000000000000000000000000000000000000"));
+	espl_plan *p = (espl_plan *)1;
+	assert_int_equal(espl_plan_new(r, &p, &err), ESPL_EARG);
+	assert_null(p);
+	espl_recipe_free(r);
+}
+
+static void test_stop_flag_stops_before_the_next_step(void **state)
+{
+	(void)state;
+	fixture fx;
+	load_plan("stop.yaml", HEAD "steps:\n  - erase: chip\n  - write: { file: fw.bin, address: 0x0 }\n  - verify: md5\n", &fx);
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	size_t size;
+	uint8_t *flash = flash_of(uc, &size);
+	memset(flash, 0x11, size);
+	volatile int stop = 1;
+	espl_runner_options o;
+	espl_unit_result res;
+	espl_runner_options_init(&o);
+	o.stop = &stop;
+	chip_port *cp = attach(uc);
+	assert_int_equal(espl_runner_run_port(fx.plan, &cp->base, &o, &res), ESPL_EINTERRUPTED);
+	assert_false(res.pass);
+	assert_string_equal(res.failed_phase, "stopped");
+	assert_string_equal(res.first_error.msg, "stopped: stopped before step 1");
+	assert_int_equal(res.steps[0].status, ESPL_STEP_NOT_RUN);
+	assert_int_equal(flash[0], 0x11);
+	espl_unit_result_clear(&res);
+	free_unit(uc);
+	free_plan(&fx);
+}
+
+typedef struct worker {
+	const espl_plan *plan;
+	unit_chip *uc;
+	espl_unit_result res;
+	int rc;
+} worker;
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	espl_runner_options o;
+	espl_runner_options_init(&o);
+	chip_port *cp = attach(w->uc);
+	w->rc = espl_runner_run_port(w->plan, &cp->base, &o, &w->res);
+	return NULL;
+}
+
+/* One plan, four workers at once, three flash sizes: the image at 0x0 is
+ * patched once per detected size and shared (run under make tsan too). */
+static void test_parallel_units_share_one_plan(void **state)
+{
+	(void)state;
+	static const uint32_t sizes[] = { 1u << 20, 2u << 20, 4u << 20, 4u << 20 };
+	static const uint8_t codes[] = { 0x20, 0x30, 0x40, 0x40 };
+	fixture fx;
+	worker w[4];
+	pthread_t t[4];
+	load_plan("parallel.yaml",
+	          HEAD "flash: { size: detect }\nsteps:\n  - write: { file: fw.bin, address: 0x0 }\n"
+	          "  - write_init_data: { file: init.bin }\n  - verify: md5\n", &fx);
+	for (int i = 0; i < 4; i++) {
+		static const uint8_t base[5] = { 0x5C, 0xCF, 0x7F, 0x00, 0x00 };
+		uint8_t mac[6];
+		memcpy(mac, base, 5);
+		mac[5] = (uint8_t)i;
+		w[i].plan = fx.plan;
+		w[i].uc = new_unit(sizes[i], 0xEF, mac);
+		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		size_t size;
+		uint8_t *flash = flash_of(w[i].uc, &size);
+		if (w[i].rc)
+			fail_msg("worker %d: %s", i, w[i].res.first_error.msg);
+		assert_true(w[i].res.pass);
+		assert_int_equal(w[i].res.chip.mac[5], i);
+		assert_int_equal(flash[3], codes[i]);
+		assert_memory_equal(flash + sizes[i] - 0x4000, init_data, sizeof init_data);
+		espl_unit_result_clear(&w[i].res);
+		free_unit(w[i].uc);
+	}
+	free_plan(&fx);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full_recipe_passes),
+		cmocka_unit_test(test_init_data_address_per_flash_size),
+		cmocka_unit_test(test_skip_unchanged_second_run_writes_nothing),
+		cmocka_unit_test(test_expect_failures_touch_nothing),
+		cmocka_unit_test(test_retry_recovers_from_one_lost_command),
+		cmocka_unit_test(test_each_step_kind_recovers_from_one_lost_request),
+		cmocka_unit_test(test_md5_mismatch_fails_without_retry),
+		cmocka_unit_test(test_erase_regions_and_verify_regions),
+		cmocka_unit_test(test_layout_checked_for_the_detected_size),
+		cmocka_unit_test(test_plan_needs_prepared_recipe),
+		cmocka_unit_test(test_pin_mismatch_nothing_runs),
+		cmocka_unit_test(test_stop_flag_stops_before_the_next_step),
+		cmocka_unit_test(test_parallel_units_share_one_plan),
+	};
+	return cmocka_run_group_tests_name("runner", tests, setup, teardown);
+}
