@@ -13,7 +13,7 @@
 CC      ?= cc
 BUILD   ?= build
 SAN     ?=
-PKGS    := libserialport sqlite3 yaml-0.1 zlib libcrypto jansson
+PKGS    := libserialport sqlite3 yaml-0.1 zlib libcrypto jansson libpq
 OPT     ?= -O2
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -28,6 +28,7 @@ typedef struct espl_cli_command {
 extern const espl_cli_command espl_cmd_recipe;   /* cli_recipe.c */
 extern const espl_cli_command espl_cmd_run;      /* cli_run.c */
 extern const espl_cli_command espl_cmd_history, espl_cmd_report, espl_cmd_export, espl_cmd_db; /* cli_db.c */
+extern const espl_cli_command espl_cmd_sync; /* cli_db.c */
 
 extern const espl_cli_command espl_cmd_ports, espl_cmd_info, espl_cmd_erase, espl_cmd_write,
 	espl_cmd_verify, espl_cmd_read; /* cli_device.c */

@@ -2,20 +2,29 @@
  *
  * Every command takes --db PATH (default: $ESPLINE_DB, else db/espline.sqlite
  * relative to the current directory) and never creates a database.
+ * history, report, export and `db verify` take --central [URL] instead to
+ * ask the central PostgreSQL (URL, else $ESPLINE_CENTRAL).  `espline sync`
+ * shows and drives a station's replication (central.h).
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "espline/central.h"
+#include "espline/central_query.h"
 #include "espline/db.h"
 #include "espline/error.h"
 #include "espline/report.h"
 
+typedef struct pg_conn PGconn;
+
 typedef struct db_args {
-	const char *db, *batch, *since, *format, *output;
+	const char *db, *batch, *since, *format, *output, *central, *timeout;
 	int json;
+	int use_central;   /* --central given (its value may come from the env) */
 	const char *positional[4];
 	int n_positional;
 } db_args;
@@ -46,6 +55,17 @@ static int parse_args(int argc, char **argv, const char *allowed, db_args *a)
 			a->json = 1;
 			continue;
 		}
+		if (strcmp(name, "--central") == 0) {
+			/* The URL is optional ($ESPLINE_CENTRAL): take the next word
+			 * only if it looks like a connection string. */
+			const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+			a->use_central = 1;
+			if (eq)
+				a->central = eq + 1;
+			else if (next && (strncmp(next, "postgres", 8) == 0 || strchr(next, '=')))
+				a->central = argv[++i];
+			continue;
+		}
 		const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
 		if (!value) {
 			fprintf(stderr, "espline %s: %s needs a value\n", argv[0], name);
@@ -56,6 +76,7 @@ static int parse_args(int argc, char **argv, const char *allowed, db_args *a)
 				    : strcmp(name, "--since") == 0  ? &a->since
 				    : strcmp(name, "--format") == 0 ? &a->format
 				    : strcmp(name, "--output") == 0 ? &a->output
+				    : strcmp(name, "--timeout") == 0 ? &a->timeout
 								    : NULL;
 		if (!slot)
 			goto bad;
@@ -96,6 +117,23 @@ static int open_db(const char *cmd, const char *path, espl_db **db)
 	}
 	fprintf(stderr, "espline %s: %s\n", cmd, err.msg);
 	return ESPL_EXIT_DB;
+}
+
+/* Connect to the central database named by --central (or the env). */
+static int open_central(const char *cmd, const db_args *a, PGconn **conn)
+{
+	espl_error err;
+	const char *ci = espl_central_conninfo(a->central);
+	if (!ci) {
+		fprintf(stderr, "espline %s: --central needs a connection string "
+				"(postgresql://...) or $%s\n", cmd, ESPL_CENTRAL_ENV);
+		return ESPL_EXIT_USAGE;
+	}
+	if (espl_central_connect(conn, ci, &err) < 0) {
+		fprintf(stderr, "espline %s: %s\n", cmd, err.msg);
+		return ESPL_EXIT_DB;
+	}
+	return ESPL_EXIT_OK;
 }
 
 static int filter_from(const char *cmd, const db_args *a, espl_report_filter *f)
@@ -146,27 +184,36 @@ static int cmd_history(int argc, char **argv)
 	espl_db *db;
 	espl_error err;
 	if (wants_help(argc, argv)) {
-		printf("usage: espline history [--db PATH] MAC\n"
+		printf("usage: espline history [--db PATH | --central [URL]] MAC\n"
 		       "Every time MAC was programmed, newest first: result, batch, station,\n"
 		       "port, recipe and image hashes.  Exit 1 if it never was.\n");
 		return ESPL_EXIT_OK;
 	}
-	int rc = parse_args(argc, argv, "--db", &a);
+	int rc = parse_args(argc, argv, "--db --central", &a);
 	if (rc)
 		return rc;
 	if (a.n_positional != 1) {
-		fprintf(stderr, "usage: espline history [--db PATH] MAC\n");
+		fprintf(stderr, "usage: espline history [--db PATH | --central [URL]] MAC\n");
 		return ESPL_EXIT_USAGE;
 	}
-	if ((rc = open_db(argv[0], a.db, &db)))
-		return rc;
-	int n = espl_report_history(db, a.positional[0], print_history_unit, NULL, &err);
-	espl_db_close(db);
+	int n;
+	if (a.use_central) {
+		PGconn *conn;
+		if ((rc = open_central(argv[0], &a, &conn)))
+			return rc;
+		n = espl_central_history(conn, a.positional[0], print_history_unit, NULL, &err);
+		espl_central_disconnect(conn);
+	} else {
+		if ((rc = open_db(argv[0], a.db, &db)))
+			return rc;
+		n = espl_report_history(db, a.positional[0], print_history_unit, NULL, &err);
+		espl_db_close(db);
+	}
 	if (n < 0)
 		return fail(argv[0], &err);
 	if (n == 0) {
 		printf("%s was never programmed (according to %s)\n", a.positional[0],
-		       espl_db_path(a.db));
+		       a.use_central ? "the central database" : espl_db_path(a.db));
 		return ESPL_EXIT_FAIL;
 	}
 	return ESPL_EXIT_OK;
@@ -182,22 +229,31 @@ static int cmd_report(int argc, char **argv)
 	espl_report_filter f;
 	espl_report r;
 	if (wants_help(argc, argv)) {
-		printf("usage: espline report [--db PATH] [--batch NAME] [--since DATE] [--json]\n"
+		printf("usage: espline report [--db PATH | --central [URL]] [--batch NAME] [--since DATE]\n"
+		       "                      [--json]\n"
 		       "Yield, failures by reason, time per unit (p50/p90/p99) and per-port and\n"
 		       "per-adapter yield.  DATE is UTC: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS].\n");
 		return ESPL_EXIT_OK;
 	}
-	int rc = parse_args(argc, argv, "--db --batch --since --json", &a);
+	int rc = parse_args(argc, argv, "--db --batch --since --json --central", &a);
 	if (rc || (rc = filter_from(argv[0], &a, &f)))
 		return rc;
 	if (a.n_positional) {
 		fprintf(stderr, "espline report: unexpected '%s'\n", a.positional[0]);
 		return ESPL_EXIT_USAGE;
 	}
-	if ((rc = open_db(argv[0], a.db, &db)))
-		return rc;
-	rc = espl_report_build(db, &f, &r, &err);
-	espl_db_close(db);
+	if (a.use_central) {
+		PGconn *conn;
+		if ((rc = open_central(argv[0], &a, &conn)))
+			return rc;
+		rc = espl_central_report(conn, &f, &r, &err);
+		espl_central_disconnect(conn);
+	} else {
+		if ((rc = open_db(argv[0], a.db, &db)))
+			return rc;
+		rc = espl_report_build(db, &f, &r, &err);
+		espl_db_close(db);
+	}
 	if (rc < 0)
 		return fail(argv[0], &err);
 	if (a.json)
@@ -218,11 +274,11 @@ static int cmd_export(int argc, char **argv)
 	espl_report_filter f;
 	if (wants_help(argc, argv)) {
 		printf("usage: espline export --format csv|json [--batch NAME] [--since DATE]\n"
-		       "                      [--db PATH] [-o FILE]\n"
+		       "                      [--db PATH | --central [URL]] [-o FILE]\n"
 		       "Unit records with stable column names (see include/espline/report.h).\n");
 		return ESPL_EXIT_OK;
 	}
-	int rc = parse_args(argc, argv, "--db --batch --since --format --output", &a);
+	int rc = parse_args(argc, argv, "--db --batch --since --format --output --central", &a);
 	if (rc || (rc = filter_from(argv[0], &a, &f)))
 		return rc;
 	int format = !a.format || strcmp(a.format, "csv") == 0 ? ESPL_EXPORT_CSV
@@ -232,16 +288,21 @@ static int cmd_export(int argc, char **argv)
 		fprintf(stderr, "espline export: --format is csv or json\n");
 		return ESPL_EXIT_USAGE;
 	}
-	if ((rc = open_db(argv[0], a.db, &db)))
+	PGconn *conn = NULL;
+	db = NULL;
+	if ((rc = a.use_central ? open_central(argv[0], &a, &conn) : open_db(argv[0], a.db, &db)))
 		return rc;
 	FILE *out = stdout;
 	if (a.output && strcmp(a.output, "-") != 0 && !(out = fopen(a.output, "w"))) {
 		espl_fail_errno(&err, "cannot create %s", a.output);
 		espl_db_close(db);
+		espl_central_disconnect(conn);
 		return fail(argv[0], &err);
 	}
-	int n = espl_report_export(db, &f, format, out, &err);
+	int n = conn ? espl_central_export(conn, &f, format, out, &err)
+		     : espl_report_export(db, &f, format, out, &err);
 	espl_db_close(db);
+	espl_central_disconnect(conn);
 	if (out != stdout && fclose(out) != 0 && n >= 0)
 		n = espl_fail_errno(&err, "cannot write %s", a.output);
 	if (n < 0)
@@ -276,6 +337,39 @@ static int db_verify(espl_db *db)
 	return ESPL_EXIT_OK;
 }
 
+static void print_chain(const espl_central_chain *ch, void *user)
+{
+	(void)user;
+	if (ch->ok)
+		printf("OK: station %s (origin %s): %" PRId64 " units, head seq %" PRId64 " %s\n",
+		       ch->station, ch->origin, ch->units_checked, ch->head_seq, ch->head_hash);
+	else
+		printf("TAMPERED: station %s (origin %s): %s\nfirst bad record: seq %" PRId64
+		       "%s%s\n",
+		       ch->station, ch->origin, ch->problem, ch->bad_seq,
+		       ch->bad_uuid[0] ? ", unit " : "", ch->bad_uuid);
+}
+
+static int central_verify(const db_args *a)
+{
+	PGconn *conn;
+	espl_error err;
+	espl_central_verify_result v;
+	int rc = open_central("db verify", a, &conn);
+	if (rc)
+		return rc;
+	rc = espl_central_verify(conn, print_chain, NULL, &v, &err);
+	espl_central_disconnect(conn);
+	if (rc < 0)
+		return fail("db verify", &err);
+	if (v.batch_problem[0])
+		printf("TAMPERED: %s\n", v.batch_problem);
+	printf("%s: %" PRId64 " station chains, %" PRId64 " units and %" PRId64
+	       " batches verified centrally\n",
+	       v.ok ? "OK" : "TAMPERED", v.chains, v.units_checked, v.batches_checked);
+	return v.ok ? ESPL_EXIT_OK : ESPL_EXIT_FAIL;
+}
+
 static int db_info(espl_db *db, const char *path)
 {
 	char spool[4096];
@@ -283,6 +377,11 @@ static int db_info(espl_db *db, const char *path)
 	snprintf(spool, sizeof spool, "%s.spool", path);
 	if (access(spool, F_OK) == 0)
 		printf("spool     %s holds records waiting to be replayed (start a station)\n", spool);
+	espl_db_sync_status st;
+	if (espl_db_sync_read(db, &st, NULL) == 0)
+		printf("origin    %s\noutbox    %" PRId64 " records waiting for the central database"
+		       " (espline sync status)\n",
+		       st.origin, st.waiting);
 	return ESPL_EXIT_OK;
 }
 
@@ -292,10 +391,11 @@ static int cmd_db(int argc, char **argv)
 	espl_db *db;
 	if (wants_help(argc, argv) || argc < 2) {
 		printf("usage: espline db verify [--db PATH]   walk the hash chain; exit 1 if tampered\n"
+		       "       espline db verify --central [URL]  every station's chain, centrally\n"
 		       "       espline db info [--db PATH]     path, schema version, pending spool\n");
 		return argc < 2 ? ESPL_EXIT_USAGE : ESPL_EXIT_OK;
 	}
-	int rc = parse_args(argc - 1, argv + 1, "--db", &a);
+	int rc = parse_args(argc - 1, argv + 1, "--db --central", &a);
 	if (rc)
 		return rc;
 	int verify = strcmp(argv[1], "verify") == 0, info = strcmp(argv[1], "info") == 0;
@@ -303,12 +403,107 @@ static int cmd_db(int argc, char **argv)
 		fprintf(stderr, "espline db: unknown subcommand '%s' (verify or info)\n", argv[1]);
 		return ESPL_EXIT_USAGE;
 	}
+	if (verify && a.use_central)
+		return central_verify(&a);
 	if ((rc = open_db("db", a.db, &db)))
 		return rc;
 	rc = verify ? db_verify(db) : db_info(db, espl_db_path(a.db));
 	espl_db_close(db);
 	return rc;
 }
+
+/* ---- sync status | push ----------------------------------------------- */
+
+static void print_age(const char *label, int64_t ms)
+{
+	char when[32];
+	if (!ms) {
+		printf("%-14s never\n", label);
+		return;
+	}
+	espl_report_format_time(ms, when);
+	printf("%-14s %s (%.1f s ago)\n", label, when, (double)(espl_db_now_ms() - ms) / 1000.0);
+}
+
+static int sync_status(espl_db *db, const db_args *a)
+{
+	espl_db_sync_status st;
+	espl_error err;
+	if (espl_db_sync_read(db, &st, &err) < 0)
+		return fail("sync status", &err);
+	int64_t age = st.oldest_ms ? espl_db_now_ms() - st.oldest_ms : 0;
+	if (a->json) {
+		printf("{\"origin\":\"%s\",\"waiting\":%" PRId64 ",\"waiting_units\":%" PRId64
+		       ",\"oldest_age_ms\":%" PRId64 ",\"sent\":%" PRId64 ",\"last_ok_ms\":%" PRId64
+		       ",\"last_error_ms\":%" PRId64 "}\n",
+		       st.origin, st.waiting, st.waiting_units, age, st.sent, st.last_ok_ms,
+		       st.last_error_ms);
+		return ESPL_EXIT_OK;
+	}
+	printf("database       %s (origin %s)\n", espl_db_path(a->db), st.origin);
+	printf("central        %s\n", st.central[0] ? st.central : "(never contacted)");
+	printf("waiting        %" PRId64 " records (%" PRId64 " units)\n", st.waiting,
+	       st.waiting_units);
+	if (st.waiting)
+		printf("oldest         %.1f s old\n", (double)age / 1000.0);
+	printf("sent           %" PRId64 " records\n", st.sent);
+	print_age("last success", st.last_ok_ms);
+	if (st.last_error_ms) {
+		print_age("last error", st.last_error_ms);
+		printf("               %s\n", st.last_error);
+	}
+	return ESPL_EXIT_OK;
+}
+
+static int sync_push(espl_db *db, const db_args *a)
+{
+	espl_error err;
+	int64_t sent = 0;
+	const char *ci = espl_central_conninfo(a->central);
+	if (!ci) {
+		fprintf(stderr, "espline sync push: give --central URL or set $%s\n",
+			ESPL_CENTRAL_ENV);
+		return ESPL_EXIT_USAGE;
+	}
+	int rc = espl_central_push(db, ci, &sent, &err);
+	if (rc < 0) {
+		fprintf(stderr, "espline sync push: %s (sent %" PRId64 " records before)\n", err.msg,
+			sent);
+		return ESPL_EXIT_DB;
+	}
+	printf("sent %" PRId64 " records; the outbox is empty\n", sent);
+	return ESPL_EXIT_OK;
+}
+
+static int cmd_sync(int argc, char **argv)
+{
+	db_args a;
+	espl_db *db;
+	if (wants_help(argc, argv) || argc < 2) {
+		printf("usage: espline sync status [--db PATH] [--json]\n"
+		       "         records waiting in the outbox, the oldest one's age, the last error\n"
+		       "       espline sync push [--db PATH] [--central [URL]]\n"
+		       "         send everything waiting now (a station sends on its own while it runs)\n");
+		return argc < 2 ? ESPL_EXIT_USAGE : ESPL_EXIT_OK;
+	}
+	int rc = parse_args(argc - 1, argv + 1, "--db --json --central", &a);
+	if (rc)
+		return rc;
+	int status = strcmp(argv[1], "status") == 0, push = strcmp(argv[1], "push") == 0;
+	if ((!status && !push) || a.n_positional) {
+		fprintf(stderr, "espline sync: unknown subcommand '%s' (status or push)\n", argv[1]);
+		return ESPL_EXIT_USAGE;
+	}
+	if ((rc = open_db("sync", a.db, &db)))
+		return rc;
+	rc = status ? sync_status(db, &a) : sync_push(db, &a);
+	espl_db_close(db);
+	return rc;
+}
+
+const espl_cli_command espl_cmd_sync = {
+	"sync", "central replication: `sync status` (outbox), `sync push`", cmd_sync
+};
 
 const espl_cli_command espl_cmd_history = {
 	"history", "every time a MAC was programmed, newest first", cmd_history

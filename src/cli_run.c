@@ -253,7 +253,7 @@ static int run_main(int argc, char **argv)
 		rc = espl_supervisor_run(sup, &totals, &err);
 	if (rc < 0 && rc != ESPL_EINTERRUPTED)
 		fprintf(stderr, "espline run: %s\n", err.msg);
-	if (sup)
+	if (sup && (rc == ESPL_OK || rc == ESPL_EINTERRUPTED || rc == ESPL_EDB || totals.units > 0))
 		espl_ui_summary(ui, &totals);
 	code = exit_code(rc, &totals, &view);
 	if (rc == ESPL_EINTERRUPTED && totals.stop_level >= ESPL_STOP_ABORT) {

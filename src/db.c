@@ -94,6 +94,31 @@ static const char *const migrations[ESPL_DB_SCHEMA_VERSION + 1] = {
 	"    WHERE f.batch_id = units.batch_id AND f.mac = units.mac"
 	"      AND f.result = 'PASS' AND f.seq < units.seq ORDER BY f.seq LIMIT 1)"
 	"  WHERE result = 'PASS' AND seq IS NOT NULL AND mac IS NOT NULL AND mac <> '';",
+
+	/* v3: replication to a central database.  meta.origin names this
+	 * database's hash chain everywhere else; the outbox lists, in commit
+	 * order, the batches and sealed units not yet acknowledged by the
+	 * central server (filled in the transaction that records them);
+	 * sync_state is what the sender last saw.  Existing records are queued
+	 * so that a station's history replicates when --central is turned on. */
+	[3] =
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+	"INSERT INTO meta VALUES ('origin', lower(hex(randomblob(4))) || '-' ||"
+	"  lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2) || '-' ||"
+	"  substr('89ab', 1 + (abs(random()) % 4), 1) || substr(lower(hex(randomblob(2))), 2) ||"
+	"  '-' || lower(hex(randomblob(6))));"
+	"CREATE TABLE outbox ("
+	"  id INTEGER PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('batch', 'unit')),"
+	"  ref TEXT NOT NULL, queued_ms INTEGER NOT NULL);"
+	"CREATE TABLE sync_state ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1), central TEXT, sent INTEGER NOT NULL DEFAULT 0,"
+	"  last_ok_ms INTEGER, last_error TEXT, last_error_ms INTEGER);"
+	"INSERT INTO sync_state (id) VALUES (1);"
+	"INSERT INTO outbox (kind, ref, queued_ms) SELECT 'batch', uuid,"
+	"  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM batches ORDER BY id;"
+	"INSERT INTO outbox (kind, ref, queued_ms) SELECT 'unit', uuid,"
+	"  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM units"
+	"  WHERE seq IS NOT NULL ORDER BY seq;",
 };
 
 /* ---- prepared statements, prepared on first use ------------------------ */
@@ -110,7 +135,7 @@ enum stmt_id {
 	ST_BATCH_INS, ST_BATCH_END, ST_BATCH_FIND, ST_UNIT_INS, ST_UNIT_FIND,
 	ST_UNIT_UPDATE, ST_STEP_INS, ST_REPEAT_FIND, ST_REPEAT_SET, ST_CHAIN_GET,
 	ST_CHAIN_SET, ST_UNIT_SEAL, ST_BATCH_COUNT, ST_EVENT_INS, ST_STALE_LIST,
-	ST_UNIT_LOAD, ST_SPOOL_SEEN, ST_SPOOL_MARK, ST_COUNT
+	ST_UNIT_LOAD, ST_SPOOL_SEEN, ST_SPOOL_MARK, ST_OUTBOX_INS, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -155,6 +180,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SPOOL_SEEN] = "SELECT 1 FROM replayed_spools WHERE sha256 = ?1",
 	[ST_SPOOL_MARK] = "INSERT OR IGNORE INTO replayed_spools (sha256, replayed_ms, records)"
 			  " VALUES (?1, ?2, ?3)",
+	[ST_OUTBOX_INS] = "INSERT INTO outbox (kind, ref, queued_ms) VALUES (?1, ?2, ?3)",
 };
 
 struct espl_db {
@@ -662,6 +688,23 @@ void espl_db_batch_hash(const espl_db_station *station, const espl_db_recipe *re
 	h_finish(c, out);
 }
 
+/* ---- outbox ------------------------------------------------------------ */
+
+/* Queue a record for the central database, inside the caller's transaction
+ * (schema v3 on; older schemas opened on purpose by tests have no outbox). */
+static int queue_outbox(espl_db *db, const char *kind, const char *ref, espl_error *err)
+{
+	if (db->version < 3)
+		return ESPL_OK;
+	sqlite3_stmt *s = stmt(db, ST_OUTBOX_INS, err);
+	if (!s)
+		return err->code;
+	bind_text(s, 1, kind);
+	bind_text(s, 2, ref);
+	sqlite3_bind_int64(s, 3, espl_db_now_ms());
+	return run(db, s, err, "queuing the record for the central database");
+}
+
 /* ---- batches ----------------------------------------------------------- */
 
 static int lookup_id(espl_db *db, enum stmt_id id, const char *a, const char *b,
@@ -748,7 +791,10 @@ static int insert_batch(espl_db *db, const espl_db_station *station,
 	sqlite3_bind_int64(s, 6, batch->started_ms);
 	sqlite3_bind_int(s, 7, batch->planned);
 	bind_text(s, 8, hash);
-	return run(db, s, err, "recording the batch");
+	ESPL_TRY(run(db, s, err, "recording the batch"));
+	if (sqlite3_changes(db->h) == 0)
+		return ESPL_OK; /* already recorded (a replayed record) */
+	return queue_outbox(db, "batch", batch->uuid, err);
 }
 
 int espl_db_begin_batch(espl_db *db, const espl_db_station *station,
@@ -774,10 +820,14 @@ int espl_db_end_batch(espl_db *db, const char *batch_uuid, int64_t ended_ms, esp
 		return err->code;
 	bind_text(s, 1, batch_uuid);
 	sqlite3_bind_int64(s, 2, ended_ms);
-	ESPL_TRY(run(db, s, err, "closing the batch"));
-	if (sqlite3_changes(db->h) == 0)
-		return espl_fail(err, ESPL_ENOTFOUND, "no batch %s in %s", batch_uuid, db->path);
-	return ESPL_OK;
+	int tx = tx_open(db, err);
+	ESPL_TRY(tx);
+	int rc = run(db, s, err, "closing the batch");
+	if (rc == 0 && sqlite3_changes(db->h) == 0)
+		rc = espl_fail(err, ESPL_ENOTFOUND, "no batch %s in %s", batch_uuid, db->path);
+	if (rc == 0)
+		rc = queue_outbox(db, "batch", batch_uuid, err);
+	return tx_close(db, tx, rc, err);
 }
 
 static int find_batch(espl_db *db, const char *uuid, int64_t *id,
@@ -1020,7 +1070,8 @@ static int complete_unit(espl_db *db, const espl_db_unit *u, const espl_db_step 
 	ESPL_TRY(insert_steps(db, st.id, steps, n, err));
 	if (u->result == ESPL_DB_PASS && u->mac && *u->mac)
 		ESPL_TRY(flag_repeat(db, st.id, batch_id, u->mac, out->repeat_of, err));
-	return seal(db, st.id, batch_id, batch_hash, u, steps, n, out, err);
+	ESPL_TRY(seal(db, st.id, batch_id, batch_hash, u, steps, n, out, err));
+	return queue_outbox(db, "unit", u->uuid, err);
 }
 
 int espl_db_end_unit(espl_db *db, const espl_db_unit *unit, const espl_db_step *steps,
@@ -1414,4 +1465,361 @@ int espl_db_verify(espl_db *db, espl_db_verify_result *r, espl_error *err)
 		rc = verify_edges(db, r, &w, err);
 	sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
 	return rc;
+}
+
+/* ---- replication: origin, outbox, sync state --------------------------- */
+
+static int need_v3(espl_db *db, espl_error *err)
+{
+	if (db->version < 3)
+		return espl_fail(err, ESPL_EDB,
+				 "database %s has schema version %d, which has no outbox: open it "
+				 "once read-write (any station start or `espline db verify`)",
+				 db->path, db->version);
+	return ESPL_OK;
+}
+
+int espl_db_origin(espl_db *db, char out[ESPL_DB_UUID_SIZE], espl_error *err)
+{
+	NEED_ERR(err);
+	sqlite3_stmt *s;
+	out[0] = '\0';
+	ESPL_TRY(need_v3(db, err));
+	ESPL_TRY(prepare_once(db, "SELECT value FROM meta WHERE key = 'origin'", &s, err));
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		snprintf(out, ESPL_DB_UUID_SIZE, "%s", col_text(s, 0) ? col_text(s, 0) : "");
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sql_fail(db, err, rc, "reading the database's origin");
+	if (!out[0])
+		return espl_fail(err, ESPL_EDB, "database %s has no origin id in its meta table",
+				 db->path);
+	return ESPL_OK;
+}
+
+/* Owned copy of a column (NULL stays NULL); sets *oom on failure. */
+static const char *dup_col(sqlite3_stmt *s, int i, int *oom)
+{
+	const char *t = col_text(s, i);
+	if (!t)
+		return NULL;
+	char *d = strdup(t);
+	if (!d)
+		*oom = 1;
+	return d;
+}
+
+#define FREE_C(p) free((void *)(p))
+
+static void replica_clear(espl_db_replica *r)
+{
+	FREE_C(r->station.name);
+	FREE_C(r->station.host);
+	FREE_C(r->station.version);
+	FREE_C(r->recipe.name);
+	FREE_C(r->recipe.sha256);
+	FREE_C(r->recipe.yaml);
+	for (size_t i = 0; i < r->recipe.n_images; i++) {
+		FREE_C(r->recipe.images[i].name);
+		FREE_C(r->recipe.images[i].sha256);
+	}
+	FREE_C(r->recipe.images);
+	FREE_C(r->batch.name);
+	FREE_C(r->batch.operator_name);
+	FREE_C(r->unit.mac);
+	FREE_C(r->unit.manufacturer);
+	FREE_C(r->unit.port);
+	FREE_C(r->unit.adapter_serial);
+	FREE_C(r->unit.adapter_location);
+	FREE_C(r->unit.error_kind);
+	FREE_C(r->unit.error);
+	for (size_t i = 0; i < r->n_steps; i++) {
+		FREE_C(r->steps[i].kind);
+		FREE_C(r->steps[i].expected_md5);
+		FREE_C(r->steps[i].actual_md5);
+		FREE_C(r->steps[i].error);
+	}
+	free(r->steps);
+	memset(r, 0, sizeof *r);
+}
+
+void espl_db_replicas_free(espl_db_replica *r, size_t n)
+{
+	for (size_t i = 0; r && i < n; i++)
+		replica_clear(&r[i]);
+	free(r);
+}
+
+static int load_images(espl_db *db, int64_t recipe_id, espl_db_replica *r, int *oom,
+		       espl_error *err)
+{
+	sqlite3_stmt *s;
+	ESPL_TRY(prepare_once(db, "SELECT name, sha256 FROM recipe_images WHERE recipe_id = ?1"
+				  " ORDER BY position", &s, err));
+	sqlite3_bind_int64(s, 1, recipe_id);
+	size_t cap = 0, n = 0;
+	espl_db_image *im = NULL;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 4;
+			void *g = realloc(im, cap * sizeof *im);
+			if (!g) {
+				*oom = 1;
+				break;
+			}
+			im = g;
+		}
+		im[n].name = dup_col(s, 0, oom);
+		im[n].sha256 = dup_col(s, 1, oom);
+		n++;
+	}
+	sqlite3_finalize(s);
+	r->recipe.images = im;
+	r->recipe.n_images = n;
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return sql_fail(db, err, rc, "reading a recipe's images");
+	return ESPL_OK;
+}
+
+static int load_batch(espl_db *db, const char *uuid, espl_db_replica *r, int *oom,
+		      espl_error *err)
+{
+	sqlite3_stmt *s;
+	ESPL_TRY(prepare_once(db,
+			      "SELECT b.uuid, b.name, b.operator, b.started_ms, b.planned, b.hash,"
+			      " coalesce(b.ended_ms, 0), s.name, s.host, s.version, r.name, r.sha256,"
+			      " r.yaml, r.id FROM batches AS b JOIN stations AS s ON s.id = b.station_id"
+			      " JOIN recipes AS r ON r.id = b.recipe_id WHERE b.uuid = ?1",
+			      &s, err));
+	bind_text(s, 1, uuid);
+	int rc = sqlite3_step(s);
+	int64_t recipe_id = 0;
+	if (rc == SQLITE_ROW) {
+		snprintf(r->batch.uuid, sizeof r->batch.uuid, "%s", col_text(s, 0));
+		r->batch.name = dup_col(s, 1, oom);
+		r->batch.operator_name = dup_col(s, 2, oom);
+		r->batch.started_ms = sqlite3_column_int64(s, 3);
+		r->batch.planned = sqlite3_column_int(s, 4);
+		snprintf(r->batch_hash, sizeof r->batch_hash, "%s", col_text(s, 5) ? col_text(s, 5) : "");
+		r->batch_ended_ms = sqlite3_column_int64(s, 6);
+		r->station.name = dup_col(s, 7, oom);
+		r->station.host = dup_col(s, 8, oom);
+		r->station.version = dup_col(s, 9, oom);
+		r->recipe.name = dup_col(s, 10, oom);
+		r->recipe.sha256 = dup_col(s, 11, oom);
+		r->recipe.yaml = dup_col(s, 12, oom);
+		recipe_id = sqlite3_column_int64(s, 13);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE)
+		return espl_fail(err, ESPL_ENOTFOUND, "outbox: batch %s is not in %s", uuid, db->path);
+	if (rc != SQLITE_ROW)
+		return sql_fail(db, err, rc, "reading a batch for the outbox");
+	return load_images(db, recipe_id, r, oom, err);
+}
+
+static int load_steps(espl_db *db, int64_t unit_id, espl_db_replica *r, int *oom,
+		      espl_error *err)
+{
+	sqlite3_stmt *s;
+	ESPL_TRY(prepare_once(db,
+			      "SELECT idx, kind, address, length, expected_md5, actual_md5, bytes,"
+			      " duration_ms, retries, result, error FROM steps WHERE unit_id = ?1"
+			      " ORDER BY idx",
+			      &s, err));
+	sqlite3_bind_int64(s, 1, unit_id);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (r->n_steps == cap) {
+			cap = cap ? 2 * cap : 8;
+			void *g = realloc(r->steps, cap * sizeof *r->steps);
+			if (!g) {
+				*oom = 1;
+				break;
+			}
+			r->steps = g;
+		}
+		espl_db_step *st = &r->steps[r->n_steps++];
+		row_to_step(s, st);
+		st->kind = dup_col(s, 1, oom);
+		st->expected_md5 = dup_col(s, 4, oom);
+		st->actual_md5 = dup_col(s, 5, oom);
+		st->error = dup_col(s, 10, oom);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return sql_fail(db, err, rc, "reading a unit's steps for the outbox");
+	return ESPL_OK;
+}
+
+static int load_unit(espl_db *db, const char *uuid, espl_db_replica *r, int *oom,
+		     espl_error *err)
+{
+	sqlite3_stmt *s;
+	ESPL_TRY(prepare_once(db,
+			      "SELECT " UNIT_COLS ", u.seq, u.prev_hash, u.hash, u.repeat_of, u.id"
+			      " FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
+			      " WHERE u.uuid = ?1 AND u.seq IS NOT NULL",
+			      &s, err));
+	bind_text(s, 1, uuid);
+	int rc = sqlite3_step(s);
+	int64_t id = 0;
+	if (rc == SQLITE_ROW) {
+		espl_db_unit *u = &r->unit;
+		row_to_unit(s, 0, u);
+		u->mac = dup_col(s, 2, oom);
+		u->manufacturer = dup_col(s, 5, oom);
+		u->port = dup_col(s, 8, oom);
+		u->adapter_serial = dup_col(s, 9, oom);
+		u->adapter_location = dup_col(s, 10, oom);
+		u->error_kind = dup_col(s, 15, oom);
+		u->error = dup_col(s, 16, oom);
+		r->seq = sqlite3_column_int64(s, UNIT_NCOLS);
+		snprintf(r->prev_hash, sizeof r->prev_hash, "%s",
+			 col_text(s, UNIT_NCOLS + 1) ? col_text(s, UNIT_NCOLS + 1) : "");
+		snprintf(r->hash, sizeof r->hash, "%s",
+			 col_text(s, UNIT_NCOLS + 2) ? col_text(s, UNIT_NCOLS + 2) : "");
+		snprintf(r->repeat_of, sizeof r->repeat_of, "%s",
+			 col_text(s, UNIT_NCOLS + 3) ? col_text(s, UNIT_NCOLS + 3) : "");
+		id = sqlite3_column_int64(s, UNIT_NCOLS + 4);
+	}
+	sqlite3_finalize(s);
+	if (rc == SQLITE_DONE)
+		return espl_fail(err, ESPL_ENOTFOUND, "outbox: sealed unit %s is not in %s", uuid,
+				 db->path);
+	if (rc != SQLITE_ROW)
+		return sql_fail(db, err, rc, "reading a unit for the outbox");
+	ESPL_TRY(load_steps(db, id, r, oom, err));
+	return load_batch(db, r->unit.batch_uuid, r, oom, err);
+}
+
+int espl_db_outbox_read(espl_db *db, size_t max, espl_db_replica **out, size_t *count,
+			espl_error *err)
+{
+	NEED_ERR(err);
+	sqlite3_stmt *s;
+	*out = NULL;
+	*count = 0;
+	ESPL_TRY(need_v3(db, err));
+	espl_db_replica *r = calloc(max ? max : 1, sizeof *r);
+	if (!r)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory reading the outbox");
+	/* One read transaction: the rows and what they point at agree. */
+	int rc = exec(db, "BEGIN", err);
+	if (rc == 0)
+		rc = prepare_once(db, "SELECT id, kind, ref, queued_ms FROM outbox ORDER BY id LIMIT ?1",
+				  &s, err);
+	if (rc < 0) {
+		espl_db_rollback(db);
+		free(r);
+		return rc;
+	}
+	sqlite3_bind_int64(s, 1, (int64_t)max);
+	size_t n = 0;
+	int step, oom = 0;
+	while (rc == 0 && n < max && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		espl_db_replica *x = &r[n++];
+		char ref[ESPL_DB_UUID_SIZE];
+		x->id = sqlite3_column_int64(s, 0);
+		x->kind = strcmp(col_text(s, 1), "unit") == 0 ? ESPL_DB_OUTBOX_UNIT
+							       : ESPL_DB_OUTBOX_BATCH;
+		snprintf(ref, sizeof ref, "%s", col_text(s, 2));
+		x->queued_ms = sqlite3_column_int64(s, 3);
+		rc = x->kind == ESPL_DB_OUTBOX_UNIT ? load_unit(db, ref, x, &oom, err)
+						    : load_batch(db, ref, x, &oom, err);
+		if (rc == 0 && oom)
+			rc = espl_fail(err, ESPL_ENOMEM, "out of memory reading the outbox");
+		if (rc < 0)
+			espl_error_prefix(err, "outbox record %" PRId64, x->id);
+	}
+	sqlite3_finalize(s);
+	sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
+	if (rc < 0) {
+		espl_db_replicas_free(r, n);
+		return rc;
+	}
+	*out = r;
+	*count = n;
+	return ESPL_OK;
+}
+
+int espl_db_outbox_ack(espl_db *db, int64_t through_id, int64_t records, espl_error *err)
+{
+	NEED_ERR(err);
+	sqlite3_stmt *s = NULL;
+	ESPL_TRY(need_v3(db, err));
+	ESPL_TRY(exec(db, "BEGIN IMMEDIATE", err));
+	int rc = prepare_once(db, "DELETE FROM outbox WHERE id <= ?1", &s, err);
+	if (rc == 0) {
+		sqlite3_bind_int64(s, 1, through_id);
+		rc = run(db, s, err, "removing sent records from the outbox");
+		sqlite3_finalize(s);
+	}
+	if (rc == 0)
+		rc = prepare_once(db, "UPDATE sync_state SET sent = sent + ?1, last_ok_ms = ?2"
+				      " WHERE id = 1", &s, err);
+	if (rc == 0) {
+		sqlite3_bind_int64(s, 1, records);
+		sqlite3_bind_int64(s, 2, espl_db_now_ms());
+		rc = run(db, s, err, "recording the sync state");
+		sqlite3_finalize(s);
+	}
+	if (rc < 0) {
+		espl_db_rollback(db);
+		return rc;
+	}
+	return espl_db_commit(db, err);
+}
+
+int espl_db_sync_note(espl_db *db, const char *central, const char *error, espl_error *err)
+{
+	NEED_ERR(err);
+	sqlite3_stmt *s;
+	ESPL_TRY(need_v3(db, err));
+	ESPL_TRY(prepare_once(db,
+			      error ? "UPDATE sync_state SET central = ?1, last_error = ?2,"
+				      " last_error_ms = ?3 WHERE id = 1"
+				    : "UPDATE sync_state SET central = ?1, last_ok_ms = ?3 WHERE id = 1",
+			      &s, err));
+	bind_text(s, 1, central);
+	if (error)
+		bind_text(s, 2, error);
+	sqlite3_bind_int64(s, 3, espl_db_now_ms());
+	int rc = run(db, s, err, "recording the sync state");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int espl_db_sync_read(espl_db *db, espl_db_sync_status *st, espl_error *err)
+{
+	NEED_ERR(err);
+	sqlite3_stmt *s;
+	memset(st, 0, sizeof *st);
+	ESPL_TRY(espl_db_origin(db, st->origin, err));
+	ESPL_TRY(prepare_once(db,
+			      "SELECT (SELECT count(*) FROM outbox),"
+			      " (SELECT count(*) FROM outbox WHERE kind = 'unit'),"
+			      " (SELECT min(queued_ms) FROM outbox), central, sent,"
+			      " coalesce(last_ok_ms, 0), last_error, coalesce(last_error_ms, 0)"
+			      " FROM sync_state WHERE id = 1",
+			      &s, err));
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		st->waiting = sqlite3_column_int64(s, 0);
+		st->waiting_units = sqlite3_column_int64(s, 1);
+		st->oldest_ms = sqlite3_column_int64(s, 2);
+		snprintf(st->central, sizeof st->central, "%s", col_text(s, 3) ? col_text(s, 3) : "");
+		st->sent = sqlite3_column_int64(s, 4);
+		st->last_ok_ms = sqlite3_column_int64(s, 5);
+		snprintf(st->last_error, sizeof st->last_error, "%s",
+			 col_text(s, 6) ? col_text(s, 6) : "");
+		st->last_error_ms = sqlite3_column_int64(s, 7);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW)
+		return sql_fail(db, err, rc, "reading the sync state");
+	return ESPL_OK;
 }

@@ -1,6 +1,8 @@
 /* dbwriter.c - the single database writer thread; see include/espline/dbwriter.h. */
 #include "espline/dbwriter.h"
 
+#include "espline/central.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -60,6 +62,7 @@ struct espl_dbw {
 	espl_dbw_stats stats;
 	int spool_fd;
 	int lock_fd;
+	espl_central *central;      /* NULL: replication off */
 };
 
 /* ---- record copies ----------------------------------------------------- */
@@ -767,6 +770,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		write_records(w, take, n);
 		finish(w, take, n);
+		espl_central_kick(w->central);
 	}
 	free(g);
 	return NULL;
@@ -1148,6 +1152,28 @@ static int prepare_db(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
 	return rc;
 }
 
+/* The central sender logs through the writer's on_log. */
+static void central_log(const char *level, const char *message, void *user)
+{
+	espl_dbw *w = user;
+	if (w->o.on_log)
+		w->o.on_log(level, message, w->o.user);
+}
+
+static int start_central(espl_dbw *w, espl_error *err)
+{
+	const char *conninfo = w->o.central && !*w->o.central ? NULL
+							       : espl_central_conninfo(w->o.central);
+	if (!conninfo)
+		return ESPL_OK;
+	espl_central_options co = { .conninfo = conninfo, .db_path = w->path,
+				    .on_log = central_log, .user = w };
+	char red[256];
+	espl_central_redact(conninfo, red, sizeof red);
+	log_msg(w, "info", "replicating to the central database %s", red);
+	return espl_central_start(&w->central, &co, err);
+}
+
 int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startup *info,
 		   espl_error *err)
 {
@@ -1186,9 +1212,12 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
 	int rc = take_writer_lock(w, err);
 	if (rc == 0)
 		rc = prepare_db(w, info, err);
+	if (rc == 0)
+		rc = start_central(w, err);
 	if (rc == 0 && pthread_create(&w->thread, NULL, writer_main, w) != 0)
 		rc = espl_fail(err, ESPL_ESYS, "cannot start the database writer thread");
 	if (rc < 0) {
+		espl_central_stop(w->central, -1);
 		dbw_free(w);
 		return rc;
 	}
@@ -1229,6 +1258,8 @@ int espl_dbw_stop(espl_dbw *w, espl_error *err)
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
+	espl_central_stop(w->central, w->o.central_flush_ms ? w->o.central_flush_ms : 3000);
+	w->central = NULL;
 	int rc = save_held(w, err);
 	dbw_free(w);
 	return rc;

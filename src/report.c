@@ -197,6 +197,17 @@ static int durations(espl_db *db, const espl_report_filter *f, espl_report *r, e
 		free(v);
 		return sql_fail(db, err, "reading durations");
 	}
+	(void)sum;
+	espl_report_set_durations(r, v, n);
+	free(v);
+	return ESPL_OK;
+}
+
+void espl_report_set_durations(espl_report *r, int64_t *v, size_t n)
+{
+	int64_t sum = 0;
+	for (size_t i = 0; i < n; i++)
+		sum += v[i];
 	qsort(v, n, sizeof *v, cmp_i64);
 	r->timed = (int64_t)n;
 	r->p50_ms = percentile(v, n, 50);
@@ -204,8 +215,6 @@ static int durations(espl_db *db, const espl_report_filter *f, espl_report *r, e
 	r->p99_ms = percentile(v, n, 99);
 	r->max_ms = n ? v[n - 1] : 0;
 	r->mean_ms = n ? sum / (int64_t)n : 0;
-	free(v);
-	return ESPL_OK;
 }
 
 static char *dup_text(const char *s)
@@ -445,39 +454,119 @@ typedef struct export_ctx {
 static int export_csv(const espl_report_unit *ru, void *user)
 {
 	export_ctx *c = user;
-	export_row x;
-	export_fields(ru, &x);
-	for (int i = 0; i < ESPL_EXPORT_NCOLUMNS; i++) {
-		if (i)
-			fputc(',', c->out);
-		csv_field(c->out, x.v[i]);
-	}
-	fputs("\r\n", c->out);
+	int rc = espl_report_export_unit(c->out, ESPL_EXPORT_CSV, c->n, ru, NULL, 0);
 	c->n++;
-	return ferror(c->out) ? ESPL_ESYS : 0;
+	return rc;
 }
 
-static json_t *steps_json(sqlite3_stmt *s, int64_t unit_id)
+static json_t *step_json(const espl_db_step *st)
 {
+	json_t *o = json_object();
+	json_object_set_new(o, "index", json_integer(st->index));
+	json_object_set_new(o, "kind", json_string(nz(st->kind)));
+	json_object_set_new(o, "address", json_integer(st->address));
+	json_object_set_new(o, "length", json_integer(st->length));
+	json_object_set_new(o, "expected_md5", json_string(nz(st->expected_md5)));
+	json_object_set_new(o, "actual_md5", json_string(nz(st->actual_md5)));
+	json_object_set_new(o, "bytes", json_integer((json_int_t)st->bytes));
+	json_object_set_new(o, "duration_ms", json_integer(st->duration_ms));
+	json_object_set_new(o, "retries", json_integer(st->retries));
+	json_object_set_new(o, "result", json_string(espl_db_result_name(st->result)));
+	json_object_set_new(o, "error", json_string(nz(st->error)));
+	return o;
+}
+
+void espl_report_export_header(FILE *out, int format)
+{
+	if (format == ESPL_EXPORT_CSV) {
+		for (int i = 0; i < ESPL_EXPORT_NCOLUMNS; i++)
+			fprintf(out, "%s%s", i ? "," : "", espl_export_columns[i]);
+		fputs("\r\n", out);
+	} else {
+		fputs("[", out);
+	}
+}
+
+void espl_report_export_footer(FILE *out, int format, int64_t count)
+{
+	if (format == ESPL_EXPORT_JSON)
+		fputs(count ? "\n]\n" : "]\n", out);
+}
+
+int espl_report_export_unit(FILE *out, int format, int64_t index, const espl_report_unit *ru,
+			    const espl_db_step *steps, size_t n_steps)
+{
+	export_row x;
+	export_fields(ru, &x);
+	if (format == ESPL_EXPORT_CSV) {
+		for (int i = 0; i < ESPL_EXPORT_NCOLUMNS; i++) {
+			if (i)
+				fputc(',', out);
+			csv_field(out, x.v[i]);
+		}
+		fputs("\r\n", out);
+		return ferror(out) ? ESPL_ESYS : ESPL_OK;
+	}
+	json_t *o = json_object();
+	for (int i = 0; i < ESPL_EXPORT_NCOLUMNS; i++)
+		json_object_set_new(o, espl_export_columns[i], json_string(x.v[i]));
 	json_t *a = json_array();
+	for (size_t i = 0; i < n_steps; i++)
+		json_array_append_new(a, step_json(&steps[i]));
+	json_object_set_new(o, "steps", a);
+	fputs(index ? ",\n" : "\n", out);
+	int d = json_dumpf(o, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return d != 0 || ferror(out) ? ESPL_ESYS : ESPL_OK;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* The steps of one unit, copied out of the statement's rows. */
+static size_t load_steps(sqlite3_stmt *s, int64_t unit_id, espl_db_step **out)
+{
+	size_t n = 0, cap = 0;
+	espl_db_step *v = NULL;
 	sqlite3_bind_int64(s, 1, unit_id);
 	while (sqlite3_step(s) == SQLITE_ROW) {
-		json_t *o = json_object();
-		json_object_set_new(o, "index", json_integer(sqlite3_column_int64(s, 0)));
-		json_object_set_new(o, "kind", json_string(nz(txt(s, 1))));
-		json_object_set_new(o, "address", json_integer(sqlite3_column_int64(s, 2)));
-		json_object_set_new(o, "length", json_integer(sqlite3_column_int64(s, 3)));
-		json_object_set_new(o, "expected_md5", json_string(nz(txt(s, 4))));
-		json_object_set_new(o, "actual_md5", json_string(nz(txt(s, 5))));
-		json_object_set_new(o, "bytes", json_integer(sqlite3_column_int64(s, 6)));
-		json_object_set_new(o, "duration_ms", json_integer(sqlite3_column_int64(s, 7)));
-		json_object_set_new(o, "retries", json_integer(sqlite3_column_int64(s, 8)));
-		json_object_set_new(o, "result", json_string(nz(txt(s, 9))));
-		json_object_set_new(o, "error", json_string(nz(txt(s, 10))));
-		json_array_append_new(a, o);
+		if (n == cap) {
+			cap = cap ? 2 * cap : 8;
+			void *g = realloc(v, cap * sizeof *v);
+			if (!g)
+				break;
+			v = g;
+		}
+		espl_db_step *st = &v[n++];
+		memset(st, 0, sizeof *st);
+		st->index = sqlite3_column_int(s, 0);
+		st->kind = dup_or_null(txt(s, 1));
+		st->address = (uint32_t)sqlite3_column_int64(s, 2);
+		st->length = (uint32_t)sqlite3_column_int64(s, 3);
+		st->expected_md5 = dup_or_null(txt(s, 4));
+		st->actual_md5 = dup_or_null(txt(s, 5));
+		st->bytes = (uint64_t)sqlite3_column_int64(s, 6);
+		st->duration_ms = sqlite3_column_int64(s, 7);
+		st->retries = sqlite3_column_int(s, 8);
+		st->result = espl_db_result_parse(txt(s, 9));
+		st->error = dup_or_null(txt(s, 10));
 	}
 	sqlite3_reset(s);
-	return a;
+	*out = v;
+	return n;
+}
+
+static void free_steps(espl_db_step *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((void *)v[i].kind);
+		free((void *)v[i].expected_md5);
+		free((void *)v[i].actual_md5);
+		free((void *)v[i].error);
+	}
+	free(v);
 }
 
 /* JSON needs each unit's row id for its steps; the callback only sees
@@ -487,19 +576,14 @@ static int export_json_rows(espl_db *db, sqlite3_stmt *s, export_ctx *c, espl_er
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		espl_report_unit ru;
-		export_row x;
+		espl_db_step *steps;
 		row_to_report_unit(s, &ru);
-		export_fields(&ru, &x);
-		json_t *o = json_object();
-		for (int i = 0; i < ESPL_EXPORT_NCOLUMNS; i++)
-			json_object_set_new(o, espl_export_columns[i], json_string(x.v[i]));
 		/* Column 26 of UNIT_SELECT is the unit's row id. */
-		json_object_set_new(o, "steps", steps_json(c->steps, sqlite3_column_int64(s, 26)));
-		fputs(c->n ? ",\n" : "\n", c->out);
-		int d = json_dumpf(o, c->out, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		json_decref(o);
+		size_t n = load_steps(c->steps, sqlite3_column_int64(s, 26), &steps);
+		int d = espl_report_export_unit(c->out, ESPL_EXPORT_JSON, c->n, &ru, steps, n);
+		free_steps(steps, n);
 		c->n++;
-		if (d != 0 || ferror(c->out))
+		if (d != 0)
 			return espl_fail(err, ESPL_ESYS, "cannot write the export");
 	}
 	if (rc != SQLITE_DONE)
@@ -517,10 +601,8 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 	ESPL_TRY(prepare_filtered(db, UNIT_SELECT FROM_UNITS, f, NULL, "ORDER BY u.started_ms, u.id",
 				  &s, err));
 	int rc;
+	espl_report_export_header(out, format);
 	if (format == ESPL_EXPORT_CSV) {
-		for (int i = 0; i < ESPL_EXPORT_NCOLUMNS; i++)
-			fprintf(out, "%s%s", i ? "," : "", espl_export_columns[i]);
-		fputs("\r\n", out);
 		rc = each_unit(db, s, export_csv, &c, err);
 		if (rc == ESPL_ESYS)
 			rc = espl_fail(err, ESPL_ESYS, "cannot write the export");
@@ -533,14 +615,13 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 			sqlite3_finalize(s);
 			return sql_fail(db, err, "preparing the steps query");
 		}
-		fputs("[", out);
 		rc = export_json_rows(db, s, &c, err);
-		fputs(c.n ? "\n]\n" : "]\n", out);
 		sqlite3_finalize(c.steps);
 	}
 	sqlite3_finalize(s);
 	if (rc < 0)
 		return rc;
+	espl_report_export_footer(out, format, c.n);
 	if (fflush(out) != 0 || ferror(out))
 		return espl_fail(err, ESPL_ESYS, "cannot write the export");
 	return (int)(c.n > INT32_MAX ? INT32_MAX : c.n);

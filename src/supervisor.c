@@ -357,7 +357,7 @@ static void on_identified(void *ctx, const espl_unit_result *res)
 	if (begin_unit_record(s, &begin, &err) == ESPL_OK && atomic_load(&s->db_state) == 0) {
 		w->begun = 1;
 	} else {
-		char msg[ESPL_ERROR_MAX + 64];
+		char msg[ESPL_ERROR_MAX + 128];
 		snprintf(msg, sizeof msg, "not programming %s: the database cannot record it (%s)",
 		         res->chip.mac_str, err.msg[0] ? err.msg : "it is spooling: see the database message");
 		emit_simple(s, ESPL_EV_LOG, w->info.path, "error", msg);
@@ -968,6 +968,17 @@ static int run_loop(espl_supervisor *s, espl_error *err)
 int espl_supervisor_run(espl_supervisor *s, espl_station_totals *totals, espl_error *err)
 {
 	clock_gettime(CLOCK_MONOTONIC, &s->started);
+	if (s->o.mode == ESPL_STATION_ONCE) {
+		/* one unit per adapter present now: none, no batch to record */
+		espl_port_info *list = NULL;
+		int n = espl_supervisor_enumerate(s->o.ports, s->o.n_ports, &list, err);
+		free(list);
+		if (n < 0)
+			return n;
+		if (n == 0)
+			return espl_fail(err, ESPL_ENOTFOUND, "no adapter found for the given --port specs; check the "
+			                 "cable (`espline ports` lists what is there)");
+	}
 	block_signals(s);
 	int rc = start_database(s, err);
 	if (rc < 0) {

@@ -46,7 +46,7 @@
 #include "espline/error.h"
 
 /* Schema version this code writes; older databases are migrated on open. */
-#define ESPL_DB_SCHEMA_VERSION 2
+#define ESPL_DB_SCHEMA_VERSION 3
 /* Relative to the current directory, like any other path a user types. */
 #define ESPL_DB_DEFAULT_PATH "db/espline.sqlite"
 #define ESPL_DB_ENV "ESPLINE_DB"
@@ -259,5 +259,67 @@ typedef struct espl_db_verify_result {
  * Returns 0 with res->ok telling whether the chain is intact; a negative code
  * only when the database could not be read. */
 int espl_db_verify(espl_db *db, espl_db_verify_result *res, espl_error *err);
+
+/*
+ * Replication (schema v3).  Every database has an origin: a UUID made when
+ * the schema was created or migrated, naming its hash chain wherever its
+ * records are copied (a copied database file keeps its origin; do not run two
+ * stations from copies of one file).  espl_db_begin_batch, espl_db_end_batch
+ * and espl_db_end_unit (on sealing) append a row to the outbox in the same
+ * transaction as the record, so a committed unit is always queued for the
+ * central database; a sender (central.h) reads the outbox in order and
+ * acknowledges what the server committed.  Outbox rows point at the records;
+ * sealed records never change, so what is sent is what was sealed.
+ */
+enum espl_db_outbox_kind { ESPL_DB_OUTBOX_BATCH = 1, ESPL_DB_OUTBOX_UNIT = 2 };
+
+/* One outbox record with everything the central database needs: the batch
+ * (with its station, recipe and images) and, for a unit, the unit, its steps
+ * and its place in the chain.  Strings are owned; free with
+ * espl_db_replicas_free. */
+typedef struct espl_db_replica {
+	int64_t id;                            /* outbox position (increasing) */
+	int kind;                              /* enum espl_db_outbox_kind */
+	int64_t queued_ms;
+	espl_db_station station;
+	espl_db_recipe recipe;
+	espl_db_batch batch;
+	char batch_hash[ESPL_DB_HASH_SIZE];
+	int64_t batch_ended_ms;                /* 0 while the batch is open */
+	espl_db_unit unit;                     /* ESPL_DB_OUTBOX_UNIT only */
+	espl_db_step *steps;
+	size_t n_steps;
+	int64_t seq;
+	char prev_hash[ESPL_DB_HASH_SIZE];
+	char hash[ESPL_DB_HASH_SIZE];
+	char repeat_of[ESPL_DB_UUID_SIZE];
+} espl_db_replica;
+
+/* This database's origin id. */
+int espl_db_origin(espl_db *db, char out[ESPL_DB_UUID_SIZE], espl_error *err);
+/* The oldest max outbox records, in order (fewer when fewer wait). */
+int espl_db_outbox_read(espl_db *db, size_t max, espl_db_replica **out, size_t *count,
+			espl_error *err);
+void espl_db_replicas_free(espl_db_replica *r, size_t n);
+/* The central database committed every record up to through_id (records of
+ * them): drop them from the outbox and count them as sent. */
+int espl_db_outbox_ack(espl_db *db, int64_t through_id, int64_t records, espl_error *err);
+/* Remember the sender's last outcome: error NULL for a success.  central is
+ * the server's address with any password already removed. */
+int espl_db_sync_note(espl_db *db, const char *central, const char *error, espl_error *err);
+
+typedef struct espl_db_sync_status {
+	char origin[ESPL_DB_UUID_SIZE];
+	int64_t waiting;          /* outbox records (batches and units) */
+	int64_t waiting_units;
+	int64_t oldest_ms;        /* when the oldest waiting record was queued; 0 if none */
+	int64_t sent;             /* records acknowledged by the central database, ever */
+	int64_t last_ok_ms;       /* last successful contact; 0 never */
+	int64_t last_error_ms;    /* 0 never */
+	char last_error[ESPL_ERROR_MAX];
+	char central[256];        /* last server used, password removed */
+} espl_db_sync_status;
+
+int espl_db_sync_read(espl_db *db, espl_db_sync_status *st, espl_error *err);
 
 #endif /* ESPLINE_DB_H */

@@ -18,8 +18,10 @@
  *            adapter waits for a unit, programs it, waits for it to be
  *            removed, and so on, until N units have been programmed.
  *   STATION  the same without an end: runs until stopped.
- * "A unit is there" means the loader syncs; "removed" means it stops
- * answering or its port disappears.
+ * "A unit is there" means the loader syncs.  "Removed": for a board with
+ * its own USB bridge (reset: auto on a device path) its port disappears (it
+ * is not reset to ask, so its new firmware keeps running); in a jig
+ * (reset: none) or behind a network port it stops answering a bare sync.
  *
  * Stopping: espl_supervisor_stop(GRACEFUL) (or the first SIGINT/SIGTERM when
  * handle_signals is set) starts no new unit and lets units in progress

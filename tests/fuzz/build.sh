@@ -15,7 +15,10 @@ ROOT=$PWD
 OUT=${FUZZ_BUILD:-build/fuzz}
 CC=${FUZZ_CC:-clang}
 JOBS=${FUZZ_JOBS:-2}
-PKGS="libserialport sqlite3 yaml-0.1 zlib libcrypto jansson"
+# The same pkg-config packages as the Makefile, so a new dependency there
+# does not break the fuzz build.
+PKGS=$(sed -n 's/^PKGS *:= *//p' Makefile)
+PKGS=${PKGS:-libserialport sqlite3 yaml-0.1 zlib libcrypto jansson}
 
 command -v "$CC" >/dev/null || { echo "build.sh: $CC not found (apt-get install clang)" >&2; exit 1; }
 PKG_CFLAGS=$(pkg-config --cflags $PKGS)

@@ -8,7 +8,8 @@
 # at a time, on a scratch copy of tests/fuzz/corpus/<target>: new inputs go
 # there, never into the tree.  --merge then merges what was found back into
 # tests/fuzz/corpus/<target> (libFuzzer -merge=1 keeps only inputs that add
-# coverage), for committing after a long campaign by hand.
+# coverage), for committing after a long campaign by hand.  A dictionary
+# tests/fuzz/<target>.dict, when present, is passed with -dict.
 #
 # The table: target, executions, coverage (edges) before -> after, crashes,
 # and the reproducer of the first crash.  A crash stops that target's run;
@@ -55,8 +56,10 @@ for t in "${targets[@]}"; do
 	work="$RUN_DIR/$t"
 	mkdir -p "$work/corpus" "$work/artifacts"
 	[ -d "tests/fuzz/corpus/$t" ] && cp -r "tests/fuzz/corpus/$t/." "$work/corpus/"
+	dict=()
+	[ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
 	"$bin" -max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-		-artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/log" 2>&1
+		"${dict[@]}" -artifact_prefix="$work/artifacts/" "$work/corpus" >"$work/log" 2>&1
 	rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
 	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -1)

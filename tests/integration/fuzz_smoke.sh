@@ -4,14 +4,21 @@
 # each for $FUZZ_SMOKE_SECONDS (default 7) seconds from its committed seed
 # corpus, one after the other, so the whole test stays under ~90 s on two
 # cores.  One "ok" per target that ran without a crash; a crash is "not ok"
-# with the reproducer path and the sanitizer's summary.  The longer
-# campaigns are run by hand: tests/fuzz/run.sh -t 180.
+# with the reproducer path and the sanitizer's summary.  Before its campaign,
+# each target replays its stored crash inputs (tests/fuzz/regressions/<target>/):
+# one that still crashes makes that target "not ok" until the bug is fixed.
+# The longer campaigns are run by hand: tests/fuzz/run.sh -t 180.
 # Skipped (no failure) when clang or its libFuzzer runtime is missing, and in
 # the `make asan` / `make tsan` runs: the targets are always built with ASan
 # and UBSan already, so a second campaign there would only cost time.
 set -u
 cd "$(dirname "$0")/../.."
 SECS=${FUZZ_SMOKE_SECONDS:-7}
+# Build under the test run's own build folder, so two test runs in different
+# build folders never race on the same objects.
+if [ -n "${ESPLINE_BUILD:-}" ] && [ -z "${FUZZ_BUILD:-}" ]; then
+	export FUZZ_BUILD="$ESPLINE_BUILD/fuzz"
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -43,6 +50,19 @@ fi
 failed=0
 for t in "${targets[@]}"; do
 	n=$((n + 1))
+	# Inputs that once crashed (tests/fuzz/regressions/<target>/) must not
+	# crash the sanitized binary any more; the campaign would only stop on
+	# them at its first step.
+	regs=()
+	for f in tests/fuzz/regressions/"$t"/*; do [ -f "$f" ] && regs+=("$f"); done
+	if [ ${#regs[@]} -gt 0 ] && ! "${FUZZ_BUILD:-build/fuzz}"/fuzz_"$t" "${regs[@]}" >"$tmp/regress.log" 2>&1; then
+		failed=1
+		bad=$(sed -n 's/^Running: //p' "$tmp/regress.log" | tail -1)
+		echo "not ok $n - fuzz_$t crashes on a stored regression input: ${bad:-see log}"
+		grep -E 'runtime error|ERROR: AddressSanitizer|SUMMARY|fuzz property failed' "$tmp/regress.log" |
+			head -n 4 | sed 's/^/#   /'
+		continue
+	fi
 	FUZZ_SUMMARY="$tmp/summary" tests/fuzz/run.sh --no-build -t "$SECS" "$t" >"$tmp/run.log" 2>&1
 	rc=$?
 	IFS=$'\t' read -r name execs cov0 cov1 crashes repro <"$tmp/summary" || crashes=?

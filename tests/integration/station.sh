@@ -85,6 +85,21 @@ wait_for() {
 		sleep 0.1
 	done
 }
+# finish PID [SECONDS]: wait for a background espline; kill it if it hangs
+# (exit status 124 then, like timeout(1)).
+finish() {
+	local deadline=$((SECONDS + ${2:-90}))
+	while kill -0 "$1" 2>/dev/null; do
+		if [ $SECONDS -ge "$deadline" ]; then
+			echo "# espline (pid $1) hung: killed"
+			kill -KILL "$1" 2>/dev/null
+			wait "$1" 2>/dev/null
+			return 124
+		fi
+		sleep 0.05
+	done
+	wait "$1"
+}
 count() { cat "$1" 2>/dev/null | grep -cE -- "$2"; }
 # wait_count FILE PATTERN N [SECONDS]: until N lines of FILE match.
 wait_count() {
@@ -174,7 +189,7 @@ check "dev0 and dev1 were not disturbed: one worker, one unit each" \
 	[ "$(count "$HP" "port_(added|removed)\",[^}]*\"port\":\"$L/dev[01]\"")" -eq 2 -a \
 	  "$(count "$HP" "unit_done\",[^}]*\"port\":\"$L/dev[01]\"")" -eq 2 ]
 kill -INT "$RUN_PID"
-wait "$RUN_PID"
+finish "$RUN_PID" 30
 rc=$?
 check "SIGINT ends the idle station with exit 130" [ "$rc" -eq 130 ]
 stop_sim hp
@@ -202,7 +217,7 @@ for how in graceful abort; do
 	kill -INT "$RUN_PID"
 	if [ "$how" = abort ]; then sleep 0.2; kill -INT "$RUN_PID"; fi
 	t0=$(date +%s%N)
-	wait "$RUN_PID"
+	finish "$RUN_PID" 60
 	rc=$?
 	took_ms=$((($(date +%s%N) - t0) / 1000000))
 	stop_sim "sig$how"
@@ -226,8 +241,11 @@ done
 # Another program holds the write lock past the busy timeout (5 s): the
 # writer spools, the station stops starting units, says why and exits 4;
 # the next start replays the spool, so no started unit is lost.
+# Every device holds its line for 2 s before the first byte, so that the
+# lock (taken right after the batch is recorded) is in place before any unit
+# answers.
 DB=$T/locked.sqlite
-start_sim lock --devices 4 --link rfc2217 --time-scale 0.3 || exit 1
+start_sim lock --devices 4 --link rfc2217 --time-scale 0.3 --fault stall@rx:0:2000 || exit 1
 ports=()
 for k in 0 1 2 3; do ports+=(--port "$(dev_port lock "$k")"); done
 OUT=$T/lock.jsonl
@@ -236,10 +254,10 @@ LOG=$OUT
 RUN_PID=$!
 PIDS+=($RUN_PID)
 wait_for "$OUT" '"event":"started"' 10
-{ echo "BEGIN IMMEDIATE;"; sleep 8; echo "COMMIT;"; } | sqlite3 "$DB" &
+{ echo "BEGIN IMMEDIATE;"; sleep 10; echo "COMMIT;"; } | sqlite3 "$DB" &
 LOCK_PID=$!
 PIDS+=($LOCK_PID)
-wait "$RUN_PID"
+finish "$RUN_PID" 90
 rc=$?
 check "locked database: the station stops with exit 4" [ "$rc" -eq 4 ]
 check "... and says why" grep -qE '"event":"stopping".*database cannot be written.*locked' "$OUT"
@@ -251,7 +269,7 @@ check "... no unit was programmed after the database failed" no_step_after_db_fa
 spooled_all() { [ -s "$DB.spool" ] && grep -qE '"event":"summary".*"spooled":4,"unsaved":0' "$OUT"; }
 check "... every unit record went to the spool" spooled_all
 wait "$LOCK_PID"
-"$E" run recipes/nodemcu-4mb.yaml --db "$DB" --plain --port "$(dev_port lock 0)" >"$T/replay.out" 2>&1
+timeout 60 "$E" run recipes/nodemcu-4mb.yaml --db "$DB" --plain --port "$(dev_port lock 0)" >"$T/replay.out" 2>&1
 stop_sim lock
 LOG=$T/replay.out
 check "the next start replays the spool (and removes it)" [ ! -e "$DB.spool" ]
@@ -260,6 +278,19 @@ replayed() {
 		[ "$(sql "$DB" "select count(*) from units where result = 'RUNNING';")" = 0 ]
 }
 check "after the replay: sound database, all 5 units recorded, none RUNNING" replayed
+
+# --- 5. repeat detection -----------------------------------------------------
+# Two devices with the same MAC in one batch: the second PASS is flagged.
+DB=$T/repeat.sqlite
+start_sim rep --devices 2 --link rfc2217 --time-scale 0 --dev 1:mac=5c:cf:7f:a0:00:00 || exit 1
+OUT=$T/rep.jsonl
+LOG=$OUT
+timeout 60 "$E" run recipes/nodemcu-4mb.yaml --batch rep --count 2 --json --db "$DB" \
+	--port "$(dev_port rep 0)" --port "$(dev_port rep 1)" >"$OUT" 2>"$T/rep.err"
+stop_sim rep
+check "a MAC that already passed in the batch is flagged as a repeat" \
+	[ "$(count "$OUT" '"event":"unit_recorded".*"repeat_of":"[0-9a-f-]{36}"')" -eq 1 -a \
+	  "$(count "$OUT" '"event":"summary".*"repeats":1')" -eq 1 ]
 
 # Under `make tsan` the sanitizer writes its reports to espline's stderr.
 LOG=

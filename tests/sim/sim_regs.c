@@ -116,6 +116,10 @@ static void run_user_command(sim_chip *c)
 	unsigned miso_bits = (user & SPI_USR_MISO) ? ((user1 >> 8) & 0x1FF) + 1 : 0;
 	unsigned mosi_bits = (user & SPI_USR_MOSI) ? ((user1 >> 17) & 0x1FF) + 1 : 0;
 	unsigned addr_bits = (user & SPI_USR_ADDR) ? ((user1 >> 26) & 0x3F) + 1 : 0;
+	/* The address register holds at most 32 bits; a longer address phase
+	 * (the field allows 64) shifts out the whole register. */
+	if (addr_bits > 32)
+		addr_bits = 32;
 	uint32_t addr = addr_bits ? SPI(c, SPI_ADDR) >> (32 - addr_bits) : 0;
 	if (!c->flash_attached || !(user & SPI_USR_COMMAND))
 		return;  /* pins not routed to the flash: nothing shifts in */

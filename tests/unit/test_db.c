@@ -326,8 +326,8 @@ static void test_migration_from_v1(void **state)
 	espl_db_close(db);
 
 	db = open_db(f->path, 0);
-	assert_int_equal(espl_db_schema_version(db), 2);
-	assert_int_equal(query_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(espl_db_schema_version(db), ESPL_DB_SCHEMA_VERSION);
+	assert_int_equal(query_int(db, "PRAGMA user_version"), ESPL_DB_SCHEMA_VERSION);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM units"), 3);
 	char repeat[64];
 	snprintf(sql, sizeof sql, "SELECT repeat_of FROM units WHERE uuid = '%s'", uuids[2]);

@@ -10,8 +10,10 @@
  *   - "<target>/seed corpus": every committed seed in tests/fuzz/corpus/<target>/
  *     runs clean, so a change that breaks a harness or a module's promise on
  *     ordinary input shows up in `make test` without clang.
- * Memory errors are only certain to be caught in the sanitizer builds (make
- * asan, tests/fuzz/build.sh); property checks (FUZZ_CHECK) abort anywhere. */
+ * Memory errors and undefined behaviour are only certain to be caught in the
+ * sanitizer builds (make asan; and tests/integration/fuzz_smoke.sh replays
+ * the same files through the ASan+UBSan fuzz binaries in every make test);
+ * property checks (FUZZ_CHECK) abort anywhere. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,6 +33,14 @@
 #include "../fuzz/fuzz_sim.c"
 #include "../fuzz/fuzz_slip.c"
 #include "../fuzz/fuzz_stub.c"
+
+/* Under `make asan` UBSan only prints by default; a stored input that hits
+ * undefined behaviour must fail its test, as it did in the fuzzer. */
+const char *__ubsan_default_options(void);
+const char *__ubsan_default_options(void)
+{
+	return "halt_on_error=1:print_stacktrace=1";
+}
 
 #ifndef ESPLINE_SOURCE_DIR
 #define ESPLINE_SOURCE_DIR "."
@@ -71,11 +81,12 @@ static uint8_t *read_all(const char *path, size_t *len)
 	return buf;
 }
 
-static void replay_file(const struct target *t, const char *path)
+static void replay_file(const struct target *t, const char *path, int verbose)
 {
 	size_t len;
 	uint8_t *data = read_all(path, &len);
-	print_message("# %s < %s (%zu bytes)\n", t->name, path, len);
+	if (verbose)
+		print_message("# %s < %s (%zu bytes)\n", t->name, path, len);
 	assert_int_equal(t->one(data, len), 0);
 	free(data);
 }
@@ -95,7 +106,7 @@ static void test_replay(void **state)
 {
 	const replay *r = *state;
 	if (!r->whole_folder) {
-		replay_file(r->target, r->path);
+		replay_file(r->target, r->path, 1);
 		return;
 	}
 	DIR *d = opendir(r->path);
@@ -107,12 +118,13 @@ static void test_replay(void **state)
 	while ((e = readdir(d)) != NULL) {
 		if (!is_input(r->path, e->d_name, path, sizeof path))
 			continue;
-		replay_file(r->target, path);
+		replay_file(r->target, path, 0);
 		n++;
 	}
 	closedir(d);
 	if (n == 0)
 		fail_msg("seed corpus %s is empty", r->path);
+	print_message("# %s: %zu seeds replayed\n", r->target->name, n);
 }
 
 static int cmp_replay(const void *a, const void *b)

@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# central.sh - three stations replicate to one central PostgreSQL.
+#
+# Starts a private PostgreSQL (Debian's postgresql package: initdb + pg_ctl,
+# as `nobody` when run as root) on a Unix socket in a temporary folder, with
+# password authentication, and stops it at the end.  Three stations (three
+# `espline run` processes, each with its own local database and its own
+# espline-sim of 6 devices) write to it:
+#   1. all up: every unit appears exactly once centrally;
+#   2. the server is stopped in the middle of a batch: the stations finish
+#      their batches and their outboxes grow;
+#   3. the server comes back in the middle of the next batch: the running
+#      senders reconnect and everything syncs, no loss, no duplicates;
+#   4. a station killed with SIGKILL with unsent records resends them on its
+#      next start; records whose acknowledgement was lost are resent and
+#      not duplicated;
+#   5. history, report, export and db verify with --central agree with the
+#      stations' own databases; verify catches a unit changed and a unit
+#      deleted centrally; the password appears in no output.
+# TAP output.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
+E=$BUILD_DIR/espline
+SIM=$BUILD_DIR/espline-sim
+T=$(mktemp -d /tmp/espline-central.XXXXXX)
+PGD=$(mktemp -d /tmp/espline-central-pg.XXXXXX)
+PIDS=()
+n=0 failed=0
+PASSWORD="Zq7-central-$$-pw"
+
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() {
+	n=$((n + 1)); failed=$((failed + 1))
+	echo "not ok $n - $1"
+	[ -n "${2:-}" ] && [ -f "$2" ] && sed 's/^/#   /' "$2" | tail -n 20
+	return 0
+}
+check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d" "${LOG:-}"; fi; }
+
+# --- the private server -------------------------------------------------------
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
+	echo "# PostgreSQL is not installed; running scripts/install-deps.sh"
+	scripts/install-deps.sh >&2 || true
+	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+fi
+if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
+	echo "not ok 1 - PostgreSQL (initdb, pg_ctl) is installed (scripts/install-deps.sh)"
+	rm -rf "$T" "$PGD"
+	exit 1
+fi
+AS=()
+if [ "$(id -u)" -eq 0 ]; then
+	AS=(runuser -u nobody --)
+	chown nobody "$PGD"
+fi
+chmod 700 "$PGD"
+pg_ctl() { "${AS[@]}" "$PGBIN/pg_ctl" -D "$PGD/data" "$@"; }
+pg_start() {
+	pg_ctl -w -t 30 -l "$PGD/server.log" \
+		-o "-k $PGD -c listen_addresses='' -c fsync=off -c full_page_writes=off" start >/dev/null
+}
+pg_stop() { pg_ctl -w -m immediate stop >/dev/null 2>&1; }
+
+cleanup() {
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	pg_stop
+	rm -rf "$T" "$PGD"
+}
+trap cleanup EXIT
+
+printf '%s\n' "$PASSWORD" >"$PGD/pw"
+[ "$(id -u)" -eq 0 ] && chown nobody "$PGD/pw"
+if ! "${AS[@]}" "$PGBIN/initdb" -D "$PGD/data" -U espline --pwfile="$PGD/pw" \
+	--auth-local=scram-sha-256 --auth-host=scram-sha-256 --no-sync >"$T/initdb.log" 2>&1; then
+	not_ok "initdb" "$T/initdb.log"; exit 1
+fi
+rm -f "$PGD/pw"
+pg_start || { not_ok "the private PostgreSQL starts" "$PGD/server.log"; exit 1; }
+
+BASE="postgresql:///postgres?host=$PGD&user=espline"
+URI_PW="postgresql://espline:$PASSWORD@/postgres?host=$PGD"
+printf '*:*:*:espline:%s\n' "$PASSWORD" >"$T/pgpass"
+chmod 600 "$T/pgpass"
+psql_q() { PGPASSWORD=$PASSWORD psql -X -q -At "$BASE" -c "$1" 2>>"$T/psql.err"; }
+central_units() { psql_q "SELECT count(*) || ' ' || count(DISTINCT uuid) FROM units"; }
+
+# Three stations: their own database, simulator and credentials.  Station 1
+# and 2 take the password from the URI, station 3 from PGPASSFILE.
+export ESPLINE_CENTRAL_BACKOFF_MAX_MS=400
+station_env() {
+	case $1 in
+		3) echo "ESPLINE_CENTRAL=$BASE PGPASSFILE=$T/pgpass" ;;
+		*) echo "ESPLINE_CENTRAL=$URI_PW PGPASSFILE=/nonexistent" ;;
+	esac
+}
+start_sim() {
+	local k=$1
+	"$SIM" --devices 6 --link rfc2217 --time-scale 0.1 --exit-after-idle 300 \
+		--mac "5c:cf:7f:0$k:00:00" --dev 2-3:flash=8MB --dev 4-5:flash=16MB \
+		--ready-file "$T/sim$k.ready" >"$T/sim$k.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 200); do [ -s "$T/sim$k.ready" ] && cp "$T/sim$k.ready" "$T/sim$k.devices" && return 0; sleep 0.05; done
+	echo "# simulator $k did not start"; sed 's/^/#   /' "$T/sim$k.log"; return 1
+}
+ports_of() { awk '$1 == "device" { printf " --port %s", $3 }' "$T/sim$1.devices"; }
+# run_station K BATCH [MODE...]: in the background; pid in STATION_PID
+run_station() {
+	local k=$1 batch=$2; shift 2
+	# shellcheck disable=SC2046
+	env $(station_env "$k") "$E" run recipes/nodemcu-4mb.yaml --batch "$batch" "$@" --plain \
+		--station-name "st$k" --db "$T/st$k.sqlite" $(ports_of "$k") >>"$T/st$k.out" 2>>"$T/st$k.err" &
+	STATION_PID=$!
+	PIDS+=($!)
+}
+local_count() { sqlite3 "$T/st$1.sqlite" "SELECT count(*) FROM units WHERE seq IS NOT NULL${2:+ AND batch_id IN (SELECT id FROM batches WHERE name = '$2')}"; }
+outbox_units() { sqlite3 "$T/st$1.sqlite" "SELECT count(*) FROM outbox WHERE kind = 'unit'"; }
+outbox_all() { sqlite3 "$T/st$1.sqlite" "SELECT count(*) FROM outbox"; }
+total_local() { echo $(( $(local_count 1) + $(local_count 2) + $(local_count 3) )); }
+# wait_until SECONDS COMMAND...: poll every 0.1 s
+wait_until() {
+	local deadline=$((SECONDS + $1)); shift
+	until "$@"; do [ $SECONDS -ge "$deadline" ] && return 1; sleep 0.1; done
+}
+all_synced() { [ "$(central_units)" = "$(total_local) $(total_local)" ]; }
+uuid_sets_equal() {
+	for k in 1 2 3; do sqlite3 "$T/st$k.sqlite" "SELECT uuid FROM units WHERE seq IS NOT NULL"; done | sort >"$T/local.uuids"
+	psql_q "SELECT uuid FROM units" | sort >"$T/central.uuids"
+	cmp -s "$T/local.uuids" "$T/central.uuids"
+}
+
+BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || { echo "not ok 1 - demo images"; exit 1; }
+for k in 1 2 3; do start_sim "$k" || exit 1; done
+
+# --- 1. all up -------------------------------------------------------------------
+t0=$SECONDS
+pids=()
+for k in 1 2 3; do run_station "$k" "st$k-a" --count 6; pids+=("$STATION_PID"); done
+rcs=0
+for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs + 1)); done
+LOG=$T/st1.err
+check "three stations program 6 units each (exit 0)" [ "$rcs" -eq 0 -a "$(total_local)" -eq 18 ]
+wait_until 10 all_synced
+LOG=$T/psql.err
+check "every unit appears exactly once centrally (18 of 18)" [ "$(central_units)" = "18 18" ]
+check "the central unit ids are exactly the stations' ones" uuid_sets_equal
+check "outboxes are empty (units and batches)" [ "$(( $(outbox_all 1) + $(outbox_all 2) + $(outbox_all 3) ))" -eq 0 ]
+echo "# phase 1: $((SECONDS - t0)) s"
+
+# --- 2. the server stops in the middle of a batch -----------------------------
+t0=$SECONDS
+pids=()
+for k in 1 2 3; do run_station "$k" "st$k-b" --count 6; pids+=("$STATION_PID"); done
+# Stop the server once the first unit of this batch has reached it from
+# every station: the 16MB units are still being programmed then.
+first_of_each() { [ "$(psql_q "SELECT count(DISTINCT b.name) FROM units u JOIN batches b ON b.id = u.batch_id WHERE b.name LIKE '%-b'")" = 3 ]; }
+wait_until 20 first_of_each
+synced_before=$(psql_q "SELECT count(*) FROM units u JOIN batches b ON b.id = u.batch_id WHERE b.name LIKE '%-b'")
+pg_stop
+rcs=0
+for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs + 1)); done
+LOG=$T/st2.err
+check "with the server down, the stations finish their batches (18 more units, exit 0)" \
+	[ "$rcs" -eq 0 -a "$(total_local)" -eq 36 ]
+grown=0
+for k in 1 2 3; do [ "$(outbox_units "$k")" -ge 1 ] && grown=$((grown + 1)); done
+check "every station's outbox holds the units the server missed ($synced_before of 18 got through)" \
+	[ "$grown" -eq 3 -a "$(( $(outbox_units 1) + $(outbox_units 2) + $(outbox_units 3) ))" -eq $((18 - synced_before)) ]
+"$E" sync status --db "$T/st1.sqlite" >"$T/status1.out" 2>&1
+LOG=$T/status1.out
+check "sync status shows the waiting units, the oldest one's age and the last error" \
+	grep -qE "^waiting +[0-9]+ records \($(outbox_units 1) units\)" "$T/status1.out"
+check "... with the oldest age and a connection error" \
+	bash -c "grep -qE '^oldest +[0-9.]+ s old' '$T/status1.out' && grep -qiE 'connect|server|socket' '$T/status1.out'"
+echo "# phase 2: $((SECONDS - t0)) s"
+
+# --- 3. the server comes back in the middle of the next batch ---------------
+t0=$SECONDS
+pids=()
+for k in 1 2 3; do run_station "$k" "st$k-c" --count 6; pids+=("$STATION_PID"); done
+sleep 1
+pg_start || not_ok "the server restarts" "$PGD/server.log"
+rcs=0
+for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs + 1)); done
+check "the third batches complete (54 units in all)" [ "$rcs" -eq 0 -a "$(total_local)" -eq 54 ]
+wait_until 15 all_synced
+LOG=$T/psql.err
+check "after the server came back everything synced: 54 units, no loss, no duplicates" \
+	[ "$(central_units)" = "54 54" ]
+check "the central unit ids are exactly the stations' ones" uuid_sets_equal
+check "outboxes are empty again (units and batches)" [ "$(( $(outbox_all 1) + $(outbox_all 2) + $(outbox_all 3) ))" -eq 0 ]
+echo "# phase 3: $((SECONDS - t0)) s"
+
+# --- 4. SIGKILL, and lost acknowledgements -------------------------------------
+t0=$SECONDS
+pg_stop
+run_station 1 st1-d --station
+killed=$STATION_PID
+wait_until 20 bash -c "[ \$(sqlite3 '$T/st1.sqlite' \"SELECT count(*) FROM units u JOIN batches b ON b.id = u.batch_id WHERE b.name = 'st1-d' AND u.seq IS NOT NULL\") -eq 6 ]"
+kill -9 "$killed"; wait "$killed" 2>/dev/null
+check "station 1 killed with SIGKILL holding 6 unsent units" [ "$(outbox_units 1)" -eq 6 ]
+# Station 2 loses the acknowledgement of everything it sent: its outbox is
+# put back as if it had crashed between the server's commit and its own.
+sqlite3 "$T/st2.sqlite" "INSERT INTO outbox (kind, ref, queued_ms) SELECT 'unit', uuid, 0 FROM units WHERE seq IS NOT NULL ORDER BY seq"
+pg_start || not_ok "the server restarts" "$PGD/server.log"
+run_station 1 st1-e --count 6
+restarted=$STATION_PID
+env $(station_env 2) "$E" sync push --db "$T/st2.sqlite" >"$T/push2.out" 2>&1
+LOG=$T/push2.out
+check "station 2 resends the 18 units whose acknowledgement was lost" grep -q "^sent 18 records" "$T/push2.out"
+wait "$restarted"
+wait_until 15 all_synced
+LOG=$T/psql.err
+check "after the restart station 1 sent what was not acknowledged: 66 units exactly once" \
+	[ "$(central_units)" = "66 66" ]
+check "the central unit ids are exactly the stations' ones" uuid_sets_equal
+echo "# phase 4: $((SECONDS - t0)) s"
+
+# --- 5. queries against the central database -------------------------------
+export ESPLINE_CENTRAL=$URI_PW
+for k in 1 2 3; do "$E" export --format csv --db "$T/st$k.sqlite" | tail -n +2; done | sort >"$T/local.csv"
+"$E" export --format csv --central | tail -n +2 | sort >"$T/central.csv"
+LOG=$T/central.csv
+check "export --central equals the stations' exports, column for column (66 rows)" \
+	bash -c "cmp -s '$T/local.csv' '$T/central.csv' && [ \$(wc -l <'$T/central.csv') -eq 66 ]"
+"$E" export --format json --central -o "$T/central.json" 2>/dev/null
+check "export --central --format json parses, with steps" \
+	node -e 'const a = JSON.parse(require("fs").readFileSync(process.argv[1])); if (a.length !== 66 || !a.every((u) => u.steps.length >= 1)) process.exit(1)' "$T/central.json"
+mac=5c:cf:7f:01:00:04
+local_hist=$(for k in 1 2 3; do "$E" history "$mac" --db "$T/st$k.sqlite" 2>/dev/null; done | grep -c ' PASS \| FAIL ')
+"$E" history --central "$mac" >"$T/hist.out" 2>&1
+LOG=$T/hist.out
+check "history --central lists the MAC's $local_hist programmings, newest first, with its station" \
+	bash -c "[ \$(grep -c ' PASS \| FAIL ' '$T/hist.out') -eq $local_hist ] && grep -q 'station st1@' '$T/hist.out' && [ \"\$(grep -oE '^[0-9T:.-]+Z' '$T/hist.out')\" = \"\$(grep -oE '^[0-9T:.-]+Z' '$T/hist.out' | sort -r)\" ]"
+"$E" report --central --batch st2-b --json >"$T/report.json" 2>&1
+"$E" report --db "$T/st2.sqlite" --batch st2-b --json >"$T/report.local.json" 2>&1
+LOG=$T/report.json
+check "report --central --batch equals the station's own report" cmp -s "$T/report.json" "$T/report.local.json"
+"$E" db verify --central >"$T/verify.out" 2>&1
+rc=$?
+LOG=$T/verify.out
+check "db verify --central: three station chains intact" \
+	bash -c "[ $rc -eq 0 ] && [ \$(grep -c '^OK: station' '$T/verify.out') -eq 3 ] && grep -q '^OK: 3 station chains, 66 units' '$T/verify.out'"
+victim=$(psql_q "SELECT u.uuid FROM units u JOIN batches b ON b.id = u.batch_id WHERE b.name = 'st3-c' ORDER BY u.seq LIMIT 1 OFFSET 2")
+psql_q "UPDATE units SET mac = '5c:cf:7f:ff:ff:ff' WHERE uuid = '$victim'" >/dev/null
+"$E" db verify --central >"$T/verify.out" 2>&1
+rc=$?
+check "verify --central names a unit changed centrally (exit 1)" \
+	bash -c "[ $rc -eq 1 ] && grep -q \"TAMPERED: station st3@.*changed: .*$victim\" '$T/verify.out' && [ \$(grep -c '^OK: station' '$T/verify.out') -eq 2 ]"
+gone=$(psql_q "SELECT u.uuid FROM units u JOIN batches b ON b.id = u.batch_id WHERE b.name = 'st1-b' ORDER BY u.seq LIMIT 1 OFFSET 1")
+psql_q "DELETE FROM steps WHERE unit_id = (SELECT id FROM units WHERE uuid = '$gone'); DELETE FROM units WHERE uuid = '$gone'" >/dev/null
+"$E" db verify --central >"$T/verify.out" 2>&1
+check "verify --central names a unit deleted centrally" grep -q "TAMPERED: station st1@.*deleted: " "$T/verify.out"
+
+for k in 1 2 3; do "$E" sync status --db "$T/st$k.sqlite"; done >"$T/status.out" 2>&1
+LOG=$T/status.out
+leaks=$(grep -l -F -- "$PASSWORD" "$T"/*.out "$T"/*.err "$T"/*.json "$T"/*.csv 2>/dev/null | wc -l)
+check "the password appears in no output, log or status (and status shows it redacted)" \
+	bash -c "[ $leaks -eq 0 ] && grep -qF 'espline:***@' '$T/status.out'"
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

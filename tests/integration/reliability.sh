@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# reliability.sh - the bounded CI form of tests/reliability (TAP):
+#   1. the fault matrix (tests/reliability/matrix.sh --ci): 315 faulted units,
+#      16 simulated devices per run, every record checked against the
+#      simulator's flash; single-byte faults recovered in >= 95% of units;
+#   2. crash safety (tests/reliability/crash.sh): 50 batches SIGKILLed at random moments at random
+#      moments of a 16-device batch, the database checked after each;
+#   3. batch mode: a failed unit that stays in its jig is recorded once.
+# Each driver prints its own "# VIOLATION: ..." lines; here every kind of
+# check becomes one TAP line, so a failure names what broke.
+set -u
+cd "$(dirname "$0")/../.."
+export ESPLINE_BUILD=${ESPLINE_BUILD:-$PWD/build}
+T=$(mktemp -d /tmp/espline-reliability.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+n=0 failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+# check DESCRIPTION LOG PATTERN: ok when no line of LOG matches PATTERN (ERE)
+check_none() {
+	if grep -qE -- "$3" "$2"; then
+		not_ok "$1"
+		grep -E -- "$3" "$2" | head -n 15 | sed 's/^/#   /'
+	else
+		ok "$1"
+	fi
+}
+
+timeout -k 10 240 tests/reliability/matrix.sh --ci --jobs "${RELIABILITY_JOBS:-2}" >"$T/matrix.out" 2>&1
+rc=$?
+sed 's/^/# /' "$T/matrix.out" | grep -v '^# # VIOLATION'
+M=$T/matrix.out
+units=$(sed -nE 's/^Fault matrix \(ci\): ([0-9]+) faulted units.*/\1/p' "$M")
+if [ "${units:-0}" -ge 300 ]; then ok "fault matrix ran over $units faulted units (>= 300)"; else not_ok "fault matrix ran over ${units:-0} faulted units (>= 300)"; fi
+check_none "every round ended by itself (no hang, no crash, no sanitizer report)" "$M" 'VIOLATION: round [0-9]+: (espline run ended|sanitizer)'
+check_none "no unit is missing, none recorded twice" "$M" 'VIOLATION: .*(no record at all|more than one record)'
+check_none "every PASS leaves exactly the recipe's images in flash" "$M" 'VIOLATION: .*PASS but the flash differs'
+check_none "every PASS has its 5 steps and its own MAC" "$M" 'VIOLATION: .*PASS (with|recorded MAC)'
+check_none "every FAIL has a specific reason" "$M" 'VIOLATION: .*FAIL without a specific reason'
+check_none "every FAIL's steps end with the step it names" "$M" 'VIOLATION: .*FAIL in (step|.*before any step)'
+check_none "nothing is left RUNNING or INTERRUPTED" "$M" 'VIOLATION: .*recorded as '
+check_none "certain faults get the certain outcome (silent, wrong chip, small flash, stuck bits, short stalls)" "$M" 'VIOLATION: .*expected '
+check_none "single dropped/corrupted bytes are recovered in >= 95% of units" "$M" 'VIOLATION: single-byte faults'
+if [ "$rc" -eq 0 ] && grep -q '^matrix: ok' "$M"; then ok "fault matrix: no violation"; else not_ok "fault matrix: exit $rc, $(tail -n 1 "$M")"; fi
+
+timeout -k 10 180 tests/reliability/crash.sh --cycles "${RELIABILITY_KILLS:-50}" >"$T/crash.out" 2>&1
+rc=$?
+C=$T/crash.out
+sed 's/^/# /' "$C" | grep -v '^# # VIOLATION'
+killed=$(sed -nE 's/^crash: [0-9]+ cycles .*: ([0-9]+) killed by SIGKILL.*/\1/p' "$C")
+if [ "${killed:-0}" -ge 50 ]; then ok "espline was killed mid-batch ${killed} times (>= 50)"; else not_ok "espline was killed mid-batch ${killed:-0} times (want >= 50)"; fi
+check_none "after every kill: PRAGMA integrity_check is ok" "$C" 'VIOLATION: .*integrity_check'
+check_none "after every kill: espline db verify passes" "$C" 'VIOLATION: .*db verify'
+check_none "after every kill: no half-written unit row" "$C" 'VIOLATION: .*half-written'
+check_none "every started unit is PASS, FAIL or INTERRUPTED after the next start" "$C" 'VIOLATION: .*(not in the database|is still|still RUNNING)'
+check_none "the station starts again after every kill and programs a full batch at the end" "$C" 'VIOLATION: .*(did not start|final|sanitizer)'
+if [ "$rc" -eq 0 ] && grep -q '^crash: ok' "$C"; then ok "crash safety: no violation"; else not_ok "crash safety: exit $rc, $(tail -n 1 "$C")"; fi
+
+# 3. batch mode: a unit that failed and stays in its jig is the same unit.
+# Two adapters, --count 3: device 0 is good, device 1 an ESP32 that nobody
+# removes.  The batch must not fill its count by recording the same ESP32
+# again and again: after 6 s it is stopped (SIGINT) with one record per
+# adapter.
+(
+	SIM=$ESPLINE_BUILD/espline-sim E=$ESPLINE_BUILD/espline
+	. tests/reliability/lib.sh
+	rel_start_sim jig --devices 2 --link rfc2217 --time-scale 0 --dev 1:fault=wrong-chip || exit 1
+	mapfile -t ports < <(rel_ports_args jig 2)
+	"$E" run recipes/nodemcu-4mb.yaml --batch jig --count 3 --json --db "$T/jig.sqlite" "${ports[@]}" \
+		>"$T/jig.jsonl" 2>"$T/jig.err" &
+	pid=$!
+	sleep 6
+	kill -INT "$pid" 2>/dev/null
+	rel_wait_exit "$pid" 30
+	rel_stop_sim jig
+	echo "$(sqlite3 "$T/jig.sqlite" "select count(*) from units where port = '$(rel_dev_port jig 1)';")" >"$T/jig.count"
+)
+c=$(cat "$T/jig.count" 2>/dev/null)
+if [ "$c" = 1 ]; then
+	ok "batch: a wrong chip left in its jig is recorded once, not once per presence check"
+else
+	not_ok "batch: a wrong chip left in its jig is recorded once, not once per presence check (recorded ${c:-?} times)"
+	grep -E '"event":"(unit_done|unit_removed|remove_wait)"' "$T/jig.jsonl" | cut -c1-160 | head -n 8 | sed 's/^/#   /'
+fi
+
+echo "1..$n"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,300 @@
+#!/usr/bin/env bash
+# matrix.sh - the fault matrix: `espline run` against espline-sim with every
+# fault kind the simulator injects, at several positions each, one faulted
+# unit per simulated device, 16 devices per round, and every unit checked
+# against the simulator's ground truth (its flash file).
+#
+#   tests/reliability/matrix.sh [--ci | --full] [--jobs J] [--write FILE.md]
+#                               [--seed N] [--keep]
+#
+#   --ci        the bounded form run by tests/integration/reliability.sh
+#               (about 350 faulted units in 22 rounds)
+#   --full      more positions and more random-fault seeds (by hand, ~3x)
+#   --jobs J    rounds run J at a time (default 2)
+#   --write F   also write the matrix as Markdown to F (docs/reliability-matrix.md)
+#   --seed N    seed of the probabilistic faults (default 1)
+#
+# Checked for every unit (each violation is printed and makes the exit 1):
+#   - exactly one record for its port (ONCE mode: one unit per adapter);
+#   - PASS: the device's flash equals the recipe's images byte for byte
+#     (rebuilt here as station.sh does), all 5 steps recorded, its own MAC;
+#   - FAIL: a specific reason ("PHASE: kind" plus a sentence), and when the
+#     reason names a step, that step is the last one recorded and it failed;
+#   - never RUNNING or INTERRUPTED;
+#   - the faults that cannot end well (silent chip, wrong chip, 1MB/2MB/512KB
+#     flash, a stuck sector where the images have 0 bits) FAIL with the phase
+#     that names them; a stuck sector that stays 0xFF, and short stalls, PASS.
+# And over all units: single dropped or corrupted bytes are recovered by the
+# retries in >= 95% of the units that carried one.
+# Output: one "# ..." line per violation, the matrix, then "matrix: ok" or
+# "matrix: FAILED (N violations)"; a TSV of every unit in $REL_OUT (if set).
+set -u
+cd "$(dirname "$0")/../.."
+BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
+E=$BUILD_DIR/espline
+SIM=$BUILD_DIR/espline-sim
+MODE=ci JOBS=2 WRITE= SEED=1 KEEP=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--ci) MODE=ci ;;
+	--full) MODE=full ;;
+	--jobs) JOBS=$2; shift ;;
+	--write) WRITE=$2; shift ;;
+	--seed) SEED=$2; shift ;;
+	--keep) KEEP=1 ;;
+	*) echo "usage: $0 [--ci|--full] [--jobs J] [--write FILE.md] [--seed N] [--keep]" >&2; exit 2 ;;
+	esac
+	shift
+done
+T=$(mktemp -d /tmp/espline-matrix.XXXXXX)
+. tests/reliability/lib.sh
+cleanup() {
+	for p in "${SIM_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	jobs -p | xargs -r kill 2>/dev/null
+	wait 2>/dev/null
+	if [ "$KEEP" = 1 ]; then echo "# kept $T"; else rm -rf "$T"; fi
+}
+trap cleanup EXIT
+DEVS=16
+US=$'\x1f'   # field separator of the unit lists: errors may hold tabs and '|'
+
+BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || { echo "matrix: cannot make the demo images"; exit 1; }
+rel_expected_flash 4MB "$T/expected-4MB.bin"
+
+# ---- the cases: "LABEL<TAB>--dev SETTINGS" ---------------------------------
+# Byte positions (rx: host -> chip, about 131 KB per unit; tx: chip -> host,
+# about 1.2 KB, the boot log included) were chosen from a probe of one
+# session with recipes/nodemcu-4mb.yaml: rx 0-12900 is sync and the stub
+# upload, ~13000-13270 identification, ~13276-13287 the ERASE_FLASH command,
+# then the compressed image; tx 0-250 is the boot log.
+cases() {
+	# d: the step between positions (the full run takes about 3 times more)
+	local d=1 n p s
+	[ "$MODE" = full ] && d=3
+	for p in $(seq 60 $((2600 / d)) 131000); do printf 'drop rx (1 byte)\tfault=drop@%s\n' "$p"; done
+	for p in $(seq 1700 $((2600 / d)) 131000); do printf 'corrupt rx (1 byte)\tfault=corrupt@%s\n' "$p"; done
+	for p in $(seq 20 $((38 / d)) 1180); do printf 'drop tx (1 byte)\tfault=drop@tx:%s\n' "$p"; done
+	for p in $(seq 43 $((38 / d)) 1180); do printf 'corrupt tx (1 byte)\tfault=corrupt@tx:%s\n' "$p"; done
+	# identification (chip magic, efuse MAC, flash id) is short: look closer
+	for p in $(seq 12908 $((25 / d)) 13283); do printf 'corrupt rx, identify (1 byte)\tfault=corrupt@%s\n' "$p"; done
+	for p in $(seq 403 $((15 / d)) 703); do printf 'corrupt tx, identify (1 byte)\tfault=corrupt@tx:%s\n' "$p"; done
+	for s in $(seq $((12 * d))); do
+		printf 'drop rx ~2e-5/byte\tfault=drop~0.00002\n'
+		printf 'corrupt rx ~2e-5/byte\tfault=corrupt~0.00002\n'
+		printf 'drop tx ~1e-3/byte\tfault=drop~tx:0.001\n'
+		printf 'corrupt tx ~1e-3/byte\tfault=corrupt~tx:0.001\n'
+	done
+	for p in $(seq 200 $((16000 / d)) 131000); do printf 'stall rx 1.5 s\tfault=stall@%s:1500\n' "$p"; done
+	for p in $(seq 100 $((250 / d)) 1100); do printf 'stall tx 1.5 s\tfault=stall@tx:%s:1500\n' "$p"; done
+	for p in 13280 40000 70000 100000; do printf 'stall rx 5 s\tfault=stall@%s:5000\n' "$p"; done
+	for p in $(seq 300 $((2600 / d)) 13100); do printf 'unplug (connect, identify)\tfault=unplug@%s:300\n' "$p"; done
+	for p in 13276 13279 13282 13285; do printf 'unplug mid-erase\tfault=unplug@%s:300\n' "$p"; done
+	for p in $(seq 16000 $((14000 / d)) 130000); do printf 'unplug mid-write (byte)\tfault=unplug@%s:300\n' "$p"; done
+	for p in $(seq 0 $((0x8000 / d)) $((0x3ffff))) $((0x3fc000)) $((0x3fc07f)); do
+		printf 'unplug mid-write (flash)\tfault=unplug@flash:0x%x:300\n' "$p"; done
+	for p in $(seq 100 $((26000 / d)) 131000); do printf 'reset rx byte\tfault=reset@%s\n' "$p"; done
+	for p in 300 900; do printf 'reset tx byte\tfault=reset@tx:%s\n' "$p"; done
+	for p in $(seq 0 $((0x10000 / d)) $((0x3ffff))) $((0x3fc000)); do
+		printf 'reset mid-write (flash)\tfault=reset@flash:0x%x\n' "$p"; done
+	# A sector stuck at 1 bits matters only where the images hold a 0 bit.
+	for p in $(seq 0 $((0x4000 / d)) $((0x3ffff))) $((0x3fc000)) $((0x3fd000)) $((0x40000)) $((0x100000)) $((0x3fe000)); do
+		if [ "$(tail -c +$((p / 4096 * 4096 + 1)) "$T/expected-4MB.bin" | head -c 4096 | tr -d '\377' | wc -c)" -gt 0 ]; then
+			printf 'stuck sector (image has 0 bits)\tfault=stuck@0x%x\n' "$p"
+		else
+			printf 'stuck sector (all 0xFF there)\tfault=stuck@0x%x\n' "$p"
+		fi
+	done
+	for s in $(seq $((4 * d))); do printf 'silent chip\tfault=silent\n'; done
+	for s in $(seq $((4 * d))); do printf 'wrong chip (ESP32)\tfault=wrong-chip\n'; done
+	for s in 512KB 1MB 2MB 1MB 2MB 512KB 1MB 2MB 1MB 2MB 1MB 2MB 1MB 2MB 1MB; do printf 'small flash (%s)\tflash=%s\n' "$s" "$s"; done
+	return 0
+}
+# Slow cases (timeouts, stalls, unplug pauses) share rounds so that the
+# fast rounds stay fast: sort by a slowness rank, keep the given order within.
+rank() {
+	case $1 in
+	'silent chip'*) echo 5 ;;
+	reset*) echo 4 ;;
+	stall*) echo 3 ;;
+	unplug*) echo 2 ;;
+	*) echo 1 ;;
+	esac
+}
+cases | while IFS=$'\t' read -r label spec; do printf '%s\t%05d\t%s\t%s\n' "$(rank "$label")" "$((i = ${i:-0} + 1))" "$label" "$spec"; done |
+	sort -t$'\t' -k1,1n -k2,2n | cut -f3- >"$T/cases"
+total=$(wc -l <"$T/cases")
+rounds=$(((total + DEVS - 1) / DEVS))
+
+# ---- one round: 16 devices, one faulted unit each --------------------------
+# run_round R: writes $T/rR.units (label spec port mac result kind error
+# steps last_step_kind last_step_result flash) and $T/rR.time.
+run_round() {
+	local r=$1 name="r$1" k=0 devargs=() label spec
+	sed -n "$((r * DEVS + 1)),$(((r + 1) * DEVS))p" "$T/cases" >"$T/$name.cases"
+	local n; n=$(wc -l <"$T/$name.cases")
+	while IFS=$'\t' read -r label spec; do devargs+=(--dev "$k:$spec"); k=$((k + 1)); done <"$T/$name.cases"
+	local t0=$SECONDS
+	rel_start_sim "$name" --devices "$n" --link rfc2217 --time-scale 0 --seed $((SEED * 1000 + r * DEVS)) \
+		"${devargs[@]}" || { echo "sim-failed" >"$T/$name.status"; return; }
+	local ports; mapfile -t ports < <(rel_ports_args "$name" "$n")
+	timeout -k 5 150 "$E" run recipes/nodemcu-4mb.yaml --json --db "$T/$name.sqlite" --station-name "matrix-$r" \
+		"${ports[@]}" >"$T/$name.jsonl" 2>"$T/$name.err"
+	echo "$?" >"$T/$name.status"
+	rel_stop_sim "$name"
+	echo $((SECONDS - t0)) >"$T/$name.time"
+	sqlite3 -separator "$US" "$T/$name.sqlite" "select u.port, coalesce(u.mac, ''), u.result,
+		coalesce(u.error_kind, ''), replace(replace(coalesce(u.error, ''), char(9), ' '), char(10), ' '),
+		(select count(*) from steps s where s.unit_id = u.id),
+		coalesce((select s.kind || ' ' || s.result from steps s where s.unit_id = u.id order by s.idx desc limit 1), '-')
+		from units u order by u.id;" >"$T/$name.rows" 2>>"$T/$name.err"
+	k=0
+	while IFS=$'\t' read -r label spec; do
+		local port mac rows flash="-"
+		port=$(rel_dev_port "$name" "$k") mac=$(rel_dev_field "$name" "$k" mac)
+		rows=$(awk -F"$US" -v p="$port" '$1 == p' "$T/$name.rows")
+		if [ -f "$T/$name.flash/dev$k.bin" ] && cmp -s "$T/expected-4MB.bin" "$T/$name.flash/dev$k.bin"; then
+			flash=same
+		else
+			flash=differs
+		fi
+		if [ -z "$rows" ]; then
+			printf "%s$US%s$US%s$US%s${US}MISSING$US$US${US}0$US-$US%s\n" "$label" "$spec" "$port" "$mac" "$flash"
+		else
+			printf '%s\n' "$rows" | while IFS=$US read -r _ rmac result kind error steps last; do
+				printf "%s$US%s$US%s$US%s$US%s$US%s$US%s$US%s$US%s$US%s$US%s\n" "$label" "$spec" "$port" "$mac" \
+					"$result" "$kind" "$error" "$steps" "$last" "$flash" "$rmac"
+			done
+		fi
+		k=$((k + 1))
+	done <"$T/$name.cases" >"$T/$name.units"
+}
+
+start=$SECONDS
+running=0
+for r in $(seq 0 $((rounds - 1))); do
+	run_round "$r" &
+	running=$((running + 1))
+	if [ "$running" -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
+done
+wait
+elapsed=$((SECONDS - start))
+cat "$T"/r*.units >"$T/all.units" 2>/dev/null
+[ -n "${REL_OUT:-}" ] && cp "$T/all.units" "$REL_OUT"
+
+# ---- judge every unit ----------------------------------------------------
+violations=0
+violation() { violations=$((violations + 1)); echo "# VIOLATION: $*"; }
+for r in $(seq 0 $((rounds - 1))); do
+	st=$(cat "$T/r$r.status" 2>/dev/null)
+	case $st in
+	0 | 1 | 3) ;;
+	*) violation "round $r: espline run ended with status ${st:-?} (124/137: hung, killed): $(tail -n 3 "$T/r$r.err" | tr '\n' ' ')" ;;
+	esac
+	if grep -q Sanitizer "$T/r$r.err" 2>/dev/null; then violation "round $r: sanitizer report on stderr"; fi
+done
+for r in $(seq 0 $((rounds - 1))); do
+	dup=$(cut -d"$US" -f3 "$T/r$r.units" 2>/dev/null | sort | uniq -d | tr '\n' ' ')
+	[ -n "$dup" ] && violation "round $r: ports with more than one record: $dup"
+done
+while IFS=$US read -r label spec port mac result kind error steps last flash rmac; do
+	what="$label [$spec] on $port"
+	case $result in
+	PASS)
+		[ "$flash" = same ] || violation "$what: PASS but the flash differs from the recipe's images"
+		[ "$steps" = 5 ] || violation "$what: PASS with $steps of 5 steps recorded"
+		[ "$rmac" = "$mac" ] || violation "$what: PASS recorded MAC '$rmac', the device has $mac"
+		;;
+	FAIL)
+		rel_specific_reason "$kind" "$error" || violation "$what: FAIL without a specific reason: kind '$kind', error '$error'"
+		phase=${kind%%:*}
+		case $phase in
+		erase | write | write_init_data | verify | reset)
+			[ "$last" = "$phase FAIL" ] || violation "$what: FAIL in step '$phase' but the last recorded step is '$last' ($steps steps)" ;;
+		connect | identify | expect)
+			[ "$steps" = 0 ] || violation "$what: FAIL in '$phase' (before any step) with $steps steps recorded" ;;
+		esac
+		[ -z "$rmac" ] || [ "$rmac" = "$mac" ] || violation "$what: FAIL recorded MAC '$rmac', the device has $mac"
+		;;
+	MISSING) violation "$what: no record at all" ;;
+	*) violation "$what: recorded as $result ($kind: $error)" ;;
+	esac
+	# faults whose outcome is not in doubt
+	must=
+	case $label in
+	'silent chip') must='connect: timeout' ;;
+	'wrong chip'*) must='connect: wrong chip' ;;
+	'small flash'*) must='expect: ' ;;
+	'stuck sector (image has 0 bits)') must='FAIL' ;;
+	'stuck sector (all 0xFF there)' | 'stall rx 1.5 s' | 'stall tx 1.5 s') must=PASS ;;
+	esac
+	case $must in
+	'') ;;
+	PASS | FAIL) [ "$result" = "$must" ] || violation "$what: expected $must, got $result ($kind)" ;;
+	*) [ "$result" = FAIL ] && [ "${kind#"$must"}" != "$kind" ] || violation "$what: expected FAIL '$must...', got $result ($kind)" ;;
+	esac
+done <"$T/all.units"
+
+# transient faults: one dropped or corrupted byte
+read -r t_units t_pass < <(awk -F"$US" '$1 ~ /\(1 byte\)$/ { n++; if ($5 == "PASS") p++ } END { print n + 0, p + 0 }' "$T/all.units")
+t_rate=$(awk -v n="$t_units" -v p="$t_pass" 'BEGIN { printf "%.1f", n ? 100 * p / n : 0 }')
+if [ "$t_units" -eq 0 ] || [ $((t_pass * 100)) -lt $((t_units * 95)) ]; then
+	violation "single-byte faults recovered in $t_pass of $t_units units ($t_rate%), below 95%"
+fi
+faulted=$(wc -l <"$T/all.units")
+n_pass=$(awk -F"$US" '$5 == "PASS"' "$T/all.units" | wc -l)
+n_fail=$(awk -F"$US" '$5 == "FAIL"' "$T/all.units" | wc -l)
+n_bad_pass=$(awk -F"$US" '$5 == "PASS" && $10 != "same"' "$T/all.units" | wc -l)
+
+# ---- the matrix -----------------------------------------------------------
+matrix() {
+	echo "| fault | units | PASS | FAIL | FAIL reasons (error_kind × count) |"
+	echo "|---|---:|---:|---:|---|"
+	awk -F"$US" '
+		!($1 in seen) { seen[$1] = 1; order[++n] = $1 }
+		{ units[$1]++; if ($5 == "PASS") pass[$1]++; else if ($5 == "FAIL") { fail[$1]++; why[$1 SUBSEP $6]++ } else other[$1]++ }
+		END {
+			for (i = 1; i <= n; i++) {
+				l = order[i]; reasons = ""
+				for (k in why) { split(k, kk, SUBSEP); if (kk[1] == l) reasons = reasons (reasons ? ", " : "") kk[2] " × " why[k] }
+				if (other[l]) reasons = reasons (reasons ? ", " : "") "MISSING/other × " other[l]
+				printf "| %s | %d | %d | %d | %s |\n", l, units[l], pass[l] + 0, fail[l] + 0, reasons
+			}
+		}' "$T/all.units"
+}
+rev=$(git rev-parse --short HEAD 2>/dev/null || echo '?')
+git diff --quiet HEAD -- src include tests/sim 2>/dev/null || rev="$rev + uncommitted changes"
+{
+	echo "Fault matrix ($MODE): $faulted faulted units in $rounds rounds of up to $DEVS devices, seed $SEED, ${elapsed}s"
+	echo
+	matrix
+	echo
+	echo "- PASS $n_pass, FAIL $n_fail; PASS whose flash differs from the images: $n_bad_pass"
+	echo "- single dropped/corrupted byte (rx or tx) recovered by retries: $t_pass of $t_units ($t_rate%)"
+	echo "- ground-truth violations: $violations"
+} >"$T/summary.txt"
+cat "$T/summary.txt"
+if [ -n "$WRITE" ]; then
+	{
+		echo "# Reliability: the fault matrix"
+		echo
+		echo "Written by \`tests/reliability/matrix.sh --$MODE --write $WRITE\` (espline $rev, $(date -u +%Y-%m-%d))."
+		echo "Every unit is one simulated ESP8266 (\`espline-sim\`, RFC 2217, time scale 0) carrying one"
+		echo "fault, programmed by \`espline run recipes/nodemcu-4mb.yaml\` (one unit per adapter, 16"
+		echo "adapters per run). Each record is checked against the simulator's flash file: a PASS"
+		echo "must leave exactly the recipe's images (rebuilt independently by the script), a FAIL must"
+		echo "name its phase and cause, and no unit may be missing. The CI form runs in"
+		echo "\`tests/integration/reliability.sh\`; \`--full\` adds positions and seeds."
+		echo
+		echo "Fault specs are the simulator's (\`espline-sim --help\`); positions are byte offsets"
+		echo "of the host->chip (rx) or chip->host (tx) stream, or flash offsets for \`@flash\`."
+		echo
+		cat "$T/summary.txt"
+		echo
+		echo "## Every case"
+		echo
+		echo "| fault | spec | result | error_kind |"
+		echo "|---|---|---|---|"
+		awk -F"$US" '{ printf "| %s | `%s` | %s | %s |\n", $1, $2, $5, $6 }' "$T/all.units"
+	} >"$WRITE"
+fi
+if [ "$violations" -eq 0 ]; then echo "matrix: ok"; else echo "matrix: FAILED ($violations violations)"; exit 1; fi
