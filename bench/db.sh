@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build/bench}
 BENCH_DIR=${BENCH_DIR:-/tmp}
 make --no-print-directory -s BUILD="$BUILD" "$BUILD/libespline.a"
-PKGS="libserialport sqlite3 yaml-0.1 zlib libcrypto jansson"
+PKGS="libserialport sqlite3 yaml-0.1 zlib libcrypto jansson libpq"
 mkdir -p "$BUILD/bench"
 cc -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Iinclude \
 	$(pkg-config --cflags $PKGS) bench/db_bench.c "$BUILD/libespline.a" \

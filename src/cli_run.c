@@ -20,7 +20,7 @@
 
 static const char run_help[] =
 	"usage: espline run RECIPE [--port SPEC ...] [--batch NAME --count N | --station]\n"
-	"                   [--db PATH] [--operator NAME] [--station-name NAME]\n"
+	"                   [--db PATH] [--central URL] [--operator NAME] [--station-name NAME]\n"
 	"                   [--json | --plain] [--baud N] [--flash-baud N]\n\n"
 	"Program ESP8266 units with RECIPE, one worker thread per adapter, and record\n"
 	"every unit in the database.\n\n"
@@ -34,6 +34,8 @@ static const char run_help[] =
 	"  --station          the same, until Ctrl-C; adapters plugged in later get a worker\n"
 	"                     (without --batch/--station: one unit per adapter found, then exit)\n"
 	"  --db PATH          database (default $ESPLINE_DB or db/espline.sqlite)\n"
+	"  --central URL      also replicate every unit to PostgreSQL (default $ESPLINE_CENTRAL);\n"
+	"                     the line never waits for it: see `espline sync status`\n"
 	"  --operator NAME    recorded with the batch\n"
 	"  --station-name N   recorded station name (default: the host name)\n"
 	"  --json             JSON Lines event stream on stdout (for MES integration)\n"
@@ -49,7 +51,7 @@ typedef struct run_args {
 	const char *recipe;
 	const char *ports[MAX_PORTS];
 	size_t n_ports;
-	const char *batch, *db, *operator_name, *station_name;
+	const char *batch, *db, *central, *operator_name, *station_name;
 	int count, station, json, plain;
 	unsigned baud, flash_baud;
 } run_args;
@@ -104,11 +106,12 @@ static int parse_uint(const char *s, unsigned *out)
 
 static int parse_args(int argc, char **argv, run_args *a)
 {
-	enum { O_BATCH = 256, O_COUNT, O_STATION, O_DB, O_OPERATOR, O_NAME, O_JSON, O_PLAIN, O_BAUD, O_FBAUD };
+	enum { O_BATCH = 256, O_COUNT, O_STATION, O_DB, O_OPERATOR, O_NAME, O_JSON, O_PLAIN, O_BAUD, O_FBAUD, O_CENTRAL };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },      { "batch", required_argument, NULL, O_BATCH },
 		{ "count", required_argument, NULL, O_COUNT }, { "station", no_argument, NULL, O_STATION },
-		{ "db", required_argument, NULL, O_DB },       { "operator", required_argument, NULL, O_OPERATOR },
+		{ "db", required_argument, NULL, O_DB },       { "central", required_argument, NULL, O_CENTRAL },
+		{ "operator", required_argument, NULL, O_OPERATOR },
 		{ "station-name", required_argument, NULL, O_NAME }, { "json", no_argument, NULL, O_JSON },
 		{ "plain", no_argument, NULL, O_PLAIN },       { "baud", required_argument, NULL, O_BAUD },
 		{ "flash-baud", required_argument, NULL, O_FBAUD }, { "help", no_argument, NULL, 'h' },
@@ -135,6 +138,7 @@ static int parse_args(int argc, char **argv, run_args *a)
 			break;
 		case O_STATION: a->station = 1; break;
 		case O_DB: a->db = optarg; break;
+		case O_CENTRAL: a->central = optarg; break;
 		case O_OPERATOR: a->operator_name = optarg; break;
 		case O_NAME: a->station_name = optarg; break;
 		case O_JSON: a->json = 1; break;
@@ -239,7 +243,7 @@ static int run_main(int argc, char **argv)
 		.plan = plan, .ports = a.n_ports ? a.ports : NULL, .n_ports = a.n_ports,
 		.mode = a.station ? ESPL_STATION_CONTINUOUS : a.batch ? ESPL_STATION_BATCH : ESPL_STATION_ONCE,
 		.batch_name = a.batch, .count = a.count, .operator_name = a.operator_name,
-		.db_path = db_path, .station_name = a.station_name, .version = ESPLINE_RUN_VERSION,
+		.db_path = db_path, .central = a.central, .station_name = a.station_name, .version = ESPLINE_RUN_VERSION,
 		.handle_signals = 1, .on_event = on_event, .on_tick = on_tick, .ctx = &view,
 	};
 	/* A test knob: a database quota, to provoke "database or disk is full". */

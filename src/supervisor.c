@@ -787,6 +787,7 @@ static int start_database(espl_supervisor *s, espl_error *err)
 
 	memset(&dopt, 0, sizeof dopt);
 	dopt.path = s->o.db_path;
+	dopt.central = s->o.central;
 	dopt.station = (espl_db_station){ s->station, s->host, s->o.version ? s->o.version : "?" };
 	dopt.max_pages = s->o.db_max_pages;
 	dopt.on_unit = on_db_unit;
