@@ -257,7 +257,9 @@ static int run_main(int argc, char **argv)
 		rc = espl_supervisor_run(sup, &totals, &err);
 	if (rc < 0 && rc != ESPL_EINTERRUPTED)
 		fprintf(stderr, "espline run: %s\n", err.msg);
-	if (sup && (rc == ESPL_OK || rc == ESPL_EINTERRUPTED || rc == ESPL_EDB || totals.units > 0))
+	/* A summary only for a batch that began: a database that could not be
+	 * opened has nothing to sum up, and the error above says why. */
+	if (sup && (totals.batch_uuid[0] || totals.units > 0))
 		espl_ui_summary(ui, &totals);
 	code = exit_code(rc, &totals, &view);
 	if (rc == ESPL_EINTERRUPTED && totals.stop_level >= ESPL_STOP_ABORT) {

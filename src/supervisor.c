@@ -468,10 +468,14 @@ static int answers_at(worker *w, unsigned baud, int reset)
 	lo.no_stub = 1;
 	lo.connect_attempts = 1;
 	lo.connect_timeout_ms = w->sup->o.presence_connect_ms;
-	if (espl_loader_open(w->info.path, &lo, &l, &err) < 0)
-		return 0;
-	espl_loader_close(l);
-	return 1;
+	int rc = espl_loader_open(w->info.path, &lo, &l, &err);
+	if (rc == ESPL_OK) {
+		espl_loader_close(l);
+		return 1;
+	}
+	/* A chip that syncs but is not an ESP8266 (an ESP32 left in the jig)
+	 * is still there: it must not count as a new unit every second. */
+	return rc == ESPL_ECHIP;
 }
 
 /* Is the finished unit still there?
