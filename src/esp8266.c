@@ -1,5 +1,6 @@
 /* esp8266.c - chip check and identification; see include/espline/esp8266.h. */
 #include "espline/esp8266.h"
+#include "espline/flash_vendor.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -120,26 +121,10 @@ size_t espl_flash_size_from_capacity(uint8_t cap)
 	}
 }
 
-typedef struct vendor_name {
-	uint8_t id;
-	const char *name;
-} vendor_name;
-
-/* JEDEC JEP106 bank-1 ids of SPI NOR makers seen on ESP8266 modules. */
-static const vendor_name vendors[] = {
-	{ 0x01, "Spansion/Cypress" }, { 0x1C, "EON" }, { 0x1F, "Adesto/Atmel" },
-	{ 0x20, "Micron/XMC" }, { 0x37, "AMIC" }, { 0x5E, "Zbit" }, { 0x68, "Boya" },
-	{ 0x85, "Puya" }, { 0x8C, "ESMT" }, { 0x9D, "ISSI" }, { 0xA1, "Fudan" },
-	{ 0xBF, "SST/Microchip" }, { 0xC2, "Macronix" }, { 0xC8, "GigaDevice" },
-	{ 0xCD, "Tenda/TH" }, { 0xE0, "Paragon" }, { 0xEF, "Winbond" }, { 0x0B, "XTX" },
-};
-
 const char *espl_flash_vendor(uint8_t manufacturer)
 {
-	for (size_t i = 0; i < sizeof vendors / sizeof *vendors; i++)
-		if (vendors[i].id == manufacturer)
-			return vendors[i].name;
-	return "unknown";
+	const char *name = espl_flash_manufacturer_name(manufacturer);
+	return name ? name : "unknown";
 }
 
 int espl_esp8266_check_chip(espl_loader *l, espl_error *err)
@@ -148,6 +133,8 @@ int espl_esp8266_check_chip(espl_loader *l, espl_error *err)
 	const char *name;
 
 	ESPL_TRY(espl_loader_read_reg(l, ESPL_CHIP_MAGIC_REG, &magic, err));
+	if (magic != ESPL_ESP8266_MAGIC) /* a garbled reply, or really another chip? */
+		ESPL_TRY(espl_loader_read_reg(l, ESPL_CHIP_MAGIC_REG, &magic, err));
 	if (magic == ESPL_ESP8266_MAGIC)
 		return 0;
 	name = espl_chip_name_for_magic(magic);
@@ -200,32 +187,65 @@ int espl_esp8266_flash_id(espl_loader *l, uint32_t *id, espl_error *err)
 	return 0;
 }
 
-static int read_efuses(espl_loader *l, uint32_t efuse[4], espl_error *err)
+/* Identity registers: four efuse words and the UART divider. */
+#define ID_REGS 5
+/* Rounds of reads before two consecutive ones must have agreed. */
+#define STABLE_READ_ROUNDS 4
+
+static int read_id_regs(espl_loader *l, uint32_t v[ID_REGS], espl_error *err)
 {
 	for (int i = 0; i < 4; i++)
-		ESPL_TRY(espl_loader_read_reg(l, ESPL_EFUSE_BASE + 4u * (uint32_t)i, &efuse[i], err));
-	return 0;
+		ESPL_TRY(espl_loader_read_reg(l, ESPL_EFUSE_BASE + 4u * (uint32_t)i, &v[i], err));
+	return espl_loader_read_reg(l, ESPL_UART_CLKDIV_REG, &v[4], err);
+}
+
+static int read_flash_id_regs(espl_loader *l, uint32_t v[ID_REGS], espl_error *err)
+{
+	return espl_esp8266_flash_id(l, &v[0], err);
+}
+
+/* Replies carry no checksum: a garbled command reads another register and a
+ * garbled reply another value, and the unit would be recorded with a wrong
+ * MAC or flash.  Read until two consecutive rounds agree. */
+static int read_stable(espl_loader *l, int (*read)(espl_loader *, uint32_t *, espl_error *),
+		       uint32_t out[ID_REGS], const char *what, espl_error *err)
+{
+	uint32_t prev[ID_REGS] = { 0 };
+	ESPL_TRY(read(l, prev, err));
+	for (int round = 1; round < STABLE_READ_ROUNDS; round++) {
+		memset(out, 0, sizeof(uint32_t) * ID_REGS);
+		ESPL_TRY(read(l, out, err));
+		if (memcmp(prev, out, sizeof prev) == 0)
+			return 0;
+		espl_loader_log(l, ESPL_LOG_DEBUG, "%s read twice differs; reading again", what);
+		memcpy(prev, out, sizeof prev);
+	}
+	return espl_fail(err, ESPL_EPROTO, "the %s reads differently each time (%d reads): the serial "
+			 "line is corrupting data; check the cable or lower the baud rate", what,
+			 STABLE_READ_ROUNDS);
 }
 
 int espl_esp8266_identify(espl_loader *l, espl_chip_info *info, espl_error *err)
 {
-	uint32_t clkdiv;
+	uint32_t regs[ID_REGS], id[ID_REGS], clkdiv;
 
 	memset(info, 0, sizeof *info);
-	ESPL_TRY(read_efuses(l, info->efuse, err));
+	ESPL_TRY(read_stable(l, read_id_regs, regs, "chip's efuse/clock", err));
+	memcpy(info->efuse, regs, sizeof info->efuse);
+	clkdiv = regs[4];
 	ESPL_TRY(espl_esp8266_mac(info->efuse, info->mac, err));
 	snprintf(info->mac_str, sizeof info->mac_str, "%02x:%02x:%02x:%02x:%02x:%02x", info->mac[0],
 		 info->mac[1], info->mac[2], info->mac[3], info->mac[4], info->mac[5]);
 	info->chip_id = espl_esp8266_chip_id(info->efuse);
 	snprintf(info->chip, sizeof info->chip, "%s", espl_esp8266_description(info->efuse));
 
-	ESPL_TRY(espl_loader_read_reg(l, ESPL_UART_CLKDIV_REG, &clkdiv, err));
 	info->xtal_mhz = espl_esp8266_xtal_mhz(clkdiv, espl_loader_baud(l), &info->xtal_estimate_mhz);
 	if (info->xtal_estimate_mhz < info->xtal_mhz - 1.0 || info->xtal_estimate_mhz > info->xtal_mhz + 1.0)
 		espl_loader_log(l, ESPL_LOG_WARN, "crystal estimate %.1f MHz is far from %u MHz",
 				info->xtal_estimate_mhz, info->xtal_mhz);
 
-	ESPL_TRY(espl_esp8266_flash_id(l, &info->flash_id, err));
+	ESPL_TRY(read_stable(l, read_flash_id_regs, id, "flash JEDEC id", err));
+	info->flash_id = id[0];
 	info->flash_manufacturer = (uint8_t)info->flash_id;
 	info->flash_type = (uint8_t)(info->flash_id >> 8);
 	info->flash_capacity = (uint8_t)(info->flash_id >> 16);

@@ -15,11 +15,16 @@ int espl_flashmap_for_size(size_t flash_size, espl_flashmap *map, espl_error *er
 	if (flash_size < MIN_SIZE || flash_size > MAX_SIZE || (flash_size & (flash_size - 1)) != 0)
 		return espl_fail(err, ESPL_EARG, "flash size %zu bytes is not one the ESP8266 SDK "
 				 "supports (256KB..16MB, a power of two)", flash_size);
-	map->flash_size = flash_size;
-	map->rf_cal = (uint32_t)(flash_size - 0x5000);
-	map->init_data = (uint32_t)(flash_size - 0x4000);
-	map->blank = (uint32_t)(flash_size - 0x2000);
+	espl_flashmap_layout(flash_size, map);
 	return 0;
+}
+
+void espl_flashmap_layout(size_t flash_size, espl_flashmap *map)
+{
+	map->flash_size = flash_size;
+	map->rf_cal = (uint32_t)(flash_size - ESPL_FLASHMAP_RF_CAL_FROM_END);
+	map->init_data = (uint32_t)(flash_size - ESPL_FLASHMAP_INIT_DATA_FROM_END);
+	map->blank = (uint32_t)(flash_size - ESPL_FLASHMAP_BLANK_FROM_END);
 }
 
 int espl_size_parse(const char *s, size_t *bytes, espl_error *err)

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <zlib.h>
 
+#include "dev_bytes.h"
 #include "espline/loader.h"
 
 #define HEADER_LEN 8
@@ -120,11 +121,6 @@ int espl_flash_size_code(size_t bytes)
 
 /* ---- parsing and patching ----------------------------------------------- */
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* Structure only: header, segment table within the data, checksum byte
  * present.  The checksum value is compared by the caller. */
 static int parse_structure(const uint8_t *d, size_t len, espl_image_info *info, espl_error *err)
@@ -143,14 +139,14 @@ static int parse_structure(const uint8_t *d, size_t len, espl_image_info *info, 
 	info->mode = d[2];
 	info->size_code = d[3] & 0xF0;
 	info->freq = d[3] & 0x0F;
-	info->entry = le32(d + 4);
+	info->entry = espl_get_le32(d + 4);
 	info->computed = 0xEF;
 	for (unsigned i = 0; i < info->nsegments; i++) {
 		if (len - pos < SEGMENT_HEADER_LEN)
 			return espl_fail(err, ESPL_EARG, "not an ESP8266 image: segment %u header beyond "
 					 "the end of the file", i);
-		info->seg[i].load_addr = le32(d + pos);
-		info->seg[i].len = le32(d + pos + 4);
+		info->seg[i].load_addr = espl_get_le32(d + pos);
+		info->seg[i].len = espl_get_le32(d + pos + 4);
 		pos += SEGMENT_HEADER_LEN;
 		if (info->seg[i].len > len - pos)
 			return espl_fail(err, ESPL_EARG, "not an ESP8266 image: segment %u (%u bytes at "

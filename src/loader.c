@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dev_bytes.h"
 #include "dev_clock.h"
 #include "espline/esp8266.h"
 #include "espline/reset.h"
@@ -24,6 +25,13 @@
 #define SYNC_EXTRA_REPLIES 7
 #define MEM_END_ROM_MS 500
 #define OHAI_MS 3000
+/* Tries of a command that may safely be sent twice (a lost or corrupted
+ * reply, or a corrupted command the chip rejected). */
+#define IDEMPOTENT_ATTEMPTS 3
+/* Uploads of the flasher stub before connect gives up. */
+#define STUB_UPLOAD_ATTEMPTS 3
+/* SYNC tries at the current rate before a reconnect resets the chip. */
+#define RESYNC_TRIES 3
 
 struct espl_loader {
 	espl_port *port;
@@ -42,21 +50,10 @@ struct espl_loader {
 	char noise_text[72];      /* the first of them, to show the operator */
 	size_t noise_len;
 
+	int synced;               /* a SYNC was answered since the loader was made */
+
 	uint8_t tx[TX_CAP];
 };
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
 
 /* ---- options, state, events -------------------------------------------- */
 
@@ -319,7 +316,7 @@ static int send_command(espl_loader *l, uint8_t op, const uint8_t *a, size_t ale
 	hdr[1] = op;
 	hdr[2] = (uint8_t)total;
 	hdr[3] = (uint8_t)(total >> 8);
-	put_le32(hdr + 4, chk);
+	espl_put_le32(hdr + 4, chk);
 	l->tx[n++] = ESPL_SLIP_END;
 	n += espl_slip_escape(hdr, sizeof hdr, l->tx + n);
 	if (alen)
@@ -334,9 +331,9 @@ static int send_command(espl_loader *l, uint8_t op, const uint8_t *a, size_t ale
 	return 0;
 }
 
-/* Check a matching reply's status bytes; fill the caller's outputs. */
-static int take_reply(espl_loader *l, uint8_t op, const uint8_t *f, size_t flen, uint32_t *value,
-		      uint8_t *out, size_t out_cap, size_t *out_len, espl_error *err)
+/* Check a reply to op's status bytes; fill the caller's outputs. */
+static int check_reply(int mode, uint8_t op, const uint8_t *f, size_t flen, uint32_t *value,
+		       uint8_t *out, size_t out_cap, size_t *out_len, unsigned *status, espl_error *err)
 {
 	size_t size = (size_t)f[2] | (size_t)f[3] << 8;
 	const uint8_t *data = f + HEADER_LEN;
@@ -345,31 +342,31 @@ static int take_reply(espl_loader *l, uint8_t op, const uint8_t *f, size_t flen,
 	if (size < dlen)
 		dlen = size;
 	if (value)
-		*value = get_le32(f + 4);
+		*value = espl_get_le32(f + 4);
 	if (op == ESPL_OP_READ_REG) {
 		/* Only data[0] counts: ESP32-family ROMs send 4 status bytes. */
-		l->last_status = dlen >= 2 ? (unsigned)data[0] << 8 | data[1] : 0;
+		*status = dlen >= 2 ? (unsigned)data[0] << 8 | data[1] : 0;
 		if (dlen >= 1 && data[0] != 0)
-			return espl_fail(err, ESPL_EDEVICE, "READ_REG failed (status 0x%04X)", l->last_status);
+			return espl_fail(err, ESPL_EDEVICE, "READ_REG failed (status 0x%04X)", *status);
 		if (out_len)
 			*out_len = 0;
 		return 0;
 	}
 	if (dlen < 2)
 		return espl_fail(err, ESPL_EPROTO, "%s reply has no status bytes", op_name(op));
-	l->last_status = (unsigned)data[dlen - 2] << 8 | data[dlen - 1];
-	if (l->mode == ESPL_MODE_STUB && data[dlen - 2] == 0x01 && op != ESPL_OP_SYNC)
+	*status = (unsigned)data[dlen - 2] << 8 | data[dlen - 1];
+	if (mode == ESPL_MODE_STUB && data[dlen - 2] == 0x01 && op != ESPL_OP_SYNC)
 		/* ROM-style status while the stub should be running. */
 		return espl_fail(err, ESPL_EDEVICE, "%s failed: the chip answered like its ROM loader "
 				 "(status 0x%04X): it was reset during the operation, and the flasher stub "
 				 "is gone. Check the supply and the EN/RST line, then start again",
-				 op_name(op), l->last_status);
+				 op_name(op), *status);
 	if (data[dlen - 2] != 0) {
-		const char *text = l->mode == ESPL_MODE_STUB ? stub_error_text(data[dlen - 2])
-							     : rom_error_text(data[dlen - 1]);
+		const char *text = mode == ESPL_MODE_STUB ? stub_error_text(data[dlen - 2])
+							  : rom_error_text(data[dlen - 1]);
 		return espl_fail(err, ESPL_EDEVICE, "%s failed: the %s reported %s (status 0x%04X)%s",
-				 op_name(op), l->mode == ESPL_MODE_STUB ? "flasher stub" : "ROM loader",
-				 text, l->last_status, status_hint(l->mode, l->last_status));
+				 op_name(op), mode == ESPL_MODE_STUB ? "flasher stub" : "ROM loader",
+				 text, *status, status_hint(mode, *status));
 	}
 	dlen -= 2;
 	if (out) {
@@ -381,6 +378,27 @@ static int take_reply(espl_loader *l, uint8_t op, const uint8_t *f, size_t flen,
 	return 0;
 }
 
+int espl_loader_parse_reply(int mode, uint8_t op, const uint8_t *frame, size_t len, uint32_t *value,
+			    uint8_t *out, size_t out_cap, size_t *out_len, unsigned *status,
+			    espl_error *err)
+{
+	unsigned ignored;
+	if (!status)
+		status = &ignored;
+	*status = 0;
+	if (!frame || len < HEADER_LEN || frame[0] != 0x01)
+		return 1; /* noise, or a stray frame */
+	if (frame[1] != op) {
+		/* ROM "invalid message" for what we sent: no use waiting. */
+		if (len >= HEADER_LEN + 2 && frame[HEADER_LEN] != 0 && frame[HEADER_LEN + 1] == 0x05 &&
+		    frame[1] != ESPL_OP_SYNC)
+			return espl_fail(err, ESPL_EUNSUPPORTED, "%s: the chip does not support this "
+					 "command", op_name(op));
+		return 1; /* e.g. a surplus SYNC reply */
+	}
+	return check_reply(mode, op, frame, len, value, out, out_cap, out_len, status, err);
+}
+
 static int await_reply(espl_loader *l, uint8_t op, int timeout_ms, uint32_t *value, uint8_t *out,
 		       size_t out_cap, size_t *out_len, espl_error *err)
 {
@@ -389,22 +407,19 @@ static int await_reply(espl_loader *l, uint8_t op, int timeout_ms, uint32_t *val
 	for (int skipped = 0; skipped < MAX_SKIPPED_REPLIES; skipped++) {
 		const uint8_t *f;
 		size_t flen;
+		unsigned status;
 		int rc = espl_loader_read_frame(l, espl_ms_left(deadline), &f, &flen, err);
 		if (rc < 0) {
 			espl_error_prefix(err, "%s", op_name(op));
 			return rc;
 		}
-		if (flen < HEADER_LEN || f[0] != 0x01)
-			continue; /* noise, or a stray frame */
-		if (f[1] != op) {
-			/* ROM "invalid message" for what we sent: no use waiting. */
-			if (flen >= HEADER_LEN + 2 && f[HEADER_LEN] != 0 && f[HEADER_LEN + 1] == 0x05 &&
-			    f[1] != ESPL_OP_SYNC)
-				return espl_fail(err, ESPL_EUNSUPPORTED, "%s: the chip does not support "
-						 "this command", op_name(op));
-			continue; /* e.g. a surplus SYNC reply */
-		}
-		return take_reply(l, op, f, flen, value, out, out_cap, out_len, err);
+		rc = espl_loader_parse_reply(l->mode, op, f, flen, value, out, out_cap, out_len, &status,
+					     err);
+		if (rc == 1)
+			continue;
+		if (rc != ESPL_EUNSUPPORTED)
+			l->last_status = status;
+		return rc;
 	}
 	return espl_fail(err, ESPL_EPROTO, "%s: %d replies arrived, none for this command",
 			 op_name(op), MAX_SKIPPED_REPLIES);
@@ -425,14 +440,42 @@ int espl_loader_command(espl_loader *l, uint8_t op, const uint8_t *data, size_t 
 	return command2(l, op, data, len, NULL, 0, chk, timeout_ms, value, out, out_cap, out_len, err);
 }
 
+/* Failures a second identical command may not repeat: the reply was lost or
+ * garbled, or a byte of the command was, and the chip refused it.  Not a
+ * lost port, and never a definite answer from a higher layer. */
+static int link_error(int rc)
+{
+	return rc == ESPL_ETIMEOUT || rc == ESPL_EPROTO || rc == ESPL_EDEVICE ||
+	       rc == ESPL_EUNSUPPORTED;
+}
+
+int espl_loader_command_idempotent(espl_loader *l, uint8_t op, const uint8_t *data, size_t len,
+				   uint32_t chk, int timeout_ms, uint32_t *value, uint8_t *out,
+				   size_t out_cap, size_t *out_len, espl_error *err)
+{
+	for (int attempt = 1;; attempt++) {
+		int rc = espl_loader_command(l, op, data, len, chk, timeout_ms, value, out, out_cap,
+					     out_len, err);
+		if (rc >= 0 || !link_error(rc) || attempt >= IDEMPOTENT_ATTEMPTS)
+			return rc;
+		espl_loader_log(l, ESPL_LOG_DEBUG, "%s; sending %s again", err->msg, op_name(op));
+		/* A stale or half-received reply must not answer the next try. */
+		espl_error ignored;
+		if (flush_input(l, &ignored) < 0) {
+			*err = ignored;
+			return ignored.code;
+		}
+	}
+}
+
 /* ---- simple commands ---------------------------------------------------- */
 
 int espl_loader_read_reg(espl_loader *l, uint32_t addr, uint32_t *value, espl_error *err)
 {
 	uint8_t p[4];
-	put_le32(p, addr);
-	int rc = espl_loader_command(l, ESPL_OP_READ_REG, p, sizeof p, 0, ESPL_TIMEOUT_DEFAULT_MS,
-				     value, NULL, 0, NULL, err);
+	espl_put_le32(p, addr);
+	int rc = espl_loader_command_idempotent(l, ESPL_OP_READ_REG, p, sizeof p, 0,
+						ESPL_TIMEOUT_DEFAULT_MS, value, NULL, 0, NULL, err);
 	if (rc < 0)
 		espl_error_prefix(err, "reading register 0x%08X", addr);
 	return rc;
@@ -442,12 +485,12 @@ int espl_loader_write_reg(espl_loader *l, uint32_t addr, uint32_t value, uint32_
 			  uint32_t delay_us, espl_error *err)
 {
 	uint8_t p[16];
-	put_le32(p, addr);
-	put_le32(p + 4, value);
-	put_le32(p + 8, mask);
-	put_le32(p + 12, delay_us);
-	int rc = espl_loader_command(l, ESPL_OP_WRITE_REG, p, sizeof p, 0, ESPL_TIMEOUT_DEFAULT_MS,
-				     NULL, NULL, 0, NULL, err);
+	espl_put_le32(p, addr);
+	espl_put_le32(p + 4, value);
+	espl_put_le32(p + 8, mask);
+	espl_put_le32(p + 12, delay_us);
+	int rc = espl_loader_command_idempotent(l, ESPL_OP_WRITE_REG, p, sizeof p, 0,
+						ESPL_TIMEOUT_DEFAULT_MS, NULL, NULL, 0, NULL, err);
 	if (rc < 0)
 		espl_error_prefix(err, "writing register 0x%08X", addr);
 	return rc;
@@ -457,10 +500,10 @@ int espl_loader_mem_begin(espl_loader *l, uint32_t size, uint32_t blocks, uint32
 			  uint32_t addr, espl_error *err)
 {
 	uint8_t p[16];
-	put_le32(p, size);
-	put_le32(p + 4, blocks);
-	put_le32(p + 8, block_size);
-	put_le32(p + 12, addr);
+	espl_put_le32(p, size);
+	espl_put_le32(p + 4, blocks);
+	espl_put_le32(p + 8, block_size);
+	espl_put_le32(p + 12, addr);
 	return espl_loader_command(l, ESPL_OP_MEM_BEGIN, p, sizeof p, 0, ESPL_TIMEOUT_DEFAULT_MS,
 				   NULL, NULL, 0, NULL, err);
 }
@@ -468,8 +511,8 @@ int espl_loader_mem_begin(espl_loader *l, uint32_t size, uint32_t blocks, uint32
 static void data_header(uint8_t h[DATA_HEADER_LEN], size_t len, uint32_t seq)
 {
 	memset(h, 0, DATA_HEADER_LEN);
-	put_le32(h, (uint32_t)len);
-	put_le32(h + 4, seq);
+	espl_put_le32(h, (uint32_t)len);
+	espl_put_le32(h + 4, seq);
 }
 
 int espl_loader_mem_data(espl_loader *l, const uint8_t *data, size_t len, uint32_t seq,
@@ -484,8 +527,8 @@ int espl_loader_mem_data(espl_loader *l, const uint8_t *data, size_t len, uint32
 int espl_loader_mem_end(espl_loader *l, uint32_t entry, espl_error *err)
 {
 	uint8_t p[8];
-	put_le32(p, entry == 0);
-	put_le32(p + 4, entry);
+	espl_put_le32(p, entry == 0);
+	espl_put_le32(p + 4, entry);
 	if (l->mode == ESPL_MODE_ROM && entry != 0) {
 		/* The jump may overtake the reply: a missing one is fine. */
 		espl_error tmp;
@@ -537,10 +580,14 @@ int espl_loader_flash_begin(espl_loader *l, int compressed, uint32_t size, uint3
 		erase = espl_rom_erase_size(offset, size);
 		timeout = espl_timeout_for(ESPL_ERASE_MS_PER_MB, size);
 	}
-	put_le32(p, erase);
-	put_le32(p + 4, blocks);
-	put_le32(p + 8, block_size);
-	put_le32(p + 12, offset);
+	espl_put_le32(p, erase);
+	espl_put_le32(p + 4, blocks);
+	espl_put_le32(p + 8, block_size);
+	espl_put_le32(p + 12, offset);
+	if (size == 0 && !compressed)
+		/* FLASH_BEGIN(0, 0) only attaches the SPI flash: safe to repeat. */
+		return espl_loader_command_idempotent(l, ESPL_OP_FLASH_BEGIN, p, sizeof p, 0, timeout,
+						      NULL, NULL, 0, NULL, err);
 	return espl_loader_command(l, compressed ? ESPL_OP_FLASH_DEFL_BEGIN : ESPL_OP_FLASH_BEGIN, p,
 				   sizeof p, 0, timeout, NULL, NULL, 0, NULL, err);
 }
@@ -558,7 +605,7 @@ int espl_loader_flash_end(espl_loader *l, int compressed, int run_app, int timeo
 			  espl_error *err)
 {
 	uint8_t p[4];
-	put_le32(p, run_app ? 0 : 1);
+	espl_put_le32(p, run_app ? 0 : 1);
 	return espl_loader_command(l, compressed ? ESPL_OP_FLASH_DEFL_END : ESPL_OP_FLASH_END, p,
 				   sizeof p, 0, timeout_ms, NULL, NULL, 0, NULL, err);
 }
@@ -567,14 +614,14 @@ int espl_loader_spi_set_params(espl_loader *l, uint32_t flash_size, espl_error *
 {
 	uint8_t p[24];
 	ESPL_TRY(require_stub(l, "SPI_SET_PARAMS", err));
-	put_le32(p, 0);
-	put_le32(p + 4, flash_size);
-	put_le32(p + 8, 0x10000);
-	put_le32(p + 12, 0x1000);
-	put_le32(p + 16, 0x100);
-	put_le32(p + 20, 0xFFFF);
-	return espl_loader_command(l, ESPL_OP_SPI_SET_PARAMS, p, sizeof p, 0, ESPL_TIMEOUT_DEFAULT_MS,
-				   NULL, NULL, 0, NULL, err);
+	espl_put_le32(p, 0);
+	espl_put_le32(p + 4, flash_size);
+	espl_put_le32(p + 8, 0x10000);
+	espl_put_le32(p + 12, 0x1000);
+	espl_put_le32(p + 16, 0x100);
+	espl_put_le32(p + 20, 0xFFFF);
+	return espl_loader_command_idempotent(l, ESPL_OP_SPI_SET_PARAMS, p, sizeof p, 0,
+					      ESPL_TIMEOUT_DEFAULT_MS, NULL, NULL, 0, NULL, err);
 }
 
 int espl_loader_wait_ohai(espl_loader *l, int timeout_ms, espl_error *err)
@@ -625,7 +672,7 @@ static int sync_once(espl_loader *l, int *all_zero, espl_error *err)
 		espl_error tmp;
 		if (espl_loader_read_frame(l, SYNC_REPLY_MS, &f, &len, &tmp) < 0)
 			break;
-		if (len >= HEADER_LEN && f[0] == 0x01 && f[1] == ESPL_OP_SYNC && get_le32(f + 4) != 0)
+		if (len >= HEADER_LEN && f[0] == 0x01 && f[1] == ESPL_OP_SYNC && espl_get_le32(f + 4) != 0)
 			*all_zero = 0;
 	}
 	return 0;
@@ -717,6 +764,7 @@ static int reset_and_sync(espl_loader *l, int *stub_running, espl_error *err)
 		for (int t = 0; t < SYNC_TRIES_PER_RESET && espl_ms_left(deadline) > 0; t++) {
 			int rc = sync_once(l, stub_running, &last);
 			if (rc == 0) {
+				l->synced = 1;
 				espl_loader_log(l, ESPL_LOG_DEBUG, "synced after %d reset(s), %d tries",
 						attempt + 1, t + 1);
 				return 0;
@@ -736,6 +784,39 @@ static int check_chip(espl_loader *l, espl_error *err)
 	return espl_esp8266_check_chip(l, err);
 }
 
+/* After a failed upload: is the stub running anyway (only its greeting or
+ * the MEM_END reply was lost)?  The stub answers SYNC with value 0. */
+static int stub_answers(espl_loader *l)
+{
+	int zero = 0;
+	espl_error ignored;
+	for (int t = 0; t < RESYNC_TRIES; t++)
+		if (sync_once(l, &zero, &ignored) == 0)
+			return zero;
+	return 0;
+}
+
+/* A corrupted byte in a MEM_DATA block (bad checksum), a lost reply or a
+ * lost greeting spoils one upload; the ROM accepts MEM_BEGIN again at any
+ * time, so start the upload over, a bounded number of times. */
+static int upload_with_restarts(espl_loader *l, const espl_stub *stub, espl_error *err)
+{
+	for (int attempt = 1;; attempt++) {
+		int rc = espl_stub_run(l, stub, err);
+		if (rc >= 0 || !link_error(rc))
+			return rc;
+		if (stub_answers(l)) {
+			l->mode = ESPL_MODE_STUB;
+			espl_loader_log(l, ESPL_LOG_DEBUG, "%s; but the flasher stub answers", err->msg);
+			return 0;
+		}
+		if (attempt >= STUB_UPLOAD_ATTEMPTS)
+			return rc;
+		espl_loader_log(l, ESPL_LOG_WARN, "stub upload failed (%s); uploading it again", err->msg);
+		ESPL_TRY(flush_input(l, err));
+	}
+}
+
 static int upload_stub(espl_loader *l, espl_error *err)
 {
 	espl_stub own;
@@ -747,7 +828,7 @@ static int upload_stub(espl_loader *l, espl_error *err)
 		stub = &own;
 	}
 	espl_loader_log(l, ESPL_LOG_DEBUG, "uploading flasher stub from %s", stub->path);
-	rc = espl_stub_run(l, stub, err);
+	rc = upload_with_restarts(l, stub, err);
 	if (stub == &own)
 		espl_stub_free(&own);
 	return rc;
@@ -759,8 +840,8 @@ int espl_loader_change_baud(espl_loader *l, unsigned baud, espl_error *err)
 	unsigned old = l->port->baud;
 
 	ESPL_TRY(require_stub(l, "changing the baud rate", err));
-	put_le32(p, baud);
-	put_le32(p + 4, old);
+	espl_put_le32(p, baud);
+	espl_put_le32(p + 4, old);
 	ESPL_TRY(espl_loader_command(l, ESPL_OP_CHANGE_BAUDRATE, p, sizeof p, 0,
 				     ESPL_TIMEOUT_DEFAULT_MS, NULL, NULL, 0, NULL, err));
 	/* The stub answered at the old rate and switches ~10 ms later. */
@@ -789,11 +870,29 @@ static int try_fast_baud(espl_loader *l, espl_error *err)
 		return 0;
 	}
 	ESPL_TRY(espl_port_set_baud(l->port, old, err));
-	ESPL_TRY(espl_loader_change_baud(l, l->opt.flash_baud, err));
-	for (int i = 0; i < 2; i++) {
+	int rc = espl_loader_change_baud(l, l->opt.flash_baud, err);
+	if (rc < 0 && !link_error(rc))
+		return rc;
+	if (rc < 0) {
+		/* The reply was lost or garbled: the stub may have switched or
+		 * not.  Ask at the new rate, then at the old one. */
+		espl_loader_log(l, ESPL_LOG_DEBUG, "%s; probing both rates", err->msg);
+		ESPL_TRY(espl_port_set_baud(l->port, l->opt.flash_baud, err));
+		espl_sleep_ms(20);
+		ESPL_TRY(flush_input(l, err));
+	}
+	if (espl_loader_read_reg(l, ESPL_CHIP_MAGIC_REG, &magic, err) == 0 &&
+	    magic == ESPL_ESP8266_MAGIC)
+		return 0;
+	if (rc < 0) {
+		ESPL_TRY(espl_port_set_baud(l->port, old, err));
+		ESPL_TRY(flush_input(l, err));
 		if (espl_loader_read_reg(l, ESPL_CHIP_MAGIC_REG, &magic, err) == 0 &&
-		    magic == ESPL_ESP8266_MAGIC)
+		    magic == ESPL_ESP8266_MAGIC) {
+			espl_loader_log(l, ESPL_LOG_WARN, "the chip did not switch to %u baud; staying "
+					"at %u baud", l->opt.flash_baud, old);
 			return 0;
+		}
 	}
 	return espl_fail(err, ESPL_ETIMEOUT, "no sane reply at %u baud", l->opt.flash_baud);
 }
@@ -820,6 +919,49 @@ static int connect_once(espl_loader *l, int switch_baud, espl_error *err)
 	return 0;
 }
 
+int espl_loader_reconnect(espl_loader *l, espl_error *err)
+{
+	int stub_running = 0;
+	espl_error probe;
+
+	ESPL_TRY(flush_input(l, err));
+	/* The chip may still listen where we left it, stub and rate included. */
+	for (int t = 0; t < RESYNC_TRIES; t++) {
+		int rc = sync_once(l, &stub_running, &probe);
+		if (rc == ESPL_EDISCONNECTED) {
+			*err = probe;
+			return rc;
+		}
+		if (rc == 0 && (stub_running || l->opt.no_stub)) {
+			l->mode = stub_running ? ESPL_MODE_STUB : ESPL_MODE_ROM;
+			return check_chip(l, err);
+		}
+		if (rc == 0)
+			break; /* the ROM answers: the stub is gone, start over */
+	}
+	return connect_once(l, 1, err);
+}
+
+/* Connect, and once more if a link error spoiled it after the chip had
+ * answered (a chip that never answered has used up its time already). */
+static int connect_with_retry(espl_loader *l, espl_error *err)
+{
+	int rc = connect_once(l, 1, err);
+	if (rc < 0 && l->mode == ESPL_MODE_STUB && l->opt.reset == ESPL_RESET_AUTO &&
+	    l->opt.flash_baud != l->opt.baud && rc != ESPL_EDISCONNECTED) {
+		/* The fast rate failed after the stub switched: the chip now
+		 * listens at a rate we cannot use.  Start over at the old one. */
+		espl_loader_log(l, ESPL_LOG_WARN, "%u baud did not work (%s); reconnecting at %u baud",
+				l->opt.flash_baud, err ? err->msg : "", l->opt.baud);
+		return connect_once(l, 0, err);
+	}
+	if (rc < 0 && l->synced && link_error(rc)) {
+		espl_loader_log(l, ESPL_LOG_WARN, "connect failed (%s); connecting again", err->msg);
+		rc = espl_loader_reconnect(l, err);
+	}
+	return rc;
+}
+
 int espl_loader_connect(espl_port *port, const espl_loader_options *opt, espl_loader **out,
 			espl_error *err)
 {
@@ -840,15 +982,7 @@ int espl_loader_connect(espl_port *port, const espl_loader_options *opt, espl_lo
 	}
 	espl_slip_decoder_init(&l->dec, l->frame, sizeof l->frame);
 
-	rc = connect_once(l, 1, err);
-	if (rc < 0 && l->mode == ESPL_MODE_STUB && l->opt.reset == ESPL_RESET_AUTO &&
-	    l->opt.flash_baud != l->opt.baud && rc != ESPL_EDISCONNECTED) {
-		/* The fast rate failed after the stub switched: the chip now
-		 * listens at a rate we cannot use.  Start over at the old one. */
-		espl_loader_log(l, ESPL_LOG_WARN, "%u baud did not work (%s); reconnecting at %u baud",
-				l->opt.flash_baud, err ? err->msg : "", l->opt.baud);
-		rc = connect_once(l, 0, err);
-	}
+	rc = connect_with_retry(l, err);
 	if (rc < 0) {
 		espl_loader_close(l);
 		return rc;

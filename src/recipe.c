@@ -1,5 +1,6 @@
 /* recipe.c - YAML recipes: parse, validate, prepare; see include/espline/recipe.h. */
 #include "espline/recipe.h"
+#include "espline/flashmap.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,9 +21,6 @@
 #define BYTES_PER_MB_RATE 1000000ull  /* esptool's per-MB timeouts use 10^6 */
 #define MAX_RETRIES 10
 #define MAX_TIMEOUT_MS 3600000u
-#define SYSTEM_RF_CAL_FROM_END 0x5000u
-#define SYSTEM_INIT_DATA_FROM_END 0x4000u
-#define SYSTEM_BLANK_FROM_END 0x2000u
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
@@ -150,35 +148,6 @@ int espl_recipe_parse_oui(const char *s, uint8_t oui[3])
 		}
 	}
 	return *s == '\0' ? 0 : -1;
-}
-
-/* JEDEC manufacturer ids seen on ESP8266 modules. */
-static const struct {
-	uint8_t id;
-	const char *name;
-} manufacturers[] = {
-	{ 0x01, "Spansion" }, { 0x0B, "XTX" },    { 0x1C, "EON" },     { 0x1F, "Adesto" },
-	{ 0x20, "XMC" },      { 0x5E, "Zbit" },   { 0x68, "Boya" },    { 0x85, "Puya" },
-	{ 0x8C, "ESMT" },     { 0x9D, "ISSI" },   { 0xA1, "Fudan" },   { 0xBF, "SST" },
-	{ 0xC2, "Macronix" }, { 0xC8, "GigaDevice" }, { 0xE0, "BergMicro" }, { 0xEF, "Winbond" },
-};
-
-const char *espl_flash_manufacturer_name(uint8_t id)
-{
-	for (size_t i = 0; i < sizeof manufacturers / sizeof manufacturers[0]; i++)
-		if (manufacturers[i].id == id)
-			return manufacturers[i].name;
-	return NULL;
-}
-
-static int manufacturer_by_name(const char *name, uint8_t *id)
-{
-	for (size_t i = 0; i < sizeof manufacturers / sizeof manufacturers[0]; i++)
-		if (strcasecmp(manufacturers[i].name, name) == 0) {
-			*id = manufacturers[i].id;
-			return 0;
-		}
-	return -1;
 }
 
 static const char *const flash_mode_names[] = { "qio", "qout", "dio", "dout" };
@@ -757,16 +726,11 @@ static bool manufacturer_item(parse_ctx *c, yaml_node_t *n, const char *what, si
 
 	if (v && espl_recipe_parse_u32(v, &id) == 0 && id <= 0xFF) {
 		e->manufacturers[i] = (uint8_t)id;
-	} else if (v && manufacturer_by_name(v, &byid) == 0) {
+	} else if (v && espl_flash_manufacturer_by_name(v, &byid) == 0) {
 		e->manufacturers[i] = byid;
 	} else {
-		list[0] = '\0';
-		for (size_t m = 0; m < sizeof manufacturers / sizeof manufacturers[0]; m++) {
-			size_t used = strlen(list);
-			snprintf(list + used, sizeof list - used, "%s%s", m ? ", " : "", manufacturers[m].name);
-		}
 		error_at(c, pos_of(n), "%s: expected a JEDEC manufacturer id (0x00..0xFF) or one of %s; got %s",
-		         what, list, describe(n, buf, sizeof buf));
+		         what, espl_flash_manufacturer_list(list, sizeof list), describe(n, buf, sizeof buf));
 		return false;
 	}
 	e->n_manufacturers = i + 1;
@@ -1240,6 +1204,7 @@ typedef struct layout {
 	flash_op ops[256];
 	size_t n;
 	bool chip_erased;
+	bool write_rejected;        /* a write was reported as an error already */
 	uint32_t limit;
 	const char *limit_why;
 } layout;
@@ -1300,8 +1265,10 @@ static void add_op(parse_ctx *c, layout *l, enum op_kind kind, uint32_t start, u
 {
 	uint64_t end = (uint64_t)start + len;
 
-	if (!floating && (!bounds_ok(c, l, end, pos, what) || !overlap_ok(c, l, kind, start, end, pos, what)))
+	if (!floating && (!bounds_ok(c, l, end, pos, what) || !overlap_ok(c, l, kind, start, end, pos, what))) {
+		l->write_rejected |= kind == OP_WRITE;
 		return;
+	}
 	if (l->n == sizeof l->ops / sizeof l->ops[0]) {
 		error_at(c, pos, "too many flash regions in one recipe (at most %zu)", l->n);
 		return;
@@ -1370,7 +1337,8 @@ static void layout_verify(parse_ctx *c, layout *l, const espl_step *s)
 				l->ops[i].verified = true;
 				any = true;
 			}
-		if (!any)
+		/* A write already reported as an error is no second error here. */
+		if (!any && !l->write_rejected)
 			error_at(c, s->pos, "verify: md5 has nothing to check: no write comes before it");
 		return;
 	}
@@ -1803,10 +1771,12 @@ int espl_system_area_for(uint32_t flash_size, espl_system_area *out, espl_error 
 	if (flash_size < 0x10000 || flash_size % ESPL_RECIPE_SECTOR)
 		return espl_fail(err, ESPL_EARG, "flash size 0x%x is too small or not a whole number of sectors",
 		                 flash_size);
+	espl_flashmap map;
+	espl_flashmap_layout(flash_size, &map);
 	out->flash_size = flash_size;
-	out->rf_cal = flash_size - SYSTEM_RF_CAL_FROM_END;
-	out->init_data = flash_size - SYSTEM_INIT_DATA_FROM_END;
-	out->blank = flash_size - SYSTEM_BLANK_FROM_END;
+	out->rf_cal = map.rf_cal;
+	out->init_data = map.init_data;
+	out->blank = map.blank;
 	return ESPL_OK;
 }
 

@@ -23,8 +23,16 @@ typedef struct espl_flashmap {
 	uint32_t blank;       /* 2nd sector from the end (system params) */
 } espl_flashmap;
 
+#define ESPL_FLASHMAP_RF_CAL_FROM_END 0x5000u
+#define ESPL_FLASHMAP_INIT_DATA_FROM_END 0x4000u
+#define ESPL_FLASHMAP_BLANK_FROM_END 0x2000u
+
 /* Fails with ESPL_EARG for sizes that are not 256 KiB .. 16 MiB powers of 2. */
 int espl_flashmap_for_size(size_t flash_size, espl_flashmap *map, espl_error *err);
+
+/* The arithmetic alone, for a size the caller checked (>= 0x5000): the one
+ * place the system-sector offsets are applied (the recipe uses it too). */
+void espl_flashmap_layout(size_t flash_size, espl_flashmap *map);
 
 /* Parse "512KB", "1MB", "4M", "4194304", "0x400000" into bytes. */
 int espl_size_parse(const char *s, size_t *bytes, espl_error *err);

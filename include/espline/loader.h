@@ -114,6 +114,11 @@ int espl_loader_open(const char *port_spec, const espl_loader_options *opt,
 int espl_loader_connect(espl_port *port, const espl_loader_options *opt,
 			espl_loader **out, espl_error *err);
 
+/* Get back in touch after a link error: SYNC at the current rate (the stub
+ * may still be running there), else connect again from the start (reset,
+ * sync, chip check, stub, baud) as espl_loader_connect does. */
+int espl_loader_reconnect(espl_loader *l, espl_error *err);
+
 /* Close the port and free the loader.  Does not reset the chip.  NULL ok. */
 void espl_loader_close(espl_loader *l);
 
@@ -176,6 +181,26 @@ int espl_timeout_for(unsigned ms_per_mb, size_t bytes);
 int espl_loader_command(espl_loader *l, uint8_t op, const uint8_t *data, size_t len,
 			uint32_t chk, int timeout_ms, uint32_t *value,
 			uint8_t *out, size_t out_cap, size_t *out_len, espl_error *err);
+
+/* One decoded frame checked against the command op it should answer, as
+ * the loader itself does (pure: no loader, no I/O; for fuzzing too).  mode
+ * is enum espl_loader_mode (who should be answering).  Returns 0 for a good
+ * reply (outputs as for espl_loader_command; *status gets its two status
+ * bytes), 1 if the frame is no reply to op (noise, a stale or surplus reply:
+ * keep waiting), or a negative error: ESPL_EDEVICE (error status, decoded in
+ * err), ESPL_EPROTO (malformed), ESPL_EUNSUPPORTED (the ROM rejected the
+ * command).  Any output pointer may be NULL. */
+int espl_loader_parse_reply(int mode, uint8_t op, const uint8_t *frame, size_t len,
+			    uint32_t *value, uint8_t *out, size_t out_cap, size_t *out_len,
+			    unsigned *status, espl_error *err);
+
+/* The same for a command that may safely be sent twice (READ_REG,
+ * WRITE_REG, SPI_SET_PARAMS, SPI_FLASH_MD5, ...): on a timeout, a garbled
+ * reply or a device error it flushes the input and sends the command again,
+ * up to 3 times in all. */
+int espl_loader_command_idempotent(espl_loader *l, uint8_t op, const uint8_t *data, size_t len,
+				   uint32_t chk, int timeout_ms, uint32_t *value, uint8_t *out,
+				   size_t out_cap, size_t *out_len, espl_error *err);
 
 /* The two status bytes of the last reply (byte[-2] << 8 | byte[-1]), for
  * deciding whether a failure is worth a retry. */

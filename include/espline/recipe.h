@@ -69,6 +69,7 @@
 #include <stdint.h>
 
 #include "espline/error.h"
+#include "espline/flash_vendor.h"
 
 #define ESPL_RECIPE_SECTOR 0x1000u
 #define ESPL_SHA256_HEX_LEN 64
@@ -281,8 +282,7 @@ int espl_recipe_parse_duration_ms(const char *s, unsigned *out);
 /* "5C:CF:7F" or "5c-cf-7f": 0 or -1. */
 int espl_recipe_parse_oui(const char *s, uint8_t oui[3]);
 
-/* JEDEC manufacturer id -> name ("Winbond"), or NULL if not in the table. */
-const char *espl_flash_manufacturer_name(uint8_t id);
+/* espl_flash_manufacturer_name(id): include/espline/flash_vendor.h. */
 
 /* Names for printing: "qio", "40m", "4MB", "detect", "keep", ... */
 const char *espl_recipe_mode_name(int mode);

@@ -209,8 +209,8 @@ run write "${PTY[@]}" --verify "$(port_of pty 10)" 0x10000 "$T/fw.bin"
 check "chip reset mid-write: says it was reset, exit 3" eval '[ $rc -eq 3 ] && has "reset" && ! has "verified"'
 
 run write "${PTY[@]}" --verify "$(port_of pty 11)" 0x20000 "$T/fw.bin"
-check "flash that does not take writes: fails, says to reject the module" \
-	eval '[ $rc -ne 0 ] && has "reject the module" && ! has "verified"'
+check "flash that silently does not take writes: MD5 verify fails, says to reject the module" \
+	eval '[ $rc -ne 0 ] && has "verify failed" && has "expected MD5" && has "reject the module" && ! has "verified"'
 
 # --- usage -------------------------------------------------------------------
 run write "$P0" 0x0

@@ -237,7 +237,7 @@ static void rom_read_reg(sim_chip *c, const sim_req *r)
 	rom_reply(c, r->op, sim_regs_read(c, sim_le32(r->data)), 0);
 }
 
-static void apply_write_reg(sim_chip *c, const uint8_t *p)
+void sim_chip_apply_write_reg(sim_chip *c, const uint8_t *p)
 {
 	uint32_t addr = sim_le32(p), value = sim_le32(p + 4), mask = sim_le32(p + 8);
 	sim_sleep(c, sim_le32(p + 12));
@@ -253,7 +253,7 @@ static void rom_write_reg(sim_chip *c, const sim_req *r)
 		rom_reply(c, r->op, 0, ROM_ERR_INVALID);
 		return;
 	}
-	apply_write_reg(c, r->data);
+	sim_chip_apply_write_reg(c, r->data);
 	rom_reply(c, r->op, 0, 0);
 }
 

@@ -20,7 +20,8 @@ typedef struct sim_chip_faults {
 	int silent;                 /* never answers anything */
 	uint32_t chip_magic;        /* 0 = ESP8266's 0xFFF0C101; else e.g. ESP32's 0x00F01D83 */
 	long stuck_sector;          /* -1 = none; else writes to this 4 KiB sector leave bit 0 stuck at 1
-	                               and fail verification: ROM error 0x08, stub 0xC4 on the next command */
+	                               (ROM: error 0x08 from its read-back; stub: silently, as the real
+	                               stub never reads back, so only an MD5 verify finds it) */
 	long unplug_at_flash_offset;/* -1 = none; else request an unplug when a write covers it: the bytes
 	                               before it are written, the frame gets no reply.  Fires once. */
 	long reset_at_flash_offset; /* -1 = none; likewise, requesting a reset */

@@ -113,6 +113,8 @@ uint32_t sim_le32(const uint8_t *p);
 uint8_t sim_checksum(const uint8_t *p, size_t n);
 /* Program flash, firing the unplug/reset faults: SIM_FLASH_* or 1 = faulted. */
 int sim_chip_program(sim_chip *c, uint32_t addr, const uint8_t *src, size_t n, uint64_t *us);
+/* One WRITE_REG entry (addr, value, mask, delay: 16 bytes), ROM and stub. */
+void sim_chip_apply_write_reg(sim_chip *c, const uint8_t *p);
 void sim_chip_software_reset(sim_chip *c);
 void sim_chip_enter_stub(sim_chip *c);
 void sim_chip_run_user_code(sim_chip *c);

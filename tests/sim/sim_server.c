@@ -86,6 +86,7 @@ struct sim_device {
 
 	/* chip -> host */
 	uint64_t tx_free_at;
+	unsigned tx_purges;       /* RFC 2217 PURGE-DATA (receive side) requests so far */
 	uint8_t *enc;
 	size_t enc_cap;
 
@@ -409,12 +410,17 @@ static void set_host_baud(sim_device *d, unsigned baud)
 	sim_chip_set_host_baud(d->chip, baud);
 }
 
-/* A pty carries the host's baud rate in the slave's termios. */
+/* A pty carries the host's baud rate in the slave's termios (read with
+ * TCGETS2 so that BOTHER rates decode; cfgetospeed only as a fallback). */
 static void refresh_pty_baud(sim_device *d)
 {
+	if (d->cfg.link != SIM_LINK_PTY || d->fd < 0)
+		return;
+	unsigned baud = sim_pty_host_baud(d->fd);
 	struct termios tio;
-	if (d->cfg.link == SIM_LINK_PTY && d->fd >= 0 && tcgetattr(d->fd, &tio) == 0)
-		set_host_baud(d, sim_speed_to_baud((unsigned)cfgetospeed(&tio)));
+	if (!baud && tcgetattr(d->fd, &tio) == 0)
+		baud = sim_speed_to_baud((unsigned)cfgetospeed(&tio));
+	set_host_baud(d, baud);
 }
 
 static void set_lines(sim_device *d, int dtr, int rts)
@@ -466,6 +472,17 @@ static void handle_com_port(sim_device *d, const espl_telnet_event *ev)
 		set_lines(d, dtr, rts);
 		return;
 	}
+	case ESPL_RFC2217_PURGE_DATA:
+		/* The client empties the server's receive buffer: chip bytes
+		 * queued for it but not yet on the wire are dropped (dev_tx
+		 * notices the count change), as a real server's buffer is. */
+		if (ev->cpo_value == ESPL_RFC2217_PURGE_RX || ev->cpo_value == ESPL_RFC2217_PURGE_BOTH) {
+			d->tx_purges++;
+			d->tx_free_at = sim_mono_us();
+			VLOG(d, "purge: dropping chip output not yet sent");
+		}
+		link_control(d, out, espl_rfc2217_build_reply(ev, out));
+		return;
 	case ESPL_RFC2217_SIGNATURE: {
 		static const char sig[] = "espline-sim";
 		link_control(d, out, espl_rfc2217_build(ESPL_RFC2217_SERVER(ESPL_RFC2217_SIGNATURE),
@@ -747,12 +764,13 @@ static void tx_flush(sim_device *d, const uint8_t *chunk, size_t n, unsigned lin
 {
 	if (n == 0)
 		return;
+	unsigned purges = d->tx_purges;
 	uint64_t now = sim_mono_us();
 	uint64_t start = d->tx_free_at > now ? d->tx_free_at : now;
 	d->tx_free_at = start + sim_wire_us(n, line_baud, d->opt.time_scale);
 	dev_wait(d, d->tx_free_at);
-	if (tx_stopped(d))
-		return;
+	if (tx_stopped(d) || d->tx_purges != purges)
+		return; /* purged while it waited for the line */
 	if (d->cfg.link == SIM_LINK_RFC2217) {
 		uint8_t esc[2 * 256];
 		link_write(d, esc, espl_telnet_escape(chunk, n, esc)); /* 0xFF -> FF FF */
@@ -777,7 +795,8 @@ static void dev_tx(sim_device *d, const uint8_t *bytes, size_t n, unsigned line_
 		chunk_max = sizeof chunk;
 	refresh_pty_baud(d); /* the host may have changed speed and only listens */
 	int garble = !sim_wire_compatible(line_baud, d->host_baud);
-	for (size_t i = 0; i < n && !tx_stopped(d); i++) {
+	unsigned purges = d->tx_purges;
+	for (size_t i = 0; i < n && !tx_stopped(d) && d->tx_purges == purges; i++) {
 		sim_byte_verdict v;
 		uint64_t index = d->fe.count[SIM_TX];
 		sim_fault_byte(&d->fe, SIM_TX, bytes[i], &v);
@@ -810,7 +829,7 @@ static void dev_tx(sim_device *d, const uint8_t *bytes, size_t n, unsigned line_
 			}
 		}
 	}
-	if (!tx_stopped(d))
+	if (!tx_stopped(d) && d->tx_purges == purges)
 		tx_flush(d, chunk, m, line_baud);
 }
 

@@ -77,4 +77,8 @@ uint64_t sim_mono_us(void);
 /* A termios speed_t as a baud rate; 0 if unknown. */
 unsigned sim_speed_to_baud(unsigned speed);
 
+/* The host's baud rate on a pty master fd as the kernel reports it
+ * (TCGETS2: any rate, BOTHER included); 0 if the kernel cannot tell. */
+unsigned sim_pty_host_baud(int fd);
+
 #endif /* ESPLINE_SIM_SERVER_H */

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "espline/flashmap.h"
+#include "espline/recipe.h"
 
 static void test_table(void **state)
 {
@@ -28,6 +29,22 @@ static void test_table(void **state)
 		assert_int_equal(m.rf_cal, rows[i].rf);
 		assert_int_equal(m.init_data, rows[i].init);
 		assert_int_equal(m.blank, rows[i].blank);
+	}
+}
+
+/* The recipe's system area is the same arithmetic (one piece of code). */
+static void test_recipe_system_area_agrees(void **state)
+{
+	(void)state;
+	for (size_t size = 256u << 10; size <= (16u << 20); size <<= 1) {
+		espl_flashmap m;
+		espl_system_area a;
+		assert_int_equal(espl_flashmap_for_size(size, &m, NULL), 0);
+		assert_int_equal(espl_system_area_for((uint32_t)size, &a, NULL), 0);
+		assert_int_equal(a.flash_size, m.flash_size);
+		assert_int_equal(a.rf_cal, m.rf_cal);
+		assert_int_equal(a.init_data, m.init_data);
+		assert_int_equal(a.blank, m.blank);
 	}
 }
 
@@ -67,6 +84,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_bad_sizes),
+		cmocka_unit_test(test_recipe_system_area_agrees),
 		cmocka_unit_test(test_size_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

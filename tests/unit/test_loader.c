@@ -1,12 +1,11 @@
 /* test_loader.c - the loader, identify and flash operations end to end
  * against the simulated chip model (tests/sim/sim_chip.h), in process.
  *
- * A fake espl_port runs the chip synchronously: bytes the loader writes are
- * SLIP-decoded and handed to the chip, and the chip's replies are queued for
- * the loader to read.  It models the NodeMCU auto-reset circuit on DTR/RTS,
- * the boot garbage, baud mismatches after CHANGE_BAUDRATE, and a few faults
- * (corrupted payload bytes, a port without modem lines, a chip whose GPIO0
- * never goes low).  The stub is a small fake JSON: the chip model only needs
+ * A fake espl_port (tests/sim/sim_port.h) runs the chip synchronously: bytes
+ * the loader writes are SLIP-decoded and handed to the chip, and the chip's
+ * replies are queued for the loader to read, with the auto-reset circuit,
+ * the boot garbage, baud mismatches and a few faults (lost or corrupted
+ * requests and replies, a port without modem lines, a stuck GPIO0).  The stub is a small fake JSON: the chip model only needs
  * something uploaded before MEM_END to start its stub personality. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,198 +25,23 @@
 #include "espline/reset.h"
 #include "espline/slip.h"
 #include "../sim/sim_chip.h"
+#include "../sim/sim_port.h"
 
-#define RXQ_CAP (1u << 20)
+/* The fake port: tests/sim/sim_port.h (shared with test_runner.c). */
+typedef sim_port chip_port;
 
-typedef struct chip_port {
-	espl_port base;
-	sim_chip *chip;
-	uint8_t *rxq;
-	size_t rx_head, rx_tail;
-	espl_slip_decoder dec;
-	uint8_t frame[0x4100];
-	unsigned chip_baud;
-	int dtr, rts;
-	int no_lines;          /* fault: a pty-like port */
-	int gpio0_stuck_high;  /* fault: the auto-reset circuit cannot pull GPIO0 low */
-	unsigned max_baud;     /* fault: the adapter refuses faster rates (0 = none) */
-	int spew;              /* fault: the firmware prints without pause */
-	unsigned garble_above; /* fault: the cable garbles faster rates (0 = none) */
-	long corrupt_op;       /* fault: flip a payload byte of this opcode ... */
-	int corrupt_count;     /* ... this many times (-1 = always) */
-	uint64_t now_us;
-	int boots;
-	int *boots_out;        /* also counted here: outlives the port */
-} chip_port;
+static chip_port *new_chip_port(const sim_chip_config *cfg)
+{
+	chip_port *cp = sim_port_new(cfg);
+	assert_non_null(cp);
+	return cp;
+}
 
 static int64_t test_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- chip io ------------------------------------------------------------ */
-
-static void queue(chip_port *cp, const uint8_t *b, size_t n)
-{
-	assert_true(cp->rx_tail + n <= RXQ_CAP);
-	memcpy(cp->rxq + cp->rx_tail, b, n);
-	cp->rx_tail += n;
-}
-
-static void chip_emit(void *ctx, const uint8_t *frame, size_t len)
-{
-	chip_port *cp = ctx;
-	uint8_t enc[ESPL_SLIP_ENCODED_MAX(0x4100)];
-	if (cp->chip_baud != cp->base.baud || (cp->garble_above && cp->base.baud > cp->garble_above)) {
-		static const uint8_t junk[] = { 0x00, 0xF0, 0x80, 0x78, 0x00 };
-		queue(cp, junk, sizeof junk); /* what a wrong baud looks like */
-		return;
-	}
-	queue(cp, enc, espl_slip_encode(frame, len, enc));
-}
-
-static void chip_sleep(void *ctx, uint64_t us) { ((chip_port *)ctx)->now_us += us; }
-static uint64_t chip_now(void *ctx) { return ((chip_port *)ctx)->now_us; }
-static void chip_set_baud(void *ctx, unsigned baud) { ((chip_port *)ctx)->chip_baud = baud; }
-static void chip_reboot(void *ctx, int to_app) { (void)ctx; (void)to_app; }
-static void chip_fault(void *ctx, const char *what) { (void)ctx; (void)what; }
-
-/* ---- port ops ----------------------------------------------------------- */
-
-static int cp_read(espl_port *p, uint8_t *buf, size_t len, int timeout_ms, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	(void)timeout_ms;
-	if (cp->spew) {
-		static const char text[] = "wifi: scanning... ";
-		for (size_t i = 0; i < len; i++)
-			buf[i] = (uint8_t)text[i % (sizeof text - 1)];
-		return (int)len;
-	}
-	size_t avail = cp->rx_tail - cp->rx_head;
-	if (avail == 0) {
-		cp->rx_head = cp->rx_tail = 0;
-		return espl_fail(err, ESPL_ETIMEOUT, "timeout");
-	}
-	if (len > avail)
-		len = avail;
-	memcpy(buf, cp->rxq + cp->rx_head, len);
-	cp->rx_head += len;
-	return (int)len;
-}
-
-static void maybe_corrupt(chip_port *cp, uint8_t *frame, size_t len)
-{
-	if (cp->corrupt_count == 0 || len < 8 + 16 + 1 || frame[1] != cp->corrupt_op)
-		return;
-	frame[8 + 16] ^= 0x01; /* first payload byte after the sub-header */
-	if (cp->corrupt_count > 0)
-		cp->corrupt_count--;
-}
-
-static int cp_write(espl_port *p, const uint8_t *buf, size_t len, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	(void)err;
-	if (cp->chip_baud != cp->base.baud || (cp->garble_above && cp->base.baud > cp->garble_above))
-		return (int)len; /* the chip hears noise */
-	for (size_t i = 0; i < len; i++) {
-		if (espl_slip_feed(&cp->dec, buf[i]) == ESPL_SLIP_FRAME) {
-			maybe_corrupt(cp, cp->dec.frame, cp->dec.len);
-			sim_chip_handle_frame(cp->chip, cp->dec.frame, cp->dec.len);
-		}
-	}
-	return (int)len;
-}
-
-static int cp_drain(espl_port *p, espl_error *err) { (void)p; (void)err; return 0; }
-
-static int cp_flush(espl_port *p, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	(void)err;
-	cp->rx_head = cp->rx_tail = 0;
-	return 0;
-}
-
-static int cp_set_baud(espl_port *p, unsigned baud, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	if (cp->max_baud && baud > cp->max_baud)
-		return espl_fail(err, ESPL_ESYS, "%s: %u baud not supported", p->name, baud);
-	p->baud = baud;
-	if (sim_chip_mode(cp->chip) != SIM_MODE_STUB)
-		cp->chip_baud = baud; /* the ROM auto-bauds */
-	sim_chip_set_host_baud(cp->chip, baud);
-	return 0;
-}
-
-static void boot(chip_port *cp, int download)
-{
-	static const uint8_t rom_garbage[] = { 0x00, 0x8E, 0xF2, 0x6C, 0x9C, 0x12, 0x8C, 0x7C, 0x02 };
-	static const char app_text[] = "\r\nNodeMCU 3.0.0 build 2026\r\n> ";
-	sim_chip_boot(cp->chip, download);
-	cp->chip_baud = cp->base.baud;
-	sim_chip_set_host_baud(cp->chip, cp->base.baud);
-	cp->boots++;
-	if (cp->boots_out)
-		(*cp->boots_out)++;
-	if (download)
-		queue(cp, rom_garbage, sizeof rom_garbage);
-	else
-		queue(cp, (const uint8_t *)app_text, sizeof app_text - 1);
-}
-
-static int cp_set_lines(espl_port *p, int dtr, int rts, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	if (cp->no_lines)
-		return espl_fail(err, ESPL_EUNSUPPORTED, "%s is a pseudo-terminal: no modem lines", p->name);
-	int en_was_low = cp->rts && !cp->dtr;
-	if (dtr != ESPL_LINE_KEEP)
-		cp->dtr = dtr;
-	if (rts != ESPL_LINE_KEEP)
-		cp->rts = rts;
-	int en_low = cp->rts && !cp->dtr;
-	int gpio0_low = cp->dtr && !cp->rts && !cp->gpio0_stuck_high;
-	if (en_was_low && !en_low)
-		boot(cp, gpio0_low);
-	return 0;
-}
-
-static void cp_close(espl_port *p)
-{
-	chip_port *cp = (chip_port *)p;
-	sim_chip_free(cp->chip);
-	free(cp->rxq);
-	free(cp);
-}
-
-static const espl_port_ops chip_port_ops = {
-	.kind = "test", .read = cp_read, .write = cp_write, .drain = cp_drain,
-	.flush_input = cp_flush, .set_baud = cp_set_baud, .set_lines = cp_set_lines,
-	.close = cp_close,
-};
-
-static chip_port *new_chip_port(const sim_chip_config *cfg)
-{
-	chip_port *cp = calloc(1, sizeof *cp);
-	assert_non_null(cp);
-	cp->rxq = malloc(RXQ_CAP);
-	assert_non_null(cp->rxq);
-	cp->base.ops = &chip_port_ops;
-	snprintf(cp->base.name, sizeof cp->base.name, "testchip");
-	cp->base.baud = 115200;
-	cp->chip_baud = 115200;
-	cp->corrupt_op = -1;
-	sim_chip_io io = { .ctx = cp, .emit = chip_emit, .sleep_us = chip_sleep, .now_us = chip_now,
-			   .set_baud = chip_set_baud, .reboot = chip_reboot, .fault = chip_fault };
-	cp->chip = sim_chip_new(cfg, &io);
-	assert_non_null(cp->chip);
-	espl_slip_decoder_init(&cp->dec, cp->frame, sizeof cp->frame);
-	return cp;
 }
 
 /* ---- fixtures ----------------------------------------------------------- */
@@ -318,6 +142,21 @@ static espl_image *prepared(const uint8_t *d, size_t n, uint32_t addr)
 	return img;
 }
 
+/* A loader connected (default test options) to a new chip with cfg. */
+static espl_loader *connected(const sim_chip_config *cfg, log_capture *cap, chip_port **cp_out)
+{
+	chip_port *cp = new_chip_port(cfg);
+	espl_loader_options o;
+	espl_loader *l;
+	espl_error err;
+	options(&o, cap);
+	if (espl_loader_connect(&cp->base, &o, &l, &err) < 0)
+		fail_msg("connect: %s\n%s", err.msg, cap->text);
+	if (cp_out)
+		*cp_out = cp;
+	return l;
+}
+
 /* ---- tests -------------------------------------------------------------- */
 
 static void test_connect_identify(void **state)
@@ -359,18 +198,15 @@ static void test_write_compressed_and_verify(void **state)
 {
 	(void)state;
 	sim_chip_config cfg = chip_config(1u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
+	chip_port *cp;
 	log_capture cap = { 0 };
-	espl_loader *l;
 	espl_error err;
 	espl_chip_info info;
 	size_t n = 300001; /* not a multiple of 4: padded with 0xFF */
 	uint8_t *fw = firmware(n, 1);
 	espl_image *img = prepared(fw, n, 0x10000);
 
-	options(&o, &cap);
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), 0);
+	espl_loader *l = connected(&cfg, &cap, &cp);
 	assert_int_equal(espl_esp8266_identify(l, &info, &err), 0);
 	int rc = espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err);
 	if (rc)
@@ -382,7 +218,7 @@ static void test_write_compressed_and_verify(void **state)
 	if (rc)
 		fail_msg("verify: %s", err.msg);
 	size_t fsize;
-	uint8_t *flash = sim_chip_flash(cp->chip, &fsize);
+	uint8_t *flash = sim_chip_flash(cp->unit->chip, &fsize);
 	assert_memory_equal(flash + 0x10000, fw, n);
 	assert_int_equal(flash[0x10000 + n], 0xFF);
 
@@ -420,7 +256,7 @@ static void test_write_uncompressed_stub_and_rom(void **state)
 		if (rc)
 			fail_msg("write (rom=%d): %s", rom, err.msg);
 		size_t fsize;
-		uint8_t *flash = sim_chip_flash(cp->chip, &fsize);
+		uint8_t *flash = sim_chip_flash(cp->unit->chip, &fsize);
 		assert_memory_equal(flash + 0x3000, fw, n);
 		rc = espl_flash_verify(l, img, &err);
 		if (rom) {
@@ -445,7 +281,7 @@ static void test_erase(void **state)
 	espl_loader *l;
 	espl_error err;
 	size_t fsize;
-	uint8_t *flash = sim_chip_flash(cp->chip, &fsize);
+	uint8_t *flash = sim_chip_flash(cp->unit->chip, &fsize);
 	memset(flash, 0x00, fsize);
 
 	options(&o, &cap);
@@ -498,7 +334,7 @@ static void test_no_modem_lines(void **state)
 	/* The jig put the chip in download mode itself. */
 	cp = new_chip_port(&cfg);
 	cp->no_lines = 1;
-	boot(cp, 1);
+	sim_port_boot(cp, 1);
 	o.reset = ESPL_RESET_NONE;
 	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
 	if (rc)
@@ -506,7 +342,7 @@ static void test_no_modem_lines(void **state)
 	assert_int_equal(espl_loader_mode(l), ESPL_MODE_STUB);
 	/* No reset lines: the stub is asked to run the firmware. */
 	assert_int_equal(espl_loader_hard_reset(l, &err), 0);
-	assert_int_equal(sim_chip_mode(cp->chip), SIM_MODE_APP);
+	assert_int_equal(sim_chip_mode(cp->unit->chip), SIM_MODE_APP);
 	espl_loader_close(l);
 }
 
@@ -514,17 +350,14 @@ static void test_hard_reset_boots_app(void **state)
 {
 	(void)state;
 	sim_chip_config cfg = chip_config(4u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
+	chip_port *cp;
 	log_capture cap = { 0 };
-	espl_loader *l;
 	espl_error err;
-	options(&o, &cap);
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), 0);
+	espl_loader *l = connected(&cfg, &cap, &cp);
 	int boots = cp->boots;
 	assert_int_equal(espl_loader_hard_reset(l, &err), 0);
 	assert_int_equal(cp->boots, boots + 1);
-	assert_int_equal(sim_chip_mode(cp->chip), SIM_MODE_APP);
+	assert_int_equal(sim_chip_mode(cp->unit->chip), SIM_MODE_APP);
 	espl_loader_close(l);
 }
 
@@ -591,18 +424,15 @@ static void test_checksum_retry_and_give_up(void **state)
 	(void)state;
 	for (int always = 0; always <= 1; always++) {
 		sim_chip_config cfg = chip_config(1u << 20, 26);
-		chip_port *cp = new_chip_port(&cfg);
-		espl_loader_options o;
+		chip_port *cp;
 		log_capture cap = { 0 };
-		espl_loader *l;
 		espl_error err;
 		size_t n = 100000;
 		uint8_t *fw = firmware(n, 3);
 		espl_image *img = prepared(fw, n, 0);
-		options(&o, &cap);
-		assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), 0);
-		cp->corrupt_op = ESPL_OP_FLASH_DEFL_DATA;
-		cp->corrupt_count = always ? -1 : 1;
+		espl_loader *l = connected(&cfg, &cap, &cp);
+		cp->corrupt.op = ESPL_OP_FLASH_DEFL_DATA;
+		cp->corrupt.count = always ? -1 : 1;
 		int rc = espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err);
 		if (always) {
 			assert_int_equal(rc, ESPL_EDEVICE);
@@ -624,17 +454,13 @@ static void test_md5_mismatch_reports_both(void **state)
 {
 	(void)state;
 	sim_chip_config cfg = chip_config(1u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
 	log_capture cap = { 0 };
-	espl_loader *l;
 	espl_error err;
 	size_t n = 0x8000;
 	uint8_t *fw = firmware(n, 4), *other = firmware(n, 7);
 	espl_image *img = prepared(fw, n, 0x20000), *img2 = prepared(other, n, 0x20000);
 	espl_image *blank = prepared(other, n, 0x80000);
-	options(&o, &cap);
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), 0);
+	espl_loader *l = connected(&cfg, &cap, NULL);
 	assert_int_equal(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err), 0);
 	assert_int_equal(espl_flash_verify(l, img, &err), 0);
 	/* The chip holds img, not img2. */
@@ -659,20 +485,18 @@ static void test_stuck_flash_is_reported(void **state)
 	(void)state;
 	sim_chip_config cfg = chip_config(1u << 20, 26);
 	cfg.faults.stuck_sector = 0x21;
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
 	log_capture cap = { 0 };
-	espl_loader *l;
 	espl_error err;
 	size_t n = 0x8000;
 	uint8_t *fw = calloc(1, n); /* zeros: a stuck-at-1 sector cannot hold them */
 	espl_image *img = prepared(fw, n, 0x20000);
-	options(&o, &cap);
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), 0);
+	espl_loader *l = connected(&cfg, &cap, NULL);
+	/* The stub does not read back: the write "succeeds", MD5 finds it. */
 	int rc = espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err);
-	if (rc == 0)
-		rc = espl_flash_verify(l, img, &err);
-	assert_true(rc == ESPL_EDEVICE || rc == ESPL_EMISMATCH);
+	if (rc)
+		fail_msg("write to a stuck sector: %s", err.msg);
+	assert_int_equal(espl_flash_verify(l, img, &err), ESPL_EMISMATCH);
+	assert_non_null(strstr(err.msg, img->md5_hex));
 	assert_non_null(strstr(err.msg, "reject the module"));
 	espl_loader_close(l);
 	espl_image_free(img);
@@ -752,6 +576,183 @@ static void test_fast_baud_garbled_falls_back(void **state)
 	fast_baud_case(0);
 }
 
+/* A corrupted byte in the stub upload (MEM_DATA checksum error) restarts
+ * the upload; a corruption every time still fails, with the reason. */
+static void test_stub_upload_restarts(void **state)
+{
+	(void)state;
+	for (int always = 0; always <= 1; always++) {
+		sim_chip_config cfg = chip_config(1u << 20, 26);
+		chip_port *cp = new_chip_port(&cfg);
+		espl_loader_options o;
+		log_capture cap = { 0 };
+		espl_loader *l;
+		espl_error err;
+		options(&o, &cap);
+		cp->corrupt.op = ESPL_OP_MEM_DATA;
+		cp->corrupt.count = always ? -1 : 1;
+		int rc = espl_loader_connect(&cp->base, &o, &l, &err);
+		if (always) {
+			assert_int_equal(rc, ESPL_EDEVICE);
+			assert_non_null(strstr(err.msg, "checksum"));
+			continue;
+		}
+		if (rc)
+			fail_msg("connect with one corrupted MEM_DATA: %s\n%s", err.msg, cap.text);
+		assert_int_equal(espl_loader_mode(l), ESPL_MODE_STUB);
+		assert_non_null(strstr(cap.text, "uploading it again"));
+		espl_loader_close(l);
+	}
+}
+
+/* Lost and garbled replies to idempotent commands are asked again: identify
+ * gives the same answers as on a clean line, and verify passes. */
+static void test_idempotent_commands_are_retried(void **state)
+{
+	(void)state;
+	static const struct { int op; int skip; int garble; } cases[] = {
+		{ ESPL_OP_READ_REG, 0, 0 },       /* first efuse word: reply lost */
+		{ ESPL_OP_READ_REG, 2, 1 },       /* third efuse word: value garbled */
+		{ ESPL_OP_READ_REG, 4, 1 },       /* UART divider (crystal): garbled */
+		{ ESPL_OP_WRITE_REG, 3, 0 },      /* JEDEC id command setup: lost */
+		{ ESPL_OP_WRITE_REG, 4, 1 },      /* JEDEC id trigger: garbled status ok */
+		{ ESPL_OP_SPI_SET_PARAMS, 0, 0 }, /* lost */
+		{ ESPL_OP_SPI_FLASH_MD5, 0, 0 },  /* lost */
+		{ ESPL_OP_SPI_FLASH_MD5, 0, 1 },  /* garbled: only the value word */
+	};
+	sim_chip_config cfg = chip_config(4u << 20, 40);
+	size_t n = 50000;
+	uint8_t *fw = firmware(n, 9);
+	espl_image *img = prepared(fw, n, 0x1000);
+	espl_chip_info clean;
+	espl_error err;
+	log_capture clean_log = { 0 };
+	espl_loader *l = connected(&cfg, &clean_log, NULL);
+	assert_int_equal(espl_esp8266_identify(l, &clean, &err), 0);
+	espl_loader_close(l);
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		chip_port *cp;
+		log_capture cap = { 0 };
+		espl_chip_info info;
+		l = connected(&cfg, &cap, &cp);
+		assert_int_equal(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err), 0);
+		sim_port_fault f = { .op = cases[i].op, .skip = cases[i].skip, .count = 1 };
+		if (cases[i].garble)
+			cp->corrupt_reply = f;
+		else
+			cp->drop_reply = f;
+		if (espl_esp8266_identify(l, &info, &err) < 0 || espl_flash_verify(l, img, &err) < 0)
+			fail_msg("case %zu (op 0x%02X): %s\n%s", i, cases[i].op, err.msg, cap.text);
+		assert_int_equal(cp->corrupt_reply.count + cp->drop_reply.count, 0); /* it happened */
+		assert_string_equal(info.mac_str, clean.mac_str);
+		assert_int_equal(info.flash_id, clean.flash_id);
+		assert_int_equal(info.xtal_mhz, clean.xtal_mhz);
+		assert_int_equal(info.chip_id, clean.chip_id);
+		espl_loader_close(l);
+	}
+	espl_image_free(img);
+	free(fw);
+}
+
+/* The reply to CHANGE_BAUDRATE is lost: the loader finds the chip at the
+ * new rate instead of giving up. */
+static void test_lost_change_baud_reply(void **state)
+{
+	(void)state;
+	sim_chip_config cfg = chip_config(1u << 20, 26);
+	chip_port *cp = new_chip_port(&cfg);
+	espl_loader_options o;
+	log_capture cap = { 0 };
+	espl_loader *l;
+	espl_error err;
+	options(&o, &cap);
+	o.reset = ESPL_RESET_NONE;
+	cp->no_lines = 1;
+	sim_port_boot(cp, 1);
+	cp->drop_reply = (sim_port_fault){ .op = ESPL_OP_CHANGE_BAUDRATE, .count = 1 };
+	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
+	if (rc)
+		fail_msg("connect with a lost CHANGE_BAUDRATE reply: %s\n%s", err.msg, cap.text);
+	assert_int_equal(cp->drop_reply.count, 0);
+	assert_int_equal(espl_loader_baud(l), 921600);
+	espl_loader_close(l);
+}
+
+/* The wrong chip is an answer, not a link error: one extra read to rule
+ * out a garbled reply, and no reconnect. */
+static void test_wrong_chip_is_not_retried_away(void **state)
+{
+	(void)state;
+	sim_chip_config cfg = chip_config(1u << 20, 26);
+	cfg.faults.chip_magic = 0x00F01D83; /* ESP32 */
+	chip_port *cp = new_chip_port(&cfg);
+	espl_loader_options o;
+	log_capture cap = { 0 };
+	espl_loader *l;
+	espl_error err;
+	options(&o, &cap);
+	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_ECHIP);
+	assert_non_null(strstr(err.msg, "ESP32"));
+	assert_null(strstr(cap.text, "connecting again"));
+}
+
+/* The pure reply parser the loader uses (and the fuzz target calls). */
+static void test_parse_reply(void **state)
+{
+	(void)state;
+	uint32_t value = 0;
+	uint8_t out[32];
+	size_t out_len = 99;
+	unsigned status = 1234;
+	espl_error err;
+	static const uint8_t reg[] = { 0x01, 0x0A, 0x02, 0x00, 0x01, 0xC1, 0xF0, 0xFF, 0x00, 0x00 };
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_ROM, ESPL_OP_READ_REG, reg, sizeof reg, &value,
+						 NULL, 0, &out_len, &status, &err), 0);
+	assert_int_equal(value, ESPL_ESP8266_MAGIC);
+	assert_int_equal(status, 0);
+	assert_int_equal(out_len, 0);
+	/* noise, a request, a surplus SYNC reply: not for this command */
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_ROM, ESPL_OP_READ_REG, reg, 7, NULL, NULL, 0,
+						 NULL, NULL, &err), 1);
+	static const uint8_t req[] = { 0x00, 0x0A, 0x04, 0x00, 0, 0, 0, 0, 0x00, 0x10, 0x00, 0x40 };
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_ROM, ESPL_OP_READ_REG, req, sizeof req, NULL,
+						 NULL, 0, NULL, NULL, &err), 1);
+	static const uint8_t sync[] = { 0x01, 0x08, 0x02, 0x00, 0x07, 0x07, 0x12, 0x20, 0x00, 0x00 };
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_ROM, ESPL_OP_READ_REG, sync, sizeof sync, NULL,
+						 NULL, 0, NULL, NULL, &err), 1);
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_ROM, ESPL_OP_READ_REG, NULL, 0, NULL, NULL, 0,
+						 NULL, NULL, &err), 1);
+	/* the ROM rejects an unknown command (it answers with its own opcode) */
+	static const uint8_t invalid[] = { 0x01, 0xD0, 0x02, 0x00, 0, 0, 0, 0, 0x01, 0x05 };
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_ROM, ESPL_OP_ERASE_FLASH - 1, invalid,
+						 sizeof invalid, NULL, NULL, 0, NULL, NULL, &err),
+			 ESPL_EUNSUPPORTED);
+	/* stub: bad data checksum, decoded */
+	static const uint8_t bad[] = { 0x01, 0x11, 0x02, 0x00, 0, 0, 0, 0, 0xC1, 0x00 };
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_STUB, ESPL_OP_FLASH_DEFL_DATA, bad, sizeof bad,
+						 NULL, NULL, 0, NULL, &status, &err), ESPL_EDEVICE);
+	assert_int_equal(status, 0xC100);
+	assert_non_null(strstr(err.msg, "checksum"));
+	/* a ROM status while the stub should answer: the chip was reset */
+	static const uint8_t rom[] = { 0x01, 0x03, 0x02, 0x00, 0, 0, 0, 0, 0x01, 0x07 };
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_STUB, ESPL_OP_FLASH_DATA, rom, sizeof rom,
+						 NULL, NULL, 0, NULL, NULL, &err), ESPL_EDEVICE);
+	assert_non_null(strstr(err.msg, "reset"));
+	/* no status bytes at all */
+	static const uint8_t bare[] = { 0x01, 0x0B, 0x00, 0x00, 0, 0, 0, 0 };
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_STUB, ESPL_OP_SPI_SET_PARAMS, bare, sizeof bare,
+						 NULL, NULL, 0, NULL, NULL, &err), ESPL_EPROTO);
+	/* MD5: 16 data bytes before the status, truncated to out_cap */
+	uint8_t md5[8 + 18] = { 0x01, 0x13, 18, 0x00, 0, 0, 0, 0 };
+	for (int i = 0; i < 16; i++)
+		md5[8 + i] = (uint8_t)(0xA0 + i);
+	assert_int_equal(espl_loader_parse_reply(ESPL_MODE_STUB, ESPL_OP_SPI_FLASH_MD5, md5, sizeof md5,
+						 NULL, out, 4, &out_len, &status, &err), 0);
+	assert_int_equal(out_len, 16);
+	assert_int_equal(out[0], 0xA0);
+	assert_int_equal(out[3], 0xA3);
+}
+
 static void test_missing_stub(void **state)
 {
 	(void)state;
@@ -787,6 +788,11 @@ int main(void)
 		cmocka_unit_test(test_fast_baud_refused_by_adapter),
 		cmocka_unit_test(test_fast_baud_garbled_falls_back),
 		cmocka_unit_test(test_missing_stub),
+		cmocka_unit_test(test_stub_upload_restarts),
+		cmocka_unit_test(test_parse_reply),
+		cmocka_unit_test(test_idempotent_commands_are_retried),
+		cmocka_unit_test(test_lost_change_baud_reply),
+		cmocka_unit_test(test_wrong_chip_is_not_retried_away),
 	};
 	return cmocka_run_group_tests(tests, write_fake_stub, remove_fake_stub);
 }

@@ -13,6 +13,7 @@
 
 #include <openssl/evp.h>
 
+#include "espline/esp8266.h"
 #include "espline/recipe.h"
 
 /* ---- fixture: a folder with a few files the recipes refer to ---------- */
@@ -240,7 +241,7 @@ static const bad_case bad_cases[] = {
 	{ "mac_oui_bad", HEAD "expect:\n  mac_oui: [\"5C:CF:7F\", \"5C:CF\"]\nsteps:\n" WRITE_APP VERIFY,
 	  "4:25: expect.mac_oui[2]: expected the first three MAC bytes as \"5C:CF:7F\", got '5C:CF'" },
 	{ "manufacturer_unknown", HEAD "expect:\n  flash_manufacturer: [Winbond, Acme]\nsteps:\n" WRITE_APP VERIFY,
-	  "4:33: expect.flash_manufacturer[2]: expected a JEDEC manufacturer id (0x00..0xFF) or one of Spansion, XTX, EON, Adesto, XMC, Zbit, Boya, Puya, ESMT, ISSI, Fudan, SST, Macronix, GigaDevice, BergMicro, Winbond; got 'Acme'" },
+	  "4:33: expect.flash_manufacturer[2]: expected a JEDEC manufacturer id (0x00..0xFF) or one of Spansion, XTX, EON, Adesto, XMC, AMIC, Zbit, Boya, Puya, ESMT, ISSI, Fudan, SST, Macronix, GigaDevice, TH, BergMicro, Winbond; got 'Acme'" },
 	{ "bool_wrong", HEAD "steps:\n  - write: { file: app.bin, address: 0x0, compress: yes }\n" VERIFY,
 	  "4:53: write.compress: expected true or false, got 'yes'" },
 	{ "steps_empty", HEAD "steps: []\n",
@@ -298,6 +299,24 @@ static void test_bad_recipe(void **state)
 	         (int)(msg - 2 - want), want, msg);
 	assert_string_equal(err.msg, want_err);
 	espl_recipe_free(r);
+}
+
+/* A write already reported as too big is not reported again by the verify
+ * step after it ("nothing to check"): one error, not two. */
+static void test_rejected_write_no_follow_on_error(void **state)
+{
+	(void)state;
+	diags g;
+	espl_error err = { 0, "" };
+	espl_recipe *r = load("follow_on.yaml", HEAD "flash: { size: 512KB }\nsteps:\n"
+	                      "  - write: { file: small.bin, address: 0x7FE00 }\n" VERIFY, &g, &err);
+	assert_null(r);
+	assert_int_equal(g.errors, 1);
+	assert_non_null(strstr(g.first_error, "past the end of the smallest allowed flash"));
+	/* with no write at all, the verify is still an error of its own */
+	r = load("no_write.yaml", HEAD "steps:\n" VERIFY, &g, &err);
+	assert_null(r);
+	assert_non_null(strstr(g.first_error, "nothing to check"));
 }
 
 /* ---- warnings (the recipe stays valid) -------------------------------- */
@@ -732,6 +751,20 @@ static void test_names(void **state)
 	char buf[16];
 	assert_string_equal(espl_flash_manufacturer_name(0xEF), "Winbond");
 	assert_null(espl_flash_manufacturer_name(0x42));
+	/* One table for the recipe and identify's log (espl_flash_vendor). */
+	for (unsigned id = 0; id < 256; id++) {
+		const char *name = espl_flash_manufacturer_name((uint8_t)id);
+		assert_string_equal(espl_flash_vendor((uint8_t)id), name ? name : "unknown");
+		uint8_t back = 0;
+		if (name) {
+			assert_int_equal(espl_flash_manufacturer_by_name(name, &back), 0);
+			assert_int_equal(back, id);
+		}
+	}
+	uint8_t id = 0;
+	assert_int_equal(espl_flash_manufacturer_by_name("cypress", &id), 0); /* an alias */
+	assert_int_equal(id, 0x01);
+	assert_int_equal(espl_flash_manufacturer_by_name("Acme", &id), -1);
 	assert_string_equal(espl_recipe_mode_name(ESPL_FLASH_DIO), "dio");
 	assert_string_equal(espl_recipe_mode_name(ESPL_FLASH_KEEP), "keep");
 	assert_string_equal(espl_recipe_freq_name(ESPL_FREQ_80M), "80m");
@@ -760,6 +793,7 @@ int main(void)
 		cmocka_unit_test(test_system_area),
 		cmocka_unit_test(test_system_flash_size_modes),
 		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_rejected_write_no_follow_on_error),
 	};
 	const size_t n_fixed = sizeof fixed / sizeof fixed[0];
 	struct CMUnitTest *tests = calloc(n_bad + n_fixed, sizeof *tests);

@@ -3,11 +3,9 @@
  * flash size, expect failures, retries, MD5 mismatches, the runtime layout
  * check.
  *
- * The fake port is the same idea as test_loader.c's: bytes the loader writes
- * are SLIP-decoded and handed to the chip synchronously, the chip's replies
- * are queued for the loader.  It adds two things: the chip outlives the port
- * (so a second run can meet the same unit), and "lose the next N requests
- * with opcode X" to make a step fail once. */
+ * The fake port is tests/sim/sim_port.h, shared with test_loader.c: the
+ * chip (a sim_unit) outlives the port, so a second run can meet the same
+ * unit, and "lose the next N requests with opcode X" makes a step fail. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,166 +26,16 @@
 #include "espline/runner.h"
 #include "espline/slip.h"
 #include "../sim/sim_chip.h"
+#include "../sim/sim_port.h"
 
-#define RXQ_CAP (1u << 20)
+/* ---- a port wired straight to a sim_chip: tests/sim/sim_port.h -------- */
 
-/* ---- a port wired straight to a sim_chip ------------------------------ */
-
-typedef struct unit_chip {
-	sim_chip *chip;
-	uint64_t now_us;         /* the chip's virtual clock */
-	unsigned chip_baud;
-	unsigned host_baud;
-	struct chip_port *port;  /* the port currently attached */
-} unit_chip;
-
-typedef struct chip_port {
-	espl_port base;
-	unit_chip *uc;
-	uint8_t *rxq;
-	size_t rx_head, rx_tail;
-	espl_slip_decoder dec;
-	uint8_t frame[0x4100];
-	int dtr, rts;
-	int drop_op, drop_count;  /* fault: lose this many requests with this opcode */
-	unsigned op_count[256];   /* requests seen, by opcode */
-} chip_port;
-
-static void queue(chip_port *cp, const uint8_t *b, size_t n)
-{
-	assert_true(cp->rx_tail + n <= RXQ_CAP);
-	memcpy(cp->rxq + cp->rx_tail, b, n);
-	cp->rx_tail += n;
-}
-
-static void chip_emit(void *ctx, const uint8_t *frame, size_t len)
-{
-	unit_chip *uc = ctx;
-	uint8_t enc[ESPL_SLIP_ENCODED_MAX(0x4100)];
-	chip_port *cp = uc->port;
-	if (!cp)
-		return;
-	if (uc->chip_baud != cp->base.baud) {
-		static const uint8_t junk[] = { 0x00, 0xF0, 0x80, 0x78, 0x00 };
-		queue(cp, junk, sizeof junk);
-		return;
-	}
-	queue(cp, enc, espl_slip_encode(frame, len, enc));
-}
-
-static void chip_sleep(void *ctx, uint64_t us) { ((unit_chip *)ctx)->now_us += us; }
-static uint64_t chip_now(void *ctx) { return ((unit_chip *)ctx)->now_us; }
-static void chip_set_baud(void *ctx, unsigned baud) { ((unit_chip *)ctx)->chip_baud = baud; }
-static void chip_reboot(void *ctx, int to_app) { (void)ctx; (void)to_app; }
-static void chip_fault(void *ctx, const char *what) { (void)ctx; (void)what; }
-
-static int cp_read(espl_port *p, uint8_t *buf, size_t len, int timeout_ms, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	(void)timeout_ms;
-	size_t avail = cp->rx_tail - cp->rx_head;
-	if (avail == 0) {
-		cp->rx_head = cp->rx_tail = 0;
-		return espl_fail(err, ESPL_ETIMEOUT, "timeout");
-	}
-	if (len > avail)
-		len = avail;
-	memcpy(buf, cp->rxq + cp->rx_head, len);
-	cp->rx_head += len;
-	return (int)len;
-}
-
-static int cp_write(espl_port *p, const uint8_t *buf, size_t len, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	(void)err;
-	if (cp->uc->chip_baud != cp->base.baud)
-		return (int)len;
-	for (size_t i = 0; i < len; i++) {
-		if (espl_slip_feed(&cp->dec, buf[i]) != ESPL_SLIP_FRAME || cp->dec.len < 2)
-			continue;
-		uint8_t op = cp->dec.frame[1];
-		cp->op_count[op]++;
-		if (cp->drop_count && op == cp->drop_op) {
-			cp->drop_count--;
-			continue; /* lost on the wire: the loader times out */
-		}
-		sim_chip_handle_frame(cp->uc->chip, cp->dec.frame, cp->dec.len);
-	}
-	return (int)len;
-}
-
-static int cp_drain(espl_port *p, espl_error *err) { (void)p; (void)err; return 0; }
-
-static int cp_flush(espl_port *p, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	(void)err;
-	cp->rx_head = cp->rx_tail = 0;
-	return 0;
-}
-
-static int cp_set_baud(espl_port *p, unsigned baud, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	(void)err;
-	p->baud = baud;
-	if (sim_chip_mode(cp->uc->chip) != SIM_MODE_STUB)
-		cp->uc->chip_baud = baud;
-	sim_chip_set_host_baud(cp->uc->chip, baud);
-	return 0;
-}
-
-static void boot(chip_port *cp, int download)
-{
-	static const uint8_t rom_garbage[] = { 0x00, 0x8E, 0xF2, 0x6C, 0x9C, 0x12, 0x8C, 0x7C, 0x02 };
-	static const char app_text[] = "\r\nNodeMCU 3.0.0 build 2026\r\n> ";
-	sim_chip_boot(cp->uc->chip, download);
-	cp->uc->chip_baud = cp->base.baud;
-	sim_chip_set_host_baud(cp->uc->chip, cp->base.baud);
-	if (download)
-		queue(cp, rom_garbage, sizeof rom_garbage);
-	else
-		queue(cp, (const uint8_t *)app_text, sizeof app_text - 1);
-}
-
-static int cp_set_lines(espl_port *p, int dtr, int rts, espl_error *err)
-{
-	chip_port *cp = (chip_port *)p;
-	(void)err;
-	int en_was_low = cp->rts && !cp->dtr;
-	if (dtr != ESPL_LINE_KEEP)
-		cp->dtr = dtr;
-	if (rts != ESPL_LINE_KEEP)
-		cp->rts = rts;
-	int en_low = cp->rts && !cp->dtr;
-	int gpio0_low = cp->dtr && !cp->rts;
-	if (en_was_low && !en_low)
-		boot(cp, gpio0_low);
-	return 0;
-}
-
-/* Closing the port leaves the chip (the unit) in place for another run. */
-static void cp_close(espl_port *p)
-{
-	chip_port *cp = (chip_port *)p;
-	if (cp->uc->port == cp)
-		cp->uc->port = NULL;
-	free(cp->rxq);
-	free(cp);
-}
-
-static const espl_port_ops chip_port_ops = {
-	.kind = "test", .read = cp_read, .write = cp_write, .drain = cp_drain,
-	.flush_input = cp_flush, .set_baud = cp_set_baud, .set_lines = cp_set_lines,
-	.close = cp_close,
-};
+typedef sim_unit unit_chip;
+typedef sim_port chip_port;
 
 static unit_chip *new_unit(size_t flash_size, uint32_t manufacturer, const uint8_t mac[6])
 {
 	static const uint8_t default_mac[6] = { 0x5C, 0xCF, 0x7F, 0x12, 0x34, 0x56 };
-	unit_chip *uc = calloc(1, sizeof *uc);
-	assert_non_null(uc);
 	sim_chip_config cfg;
 	sim_chip_config_defaults(&cfg);
 	memcpy(cfg.mac, mac ? mac : default_mac, 6);
@@ -196,34 +44,17 @@ static unit_chip *new_unit(size_t flash_size, uint32_t manufacturer, const uint8
 		cap++;
 	cfg.flash_size = flash_size;
 	cfg.jedec_id = manufacturer | 0x4000u | (uint32_t)cap << 16;
-	sim_chip_io io = { .ctx = uc, .emit = chip_emit, .sleep_us = chip_sleep, .now_us = chip_now,
-	                   .set_baud = chip_set_baud, .reboot = chip_reboot, .fault = chip_fault };
-	uc->chip = sim_chip_new(&cfg, &io);
-	assert_non_null(uc->chip);
-	uc->chip_baud = 115200;
+	unit_chip *uc = sim_unit_new(&cfg);
+	assert_non_null(uc);
 	return uc;
 }
 
-static void free_unit(unit_chip *uc)
-{
-	sim_chip_free(uc->chip);
-	free(uc);
-}
+static void free_unit(unit_chip *uc) { sim_unit_free(uc); }
 
 static chip_port *attach(unit_chip *uc)
 {
-	chip_port *cp = calloc(1, sizeof *cp);
+	chip_port *cp = sim_port_attach(uc);
 	assert_non_null(cp);
-	cp->rxq = malloc(RXQ_CAP);
-	assert_non_null(cp->rxq);
-	cp->base.ops = &chip_port_ops;
-	snprintf(cp->base.name, sizeof cp->base.name, "testchip");
-	cp->base.baud = 115200;
-	cp->uc = uc;
-	cp->drop_op = -1;
-	uc->port = cp;
-	uc->chip_baud = 115200;
-	espl_slip_decoder_init(&cp->dec, cp->frame, sizeof cp->frame);
 	return cp;
 }
 
@@ -352,6 +183,14 @@ static void on_log(void *ctx, int level, const char *msg)
 	ob->log_len += (size_t)snprintf(ob->log + ob->log_len, sizeof ob->log - ob->log_len, "%s\n", msg);
 	if (ob->log_len >= sizeof ob->log)
 		ob->log_len = sizeof ob->log - 1;
+}
+
+/* Runner options whose loader log goes into ob->log. */
+static void logged_options(espl_runner_options *o, observer *ob)
+{
+	espl_runner_options_init(o);
+	o->loader_events.ctx = ob;
+	o->loader_events.log = on_log;
 }
 
 static int run_on(fixture *fx, unit_chip *uc, chip_port **cp_out, observer *ob, espl_unit_result *res)
@@ -574,13 +413,27 @@ static void test_retry_recovers_from_one_lost_command(void **state)
 	observer ob = { 0 };
 	espl_unit_result res;
 	espl_runner_options o;
-	espl_runner_options_init(&o);
-	o.loader_events.ctx = &ob;
-	o.loader_events.log = on_log;
+	logged_options(&o, &ob);
+	/* SPI_FLASH_MD5 may be sent twice: the loader repeats one lost
+	 * request itself, and the step passes at its first attempt. */
 	chip_port *cp = attach(uc);
-	cp->drop_op = 0x13; /* SPI_FLASH_MD5: the first request is lost */
-	cp->drop_count = 1;
+	cp->drop.op = 0x13;
+	cp->drop.count = 1;
 	int rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+	if (rc)
+		fail_msg("%s\n%s", res.first_error.msg, ob.log);
+	assert_true(res.pass);
+	assert_int_equal(res.steps[1].attempts, 1);
+	assert_int_equal(cp->op_count[0x13], 2);
+	espl_unit_result_clear(&res);
+
+	/* Lost as often as the loader tries (3 times): the step retries. */
+	ob.log[0] = '\0';
+	ob.log_len = 0;
+	cp = attach(uc);
+	cp->drop.op = 0x13;
+	cp->drop.count = 3;
+	rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
 	if (rc)
 		fail_msg("%s\n%s", res.first_error.msg, ob.log);
 	assert_true(res.pass);
@@ -592,8 +445,8 @@ static void test_retry_recovers_from_one_lost_command(void **state)
 
 	/* lost every time: the step fails after 1 + retries attempts */
 	cp = attach(uc);
-	cp->drop_op = 0x13;
-	cp->drop_count = 1000;
+	cp->drop.op = 0x13;
+	cp->drop.count = 1000;
 	rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
 	assert_int_equal(rc, ESPL_ETIMEOUT);
 	assert_false(res.pass);
@@ -607,18 +460,21 @@ static void test_retry_recovers_from_one_lost_command(void **state)
 	free_plan(&fx);
 }
 
-/* One lost request in each kind of step: the step's second attempt passes. */
+/* A lost request in each kind of step (for MD5, which the loader repeats
+ * by itself, lost as often as the loader tries): the step's second attempt
+ * passes. */
 static void test_each_step_kind_recovers_from_one_lost_request(void **state)
 {
 	(void)state;
 	static const struct {
 		int op;
 		size_t step;
+		int lost;
 	} cases[] = {
-		{ 0xD0, 0 }, /* ERASE_FLASH: erase chip */
-		{ 0x10, 1 }, /* FLASH_DEFL_BEGIN: write */
-		{ 0xD1, 2 }, /* ERASE_REGION: write_init_data erases the RF cal sector */
-		{ 0x13, 3 }, /* SPI_FLASH_MD5: verify */
+		{ 0xD0, 0, 1 }, /* ERASE_FLASH: erase chip */
+		{ 0x10, 1, 1 }, /* FLASH_DEFL_BEGIN: write */
+		{ 0xD1, 2, 1 }, /* ERASE_REGION: write_init_data erases the RF cal sector */
+		{ 0x13, 3, 3 }, /* SPI_FLASH_MD5: verify */
 	};
 	fixture fx;
 	load_plan("lost.yaml",
@@ -630,14 +486,49 @@ static void test_each_step_kind_recovers_from_one_lost_request(void **state)
 		espl_unit_result res;
 		espl_runner_options_init(&o);
 		chip_port *cp = attach(uc);
-		cp->drop_op = cases[i].op;
-		cp->drop_count = 1;
+		cp->drop.op = cases[i].op;
+		cp->drop.count = cases[i].lost;
 		int rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
 		if (rc)
 			fail_msg("lost op 0x%02X: %s", cases[i].op, res.first_error.msg);
 		for (size_t k = 0; k < res.n_steps; k++)
 			if (res.steps[k].attempts != (k == cases[i].step ? 2u : 1u))
 				fail_msg("lost op 0x%02X: step %zu took %u attempts", cases[i].op, k + 1, res.steps[k].attempts);
+		espl_unit_result_clear(&res);
+		free_unit(uc);
+	}
+	free_plan(&fx);
+}
+
+/* A link error during identify (every try of one register read lost): the
+ * runner gets back in touch with the chip and identifies once more; lost
+ * every time, the unit fails in identify after that one extra round. */
+static void test_identify_link_error_reconnects(void **state)
+{
+	(void)state;
+	fixture fx;
+	load_plan("ident.yaml", HEAD "steps:\n  - write: { file: fw.bin, address: 0x0 }\n  - verify: md5\n", &fx);
+	for (int always = 0; always <= 1; always++) {
+		unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+		observer ob = { 0 };
+		espl_unit_result res;
+		espl_runner_options o;
+		logged_options(&o, &ob);
+		chip_port *cp = attach(uc);
+		/* READ_REG 1 and 2 are connect's chip checks; 3 is the first efuse
+		 * word, lost as often as the loader tries it (3 times). */
+		cp->drop = (sim_port_fault){ .op = 0x0A, .skip = 2, .count = always ? -1 : 3 };
+		int rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+		if (!always) {
+			if (rc)
+				fail_msg("%s\n%s", res.first_error.msg, ob.log);
+			assert_true(res.pass);
+			assert_non_null(strstr(ob.log, "identify failed"));
+		} else {
+			assert_int_equal(rc, ESPL_ETIMEOUT);
+			assert_false(res.pass);
+			assert_string_equal(res.failed_phase, "identify");
+		}
 		espl_unit_result_clear(&res);
 		free_unit(uc);
 	}
@@ -861,6 +752,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_recipe_passes),
+		cmocka_unit_test(test_identify_link_error_reconnects),
 		cmocka_unit_test(test_init_data_address_per_flash_size),
 		cmocka_unit_test(test_skip_unchanged_second_run_writes_nothing),
 		cmocka_unit_test(test_expect_failures_touch_nothing),

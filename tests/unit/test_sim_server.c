@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "espline/port.h"
 #include "espline/rfc2217.h"
 #include "espline/slip.h"
 #include "../sim/sim_config.h"
@@ -405,6 +406,30 @@ static void test_wire_time(void **state)
 	for (int i = 0; i < 46; i++)
 		free_at = sim_wire_arrival(free_at, 0, 115200, 10.0);
 	assert_true(free_at >= 39900 && free_at <= 40100);
+}
+
+/* espline sets every rate with BOTHER (termios2); the simulator must read
+ * what the host set, standard rate code or not. */
+static void test_pty_host_baud_reads_bother(void **state)
+{
+	(void)state;
+	int m = posix_openpt(O_RDWR | O_NOCTTY);
+	assert_true(m >= 0);
+	assert_int_equal(grantpt(m), 0);
+	assert_int_equal(unlockpt(m), 0);
+	char path[128];
+	assert_int_equal(ptsname_r(m, path, sizeof path), 0);
+	espl_error err = { 0 };
+	espl_port *p = NULL;
+	assert_int_equal(espl_port_open(path, 115200, &p, &err), 0);
+	assert_int_equal(sim_pty_host_baud(m), 115200);
+	const unsigned rates[] = { 460800, 921600, 250000, 1500000 };
+	for (size_t i = 0; i < sizeof rates / sizeof rates[0]; i++) {
+		assert_int_equal(espl_port_set_baud(p, rates[i], &err), 0);
+		assert_int_equal(sim_pty_host_baud(m), rates[i]);
+	}
+	espl_port_close(p);
+	close(m);
 }
 
 static void test_wire_baud_mismatch(void **state)
@@ -1079,6 +1104,41 @@ static void test_server_rfc2217_reset_circuit(void **state)
 	h_stop(h);
 }
 
+/* RFC 2217 PURGE-DATA (server receive buffer): the chip's output that is
+ * queued but not yet on the wire is dropped.  At time scale 20 the ROM's
+ * boot lines after a hard reset take about 0.6 s to trickle out at 74880
+ * baud; a purge after the first 0.15 s leaves the rest of them unsent.
+ * (The first boot's lines are let out in full before the reset.) */
+static void test_server_rfc2217_purge_drops_queued_output(void **state)
+{
+	(void)state;
+	for (int purge = 0; purge <= 1; purge++) {
+		harness *h = h_start("--time-scale", "20", "--link", "rfc2217", "--en-delay", "10", NULL);
+		assert_int_equal(sim_device_start(h->dev), 0);
+		h->host = tcp_connect(h_port(h));
+		espl_telnet_decoder_init(&h->tdec);
+		espl_telnet_options_init(&h->topt);
+		static uint8_t buf[8192];
+		tcp_read(h, buf, 0, sizeof buf, 1500, NULL); /* negotiation, first boot lines */
+		cpo_send(h, ESPL_RFC2217_SET_BAUDRATE, 74880);
+		cpo_send(h, ESPL_RFC2217_SET_CONTROL, ESPL_RFC2217_DTR_OFF);
+		cpo_send(h, ESPL_RFC2217_SET_CONTROL, ESPL_RFC2217_RTS_ON);
+		sleep_ms(100);
+		tcp_read(h, buf, 0, sizeof buf, 100, NULL);
+		cpo_send(h, ESPL_RFC2217_SET_CONTROL, ESPL_RFC2217_RTS_OFF); /* boots from flash */
+		size_t n = tcp_read(h, buf, 0, sizeof buf, 150, NULL);
+		if (purge)
+			cpo_send(h, ESPL_RFC2217_PURGE_DATA, ESPL_RFC2217_PURGE_RX);
+		n = tcp_read(h, buf, n, sizeof buf, 3000, "csum 0x4b");
+		assert_non_null(memmem(buf, n, "ets Jan", 7)); /* it did start */
+		if (purge)
+			assert_null(memmem(buf, n, "csum 0x4b", 9));
+		else
+			assert_non_null(memmem(buf, n, "csum 0x4b", 9));
+		h_stop(h);
+	}
+}
+
 /* Bad input never kills the simulator: thousands of random frames with
  * plausible headers (every opcode, wrong lengths and checksums), raw noise
  * with telnet IACs, then a reset through the lines (the device is strapped
@@ -1168,6 +1228,7 @@ int main(void)
 		cmocka_unit_test(test_reset_reassert_cancels_rise_and_pulse),
 		cmocka_unit_test(test_wire_time),
 		cmocka_unit_test(test_wire_baud_mismatch),
+		cmocka_unit_test(test_pty_host_baud_reads_bother),
 		cmocka_unit_test(test_options_defaults),
 		cmocka_unit_test(test_options_devices_and_overrides),
 		cmocka_unit_test(test_options_errors),
@@ -1179,6 +1240,7 @@ int main(void)
 		cmocka_unit_test(test_server_stall),
 		cmocka_unit_test(test_server_unplug_and_replug),
 		cmocka_unit_test(test_server_rfc2217_reset_circuit),
+		cmocka_unit_test(test_server_rfc2217_purge_drops_queued_output),
 		cmocka_unit_test(test_server_survives_random_input),
 	};
 	return cmocka_run_group_tests_name("sim_server", tests, NULL, NULL);
