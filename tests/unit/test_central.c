@@ -21,57 +21,11 @@
 #include "espline/central.h"
 #include "espline/db.h"
 #include "espline/dbwriter.h"
-
-typedef struct fx {
-	char dir[64];
-	char path[128];
-} fx;
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(p);
-}
+#include "db_fixture.h"
 
 static int setup(void **state)
 {
-	fx *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/espl-test-central-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof f->path, "%s/espline.sqlite", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fx *f = *state;
-	nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-static const espl_db_station station = { "line1-st1", "bench-host", "0.1.0" };
-static const espl_db_image images[] = {
-	{ "nodemcu.bin", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
-	{ "init.bin", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" },
-};
-static const espl_db_recipe recipe = {
-	"golden", "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
-	"recipe: golden\n", images, 2,
-};
-
-static espl_db *open_db(const char *path, int version)
-{
-	espl_db *db = NULL;
-	espl_error err = { 0 };
-	espl_db_options o = { .path = path, .create = 1, .schema_version = version };
-	int rc = espl_db_open(&db, &o, &err);
-	if (rc)
-		print_error("open: %s\n", err.msg);
-	assert_int_equal(rc, 0);
-	return db;
+	return fx_setup(state, "central", "espline.sqlite");
 }
 
 static void new_batch(espl_db *db, espl_db_batch *b)
@@ -165,9 +119,9 @@ static void test_outbox_filled_with_the_unit(void **state)
 	assert_int_equal(x[0].kind, ESPL_DB_OUTBOX_BATCH);
 	assert_string_equal(x[0].batch.uuid, b.uuid);
 	assert_string_equal(x[0].station.name, "line1-st1");
-	assert_string_equal(x[0].recipe.yaml, "recipe: golden\n");
+	assert_string_equal(x[0].recipe.yaml, recipe.yaml);
 	assert_int_equal(x[0].recipe.n_images, 2);
-	assert_string_equal(x[0].recipe.images[1].name, "init.bin");
+	assert_string_equal(x[0].recipe.images[1].name, "esp_init_data_default.bin");
 	for (int i = 0; i < 3; i++) {
 		const espl_db_replica *r = &x[i + 1];
 		assert_true(r->id > x[i].id);

@@ -17,59 +17,13 @@
 
 #include "espline/db.h"
 #include "espline/dbwriter.h"
+#include "db_fixture.h"
 
 /* ---- fixtures ---------------------------------------------------------- */
 
-typedef struct fx {
-	char dir[64];
-	char path[128];
-} fx;
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st; (void)flag; (void)ftw;
-	return remove(p);
-}
-
 static int setup(void **state)
 {
-	fx *f = calloc(1, sizeof *f);
-	snprintf(f->dir, sizeof f->dir, "/tmp/espl-test-db-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof f->path, "%s/db/espline.sqlite", f->dir);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	fx *f = *state;
-	nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-	free(f);
-	return 0;
-}
-
-static const espl_db_station station = { "line1-st1", "bench-host", "0.1.0" };
-static const espl_db_image images[] = {
-	{ "nodemcu-combined.bin", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
-	{ "esp_init_data_default.bin", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" },
-};
-static const espl_db_recipe recipe = {
-	"nodemcu-golden", "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
-	"recipe: nodemcu-golden\nsteps: []\n", images, 2,
-};
-
-static espl_db *open_db(const char *path, int version)
-{
-	espl_db *db = NULL;
-	espl_error err = { 0 };
-	espl_db_options o = { .path = path, .create = 1, .schema_version = version };
-	int rc = espl_db_open(&db, &o, &err);
-	if (rc)
-		print_error("open: %s\n", err.msg);
-	assert_int_equal(rc, 0);
-	return db;
+	return fx_setup(state, "db", "db/espline.sqlite");
 }
 
 static void new_batch(espl_db *db, const char *name, espl_db_batch *b)
