@@ -40,6 +40,9 @@ SIM      := $(BUILD)/espline-sim
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all test demo asan tsan deps clean bench
+# Keep the unit tests' objects: they are intermediate files to make, which
+# would otherwise delete and rebuild them on every run.
+.SECONDARY:
 all: $(ESPLINE) $(SIM) $(UNITS)
 ifeq ($(BUILD),build)
 	@ln -sf $(ESPLINE) espline && ln -sf $(SIM) espline-sim
