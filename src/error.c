@@ -26,6 +26,7 @@ const char *espl_strerror(int code)
 	case ESPL_EINTERRUPTED: return "interrupted";
 	case ESPL_EBUSY: return "busy";
 	case ESPL_EPERM: return "permission denied";
+	case ESPL_EPART: return "wrong part";
 	default: return "unknown error";
 	}
 }

@@ -509,10 +509,10 @@ static int check_expect(const espl_recipe *r, const espl_chip_info *chip, espl_e
 	size_t used = 0;
 
 	if (e->flash_size_min && chip->flash_size == 0)
-		return espl_fail(err, ESPL_ECHIP, "expect.flash_size_min (line %u): the flash size is unknown (JEDEC id 0x%06X); at least %s is required",
+		return espl_fail(err, ESPL_EPART, "expect.flash_size_min (line %u): the flash size is unknown (JEDEC id 0x%06X); at least %s is required",
 		                 e->pos.line, chip->flash_id, espl_recipe_format_size(e->flash_size_min, a, sizeof a));
 	if (e->flash_size_min && chip->flash_size < e->flash_size_min)
-		return espl_fail(err, ESPL_ECHIP, "expect.flash_size_min (line %u): the unit has %s of flash, the recipe needs at least %s",
+		return espl_fail(err, ESPL_EPART, "expect.flash_size_min (line %u): the unit has %s of flash, the recipe needs at least %s",
 		                 e->pos.line, espl_recipe_format_size((uint32_t)chip->flash_size, a, sizeof a),
 		                 espl_recipe_format_size(e->flash_size_min, b, sizeof b));
 	if (e->n_manufacturers && !in_list(e->manufacturers, e->n_manufacturers, chip->flash_manufacturer)) {
@@ -525,7 +525,7 @@ static int check_expect(const espl_recipe *r, const espl_chip_info *chip, espl_e
 				break;
 		}
 		const char *got = espl_flash_manufacturer_name(chip->flash_manufacturer);
-		return espl_fail(err, ESPL_ECHIP, "expect.flash_manufacturer (line %u): flash manufacturer 0x%02X (%s) is not one of %s",
+		return espl_fail(err, ESPL_EPART, "expect.flash_manufacturer (line %u): flash manufacturer 0x%02X (%s) is not one of %s",
 		                 e->pos.line, chip->flash_manufacturer, got ? got : "unknown", list);
 	}
 	if (e->n_ouis) {
@@ -536,7 +536,7 @@ static int check_expect(const espl_recipe *r, const espl_chip_info *chip, espl_e
 		for (size_t i = 0; i < e->n_ouis && used + 12 < sizeof list; i++)
 			used += (size_t)snprintf(list + used, sizeof list - used, "%s%02X:%02X:%02X", i ? ", " : "",
 			                         e->ouis[i][0], e->ouis[i][1], e->ouis[i][2]);
-		return espl_fail(err, ESPL_ECHIP, "expect.mac_oui (line %u): MAC %s has OUI %02X:%02X:%02X, not one of %s",
+		return espl_fail(err, ESPL_EPART, "expect.mac_oui (line %u): MAC %s has OUI %02X:%02X:%02X, not one of %s",
 		                 e->pos.line, chip->mac_str, chip->mac[0], chip->mac[1], chip->mac[2], list);
 	}
 	return ESPL_OK;

@@ -39,6 +39,7 @@ enum espl_code {
 	ESPL_EINTERRUPTED = -14, /* stopped on request (signal, shutdown) */
 	ESPL_EBUSY = -15,        /* resource in use (port locked by another program) */
 	ESPL_EPERM = -16,        /* permission denied */
+	ESPL_EPART = -17,        /* an ESP8266, but not a part the recipe accepts (expect:) */
 };
 
 /* Longest message kept; longer ones are truncated, never overflowed. */

@@ -148,10 +148,10 @@ static void test_phases_and_interrupts(void **state)
 	make_result(&res);
 	res.pass = false;
 	res.failed_phase = "expect";
-	espl_fail(&res.first_error, ESPL_ECHIP, "expect.flash_size_min: too small");
+	espl_fail(&res.first_error, ESPL_EPART, "expect.flash_size_min: too small");
 	assert_int_equal(espl_record_result(&res), ESPL_DB_FAIL);
 	espl_record_error_kind(&res, kind, sizeof kind);
-	assert_string_equal(kind, "expect: wrong chip");
+	assert_string_equal(kind, "expect: wrong part");
 
 	res.failed_phase = "connect";
 	res.identified = res.connected = false;

@@ -388,7 +388,7 @@ static void test_expect_failures_touch_nothing(void **state)
 		size_t size;
 		uint8_t *flash = flash_of(uc, &size);
 		memset(flash, 0x5A, size);
-		assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_ECHIP);
+		assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_EPART);
 		assert_false(res.pass);
 		assert_true(res.identified);
 		assert_string_equal(res.failed_phase, "expect");
