@@ -254,7 +254,8 @@ int espl_stub_find(const char *explicit_path, espl_stub *stub, espl_error *err)
 		for (size_t k = 0; k < n && len < sizeof list; k++)
 			len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "", paths[k]);
 		espl_fail(err, ESPL_ENOTFOUND, "no ESP8266 flasher stub found: run scripts/install-deps.sh "
-			  "(it copies one from esptool-js), or pass --stub FILE.json or set ESPLINE_STUB. "
+			  "(it copies one from esptool-js), or set ESPLINE_STUB=FILE.json, or pass --stub "
+			  "FILE.json (a recipe: connect: { stub: FILE.json }). "
 			  "Tried: %s", list);
 	}
 	for (size_t k = 0; k < n; k++)
