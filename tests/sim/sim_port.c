@@ -131,7 +131,7 @@ static int sp_write(espl_port *p, const uint8_t *buf, size_t len, espl_error *er
 			continue;
 		uint8_t *f = sp->dec.frame;
 		uint8_t op = f[1];
-		sp->op_count[op]++;
+		sp->unit->op_count[op]++;
 		if (fault_hits(&sp->drop, op))
 			continue; /* lost on the wire: the loader times out */
 		if (sp->dec.len > 8 + 16 && fault_hits(&sp->corrupt, op))

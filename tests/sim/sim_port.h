@@ -36,6 +36,8 @@ typedef struct sim_unit {
 	uint64_t now_us;          /* the chip's virtual clock */
 	unsigned chip_baud;       /* the rate the chip's UART runs at */
 	struct sim_port *port;    /* the port currently attached, NULL = none */
+	unsigned op_count[256];   /* requests the chip has seen, by opcode, over
+	                           * every port attached (outlives each port) */
 } sim_unit;
 
 /* "Do something to the N requests (or replies) with opcode op, after letting
@@ -55,7 +57,6 @@ typedef struct sim_port {
 	espl_slip_decoder dec;
 	uint8_t frame[0x4100];
 	int dtr, rts;
-	unsigned op_count[256];   /* requests seen, by opcode */
 	int boots;
 	int *boots_out;           /* also counted here: outlives the port */
 
