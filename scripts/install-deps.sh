@@ -13,7 +13,7 @@ APT_PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev
 	libserialport-dev libsqlite3-dev sqlite3 libyaml-dev zlib1g-dev
 	libssl-dev libjansson-dev libcmocka-dev libpq-dev postgresql
-	nodejs
+	valgrind nodejs
 )
 
 sudo_cmd=()

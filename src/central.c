@@ -388,35 +388,38 @@ static int put_origin(sender *s, espl_error *err)
 	return ESPL_OK;
 }
 
-static int returned_id(PGresult *r, char *out, size_t size)
+/* Run an INSERT ... RETURNING id (a row of the kind named by noun, e.g.
+ * "station"); the id as text in out. */
+static int insert_returning_id(sender *s, const char *what, const char *noun, const char *sql,
+			       int n, const char *const *values, char *out, size_t size,
+			       espl_error *err)
 {
+	PGresult *r;
+	ESPL_TRY(exec_params(s->conn, s->conninfo, what, sql, n, values, &r, err));
 	snprintf(out, size, "%s", PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
 	PQclear(r);
-	return out[0] ? ESPL_OK : ESPL_EDB;
+	if (!out[0])
+		return espl_fail(err, ESPL_EDB, "central database: no %s id returned", noun);
+	return ESPL_OK;
 }
 
 static int put_batch(sender *s, const espl_db_replica *x, espl_error *err)
 {
-	PGresult *r;
 	char station_id[24], recipe_id[24], started[24], ended[24], planned[16], pos[24];
 	const espl_db_station *st = &x->station;
 	const espl_db_recipe *rc = &x->recipe;
 	const char *sv[] = { st->name, st->host, st->version };
-	ESPL_TRY(exec_params(s->conn, s->conninfo, "recording a station",
-			     "INSERT INTO stations (name, host, version) VALUES ($1, $2, $3)"
-			     " ON CONFLICT (name, host, version) DO UPDATE SET name = EXCLUDED.name"
-			     " RETURNING id",
-			     3, sv, &r, err));
-	if (returned_id(r, station_id, sizeof station_id) < 0)
-		return espl_fail(err, ESPL_EDB, "central database: no station id returned");
+	ESPL_TRY(insert_returning_id(s, "recording a station", "station",
+				     "INSERT INTO stations (name, host, version) VALUES ($1, $2, $3)"
+				     " ON CONFLICT (name, host, version) DO UPDATE"
+				     " SET name = EXCLUDED.name RETURNING id",
+				     3, sv, station_id, sizeof station_id, err));
 	const char *rv[] = { rc->name, rc->sha256, rc->yaml ? rc->yaml : "" };
-	ESPL_TRY(exec_params(s->conn, s->conninfo, "recording a recipe",
-			     "INSERT INTO recipes (name, sha256, yaml) VALUES ($1, $2, $3)"
-			     " ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256"
-			     " RETURNING id",
-			     3, rv, &r, err));
-	if (returned_id(r, recipe_id, sizeof recipe_id) < 0)
-		return espl_fail(err, ESPL_EDB, "central database: no recipe id returned");
+	ESPL_TRY(insert_returning_id(s, "recording a recipe", "recipe",
+				     "INSERT INTO recipes (name, sha256, yaml) VALUES ($1, $2, $3)"
+				     " ON CONFLICT (sha256) DO UPDATE SET sha256 = EXCLUDED.sha256"
+				     " RETURNING id",
+				     3, rv, recipe_id, sizeof recipe_id, err));
 	for (size_t i = 0; i < rc->n_images; i++) {
 		snprintf(pos, sizeof pos, "%zu", i);
 		const char *iv[] = { recipe_id, pos, rc->images[i].name, rc->images[i].sha256 };

@@ -1,6 +1,8 @@
 /* central_query.c - reports against the central database; see
  * include/espline/central_query.h. */
 #include "espline/central_query.h"
+#include "report_export.h"
+#include "verify_problem.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -366,10 +368,7 @@ int espl_central_export(PGconn *conn, const espl_report_filter *f, int format, F
 		rc = espl_fail(err, ESPL_ESYS, "cannot write the export");
 	if (rc < 0)
 		return rc;
-	espl_report_export_footer(out, format, c.n);
-	if (fflush(out) != 0 || ferror(out))
-		return espl_fail(err, ESPL_ESYS, "cannot write the export");
-	return (int)(c.n > INT32_MAX ? INT32_MAX : c.n);
+	return espl_report_export_finish(out, format, c.n, err);
 }
 
 /* ---- verify ------------------------------------------------------------ */
@@ -379,15 +378,7 @@ static void chain_problem(espl_central_chain *ch, int64_t seq, const char *uuid,
 static void chain_problem(espl_central_chain *ch, int64_t seq, const char *uuid,
 			  const char *fmt, ...)
 {
-	if (!ch->ok)
-		return; /* keep the first */
-	va_list ap;
-	ch->ok = 0;
-	ch->bad_seq = seq;
-	snprintf(ch->bad_uuid, sizeof ch->bad_uuid, "%s", uuid ? uuid : "");
-	va_start(ap, fmt);
-	vsnprintf(ch->problem, sizeof ch->problem, fmt, ap);
-	va_end(ap);
+	ESPL_VERIFY_PROBLEM(ch, seq, uuid, fmt);
 }
 
 static int verify_batches(PGconn *conn, espl_central_verify_result *res, espl_error *err)

@@ -150,6 +150,21 @@ static int filter_from(const char *cmd, const db_args *a, espl_report_filter *f)
 	return ESPL_EXIT_OK;
 }
 
+/* The database a command reads: the central one with --central (*conn),
+ * else the local one (*db); the other stays NULL. */
+static int open_source(const char *cmd, const db_args *a, espl_db **db, PGconn **conn)
+{
+	*db = NULL;
+	*conn = NULL;
+	return a->use_central ? open_central(cmd, a, conn) : open_db(cmd, a->db, db);
+}
+
+static void close_source(espl_db *db, PGconn *conn)
+{
+	espl_db_close(db);
+	espl_central_disconnect(conn);
+}
+
 /* ---- history ----------------------------------------------------------- */
 
 static int print_history_unit(const espl_report_unit *ru, void *user)
@@ -196,19 +211,12 @@ static int cmd_history(int argc, char **argv)
 		fprintf(stderr, "usage: espline history [--db PATH | --central [URL]] MAC\n");
 		return ESPL_EXIT_USAGE;
 	}
-	int n;
-	if (a.use_central) {
-		PGconn *conn;
-		if ((rc = open_central(argv[0], &a, &conn)))
-			return rc;
-		n = espl_central_history(conn, a.positional[0], print_history_unit, NULL, &err);
-		espl_central_disconnect(conn);
-	} else {
-		if ((rc = open_db(argv[0], a.db, &db)))
-			return rc;
-		n = espl_report_history(db, a.positional[0], print_history_unit, NULL, &err);
-		espl_db_close(db);
-	}
+	PGconn *conn;
+	if ((rc = open_source(argv[0], &a, &db, &conn)))
+		return rc;
+	int n = conn ? espl_central_history(conn, a.positional[0], print_history_unit, NULL, &err)
+		     : espl_report_history(db, a.positional[0], print_history_unit, NULL, &err);
+	close_source(db, conn);
 	if (n < 0)
 		return fail(argv[0], &err);
 	if (n == 0) {
@@ -242,18 +250,11 @@ static int cmd_report(int argc, char **argv)
 		fprintf(stderr, "espline report: unexpected '%s'\n", a.positional[0]);
 		return ESPL_EXIT_USAGE;
 	}
-	if (a.use_central) {
-		PGconn *conn;
-		if ((rc = open_central(argv[0], &a, &conn)))
-			return rc;
-		rc = espl_central_report(conn, &f, &r, &err);
-		espl_central_disconnect(conn);
-	} else {
-		if ((rc = open_db(argv[0], a.db, &db)))
-			return rc;
-		rc = espl_report_build(db, &f, &r, &err);
-		espl_db_close(db);
-	}
+	PGconn *conn;
+	if ((rc = open_source(argv[0], &a, &db, &conn)))
+		return rc;
+	rc = conn ? espl_central_report(conn, &f, &r, &err) : espl_report_build(db, &f, &r, &err);
+	close_source(db, conn);
 	if (rc < 0)
 		return fail(argv[0], &err);
 	if (a.json)
@@ -288,21 +289,18 @@ static int cmd_export(int argc, char **argv)
 		fprintf(stderr, "espline export: --format is csv or json\n");
 		return ESPL_EXIT_USAGE;
 	}
-	PGconn *conn = NULL;
-	db = NULL;
-	if ((rc = a.use_central ? open_central(argv[0], &a, &conn) : open_db(argv[0], a.db, &db)))
+	PGconn *conn;
+	if ((rc = open_source(argv[0], &a, &db, &conn)))
 		return rc;
 	FILE *out = stdout;
 	if (a.output && strcmp(a.output, "-") != 0 && !(out = fopen(a.output, "w"))) {
 		espl_fail_errno(&err, "cannot create %s", a.output);
-		espl_db_close(db);
-		espl_central_disconnect(conn);
+		close_source(db, conn);
 		return fail(argv[0], &err);
 	}
 	int n = conn ? espl_central_export(conn, &f, format, out, &err)
 		     : espl_report_export(db, &f, format, out, &err);
-	espl_db_close(db);
-	espl_central_disconnect(conn);
+	close_source(db, conn);
 	if (out != stdout && fclose(out) != 0 && n >= 0)
 		n = espl_fail_errno(&err, "cannot write %s", a.output);
 	if (n < 0)
@@ -385,6 +383,23 @@ static int db_info(espl_db *db, const char *path)
 	return ESPL_EXIT_OK;
 }
 
+/* espline CMD SUB [options] where SUB is first or second (no positional
+ * arguments): parse the options; *is_second tells which SUB it is. */
+static int parse_sub(const char *cmd, int argc, char **argv, const char *allowed,
+		     const char *first, const char *second, db_args *a, int *is_second)
+{
+	int rc = parse_args(argc - 1, argv + 1, allowed, a);
+	if (rc)
+		return rc;
+	*is_second = strcmp(argv[1], second) == 0;
+	if ((!*is_second && strcmp(argv[1], first) != 0) || a->n_positional) {
+		fprintf(stderr, "espline %s: unknown subcommand '%s' (%s or %s)\n", cmd, argv[1],
+			first, second);
+		return ESPL_EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int cmd_db(int argc, char **argv)
 {
 	db_args a;
@@ -395,14 +410,10 @@ static int cmd_db(int argc, char **argv)
 		       "       espline db info [--db PATH]     path, schema version, pending spool\n");
 		return argc < 2 ? ESPL_EXIT_USAGE : ESPL_EXIT_OK;
 	}
-	int rc = parse_args(argc - 1, argv + 1, "--db --central", &a);
+	int info, rc = parse_sub("db", argc, argv, "--db --central", "verify", "info", &a, &info);
 	if (rc)
 		return rc;
-	int verify = strcmp(argv[1], "verify") == 0, info = strcmp(argv[1], "info") == 0;
-	if ((!verify && !info) || a.n_positional) {
-		fprintf(stderr, "espline db: unknown subcommand '%s' (verify or info)\n", argv[1]);
-		return ESPL_EXIT_USAGE;
-	}
+	int verify = !info;
 	if (verify && a.use_central)
 		return central_verify(&a);
 	if ((rc = open_db("db", a.db, &db)))
@@ -486,14 +497,11 @@ static int cmd_sync(int argc, char **argv)
 		       "         send everything waiting now (a station sends on its own while it runs)\n");
 		return argc < 2 ? ESPL_EXIT_USAGE : ESPL_EXIT_OK;
 	}
-	int rc = parse_args(argc - 1, argv + 1, "--db --json --central", &a);
+	int push, rc = parse_sub("sync", argc, argv, "--db --json --central", "status", "push", &a,
+				 &push);
 	if (rc)
 		return rc;
-	int status = strcmp(argv[1], "status") == 0, push = strcmp(argv[1], "push") == 0;
-	if ((!status && !push) || a.n_positional) {
-		fprintf(stderr, "espline sync: unknown subcommand '%s' (status or push)\n", argv[1]);
-		return ESPL_EXIT_USAGE;
-	}
+	int status = !push;
 	if ((rc = open_db("sync", a.db, &db)))
 		return rc;
 	rc = status ? sync_status(db, &a) : sync_push(db, &a);

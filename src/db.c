@@ -1,5 +1,7 @@
 /* db.c - the traceability store; see include/espline/db.h. */
 #include "espline/db.h"
+#include "db_owned.h"
+#include "verify_problem.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1249,15 +1251,7 @@ static void problem(espl_db_verify_result *r, int64_t seq, const char *uuid, con
 
 static void problem(espl_db_verify_result *r, int64_t seq, const char *uuid, const char *fmt, ...)
 {
-	if (!r->ok)
-		return; /* keep the first */
-	va_list ap;
-	r->ok = 0;
-	r->bad_seq = seq;
-	snprintf(r->bad_uuid, sizeof r->bad_uuid, "%s", uuid ? uuid : "");
-	va_start(ap, fmt);
-	vsnprintf(r->problem, sizeof r->problem, fmt, ap);
-	va_end(ap);
+	ESPL_VERIFY_PROBLEM(r, seq, uuid, fmt);
 }
 
 static int prepare_once(espl_db *db, const char *sql, sqlite3_stmt **s, espl_error *err)
@@ -1501,46 +1495,16 @@ int espl_db_origin(espl_db *db, char out[ESPL_DB_UUID_SIZE], espl_error *err)
 /* Owned copy of a column (NULL stays NULL); sets *oom on failure. */
 static const char *dup_col(sqlite3_stmt *s, int i, int *oom)
 {
-	const char *t = col_text(s, i);
-	if (!t)
-		return NULL;
-	char *d = strdup(t);
-	if (!d)
-		*oom = 1;
-	return d;
+	return espl_strdup_oom(col_text(s, i), oom);
 }
-
-#define FREE_C(p) free((void *)(p))
 
 static void replica_clear(espl_db_replica *r)
 {
-	FREE_C(r->station.name);
-	FREE_C(r->station.host);
-	FREE_C(r->station.version);
-	FREE_C(r->recipe.name);
-	FREE_C(r->recipe.sha256);
-	FREE_C(r->recipe.yaml);
-	for (size_t i = 0; i < r->recipe.n_images; i++) {
-		FREE_C(r->recipe.images[i].name);
-		FREE_C(r->recipe.images[i].sha256);
-	}
-	FREE_C(r->recipe.images);
-	FREE_C(r->batch.name);
-	FREE_C(r->batch.operator_name);
-	FREE_C(r->unit.mac);
-	FREE_C(r->unit.manufacturer);
-	FREE_C(r->unit.port);
-	FREE_C(r->unit.adapter_serial);
-	FREE_C(r->unit.adapter_location);
-	FREE_C(r->unit.error_kind);
-	FREE_C(r->unit.error);
-	for (size_t i = 0; i < r->n_steps; i++) {
-		FREE_C(r->steps[i].kind);
-		FREE_C(r->steps[i].expected_md5);
-		FREE_C(r->steps[i].actual_md5);
-		FREE_C(r->steps[i].error);
-	}
-	free(r->steps);
+	espl_db_station_free_strings(&r->station);
+	espl_db_recipe_free_strings(&r->recipe);
+	espl_db_batch_free_strings(&r->batch);
+	espl_db_unit_free_strings(&r->unit);
+	espl_db_steps_free(r->steps, r->n_steps);
 	memset(r, 0, sizeof *r);
 }
 

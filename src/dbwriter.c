@@ -2,6 +2,7 @@
 #include "espline/dbwriter.h"
 
 #include "espline/central.h"
+#include "db_owned.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,71 +68,32 @@ struct espl_dbw {
 
 /* ---- record copies ----------------------------------------------------- */
 
-/* strdup that records a failure instead of returning it at each call. */
-static const char *copy_str(const char *s, int *oom)
-{
-	if (!s)
-		return NULL;
-	char *d = strdup(s);
-	if (!d)
-		*oom = 1;
-	return d;
-}
-
-#define FREE_CONST(p) free((void *)(p))
-
 static void rec_free(rec *r)
 {
 	if (!r)
 		return;
-	FREE_CONST(r->station.name);
-	FREE_CONST(r->station.host);
-	FREE_CONST(r->station.version);
-	FREE_CONST(r->recipe.name);
-	FREE_CONST(r->recipe.sha256);
-	FREE_CONST(r->recipe.yaml);
-	for (size_t i = 0; i < r->recipe.n_images; i++) {
-		FREE_CONST(r->images[i].name);
-		FREE_CONST(r->images[i].sha256);
-	}
-	free(r->images);
-	FREE_CONST(r->batch.name);
-	FREE_CONST(r->batch.operator_name);
-	const espl_db_unit *u = &r->unit;
-	FREE_CONST(u->mac);
-	FREE_CONST(u->manufacturer);
-	FREE_CONST(u->port);
-	FREE_CONST(u->adapter_serial);
-	FREE_CONST(u->adapter_location);
-	FREE_CONST(u->error_kind);
-	FREE_CONST(u->error);
-	for (size_t i = 0; i < r->n_steps; i++) {
-		FREE_CONST(r->steps[i].kind);
-		FREE_CONST(r->steps[i].expected_md5);
-		FREE_CONST(r->steps[i].actual_md5);
-		FREE_CONST(r->steps[i].error);
-	}
-	free(r->steps);
-	FREE_CONST(r->event.level);
-	FREE_CONST(r->event.kind);
-	FREE_CONST(r->event.batch_uuid);
-	FREE_CONST(r->event.unit_uuid);
-	FREE_CONST(r->event.message);
+	/* r->recipe.images is r->images (or both are NULL) */
+	espl_db_station_free_strings(&r->station);
+	espl_db_recipe_free_strings(&r->recipe);
+	espl_db_batch_free_strings(&r->batch);
+	espl_db_unit_free_strings(&r->unit);
+	espl_db_steps_free(r->steps, r->n_steps);
+	espl_db_event_free_strings(&r->event);
 	free(r);
 }
 
 static void copy_station(rec *r, const espl_db_station *s, int *oom)
 {
-	r->station.name = copy_str(s->name, oom);
-	r->station.host = copy_str(s->host, oom);
-	r->station.version = copy_str(s->version, oom);
+	r->station.name = espl_strdup_oom(s->name, oom);
+	r->station.host = espl_strdup_oom(s->host, oom);
+	r->station.version = espl_strdup_oom(s->version, oom);
 }
 
 static void copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
 {
-	r->recipe.name = copy_str(src->name, oom);
-	r->recipe.sha256 = copy_str(src->sha256, oom);
-	r->recipe.yaml = copy_str(src->yaml, oom);
+	r->recipe.name = espl_strdup_oom(src->name, oom);
+	r->recipe.sha256 = espl_strdup_oom(src->sha256, oom);
+	r->recipe.yaml = espl_strdup_oom(src->yaml, oom);
 	if (src->n_images) {
 		r->images = calloc(src->n_images, sizeof *r->images);
 		if (!r->images) {
@@ -140,8 +102,8 @@ static void copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
 		}
 		r->recipe.n_images = src->n_images;
 		for (size_t i = 0; i < src->n_images; i++) {
-			r->images[i].name = copy_str(src->images[i].name, oom);
-			r->images[i].sha256 = copy_str(src->images[i].sha256, oom);
+			r->images[i].name = espl_strdup_oom(src->images[i].name, oom);
+			r->images[i].sha256 = espl_strdup_oom(src->images[i].sha256, oom);
 		}
 	}
 	r->recipe.images = r->images;
@@ -150,20 +112,20 @@ static void copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
 static void copy_batch(rec *r, const espl_db_batch *b, int *oom)
 {
 	r->batch = *b;
-	r->batch.name = copy_str(b->name, oom);
-	r->batch.operator_name = copy_str(b->operator_name, oom);
+	r->batch.name = espl_strdup_oom(b->name, oom);
+	r->batch.operator_name = espl_strdup_oom(b->operator_name, oom);
 }
 
 static void copy_unit(rec *r, const espl_db_unit *u, int *oom)
 {
 	r->unit = *u;
-	r->unit.mac = copy_str(u->mac, oom);
-	r->unit.manufacturer = copy_str(u->manufacturer, oom);
-	r->unit.port = copy_str(u->port, oom);
-	r->unit.adapter_serial = copy_str(u->adapter_serial, oom);
-	r->unit.adapter_location = copy_str(u->adapter_location, oom);
-	r->unit.error_kind = copy_str(u->error_kind, oom);
-	r->unit.error = copy_str(u->error, oom);
+	r->unit.mac = espl_strdup_oom(u->mac, oom);
+	r->unit.manufacturer = espl_strdup_oom(u->manufacturer, oom);
+	r->unit.port = espl_strdup_oom(u->port, oom);
+	r->unit.adapter_serial = espl_strdup_oom(u->adapter_serial, oom);
+	r->unit.adapter_location = espl_strdup_oom(u->adapter_location, oom);
+	r->unit.error_kind = espl_strdup_oom(u->error_kind, oom);
+	r->unit.error = espl_strdup_oom(u->error, oom);
 	snprintf(r->ack.uuid, sizeof r->ack.uuid, "%s", u->uuid);
 }
 
@@ -179,21 +141,21 @@ static void copy_steps(rec *r, const espl_db_step *steps, size_t n, int *oom)
 	r->n_steps = n;
 	for (size_t i = 0; i < n; i++) {
 		r->steps[i] = steps[i];
-		r->steps[i].kind = copy_str(steps[i].kind, oom);
-		r->steps[i].expected_md5 = copy_str(steps[i].expected_md5, oom);
-		r->steps[i].actual_md5 = copy_str(steps[i].actual_md5, oom);
-		r->steps[i].error = copy_str(steps[i].error, oom);
+		r->steps[i].kind = espl_strdup_oom(steps[i].kind, oom);
+		r->steps[i].expected_md5 = espl_strdup_oom(steps[i].expected_md5, oom);
+		r->steps[i].actual_md5 = espl_strdup_oom(steps[i].actual_md5, oom);
+		r->steps[i].error = espl_strdup_oom(steps[i].error, oom);
 	}
 }
 
 static void copy_event(rec *r, const espl_db_event *e, int *oom)
 {
 	r->event.time_ms = e->time_ms;
-	r->event.level = copy_str(e->level, oom);
-	r->event.kind = copy_str(e->kind, oom);
-	r->event.batch_uuid = copy_str(e->batch_uuid, oom);
-	r->event.unit_uuid = copy_str(e->unit_uuid, oom);
-	r->event.message = copy_str(e->message, oom);
+	r->event.level = espl_strdup_oom(e->level, oom);
+	r->event.kind = espl_strdup_oom(e->kind, oom);
+	r->event.batch_uuid = espl_strdup_oom(e->batch_uuid, oom);
+	r->event.unit_uuid = espl_strdup_oom(e->unit_uuid, oom);
+	r->event.message = espl_strdup_oom(e->message, oom);
 }
 
 /* ---- JSON form (spool and rejected files) ----------------------------- */
@@ -307,7 +269,7 @@ static json_t *rec_json(const rec *r)
 /* Parsing back.  Strings are copied; a missing key reads as NULL / 0. */
 static const char *get_s(json_t *o, const char *k, int *oom)
 {
-	return copy_str(json_string_value(json_object_get(o, k)), oom);
+	return espl_strdup_oom(json_string_value(json_object_get(o, k)), oom);
 }
 
 static int64_t get_i(json_t *o, const char *k)

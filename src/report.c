@@ -1,5 +1,6 @@
 /* report.c - history, reports and export; see include/espline/report.h. */
 #include "espline/report.h"
+#include "report_export.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -493,6 +494,14 @@ void espl_report_export_footer(FILE *out, int format, int64_t count)
 		fputs(count ? "\n]\n" : "]\n", out);
 }
 
+int espl_report_export_finish(FILE *out, int format, int64_t count, espl_error *err)
+{
+	espl_report_export_footer(out, format, count);
+	if (fflush(out) != 0 || ferror(out))
+		return espl_fail(err, ESPL_ESYS, "cannot write the export");
+	return (int)(count > INT32_MAX ? INT32_MAX : count);
+}
+
 int espl_report_export_unit(FILE *out, int format, int64_t index, const espl_report_unit *ru,
 			    const espl_db_step *steps, size_t n_steps)
 {
@@ -621,10 +630,7 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 	sqlite3_finalize(s);
 	if (rc < 0)
 		return rc;
-	espl_report_export_footer(out, format, c.n);
-	if (fflush(out) != 0 || ferror(out))
-		return espl_fail(err, ESPL_ESYS, "cannot write the export");
-	return (int)(c.n > INT32_MAX ? INT32_MAX : c.n);
+	return espl_report_export_finish(out, format, c.n, err);
 }
 
 /* ---- times ------------------------------------------------------------- */

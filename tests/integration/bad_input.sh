@@ -7,43 +7,24 @@
 # Devices are espline-sim pseudo-terminals booted in download mode (recipes
 # use reset: none).  TAP output.
 set -u
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-E=$BUILD_DIR/espline
-SIM=$BUILD_DIR/espline-sim
-T=$(mktemp -d /tmp/espline-bad-input.XXXXXX)
+. "$(dirname "$0")/../lib/tap.sh"
+. tests/lib/sim.sh
+env_tempdir bad-input
 R=$T/r
-PIDS=()
-n=0 failed=0
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-skip() { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	[ -f "$T/out" ] && sed 's/^/#   /' "$T/out" | tail -n 12
-}
-check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+TAP_SHOW=("$T/out")
+TAP_TAIL=12
 # run AS ARGS...: espline run as AS (me, or nobody via setpriv); output in $T/out, status in rc
 run() {
 	local as=$1; shift
 	if [ "$as" = nobody ]; then
-		timeout 60 setpriv --reuid=nobody --regid=nogroup --clear-groups "$E" run "$@" --plain >"$T/out" 2>&1
+		tap_run 60 setpriv --reuid=nobody --regid=nogroup --clear-groups "$E" run "$@" --plain
 	else
-		timeout 60 "$E" run "$@" --plain >"$T/out" 2>&1
+		tap_run 60 "$E" run "$@" --plain
 	fi
-	rc=$?
 }
-# says LINE: the output holds this exact text
-says() { grep -qF -- "$1" "$T/out"; }
 says_not() { ! grep -qE -- "$1" "$T/out"; }
 
-BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || { echo "not ok 1 - demo images"; exit 1; }
+make_demo_images || { echo "not ok 1 - demo images"; exit 1; }
 mkdir -p "$R/images" "$T/db"
 cp recipes/images/* "$R/images/"
 head -c 700000 /dev/zero | tr '\0' '\125' >"$R/images/data.bin"
@@ -70,41 +51,38 @@ sed 's|flash_baud: 115200 }|flash_baud: 115200, stub: nostub.json }|' "$R/good.y
 chmod 644 "$R"/*.yaml
 
 # device 0: good 4MB; 1: ESP32; 2: 1MB; 3: good (held busy); 4: good (no permission)
-"$SIM" --devices 5 --time-scale 0 --exit-after-idle 120 --ready-file "$T/ready" --flash-dir "$T" \
-	--dev 1:fault=wrong-chip --dev 2:flash=1MB >"$T/sim.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 200); do [ -s "$T/ready" ] && break; sleep 0.05; done
-cp "$T/ready" "$T/devices" 2>/dev/null || { echo "not ok 1 - simulator did not start"; cat "$T/sim.log"; exit 1; }
-port() { awk -v k="$1" '$1 == "device" && $2 == k { print $3; exit }' "$T/devices"; }
+SIM_IDLE=120 sim_start sim --devices 5 --time-scale 0 --dev 1:fault=wrong-chip --dev 2:flash=1MB ||
+	{ echo "not ok 1 - simulator did not start"; exit 1; }
+port() { sim_dev_port sim "$1"; }
 DB=$T/db/units.sqlite
 
 # --- malformed recipe --------------------------------------------------------
 run me "$R/syntax.yaml" --port "$(port 0)" --db "$DB"
 check "malformed recipe (YAML syntax): exit 2" [ "$rc" -eq 2 ]
 check "... says file:line:col and what the parser expected" \
-	says "$R/syntax.yaml:5:1: error: invalid YAML: did not find expected ',' or '}' (while parsing a flow mapping at line 4, column 12)"
+	has "$R/syntax.yaml:5:1: error: invalid YAML: did not find expected ',' or '}' (while parsing a flow mapping at line 4, column 12)"
 printf 'recipe: bad-input\nchip: esp8266\nsteps:\n  - wirte: {}\n' >"$R/key.yaml"
 run me "$R/key.yaml" --port "$(port 0)" --db "$DB"
 check "malformed recipe (unknown key): exit 2, with a suggestion" eval \
-	'[ "$rc" -eq 2 ] && says "$R/key.yaml:4:5: error: unknown key '"'wirte'"' in steps[1]; did you mean '"'write'"'?"'
+	'[ "$rc" -eq 2 ] && has "$R/key.yaml:4:5: error: unknown key '"'wirte'"' in steps[1]; did you mean '"'write'"'?"'
 
 # --- missing image -------------------------------------------------------------
 run me "$R/missing.yaml" --port "$(port 0)" --db "$DB"
 check "missing image: exit 2 before touching a port" [ "$rc" -eq 2 ]
 check "... names the file as written and as resolved, and the OS reason" \
-	says "$R/missing.yaml:7:20: error: write.file: cannot read 'images/nope.bin' (resolved to $R/images/nope.bin): No such file or directory"
+	has "$R/missing.yaml:7:20: error: write.file: cannot read 'images/nope.bin' (resolved to $R/images/nope.bin): No such file or directory"
 
 # --- image too big for the flash ------------------------------------------------
 run me "$R/big-declared.yaml" --port "$(port 2)" --db "$DB"
 check "image too big for the declared flash size: exit 2" [ "$rc" -eq 2 ]
 check "... says where the write ends and the size it is checked against" \
-	says "$R/big-declared.yaml:7:46: error: write of data.bin ends at 0x12ae60, past the end of the smallest allowed flash (1MB, flash.size)"
+	has "$R/big-declared.yaml:7:46: error: write of data.bin ends at 0x12ae60, past the end of the smallest allowed flash (1MB, flash.size)"
 check "... and only that error (no follow-on error for the verify step after it)" \
 	says_not "error: verify: md5 has nothing to check"
 run me "$R/big-detect.yaml" --port "$(port 2)" --db "$DB"
 check "image too big for the detected flash (1MB unit): the unit FAILs (exit 1)" [ "$rc" -eq 1 ]
 check "... with the size detected on this unit" \
-	says "FAIL 5c:cf:7f:a0:00:02 in 0.0 s: layout: $R/big-detect.yaml:7:46: error: write of data.bin ends at 0x12ae60, past the end of the smallest allowed flash (1MB, the size detected on this unit)"
+	has "FAIL 5c:cf:7f:a0:00:02 in 0.0 s: layout: $R/big-detect.yaml:7:46: error: write of data.bin ends at 0x12ae60, past the end of the smallest allowed flash (1MB, the size detected on this unit)"
 check "... before any step ran (recorded FAIL 'layout: ...' with no step rows)" \
 	[ "$(sqlite3 "$DB" "select u.result || ' ' || u.error_kind || ' ' || (select count(*) from steps s where s.unit_id = u.id) from units u where u.port = '$(port 2)' order by u.id desc limit 1;")" = "FAIL layout: recipe error 0" ]
 
@@ -112,7 +90,7 @@ check "... before any step ran (recorded FAIL 'layout: ...' with no step rows)" 
 run me "$R/good.yaml" --port "$(port 1)" --db "$DB"
 check "wrong chip (an ESP32 in the jig): the run fails (exit $rc)" eval '[ "$rc" -eq 1 ] || [ "$rc" -eq 3 ]'
 check "... names the chip found and the one expected" \
-	says "FAIL (no MAC) in 0.0 s: connect: found ESP32 (magic 0x00F01D83), this recipe is for ESP8266: wrong module in the jig"
+	has "FAIL (no MAC) in 0.0 s: connect: found ESP32 (magic 0x00F01D83), this recipe is for ESP8266: wrong module in the jig"
 check "... recorded as FAIL 'connect: wrong chip'" \
 	[ "$(sqlite3 "$DB" "select result || ' ' || error_kind from units where port = '$(port 1)';")" = "FAIL connect: wrong chip" ]
 
@@ -120,18 +98,18 @@ check "... recorded as FAIL 'connect: wrong chip'" \
 run me "$R/good.yaml" --port /dev/espline-no-such-port --db "$DB"
 check "no device: exit 3" [ "$rc" -eq 3 ]
 check "... says no adapter was found and how to list them" \
-	says 'espline run: no adapter found for the given --port specs; check the cable (`espline ports` lists what is there)'
+	has 'espline run: no adapter found for the given --port specs; check the cable (`espline ports` lists what is there)'
 
 # --- busy port ---------------------------------------------------------------------
 flock "$(port 3)" sleep 30 &
 HOLD=$!
-PIDS+=($HOLD)
+PIDS+=("$HOLD")
 sleep 0.3
 run me "$R/good.yaml" --port "$(port 3)" --db "$DB"
 kill "$HOLD" 2>/dev/null
 check "busy port (another program holds it): the run fails (exit $rc)" eval '[ "$rc" -eq 1 ] || [ "$rc" -eq 3 ]'
 check "... says the port is busy and why" \
-	says "connect: $(port 3) is busy: another program (or another espline worker) has it open"
+	has "connect: $(port 3) is busy: another program (or another espline worker) has it open"
 
 # --- permission denied on the port ------------------------------------------------
 # Root opens any device, so as root the check runs espline as nobody
@@ -150,7 +128,7 @@ if [ -n "$perm_how" ]; then
 	check "permission denied on the port (as $( [ "$perm_how" = nobody ] && echo nobody || id -un)): the run fails (exit $rc)" \
 		eval '[ "$rc" -eq 1 ] || [ "$rc" -eq 3 ]'
 	check "... says permission denied and how to get it" \
-		says "connect: permission denied opening $(port 4): add the user to the dialout group (sudo usermod -aG dialout \$USER, then log in again)"
+		has "connect: permission denied opening $(port 4): add the user to the dialout group (sudo usermod -aG dialout \$USER, then log in again)"
 else
 	skip "permission denied on the port" "running as root and setpriv cannot drop to nobody here"
 	skip "... says permission denied and how to get it" "as above"
@@ -161,7 +139,7 @@ printf 'this file is not an SQLite database, whatever its name says.%.0s' $(seq 
 run me "$R/good.yaml" --port "$(port 0)" --db "$T/db/damaged.sqlite"
 check "database that is not a database: exit 4" [ "$rc" -eq 4 ]
 check "... says the file is damaged or not an espline database" \
-	says "espline run: database $T/db/damaged.sqlite: cannot switch to WAL journal mode: file is not a database (the file is damaged or not an espline database)"
+	has "espline run: database $T/db/damaged.sqlite: cannot switch to WAL journal mode: file is not a database (the file is damaged or not an espline database)"
 check "... and programs nothing" says_not 'connected, programming'
 check "... and prints no empty batch summary" says_not '^Summary of batch *$'
 cp "$DB" "$T/db/private.sqlite"
@@ -173,19 +151,18 @@ else
 	run "$db_as" "$R/good.yaml" --port "$(port 0)" --db "$T/db/private.sqlite"
 	check "database without read permission: exit 4" [ "$rc" -eq 4 ]
 	check "... says it cannot open it and to check permissions" \
-		says "espline run: database $T/db/private.sqlite: cannot open: unable to open database file (check the file's and its folder's permissions)"
+		has "espline run: database $T/db/private.sqlite: cannot open: unable to open database file (check the file's and its folder's permissions)"
 fi
 
 # --- missing stub file ---------------------------------------------------------------
 run me "$R/stub.yaml" --port "$(port 0)" --db "$DB"
 check "missing stub file (connect.stub): exit 2 before touching a port" [ "$rc" -eq 2 ]
 check "... names the file as written and as resolved" \
-	says "$R/stub.yaml:3:51: error: connect.stub: cannot read 'nostub.json' (resolved to $R/nostub.json): No such file or directory"
+	has "$R/stub.yaml:3:51: error: connect.stub: cannot read 'nostub.json' (resolved to $R/nostub.json): No such file or directory"
 
 # --- and a good unit still passes on the same station ---------------------------------
 run me "$R/good.yaml" --port "$(port 0)" --db "$DB"
 check "the good unit passes afterwards (exit 0)" [ "$rc" -eq 0 ]
 check "the database is sound" eval '[ "$(sqlite3 "$DB" "PRAGMA integrity_check;")" = ok ] && "$E" db verify --db "$DB" >/dev/null'
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

@@ -19,25 +19,12 @@
 #      deleted centrally; the password appears in no output.
 # TAP output.
 set -u
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-E=$BUILD_DIR/espline
-SIM=$BUILD_DIR/espline-sim
-T=$(mktemp -d /tmp/espline-central.XXXXXX)
+. "$(dirname "$0")/../lib/tap.sh"
+. tests/lib/sim.sh
+env_tempdir central
 PGD=$(mktemp -d /tmp/espline-central-pg.XXXXXX)
-PIDS=()
-n=0 failed=0
 PASSWORD="Zq7-central-$$-pw"
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	[ -n "${2:-}" ] && [ -f "$2" ] && sed 's/^/#   /' "$2" | tail -n 20
-	return 0
-}
-check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d" "${LOG:-}"; fi; }
-
+TAP_TAIL=20 # check shows the end of $LOG on a failure
 # --- the private server -------------------------------------------------------
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/initdb" ]; then
@@ -63,14 +50,9 @@ pg_start() {
 }
 pg_stop() { pg_ctl -w -m immediate stop >/dev/null 2>&1; }
 
-cleanup() {
-	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	pg_stop
-	rm -rf "$T" "$PGD"
-}
-trap cleanup EXIT
-
+KILL_SIGNAL=KILL
+at_exit pg_stop
+at_exit 'rm -rf "$PGD"'
 printf '%s\n' "$PASSWORD" >"$PGD/pw"
 [ "$(id -u)" -eq 0 ] && chown nobody "$PGD/pw"
 if ! "${AS[@]}" "$PGBIN/initdb" -D "$PGD/data" -U espline --pwfile="$PGD/pw" \
@@ -97,13 +79,8 @@ station_env() {
 	esac
 }
 start_sim() {
-	local k=$1
-	"$SIM" --devices 6 --link rfc2217 --time-scale 0.1 --exit-after-idle 300 \
-		--mac "5c:cf:7f:0$k:00:00" --dev 2-3:flash=8MB --dev 4-5:flash=16MB \
-		--ready-file "$T/sim$k.ready" >"$T/sim$k.log" 2>&1 &
-	PIDS+=($!)
-	for _ in $(seq 200); do [ -s "$T/sim$k.ready" ] && cp "$T/sim$k.ready" "$T/sim$k.devices" && return 0; sleep 0.05; done
-	echo "# simulator $k did not start"; sed 's/^/#   /' "$T/sim$k.log"; return 1
+	sim_launch "sim$1" --devices 6 --link rfc2217 --time-scale 0.1 \
+		--mac "5c:cf:7f:0$1:00:00" --dev 2-3:flash=8MB --dev 4-5:flash=16MB
 }
 ports_of() { awk '$1 == "device" { printf " --port %s", $3 }' "$T/sim$1.devices"; }
 # run_station K BATCH [MODE...]: in the background; pid in STATION_PID
@@ -131,7 +108,7 @@ uuid_sets_equal() {
 	cmp -s "$T/local.uuids" "$T/central.uuids"
 }
 
-BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || { echo "not ok 1 - demo images"; exit 1; }
+make_demo_images || { echo "not ok 1 - demo images"; exit 1; }
 for k in 1 2 3; do start_sim "$k" || exit 1; done
 
 # --- 1. all up -------------------------------------------------------------------
@@ -260,5 +237,4 @@ leaks=$(grep -l -F -- "$PASSWORD" "$T"/*.out "$T"/*.err "$T"/*.json "$T"/*.csv 2
 check "the password appears in no output, log or status (and status shows it redacted)" \
 	bash -c "[ $leaks -eq 0 ] && grep -qF 'espline:***@' '$T/status.out'"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

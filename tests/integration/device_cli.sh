@@ -9,59 +9,20 @@
 # --reset none --after stay (the simulator boots them in download mode); the
 # auto-reset circuit is exercised over RFC 2217.  TAP output.
 set -u
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-E=$BUILD_DIR/espline
-SIM=$BUILD_DIR/espline-sim
-T=$(mktemp -d /tmp/espline-device-cli.XXXXXX)
-SIM_PIDS=()
-n=0 failed=0
+. "$(dirname "$0")/../lib/tap.sh"
+. tests/lib/sim.sh
+env_tempdir device-cli
+TAP_SHOW=("$T/out")
 
-cleanup() {
-	for p in "${SIM_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${SIM_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
+# with VERBOSE set, every ok shows the end of espline's output too
 ok() {
-	n=$((n + 1))
-	echo "ok $n - $1"
+	tap_ok "$1"
 	[ -n "${VERBOSE:-}" ] && [ -f "$T/out" ] && grep -v "KB/s" "$T/out" | sed 's/^/#   /' | tail -n 6
 	return 0
 }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	[ -f "$T/out" ] && sed 's/^/#   /' "$T/out" | tail -n 15
-}
-check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
-
 # Run espline with a hard time limit; output in $T/out, exit code in $rc.
-run() {
-	local start=$SECONDS
-	timeout 90 "$E" "$@" >"$T/out" 2>&1
-	rc=$?
-	took=$((SECONDS - start))
-}
-has() { grep -qF -- "$1" "$T/out"; }
+run() { tap_run 90 "$E" "$@"; }
 
-# start_sim NAME ARGS...: one simulator process, waits until it listens.
-start_sim() {
-	local name=$1; shift
-	mkdir -p "$T/$name.flash"
-	"$SIM" -v --time-scale 0 --exit-after-idle 300 --ready-file "$T/$name.ready" \
-		--flash-dir "$T/$name.flash" "$@" >"$T/$name.log" 2>&1 &
-	SIM_PIDS+=($!)
-	for _ in $(seq 100); do [ -s "$T/$name.ready" ] && return 0; sleep 0.05; done
-	echo "# simulator $name did not start:"; sed 's/^/#   /' "$T/$name.log"
-	return 1
-}
-port_of() { awk -v k="$2" '$1 == "device" && $2 == k { print $3 }' "$T/$1.ready" | tail -n 1; }
-flash_of() { echo "$T/$1.flash/dev$2.bin"; }
-
-# bytes LEN OFFSET FILE: LEN bytes of FILE from OFFSET.
-bytes() { tail -c +"$(($2 + 1))" "$3" | head -c "$1"; }
 all_ff() { [ "$(bytes "$1" "$2" "$3" | tr -d '\377' | wc -c)" -eq 0 ]; }
 
 # Firmware-like data: base64 text of random bytes compresses to ~75 %.
@@ -84,7 +45,7 @@ FW_MD5=$(md5sum <"$T/fw.bin" | cut -c1-32)
 OTHER_MD5=$(md5sum <"$T/other.bin" | cut -c1-32)
 PTY=(--reset none --after stay --flash-baud 115200)
 
-start_sim pty --devices 15 \
+sim_start pty -v --time-scale 0 --devices 15 \
 	--dev 1:flash=1MB,xtal=40 --dev 2:flash=512KB --dev 3:flash=16MB,xtal=40 \
 	--dev 4:fault=silent --dev 5:fault=wrong-chip --dev 6:boot=app \
 	--dev 7:fault=corrupt@rx:150000 --dev 8:fault=corrupt~rx:0.0005 \
@@ -95,20 +56,20 @@ start_sim pty --devices 15 \
 for spec in "0 4MB 26 0x3FC000" "1 1MB 40 0x0FC000" "2 512KB 26 0x07C000" \
 	"3 16MB 40 0xFFC000" "12 2MB 26 0x1FC000" "13 8MB 26 0x7FC000"; do
 	read -r dev size xtal init <<<"$spec"
-	run info "${PTY[@]}" "$(port_of pty "$dev")"
+	run info "${PTY[@]}" "$(sim_port pty "$dev")"
 	check "info dev$dev: $size flash, $xtal MHz crystal, init data at $init" \
 		eval '[ $rc -eq 0 ] && has "flash size:  $size" && has "crystal:     $xtal MHz" && has "init data:   $init" && has "mac:         5c:cf:7f:a0:00:"'
 done
 
 # --- write / verify / read / erase -----------------------------------------
-P0=$(port_of pty 0)
+P0=$(sim_port pty 0)
 run write "${PTY[@]}" --verify "$P0" 0x10000 "$T/fw.bin"
 check "write --verify (compressed) succeeds and verifies" eval '[ $rc -eq 0 ] && has "verified" && has "$FW_MD5"'
-check "flash holds the written bytes" cmp -s <(bytes 400000 0x10000 "$(flash_of pty 0)") "$T/fw.bin"
+check "flash holds the written bytes" cmp -s <(bytes 400000 0x10000 "$(sim_flash pty 0)") "$T/fw.bin"
 
 run write "${PTY[@]}" --no-compress --verify "$P0" 0x3FC000 "$T/init.bin"
 check "write --no-compress at the init-data sector" eval '[ $rc -eq 0 ] && has "verified"'
-check "flash holds the uncompressed write" cmp -s <(bytes 4096 0x3FC000 "$(flash_of pty 0)") "$T/init.bin"
+check "flash holds the uncompressed write" cmp -s <(bytes 4096 0x3FC000 "$(sim_flash pty 0)") "$T/init.bin"
 
 run verify "${PTY[@]}" "$P0" 0x10000 "$T/fw.bin" 0x3FC000 "$T/init.bin"
 check "verify of two regions passes" eval '[ $rc -eq 0 ]'
@@ -133,7 +94,7 @@ check "erase --region clears just that sector" \
 run verify "${PTY[@]}" "$P0" 0x11000 "$T/init.bin"
 check "verify of an erased region says it is blank" eval '[ $rc -eq 1 ] && has "blank"'
 
-P1=$(port_of pty 1)
+P1=$(sim_port pty 1)
 run write "${PTY[@]}" "$P1" 0x80000 "$T/other.bin"
 run erase "${PTY[@]}" "$P1"
 erase_rc=$rc
@@ -143,7 +104,7 @@ check "erase (chip) leaves the whole flash 0xFF" \
 
 run write "${PTY[@]}" --verify --flash-mode dio --flash-size detect --flash-freq 80m "$P1" 0 "$T/boot.bin"
 check "header patched at 0x0 for the detected 1MB flash (dio, 80m)" \
-	eval '[ $rc -eq 0 ] && [ "$(bytes 2 2 "$(flash_of pty 1)" | od -An -tx1 | tr -d " ")" = "022f" ] && has "0x022F"'
+	eval '[ $rc -eq 0 ] && [ "$(bytes 2 2 "$(sim_flash pty 1)" | od -An -tx1 | tr -d " ")" = "022f" ] && has "0x022F"'
 run verify "${PTY[@]}" --flash-mode dio --flash-size detect --flash-freq 80m "$P1" 0 "$T/boot.bin"
 check "verify with the same flash options passes" eval '[ $rc -eq 0 ]'
 run verify "${PTY[@]}" "$P1" 0 "$T/boot.bin"
@@ -156,9 +117,9 @@ check "flash options for a non-image at 0x0 are refused before connecting" \
 run write "${PTY[@]}" --verify "$P0" 0x90000 "$T/init.bin" 0x80000 "$T/other.bin"
 check "two files in one write, given out of order, both verify" \
 	eval '[ $rc -eq 0 ] && [ $(grep -c "^verified" "$T/out") -eq 2 ] &&
-	      cmp -s <(bytes 65536 0x80000 "$(flash_of pty 0)") "$T/other.bin" &&
-	      cmp -s <(bytes 4096 0x90000 "$(flash_of pty 0)") "$T/init.bin"'
-P14=$(port_of pty 14)  # fresh: nothing has started the stub on it yet
+	      cmp -s <(bytes 65536 0x80000 "$(sim_flash pty 0)") "$T/other.bin" &&
+	      cmp -s <(bytes 4096 0x90000 "$(sim_flash pty 0)") "$T/init.bin"'
+P14=$(sim_port pty 14)  # fresh: nothing has started the stub on it yet
 run write "${PTY[@]}" --no-stub "$P14" 0x101000 "$T/other.bin"
 check "ROM loader only (--no-stub): uncompressed 1 KiB blocks, no stub" \
 	eval '[ $rc -eq 0 ] && has "ROM at 115200" && has "wrote 65536 bytes"'
@@ -177,38 +138,38 @@ check "files sharing a 4 KiB sector are refused (the erase would clobber)" \
 	eval '[ $rc -eq 2 ] && has "ends in the 4 KiB sector" && ! has "wrote"'
 
 # --- faults ------------------------------------------------------------------
-run write "${PTY[@]}" "$(port_of pty 2)" 0 "$T/big.bin"
+run write "${PTY[@]}" "$(sim_port pty 2)" 0 "$T/big.bin"
 check "image larger than the flash: exit 1, says it does not fit" \
 	eval '[ $rc -eq 1 ] && has "does not fit" && has "524288"'
 
-run info "${PTY[@]}" "$(port_of pty 4)"
+run info "${PTY[@]}" "$(sim_port pty 4)"
 check "silent chip: sync timeout, exit 3, bounded time" \
 	eval '[ $rc -eq 3 ] && has "timed out syncing" && [ $took -lt 30 ]'
 
-run info "${PTY[@]}" "$(port_of pty 5)"
+run info "${PTY[@]}" "$(sim_port pty 5)"
 check "wrong chip: 'found ESP32, this recipe is for ESP8266', exit 1" \
 	eval '[ $rc -eq 1 ] && has "found ESP32" && has "this recipe is for ESP8266"'
 
-run info "${PTY[@]}" "$(port_of pty 6)"
+run info "${PTY[@]}" "$(sim_port pty 6)"
 check "chip running its firmware: not in download mode, exit 3" \
 	eval '[ $rc -eq 3 ] && [ $took -lt 30 ] && { has "not in download mode" || has "no reply at all"; }'
 
-run write "${PTY[@]}" --verify "$(port_of pty 7)" 0x10000 "$T/fw.bin"
+run write "${PTY[@]}" --verify "$(sim_port pty 7)" 0x10000 "$T/fw.bin"
 check "one corrupted byte: the block is retried and the write verifies" \
 	eval '[ $rc -eq 0 ] && has "retrying" && has "verified"'
-check "... and the flash holds the right bytes" cmp -s <(bytes 400000 0x10000 "$(flash_of pty 7)") "$T/fw.bin"
+check "... and the flash holds the right bytes" cmp -s <(bytes 400000 0x10000 "$(sim_flash pty 7)") "$T/fw.bin"
 
-run write "${PTY[@]}" --verify "$(port_of pty 8)" 0x10000 "$T/fw.bin"
+run write "${PTY[@]}" --verify "$(sim_port pty 8)" 0x10000 "$T/fw.bin"
 check "a line that corrupts often: checksum error naming the cure, exit 3" \
 	eval '[ $rc -eq 3 ] && has "checksum" && [ $took -lt 60 ]'
 
-run write "${PTY[@]}" --verify "$(port_of pty 9)" 0x10000 "$T/fw.bin"
+run write "${PTY[@]}" --verify "$(sim_port pty 9)" 0x10000 "$T/fw.bin"
 check "unplugged mid-write: lost the connection, exit 3" eval '[ $rc -eq 3 ] && has "lost the connection"'
 
-run write "${PTY[@]}" --verify "$(port_of pty 10)" 0x10000 "$T/fw.bin"
+run write "${PTY[@]}" --verify "$(sim_port pty 10)" 0x10000 "$T/fw.bin"
 check "chip reset mid-write: says it was reset, exit 3" eval '[ $rc -eq 3 ] && has "reset" && ! has "verified"'
 
-run write "${PTY[@]}" --verify "$(port_of pty 11)" 0x20000 "$T/fw.bin"
+run write "${PTY[@]}" --verify "$(sim_port pty 11)" 0x20000 "$T/fw.bin"
 check "flash that silently does not take writes: MD5 verify fails, says to reject the module" \
 	eval '[ $rc -ne 0 ] && has "verify failed" && has "expected MD5" && has "reject the module" && ! has "verified"'
 
@@ -225,24 +186,23 @@ run info /dev/nonexistent-espline-port
 check "missing port: exit 3 naming it" eval '[ $rc -eq 3 ] && has "/dev/nonexistent-espline-port"'
 
 # --- the stub's baud switch on a pty ----------------------------------------
-run write --reset none --after stay --flash-baud 460800 --verify "$(port_of pty 12)" 0x10000 "$T/fw.bin"
+run write --reset none --after stay --flash-baud 460800 --verify "$(sim_port pty 12)" 0x10000 "$T/fw.bin"
 check "write at --flash-baud 460800 on a pty" eval '[ $rc -eq 0 ] && has "at 460800 baud" && has "verified"'
 
 # --- RFC 2217: the auto-reset circuit, baud changes in-band ------------------
-if start_sim net --devices 2 --link rfc2217 --dev 1:flash=1MB,xtal=40; then
-	R0=$(port_of net 0)
+if sim_start net -v --time-scale 0 --devices 2 --link rfc2217 --dev 1:flash=1MB,xtal=40; then
+	R0=$(sim_port net 0)
 	run info "$R0"
 	check "rfc2217: auto-reset into download mode, identify" \
 		eval '[ $rc -eq 0 ] && has "flash size:  4MB" && has "stub at 460800 baud"'
 	run write --flash-baud 921600 --verify "$R0" 0x10000 "$T/fw.bin"
 	check "rfc2217: write --verify at 921600 after auto-reset" \
-		eval '[ $rc -eq 0 ] && has "verified" && cmp -s <(bytes 400000 0x10000 "$(flash_of net 0)") "$T/fw.bin"'
+		eval '[ $rc -eq 0 ] && has "verified" && cmp -s <(bytes 400000 0x10000 "$(sim_flash net 0)") "$T/fw.bin"'
 	check "rfc2217: hard reset afterwards boots the firmware" grep -q "boot (from flash), rst cause 2" "$T/net.log"
-	run info "$(port_of net 1)"
+	run info "$(sim_port net 1)"
 	check "rfc2217: 1MB / 40 MHz device" eval '[ $rc -eq 0 ] && has "flash size:  1MB" && has "crystal:     40 MHz"'
 else
 	not_ok "rfc2217 simulator starts"
 fi
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

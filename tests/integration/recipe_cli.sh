@@ -3,70 +3,61 @@
 # broken ones: exit codes, FILE:LINE:COL messages, and that `show` prints a
 # recipe that parses back to the same thing.
 set -u
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-ESPLINE=$BUILD_DIR/espline
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; [ -n "${2:-}" ] && sed 's/^/#   /' <<<"$2"; }
-check() { if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1" "got:  $2"$'\n'"want: $3"; fi; }
-
-BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null 2>"$tmp/gen.err"
-check "demo images generated" "$?:$(wc -c <recipes/images/nodemcu-demo.bin 2>/dev/null | tr -d ' ')" "0:262144"
+. "$(dirname "$0")/../lib/tap.sh"
+env_tempdir recipe-cli
+make_demo_images 2>"$T/gen.err"
+check_eq "demo images generated" "$?:$(wc -c <recipes/images/nodemcu-demo.bin 2>/dev/null | tr -d ' ')" "0:262144"
 
 for r in recipes/nodemcu-4mb.yaml recipes/jig.yaml recipes/minimal.yaml; do
-	out=$("$ESPLINE" recipe check "$r" 2>&1)
-	check "recipe check $r passes" "$?" "0"
-	"$ESPLINE" recipe show "$r" >"$tmp/shown.yaml" 2>"$tmp/show.err"
-	check "recipe show $r exits 0" "$?" "0"
-	out=$("$ESPLINE" recipe check "$tmp/shown.yaml" 2>&1)
-	check "the shown $r is itself a valid recipe" "$?" "0"
-	"$ESPLINE" recipe show "$tmp/shown.yaml" >"$tmp/shown2.yaml" 2>&1
+	out=$("$E" recipe check "$r" 2>&1)
+	check_eq "recipe check $r passes" "$?" "0"
+	"$E" recipe show "$r" >"$T/shown.yaml" 2>"$T/show.err"
+	check_eq "recipe show $r exits 0" "$?" "0"
+	out=$("$E" recipe check "$T/shown.yaml" 2>&1)
+	check_eq "the shown $r is itself a valid recipe" "$?" "0"
+	"$E" recipe show "$T/shown.yaml" >"$T/shown2.yaml" 2>&1
 	# the two differ only in the header lines naming the file and its hash,
 	# and in the "# default" marks (the shown recipe states every value)
 	strip() { tail -n +3 "$1" | sed 's/  # .*$//'; }
-	if diff <(strip "$tmp/shown.yaml") <(strip "$tmp/shown2.yaml") >"$tmp/diff"; then
+	if diff <(strip "$T/shown.yaml") <(strip "$T/shown2.yaml") >"$T/diff"; then
 		ok "show of the shown $r resolves to the same recipe"
 	else
-		not_ok "show of the shown $r resolves to the same recipe" "$(cat "$tmp/diff")"
+		not_ok "show of the shown $r resolves to the same recipe"; tap_note "$(cat "$T/diff")"
 	fi
 done
 
-grep -q '^  baud: 115200  # default$' <("$ESPLINE" recipe show recipes/minimal.yaml)
-check "show marks defaults" "$?" "0"
-grep -q '^    timeout: 120s  # default, per attempt$' <("$ESPLINE" recipe show recipes/nodemcu-4mb.yaml)
-check "show prints the default chip-erase timeout" "$?" "0"
+grep -q '^  baud: 115200  # default$' <("$E" recipe show recipes/minimal.yaml)
+check_eq "show marks defaults" "$?" "0"
+grep -q '^    timeout: 120s  # default, per attempt$' <("$E" recipe show recipes/nodemcu-4mb.yaml)
+check_eq "show prints the default chip-erase timeout" "$?" "0"
 
-cat >"$tmp/bad.yaml" <<'YAML'
+cat >"$T/bad.yaml" <<'YAML'
 recipe: bad
 chip: esp8266
 steps:
   - write: { file: ../nowhere/app.bin, adress: 0x0 }
   - verify: md5
 YAML
-err=$("$ESPLINE" recipe check "$tmp/bad.yaml" 2>&1 >/dev/null)
-check "invalid recipe exits 2" "$?" "2"
-want="$tmp/bad.yaml:4:40: error: unknown key 'adress' in write; did you mean 'address'?
-$tmp/bad.yaml:4:20: error: write.file: cannot read '../nowhere/app.bin' (resolved to $tmp/../nowhere/app.bin): No such file or directory
-$tmp/bad.yaml:4:12: error: write: missing required key 'address' (for example address: 0x0)"
-check "every error printed as FILE:LINE:COL: error: ..." "$err" "$want"
+err=$("$E" recipe check "$T/bad.yaml" 2>&1 >/dev/null)
+check_eq "invalid recipe exits 2" "$?" "2"
+want="$T/bad.yaml:4:40: error: unknown key 'adress' in write; did you mean 'address'?
+$T/bad.yaml:4:20: error: write.file: cannot read '../nowhere/app.bin' (resolved to $T/../nowhere/app.bin): No such file or directory
+$T/bad.yaml:4:12: error: write: missing required key 'address' (for example address: 0x0)"
+check_eq "every error printed as FILE:LINE:COL: error: ..." "$err" "$want"
 
-sed 's/^      sha256: bcd6/      sha256: 0cd6/' recipes/nodemcu-4mb.yaml >"$tmp/pin.yaml"
-mkdir -p "$tmp/images" && cp recipes/images/* "$tmp/images/"
-err=$("$ESPLINE" recipe check "$tmp/pin.yaml" 2>&1 >/dev/null)
+sed 's/^      sha256: bcd6/      sha256: 0cd6/' recipes/nodemcu-4mb.yaml >"$T/pin.yaml"
+mkdir -p "$T/images" && cp recipes/images/* "$T/images/"
+err=$("$E" recipe check "$T/pin.yaml" 2>&1 >/dev/null)
 rc=$?
-check "sha256 pin mismatch exits 2" "$rc" "2"
+check_eq "sha256 pin mismatch exits 2" "$rc" "2"
 case "$err" in
-*"error: write.file: sha256 mismatch for $tmp/images/nodemcu-demo.bin: the file has bcd6d514"*", the recipe pins 0cd6d514"*) ok "pin mismatch names both hashes" ;;
-*) not_ok "pin mismatch names both hashes" "$err" ;;
+*"error: write.file: sha256 mismatch for $T/images/nodemcu-demo.bin: the file has bcd6d514"*", the recipe pins 0cd6d514"*) ok "pin mismatch names both hashes" ;;
+*) not_ok "pin mismatch names both hashes"; tap_note "$err" ;;
 esac
 
-"$ESPLINE" recipe check "$tmp/none.yaml" >/dev/null 2>&1
-check "missing recipe file exits 2" "$?" "2"
-"$ESPLINE" recipe frobnicate >/dev/null 2>&1
-check "unknown subcommand exits 2" "$?" "2"
+"$E" recipe check "$T/none.yaml" >/dev/null 2>&1
+check_eq "missing recipe file exits 2" "$?" "2"
+"$E" recipe frobnicate >/dev/null 2>&1
+check_eq "unknown subcommand exits 2" "$?" "2"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

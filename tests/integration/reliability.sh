@@ -3,19 +3,17 @@
 #   1. the fault matrix (tests/reliability/matrix.sh --ci): 315 faulted units,
 #      16 simulated devices per run, every record checked against the
 #      simulator's flash; single-byte faults recovered in >= 95% of units;
-#   2. crash safety (tests/reliability/crash.sh): 50 batches SIGKILLed at random moments at random
-#      moments of a 16-device batch, the database checked after each;
-#   3. batch mode: a failed unit that stays in its jig is recorded once.
+#   2. crash safety (tests/reliability/crash.sh): 50 batches SIGKILLed at
+#      random moments of a 16-device batch, the database checked after each;
+#   3. batch mode: a failed unit that stays in its jig is recorded once;
+#   4. memory (tests/reliability/valgrind.sh): a 4-unit batch and the
+#      database commands under valgrind, no error and no leak (skipped in
+#      the sanitizer builds, which valgrind cannot run).
 # Each driver prints its own "# VIOLATION: ..." lines; here every kind of
 # check becomes one TAP line, so a failure names what broke.
 set -u
-cd "$(dirname "$0")/../.."
-export ESPLINE_BUILD=${ESPLINE_BUILD:-$PWD/build}
-T=$(mktemp -d /tmp/espline-reliability.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-n=0 failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+. "$(dirname "$0")/../lib/tap.sh"
+env_tempdir reliability
 # check DESCRIPTION LOG PATTERN: ok when no line of LOG matches PATTERN (ERE)
 check_none() {
 	if grep -qE -- "$3" "$2"; then
@@ -62,18 +60,17 @@ if [ "$rc" -eq 0 ] && grep -q '^crash: ok' "$C"; then ok "crash safety: no viola
 # again and again: after 6 s it is stopped (SIGINT) with one record per
 # adapter.
 (
-	SIM=$ESPLINE_BUILD/espline-sim E=$ESPLINE_BUILD/espline
 	. tests/reliability/lib.sh
-	rel_start_sim jig --devices 2 --link rfc2217 --time-scale 0 --dev 1:fault=wrong-chip || exit 1
-	mapfile -t ports < <(rel_ports_args jig 2)
+	sim_start jig --devices 2 --link rfc2217 --time-scale 0 --dev 1:fault=wrong-chip || exit 1
+	mapfile -t ports < <(sim_ports_args jig 2)
 	"$E" run recipes/nodemcu-4mb.yaml --batch jig --count 3 --json --db "$T/jig.sqlite" "${ports[@]}" \
 		>"$T/jig.jsonl" 2>"$T/jig.err" &
 	pid=$!
 	sleep 6
 	kill -INT "$pid" 2>/dev/null
-	rel_wait_exit "$pid" 30
-	rel_stop_sim jig
-	echo "$(sqlite3 "$T/jig.sqlite" "select count(*) from units where port = '$(rel_dev_port jig 1)';")" >"$T/jig.count"
+	wait_exit "$pid" 30
+	sim_stop jig
+	echo "$(sqlite3 "$T/jig.sqlite" "select count(*) from units where port = '$(sim_dev_port jig 1)';")" >"$T/jig.count"
 )
 c=$(cat "$T/jig.count" 2>/dev/null)
 if [ "$c" = 1 ]; then
@@ -83,5 +80,18 @@ else
 	grep -E '"event":"(unit_done|unit_removed|remove_wait)"' "$T/jig.jsonl" | cut -c1-160 | head -n 8 | sed 's/^/#   /'
 fi
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+# 4. valgrind: ASan/TSan binaries cannot run under it; `make asan` covers them.
+case "$BUILD_DIR" in
+*/asan | */tsan) skip "valgrind: a batch, db verify, export and report" "valgrind cannot run sanitizer builds" ;;
+*)
+	timeout -k 10 300 tests/reliability/valgrind.sh >"$T/vg.out" 2>&1
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
+		ok "valgrind: a batch, db verify, export and report: no error, no leak"
+	else
+		not_ok "valgrind: a batch, db verify, export and report: exit $rc"
+		tail -n 20 "$T/vg.out" | sed 's/^/#   /'
+	fi ;;
+esac
+
+tap_done

@@ -6,28 +6,12 @@
 # coreutils (stty, timeout, od).  TAP output.
 set -u
 trap '' PIPE # a write to a closed pty/socket must fail, not kill the script
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-SIM=$BUILD_DIR/espline-sim
-T=$(mktemp -d /tmp/espline-sim-cli.XXXXXX)
+. "$(dirname "$0")/../lib/tap.sh"
+env_tempdir sim-cli
 SIM_PID=
-n=0 failed=0
-
-cleanup() {
-	[ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	for f in "$T/err" "$T/out"; do [ -s "$f" ] && sed 's/^/#   /' "$f" | tail -n 8; done
-	return 0
-}
-check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
-
+at_exit '[ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 2>/dev/null'
+TAP_SHOW=("$T/err" "$T/out")
+TAP_TAIL=8
 # start_sim ARGS...: run the simulator in the background, wait for its ready file.
 start_sim() {
 	rm -f "$T/ready"
@@ -174,5 +158,4 @@ else
 	check "--exit-after-idle 1 exits on its own with status 0" test "$rc" -eq 0
 fi
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

@@ -12,64 +12,10 @@
 #      database passes PRAGMA integrity_check and `espline db verify`.
 # TAP output.
 set -u
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-E=$BUILD_DIR/espline
-SIM=$BUILD_DIR/espline-sim
-T=$(mktemp -d /tmp/espline-station.XXXXXX)
-PIDS=()
-n=0 failed=0
-
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	[ -n "${2:-}" ] && [ -f "$2" ] && sed 's/^/#   /' "$2" | tail -n 20
-	return 0
-}
-# check DESCRIPTION COMMAND...   (the log to show on failure: $LOG)
-check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d" "${LOG:-}"; fi; }
-
-# start_sim NAME ARGS...: one simulator; waits until every device listens.
-start_sim() {
-	local name=$1; shift
-	mkdir -p "$T/$name.flash"
-	"$SIM" --exit-after-idle 300 --ready-file "$T/$name.ready" --flash-dir "$T/$name.flash" "$@" \
-		>"$T/$name.log" 2>&1 &
-	PIDS+=($!)
-	eval "SIMPID_$name=$!"
-	# keep a copy: the simulator removes its ready file when it exits
-	for _ in $(seq 200); do [ -s "$T/$name.ready" ] && cp "$T/$name.ready" "$T/$name.devices" && return 0; sleep 0.05; done
-	echo "# simulator $name did not start:"; sed 's/^/#   /' "$T/$name.log"
-	return 1
-}
-stop_sim() { local v="SIMPID_$1"; kill "${!v}" 2>/dev/null; wait "${!v}" 2>/dev/null; }
-# dev NAME K FIELD: port (field 3) or mac=/flash= of device K (latest line)
-dev_port() { awk -v k="$2" '$1 == "device" && $2 == k { p = $3 } END { print p }' "$T/$1.devices"; }
-dev_field() {
-	awk -v k="$2" -v f="$3" '$1 == "device" && $2 == k { for (i = 4; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) v = kv[2] } } END { print v }' "$T/$1.devices"
-}
-size_bytes() { case $1 in 512KB) echo $((512 << 10)) ;; *MB) echo $((${1%MB} << 20)) ;; esac; }
-# The image-header size nibble for a flash size (ESP8266 image format).
-size_code() { case $1 in 512KB) echo 0 ;; 1MB) echo 2 ;; 2MB) echo 3 ;; 4MB) echo 4 ;; 8MB) echo 8 ;; 16MB) echo 9 ;; esac; }
-
-# expected_flash SIZE OUT: what nodemcu-4mb.yaml leaves on a chip of SIZE:
-# erased chip, the image at 0 with header byte 2 = dio (2) and byte 3 =
-# size code << 4 | 40m (0), the init data at size - 0x4000, all else 0xFF.
-expected_flash() {
-	local bytes; bytes=$(size_bytes "$1")
-	head -c "$bytes" /dev/zero | tr '\0' '\377' >"$2"
-	dd if=recipes/images/nodemcu-demo.bin of="$2" conv=notrunc status=none
-	printf "\\x02\\x$(size_code "$1")0" | dd of="$2" bs=1 seek=2 conv=notrunc status=none
-	dd if=recipes/images/esp_init_data_demo.bin of="$2" bs=1 seek=$((bytes - 0x4000)) conv=notrunc status=none
-}
+. "$(dirname "$0")/../lib/tap.sh"
+. tests/lib/sim.sh
+env_tempdir station
+TAP_TAIL=20 # check shows the end of $LOG on a failure
 
 # export_rows DB BATCH: "port mac result error_kind" per unit (CSV columns
 # port=15, mac=9, result=21, error_kind=22 come before any quoted field).
@@ -88,17 +34,10 @@ wait_for() {
 # finish PID [SECONDS]: wait for a background espline; kill it if it hangs
 # (exit status 124 then, like timeout(1)).
 finish() {
-	local deadline=$((SECONDS + ${2:-90}))
-	while kill -0 "$1" 2>/dev/null; do
-		if [ $SECONDS -ge "$deadline" ]; then
-			echo "# espline (pid $1) hung: killed"
-			kill -KILL "$1" 2>/dev/null
-			wait "$1" 2>/dev/null
-			return 124
-		fi
-		sleep 0.05
-	done
-	wait "$1"
+	wait_exit "$1" "${2:-90}"
+	local rc=$?
+	[ "$rc" -eq 124 ] && echo "# espline (pid $1) hung: killed"
+	return "$rc"
 }
 count() { cat "$1" 2>/dev/null | grep -cE -- "$2"; }
 # wait_count FILE PATTERN N [SECONDS]: until N lines of FILE match.
@@ -110,20 +49,20 @@ wait_count() {
 	done
 }
 
-BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || { echo "not ok 1 - demo images"; exit 1; }
+make_demo_images || { echo "not ok 1 - demo images"; exit 1; }
 
 # --- 1. a batch over 16 devices ------------------------------------------
 DB=$T/gang.sqlite
-start_sim gang --devices 16 --link rfc2217 --time-scale 0 \
+sim_start gang --devices 16 --link rfc2217 --time-scale 0 \
 	--dev 3:flash=16MB --dev 7:flash=8MB --dev 11:flash=16MB --dev 14:flash=8MB \
 	--dev 5:fault=unplug@flash:0x20000:1500 || exit 1
 ports=()
-for k in $(seq 0 15); do ports+=(--port "$(dev_port gang "$k")"); done
+for k in $(seq 0 15); do ports+=(--port "$(sim_dev_port gang "$k")"); done
 LOG=$T/gang.err
 timeout 120 "$E" run recipes/nodemcu-4mb.yaml --batch gang16 --count 16 --json --db "$DB" "${ports[@]}" \
 	>"$T/gang.jsonl" 2>"$T/gang.err"
 rc=$?
-stop_sim gang
+sim_stop gang
 LOG=$T/gang.jsonl
 check "batch of 16 ends with exit 1 (one unit failed)" [ "$rc" -eq 1 ]
 export_rows "$DB" gang16 >"$T/gang.rows"
@@ -132,7 +71,7 @@ check "16 units recorded in batch gang16" [ "$(wc -l <"$T/gang.rows")" -eq 16 ]
 check "15 PASS and 1 FAIL" [ "$(grep -c ' PASS ' "$T/gang.rows")" -eq 15 -a "$(grep -c ' FAIL ' "$T/gang.rows")" -eq 1 ]
 attributed=0 flashed=0
 for k in $(seq 0 15); do
-	port=$(dev_port gang "$k") mac=$(dev_field gang "$k" mac) size=$(dev_field gang "$k" flash)
+	port=$(sim_dev_port gang "$k") mac=$(sim_dev_field gang "$k" mac) size=$(sim_dev_field gang "$k" flash)
 	want=PASS; [ "$k" -eq 5 ] && want=FAIL
 	if [ "$(grep -c "^$port " "$T/gang.rows")" -eq 1 ] && grep -q "^$port $mac $want" "$T/gang.rows"; then
 		attributed=$((attributed + 1))
@@ -149,7 +88,7 @@ for k in $(seq 0 15); do
 done
 check "every unit attributed to its own port and MAC (16 of 16)" [ "$attributed" -eq 16 ]
 check "every passing unit's flash equals the recipe's images (15 of 15, sizes 4/8/16MB)" [ "$flashed" -eq 15 ]
-check "the unplugged device failed in its write step" grep -qE "^$(dev_port gang 5) [^ ]+ FAIL write: " "$T/gang.rows"
+check "the unplugged device failed in its write step" grep -qE "^$(sim_dev_port gang 5) [^ ]+ FAIL write: " "$T/gang.rows"
 LOG=$T/gang.jsonl
 check "the JSON event stream is one valid JSON object per line" \
 	node -e 'require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").forEach((l) => JSON.parse(l))' "$T/gang.jsonl"
@@ -163,7 +102,7 @@ check "the database is sound (integrity_check, db verify)" db_sound "$DB"
 # 3 s in the middle of its first write (its link disappears, then comes
 # back on a new pty).  Device 3 is plugged in later as $T/extra.
 DB=$T/hotplug.sqlite
-start_sim hp --devices 4 --time-scale 0 --link-dir "$T/links" --dev 2:fault=unplug@flash:0x10000:3000 || exit 1
+sim_start hp --devices 4 --time-scale 0 --link-dir "$T/links" --dev 2:fault=unplug@flash:0x10000:3000 || exit 1
 HP=$T/hp.jsonl
 "$E" run recipes/jig.yaml --station --json --flash-baud 115200 --db "$DB" \
 	--port "$T/links/dev[0-2]" --port "$T/extra" >"$HP" 2>"$T/hp.err" &
@@ -182,7 +121,7 @@ check "... and programs the unit it finds (PASS)" wait_for "$HP" "unit_done\",[^
 ln -s "$(readlink "$L/dev3")" "$T/extra"
 check "an adapter plugged in later gets a worker" wait_for "$HP" "port_added\",[^}]*\"port\":\"$T/extra\"" 10
 check "... which programs its unit with the right MAC" \
-	wait_for "$HP" "unit_done\",[^}]*\"port\":\"$T/extra\",[^}]*\"mac\":\"$(dev_field hp 3 mac)\".*\"result\":\"PASS\"" 20
+	wait_for "$HP" "unit_done\",[^}]*\"port\":\"$T/extra\",[^}]*\"mac\":\"$(sim_dev_field hp 3 mac)\".*\"result\":\"PASS\"" 20
 rm -f "$T/extra"
 check "unplugging it ends its worker" wait_for "$HP" "port_removed\",[^}]*\"port\":\"$T/extra\"" 10
 check "dev0 and dev1 were not disturbed: one worker, one unit each" \
@@ -192,7 +131,7 @@ kill -INT "$RUN_PID"
 finish "$RUN_PID" 30
 rc=$?
 check "SIGINT ends the idle station with exit 130" [ "$rc" -eq 130 ]
-stop_sim hp
+sim_stop hp
 hotplug_db() {
 	db_sound "$DB" && [ "$(sql "$DB" "select count(*) from units where result = 'PASS';")" = 4 ] &&
 		[ "$(sql "$DB" "select count(*) from units where result = 'FAIL';")" = 1 ]
@@ -203,9 +142,9 @@ check "hotplug database is sound and holds 5 units (4 PASS, 1 FAIL)" hotplug_db
 # time-scale 0.15: a unit takes about 2 s, long enough to be caught mid-way.
 for how in graceful abort; do
 	DB=$T/sig-$how.sqlite
-	start_sim "sig$how" --devices 4 --link rfc2217 --time-scale 0.15 || exit 1
+	sim_start "sig$how" --devices 4 --link rfc2217 --time-scale 0.15 || exit 1
 	ports=()
-	for k in 0 1 2 3; do ports+=(--port "$(dev_port "sig$how" "$k")"); done
+	for k in 0 1 2 3; do ports+=(--port "$(sim_dev_port "sig$how" "$k")"); done
 	OUT=$T/sig-$how.jsonl
 	LOG=$OUT
 	"$E" run recipes/nodemcu-4mb.yaml --batch "sig-$how" --count 8 --json --db "$DB" "${ports[@]}" \
@@ -220,7 +159,7 @@ for how in graceful abort; do
 	finish "$RUN_PID" 60
 	rc=$?
 	took_ms=$((($(date +%s%N) - t0) / 1000000))
-	stop_sim "sig$how"
+	sim_stop "sig$how"
 	check "$how: exit 130" [ "$rc" -eq 130 ]
 	check "$how: the database is sound (integrity_check, db verify)" db_sound "$DB"
 	export_rows "$DB" "sig-$how" >"$T/sig.rows"
@@ -245,9 +184,9 @@ done
 # lock (taken right after the batch is recorded) is in place before any unit
 # answers.
 DB=$T/locked.sqlite
-start_sim lock --devices 4 --link rfc2217 --time-scale 0.3 --fault stall@rx:0:2000 || exit 1
+sim_start lock --devices 4 --link rfc2217 --time-scale 0.3 --fault stall@rx:0:2000 || exit 1
 ports=()
-for k in 0 1 2 3; do ports+=(--port "$(dev_port lock "$k")"); done
+for k in 0 1 2 3; do ports+=(--port "$(sim_dev_port lock "$k")"); done
 OUT=$T/lock.jsonl
 LOG=$OUT
 "$E" run recipes/nodemcu-4mb.yaml --station --json --db "$DB" "${ports[@]}" >"$OUT" 2>"$T/lock.err" &
@@ -269,8 +208,8 @@ check "... no unit was programmed after the database failed" no_step_after_db_fa
 spooled_all() { [ -s "$DB.spool" ] && grep -qE '"event":"summary".*"spooled":4,"unsaved":0' "$OUT"; }
 check "... every unit record went to the spool" spooled_all
 wait "$LOCK_PID"
-timeout 60 "$E" run recipes/nodemcu-4mb.yaml --db "$DB" --plain --port "$(dev_port lock 0)" >"$T/replay.out" 2>&1
-stop_sim lock
+timeout 60 "$E" run recipes/nodemcu-4mb.yaml --db "$DB" --plain --port "$(sim_dev_port lock 0)" >"$T/replay.out" 2>&1
+sim_stop lock
 LOG=$T/replay.out
 check "the next start replays the spool (and removes it)" [ ! -e "$DB.spool" ]
 replayed() {
@@ -282,12 +221,12 @@ check "after the replay: sound database, all 5 units recorded, none RUNNING" rep
 # --- 5. repeat detection -----------------------------------------------------
 # Two devices with the same MAC in one batch: the second PASS is flagged.
 DB=$T/repeat.sqlite
-start_sim rep --devices 2 --link rfc2217 --time-scale 0 --dev 1:mac=5c:cf:7f:a0:00:00 || exit 1
+sim_start rep --devices 2 --link rfc2217 --time-scale 0 --dev 1:mac=5c:cf:7f:a0:00:00 || exit 1
 OUT=$T/rep.jsonl
 LOG=$OUT
 timeout 60 "$E" run recipes/nodemcu-4mb.yaml --batch rep --count 2 --json --db "$DB" \
-	--port "$(dev_port rep 0)" --port "$(dev_port rep 1)" >"$OUT" 2>"$T/rep.err"
-stop_sim rep
+	--port "$(sim_dev_port rep 0)" --port "$(sim_dev_port rep 1)" >"$OUT" 2>"$T/rep.err"
+sim_stop rep
 check "a MAC that already passed in the batch is flagged as a repeat" \
 	[ "$(count "$OUT" '"event":"unit_recorded".*"repeat_of":"[0-9a-f-]{36}"')" -eq 1 -a \
 	  "$(count "$OUT" '"event":"summary".*"repeats":1')" -eq 1 ]
@@ -296,5 +235,4 @@ check "a MAC that already passed in the batch is flagged as a repeat" \
 LOG=
 check "no sanitizer reports from espline" eval '! grep -l "Sanitizer" "$T"/*.err'
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+tap_done

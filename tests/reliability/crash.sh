@@ -23,41 +23,32 @@
 # Prints "# ..." for each violation, a summary, then "crash: ok" or
 # "crash: FAILED (N violations)".
 set -u
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-E=$BUILD_DIR/espline
-SIM=$BUILD_DIR/espline-sim
-CYCLES=50 SEED=1 MAX_DELAY=1600 SCALE=0.05 KEEP=0
+. "$(dirname "$0")/../lib/env.sh"
+CYCLES=50 SEED=1 MAX_DELAY=1600 SCALE=0.05 KEEP_T=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cycles) CYCLES=$2; shift ;;
 	--seed) SEED=$2; shift ;;
 	--max-delay) MAX_DELAY=$2; shift ;;
 	--time-scale) SCALE=$2; shift ;;
-	--keep) KEEP=1 ;;
+	--keep) KEEP_T=1 ;;
 	*) echo "usage: $0 [--cycles N] [--seed N] [--max-delay MS] [--keep]" >&2; exit 2 ;;
 	esac
 	shift
 done
-T=$(mktemp -d /tmp/espline-crash.XXXXXX)
+env_tempdir crash
 . tests/reliability/lib.sh
 RUN_PID=
-cleanup() {
-	[ -n "$RUN_PID" ] && kill -KILL "$RUN_PID" 2>/dev/null
-	for p in "${SIM_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	if [ "$KEEP" = 1 ]; then echo "# kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
+at_exit '[ -n "$RUN_PID" ] && kill -KILL "$RUN_PID" 2>/dev/null; wait 2>/dev/null'
 RANDOM=$SEED
 DB=$T/crash.sqlite
 violations=0
 violation() { violations=$((violations + 1)); echo "# VIOLATION: $*"; }
 sql() { sqlite3 -cmd '.timeout 10000' "$DB" "$1"; }
 
-BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || { echo "crash: cannot make the demo images"; exit 1; }
-rel_start_sim crash --devices 16 --link rfc2217 --time-scale "$SCALE" --exit-after-idle 600 || exit 1
-mapfile -t ports < <(rel_ports_args crash 16)
+make_demo_images || { echo "crash: cannot make the demo images"; exit 1; }
+sim_start crash --devices 16 --link rfc2217 --time-scale "$SCALE" --exit-after-idle 600 || exit 1
+mapfile -t ports < <(sim_ports_args crash 16)
 
 # db_checks WHEN: the checks that hold at any moment no writer is running.
 db_checks() {

@@ -29,11 +29,8 @@
 # Output: one "# ..." line per violation, the matrix, then "matrix: ok" or
 # "matrix: FAILED (N violations)"; a TSV of every unit in $REL_OUT (if set).
 set -u
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-E=$BUILD_DIR/espline
-SIM=$BUILD_DIR/espline-sim
-MODE=ci JOBS=2 WRITE= SEED=1 KEEP=0
+. "$(dirname "$0")/../lib/env.sh"
+MODE=ci JOBS=2 WRITE= SEED=1 KEEP_T=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--ci) MODE=ci ;;
@@ -41,25 +38,19 @@ while [ $# -gt 0 ]; do
 	--jobs) JOBS=$2; shift ;;
 	--write) WRITE=$2; shift ;;
 	--seed) SEED=$2; shift ;;
-	--keep) KEEP=1 ;;
+	--keep) KEEP_T=1 ;;
 	*) echo "usage: $0 [--ci|--full] [--jobs J] [--write FILE.md] [--seed N] [--keep]" >&2; exit 2 ;;
 	esac
 	shift
 done
-T=$(mktemp -d /tmp/espline-matrix.XXXXXX)
+env_tempdir matrix
 . tests/reliability/lib.sh
-cleanup() {
-	for p in "${SIM_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	jobs -p | xargs -r kill 2>/dev/null
-	wait 2>/dev/null
-	if [ "$KEEP" = 1 ]; then echo "# kept $T"; else rm -rf "$T"; fi
-}
-trap cleanup EXIT
+at_exit 'jobs -p | xargs -r kill 2>/dev/null; wait 2>/dev/null'
 DEVS=16
 US=$'\x1f'   # field separator of the unit lists: errors may hold tabs and '|'
 
-BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || { echo "matrix: cannot make the demo images"; exit 1; }
-rel_expected_flash 4MB "$T/expected-4MB.bin"
+make_demo_images || { echo "matrix: cannot make the demo images"; exit 1; }
+expected_flash 4MB "$T/expected-4MB.bin"
 
 # ---- where is the ERASE_FLASH command in the byte stream? ----------------
 # probe_unplug NAME FIRST STEP: 16 devices unplugged at FIRST, FIRST+STEP, ...
@@ -67,12 +58,12 @@ rel_expected_flash 4MB "$T/expected-4MB.bin"
 probe_unplug() {
 	local name=$1 first=$2 step=$3 k devargs=()
 	for k in $(seq 0 $((DEVS - 1))); do devargs+=(--dev "$k:fault=unplug@$((first + k * step)):300"); done
-	rel_start_sim "$name" --devices "$DEVS" --link rfc2217 --time-scale 0 "${devargs[@]}" >/dev/null || return 1
-	local ports; mapfile -t ports < <(rel_ports_args "$name" "$DEVS")
+	sim_start "$name" --devices "$DEVS" --link rfc2217 --time-scale 0 "${devargs[@]}" >/dev/null || return 1
+	local ports; mapfile -t ports < <(sim_ports_args "$name" "$DEVS")
 	timeout -k 5 60 "$E" run recipes/nodemcu-4mb.yaml --json --db "$T/$name.sqlite" "${ports[@]}" >/dev/null 2>&1
-	rel_stop_sim "$name"
+	sim_stop "$name"
 	for k in $(seq 0 $((DEVS - 1))); do
-		echo "$((first + k * step)) $(sqlite3 "$T/$name.sqlite" "select error_kind from units where port = '$(rel_dev_port "$name" "$k")';")"
+		echo "$((first + k * step)) $(sqlite3 "$T/$name.sqlite" "select error_kind from units where port = '$(sim_dev_port "$name" "$k")';")"
 	done
 }
 # Positions of an unplug that lands in the erase step: a coarse pass finds
@@ -161,13 +152,13 @@ run_round() {
 	local n; n=$(wc -l <"$T/$name.cases")
 	while IFS=$'\t' read -r label spec; do devargs+=(--dev "$k:$spec"); k=$((k + 1)); done <"$T/$name.cases"
 	local t0=$SECONDS
-	rel_start_sim "$name" --devices "$n" --link rfc2217 --time-scale 0 --seed $((SEED * 1000 + r * DEVS)) \
+	sim_start "$name" --devices "$n" --link rfc2217 --time-scale 0 --seed $((SEED * 1000 + r * DEVS)) \
 		"${devargs[@]}" || { echo "sim-failed" >"$T/$name.status"; return; }
-	local ports; mapfile -t ports < <(rel_ports_args "$name" "$n")
+	local ports; mapfile -t ports < <(sim_ports_args "$name" "$n")
 	timeout -k 5 150 "$E" run recipes/nodemcu-4mb.yaml --json --db "$T/$name.sqlite" --station-name "matrix-$r" \
 		"${ports[@]}" >"$T/$name.jsonl" 2>"$T/$name.err"
 	echo "$?" >"$T/$name.status"
-	rel_stop_sim "$name"
+	sim_stop "$name"
 	echo $((SECONDS - t0)) >"$T/$name.time"
 	sqlite3 -separator "$US" "$T/$name.sqlite" "select u.port, coalesce(u.mac, ''), u.result,
 		coalesce(u.error_kind, ''), replace(replace(coalesce(u.error, ''), char(9), ' '), char(10), ' '),
@@ -177,7 +168,7 @@ run_round() {
 	k=0
 	while IFS=$'\t' read -r label spec; do
 		local port mac rows flash="-"
-		port=$(rel_dev_port "$name" "$k") mac=$(rel_dev_field "$name" "$k" mac)
+		port=$(sim_dev_port "$name" "$k") mac=$(sim_dev_field "$name" "$k" mac)
 		rows=$(awk -F"$US" -v p="$port" '$1 == p' "$T/$name.rows")
 		if [ -f "$T/$name.flash/dev$k.bin" ] && cmp -s "$T/expected-4MB.bin" "$T/$name.flash/dev$k.bin"; then
 			flash=same

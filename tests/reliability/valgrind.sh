@@ -8,18 +8,13 @@
 # leak; the valgrind logs of a failure are printed.
 #   tests/reliability/valgrind.sh   (env: ESPLINE_BUILD, default build/)
 set -u
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-E=$BUILD_DIR/espline
-SIM=$BUILD_DIR/espline-sim
+. "$(dirname "$0")/../lib/env.sh"
 command -v valgrind >/dev/null || { echo "valgrind: not installed (apt-get install valgrind)"; exit 2; }
-T=$(mktemp -d /tmp/espline-valgrind.XXXXXX)
+env_tempdir valgrind
 . tests/reliability/lib.sh
-cleanup() { for p in "${SIM_PIDS[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
-trap cleanup EXIT
-BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || exit 1
-rel_start_sim vg --devices 4 --link rfc2217 --time-scale 0 --dev 3:fault=stuck@0x21000 || exit 1
-mapfile -t ports < <(rel_ports_args vg 4)
+make_demo_images || exit 1
+sim_start vg --devices 4 --link rfc2217 --time-scale 0 --dev 3:fault=stuck@0x21000 || exit 1
+mapfile -t ports < <(sim_ports_args vg 4)
 VG=(valgrind --leak-check=full --show-leak-kinds=definite,indirect,possible --errors-for-leak-kinds=definite,indirect,possible
 	--error-exitcode=1 --track-fds=no --num-callers=30)
 bad=0

@@ -1,15 +1,19 @@
 /* db_fixture.h - the fixture the database unit tests share: a scratch
- * folder per test (removed afterwards), one station, one recipe with two
- * images, and a helper that opens (creates) a database at a schema version.
+ * folder per test (removed afterwards), the records of db_records.h, a
+ * helper that opens (creates) a database at a schema version, and two for
+ * raw SQL on it (query_int, exec_sql: a failure prints the error).
  * Header-only because each test_*.c is its own program. */
 #ifndef ESPLINE_TEST_DB_FIXTURE_H
 #define ESPLINE_TEST_DB_FIXTURE_H
 
 #include <ftw.h>
+#include <sqlite3.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "db_records.h"
 #include "espline/db.h"
 
 typedef struct fx {
@@ -48,16 +52,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static const espl_db_station station = { "line1-st1", "bench-host", "0.1.0" };
-static const espl_db_image images[] = {
-	{ "nodemcu-combined.bin", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
-	{ "esp_init_data_default.bin", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" },
-};
-static const espl_db_recipe recipe = {
-	"nodemcu-golden", "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
-	"recipe: nodemcu-golden\nsteps: []\n", images, 2,
-};
-
 static espl_db *open_db(const char *path, int version)
 {
 	espl_db *db = NULL;
@@ -68,6 +62,27 @@ static espl_db *open_db(const char *path, int version)
 		print_error("open: %s\n", err.msg);
 	assert_int_equal(rc, 0);
 	return db;
+}
+
+/* The first column of the one row SQL returns. */
+static int64_t query_int(espl_db *db, const char *sql)
+{
+	sqlite3_stmt *s;
+	assert_int_equal(sqlite3_prepare_v2(espl_db_sqlite(db), sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static void exec_sql(espl_db *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(espl_db_sqlite(db), sql, NULL, NULL, &msg);
+	if (rc != SQLITE_OK)
+		print_error("%s: %s\n", sql, msg);
+	sqlite3_free(msg);
+	assert_int_equal(rc, SQLITE_OK);
 }
 
 #endif /* ESPLINE_TEST_DB_FIXTURE_H */

@@ -73,21 +73,6 @@ static const espl_db_step steps[2] = {
 	  .retries = 1, .result = ESPL_DB_PASS },
 };
 
-static int64_t query_int(espl_db *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	assert_int_equal(sqlite3_prepare_v2(espl_db_sqlite(db), sql, -1, &s, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
-static void exec_sql(espl_db *db, const char *sql)
-{
-	assert_int_equal(sqlite3_exec(espl_db_sqlite(db), sql, NULL, NULL, NULL), SQLITE_OK);
-}
-
 /* ---- outbox ------------------------------------------------------------ */
 
 static void test_outbox_filled_with_the_unit(void **state)

@@ -93,16 +93,6 @@ static void end_unit(espl_db *db, const espl_db_unit *u, espl_db_sealed *sealed)
 	assert_int_equal(rc, 0);
 }
 
-static int64_t query_int(espl_db *db, const char *sql)
-{
-	sqlite3_stmt *s;
-	assert_int_equal(sqlite3_prepare_v2(espl_db_sqlite(db), sql, -1, &s, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	int64_t v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
 static void query_text(espl_db *db, const char *sql, char *out, size_t len)
 {
 	sqlite3_stmt *s;
@@ -111,16 +101,6 @@ static void query_text(espl_db *db, const char *sql, char *out, size_t len)
 	const unsigned char *t = sqlite3_column_text(s, 0);
 	snprintf(out, len, "%s", t ? (const char *)t : "");
 	sqlite3_finalize(s);
-}
-
-static void exec_sql(espl_db *db, const char *sql)
-{
-	char *msg = NULL;
-	int rc = sqlite3_exec(espl_db_sqlite(db), sql, NULL, NULL, &msg);
-	if (rc != SQLITE_OK)
-		print_error("%s: %s\n", sql, msg);
-	sqlite3_free(msg);
-	assert_int_equal(rc, SQLITE_OK);
 }
 
 /* A database with n sealed units in one batch; uuids[i] is seq i+1. */
@@ -413,6 +393,27 @@ static void test_normalize_mac(void **state)
 
 /* ---- tamper evidence --------------------------------------------------- */
 
+/* verify finds the chain broken, at seq (0: no particular seq), and its
+ * problem says says; the result for further checks. */
+static espl_db_verify_result broken(espl_db *db, int64_t seq, const char *says)
+{
+	espl_db_verify_result v = verify(db);
+	assert_false(v.ok);
+	if (seq)
+		assert_int_equal(v.bad_seq, seq);
+	assert_non_null(strstr(v.problem, says));
+	return v;
+}
+
+/* Remove a unit and its steps, as someone hiding it would. */
+static void delete_unit(espl_db *db, const char *uuid)
+{
+	char sql[300];
+	snprintf(sql, sizeof sql, "DELETE FROM steps WHERE unit_id = (SELECT id FROM units WHERE"
+		 " uuid = '%s'); DELETE FROM units WHERE uuid = '%s'", uuid, uuid);
+	exec_sql(db, sql);
+}
+
 static void test_chain_catches_edited_unit(void **state)
 {
 	fx *f = *state;
@@ -424,11 +425,8 @@ static void test_chain_catches_edited_unit(void **state)
 	snprintf(sql, sizeof sql, "UPDATE units SET result = 'PASS', error = NULL,"
 		 " error_kind = NULL WHERE uuid = '%s'", uuids[3]);
 	exec_sql(db, sql);
-	espl_db_verify_result v = verify(db);
-	assert_false(v.ok);
-	assert_int_equal(v.bad_seq, 4);
+	espl_db_verify_result v = broken(db, 4, "changed");
 	assert_string_equal(v.bad_uuid, uuids[3]);
-	assert_non_null(strstr(v.problem, "changed"));
 	espl_db_close(db);
 }
 
@@ -442,10 +440,7 @@ static void test_chain_catches_edited_step(void **state)
 		 " unit_id = (SELECT id FROM units WHERE uuid = '%s')", uuids[3]);
 	exec_sql(db, sql);
 	assert_int_equal(sqlite3_changes(espl_db_sqlite(db)), 1);
-	espl_db_verify_result v = verify(db);
-	assert_false(v.ok);
-	assert_int_equal(v.bad_seq, 4);
-	assert_non_null(strstr(v.problem, "changed"));
+	broken(db, 4, "changed");
 	espl_db_close(db);
 }
 
@@ -454,14 +449,8 @@ static void test_chain_catches_deleted_unit(void **state)
 	fx *f = *state;
 	char uuids[6][ESPL_DB_UUID_SIZE];
 	espl_db *db = chain_of(f, 6, uuids);
-	char sql[300];
-	snprintf(sql, sizeof sql, "DELETE FROM steps WHERE unit_id = (SELECT id FROM units WHERE"
-		 " uuid = '%s'); DELETE FROM units WHERE uuid = '%s'", uuids[2], uuids[2]);
-	exec_sql(db, sql);
-	espl_db_verify_result v = verify(db);
-	assert_false(v.ok);
-	assert_int_equal(v.bad_seq, 3);
-	assert_non_null(strstr(v.problem, "deleted"));
+	delete_unit(db, uuids[2]);
+	espl_db_verify_result v = broken(db, 3, "deleted");
 	assert_non_null(strstr(v.problem, uuids[1])); /* between seq 2 ... */
 	assert_non_null(strstr(v.problem, uuids[3])); /* ... and seq 4 */
 	espl_db_close(db);
@@ -472,14 +461,8 @@ static void test_chain_catches_deleted_last_unit(void **state)
 	fx *f = *state;
 	char uuids[4][ESPL_DB_UUID_SIZE];
 	espl_db *db = chain_of(f, 4, uuids);
-	char sql[300];
-	snprintf(sql, sizeof sql, "DELETE FROM steps WHERE unit_id = (SELECT id FROM units WHERE"
-		 " uuid = '%s'); DELETE FROM units WHERE uuid = '%s'", uuids[3], uuids[3]);
-	exec_sql(db, sql);
-	espl_db_verify_result v = verify(db);
-	assert_false(v.ok);
-	assert_int_equal(v.bad_seq, 4);
-	assert_non_null(strstr(v.problem, "deleted"));
+	delete_unit(db, uuids[3]);
+	broken(db, 4, "deleted");
 	espl_db_close(db);
 }
 
@@ -489,18 +472,11 @@ static void test_chain_catches_deleted_and_renumbered(void **state)
 	fx *f = *state;
 	char uuids[5][ESPL_DB_UUID_SIZE];
 	espl_db *db = chain_of(f, 5, uuids);
-	char sql[400];
-	snprintf(sql, sizeof sql, "DELETE FROM steps WHERE unit_id = (SELECT id FROM units WHERE"
-		 " uuid = '%s'); DELETE FROM units WHERE uuid = '%s';"
-		 " UPDATE units SET seq = seq - 1 WHERE seq > 2;"
-		 " UPDATE chain SET seq = 4, hash = (SELECT hash FROM units WHERE seq = 4)",
-		 uuids[1], uuids[1]);
-	exec_sql(db, sql);
-	espl_db_verify_result v = verify(db);
-	assert_false(v.ok);
-	assert_int_equal(v.bad_seq, 2);
+	delete_unit(db, uuids[1]);
+	exec_sql(db, "UPDATE units SET seq = seq - 1 WHERE seq > 2;"
+		     " UPDATE chain SET seq = 4, hash = (SELECT hash FROM units WHERE seq = 4)");
+	espl_db_verify_result v = broken(db, 2, "inserted or deleted");
 	assert_string_equal(v.bad_uuid, uuids[2]);
-	assert_non_null(strstr(v.problem, "inserted or deleted"));
 	espl_db_close(db);
 }
 
@@ -513,10 +489,8 @@ static void test_chain_catches_inserted_unsealed(void **state)
 	exec_sql(db, "INSERT INTO units (uuid, batch_id, mac, started_ms, ended_ms, duration_ms,"
 		     " result) VALUES ('11111111-2222-4333-8444-555555555555', 1,"
 		     " '5c:cf:7f:99:99:99', 1700000000000, 1700000020000, 20000, 'PASS')");
-	espl_db_verify_result v = verify(db);
-	assert_false(v.ok);
+	espl_db_verify_result v = broken(db, 0, "inserted");
 	assert_string_equal(v.bad_uuid, "11111111-2222-4333-8444-555555555555");
-	assert_non_null(strstr(v.problem, "inserted"));
 	espl_db_close(db);
 }
 
@@ -550,10 +524,7 @@ static void test_chain_catches_inserted_in_chain(void **state)
 		 (long long)forged.duration_ms, prev, hash);
 	exec_sql(db, sql);
 	exec_sql(db, "UPDATE chain SET seq = 6, hash = (SELECT hash FROM units WHERE seq = 6)");
-	espl_db_verify_result v = verify(db);
-	assert_false(v.ok);
-	assert_int_equal(v.bad_seq, 4);
-	assert_non_null(strstr(v.problem, "inserted"));
+	espl_db_verify_result v = broken(db, 4, "inserted");
 	assert_non_null(strstr(v.problem, forged.uuid)); /* names the forged record */
 	espl_db_close(db);
 }
@@ -566,9 +537,7 @@ static void test_chain_catches_edited_batch(void **state)
 	/* Claim the units got another image. */
 	exec_sql(db, "UPDATE recipe_images SET sha256 = 'dddddddddddddddddddddddddddddddddddddddddd"
 		     "dddddddddddddddddddddd' WHERE position = 0");
-	espl_db_verify_result v = verify(db);
-	assert_false(v.ok);
-	assert_non_null(strstr(v.problem, "changed: batch"));
+	broken(db, 0, "changed: batch");
 	espl_db_close(db);
 }
 

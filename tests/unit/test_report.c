@@ -17,20 +17,13 @@
 #include "espline/db.h"
 #include "espline/report.h"
 
+#include "db_records.h"
+
 #define N_B1 100
 #define N_B2 10
 #define N_UNITS (N_B1 + N_B2)
 #define T0 1764000000000LL /* 2025-11-24T16:00:00Z */
 
-static const espl_db_station station = { "line1-st1", "bench-host", "0.1.0" };
-static const espl_db_image images[] = {
-	{ "nodemcu-combined.bin", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" },
-	{ "esp_init_data_default.bin", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" },
-};
-static const espl_db_recipe recipe = {
-	"nodemcu-golden", "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
-	"recipe: nodemcu-golden\n", images, 2,
-};
 /* Awkward text on purpose: CSV must quote commas, quotes and newlines. */
 static const char *const awkward_error =
 	"verify 0x1000: MD5 mismatch, \"expected\" 0f00\nsecond line; caf\xc3\xa9";
