@@ -3,6 +3,7 @@
 #include "espline/flash.h"
 
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,93 @@ int espl_flash_write(espl_loader *l, const espl_image *img, int flags, espl_erro
 	espl_loader_log(l, ESPL_LOG_INFO, "wrote %zu bytes (%zu on the wire) at 0x%08X in %.1f s",
 			img->size, compressed ? img->zsize : img->size, img->address, s.p.elapsed_s);
 	return 0;
+}
+
+/* ---- write only what differs -------------------------------------------- */
+
+static int is_blank_md5(const uint8_t md5[16], size_t len);
+
+/* Mark in diff[] the chunks of img whose MD5 on the chip differs from the
+ * image's.  One SPI_FLASH_MD5 round trip per chunk.  A garbled reply can
+ * only make a chunk look different (and be written again), never equal. */
+static int find_changed_chunks(espl_loader *l, const espl_image *img, uint32_t chunk, bool *diff,
+			       size_t n, espl_error *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t off = i * chunk;
+		uint32_t len = (uint32_t)(img->size - off < chunk ? img->size - off : chunk);
+		uint8_t chip[16], mine[16];
+		unsigned mlen = 16;
+		ESPL_TRY(espl_flash_md5(l, img->address + (uint32_t)off, len, chip, err));
+		EVP_Digest(img->data + off, len, mine, &mlen, EVP_md5(), NULL);
+		diff[i] = memcmp(chip, mine, 16) != 0;
+	}
+	return 0;
+}
+
+/* Write img->data[off, off+len) compressed, as an image of its own (the
+ * header was patched in img already, so its bytes are taken as they are). */
+static int write_run(espl_loader *l, const espl_image *img, size_t off, size_t len, espl_error *err)
+{
+	espl_flash_params keep;
+	espl_image *run;
+	espl_flash_params_keep(&keep);
+	ESPL_TRY(espl_image_prepare(img->data + off, len, img->address + (uint32_t)off, &keep, 0,
+				    img->name, &run, err));
+	int rc = espl_flash_write(l, run, ESPL_WRITE_COMPRESS, err);
+	espl_image_free(run);
+	return rc;
+}
+
+/* Write each maximal run of differing chunks; *written counts their bytes. */
+static int write_changed_runs(espl_loader *l, const espl_image *img, uint32_t chunk,
+			      const bool *diff, size_t n, size_t *written, espl_error *err)
+{
+	for (size_t i = 0; i < n;) {
+		if (!diff[i]) {
+			i++;
+			continue;
+		}
+		size_t j = i;
+		while (j < n && diff[j])
+			j++;
+		size_t off = i * chunk, end = j * (size_t)chunk < img->size ? j * (size_t)chunk : img->size;
+		ESPL_TRY(write_run(l, img, off, end - off, err));
+		*written += end - off;
+		i = j;
+	}
+	return 0;
+}
+
+int espl_flash_write_changed(espl_loader *l, const espl_image *img, const uint8_t chip_md5[16],
+			     uint32_t chunk, size_t *written, espl_error *err)
+{
+	*written = 0;
+	if (memcmp(chip_md5, img->md5, 16) == 0)
+		return 0;
+	/* A blank region (a new module) differs everywhere: hashing it chunk
+	 * by chunk would only cost time. */
+	if (chunk == 0 || chunk % ESPL_SECTOR_SIZE || chunk >= img->size ||
+	    espl_loader_mode(l) != ESPL_MODE_STUB || is_blank_md5(chip_md5, img->size)) {
+		ESPL_TRY(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, err));
+		*written = img->size;
+		return 0;
+	}
+	ESPL_TRY(espl_flash_check_fits(l, img, err));
+	size_t n = (img->size + chunk - 1) / chunk, nd = 0;
+	bool *diff = calloc(n, sizeof *diff);
+	if (!diff)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	int rc = find_changed_chunks(l, img, chunk, diff, n, err);
+	for (size_t i = 0; i < n; i++)
+		nd += diff[i];
+	if (rc == 0)
+		espl_loader_log(l, ESPL_LOG_INFO, "%s: %zu of %zu chunks of %u KiB differ on the chip; "
+				"writing only those", img->name, nd, n, chunk >> 10);
+	if (rc == 0)
+		rc = write_changed_runs(l, img, chunk, diff, n, written, err);
+	free(diff);
+	return rc;
 }
 
 /* ---- verify ------------------------------------------------------------- */

@@ -22,6 +22,8 @@
 #define MAX_SKIPPED_REPLIES 100
 #define SYNC_TRIES_PER_RESET 5
 #define SYNC_REPLY_MS 100
+/* Connect rounds given to a ROM rate above 115200 before falling back. */
+#define FAST_SYNC_ROUNDS 2
 #define SYNC_EXTRA_REPLIES 7
 #define MEM_END_ROM_MS 500
 #define OHAI_MS 3000
@@ -51,6 +53,7 @@ struct espl_loader {
 	size_t noise_len;
 
 	int synced;               /* a SYNC was answered since the loader was made */
+	unsigned rom_baud;        /* rate the ROM syncs at: opt.baud, or 115200 after a fallback */
 
 	uint8_t tx[TX_CAP];
 };
@@ -745,16 +748,17 @@ static int sync_failed(espl_loader *l, int attempts, int64_t started, espl_error
 			 l->opt.reset == ESPL_RESET_NONE ? "; --reset none means the jig must do it" : "");
 }
 
-/* Reset (per the options) and sync; *stub_running as for sync_once. */
-static int reset_and_sync(espl_loader *l, int *stub_running, espl_error *err)
+/* Reset (per the options) and sync, at most `attempts` rounds within
+ * deadline; *stub_running as for sync_once. */
+static int reset_and_sync(espl_loader *l, int attempts, int64_t deadline, int *stub_running,
+			  espl_error *err)
 {
 	int64_t started = espl_now_ms();
-	int64_t deadline = started + l->opt.connect_timeout_ms;
 	espl_error last;
 	int attempt;
 
 	espl_error_clear(&last);
-	for (attempt = 0; attempt < l->opt.connect_attempts && espl_ms_left(deadline) > 0; attempt++) {
+	for (attempt = 0; attempt < attempts && espl_ms_left(deadline) > 0; attempt++) {
 		if (l->opt.reset == ESPL_RESET_AUTO) {
 			unsigned delay = attempt % 2 ? ESPL_RESET_LONG_DELAY_MS : ESPL_RESET_DELAY_MS;
 			ESPL_TRY(flush_input(l, err));
@@ -777,6 +781,34 @@ static int reset_and_sync(espl_loader *l, int *stub_running, espl_error *err)
 		}
 	}
 	return sync_failed(l, attempt, started, &last, err);
+}
+
+/* A ROM rate above 115200: the ROM auto-bauds on SYNC, but some chips and
+ * adapters fail at fast rates.  Give the fast rate a bounded share of the
+ * connect rounds, then fall back to 115200, which every ROM syncs at, for
+ * the rest (at least one round each, so a one-round presence probe still
+ * finds such a unit; the time budget is shared, so a dead unit fails no
+ * later than before). */
+static int sync_with_fallback(espl_loader *l, int *stub_running, espl_error *err)
+{
+	int64_t deadline = espl_now_ms() + l->opt.connect_timeout_ms;
+	int attempts = l->opt.connect_attempts;
+	int fast = attempts - 1 < FAST_SYNC_ROUNDS ? attempts - 1 : FAST_SYNC_ROUNDS;
+
+	if (fast < 1)
+		fast = 1;
+	if (l->rom_baud <= ESPL_DEFAULT_BAUD)
+		return reset_and_sync(l, attempts, deadline, stub_running, err);
+	int rc = reset_and_sync(l, fast, deadline, stub_running, err);
+	if (rc != ESPL_ETIMEOUT)
+		return rc;
+	espl_loader_log(l, ESPL_LOG_WARN, "no answer from the ROM at %u baud in %d round(s); falling "
+			"back to %u baud (use connect.baud/--baud %u if this board or adapter cannot "
+			"sync fast)", l->rom_baud, fast, ESPL_DEFAULT_BAUD, ESPL_DEFAULT_BAUD);
+	l->rom_baud = ESPL_DEFAULT_BAUD;
+	ESPL_TRY(espl_port_set_baud(l->port, l->rom_baud, err));
+	ESPL_TRY(flush_input(l, err));
+	return reset_and_sync(l, attempts - fast > 1 ? attempts - fast : 1, deadline, stub_running, err);
 }
 
 static int check_chip(espl_loader *l, espl_error *err)
@@ -902,9 +934,9 @@ static int connect_once(espl_loader *l, int switch_baud, espl_error *err)
 	int stub_running = 0;
 
 	l->mode = ESPL_MODE_ROM;
-	if (l->port->baud != l->opt.baud)
-		ESPL_TRY(espl_port_set_baud(l->port, l->opt.baud, err));
-	ESPL_TRY(reset_and_sync(l, &stub_running, err));
+	if (l->port->baud != l->rom_baud)
+		ESPL_TRY(espl_port_set_baud(l->port, l->rom_baud, err));
+	ESPL_TRY(sync_with_fallback(l, &stub_running, err));
 	if (stub_running) {
 		l->mode = ESPL_MODE_STUB;
 		espl_loader_log(l, ESPL_LOG_INFO, "flasher stub already running");
@@ -948,11 +980,11 @@ static int connect_with_retry(espl_loader *l, espl_error *err)
 {
 	int rc = connect_once(l, 1, err);
 	if (rc < 0 && l->mode == ESPL_MODE_STUB && l->opt.reset == ESPL_RESET_AUTO &&
-	    l->opt.flash_baud != l->opt.baud && rc != ESPL_EDISCONNECTED) {
+	    l->opt.flash_baud != l->rom_baud && rc != ESPL_EDISCONNECTED) {
 		/* The fast rate failed after the stub switched: the chip now
 		 * listens at a rate we cannot use.  Start over at the old one. */
 		espl_loader_log(l, ESPL_LOG_WARN, "%u baud did not work (%s); reconnecting at %u baud",
-				l->opt.flash_baud, err ? err->msg : "", l->opt.baud);
+				l->opt.flash_baud, err ? err->msg : "", l->rom_baud);
 		return connect_once(l, 0, err);
 	}
 	if (rc < 0 && l->synced && link_error(rc)) {
@@ -976,6 +1008,7 @@ int espl_loader_connect(espl_port *port, const espl_loader_options *opt, espl_lo
 	l->port = port;
 	l->opt = *opt;
 	apply_defaults(&l->opt);
+	l->rom_baud = l->opt.baud;
 	if (opt->stub_path) {
 		l->stub_path = strdup(opt->stub_path);
 		l->opt.stub_path = l->stub_path;

@@ -1150,6 +1150,7 @@ static uint64_t step_write_bytes(const espl_step *s)
 static void fill_default_timeouts(espl_recipe *r)
 {
 	uint64_t written = 0;
+	r->connect.timeouts_baud = r->connect.flash_baud;
 	for (size_t i = 0; i < r->n_steps; i++) {
 		espl_step *s = &r->steps[i];
 		uint64_t bytes = 0;

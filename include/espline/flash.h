@@ -44,6 +44,16 @@ int espl_flash_check_fits(espl_loader *l, const espl_image *img, espl_error *err
  * anything if the loader knows the flash size and the image does not fit. */
 int espl_flash_write(espl_loader *l, const espl_image *img, int flags, espl_error *err);
 
+/* skip_unchanged at a finer grain.  chip_md5 is the chip's MD5 of the
+ * image's region (already asked for).  Equal: writes nothing.  Otherwise
+ * hashes the region on the chip in chunks of `chunk` bytes (a multiple of
+ * 4096) and writes, compressed, only the runs of chunks that differ; a blank
+ * region, a chunk of 0 or one not smaller than the image writes it all.
+ * *written gets the image bytes sent.  Needs the stub.  The caller still
+ * verifies the whole image afterwards. */
+int espl_flash_write_changed(espl_loader *l, const espl_image *img, const uint8_t chip_md5[16],
+			     uint32_t chunk, size_t *written, espl_error *err);
+
 /* MD5 of [addr, addr+len) computed by the chip (SPI_FLASH_MD5). */
 int espl_flash_md5(espl_loader *l, uint32_t addr, uint32_t len, uint8_t md5[16],
 		   espl_error *err);

@@ -82,7 +82,11 @@ typedef struct espl_loader_events {
 #define ESPL_DEFAULT_FLASH_BAUD 460800
 
 typedef struct espl_loader_options {
-	unsigned baud;            /* rate for reset/sync/ROM; 0 = 115200 */
+	unsigned baud;            /* rate for reset/sync/ROM; 0 = 115200.  The ROM
+	                           * auto-bauds on SYNC, so a faster rate uploads the
+	                           * stub faster; if the ROM does not answer there in
+	                           * 2 connect rounds the loader falls back to 115200
+	                           * (logged as a warning) */
 	unsigned flash_baud;      /* rate once the stub runs; 0 = ESPL_DEFAULT_FLASH_BAUD;
 	                           * equal to baud = never switch */
 	int reset;                /* enum espl_reset_mode (reset.h); default AUTO */
@@ -101,7 +105,8 @@ typedef struct espl_loader_options {
 void espl_loader_options_init(espl_loader_options *o);
 
 /* Open port_spec (any form espl_port_open takes) at opt->baud and connect:
- * reset (unless ESPL_RESET_NONE), sync, check the chip is an ESP8266
+ * reset (unless ESPL_RESET_NONE), sync (falling back from a fast opt->baud
+ * to 115200 if the ROM does not answer), check the chip is an ESP8266
  * (another Espressif chip fails with ESPL_ECHIP "found ESP32-C3, this recipe
  * is for ESP8266"), upload the stub (unless no_stub) and switch to
  * flash_baud (falling back to baud, by reconnecting, if the fast rate does

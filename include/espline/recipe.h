@@ -110,6 +110,10 @@ typedef struct espl_recipe_connect {
 	enum espl_stub_mode stub;
 	char *stub_path;           /* absolute, for ESPL_STUB_FILE */
 	bool reset_default, baud_default, flash_baud_default, stub_default;
+	/* The flash_baud the default step timeouts were computed for (set by
+	 * load): a caller that changes flash_baud afterwards (--flash-baud)
+	 * leaves it, so the runner can allow for a slower link. */
+	unsigned timeouts_baud;
 } espl_recipe_connect;
 
 enum espl_flash_size_mode {

@@ -13,7 +13,9 @@
  *                retries, and fill an espl_unit_result.
  *
  * A unit PASSes only if every step passed and every region written was
- * verified by an MD5 the chip computed.  Anything else is a FAIL with the
+ * verified by an MD5 the chip computed (for a region skip_unchanged found
+ * already there, the MD5 of that check counts, unless a later step or a
+ * retried attempt may have written over it).  Anything else is a FAIL with the
  * first error and its context (step, line of the recipe, what the chip
  * said).  Retries: a step is retried (up to its `retries`) only after a link
  * failure (timeout, protocol or device error); the loader is re-synced
@@ -65,7 +67,9 @@ typedef struct espl_written_region {
 	char what[64];                  /* "nodemcu.bin", "init data", "blank sector" */
 	char expected_md5[33];          /* of the bytes as written */
 	char actual_md5[33];            /* from the chip at the last verify; "" = never verified */
-	bool skipped;                   /* skip_unchanged found it already there */
+	bool skipped;                   /* skip_unchanged found it already there
+	                                 * (verify then trusts that MD5 unless a
+	                                 * later step may have touched the region) */
 	bool verified;                  /* the chip's MD5 matched */
 } espl_written_region;
 
@@ -75,7 +79,9 @@ typedef struct espl_step_result {
 	double duration_s;              /* all attempts */
 	unsigned attempts;              /* 0 = not run; retries used = attempts - 1 */
 	uint64_t bytes;                 /* written, erased or hashed */
-	uint64_t bytes_skipped;         /* skip_unchanged: already on the chip */
+	uint64_t bytes_skipped;         /* skip_unchanged: already on the chip (the
+	                                 * whole image, or the 16 KiB chunks that
+	                                 * matched when only some differed) */
 	bool skipped;                   /* write with skip_unchanged: nothing needed writing */
 	/* verify: the region that failed, else the last one checked; write and
 	 * write_init_data: the image (expected = its MD5; actual = the chip's

@@ -5,49 +5,14 @@
 # code.  The devices sit on pseudo-terminals (booted in download mode), so the
 # recipes use reset: none.  TAP output.
 set -u
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${ESPLINE_BUILD:-$PWD/build}
-E=$BUILD_DIR/espline
-SIM=$BUILD_DIR/espline-sim
-T=$(mktemp -d /tmp/espline-run-cli.XXXXXX)
-SIM_PIDS=()
-n=0 failed=0
-
-cleanup() {
-	for p in "${SIM_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	for p in "${SIM_PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() {
-	n=$((n + 1)); failed=$((failed + 1))
-	echo "not ok $n - $1"
-	[ -f "$T/out" ] && sed 's/^/#   /' "$T/out" | tail -n 15
-}
-check() { local d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+. "$(dirname "$0")/../lib/tap.sh"
+. tests/lib/sim.sh
+env_tempdir run-cli
+TAP_SHOW=("$T/out")
 # every run records into a database of its own, never the tree's db/
-run() { timeout 120 "$E" "$@" --db "$T/units.sqlite" >"$T/out" 2>&1; rc=$?; }
-has() { grep -qF -- "$1" "$T/out"; }
+run() { tap_run 120 "$E" "$@" --db "$T/units.sqlite"; }
 
-# start_sim NAME ARGS...: one simulator, waits until it listens.
-start_sim() {
-	local name=$1; shift
-	mkdir -p "$T/$name.flash"
-	"$SIM" --time-scale 0 --exit-after-idle 300 --ready-file "$T/$name.ready" \
-		--flash-dir "$T/$name.flash" "$@" >"$T/$name.log" 2>&1 &
-	SIM_PIDS+=($!)
-	eval "PID_$name=$!"
-	for _ in $(seq 100); do [ -s "$T/$name.ready" ] && return 0; sleep 0.05; done
-	echo "# simulator $name did not start:"; sed 's/^/#   /' "$T/$name.log"
-	return 1
-}
-stop_sim() { local v="PID_$1"; kill "${!v}" 2>/dev/null; wait "${!v}" 2>/dev/null; }
-port_of() { awk '$1 == "device" && $2 == 0 { print $3 }' "$T/$1.ready" | tail -n 1; }
-bytes() { tail -c +"$(($2 + 1))" "$3" | head -c "$1"; }
-
-BUILD=${BUILD_DIR#"$PWD"/} scripts/make-demo-images.sh >/dev/null || { echo "not ok 1 - demo images"; exit 1; }
+make_demo_images || { echo "not ok 1 - demo images"; exit 1; }
 mkdir -p "$T/r/images" && cp recipes/images/* "$T/r/images/"
 
 cat >"$T/r/unit.yaml" <<'YAML'
@@ -64,19 +29,19 @@ steps:
   - reset: stay
 YAML
 
-start_sim a --flash 2MB
-run run "$T/r/unit.yaml" --port "$(port_of a)"
+sim_start a --time-scale 0 --flash 2MB
+run run "$T/r/unit.yaml" --port "$(sim_port a)"
 check "a good unit passes (exit 0)" [ "$rc" -eq 0 ]
 check "it prints PASS with the MAC" has "PASS 5c:cf:7f:a0:00:00"
 check "it prints every step" grep -qE "step 5/5 reset.* passed" "$T/out"
-stop_sim a
+sim_stop a
 f=$T/a.flash/dev0.bin
 check "the header at 0x0 says dout, 2MB, 26m" [ "$(bytes 4 0 "$f" | od -An -tx1 | tr -d ' ')" = "e9030331" ]
 check "the image follows the header unchanged" cmp -s <(bytes 262140 4 "$f") <(bytes 262140 4 recipes/images/nodemcu-demo.bin)
 check "init data sits at 2MB - 0x4000" cmp -s <(bytes 128 $((0x1FC000)) "$f") recipes/images/esp_init_data_demo.bin
 
-start_sim b --flash 1MB
-run run "$T/r/unit.yaml" --port "$(port_of b)"
+sim_start b --time-scale 0 --flash 1MB
+run run "$T/r/unit.yaml" --port "$(sim_port b)"
 check "a 1MB unit fails expect (exit 1)" [ "$rc" -eq 1 ]
 check "the reason names the rule and both sizes" has "expect: expect.flash_size_min (line 5): the unit has 1MB of flash, the recipe needs at least 2MB"
 
@@ -91,5 +56,54 @@ check "with file:line:col" has "$T/r/bad.yaml:4:5: error: unknown key 'wirte' in
 run run "$T/r/unit.yaml" --port /dev/does-not-exist --frobnicate
 check "an unknown option is a usage error (exit 2)" [ "$rc" -eq 2 ]
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+# A ROM rate above 115200 (connect.baud): the ROM auto-bauds on SYNC, so the
+# stub uploads 8x faster; a chip or adapter that cannot sync there
+# (rom_max_baud) costs two rounds, then the loader falls back to 115200.
+cat >"$T/r/fast.yaml" <<'YAML'
+recipe: run-cli-fast
+chip: esp8266
+connect: { reset: none, baud: 921600, flash_baud: 921600 }
+flash: { size: keep, mode: keep, freq: keep }
+steps:
+  - write: { file: images/nodemcu-demo.bin, address: 0x0, skip_unchanged: true }
+  - verify: md5
+  - reset: stay
+YAML
+img=recipes/images/nodemcu-demo.bin
+last_bytes() { sqlite3 "$T/units.sqlite" "SELECT bytes || ' ' || result FROM steps WHERE idx = 0 ORDER BY unit_id DESC LIMIT 1"; }
+write_fast() { timeout 60 "$E" write --reset none --after stay --baud 921600 --flash-baud 921600 --verify "$(sim_port "$1")" 0 "$img" >"$T/out" 2>&1; rc=$?; }
+
+sim_start c --time-scale 0 --flash 4MB
+run run "$T/r/fast.yaml" --port "$(sim_port c)"
+check "connect.baud 921600: the unit passes" [ "$rc" -eq 0 ]
+sim_stop c
+check "and its flash holds the image" cmp -s <(bytes 262144 0 "$T/c.flash/dev0.bin") "$img"
+
+sim_start c --time-scale 0 --flash 4MB
+run run "$T/r/fast.yaml" --port "$(sim_port c)"
+check "skip_unchanged on a unit that holds the image passes" [ "$rc" -eq 0 ]
+check "and writes nothing (0 bytes, SKIPPED)" [ "$(last_bytes)" = "0 SKIPPED" ]
+sim_stop c
+# one sector of the unit differs: only the 16 KiB chunk holding it is written
+printf '\x00%.0s' $(seq 4096) | dd of="$T/c.flash/dev0.bin" bs=4096 seek=$((0x21000 / 4096)) conv=notrunc status=none
+sim_start c --time-scale 0 --flash 4MB
+run run "$T/r/fast.yaml" --port "$(sim_port c)"
+check "one sector differs: the unit passes" [ "$rc" -eq 0 ]
+check "and only its 16 KiB chunk is written" [ "$(last_bytes)" = "16384 PASS" ]
+sim_stop c
+check "and the flash ends equal to the image" cmp -s <(bytes 262144 0 "$T/c.flash/dev0.bin") "$img"
+
+sim_start f --time-scale 0 --flash 4MB --dev 0:rom_max_baud=115200
+run run "$T/r/fast.yaml" --port "$(sim_port f)"
+check "a ROM that will not sync at 921600 still passes (fallback)" [ "$rc" -eq 0 ]
+sim_stop f
+check "and its flash holds the image" cmp -s <(bytes 262144 0 "$T/f.flash/dev0.bin") "$img"
+sim_start g --time-scale 0 --flash 4MB --dev 0:rom_max_baud=115200
+write_fast g
+check "espline write --baud 921600 falls back and says so" has "no answer from the ROM at 921600 baud in 2 round(s); falling back to 115200 baud"
+check "and then runs the stub at 921600 (exit 0)" grep -q "stub at 921600 baud" "$T/out"
+sim_start h --time-scale 0 --flash 4MB
+write_fast h
+check "without rom_max_baud it syncs at 921600 (no fallback)" sh -c "[ $rc -eq 0 ] && ! grep -q 'falling back' '$T/out'"
+
+tap_done

@@ -193,9 +193,15 @@ LOG=$OUT
 RUN_PID=$!
 PIDS+=($RUN_PID)
 wait_for "$OUT" '"event":"started"' 10
-{ echo "BEGIN IMMEDIATE;"; sleep 10; echo "COMMIT;"; } | sqlite3 "$DB" &
+# The sqlite3 shell gives up at once on a busy database unless told to wait,
+# and goes on without the lock unless told to bail: espline's writer may be
+# committing the batch row at this very moment.
+{ printf '.bail on\n.timeout 10000\nBEGIN IMMEDIATE;\nSELECT %s;\n' "'lock held'"; sleep 10; echo "COMMIT;"; } |
+	sqlite3 "$DB" >"$T/lock.holder" 2>&1 &
 LOCK_PID=$!
 PIDS+=($LOCK_PID)
+check "another program holds the database's write lock before any unit answers" \
+	wait_for "$T/lock.holder" '^lock held$' 2
 finish "$RUN_PID" 90
 rc=$?
 check "locked database: the station stops with exit 4" [ "$rc" -eq 4 ]

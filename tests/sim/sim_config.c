@@ -59,23 +59,29 @@ const char *sim_options_usage(void)
 "  --mac MAC              MAC of device 0; device K gets MAC+K (default\n"
 "                         5c:cf:7f:a0:00:00, an Espressif OUI)\n"
 "  --fault SPEC           add a fault to every device (repeatable)\n"
+"  --rom-max-baud N       the ROM loader syncs only at host rates up to N\n"
+"                         (default: any rate; it auto-bauds on SYNC).  Models\n"
+"                         a chip/adapter that fails above N: faster frames\n"
+"                         reach the ROM as noise and get no answer.  The stub's\n"
+"                         CHANGE_BAUDRATE is not limited\n"
 "\n"
 "Per-device overrides:\n"
 "  --dev K:SETTINGS       K is an index or a range A-B; SETTINGS is a comma list\n"
 "                         of link=, boot=, flash=, jedec=, xtal=, mac=, port=,\n"
+"                         rom_max_baud=,\n"
 "                         fault=SPEC (adds; repeatable) and fault=none (clears)\n"
 "  e.g. --devices 8 --flash 4MB --dev 3:flash=1MB,xtal=40,fault=corrupt@2000\n"
 "\n"
 "The line: the host's baud rate is the pty's termios speed (read at each\n"
 "arrival) or the RFC 2217 SET-BAUDRATE.  Bytes take 10 bits of wire time each\n"
 "way; a frame reaches the chip when its last byte would have.  The ROM\n"
-"auto-bauds; after the stub's CHANGE_BAUDRATE a host at another rate gets\n"
-"noise both ways.  The ROM's boot line goes out at 74880 (26 MHz crystal) or\n"
-"115200 (40 MHz) and reads as noise at other rates.  A pty has no modem\n"
-"lines.  On RFC 2217, DTR/RTS drive EN and GPIO0 through the NodeMCU\n"
-"circuit (EN low iff RTS and not DTR, GPIO0 low iff DTR and not RTS); the chip\n"
-"boots when EN rises and samples GPIO0 then.  One client at a time; others\n"
-"wait until it leaves.\n"
+"auto-bauds (up to rom_max_baud if set); after the stub's CHANGE_BAUDRATE\n"
+"a host at another rate gets noise both ways.  The ROM's boot line goes out\n"
+"at 74880 (26 MHz crystal) or 115200 (40 MHz) and reads as noise at other\n"
+"rates.  A pty has no modem lines.  On RFC 2217, DTR/RTS drive EN and\n"
+"GPIO0 through the NodeMCU circuit (EN low iff RTS and not DTR, GPIO0 low\n"
+"iff DTR and not RTS); the chip boots when EN rises and samples GPIO0 then.\n"
+"One client at a time; others ""wait until it leaves.\n"
 "\n"
 "Fault SPECs (DIR is rx: host->chip, the default, or tx: chip->host; byte N\n"
 "counts that direction's bytes from 0 since start, across reconnects; tx\n"
@@ -210,6 +216,10 @@ static int set_setting(sim_device_config *d, const char *key, const char *v, cha
 		if (sim_parse_size(v, &n) || n == 0 || n > 65535)
 			return fail(err, errlen, "bad TCP port \"%s\"", v);
 		d->port = (unsigned)n;
+	} else if (!strcmp(key, "rom_max_baud")) {
+		if (sim_parse_size(v, &n) || n < 300 || n > 12000000)
+			return fail(err, errlen, "bad rom_max_baud \"%s\": a baud rate like 115200", v);
+		d->rom_max_baud = (unsigned)n;
 	} else if (!strcmp(key, "fault")) {
 		if (!strcmp(v, "none")) {
 			d->nfaults = 0;
@@ -332,7 +342,8 @@ int sim_options_parse(int argc, char **argv, sim_options *o, char *err, size_t e
 		return fail(err, errlen, "out of memory");
 	int rc = 0;
 
-	static const char *const device_opts[] = { "link", "boot", "flash", "jedec", "xtal", "mac", "fault" };
+	static const char *const device_opts[] = { "link", "boot", "flash", "jedec", "xtal", "mac", "fault",
+	                                           "rom_max_baud" };
 	for (int i = 1; i < argc && !rc; i++) {
 		const char *arg = argv[i];
 		const char *v;
@@ -397,8 +408,11 @@ int sim_options_parse(int argc, char **argv, sim_options *o, char *err, size_t e
 		} else {
 			size_t k;
 			for (k = 0; k < sizeof device_opts / sizeof device_opts[0]; k++) {
-				char name[16];
+				char name[24];
 				snprintf(name, sizeof name, "--%s", device_opts[k]);
+				for (char *c = name; *c; c++) /* rom_max_baud -> --rom-max-baud */
+					if (*c == '_')
+						*c = '-';
 				if (VALUE(name)) {
 					rc = v ? set_setting(&defaults, device_opts[k], v, err, errlen)
 					       : fail(err, errlen, "%s needs a value", arg);

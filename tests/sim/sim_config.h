@@ -32,6 +32,9 @@ typedef struct sim_device_config {
 	size_t nfaults;
 	unsigned port;              /* TCP port for rfc2217; 0 = let the OS choose */
 	int mac_set, jedec_set;     /* given explicitly (not derived) */
+	unsigned rom_max_baud;      /* 0 = the ROM auto-bauds at any rate; else host rates above
+	                               it never sync (a chip/adapter that fails there): the ROM
+	                               hears noise until the host comes down to this rate */
 } sim_device_config;
 
 typedef struct sim_options {

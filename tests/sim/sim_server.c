@@ -360,6 +360,14 @@ static void log_fault(sim_device *d, enum sim_dir dir, const sim_byte_verdict *v
 		        hits == RANDOM_FAULT_LOG_MAX ? "; further hits only counted" : "");
 }
 
+/* rom_max_baud: the ROM's auto-baud (or the adapter) fails above it, so
+ * the ROM hears the host's bytes as noise until the host slows down. */
+static int rom_cannot_sync(const sim_device *d)
+{
+	return d->cfg.rom_max_baud && !d->chip_baud && sim_chip_mode(d->chip) == SIM_MODE_ROM &&
+	       d->host_baud > d->cfg.rom_max_baud;
+}
+
 /* One byte from the host, as read at time now. */
 static void rx_byte(sim_device *d, uint8_t b, uint64_t now)
 {
@@ -387,7 +395,7 @@ static void rx_byte(sim_device *d, uint8_t b, uint64_t now)
 	if (sim_chip_mode(d->chip) == SIM_MODE_APP || sim_chip_mode(d->chip) == SIM_MODE_OFF)
 		return; /* the application ignores SLIP */
 	b = v.byte;
-	if (!sim_wire_compatible(d->host_baud, d->chip_baud))
+	if (!sim_wire_compatible(d->host_baud, d->chip_baud) || rom_cannot_sync(d))
 		b = sim_wire_noise(&d->noise_rng);
 	if (queue_len(d) >= IN_CAP)
 		return; /* overrun: cannot happen, reads are limited to the free space */

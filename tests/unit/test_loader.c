@@ -576,6 +576,79 @@ static void test_fast_baud_garbled_falls_back(void **state)
 	fast_baud_case(0);
 }
 
+/* A fast ROM rate (opt.baud): the ROM auto-bauds on SYNC; a line that
+ * garbles that rate costs the fast rounds, then the loader syncs at
+ * 115200, says so, and runs the stub there. */
+static void rom_baud_case(unsigned garble_above)
+{
+	sim_chip_config cfg = chip_config(1u << 20, 26);
+	chip_port *cp = new_chip_port(&cfg);
+	espl_loader_options o;
+	log_capture cap = { 0 };
+	espl_loader *l;
+	espl_error err;
+	cp->garble_above = garble_above;
+	options(&o, &cap);
+	o.baud = 921600;
+	o.flash_baud = garble_above ? garble_above : 921600;
+	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
+	if (rc)
+		fail_msg("connect: %s", err.msg);
+	assert_int_equal(espl_loader_mode(l), ESPL_MODE_STUB);
+	if (garble_above) {
+		assert_int_equal(espl_loader_baud(l), 115200);
+		assert_non_null(strstr(cap.text, "no answer from the ROM at 921600 baud in 1 round(s); "
+					     "falling back to 115200 baud"));
+	} else {
+		assert_int_equal(espl_loader_baud(l), 921600);
+		assert_null(strstr(cap.text, "falling back"));
+	}
+	espl_loader_close(l);
+}
+
+static void test_fast_rom_baud_syncs_directly(void **state)
+{
+	(void)state;
+	rom_baud_case(0);
+}
+
+static void test_fast_rom_baud_falls_back_to_115200(void **state)
+{
+	(void)state;
+	rom_baud_case(115200);
+}
+
+/* ROM at 460800, stub switched to 921600: CHANGE_BAUDRATE must name the
+ * rate the ROM auto-bauded to as the old one (the stub scales its divider
+ * by old/new), or the line ends up at a rate nobody uses. */
+static void test_rom_baud_then_flash_baud_passes_the_right_old_rate(void **state)
+{
+	(void)state;
+	sim_chip_config cfg = chip_config(1u << 20, 26);
+	chip_port *cp = new_chip_port(&cfg);
+	espl_loader_options o;
+	log_capture cap = { 0 };
+	espl_loader *l;
+	espl_error err;
+	size_t n = 50000;
+	uint8_t *fw = firmware(n, 7);
+	espl_image *img = prepared(fw, n, 0);
+	options(&o, &cap);
+	o.baud = 460800;
+	o.flash_baud = 921600;
+	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
+	if (rc)
+		fail_msg("connect: %s", err.msg);
+	assert_int_equal(espl_loader_baud(l), 921600);
+	assert_int_equal(cp->boots, 1);
+	assert_null(strstr(cap.text, "reconnecting"));
+	assert_int_equal(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err), 0);
+	assert_int_equal(espl_flash_verify(l, img, &err), 0);
+	espl_loader_close(l);
+	espl_image_free(img);
+	free(fw);
+}
+
 /* A corrupted byte in the stub upload (MEM_DATA checksum error) restarts
  * the upload; a corruption every time still fails, with the reason. */
 static void test_stub_upload_restarts(void **state)
@@ -787,6 +860,9 @@ int main(void)
 		cmocka_unit_test(test_image_larger_than_flash),
 		cmocka_unit_test(test_fast_baud_refused_by_adapter),
 		cmocka_unit_test(test_fast_baud_garbled_falls_back),
+		cmocka_unit_test(test_fast_rom_baud_syncs_directly),
+		cmocka_unit_test(test_fast_rom_baud_falls_back_to_115200),
+		cmocka_unit_test(test_rom_baud_then_flash_baud_passes_the_right_old_rate),
 		cmocka_unit_test(test_missing_stub),
 		cmocka_unit_test(test_stub_upload_restarts),
 		cmocka_unit_test(test_parse_reply),

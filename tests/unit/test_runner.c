@@ -348,14 +348,101 @@ static void test_skip_unchanged_second_run_writes_nothing(void **state)
 	assert_true(res.regions[0].verified);
 	espl_unit_result_clear(&res);
 
-	/* change one byte on the chip: the third run writes again */
+	/* change one byte on the chip: the third run writes again, but only
+	 * the 16 KiB chunk holding it */
 	flash_of(uc, &size)[0x10000 + 100] ^= 0xFF;
 	assert_int_equal(run_on(&fx, uc, &cp, &ob, &res), ESPL_OK);
-	assert_int_equal(res.steps[0].bytes, sizeof fw);
+	assert_int_equal(res.steps[0].bytes, 0x4000);
+	assert_int_equal(res.steps[0].bytes_skipped, sizeof fw - 0x4000);
+	assert_false(res.steps[0].skipped);
 	assert_memory_equal(flash_of(uc, &size) + 0x10000, fw, sizeof fw);
 	espl_unit_result_clear(&res);
 	free_unit(uc);
 	free_plan(&fx);
+}
+
+/* skip_unchanged on a unit that differs in one place: only the chunk that
+ * differs is sent (one FLASH_DEFL_BEGIN), and verify still hashes it all. */
+static void test_skip_unchanged_writes_only_the_differing_chunk(void **state)
+{
+	(void)state;
+	fixture fx;
+	load_plan("chunk.yaml",
+	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x10000, skip_unchanged: true }\n  - verify: md5\n", &fx);
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	observer ob = { 0 };
+	espl_unit_result res;
+	size_t size;
+
+	assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_OK);
+	espl_unit_result_clear(&res);
+	/* one sector in the second (last, 8 KiB) chunk differs */
+	memset(flash_of(uc, &size) + 0x10000 + 0x5000, 0x00, 0x1000);
+	unsigned begins = uc->op_count[ESPL_OP_FLASH_DEFL_BEGIN], md5s = uc->op_count[ESPL_OP_SPI_FLASH_MD5];
+	assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_OK);
+	assert_true(res.pass);
+	assert_int_equal(res.steps[0].bytes, 0x2000);
+	assert_int_equal(res.steps[0].bytes_skipped, 0x4000);
+	assert_false(res.steps[0].skipped);
+	assert_int_equal(uc->op_count[ESPL_OP_FLASH_DEFL_BEGIN] - begins, 1);
+	/* whole image, two chunks, then the verify of the whole image */
+	assert_int_equal(uc->op_count[ESPL_OP_SPI_FLASH_MD5] - md5s, 4);
+	assert_true(res.regions[0].verified);
+	assert_false(res.regions[0].skipped);
+	assert_memory_equal(flash_of(uc, &size) + 0x10000, fw, sizeof fw);
+	espl_unit_result_clear(&res);
+	free_unit(uc);
+	free_plan(&fx);
+}
+
+/* A region skip_unchanged found on the chip is not hashed again by verify
+ * (the chip just computed that MD5), unless something may have written since
+ * that the runner cannot account for: here a later step that failed once
+ * (a lost FLASH_DEFL_BEGIN) and was retried. */
+static void test_verify_rehashes_a_skipped_region_unless_sure(void **state)
+{
+	(void)state;
+	fixture fx, retried;
+	load_plan("keep.yaml",
+	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x10000, skip_unchanged: true }\n  - verify: md5\n", &fx);
+	load_plan("retried.yaml",
+	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x10000, skip_unchanged: true }\n"
+	          "  - write: { file: fw.bin, address: 0x40000 }\n    retries: 1\n  - verify: md5\n", &retried);
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	observer ob = { 0 };
+	espl_unit_result res;
+
+	assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_OK);
+	espl_unit_result_clear(&res);
+	unsigned md5s = uc->op_count[ESPL_OP_SPI_FLASH_MD5];
+	assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_OK);
+	assert_int_equal(uc->op_count[ESPL_OP_SPI_FLASH_MD5] - md5s, 1);
+	assert_true(res.regions[0].skipped);
+	assert_true(res.regions[0].verified);
+	assert_string_equal(res.regions[0].actual_md5, res.regions[0].expected_md5);
+	espl_unit_result_clear(&res);
+
+	/* a retried step after the check: verify hashes both regions again */
+	espl_runner_options o;
+	logged_options(&o, &ob);
+	o.connect_attempts = 2;
+	o.connect_timeout_ms = 3000;
+	chip_port *cp = attach(uc);
+	cp->drop.op = ESPL_OP_FLASH_DEFL_BEGIN;
+	cp->drop.count = 1;
+	md5s = uc->op_count[ESPL_OP_SPI_FLASH_MD5];
+	int rc = espl_runner_run_port(retried.plan, &cp->base, &o, &res);
+	if (rc)
+		fail_msg("%s", res.first_error.msg);
+	assert_int_equal(res.steps[1].attempts, 2);
+	assert_true(res.regions[0].skipped);
+	assert_true(res.regions[0].verified);
+	/* skip check + verify of region 1 + verify of region 2 */
+	assert_int_equal(uc->op_count[ESPL_OP_SPI_FLASH_MD5] - md5s, 3);
+	espl_unit_result_clear(&res);
+	free_unit(uc);
+	free_plan(&fx);
+	free_plan(&retried);
 }
 
 static void test_expect_failures_touch_nothing(void **state)
@@ -755,6 +842,8 @@ int main(void)
 		cmocka_unit_test(test_identify_link_error_reconnects),
 		cmocka_unit_test(test_init_data_address_per_flash_size),
 		cmocka_unit_test(test_skip_unchanged_second_run_writes_nothing),
+		cmocka_unit_test(test_skip_unchanged_writes_only_the_differing_chunk),
+		cmocka_unit_test(test_verify_rehashes_a_skipped_region_unless_sure),
 		cmocka_unit_test(test_expect_failures_touch_nothing),
 		cmocka_unit_test(test_retry_recovers_from_one_lost_command),
 		cmocka_unit_test(test_each_step_kind_recovers_from_one_lost_request),
