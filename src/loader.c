@@ -95,6 +95,11 @@ int espl_loader_last_was_checksum_error(const espl_loader *l)
 	return l->last_status == 0x0107;
 }
 
+unsigned espl_loader_rom_baud(const espl_loader *l)
+{
+	return l->rom_baud;
+}
+
 void espl_loader_log(espl_loader *l, int level, const char *fmt, ...)
 {
 	char msg[512];

@@ -677,7 +677,7 @@ static void loader_options(const espl_plan *p, const espl_runner_options *o, esp
 {
 	const espl_recipe *r = p->r;
 	espl_loader_options_init(lo);
-	lo->baud = r->connect.baud;
+	lo->baud = o->rom_baud ? o->rom_baud : r->connect.baud;
 	lo->flash_baud = r->connect.flash_baud;
 	lo->reset = r->connect.reset == ESPL_CONNECT_RESET_NONE ? ESPL_RESET_NONE : ESPL_RESET_AUTO;
 	lo->stub = &p->stub;
@@ -799,6 +799,7 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 	} else {
 		res->connected = true;
 		res->connect_s = now_s() - started;
+		res->rom_baud = espl_loader_rom_baud(u->l);
 		run_unit(u);
 		espl_loader_close(u->l);
 	}
@@ -812,7 +813,7 @@ int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner
 	espl_port *port;
 	espl_error e;
 	double started = now_s();
-	unsigned baud = p->r->connect.baud;
+	unsigned baud = o->rom_baud ? o->rom_baud : p->r->connect.baud;
 
 	if (espl_port_open(port_spec, baud, &port, &e) < 0) {
 		if (init_result(p, port_spec, res) == ESPL_OK)

@@ -55,6 +55,7 @@ typedef struct worker {
 	char unit_uuid[ESPL_DB_UUID_SIZE];
 	char waiting_msg[ESPL_ERROR_MAX];
 	int64_t last_progress_ms;
+	unsigned rom_baud;           /* 0, or the slower ROM rate this port's units need */
 	struct worker *next;
 } worker;
 
@@ -418,6 +419,23 @@ static void queue_result(worker *w, espl_unit_result *res)
 	pthread_mutex_unlock(&s->lock);
 }
 
+/* A unit whose ROM would not sync at the recipe's connect.baud fell back
+ * to 115200.  The cause is usually the port's adapter or cable, so the next
+ * units on this port start at the rate that worked instead of paying for the
+ * failed fast rounds again; said once, as a warning. */
+static void remember_rom_baud(worker *w, const espl_unit_result *res)
+{
+	const espl_recipe *r = espl_plan_recipe(w->sup->o.plan);
+	if (w->rom_baud || !res->rom_baud || res->rom_baud >= r->connect.baud)
+		return;
+	w->rom_baud = res->rom_baud;
+	char msg[200];
+	snprintf(msg, sizeof msg, "the ROM did not answer at %u baud on this port; its next units "
+	         "connect at %u (set connect.baud: %u in the recipe to skip the fast try)",
+	         r->connect.baud, res->rom_baud, res->rom_baud);
+	emit_simple(w->sup, ESPL_EV_LOG, w->info.path, "warn", msg);
+}
+
 static int program_unit(worker *w, int waiting)
 {
 	espl_supervisor *s = w->sup;
@@ -433,6 +451,7 @@ static int program_unit(worker *w, int waiting)
 	ro.loader_events = (espl_loader_events){ w, on_loader_log, on_loader_progress };
 	ro.events = (espl_runner_events){ w, on_step_start, on_step_done, on_identified };
 	ro.stop = &w->stop_unit;
+	ro.rom_baud = w->rom_baud;
 	if (waiting) {
 		ro.connect_attempts = 2;
 		ro.connect_timeout_ms = s->o.presence_connect_ms;
@@ -442,6 +461,7 @@ static int program_unit(worker *w, int waiting)
 	w->begun = 0;
 	espl_runner_run(s->o.plan, w->info.path, &ro, &res);
 	w->in_unit = 0;
+	remember_rom_baud(w, &res);
 	if (waiting && means_no_unit(&res)) {
 		if (strcmp(w->waiting_msg, res.first_error.msg) != 0) {
 			snprintf(w->waiting_msg, sizeof w->waiting_msg, "%s", res.first_error.msg);
@@ -492,7 +512,7 @@ static int unit_present(worker *w)
 
 	if (!jig && !is_url(w->info.path))
 		return access(w->info.path, F_OK) == 0;
-	if (answers_at(w, r->connect.baud, jig ? ESPL_RESET_NONE : ESPL_RESET_AUTO))
+	if (answers_at(w, w->rom_baud ? w->rom_baud : r->connect.baud, jig ? ESPL_RESET_NONE : ESPL_RESET_AUTO))
 		return 1;
 	return jig && r->connect.flash_baud != r->connect.baud && answers_at(w, r->connect.flash_baud, ESPL_RESET_NONE);
 }

@@ -136,6 +136,8 @@ int espl_loader_hard_reset(espl_loader *l, espl_error *err);
 
 int espl_loader_mode(const espl_loader *l);        /* enum espl_loader_mode */
 unsigned espl_loader_baud(const espl_loader *l);   /* current host baud */
+/* The rate the ROM answered SYNC at: options.baud, or 115200 after a fallback. */
+unsigned espl_loader_rom_baud(const espl_loader *l);
 espl_port *espl_loader_port(espl_loader *l);
 const espl_loader_options *espl_loader_opts(const espl_loader *l);
 /* Flash size in bytes once identify (or the caller) set it; 0 = unknown. */

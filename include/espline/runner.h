@@ -100,6 +100,7 @@ typedef struct espl_unit_result {
 	espl_chip_info chip;            /* valid when identified */
 	uint32_t system_flash_size;     /* size the init-data addresses were computed for */
 	double connect_s, duration_s;
+	unsigned rom_baud;              /* the rate the ROM answered at (0 = not connected) */
 	int64_t started_unix_ms;        /* wall clock at the start */
 	size_t n_steps;
 	espl_step_result *steps;        /* n_steps entries, in recipe order */
@@ -128,6 +129,9 @@ typedef struct espl_runner_options {
 	const volatile int *stop;
 	/* Overrides for the loader's connect budget (0 = the loader's default). */
 	int connect_attempts, connect_timeout_ms;
+	/* The ROM rate to sync at instead of the recipe's connect.baud (0 =
+	 * the recipe's): a station lowers it for a port whose unit fell back. */
+	unsigned rom_baud;
 } espl_runner_options;
 
 /* Fill o with defaults (no callbacks, no stop flag). */

@@ -96,6 +96,7 @@ check "and the flash ends equal to the image" cmp -s <(bytes 262144 0 "$T/c.flas
 sim_start f --time-scale 0 --flash 4MB --dev 0:rom_max_baud=115200
 run run "$T/r/fast.yaml" --port "$(sim_port f)"
 check "a ROM that will not sync at 921600 still passes (fallback)" [ "$rc" -eq 0 ]
+check "and the station says the port's next units connect at 115200" has "did not answer at 921600 baud on this port; its next units connect at 115200"
 sim_stop f
 check "and its flash holds the image" cmp -s <(bytes 262144 0 "$T/f.flash/dev0.bin") "$img"
 sim_start g --time-scale 0 --flash 4MB --dev 0:rom_max_baud=115200
