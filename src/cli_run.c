@@ -1,6 +1,7 @@
 /* cli_run.c - `espline run RECIPE`: program units on one adapter or a whole
  * station (supervisor.h), show them (ui.h) and record them in the database.
  * One --port and no mode is simply a station of one that programs one unit. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@
 static const char run_help[] =
 	"usage: espline run RECIPE [--port SPEC ...] [--batch NAME --count N | --station]\n"
 	"                   [--db PATH] [--central URL] [--operator NAME] [--station-name NAME]\n"
-	"                   [--json | --plain] [--baud N] [--flash-baud N]\n\n"
+	"                   [--json | --plain] [--baud N] [--flash-baud N] [--stub FILE]\n\n"
 	"Program ESP8266 units with RECIPE, one worker thread per adapter, and record\n"
 	"every unit in the database.\n\n"
 	"  --port SPEC        /dev/ttyUSB0, a glob '/dev/ttyUSB*', usb:VID:PID, rfc2217://HOST:PORT,\n"
@@ -41,7 +42,9 @@ static const char run_help[] =
 	"  --json             JSON Lines event stream on stdout (for MES integration)\n"
 	"  --plain            one line per event even on a terminal (default when not a terminal)\n"
 	"  --baud N           ROM connect rate (overrides the recipe's connect.baud)\n"
-	"  --flash-baud N     rate once the stub runs (overrides connect.flash_baud)\n\n"
+	"  --flash-baud N     rate once the stub runs (overrides connect.flash_baud)\n"
+	"  --stub FILE        flasher stub JSON (overrides connect.stub; default: $ESPLINE_STUB,\n"
+	"                     the copy made by scripts/install-deps.sh, an installed esptool)\n\n"
 	"Ctrl-C once: no new units, units in progress finish.  Twice: stop now, units in\n"
 	"progress are recorded INTERRUPTED.\n"
 	"Exit: 0 every unit passed, 1 a unit failed, 2 bad recipe or arguments, 3 no unit\n"
@@ -54,6 +57,7 @@ typedef struct run_args {
 	const char *batch, *db, *central, *operator_name, *station_name;
 	int count, station, json, plain;
 	unsigned baud, flash_baud;
+	const char *stub;
 } run_args;
 
 /* Counts the CLI needs for its exit code, beside what the ui shows. */
@@ -106,7 +110,7 @@ static int parse_uint(const char *s, unsigned *out)
 
 static int parse_args(int argc, char **argv, run_args *a)
 {
-	enum { O_BATCH = 256, O_COUNT, O_STATION, O_DB, O_OPERATOR, O_NAME, O_JSON, O_PLAIN, O_BAUD, O_FBAUD, O_CENTRAL };
+	enum { O_BATCH = 256, O_COUNT, O_STATION, O_DB, O_OPERATOR, O_NAME, O_JSON, O_PLAIN, O_BAUD, O_FBAUD, O_CENTRAL, O_STUB };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },      { "batch", required_argument, NULL, O_BATCH },
 		{ "count", required_argument, NULL, O_COUNT }, { "station", no_argument, NULL, O_STATION },
@@ -114,7 +118,8 @@ static int parse_args(int argc, char **argv, run_args *a)
 		{ "operator", required_argument, NULL, O_OPERATOR },
 		{ "station-name", required_argument, NULL, O_NAME }, { "json", no_argument, NULL, O_JSON },
 		{ "plain", no_argument, NULL, O_PLAIN },       { "baud", required_argument, NULL, O_BAUD },
-		{ "flash-baud", required_argument, NULL, O_FBAUD }, { "help", no_argument, NULL, 'h' },
+		{ "flash-baud", required_argument, NULL, O_FBAUD }, { "stub", required_argument, NULL, O_STUB },
+		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned count;
@@ -147,6 +152,7 @@ static int parse_args(int argc, char **argv, run_args *a)
 			if (parse_uint(optarg, &a->baud) < 0)
 				return usage_error("--baud needs a rate, not", optarg);
 			break;
+		case O_STUB: a->stub = optarg; break;
 		case O_FBAUD:
 			if (parse_uint(optarg, &a->flash_baud) < 0)
 				return usage_error("--flash-baud needs a rate, not", optarg);
@@ -173,6 +179,21 @@ static int parse_args(int argc, char **argv, run_args *a)
 	return 0;
 }
 
+/* --stub FILE: the recipe's connect.stub, as if it had named FILE.  A file
+ * that cannot be read is a bad argument (exit 2), as in a recipe. */
+static int use_stub_file(espl_recipe *r, const char *path, espl_error *err)
+{
+	if (access(path, R_OK) < 0)
+		return espl_fail(err, ESPL_EARG, "--stub %s: %s", path, strerror(errno));
+	char *copy = strdup(path);
+	if (!copy)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	free(r->connect.stub_path);
+	r->connect.stub_path = copy;
+	r->connect.stub = ESPL_STUB_FILE;
+	return ESPL_OK;
+}
+
 static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 {
 	espl_error err = { 0, "" };
@@ -184,7 +205,10 @@ static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 			(*r)->connect.baud = a->baud;
 		if (a->flash_baud)
 			(*r)->connect.flash_baud = a->flash_baud;
-		rc = espl_plan_new(*r, plan, &err);
+		if (a->stub)
+			rc = use_stub_file(*r, a->stub, &err);
+		if (rc == ESPL_OK)
+			rc = espl_plan_new(*r, plan, &err);
 		if (rc < 0)
 			fprintf(stderr, "espline run: %s\n", err.msg);
 	} else if (rc != ESPL_ERECIPE) {

@@ -53,6 +53,16 @@ run run "$T/r/bad.yaml" --port /dev/does-not-exist
 check "a bad recipe exits 2 before touching a port" [ "$rc" -eq 2 ]
 check "with file:line:col" has "$T/r/bad.yaml:4:5: error: unknown key 'wirte' in steps[1]; did you mean 'write'?"
 
+# --stub FILE overrides the recipe's stub search; a wrong path is named.
+sim_start s --time-scale 0 --flash 2MB
+run run "$T/r/unit.yaml" --port "$(sim_port s)" --stub "$T/no-such-stub.json"
+check "run --stub with a missing file fails before writing (exit 2)" [ "$rc" -eq 2 ]
+check "and names the file" has "$T/no-such-stub.json"
+cp third_party/stub/esp8266.json "$T/my-stub.json"
+ESPLINE_STUB=$T/no-such-stub.json run run "$T/r/unit.yaml" --port "$(sim_port s)" --stub "$T/my-stub.json"
+check "run --stub FILE is used instead of \$ESPLINE_STUB (exit 0)" [ "$rc" -eq 0 ]
+sim_stop s
+
 run run "$T/r/unit.yaml" --port /dev/does-not-exist --frobnicate
 check "an unknown option is a usage error (exit 2)" [ "$rc" -eq 2 ]
 
