@@ -137,7 +137,8 @@ enum stmt_id {
 	ST_BATCH_INS, ST_BATCH_END, ST_BATCH_FIND, ST_UNIT_INS, ST_UNIT_FIND,
 	ST_UNIT_UPDATE, ST_STEP_INS, ST_REPEAT_FIND, ST_REPEAT_SET, ST_CHAIN_GET,
 	ST_CHAIN_SET, ST_UNIT_SEAL, ST_BATCH_COUNT, ST_EVENT_INS, ST_STALE_LIST,
-	ST_UNIT_LOAD, ST_SPOOL_SEEN, ST_SPOOL_MARK, ST_OUTBOX_INS, ST_COUNT
+	ST_UNIT_LOAD, ST_SPOOL_SEEN, ST_SPOOL_MARK, ST_OUTBOX_INS, ST_STEP_PROGRESS,
+	ST_STEPS_CLEAR, ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
@@ -183,6 +184,14 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_SPOOL_MARK] = "INSERT OR IGNORE INTO replayed_spools (sha256, replayed_ms, records)"
 			  " VALUES (?1, ?2, ?3)",
 	[ST_OUTBOX_INS] = "INSERT INTO outbox (kind, ref, queued_ms) VALUES (?1, ?2, ?3)",
+	/* A progressive step row: only for a unit still RUNNING (a late row for
+	 * a sealed unit must not change what its hash covers); replaces a row
+	 * of the same index. */
+	[ST_STEP_PROGRESS] = "INSERT OR REPLACE INTO steps (unit_id, idx, kind, address, length,"
+			     " expected_md5, actual_md5, bytes, duration_ms, retries, result, error)"
+			     " SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM units"
+			     " WHERE uuid = ?1 AND result = 'RUNNING'",
+	[ST_STEPS_CLEAR] = "DELETE FROM steps WHERE unit_id = ?1",
 };
 
 struct espl_db {
@@ -936,26 +945,31 @@ static int find_unit(espl_db *db, const char *uuid, unit_state *st, espl_error *
 	return ESPL_OK;
 }
 
+/* Bind a step's columns to parameters 2..12 (1 is the unit). */
+static void bind_step(sqlite3_stmt *s, const espl_db_step *st)
+{
+	sqlite3_bind_int(s, 2, st->index);
+	bind_text(s, 3, st->kind ? st->kind : "");
+	sqlite3_bind_int64(s, 4, st->address);
+	sqlite3_bind_int64(s, 5, st->length);
+	bind_text(s, 6, st->expected_md5);
+	bind_text(s, 7, st->actual_md5);
+	sqlite3_bind_int64(s, 8, (int64_t)st->bytes);
+	sqlite3_bind_int64(s, 9, st->duration_ms);
+	sqlite3_bind_int(s, 10, st->retries);
+	bind_text(s, 11, espl_db_result_name(st->result));
+	bind_text(s, 12, st->error);
+}
+
 static int insert_steps(espl_db *db, int64_t unit_id, const espl_db_step *steps, size_t n,
 			espl_error *err)
 {
 	for (size_t i = 0; i < n; i++) {
-		const espl_db_step *st = &steps[i];
 		sqlite3_stmt *s = stmt(db, ST_STEP_INS, err);
 		if (!s)
 			return err->code;
 		sqlite3_bind_int64(s, 1, unit_id);
-		sqlite3_bind_int(s, 2, st->index);
-		bind_text(s, 3, st->kind ? st->kind : "");
-		sqlite3_bind_int64(s, 4, st->address);
-		sqlite3_bind_int64(s, 5, st->length);
-		bind_text(s, 6, st->expected_md5);
-		bind_text(s, 7, st->actual_md5);
-		sqlite3_bind_int64(s, 8, (int64_t)st->bytes);
-		sqlite3_bind_int64(s, 9, st->duration_ms);
-		sqlite3_bind_int(s, 10, st->retries);
-		bind_text(s, 11, espl_db_result_name(st->result));
-		bind_text(s, 12, st->error);
+		bind_step(s, &steps[i]);
 		ESPL_TRY(run(db, s, err, "recording a step"));
 	}
 	return ESPL_OK;
@@ -1044,9 +1058,48 @@ static int check_steps(const espl_db_step *steps, size_t n, espl_error *err)
 	return ESPL_OK;
 }
 
+static int read_steps(espl_db *db, int64_t unit_id, espl_db_step **steps, size_t *n,
+		      int *oom, espl_error *err);
+
+/* The steps a completing unit is sealed with.  Its record's steps replace
+ * the rows recorded progressively while it ran, except for an INTERRUPTED
+ * record without steps (made without the runner's result: a station that
+ * was aborted, or restarted after a crash): that keeps the progressive rows
+ * and is sealed with them, read back in index order (*owned receives the
+ * copy to free).  What is hashed is exactly the rows left in the table. */
+static int final_steps(espl_db *db, const espl_db_unit *u, int64_t unit_id,
+		       const espl_db_step **steps, size_t *n, espl_db_step **owned,
+		       espl_error *err)
+{
+	*owned = NULL;
+	if (u->result == ESPL_DB_INTERRUPTED && *n == 0) {
+		int oom = 0;
+		size_t got = 0;
+		int rc = read_steps(db, unit_id, owned, &got, &oom, err);
+		if (rc == 0 && oom)
+			rc = espl_fail(err, ESPL_ENOMEM, "out of memory reading unit %s's steps",
+				       u->uuid);
+		if (rc < 0) {
+			espl_db_steps_free(*owned, got);
+			*owned = NULL;
+			return rc;
+		}
+		*steps = *owned;
+		*n = got;
+		return ESPL_OK;
+	}
+	sqlite3_stmt *s = stmt(db, ST_STEPS_CLEAR, err);
+	if (!s)
+		return err->code;
+	sqlite3_bind_int64(s, 1, unit_id);
+	ESPL_TRY(run(db, s, err, "replacing the unit's progressive steps"));
+	return insert_steps(db, unit_id, *steps, *n, err);
+}
+
 static int complete_unit(espl_db *db, const espl_db_unit *u, const espl_db_step *steps,
 			 size_t n, espl_db_sealed *out, espl_error *err)
 {
+	espl_db_step *owned = NULL;
 	unit_state st;
 	int64_t batch_id;
 	char batch_hash[ESPL_DB_HASH_SIZE];
@@ -1069,11 +1122,30 @@ static int complete_unit(espl_db *db, const espl_db_unit *u, const espl_db_step 
 		if (!st.found)
 			return espl_fail(err, ESPL_EDB, "unit %s vanished while recording it", u->uuid);
 	}
-	ESPL_TRY(insert_steps(db, st.id, steps, n, err));
+	ESPL_TRY(final_steps(db, u, st.id, &steps, &n, &owned, err));
+	int rc = ESPL_OK;
 	if (u->result == ESPL_DB_PASS && u->mac && *u->mac)
-		ESPL_TRY(flag_repeat(db, st.id, batch_id, u->mac, out->repeat_of, err));
-	ESPL_TRY(seal(db, st.id, batch_id, batch_hash, u, steps, n, out, err));
+		rc = flag_repeat(db, st.id, batch_id, u->mac, out->repeat_of, err);
+	if (rc == 0)
+		rc = seal(db, st.id, batch_id, batch_hash, u, steps, n, out, err);
+	espl_db_steps_free(owned, owned ? n : 0);
+	ESPL_TRY(rc);
 	return queue_outbox(db, "unit", u->uuid, err);
+}
+
+int espl_db_step_done(espl_db *db, const char *unit_uuid, const espl_db_step *step,
+		      espl_error *err)
+{
+	NEED_ERR(err);
+	if (!unit_uuid || !*unit_uuid || !step)
+		return espl_fail(err, ESPL_EARG, "a progressive step needs its unit's uuid");
+	ESPL_TRY(check_steps(step, 1, err));
+	sqlite3_stmt *s = stmt(db, ST_STEP_PROGRESS, err);
+	if (!s)
+		return err->code;
+	bind_text(s, 1, unit_uuid);
+	bind_step(s, step);
+	return run(db, s, err, "recording a finished step");
 }
 
 int espl_db_end_unit(espl_db *db, const espl_db_unit *unit, const espl_db_step *steps,
@@ -1584,8 +1656,10 @@ static int load_batch(espl_db *db, const char *uuid, espl_db_replica *r, int *oo
 	return load_images(db, recipe_id, r, oom, err);
 }
 
-static int load_steps(espl_db *db, int64_t unit_id, espl_db_replica *r, int *oom,
-		      espl_error *err)
+/* The unit's step rows in index order, as owned copies (*steps grows; on
+ * *oom the rows read so far are kept for the caller to free). */
+static int read_steps(espl_db *db, int64_t unit_id, espl_db_step **steps, size_t *n,
+		      int *oom, espl_error *err)
 {
 	sqlite3_stmt *s;
 	ESPL_TRY(prepare_once(db,
@@ -1594,19 +1668,19 @@ static int load_steps(espl_db *db, int64_t unit_id, espl_db_replica *r, int *oom
 			      " ORDER BY idx",
 			      &s, err));
 	sqlite3_bind_int64(s, 1, unit_id);
-	size_t cap = 0;
+	size_t cap = *n;
 	int rc;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		if (r->n_steps == cap) {
+		if (*n == cap) {
 			cap = cap ? 2 * cap : 8;
-			void *g = realloc(r->steps, cap * sizeof *r->steps);
+			void *g = realloc(*steps, cap * sizeof **steps);
 			if (!g) {
 				*oom = 1;
 				break;
 			}
-			r->steps = g;
+			*steps = g;
 		}
-		espl_db_step *st = &r->steps[r->n_steps++];
+		espl_db_step *st = &(*steps)[(*n)++];
 		row_to_step(s, st);
 		st->kind = dup_col(s, 1, oom);
 		st->expected_md5 = dup_col(s, 4, oom);
@@ -1615,8 +1689,14 @@ static int load_steps(espl_db *db, int64_t unit_id, espl_db_replica *r, int *oom
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return sql_fail(db, err, rc, "reading a unit's steps for the outbox");
+		return sql_fail(db, err, rc, "reading a unit's steps");
 	return ESPL_OK;
+}
+
+static int load_steps(espl_db *db, int64_t unit_id, espl_db_replica *r, int *oom,
+		      espl_error *err)
+{
+	return read_steps(db, unit_id, &r->steps, &r->n_steps, oom, err);
 }
 
 static int load_unit(espl_db *db, const char *uuid, espl_db_replica *r, int *oom,

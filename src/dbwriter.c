@@ -19,12 +19,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum rec_type { R_BATCH_BEGIN, R_BATCH_END, R_UNIT_BEGIN, R_UNIT_END, R_EVENT, R_SYNC };
+/* R_UNIT_STEP comes after R_EVENT: progressive step rows are never spooled,
+ * so reading a spool back does not know them. */
+enum rec_type { R_BATCH_BEGIN, R_BATCH_END, R_UNIT_BEGIN, R_UNIT_END, R_EVENT, R_SYNC,
+		R_UNIT_STEP };
 
 static const char *const type_names[] = {
 	[R_BATCH_BEGIN] = "batch_begin", [R_BATCH_END] = "batch_end",
 	[R_UNIT_BEGIN] = "unit_begin", [R_UNIT_END] = "unit_end", [R_EVENT] = "event",
-	[R_SYNC] = "sync",
+	[R_SYNC] = "sync", [R_UNIT_STEP] = "unit_step",
 };
 
 /* One queued record: owned deep copies of what the producer gave. */
@@ -251,6 +254,11 @@ static json_t *rec_json(const rec *r)
 		}
 		break;
 	}
+	case R_UNIT_STEP: /* only ever written to the rejected file */
+		json_object_set_new(j, "unit_uuid", json_string(r->unit.uuid));
+		if (r->n_steps)
+			json_object_set_new(j, "step", step_json(&r->steps[0]));
+		break;
 	case R_EVENT:
 		json_object_set_new(j, "event",
 				    json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}", "time_ms",
@@ -432,6 +440,8 @@ static int apply(espl_dbw *w, rec *r, espl_error *err)
 		return espl_db_end_unit(w->db, &r->unit, r->steps, r->n_steps, &r->ack.sealed, err);
 	case R_EVENT:
 		return espl_db_add_event(w->db, &r->event, err);
+	case R_UNIT_STEP:
+		return espl_db_step_done(w->db, r->unit.uuid, r->steps, err);
 	default:
 		return ESPL_OK;
 	}
@@ -617,11 +627,22 @@ static void clear_outcome(rec *r)
 	memset(&r->ack.sealed, 0, sizeof r->ack.sealed);
 }
 
+/* A progressive step row the database cannot take is dropped, not spooled:
+ * the unit's end record (spooled) carries every step anyway. */
+static void spool_or_drop(espl_dbw *w, rec *r)
+{
+	if (r->type == R_UNIT_STEP) {
+		clear_outcome(r);
+		return;
+	}
+	spool(w, r);
+}
+
 static void write_one(espl_dbw *w, rec *r)
 {
 	espl_error e;
 	if (w->state != ESPL_DBW_OK) {
-		spool(w, r);
+		spool_or_drop(w, r);
 		return;
 	}
 	clear_outcome(r);
@@ -633,7 +654,7 @@ static void write_one(espl_dbw *w, rec *r)
 	}
 	if (is_environmental(rc)) {
 		start_spooling(w, &e);
-		spool(w, r);
+		spool_or_drop(w, r);
 		return;
 	}
 	record_failure(r, rc, &e);
@@ -775,6 +796,33 @@ static int enqueue(espl_dbw *w, rec *r, int oom, int wait, espl_error *err)
 	return ESPL_OK;
 }
 
+/* Queue r unless that would mean waiting (the queue is full) or the record
+ * could only be dropped later (the writer is spooling or stopping): then
+ * drop it.  For records that are worth having but never worth a wait. */
+static int enqueue_or_drop(espl_dbw *w, rec *r, int oom, espl_error *err)
+{
+	if (oom) {
+		rec_free(r);
+		return espl_fail(err, ESPL_ENOMEM, "out of memory queuing a database record");
+	}
+	size_t max_queue = w->o.max_queue > 0 ? (size_t)w->o.max_queue : 10000;
+	pthread_mutex_lock(&w->mu);
+	if (w->stopping || w->state != ESPL_DBW_OK || w->stats.queued >= max_queue) {
+		pthread_mutex_unlock(&w->mu);
+		rec_free(r);
+		return ESPL_OK;
+	}
+	if (w->tail)
+		w->tail->next = r;
+	else
+		w->head = r;
+	w->tail = r;
+	w->stats.queued++;
+	pthread_cond_signal(&w->work);
+	pthread_mutex_unlock(&w->mu);
+	return ESPL_OK;
+}
+
 /* Wait for r, then report and free it. */
 static int await(espl_dbw *w, rec *r, int oom, espl_dbw_ack *ack, espl_error *err)
 {
@@ -843,6 +891,20 @@ int espl_dbw_end_unit(espl_dbw *w, const espl_db_unit *unit, const espl_db_step 
 	if (!ack)
 		return enqueue(w, r, oom, 0, err);
 	return await(w, r, oom, ack, err);
+}
+
+int espl_dbw_step_done(espl_dbw *w, const char *unit_uuid, const espl_db_step *step,
+		       espl_error *err)
+{
+	int oom = 0;
+	if (!unit_uuid || !*unit_uuid || !step)
+		return espl_fail(err, ESPL_EARG, "a progressive step needs its unit's uuid");
+	rec *r = new_rec(R_UNIT_STEP, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	snprintf(r->unit.uuid, sizeof r->unit.uuid, "%s", unit_uuid);
+	copy_steps(r, step, 1, &oom);
+	return enqueue_or_drop(w, r, oom, err);
 }
 
 int espl_dbw_event(espl_dbw *w, const espl_db_event *event, espl_error *err)

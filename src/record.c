@@ -131,6 +131,14 @@ static void map_step(const espl_unit_result *res, size_t i, espl_db_step *out)
 	}
 }
 
+int espl_record_step(const espl_unit_result *res, const espl_step_result *sr, espl_db_step *out)
+{
+	if (!sr || sr < res->steps || sr >= res->steps + res->n_steps || sr->attempts == 0)
+		return ESPL_EARG;
+	map_step(res, (size_t)(sr - res->steps), out);
+	return ESPL_OK;
+}
+
 int espl_record_from_result(const espl_unit_result *res, const espl_record_context *ctx,
                             espl_record *out, espl_error *err)
 {

@@ -16,6 +16,7 @@
 #include "espline/record.h"
 #include "espline/recipe.h"
 #include "espline/reset.h"
+#include "db_owned.h"
 
 #define TICK_MS 50
 #define PROGRESS_EVERY_MS 100
@@ -52,6 +53,7 @@ typedef struct worker {
 	int stop_unit;               /* the runner's stop flag */
 	int in_unit;                 /* identified: events and progress are shown */
 	int begun;                   /* the begin record was saved */
+	const espl_unit_result *res; /* the running unit's result (from identified) */
 	char unit_uuid[ESPL_DB_UUID_SIZE];
 	char waiting_msg[ESPL_ERROR_MAX];
 	int64_t last_progress_ms;
@@ -297,10 +299,28 @@ static void on_step_start(void *ctx, const espl_step_result *sr)
 	emit(w->sup, &ev);
 }
 
+/* Queue the finished step's row so that a unit cut short by a crash shows
+ * how far it got.  Never waits: if the writer is busy being closed (abort)
+ * or cannot take it, the row is dropped; the end record has every step. */
+static void record_step(worker *w, const espl_step_result *sr)
+{
+	espl_supervisor *s = w->sup;
+	espl_db_step row;
+	espl_error err = { 0, "" };
+	if (!w->begun || !w->res || espl_record_step(w->res, sr, &row) < 0)
+		return;
+	if (pthread_rwlock_tryrdlock(&s->dbw_lock) != 0)
+		return;
+	if (!s->dbw_closed && s->dbw)
+		espl_dbw_step_done(s->dbw, w->unit_uuid, &row, &err);
+	pthread_rwlock_unlock(&s->dbw_lock);
+}
+
 static void on_step_done(void *ctx, const espl_step_result *sr)
 {
 	worker *w = ctx;
 	check_abort(w);
+	record_step(w, sr);
 	espl_station_event ev = { .kind = ESPL_EV_STEP_DONE, .port = w->info.path, .unit_uuid = w->unit_uuid,
 	                          .step = espl_step_kind_name(sr->step->kind), .step_number = sr->step->number,
 	                          .n_steps = (unsigned)espl_plan_recipe(w->sup->o.plan)->n_steps,
@@ -349,6 +369,7 @@ static void on_identified(void *ctx, const espl_unit_result *res)
 	espl_error err = { 0, "" };
 
 	w->in_unit = 1;
+	w->res = res;
 	record_context(w, &rc_ctx);
 	espl_record_begin(res, &rc_ctx, &begin);
 	set_current(w, &begin);
@@ -459,8 +480,10 @@ static int program_unit(worker *w, int waiting)
 	w->stop_unit = 0;
 	w->in_unit = 0;
 	w->begun = 0;
+	w->res = NULL;
 	espl_runner_run(s->o.plan, w->info.path, &ro, &res);
 	w->in_unit = 0;
+	w->res = NULL;
 	remember_rom_baud(w, &res);
 	if (waiting && means_no_unit(&res)) {
 		if (strcmp(w->waiting_msg, res.first_error.msg) != 0) {

@@ -13,15 +13,24 @@
  * disk), foreign_keys=ON, a busy timeout (default 5 s).
  *
  * Unit lifecycle: espl_db_begin_unit() inserts the unit as RUNNING when
- * programming starts; espl_db_end_unit() completes it and inserts its steps in
- * one transaction, and seals it into the chain.  A unit still RUNNING after
- * its station stopped is an interrupted unit; espl_db_interrupt_stale() turns
- * such rows into sealed INTERRUPTED records when the station restarts.
+ * programming starts; espl_db_step_done() adds each step's row as the step
+ * finishes (progressive rows, so that a unit cut short by a crash still shows
+ * how far it got); espl_db_end_unit() completes the unit, replaces its
+ * progressive rows by the record's full step list in one transaction, and
+ * seals it into the chain.  A unit still RUNNING after its station stopped is
+ * an interrupted unit; espl_db_interrupt_stale() turns such rows into sealed
+ * INTERRUPTED records when the station restarts, keeping (and sealing) the
+ * step rows it has.
  *
  * Hash chain: completed unit number `seq` (1, 2, 3, ... with no gaps) carries
  *   hash = SHA-256(canonical(seq, prev_hash, batch hash, unit, steps))
  * where prev_hash is the hash of unit seq-1 (64 zeros for seq 1) and the
- * canonical text is documented at espl_db_unit_hash().  Each batch carries
+ * canonical text is documented at espl_db_unit_hash().  The steps hashed are
+ * exactly the unit's step rows when it is sealed: the record's steps for a
+ * unit that ended normally, the progressive rows for an INTERRUPTED unit
+ * sealed without a step list (stale recovery, abort); `db verify` rehashes
+ * the rows, so the two always agree.  Progressive rows of a unit still
+ * RUNNING are not covered (nothing is sealed yet).  Each batch carries
  * its own hash over its identity, station, recipe and image hashes, which
  * every unit hash covers.  A changed field changes a hash; a deleted unit
  * leaves a gap in seq; an inserted one breaks a prev_hash link or has no seq.
@@ -199,8 +208,15 @@ int espl_db_end_batch(espl_db *db, const char *batch_uuid, int64_t ended_ms,
 		      espl_error *err);
 /* Insert the unit as RUNNING (idempotent by uuid). */
 int espl_db_begin_unit(espl_db *db, const espl_db_unit *unit, espl_error *err);
+/* Record one finished step of a RUNNING unit (a progressive row), or replace
+ * the row of the same index.  Does nothing (returns 0) when the unit is
+ * unknown or no longer RUNNING: a late row never changes a sealed unit. */
+int espl_db_step_done(espl_db *db, const char *unit_uuid, const espl_db_step *step,
+		      espl_error *err);
 /* Complete a unit (inserting it if begin was never recorded) with its steps,
- * flag a repeat, and seal it; one transaction.  A unit already complete is
+ * flag a repeat, and seal it; one transaction.  The steps given replace any
+ * progressive rows, except that an INTERRUPTED unit given no steps keeps its
+ * progressive rows and is sealed with them.  A unit already complete is
  * left alone and reported with sealed->already = 1. unit->result must not be
  * RUNNING. */
 int espl_db_end_unit(espl_db *db, const espl_db_unit *unit,

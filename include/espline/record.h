@@ -62,6 +62,13 @@ void espl_record_begin(const espl_unit_result *res, const espl_record_context *c
 int espl_record_from_result(const espl_unit_result *res, const espl_record_context *ctx,
                             espl_record *out, espl_error *err);
 
+/* The row of one step that has just finished (the runner's step_done
+ * callback), the same row espl_record_from_result will give for it, except
+ * that a write step's actual MD5 is only known once a later verify ran.
+ * sr must point into res->steps and have run; else ESPL_EARG. */
+int espl_record_step(const espl_unit_result *res, const espl_step_result *sr,
+                     espl_db_step *out);
+
 /* An INTERRUPTED record for a unit whose result will never come (the
  * station aborted while it ran): begin is what espl_record_begin gave. */
 void espl_record_interrupted(const espl_db_unit *begin, int64_t now_ms, const char *reason,

@@ -14,7 +14,9 @@
 #   - `espline db verify` passes (the hash chain of sealed units);
 #   - no unit row is half-written: a sealed PASS has all 5 steps, a sealed
 #     FAIL ends with its failing step (or has none when it failed before the
-#     first step), no RUNNING row has steps or a seal.
+#     first step), no RUNNING row has a seal, and every unit's step rows
+#     are contiguous (steps are recorded as they finish, so a unit cut short
+#     shows how far it got, with no gap).
 # After the NEXT start (the next cycle's "started" event: the writer has
 # sealed what the killed run left RUNNING) every unit the killed run had
 # started programming (a step_start event on its JSON stream) is in the
@@ -65,7 +67,8 @@ db_checks() {
 		(u.result = 'FAIL' and count(s.idx) = 0 and u.error_kind not like 'connect:%'
 			and u.error_kind not like 'identify:%' and u.error_kind not like 'expect:%') or
 		(u.result = 'FAIL' and count(s.idx) > 0 and (select result from steps where unit_id = u.id order by idx desc limit 1) <> 'FAIL') or
-		(u.result = 'RUNNING' and (count(s.idx) > 0 or u.seq is not null)) or
+		(u.result = 'RUNNING' and u.seq is not null) or
+		(count(s.idx) > 0 and count(s.idx) <> max(s.idx) - min(s.idx) + 1) or
 		(u.result <> 'RUNNING' and (u.seq is null or u.hash is null));")
 	[ -z "$bad" ] || violation "$1: half-written unit rows: $(echo "$bad" | head -n 5 | tr '\n' ';')"
 }
@@ -134,11 +137,17 @@ left=$(sql "select count(*) from units where result = 'RUNNING';")
 final_pass=$(sql "select count(*) from units u join batches b on b.id = u.batch_id where b.name = 'crash-final' and u.result = 'PASS';")
 [ "$final_pass" = 16 ] || violation "the final batch passed $final_pass of 16 units"
 interrupted=$(sql "select count(*) from units where result = 'INTERRUPTED';")
+# units cut short after some step finished keep those steps' rows
+with_progress=$(sql "select count(distinct u.id) from units u join steps s on s.unit_id = u.id where u.result = 'INTERRUPTED';")
+if [ "$killed" -ge 10 ] && [ "$with_progress" -eq 0 ]; then
+	violation "no INTERRUPTED unit kept the rows of the steps it had finished"
+fi
 totals=$(sql "select count(*) || ' units: ' || sum(result = 'PASS') || ' PASS, ' || sum(result = 'FAIL') || ' FAIL, ' || sum(result = 'INTERRUPTED') || ' INTERRUPTED' from units;")
 grep -l Sanitizer "$T"/*.err >/dev/null 2>&1 && violation "sanitizer reports on espline's stderr: $(grep -l Sanitizer "$T"/*.err | tr '\n' ' ')"
 
 echo "crash: $i cycles (seed $SEED, kill after 0..${MAX_DELAY} ms): $killed killed by SIGKILL, $finished had already finished"
 echo "crash: $started_total units started programming before their kill; $running_at_kill left RUNNING, sealed INTERRUPTED at the next start"
+echo "crash: $with_progress of $interrupted INTERRUPTED units show the steps they had finished"
 echo "crash: $identified_only units identified but no step started (killed or failed before writing: nothing on the chip changed)"
 echo "crash: database now holds $totals; mean cycle $((total_ms / i)) ms, total $((SECONDS - t_start)) s"
 if [ "$violations" -eq 0 ]; then echo "crash: ok"; else echo "crash: FAILED ($violations violations)"; exit 1; fi

@@ -18,6 +18,10 @@
 #include "espline/db.h"
 #include "espline/dbwriter.h"
 #include "db_fixture.h"
+#include "db_owned.h"
+
+#include <signal.h>
+#include <sys/wait.h>
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -608,6 +612,12 @@ static void writer_unit(espl_dbw *w, const char *batch_uuid, int i, int wait, es
 	start.result = ESPL_DB_RUNNING;
 	assert_int_equal(espl_dbw_begin_unit(w, &start, &err), 0);
 	make_steps(st, u.result);
+	/* Two steps recorded as they finish, the second with a value the end
+	 * record replaces (retries 7): the end leaves exactly its own rows. */
+	espl_db_step early = st[1];
+	early.retries = 7;
+	assert_int_equal(espl_dbw_step_done(w, u.uuid, &st[0], &err), 0);
+	assert_int_equal(espl_dbw_step_done(w, u.uuid, &early, &err), 0);
 	int rc = espl_dbw_end_unit(w, &u, st, 3, wait ? ack : NULL, &err);
 	if (rc)
 		print_error("end_unit: %s\n", err.msg);
@@ -670,6 +680,7 @@ static void test_writer_concurrent_producers(void **state)
 	assert_int_equal(query_int(db, "SELECT count(*) FROM units"), THREADS * PER);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM units WHERE result = 'RUNNING'"), 0);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM steps"), 3 * THREADS * PER);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps WHERE retries = 7"), 0);
 	assert_int_equal(query_int(db, "SELECT max(seq) FROM units"), THREADS * PER);
 	assert_int_equal(query_int(db, "SELECT passed + failed FROM batches"), THREADS * PER);
 	assert_true(query_int(db, "SELECT count(*) FROM events") > 0);
@@ -849,6 +860,147 @@ static void test_writer_start_interrupts_stale_units(void **state)
 	espl_db_close(db);
 }
 
+/* Progressive step rows: a unit's finished steps are in the database while
+ * it runs; a station killed mid-unit leaves them, and the next start seals
+ * the unit INTERRUPTED with exactly those steps, covered by the chain. */
+static void test_progressive_steps_survive_a_crash(void **state)
+{
+	fx *f = *state;
+	writer_log log = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	espl_error err;
+	espl_dbw *w = start_writer(f->path, 0, 0, &log, NULL);
+	espl_db_batch b;
+	writer_batch(w, &b);
+	assert_int_equal(espl_dbw_stop(w, &err), 0);
+	espl_db_unit u = make_unit(b.uuid, "5c:cf:7f:10:20:31", ESPL_DB_RUNNING, 1);
+	espl_db_step st[3];
+	make_steps(st, ESPL_DB_PASS);
+
+	/* The station: begins the unit, finishes two steps, and is killed. */
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		espl_dbw *cw = NULL;
+		espl_dbw_options o = { .path = f->path, .station = station };
+		if (espl_dbw_start(&cw, &o, NULL, &err) < 0 || espl_dbw_begin_unit(cw, &u, &err) < 0 ||
+		    espl_dbw_step_done(cw, u.uuid, &st[0], &err) < 0 ||
+		    espl_dbw_step_done(cw, u.uuid, &st[1], &err) < 0 || espl_dbw_sync(cw, &err) < 0)
+			_exit(1);
+		raise(SIGKILL);
+		_exit(2);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	assert_int_equal(WTERMSIG(status), SIGKILL);
+
+	/* Durable before the unit ended: the rows are there, the unit RUNNING. */
+	espl_db *db = open_db(f->path, 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM units WHERE result = 'RUNNING'"), 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps"), 2);
+	espl_db_verify_result v = verify(db);
+	assert_true(v.ok);
+	assert_int_equal(v.running, 1);
+	espl_db_close(db);
+
+	espl_dbw_startup info;
+	w = start_writer(f->path, 0, 0, &log, &info);
+	assert_int_equal(info.interrupted, 1);
+	assert_int_equal(espl_dbw_stop(w, &err), 0);
+	db = open_db(f->path, 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM units WHERE result = 'INTERRUPTED'"
+				       " AND seq = 1"),
+			 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps AS s JOIN units AS u"
+				       " ON u.id = s.unit_id WHERE u.seq = 1"),
+			 2);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps WHERE idx = 0 AND"
+				       " kind = 'erase' AND result = 'PASS' AND duration_ms = 1000"),
+			 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps WHERE idx = 1 AND"
+				       " kind = 'write' AND result = 'PASS' AND duration_ms = 2000"
+				       " AND retries = 1 AND bytes = 1048576"),
+			 1);
+	v = verify(db);
+	assert_true(v.ok);
+	assert_int_equal(v.units_checked, 1);
+	assert_int_equal(v.running, 0);
+	/* A late row for the sealed unit changes nothing. */
+	assert_int_equal(espl_db_step_done(db, u.uuid, &st[2], &err), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps"), 2);
+	assert_true(verify(db).ok);
+	/* The chain covers the sealed progressive rows. */
+	exec_sql(db, "UPDATE steps SET duration_ms = 1999 WHERE idx = 1");
+	v = verify(db);
+	assert_false(v.ok);
+	assert_non_null(strstr(v.problem, "changed"));
+	espl_db_close(db);
+}
+
+/* A unit that ends normally keeps exactly its end record's steps: the
+ * progressive rows are replaced, not added to (nor merged with). */
+static void test_progressive_steps_replaced_at_end(void **state)
+{
+	fx *f = *state;
+	espl_error err;
+	espl_db *db = open_db(f->path, 0);
+	espl_db_batch b;
+	new_batch(db, "B1", &b);
+	espl_db_unit u = make_unit(b.uuid, "5c:cf:7f:01:02:05", ESPL_DB_FAIL, 1);
+	espl_db_unit start = u;
+	start.result = ESPL_DB_RUNNING;
+	assert_int_equal(espl_db_begin_unit(db, &start, &err), 0);
+	espl_db_step st[3];
+	make_steps(st, ESPL_DB_FAIL);
+	espl_db_step early = st[1];
+	early.retries = 7;
+	assert_int_equal(espl_db_step_done(db, u.uuid, &st[0], &err), 0);
+	assert_int_equal(espl_db_step_done(db, u.uuid, &early, &err), 0);
+	assert_int_equal(espl_db_step_done(db, u.uuid, &st[1], &err), 0); /* same index: replaces */
+	assert_int_equal(espl_db_step_done(db, u.uuid, &st[2], &err), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps"), 3);
+	assert_int_equal(query_int(db, "SELECT retries FROM steps WHERE idx = 1"), 1);
+	/* Unknown units are ignored; a bad step is refused as wrong. */
+	assert_int_equal(espl_db_step_done(db, "00000000-0000-4000-8000-000000000000", &st[0], &err),
+			 0);
+	early.result = 42;
+	assert_int_equal(espl_db_step_done(db, u.uuid, &early, &err), ESPL_EARG);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps"), 3);
+
+	/* The end record has two steps (the unit failed at the second): the
+	 * third progressive row must go. */
+	st[1].result = ESPL_DB_FAIL;
+	st[1].error = "write 0x1000: timeout";
+	espl_db_sealed sealed;
+	assert_int_equal(espl_db_end_unit(db, &u, st, 2, &sealed, &err), 0);
+	assert_int_equal(sealed.seq, 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps"), 2);
+	assert_int_equal(query_int(db, "SELECT count(DISTINCT idx) FROM steps"), 2);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps WHERE idx = 1 AND"
+				       " result = 'FAIL' AND error IS NOT NULL"),
+			 1);
+	espl_db_verify_result v = verify(db);
+	assert_true(v.ok);
+	assert_int_equal(v.units_checked, 1);
+
+	/* A second unit: progressive rows, then its full list of three. */
+	espl_db_unit p = make_unit(b.uuid, "5c:cf:7f:01:02:06", ESPL_DB_PASS, 2);
+	start = p;
+	start.result = ESPL_DB_RUNNING;
+	assert_int_equal(espl_db_begin_unit(db, &start, &err), 0);
+	make_steps(st, ESPL_DB_PASS);
+	assert_int_equal(espl_db_step_done(db, p.uuid, &st[0], &err), 0);
+	assert_int_equal(espl_db_step_done(db, p.uuid, &st[1], &err), 0);
+	end_unit(db, &p, &sealed);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM steps AS s JOIN units AS u"
+				       " ON u.id = s.unit_id WHERE u.seq = 2"),
+			 3);
+	v = verify(db);
+	assert_true(v.ok);
+	assert_int_equal(v.units_checked, 2);
+	espl_db_close(db);
+}
+
 static void test_one_writer_per_database(void **state)
 {
 	fx *f = *state;
@@ -910,6 +1062,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_locked_database_spools, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_start_interrupts_stale_units, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_progressive_steps_survive_a_crash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_progressive_steps_replaced_at_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_writer_per_database, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_rejects_wrong_record, setup, teardown),
 	};

@@ -204,6 +204,53 @@ static void test_interrupted_record_from_begin(void **state)
 	espl_record_free(&rec);
 }
 
+static void assert_same_text(const char *a, const char *b)
+{
+	if (!a || !b)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+/* The progressive row of each finished step is the row the completed record
+ * gives for it. */
+static void test_step_row_matches_completed_record(void **state)
+{
+	(void)state;
+	espl_unit_result res;
+	espl_record rec;
+	espl_error err;
+	espl_db_step row;
+	make_result(&res);
+	srs[1].attempts = 3;
+	assert_int_equal(espl_record_from_result(&res, &ctx, &rec, &err), ESPL_OK);
+	assert_int_equal(rec.n_steps, 5);
+	for (size_t i = 0; i < 5; i++) {
+		assert_int_equal(espl_record_step(&res, &srs[i], &row), ESPL_OK);
+		const espl_db_step *want = &rec.steps[i];
+		assert_int_equal(row.index, want->index);
+		assert_string_equal(row.kind, want->kind);
+		assert_int_equal(row.address, want->address);
+		assert_int_equal(row.length, want->length);
+		assert_same_text(row.expected_md5, want->expected_md5);
+		assert_same_text(row.actual_md5, want->actual_md5);
+		assert_int_equal(row.bytes, want->bytes);
+		assert_int_equal(row.duration_ms, want->duration_ms);
+		assert_int_equal(row.retries, want->retries);
+		assert_int_equal(row.result, want->result);
+		assert_same_text(row.error, want->error);
+	}
+	assert_int_equal(rec.steps[1].retries, 2);
+	assert_int_equal(rec.steps[1].duration_ms, 250);
+	espl_record_free(&rec);
+	/* A step that did not run, or one not of this unit, has no row. */
+	srs[4].attempts = 0;
+	assert_int_equal(espl_record_step(&res, &srs[4], &row), ESPL_EARG);
+	espl_step_result stray = srs[0];
+	assert_int_equal(espl_record_step(&res, &stray, &row), ESPL_EARG);
+	assert_int_equal(espl_record_step(&res, NULL, &row), ESPL_EARG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_phases_and_interrupts),
 		cmocka_unit_test(test_skip_unchanged_is_skipped),
 		cmocka_unit_test(test_interrupted_record_from_begin),
+		cmocka_unit_test(test_step_row_matches_completed_record),
 	};
 	return cmocka_run_group_tests_name("record", tests, NULL, NULL);
 }
