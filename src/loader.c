@@ -260,6 +260,15 @@ static int discard_input(espl_loader *l, espl_error *err)
 	return 0;
 }
 
+/* A port error code rc passed on; a vanished port says so in the words the
+ * operator needs, whether it was noticed reading or writing. */
+static int port_failed(espl_error *err, int rc)
+{
+	if (rc == ESPL_EDISCONNECTED)
+		espl_error_prefix(err, "lost the connection to the chip");
+	return rc;
+}
+
 int espl_loader_read_frame(espl_loader *l, int timeout_ms, const uint8_t **frame, size_t *len,
 			   espl_error *err)
 {
@@ -289,11 +298,8 @@ int espl_loader_read_frame(espl_loader *l, int timeout_ms, const uint8_t **frame
 		int n = espl_port_read(l->port, l->rx, sizeof l->rx, left, err);
 		if (n == ESPL_ETIMEOUT)
 			break;
-		if (n < 0) {
-			if (n == ESPL_EDISCONNECTED)
-				espl_error_prefix(err, "lost the connection to the chip");
-			return n;
-		}
+		if (n < 0)
+			return port_failed(err, n);
 		l->rx_pos = 0;
 		l->rx_len = (size_t)n;
 	}
@@ -308,7 +314,7 @@ int espl_loader_write_frame(espl_loader *l, const uint8_t *data, size_t len, esp
 	if (ESPL_SLIP_ENCODED_MAX(len) > sizeof l->tx)
 		return espl_fail(err, ESPL_EARG, "frame of %zu bytes is too long", len);
 	size_t n = espl_slip_encode(data, len, l->tx);
-	return espl_port_write(l->port, l->tx, n, err) < 0 ? err->code : 0;
+	return espl_port_write(l->port, l->tx, n, err) < 0 ? port_failed(err, err->code) : 0;
 }
 
 /* Encode header + two payload parts into one frame and write it once. */
@@ -334,7 +340,7 @@ static int send_command(espl_loader *l, uint8_t op, const uint8_t *a, size_t ale
 	l->tx[n++] = ESPL_SLIP_END;
 	if (espl_port_write(l->port, l->tx, n, err) < 0) {
 		espl_error_prefix(err, "sending %s", op_name(op));
-		return err->code;
+		return port_failed(err, err->code);
 	}
 	return 0;
 }
