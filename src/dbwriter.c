@@ -761,24 +761,14 @@ static void *writer_main(void *arg)
 
 /* ---- producers --------------------------------------------------------- */
 
-static int enqueue(espl_dbw *w, rec *r, int oom, int wait, espl_error *err)
+static size_t queue_limit(const espl_dbw *w)
 {
-	if (oom) {
-		rec_free(r);
-		return espl_fail(err, ESPL_ENOMEM, "out of memory queuing a database record");
-	}
-	r->waited = wait;
-	pthread_mutex_lock(&w->mu);
-	/* Backpressure: a producer far ahead of the disk waits for room rather
-	 * than filling memory. */
-	size_t max_queue = w->o.max_queue > 0 ? (size_t)w->o.max_queue : 10000;
-	while (w->stats.queued >= max_queue && !w->stopping)
-		pthread_cond_wait(&w->done, &w->mu);
-	if (w->stopping) {
-		pthread_mutex_unlock(&w->mu);
-		rec_free(r);
-		return espl_fail(err, ESPL_EDB, "the database writer is stopping; record refused");
-	}
+	return w->o.max_queue > 0 ? (size_t)w->o.max_queue : 10000;
+}
+
+/* Append r to the queue and wake the writer; w->mu is held. */
+static void append_locked(espl_dbw *w, rec *r)
+{
 	if (w->tail)
 		w->tail->next = r;
 	else
@@ -786,6 +776,30 @@ static int enqueue(espl_dbw *w, rec *r, int oom, int wait, espl_error *err)
 	w->tail = r;
 	w->stats.queued++;
 	pthread_cond_signal(&w->work);
+}
+
+static int refuse_oom(rec *r, espl_error *err)
+{
+	rec_free(r);
+	return espl_fail(err, ESPL_ENOMEM, "out of memory queuing a database record");
+}
+
+static int enqueue(espl_dbw *w, rec *r, int oom, int wait, espl_error *err)
+{
+	if (oom)
+		return refuse_oom(r, err);
+	r->waited = wait;
+	pthread_mutex_lock(&w->mu);
+	/* Backpressure: a producer far ahead of the disk waits for room rather
+	 * than filling memory. */
+	while (w->stats.queued >= queue_limit(w) && !w->stopping)
+		pthread_cond_wait(&w->done, &w->mu);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->mu);
+		rec_free(r);
+		return espl_fail(err, ESPL_EDB, "the database writer is stopping; record refused");
+	}
+	append_locked(w, r);
 	if (!wait) {
 		pthread_mutex_unlock(&w->mu);
 		return ESPL_OK;
@@ -801,25 +815,15 @@ static int enqueue(espl_dbw *w, rec *r, int oom, int wait, espl_error *err)
  * drop it.  For records that are worth having but never worth a wait. */
 static int enqueue_or_drop(espl_dbw *w, rec *r, int oom, espl_error *err)
 {
-	if (oom) {
-		rec_free(r);
-		return espl_fail(err, ESPL_ENOMEM, "out of memory queuing a database record");
-	}
-	size_t max_queue = w->o.max_queue > 0 ? (size_t)w->o.max_queue : 10000;
+	if (oom)
+		return refuse_oom(r, err);
 	pthread_mutex_lock(&w->mu);
-	if (w->stopping || w->state != ESPL_DBW_OK || w->stats.queued >= max_queue) {
-		pthread_mutex_unlock(&w->mu);
-		rec_free(r);
-		return ESPL_OK;
-	}
-	if (w->tail)
-		w->tail->next = r;
-	else
-		w->head = r;
-	w->tail = r;
-	w->stats.queued++;
-	pthread_cond_signal(&w->work);
+	int room = !w->stopping && w->state == ESPL_DBW_OK && w->stats.queued < queue_limit(w);
+	if (room)
+		append_locked(w, r);
 	pthread_mutex_unlock(&w->mu);
+	if (!room)
+		rec_free(r);
 	return ESPL_OK;
 }
 

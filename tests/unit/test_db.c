@@ -285,6 +285,16 @@ static void test_migration_from_v1(void **state)
 	espl_db_close(db);
 }
 
+/* Record u as RUNNING (the begin record of a unit that will end as u). */
+static void begin_running(espl_db *db, const espl_db_unit *u)
+{
+	espl_error err;
+	espl_db_unit start = *u;
+	start.result = ESPL_DB_RUNNING;
+	start.ended_ms = start.duration_ms = 0;
+	assert_int_equal(espl_db_begin_unit(db, &start, &err), 0);
+}
+
 /* ---- lifecycle and repeats --------------------------------------------- */
 
 static void test_unit_lifecycle(void **state)
@@ -295,10 +305,7 @@ static void test_unit_lifecycle(void **state)
 	espl_db_batch b;
 	new_batch(db, "B1", &b);
 	espl_db_unit u = make_unit(b.uuid, "5C-CF-7F-01-02-03", ESPL_DB_PASS, 1);
-	espl_db_unit start = u;
-	start.result = ESPL_DB_RUNNING;
-	start.ended_ms = start.duration_ms = 0;
-	assert_int_equal(espl_db_begin_unit(db, &start, &err), 0);
+	begin_running(db, &u);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM units WHERE result = 'RUNNING'"
 				       " AND seq IS NULL AND mac = '5c:cf:7f:01:02:03'"),
 			 1);
@@ -947,9 +954,7 @@ static void test_progressive_steps_replaced_at_end(void **state)
 	espl_db_batch b;
 	new_batch(db, "B1", &b);
 	espl_db_unit u = make_unit(b.uuid, "5c:cf:7f:01:02:05", ESPL_DB_FAIL, 1);
-	espl_db_unit start = u;
-	start.result = ESPL_DB_RUNNING;
-	assert_int_equal(espl_db_begin_unit(db, &start, &err), 0);
+	begin_running(db, &u);
 	espl_db_step st[3];
 	make_steps(st, ESPL_DB_FAIL);
 	espl_db_step early = st[1];
@@ -985,9 +990,7 @@ static void test_progressive_steps_replaced_at_end(void **state)
 
 	/* A second unit: progressive rows, then its full list of three. */
 	espl_db_unit p = make_unit(b.uuid, "5c:cf:7f:01:02:06", ESPL_DB_PASS, 2);
-	start = p;
-	start.result = ESPL_DB_RUNNING;
-	assert_int_equal(espl_db_begin_unit(db, &start, &err), 0);
+	begin_running(db, &p);
 	make_steps(st, ESPL_DB_PASS);
 	assert_int_equal(espl_db_step_done(db, p.uuid, &st[0], &err), 0);
 	assert_int_equal(espl_db_step_done(db, p.uuid, &st[1], &err), 0);
