@@ -54,6 +54,7 @@ struct espl_loader {
 
 	int synced;               /* a SYNC was answered since the loader was made */
 	unsigned rom_baud;        /* rate the ROM syncs at: opt.baud, or 115200 after a fallback */
+	unsigned connects;        /* full connects (reset, sync, stub) so far */
 
 	uint8_t tx[TX_CAP];
 };
@@ -93,6 +94,11 @@ int espl_loader_last_was_checksum_error(const espl_loader *l)
 	if (l->mode == ESPL_MODE_STUB)
 		return (l->last_status >> 8) == 0xC1;
 	return l->last_status == 0x0107;
+}
+
+unsigned espl_loader_connects(const espl_loader *l)
+{
+	return l->connects;
 }
 
 unsigned espl_loader_rom_baud(const espl_loader *l)
@@ -944,6 +950,7 @@ static int connect_once(espl_loader *l, int switch_baud, espl_error *err)
 {
 	int stub_running = 0;
 
+	l->connects++;
 	l->mode = ESPL_MODE_ROM;
 	if (l->port->baud != l->rom_baud)
 		ESPL_TRY(espl_port_set_baud(l->port, l->rom_baud, err));

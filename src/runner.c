@@ -538,6 +538,28 @@ static void reset_step_result(espl_step_result *sr)
 	sr->expected_md5[0] = sr->actual_md5[0] = '\0';
 }
 
+/* Before a retry: get back in step with the chip.  When it had to be
+ * connected from the start (it had reset, and the stub was gone), identify
+ * it again: that also gives the new stub the flash parameters, and makes
+ * sure the module answering is still the one being programmed. */
+static int back_in_touch(unit *u, espl_error *err)
+{
+	unsigned connects = espl_loader_connects(u->l);
+	espl_chip_info again;
+
+	ESPL_TRY(espl_loader_reconnect(u->l, err));
+	if (espl_loader_connects(u->l) == connects)
+		return ESPL_OK;
+	espl_loader_log(u->l, ESPL_LOG_WARN, "the chip had reset (the stub was gone): connected again");
+	ESPL_TRY(espl_esp8266_identify(u->l, &again, err));
+	if (memcmp(again.mac, u->res->chip.mac, sizeof again.mac) != 0)
+		return espl_fail(err, ESPL_ECHIP, "after a reset another module answered (MAC "
+				 "%02x:%02x:%02x:%02x:%02x:%02x): was the unit swapped mid-way?",
+				 again.mac[0], again.mac[1], again.mac[2], again.mac[3], again.mac[4],
+				 again.mac[5]);
+	return ESPL_OK;
+}
+
 static int run_step(unit *u, size_t index)
 {
 	espl_step_result *sr = &u->res->steps[index];
@@ -562,8 +584,15 @@ static int run_step(unit *u, size_t index)
 		u->res->n_regions = regions_before;
 		u->n_ops = ops_before;
 		u->ops_incomplete = true; /* the failed attempt may have written anywhere */
-		espl_error ignored;
-		espl_loader_sync(u->l, NULL, &ignored);
+		espl_error e;
+		int touch = back_in_touch(u, &e);
+		if (touch < 0) {
+			char failed[ESPL_ERROR_MAX];
+			snprintf(failed, sizeof failed, "%s", sr->error.msg);
+			rc = espl_fail(&sr->error, touch, "%s; then connecting again failed: %s", failed,
+				       e.msg);
+			break;
+		}
 	}
 	sr->status = rc == ESPL_OK ? ESPL_STEP_PASSED : ESPL_STEP_FAILED;
 	sr->duration_s = now_s() - started;

@@ -138,6 +138,10 @@ int espl_loader_mode(const espl_loader *l);        /* enum espl_loader_mode */
 unsigned espl_loader_baud(const espl_loader *l);   /* current host baud */
 /* The rate the ROM answered SYNC at: options.baud, or 115200 after a fallback. */
 unsigned espl_loader_rom_baud(const espl_loader *l);
+/* How many times the loader connected from the start (reset, sync, chip
+ * check, stub): 1 after a first connect; more when espl_loader_reconnect
+ * found the stub gone (the chip had reset) or the fast rate failed. */
+unsigned espl_loader_connects(const espl_loader *l);
 espl_port *espl_loader_port(espl_loader *l);
 const espl_loader_options *espl_loader_opts(const espl_loader *l);
 /* Flash size in bytes once identify (or the caller) set it; 0 = unknown. */

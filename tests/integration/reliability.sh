@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # reliability.sh - the bounded CI form of tests/reliability (TAP):
-#   1. the fault matrix (tests/reliability/matrix.sh --ci): 315 faulted units,
+#   1. the fault matrix (tests/reliability/matrix.sh --ci): ~350 faulted units,
 #      16 simulated devices per run, every record checked against the
-#      simulator's flash; single-byte faults recovered in >= 95% of units;
+#      simulator's flash; single-byte faults and chip resets recovered in
+#      >= 95% of units;
 #   2. crash safety (tests/reliability/crash.sh): 50 batches SIGKILLed at
 #      random moments of a 16-device batch, the database checked after each;
 #   3. batch mode: a failed unit that stays in its jig is recorded once;
@@ -39,6 +40,7 @@ check_none "every FAIL's steps end with the step it names" "$M" 'VIOLATION: .*FA
 check_none "nothing is left RUNNING or INTERRUPTED" "$M" 'VIOLATION: .*recorded as '
 check_none "certain faults get the certain outcome (silent, wrong chip, small flash, stuck bits, short stalls)" "$M" 'VIOLATION: .*expected '
 check_none "single dropped/corrupted bytes are recovered in >= 95% of units" "$M" 'VIOLATION: single-byte faults'
+check_none "a chip that resets mid-session is reconnected and finished in >= 95% of units" "$M" 'VIOLATION: chip resets'
 if [ "$rc" -eq 0 ] && grep -q '^matrix: ok' "$M"; then ok "fault matrix: no violation"; else not_ok "fault matrix: exit $rc, $(tail -n 1 "$M")"; fi
 
 timeout -k 10 180 tests/reliability/crash.sh --cycles "${RELIABILITY_KILLS:-50}" >"$T/crash.out" 2>&1

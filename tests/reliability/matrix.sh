@@ -25,7 +25,8 @@
 #     flash, a stuck sector where the images have 0 bits) FAIL with the phase
 #     that names them; a stuck sector that stays 0xFF, and short stalls, PASS.
 # And over all units: single dropped or corrupted bytes are recovered by the
-# retries in >= 95% of the units that carried one.
+# retries in >= 95% of the units that carried one, and so are chip resets
+# (reconnect, identify again, redo the step).
 # Output: one "# ..." line per violation, the matrix, then "matrix: ok" or
 # "matrix: FAILED (N violations)"; a TSV of every unit in $REL_OUT (if set).
 set -u
@@ -254,12 +255,22 @@ done <"$T/all.units"
 
 n_erase=$(awk -F"$US" '$1 == "unplug mid-erase" && $6 ~ /^erase: /' "$T/all.units" | wc -l)
 [ "$n_erase" -ge 1 ] || violation "no unplug landed in the erase step (probed positions: $(tr '\n' ' ' <"$T/erase-positions"))"
+# recovered FAULT_REGEX WHAT: how many of the units whose fault label
+# matches passed (rec_n, rec_p, rec_rate); a violation below 95%.
+recovered() {
+	read -r rec_n rec_p < <(awk -F"$US" -v re="$1" '$1 ~ re { n++; if ($5 == "PASS") p++ } END { print n + 0, p + 0 }' "$T/all.units")
+	rec_rate=$(awk -v n="$rec_n" -v p="$rec_p" 'BEGIN { printf "%.1f", n ? 100 * p / n : 0 }')
+	if [ "$rec_n" -eq 0 ] || [ $((rec_p * 100)) -lt $((rec_n * 95)) ]; then
+		violation "$2 recovered in $rec_p of $rec_n units ($rec_rate%), below 95%"
+	fi
+}
 # transient faults: one dropped or corrupted byte
-read -r t_units t_pass < <(awk -F"$US" '$1 ~ /\(1 byte\)$/ { n++; if ($5 == "PASS") p++ } END { print n + 0, p + 0 }' "$T/all.units")
-t_rate=$(awk -v n="$t_units" -v p="$t_pass" 'BEGIN { printf "%.1f", n ? 100 * p / n : 0 }')
-if [ "$t_units" -eq 0 ] || [ $((t_pass * 100)) -lt $((t_units * 95)) ]; then
-	violation "single-byte faults recovered in $t_pass of $t_units units ($t_rate%), below 95%"
-fi
+recovered '\\(1 byte\\)$' "single-byte faults"
+t_units=$rec_n t_pass=$rec_p t_rate=$rec_rate
+# a chip that resets mid-session (brown-out): reconnected, identified
+# again, and the step done again
+recovered '^reset ' "chip resets"
+r_units=$rec_n r_pass=$rec_p r_rate=$rec_rate
 faulted=$(wc -l <"$T/all.units")
 n_pass=$(awk -F"$US" '$5 == "PASS"' "$T/all.units" | wc -l)
 n_fail=$(awk -F"$US" '$5 == "FAIL"' "$T/all.units" | wc -l)
@@ -290,6 +301,7 @@ git diff --quiet HEAD -- src include tests/sim 2>/dev/null || rev="$rev + uncomm
 	echo
 	echo "- PASS $n_pass, FAIL $n_fail; PASS whose flash differs from the images: $n_bad_pass"
 	echo "- single dropped/corrupted byte (rx or tx) recovered by retries: $t_pass of $t_units ($t_rate%)"
+	echo "- chip reset mid-session (rx/tx byte, mid-write) recovered by reconnecting: $r_pass of $r_units ($r_rate%)"
 	echo "- ground-truth violations: $violations"
 } >"$T/summary.txt"
 cat "$T/summary.txt"
