@@ -331,6 +331,16 @@ static int write_image(unit *u, const espl_image *img, bool compress, bool skip_
 			                what, img->address, img->md5_hex);
 		else
 			ESPL_TRY(write_changed(u, img, compress, chip, sr, err));
+	} else if (sr->attempts > 1) {
+		/* A retry resumes: what the failed attempt wrote right stays, so
+		 * each attempt gets further on a line that keeps losing bytes.
+		 * The step still counts as written, not skipped. */
+		ESPL_TRY(already_there(u, img, sr, &same, chip, err));
+		if (!same)
+			ESPL_TRY(write_changed(u, img, compress, chip, sr, err));
+		sr->bytes = img->size;
+		sr->bytes_skipped = 0;
+		same = false;
 	} else {
 		ESPL_TRY(espl_flash_write(u->l, img, compress ? ESPL_WRITE_COMPRESS : 0, err));
 		sr->bytes += img->size;
