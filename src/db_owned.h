@@ -29,17 +29,4 @@ void espl_db_event_free_strings(espl_db_event *e);
 /* The n steps' strings and the array itself. */
 void espl_db_steps_free(espl_db_step *steps, size_t n);
 
-/* Progressive step rows through the writer (dbwriter.c).  Declared here
- * because include/espline/dbwriter.h belongs to another module owner; it
- * belongs there, next to espl_dbw_end_unit.
- *
- * Queue one finished step of a running unit (espl_db_step_done) and return
- * at once: never waits for the disk or for room in the queue.  Best effort:
- * the row is dropped (and 0 returned) when the queue is full or the writer
- * is spooling or stopping; the unit's end record always carries its full
- * step list.  Returns 0, or ESPL_EARG / ESPL_ENOMEM.  Any thread. */
-struct espl_dbw;
-int espl_dbw_step_done(struct espl_dbw *w, const char *unit_uuid, const espl_db_step *step,
-		       espl_error *err);
-
 #endif /* ESPLINE_DB_OWNED_H */

@@ -324,23 +324,21 @@ static int write_image(unit *u, const espl_image *img, bool compress, bool skip_
 	sr->md5_address = img->address;
 	sr->md5_length = (uint32_t)img->size;
 	snprintf(sr->expected_md5, sizeof sr->expected_md5, "%s", img->md5_hex);
-	if (skip_unchanged) {
-		ESPL_TRY(already_there(u, img, sr, &same, chip, err));
-		if (same)
-			espl_loader_log(u->l, ESPL_LOG_INFO, "%s at 0x%06X is already on the chip (MD5 %s): not written",
-			                what, img->address, img->md5_hex);
-		else
-			ESPL_TRY(write_changed(u, img, compress, chip, sr, err));
-	} else if (sr->attempts > 1) {
-		/* A retry resumes: what the failed attempt wrote right stays, so
-		 * each attempt gets further on a line that keeps losing bytes.
-		 * The step still counts as written, not skipped. */
+	/* A retry resumes: what the failed attempt wrote right stays, so each
+	 * attempt gets further on a line that keeps losing bytes. */
+	bool resume = !skip_unchanged && sr->attempts > 1;
+	if (skip_unchanged || resume) {
 		ESPL_TRY(already_there(u, img, sr, &same, chip, err));
 		if (!same)
 			ESPL_TRY(write_changed(u, img, compress, chip, sr, err));
-		sr->bytes = img->size;
-		sr->bytes_skipped = 0;
-		same = false;
+		else if (skip_unchanged)
+			espl_loader_log(u->l, ESPL_LOG_INFO, "%s at 0x%06X is already on the chip (MD5 %s): not written",
+			                what, img->address, img->md5_hex);
+		if (resume) { /* the step still counts as written, not skipped */
+			sr->bytes = img->size;
+			sr->bytes_skipped = 0;
+			same = false;
+		}
 	} else {
 		ESPL_TRY(espl_flash_write(u->l, img, compress ? ESPL_WRITE_COMPRESS : 0, err));
 		sr->bytes += img->size;
@@ -563,10 +561,8 @@ static int back_in_touch(unit *u, espl_error *err)
 	espl_loader_log(u->l, ESPL_LOG_WARN, "the chip had reset (the stub was gone): connected again");
 	ESPL_TRY(espl_esp8266_identify(u->l, &again, err));
 	if (memcmp(again.mac, u->res->chip.mac, sizeof again.mac) != 0)
-		return espl_fail(err, ESPL_ECHIP, "after a reset another module answered (MAC "
-				 "%02x:%02x:%02x:%02x:%02x:%02x): was the unit swapped mid-way?",
-				 again.mac[0], again.mac[1], again.mac[2], again.mac[3], again.mac[4],
-				 again.mac[5]);
+		return espl_fail(err, ESPL_ECHIP, "after a reset another module answered (MAC %s): "
+				 "was the unit swapped mid-way?", again.mac_str);
 	return ESPL_OK;
 }
 

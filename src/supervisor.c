@@ -16,7 +16,6 @@
 #include "espline/record.h"
 #include "espline/recipe.h"
 #include "espline/reset.h"
-#include "db_owned.h"
 
 #define TICK_MS 50
 #define PROGRESS_EVERY_MS 100

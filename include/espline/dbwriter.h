@@ -140,6 +140,13 @@ int espl_dbw_begin_unit(espl_dbw *w, const espl_db_unit *unit, espl_error *err);
  * returns ack->rc.  Without ack (NULL): returns once queued; on_unit reports. */
 int espl_dbw_end_unit(espl_dbw *w, const espl_db_unit *unit, const espl_db_step *steps,
 		      size_t n_steps, espl_dbw_ack *ack, espl_error *err);
+/* Queue one finished step of a running unit (espl_db_step_done) and return
+ * at once: never waits for the disk or for room in the queue.  Best effort:
+ * the row is dropped (and 0 returned) when the queue is full or the writer
+ * is spooling or stopping; the unit's end record always carries its full
+ * step list.  Returns 0, or ESPL_EARG / ESPL_ENOMEM. */
+int espl_dbw_step_done(espl_dbw *w, const char *unit_uuid, const espl_db_step *step,
+		       espl_error *err);
 /* Never waits. */
 int espl_dbw_event(espl_dbw *w, const espl_db_event *event, espl_error *err);
 /* Wait until every record queued before this call is saved (or refused). */

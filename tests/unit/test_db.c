@@ -18,7 +18,6 @@
 #include "espline/db.h"
 #include "espline/dbwriter.h"
 #include "db_fixture.h"
-#include "db_owned.h"
 
 #include <signal.h>
 #include <sys/wait.h>
