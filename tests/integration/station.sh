@@ -200,8 +200,10 @@ wait_for "$OUT" '"event":"started"' 10
 	sqlite3 "$DB" >"$T/lock.holder" 2>&1 &
 LOCK_PID=$!
 PIDS+=($LOCK_PID)
+LOG=$T/lock.holder # on a failure, show what the lock holder said
 check "another program holds the database's write lock before any unit answers" \
 	wait_for "$T/lock.holder" '^lock held$' 2
+LOG=$OUT
 finish "$RUN_PID" 90
 rc=$?
 check "locked database: the station stops with exit 4" [ "$rc" -eq 4 ]
@@ -214,6 +216,7 @@ check "... no unit was programmed after the database failed" no_step_after_db_fa
 spooled_all() { [ -s "$DB.spool" ] && grep -qE '"event":"summary".*"spooled":4,"unsaved":0' "$OUT"; }
 check "... every unit record went to the spool" spooled_all
 wait "$LOCK_PID"
+tap_note "lock holder: $(tr '\n' ' ' <"$T/lock.holder")"
 timeout 60 "$E" run recipes/nodemcu-4mb.yaml --db "$DB" --plain --port "$(sim_dev_port lock 0)" >"$T/replay.out" 2>&1
 sim_stop lock
 LOG=$T/replay.out
