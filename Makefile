@@ -27,8 +27,12 @@ CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SAN)
 endif
 
-LIB_SRC  := $(filter-out src/main.c src/cli_%.c,$(wildcard src/*.c))
-CLI_SRC  := $(wildcard src/main.c src/cli_*.c)
+# One folder per layer, lowest first (see docs/ARCHITECTURE.md); the CLI is
+# the program, everything else is the library.  Private headers sit beside
+# their module and are included as "layer/name.h" through -Isrc.
+LAYERS   := util port link device recipe job record central station
+LIB_SRC  := $(foreach layer,$(LAYERS),$(wildcard src/$(layer)/*.c))
+CLI_SRC  := $(wildcard src/cli/*.c)
 SIM_SRC  := $(filter-out tests/sim/main.c,$(wildcard tests/sim/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 

@@ -2,7 +2,7 @@
  * rfc2217.h - a streaming telnet / RFC 2217 (COM-PORT-OPTION) codec.
  *
  * Pure: no I/O, no allocation, no global state.  It is shared by the client
- * port (src/port_rfc2217.c) and by the simulator's RFC 2217 server, so both
+ * port (src/port/port_rfc2217.c) and by the simulator's RFC 2217 server, so both
  * ends of the tests speak through the same, separately tested code.  It
  * does: strip telnet commands out of a byte stream and undo IAC IAC
  * escaping; report option negotiations (WILL/WONT/DO/DONT), other telnet

@@ -3,7 +3,7 @@
 #
 #   tests/fuzz/build.sh [target...]      (default: every tests/fuzz/fuzz_*.c)
 #
-# The library (src/*.c minus main.c and cli_*.c) and the simulator
+# The library (src/*/*.c minus src/cli/) and the simulator
 # (tests/sim/*.c minus main.c) are compiled here, straight from source, with
 # coverage instrumentation, ASan and UBSan, into $FUZZ_BUILD/obj (default
 # build/fuzz), then archived; each target links against that archive.  UBSan
@@ -29,8 +29,8 @@ CFLAGS=(-g -O1 $SAN -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -Itests/sim -Itests/f
 
 mkdir -p "$OUT/obj"
 lib_src=()
-for f in src/*.c tests/sim/*.c; do
-	case "$f" in src/main.c|src/cli_*.c|tests/sim/main.c) continue ;; esac
+for f in src/*/*.c tests/sim/*.c; do
+	case "$f" in src/cli/*|tests/sim/main.c) continue ;; esac
 	lib_src+=("$f")
 done
 

@@ -3,7 +3,7 @@
  *
  * Kept apart from sim_server.c because it needs the kernel's termios2
  * (asm/termbits.h), whose struct clashes with glibc's termios.h.  A host
- * that sets its rate with BOTHER (any rate, as src/port_tty.c does) leaves
+ * that sets its rate with BOTHER (any rate, as src/port/port_tty.c does) leaves
  * a speed code cfgetospeed() cannot decode; TCGETS2 reports the number
  * itself.  Stateless; safe from any thread.
  */

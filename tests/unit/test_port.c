@@ -23,7 +23,7 @@
 
 #include "espline/port.h"
 #include "espline/rfc2217.h"
-#include "port_backend.h"
+#include "port/port_backend.h"
 
 static int64_t now_ms(void)
 {

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dev_bytes.h"
-#include "dev_clock.h"
+#include "device/dev_bytes.h"
+#include "device/dev_clock.h"
 #include "espline/esp8266.h"
 #include "espline/reset.h"
 #include "espline/slip.h"

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "dev_clock.h"
+#include "cli/cli.h"
+#include "device/dev_clock.h"
 #include "espline/esp8266.h"
 #include "espline/flash.h"
 #include "espline/flashmap.h"

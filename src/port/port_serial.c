@@ -1,12 +1,12 @@
 /* port_serial.c - the libserialport backend (real USB-UART adapters) and
- * port enumeration; see src/port_backend.h.
+ * port enumeration; see src/port/port_backend.h.
  *
  * libserialport opens and configures the port and enumerates adapters with
  * their USB ids.  Reads and writes go straight to its file descriptor through
  * the shared fd helpers, so every fd-based backend reports timeouts and
  * unplugs the same way; DTR and RTS are set with one TIOCMSET for the same
  * reason (libserialport sets them one at a time). */
-#include "port_backend.h"
+#include "port/port_backend.h"
 
 #include <errno.h>
 #include <libgen.h>

@@ -1,5 +1,5 @@
 /* db_owned.c - owned copies of record strings; see db_owned.h. */
-#include "db_owned.h"
+#include "record/db_owned.h"
 #include <stdlib.h>
 #include <string.h>
 

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "espline/recipe.h"
 
 static void print_diag(void *ctx, const espl_recipe_diag *d)

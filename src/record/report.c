@@ -1,6 +1,6 @@
 /* report.c - history, reports and export; see include/espline/report.h. */
 #include "espline/report.h"
-#include "report_export.h"
+#include "record/report_export.h"
 
 #include <ctype.h>
 #include <inttypes.h>

@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "espline/central.h"
 #include "espline/central_query.h"
 #include "espline/db.h"

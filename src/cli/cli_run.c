@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "espline/db.h"
 #include "espline/recipe.h"
 #include "espline/runner.h"

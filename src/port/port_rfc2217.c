@@ -1,6 +1,6 @@
 /* port_rfc2217.c - network ports: rfc2217://host:port (telnet COM-PORT-OPTION,
  * baud and DTR/RTS in-band) and socket://host:port (raw TCP, bytes only).
- * See src/port_backend.h and include/espline/rfc2217.h.
+ * See src/port/port_backend.h and include/espline/rfc2217.h.
  *
  * Decisions worth knowing:
  *  - Commands travel in the same TCP stream as data, so a baud change or a
@@ -25,7 +25,7 @@
  *  - drain waits until the kernel's send queue is empty, i.e. the server has
  *    received every byte; whether its UART has sent them is not visible.
  */
-#include "port_backend.h"
+#include "port/port_backend.h"
 
 #include "espline/rfc2217.h"
 

@@ -1,9 +1,9 @@
 /* port_tty.c - the termios backend (ptys and anything libserialport refuses)
- * and the fd helpers it shares with port_serial.c; see src/port_backend.h.
+ * and the fd helpers it shares with port_serial.c; see src/port/port_backend.h.
  *
  * Uses the kernel's termios2 interface directly (not glibc's termios.h, whose
  * struct clashes with it) so that any baud rate can be set with BOTHER. */
-#include "port_backend.h"
+#include "port/port_backend.h"
 
 #include <asm/termbits.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * listing; see include/espline/port.h. */
 #include "espline/port.h"
 
-#include "port_backend.h"
+#include "port/port_backend.h"
 
 #include <errno.h>
 #include <glob.h>

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dev_bytes.h"
-#include "dev_clock.h"
+#include "device/dev_bytes.h"
+#include "device/dev_clock.h"
 
 #define READ_PACKET 0x1000
 #define READ_WINDOW 64

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli/cli.h"
 #include "espline/error.h"
 
 #define ESPLINE_VERSION "0.1.0"

@@ -1,7 +1,7 @@
 /* db.c - the traceability store; see include/espline/db.h. */
 #include "espline/db.h"
-#include "db_owned.h"
-#include "verify_problem.h"
+#include "record/db_owned.h"
+#include "record/verify_problem.h"
 
 #include <ctype.h>
 #include <errno.h>

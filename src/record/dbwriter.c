@@ -2,7 +2,7 @@
 #include "espline/dbwriter.h"
 
 #include "espline/central.h"
-#include "db_owned.h"
+#include "record/db_owned.h"
 
 #include <errno.h>
 #include <fcntl.h>

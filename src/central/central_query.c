@@ -1,8 +1,8 @@
 /* central_query.c - reports against the central database; see
  * include/espline/central_query.h. */
 #include "espline/central_query.h"
-#include "report_export.h"
-#include "verify_problem.h"
+#include "record/report_export.h"
+#include "record/verify_problem.h"
 
 #include <inttypes.h>
 #include <jansson.h>

@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <zlib.h>
 
-#include "dev_bytes.h"
+#include "device/dev_bytes.h"
 #include "espline/loader.h"
 
 #define HEADER_LEN 8
