@@ -5,7 +5,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +13,9 @@
 #include <openssl/evp.h>
 #include <yaml.h>
 
+#include "recipe/yaml.h"
+
 #define RECIPE_TEXT_MAX (1u << 20)   /* a recipe is a page of YAML, not a firmware */
-#define DIAG_MSG_MAX 400
-#define MAX_REPORTED_ERRORS 50
 #define ESP8266_MAX_FLASH (16u << 20) /* the image header cannot declare more */
 #define BYTES_PER_MB_RATE 1000000ull  /* esptool's per-MB timeouts use 10^6 */
 #define MAX_RETRIES 10
@@ -213,309 +212,30 @@ static uint32_t header_code_to_size(uint8_t code)
 }
 
 /* ------------------------------------------------------------------ */
-/* diagnostics                                                          */
+/* diagnostics: recipe/yaml.c, with the recipe being built beside them  */
 
 typedef struct parse_ctx {
-	const char *file;
-	yaml_document_t *doc;
+	espl_yaml y;
 	espl_recipe *r;
-	espl_recipe_diag_fn diag_fn;
-	void *diag_ctx;
-	espl_error *err;
-	unsigned errors, warnings;
 } parse_ctx;
 
-static espl_recipe_pos pos_of(const yaml_node_t *n)
+static parse_ctx recipe_ctx(const char *file, espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_ctx,
+                            espl_error *err)
 {
-	espl_recipe_pos p = { (unsigned)n->start_mark.line + 1, (unsigned)n->start_mark.column + 1 };
-	return p;
-}
-
-static void vreport(parse_ctx *c, bool warning, espl_recipe_pos pos, const char *fmt, va_list ap)
-{
-	char msg[DIAG_MSG_MAX];
-
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	if (!warning) {
-		if (c->errors == 0)
-			espl_fail(c->err, ESPL_ERECIPE, "%s:%u:%u: error: %s", c->file, pos.line,
-			          pos.column, msg);
-		if (++c->errors > MAX_REPORTED_ERRORS)
-			return;
-	} else {
-		c->warnings++;
-	}
-	if (c->diag_fn) {
-		espl_recipe_diag d = { c->file, pos, warning, msg };
-		c->diag_fn(c->diag_ctx, &d);
-	}
-}
-
-static void error_at(parse_ctx *c, espl_recipe_pos pos, const char *fmt, ...) ESPL_PRINTF(3, 4);
-static void error_at(parse_ctx *c, espl_recipe_pos pos, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vreport(c, false, pos, fmt, ap);
-	va_end(ap);
-}
-
-static void warn_at(parse_ctx *c, espl_recipe_pos pos, const char *fmt, ...) ESPL_PRINTF(3, 4);
-static void warn_at(parse_ctx *c, espl_recipe_pos pos, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vreport(c, true, pos, fmt, ap);
-	va_end(ap);
-}
-
-/* ------------------------------------------------------------------ */
-/* YAML node access                                                     */
-
-static yaml_node_t *node(parse_ctx *c, int index)
-{
-	return yaml_document_get_node(c->doc, index);
-}
-
-static bool is_null(const yaml_node_t *n)
-{
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	const char *v = (const char *)n->data.scalar.value;
-	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0;
-}
-
-/* The value of a scalar node, or NULL for lists, mappings and nulls. */
-static const char *scalar(const yaml_node_t *n)
-{
-	if (n->type != YAML_SCALAR_NODE || is_null(n))
-		return NULL;
-	return (const char *)n->data.scalar.value;
-}
-
-/* "a list", "a mapping", "nothing", or the quoted scalar (shortened). */
-static const char *describe(const yaml_node_t *n, char *buf, size_t len)
-{
-	if (n->type == YAML_SEQUENCE_NODE)
-		return "a list";
-	if (n->type == YAML_MAPPING_NODE)
-		return "a mapping";
-	if (is_null(n))
-		return "nothing";
-	const char *v = (const char *)n->data.scalar.value;
-	if (strlen(v) > 40)
-		snprintf(buf, len, "'%.37s...'", v);
-	else
-		snprintf(buf, len, "'%s'", v);
-	return buf;
-}
-
-/* Edit distance with transpositions (optimal string alignment). */
-static size_t edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	if (la > 40 || lb > 40)
-		return SIZE_MAX;
-	size_t d[41][41];
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
-			size_t cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-			size_t best = d[i - 1][j] + 1;
-			if (d[i][j - 1] + 1 < best)
-				best = d[i][j - 1] + 1;
-			if (d[i - 1][j - 1] + cost < best)
-				best = d[i - 1][j - 1] + cost;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1 < best)
-				best = d[i - 2][j - 2] + 1;
-			d[i][j] = best;
-		}
-	return d[la][lb];
-}
-
-static const char *closest(const char *word, const char *const *names, size_t n)
-{
-	const char *best = NULL;
-	size_t best_d = SIZE_MAX;
-	for (size_t i = 0; i < n; i++) {
-		size_t d = edit_distance(word, names[i]);
-		if (d < best_d) {
-			best_d = d;
-			best = names[i];
-		}
-	}
-	if (best && (best_d <= 2 || best_d * 3 <= strlen(word)))
-		return best;
-	return NULL;
-}
-
-static void join_names(const char *const *names, size_t n, char *buf, size_t len)
-{
-	buf[0] = '\0';
-	for (size_t i = 0; i < n; i++) {
-		size_t used = strlen(buf);
-		snprintf(buf + used, len - used, "%s%s", i ? ", " : "", names[i]);
-	}
-}
-
-/* A mapping's keys, looked up by name.  keys[i] and values[i] are NULL when
- * key i is absent. */
-typedef struct fields {
-	const char *const *names;
-	size_t n;
-	yaml_node_t *keys[16];
-	yaml_node_t *values[16];
-} fields;
-
-static yaml_node_t *field(const fields *f, const char *name)
-{
-	for (size_t i = 0; i < f->n; i++)
-		if (strcmp(f->names[i], name) == 0)
-			return f->values[i];
-	return NULL;
-}
-
-static yaml_node_t *field_key(const fields *f, const char *name)
-{
-	for (size_t i = 0; i < f->n; i++)
-		if (strcmp(f->names[i], name) == 0)
-			return f->keys[i];
-	return NULL;
-}
-
-/* Report an unknown key; `in` is e.g. "in write" or "at the top level". */
-static void unknown_key(parse_ctx *c, const yaml_node_t *key, const char *in,
-                        const char *const *names, size_t n)
-{
-	const char *k = (const char *)key->data.scalar.value;
-	const char *near = closest(k, names, n);
-	if (near) {
-		error_at(c, pos_of(key), "unknown key '%s' %s; did you mean '%s'?", k, in, near);
-	} else {
-		char list[256];
-		join_names(names, n, list, sizeof list);
-		error_at(c, pos_of(key), "unknown key '%s' %s; expected one of: %s", k, in, list);
-	}
-}
-
-/* Collect the keys of mapping `map` into f.  Unknown keys are reported
- * unless `others` is non-NULL, in which case they are stored there (up to
- * 4) for the caller to explain. */
-static void read_fields(parse_ctx *c, yaml_node_t *map, const char *in, fields *f,
-                        yaml_node_t **others, size_t *n_others)
-{
-	memset(f->keys, 0, sizeof f->keys);
-	memset(f->values, 0, sizeof f->values);
-	if (n_others)
-		*n_others = 0;
-	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = node(c, p->key), *v = node(c, p->value);
-		char buf[64];
-		if (k->type != YAML_SCALAR_NODE) {
-			error_at(c, pos_of(k), "keys must be names, got %s %s", describe(k, buf, sizeof buf), in);
-			continue;
-		}
-		const char *name = (const char *)k->data.scalar.value;
-		size_t i;
-		for (i = 0; i < f->n; i++)
-			if (strcmp(f->names[i], name) == 0)
-				break;
-		if (i == f->n) {
-			if (others && *n_others < 4)
-				others[(*n_others)++] = k;
-			else if (!others)
-				unknown_key(c, k, in, f->names, f->n);
-			continue;
-		}
-		if (f->keys[i]) {
-			error_at(c, pos_of(k), "duplicate key '%s' %s (first given at line %u)", name, in,
-			         pos_of(f->keys[i]).line);
-			continue;
-		}
-		f->keys[i] = k;
-		f->values[i] = v;
-	}
-}
-
-static bool want_mapping(parse_ctx *c, const yaml_node_t *n, const char *what, const char *example)
-{
-	char buf[64];
-	if (n->type == YAML_MAPPING_NODE)
-		return true;
-	error_at(c, pos_of(n), "%s: expected a mapping such as %s, got %s", what, example,
-	         describe(n, buf, sizeof buf));
-	return false;
-}
-
-static void missing_key(parse_ctx *c, const yaml_node_t *map, const char *what, const char *key,
-                        const char *example)
-{
-	error_at(c, pos_of(map), "%s: missing required key '%s' (for example %s)", what, key, example);
-}
-
-static bool get_string(parse_ctx *c, const yaml_node_t *n, const char *what, const char **out)
-{
-	char buf[64];
-	const char *v = scalar(n);
-	if (!v || v[0] == '\0') {
-		error_at(c, pos_of(n), "%s: expected a string, got %s", what,
-		         n->type == YAML_SCALAR_NODE && !is_null(n) ? "an empty string" : describe(n, buf, sizeof buf));
-		return false;
-	}
-	*out = v;
-	return true;
+	parse_ctx c = { { file, "recipe file", NULL, diag_fn, diag_ctx, err, ESPL_ERECIPE, 0, 0 }, r };
+	return c;
 }
 
 static bool get_u32(parse_ctx *c, const yaml_node_t *n, const char *what, uint32_t *out)
 {
 	char buf[64];
-	const char *v = scalar(n);
+	const char *v = espl_yaml_scalar(n);
 	if (!v || espl_recipe_parse_u32(v, out) < 0) {
-		error_at(c, pos_of(n), "%s: expected a number (decimal, 0x hex, or with a KB/MB suffix), got %s",
-		         what, describe(n, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected a number (decimal, 0x hex, or with a KB/MB suffix), got %s",
+		         what, espl_yaml_describe(n, buf, sizeof buf));
 		return false;
 	}
 	return true;
-}
-
-static bool get_bool(parse_ctx *c, const yaml_node_t *n, const char *what, bool *out)
-{
-	char buf[64];
-	const char *v = scalar(n);
-	if (v && (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)) {
-		*out = v[0] == 't';
-		return true;
-	}
-	error_at(c, pos_of(n), "%s: expected true or false, got %s", what, describe(n, buf, sizeof buf));
-	return false;
-}
-
-/* One of names[]; returns its index or -1 (reported). */
-static int get_choice(parse_ctx *c, const yaml_node_t *n, const char *what,
-                      const char *const *names, size_t count)
-{
-	char buf[64], list[160];
-	const char *v = scalar(n);
-	for (size_t i = 0; v && i < count; i++)
-		if (strcmp(v, names[i]) == 0)
-			return (int)i;
-	list[0] = '\0';
-	for (size_t i = 0; i < count; i++) {
-		size_t used = strlen(list);
-		snprintf(list + used, sizeof list - used, "%s%s", i == 0 ? "" : i + 1 == count ? " or " : ", ",
-		         names[i]);
-	}
-	const char *near = v ? closest(v, names, count) : NULL;
-	if (near)
-		error_at(c, pos_of(n), "%s: expected %s, got %s (did you mean '%s'?)", what, list,
-		         describe(n, buf, sizeof buf), near);
-	else
-		error_at(c, pos_of(n), "%s: expected %s, got %s", what, list, describe(n, buf, sizeof buf));
-	return -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -538,29 +258,29 @@ static bool get_file(parse_ctx *c, const yaml_node_t *n, const char *what, espl_
 	const char *v;
 	struct stat st;
 
-	if (!get_string(c, n, what, &v))
+	if (!espl_yaml_string(&c->y, n, what, &v))
 		return false;
-	f->pos = pos_of(n);
+	f->pos = espl_yaml_pos(n);
 	f->path = resolve_path(c->r->dir, v);
 	if (!f->path) {
-		error_at(c, f->pos, "%s: out of memory", what);
+		espl_yaml_error(&c->y, f->pos, "%s: out of memory", what);
 		return false;
 	}
 	if (stat(f->path, &st) < 0) {
-		error_at(c, f->pos, "%s: cannot read '%s' (resolved to %s): %s", what, v, f->path,
+		espl_yaml_error(&c->y, f->pos, "%s: cannot read '%s' (resolved to %s): %s", what, v, f->path,
 		         strerror(errno));
 		return false;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		error_at(c, f->pos, "%s: '%s' (resolved to %s) is not a regular file", what, v, f->path);
+		espl_yaml_error(&c->y, f->pos, "%s: '%s' (resolved to %s) is not a regular file", what, v, f->path);
 		return false;
 	}
 	if (st.st_size == 0) {
-		error_at(c, f->pos, "%s: '%s' (resolved to %s) is empty", what, v, f->path);
+		espl_yaml_error(&c->y, f->pos, "%s: '%s' (resolved to %s) is empty", what, v, f->path);
 		return false;
 	}
 	if ((uint64_t)st.st_size > ESP8266_MAX_FLASH) {
-		error_at(c, f->pos, "%s: '%s' is %lld bytes, larger than the largest ESP8266 flash (16MB)",
+		espl_yaml_error(&c->y, f->pos, "%s: '%s' is %lld bytes, larger than the largest ESP8266 flash (16MB)",
 		         what, v, (long long)st.st_size);
 		return false;
 	}
@@ -571,20 +291,20 @@ static bool get_file(parse_ctx *c, const yaml_node_t *n, const char *what, espl_
 static bool get_sha256(parse_ctx *c, const yaml_node_t *n, const char *what, espl_recipe_file *f)
 {
 	char buf[64];
-	const char *v = scalar(n);
+	const char *v = espl_yaml_scalar(n);
 	size_t len = v ? strlen(v) : 0;
 	bool ok = len == ESPL_SHA256_HEX_LEN;
 	for (size_t i = 0; ok && i < len; i++)
 		ok = isxdigit((unsigned char)v[i]) != 0;
 	if (!ok) {
-		error_at(c, pos_of(n), "%s: expected 64 hex digits (the output of sha256sum), got %s", what,
-		         describe(n, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected 64 hex digits (the output of sha256sum), got %s", what,
+		         espl_yaml_describe(n, buf, sizeof buf));
 		return false;
 	}
 	for (size_t i = 0; i < len; i++)
 		f->pin[i] = (char)tolower((unsigned char)v[i]);
 	f->pin[len] = '\0';
-	f->pin_pos = pos_of(n);
+	f->pin_pos = espl_yaml_pos(n);
 	return true;
 }
 
@@ -596,14 +316,14 @@ static void parse_connect(parse_ctx *c, yaml_node_t *n)
 	static const char *const names[] = { "reset", "baud", "flash_baud", "stub" };
 	static const char *const resets[] = { "auto", "none" };
 	espl_recipe_connect *cn = &c->r->connect;
-	fields f = { names, 4, { 0 }, { 0 } };
+	espl_yaml_fields f = { names, 4, { 0 }, { 0 } };
 	yaml_node_t *v;
 
-	if (!want_mapping(c, n, "connect", "{ reset: auto, baud: 115200 }"))
+	if (!espl_yaml_want_mapping(&c->y, n, "connect", "{ reset: auto, baud: 115200 }"))
 		return;
-	read_fields(c, n, "in connect", &f, NULL, NULL);
-	if ((v = field(&f, "reset"))) {
-		int i = get_choice(c, v, "connect.reset", resets, 2);
+	espl_yaml_read_fields(&c->y, n, "in connect", &f, NULL, NULL);
+	if ((v = espl_yaml_field(&f, "reset"))) {
+		int i = espl_yaml_choice(&c->y, v, "connect.reset", resets, 2);
 		if (i >= 0) {
 			cn->reset = i == 0 ? ESPL_CONNECT_RESET_AUTO : ESPL_CONNECT_RESET_NONE;
 			cn->reset_default = false;
@@ -616,18 +336,18 @@ static void parse_connect(parse_ctx *c, yaml_node_t *n)
 		uint32_t b;
 		char what[32];
 		snprintf(what, sizeof what, "connect.%s", bauds[i]);
-		if (!(v = field(&f, bauds[i])) || !get_u32(c, v, what, &b))
+		if (!(v = espl_yaml_field(&f, bauds[i])) || !get_u32(c, v, what, &b))
 			continue;
 		if (b < 9600 || b > 4000000) {
-			error_at(c, pos_of(v), "%s: expected a baud rate from 9600 to 4000000, got %u", what, b);
+			espl_yaml_error(&c->y, espl_yaml_pos(v), "%s: expected a baud rate from 9600 to 4000000, got %u", what, b);
 			continue;
 		}
 		*targets[i] = b;
 		*defaults[i] = false;
 	}
-	if ((v = field(&f, "stub"))) {
+	if ((v = espl_yaml_field(&f, "stub"))) {
 		const char *s;
-		if (get_string(c, v, "connect.stub", &s)) {
+		if (espl_yaml_string(&c->y, v, "connect.stub", &s)) {
 			cn->stub_default = false;
 			if (strcmp(s, "builtin") != 0) {
 				espl_recipe_file tmp = { 0 };
@@ -648,17 +368,17 @@ static void parse_flash(parse_ctx *c, yaml_node_t *n)
 	static const char *const modes[] = { "qio", "qout", "dio", "dout", "keep" };
 	static const char *const freqs[] = { "40m", "26m", "20m", "80m", "keep" };
 	espl_recipe_flash *fl = &c->r->flash;
-	fields f = { names, 3, { 0 }, { 0 } };
+	espl_yaml_fields f = { names, 3, { 0 }, { 0 } };
 	yaml_node_t *v;
 	char buf[64];
 
-	if (!want_mapping(c, n, "flash", "{ size: detect, mode: dio, freq: 40m }"))
+	if (!espl_yaml_want_mapping(&c->y, n, "flash", "{ size: detect, mode: dio, freq: 40m }"))
 		return;
-	read_fields(c, n, "in flash", &f, NULL, NULL);
-	if ((v = field(&f, "size"))) {
-		const char *s = scalar(v);
+	espl_yaml_read_fields(&c->y, n, "in flash", &f, NULL, NULL);
+	if ((v = espl_yaml_field(&f, "size"))) {
+		const char *s = espl_yaml_scalar(v);
 		uint32_t bytes;
-		fl->size_pos = pos_of(v);
+		fl->size_pos = espl_yaml_pos(v);
 		if (s && strcmp(s, "detect") == 0) {
 			fl->size_mode = ESPL_FLASH_SIZE_DETECT;
 			fl->size_default = false;
@@ -670,19 +390,19 @@ static void parse_flash(parse_ctx *c, yaml_node_t *n)
 			fl->size = bytes;
 			fl->size_default = false;
 		} else {
-			error_at(c, pos_of(v), "flash.size: expected detect, keep, 256KB, 512KB, 1MB, 2MB, 4MB, 8MB or 16MB, got %s",
-			         describe(v, buf, sizeof buf));
+			espl_yaml_error(&c->y, espl_yaml_pos(v), "flash.size: expected detect, keep, 256KB, 512KB, 1MB, 2MB, 4MB, 8MB or 16MB, got %s",
+			         espl_yaml_describe(v, buf, sizeof buf));
 		}
 	}
-	if ((v = field(&f, "mode"))) {
-		int i = get_choice(c, v, "flash.mode", modes, 5);
+	if ((v = espl_yaml_field(&f, "mode"))) {
+		int i = espl_yaml_choice(&c->y, v, "flash.mode", modes, 5);
 		if (i >= 0) {
 			fl->mode = i == 4 ? ESPL_FLASH_KEEP : i;
 			fl->mode_default = false;
 		}
 	}
-	if ((v = field(&f, "freq"))) {
-		int i = get_choice(c, v, "flash.freq", freqs, 5);
+	if ((v = espl_yaml_field(&f, "freq"))) {
+		int i = espl_yaml_choice(&c->y, v, "flash.freq", freqs, 5);
 		if (i >= 0) {
 			fl->freq = i == 4 ? ESPL_FLASH_KEEP : flash_freqs[i].code;
 			fl->freq_default = false;
@@ -701,15 +421,15 @@ static void for_each_item(parse_ctx *c, yaml_node_t *n, const char *what, size_t
 		return;
 	}
 	if (n->type != YAML_SEQUENCE_NODE) {
-		error_at(c, pos_of(n), "%s: expected a list, got a mapping", what);
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected a list, got a mapping", what);
 		return;
 	}
 	size_t i = 0;
 	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++, i++) {
-		yaml_node_t *e = node(c, *it);
+		yaml_node_t *e = espl_yaml_node(&c->y, *it);
 		snprintf(label, sizeof label, "%s[%zu]", what, i + 1);
 		if (i >= max) {
-			error_at(c, pos_of(e), "%s: at most %zu entries are allowed", what, max);
+			espl_yaml_error(&c->y, espl_yaml_pos(e), "%s: at most %zu entries are allowed", what, max);
 			return;
 		}
 		item(c, e, label, i);
@@ -720,7 +440,7 @@ static bool manufacturer_item(parse_ctx *c, yaml_node_t *n, const char *what, si
 {
 	espl_recipe_expect *e = &c->r->expect;
 	char buf[64], list[256];
-	const char *v = scalar(n);
+	const char *v = espl_yaml_scalar(n);
 	uint32_t id;
 	uint8_t byid;
 
@@ -729,8 +449,8 @@ static bool manufacturer_item(parse_ctx *c, yaml_node_t *n, const char *what, si
 	} else if (v && espl_flash_manufacturer_by_name(v, &byid) == 0) {
 		e->manufacturers[i] = byid;
 	} else {
-		error_at(c, pos_of(n), "%s: expected a JEDEC manufacturer id (0x00..0xFF) or one of %s; got %s",
-		         what, espl_flash_manufacturer_list(list, sizeof list), describe(n, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected a JEDEC manufacturer id (0x00..0xFF) or one of %s; got %s",
+		         what, espl_flash_manufacturer_list(list, sizeof list), espl_yaml_describe(n, buf, sizeof buf));
 		return false;
 	}
 	e->n_manufacturers = i + 1;
@@ -741,10 +461,10 @@ static bool oui_item(parse_ctx *c, yaml_node_t *n, const char *what, size_t i)
 {
 	espl_recipe_expect *e = &c->r->expect;
 	char buf[64];
-	const char *v = scalar(n);
+	const char *v = espl_yaml_scalar(n);
 	if (!v || espl_recipe_parse_oui(v, e->ouis[i]) < 0) {
-		error_at(c, pos_of(n), "%s: expected the first three MAC bytes as \"5C:CF:7F\", got %s", what,
-		         describe(n, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected the first three MAC bytes as \"5C:CF:7F\", got %s", what,
+		         espl_yaml_describe(n, buf, sizeof buf));
 		return false;
 	}
 	e->n_ouis = i + 1;
@@ -755,23 +475,23 @@ static void parse_expect(parse_ctx *c, yaml_node_t *key, yaml_node_t *n)
 {
 	static const char *const names[] = { "flash_size_min", "flash_manufacturer", "mac_oui" };
 	espl_recipe_expect *e = &c->r->expect;
-	fields f = { names, 3, { 0 }, { 0 } };
+	espl_yaml_fields f = { names, 3, { 0 }, { 0 } };
 	yaml_node_t *v;
 
-	e->pos = pos_of(key);
-	if (!want_mapping(c, n, "expect", "{ flash_size_min: 4MB }"))
+	e->pos = espl_yaml_pos(key);
+	if (!espl_yaml_want_mapping(&c->y, n, "expect", "{ flash_size_min: 4MB }"))
 		return;
-	read_fields(c, n, "in expect", &f, NULL, NULL);
-	if ((v = field(&f, "flash_size_min")) && get_u32(c, v, "expect.flash_size_min", &e->flash_size_min) &&
+	espl_yaml_read_fields(&c->y, n, "in expect", &f, NULL, NULL);
+	if ((v = espl_yaml_field(&f, "flash_size_min")) && get_u32(c, v, "expect.flash_size_min", &e->flash_size_min) &&
 	    !is_header_flash_size(e->flash_size_min)) {
 		char buf[64];
-		error_at(c, pos_of(v), "expect.flash_size_min: expected 256KB, 512KB, 1MB, 2MB, 4MB, 8MB or 16MB, got %s",
-		         describe(v, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(v), "expect.flash_size_min: expected 256KB, 512KB, 1MB, 2MB, 4MB, 8MB or 16MB, got %s",
+		         espl_yaml_describe(v, buf, sizeof buf));
 		e->flash_size_min = 0;
 	}
-	if ((v = field(&f, "flash_manufacturer")))
+	if ((v = espl_yaml_field(&f, "flash_manufacturer")))
 		for_each_item(c, v, "expect.flash_manufacturer", ESPL_RECIPE_MAX_LIST, manufacturer_item);
-	if ((v = field(&f, "mac_oui")))
+	if ((v = espl_yaml_field(&f, "mac_oui")))
 		for_each_item(c, v, "expect.mac_oui", ESPL_RECIPE_MAX_LIST, oui_item);
 }
 
@@ -807,8 +527,8 @@ static void take_opt(parse_ctx *c, yaml_node_t **slot, yaml_node_t *key, yaml_no
 	if (!value)
 		return;
 	if (*slot) {
-		error_at(c, pos_of(key), "'%s' is given twice for this step (also at line %u)", name,
-		         pos_of(*slot).line);
+		espl_yaml_error(&c->y, espl_yaml_pos(key), "'%s' is given twice for this step (also at line %u)", name,
+		         espl_yaml_pos(*slot).line);
 		return;
 	}
 	*slot = value;
@@ -819,10 +539,10 @@ static void apply_opts(parse_ctx *c, const step_opts *o, espl_step *s)
 	char buf[64];
 	if (o->retries) {
 		uint32_t n;
-		const char *v = scalar(o->retries);
+		const char *v = espl_yaml_scalar(o->retries);
 		if (!v || espl_recipe_parse_u32(v, &n) < 0 || n > MAX_RETRIES)
-			error_at(c, pos_of(o->retries), "%s.retries: expected a whole number from 0 to %d, got %s",
-			         espl_step_kind_name(s->kind), MAX_RETRIES, describe(o->retries, buf, sizeof buf));
+			espl_yaml_error(&c->y, espl_yaml_pos(o->retries), "%s.retries: expected a whole number from 0 to %d, got %s",
+			         espl_step_kind_name(s->kind), MAX_RETRIES, espl_yaml_describe(o->retries, buf, sizeof buf));
 		else {
 			s->retries = n;
 			s->retries_default = false;
@@ -830,11 +550,11 @@ static void apply_opts(parse_ctx *c, const step_opts *o, espl_step *s)
 	}
 	if (o->timeout) {
 		unsigned ms;
-		const char *v = scalar(o->timeout);
+		const char *v = espl_yaml_scalar(o->timeout);
 		if (!v || espl_recipe_parse_duration_ms(v, &ms) < 0 || ms == 0 || ms > MAX_TIMEOUT_MS)
-			error_at(c, pos_of(o->timeout),
+			espl_yaml_error(&c->y, espl_yaml_pos(o->timeout),
 			         "%s.timeout: expected a duration from 1ms to 3600s such as 30s or 500ms, got %s",
-			         espl_step_kind_name(s->kind), describe(o->timeout, buf, sizeof buf));
+			         espl_step_kind_name(s->kind), espl_yaml_describe(o->timeout, buf, sizeof buf));
 		else {
 			s->timeout_ms = ms;
 			s->timeout_default = false;
@@ -848,34 +568,34 @@ static void parse_regions(parse_ctx *c, yaml_node_t *n, const char *kind, bool s
 {
 	char what[48], buf[64];
 	if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top == n->data.sequence.items.start) {
-		error_at(c, pos_of(n), "%s.regions: expected a list of { address, length }, got %s", kind,
-		         n->type == YAML_SEQUENCE_NODE ? "an empty list" : describe(n, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s.regions: expected a list of { address, length }, got %s", kind,
+		         n->type == YAML_SEQUENCE_NODE ? "an empty list" : espl_yaml_describe(n, buf, sizeof buf));
 		return;
 	}
 	size_t total = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	*out = calloc(total, sizeof **out);
 	if (!*out) {
-		error_at(c, pos_of(n), "out of memory");
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < total; i++) {
-		yaml_node_t *e = node(c, n->data.sequence.items.start[i]);
-		fields f = { region_keys, 2, { 0 }, { 0 } };
+		yaml_node_t *e = espl_yaml_node(&c->y, n->data.sequence.items.start[i]);
+		espl_yaml_fields f = { region_keys, 2, { 0 }, { 0 } };
 		espl_region *r = &(*out)[*count];
 		yaml_node_t *a, *l;
 		bool ok = true;
 
 		snprintf(what, sizeof what, "%s.regions[%zu]", kind, i + 1);
-		if (!want_mapping(c, e, what, "{ address: 0x3FC000, length: 4KB }"))
+		if (!espl_yaml_want_mapping(&c->y, e, what, "{ address: 0x3FC000, length: 4KB }"))
 			continue;
 		snprintf(buf, sizeof buf, "in %s", what);
-		read_fields(c, e, buf, &f, NULL, NULL);
-		if (!(a = field(&f, "address"))) {
-			missing_key(c, e, what, "address", "address: 0x3FC000");
+		espl_yaml_read_fields(&c->y, e, buf, &f, NULL, NULL);
+		if (!(a = espl_yaml_field(&f, "address"))) {
+			espl_yaml_missing_key(&c->y, e, what, "address", "address: 0x3FC000");
 			ok = false;
 		}
-		if (!(l = field(&f, "length"))) {
-			missing_key(c, e, what, "length", "length: 4KB");
+		if (!(l = espl_yaml_field(&f, "length"))) {
+			espl_yaml_missing_key(&c->y, e, what, "length", "length: 4KB");
 			ok = false;
 		}
 		if (!ok)
@@ -886,23 +606,23 @@ static void parse_regions(parse_ctx *c, yaml_node_t *n, const char *kind, bool s
 		ok = get_u32(c, l, buf, &r->length) && ok;
 		if (!ok)
 			continue;
-		r->pos = pos_of(e);
+		r->pos = espl_yaml_pos(e);
 		if (r->length == 0) {
-			error_at(c, pos_of(l), "%s.length: must not be 0", what);
+			espl_yaml_error(&c->y, espl_yaml_pos(l), "%s.length: must not be 0", what);
 			continue;
 		}
 		if (sector_aligned && r->address % ESPL_RECIPE_SECTOR) {
-			error_at(c, pos_of(a), "%s.address: 0x%x is not aligned to a 4 KiB sector (0x1000); erase works on whole sectors",
+			espl_yaml_error(&c->y, espl_yaml_pos(a), "%s.address: 0x%x is not aligned to a 4 KiB sector (0x1000); erase works on whole sectors",
 			         what, r->address);
 			continue;
 		}
 		if (sector_aligned && r->length % ESPL_RECIPE_SECTOR) {
-			error_at(c, pos_of(l), "%s.length: 0x%x is not a multiple of 4 KiB (0x1000); erase works on whole sectors",
+			espl_yaml_error(&c->y, espl_yaml_pos(l), "%s.length: 0x%x is not a multiple of 4 KiB (0x1000); erase works on whole sectors",
 			         what, r->length);
 			continue;
 		}
 		if ((uint64_t)r->address + r->length > ESP8266_MAX_FLASH) {
-			error_at(c, pos_of(e), "%s: 0x%x + 0x%x ends past 16MB, the largest ESP8266 flash", what,
+			espl_yaml_error(&c->y, espl_yaml_pos(e), "%s: 0x%x + 0x%x ends past 16MB, the largest ESP8266 flash", what,
 			         r->address, r->length);
 			continue;
 		}
@@ -913,23 +633,23 @@ static void parse_regions(parse_ctx *c, yaml_node_t *n, const char *kind, bool s
 static void parse_erase(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
 {
 	char buf[64];
-	const char *sv = scalar(v);
+	const char *sv = espl_yaml_scalar(v);
 	if (sv && strcmp(sv, "chip") == 0) {
 		s->erase.chip = true;
 		return;
 	}
 	if (v->type != YAML_MAPPING_NODE) {
-		error_at(c, pos_of(v), "erase: expected 'chip' or { regions: [ { address, length }, ... ] }, got %s",
-		         describe(v, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(v), "erase: expected 'chip' or { regions: [ { address, length }, ... ] }, got %s",
+		         espl_yaml_describe(v, buf, sizeof buf));
 		return;
 	}
-	fields f = { region_list_keys, 3, { 0 }, { 0 } };
-	read_fields(c, v, "in erase", &f, NULL, NULL);
-	take_opt(c, &o->retries, field_key(&f, "retries"), field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, field_key(&f, "timeout"), field(&f, "timeout"), "timeout");
-	yaml_node_t *r = field(&f, "regions");
+	espl_yaml_fields f = { region_list_keys, 3, { 0 }, { 0 } };
+	espl_yaml_read_fields(&c->y, v, "in erase", &f, NULL, NULL);
+	take_opt(c, &o->retries, espl_yaml_field_key(&f, "retries"), espl_yaml_field(&f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl_yaml_field_key(&f, "timeout"), espl_yaml_field(&f, "timeout"), "timeout");
+	yaml_node_t *r = espl_yaml_field(&f, "regions");
 	if (!r)
-		missing_key(c, v, "erase", "regions", "regions: [ { address: 0x3FB000, length: 4KB } ]");
+		espl_yaml_missing_key(&c->y, v, "erase", "regions", "regions: [ { address: 0x3FB000, length: 4KB } ]");
 	else
 		parse_regions(c, r, "erase", true, &s->erase.regions, &s->erase.n_regions);
 }
@@ -937,83 +657,83 @@ static void parse_erase(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o
 static void parse_verify(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
 {
 	char buf[64];
-	const char *sv = scalar(v);
+	const char *sv = espl_yaml_scalar(v);
 	if (sv && strcmp(sv, "md5") == 0) {
 		s->verify.all = true;
 		return;
 	}
 	if (v->type != YAML_MAPPING_NODE) {
-		error_at(c, pos_of(v), "verify: expected 'md5' or { regions: [ { address, length }, ... ] }, got %s",
-		         describe(v, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(v), "verify: expected 'md5' or { regions: [ { address, length }, ... ] }, got %s",
+		         espl_yaml_describe(v, buf, sizeof buf));
 		return;
 	}
-	fields f = { region_list_keys, 3, { 0 }, { 0 } };
-	read_fields(c, v, "in verify", &f, NULL, NULL);
-	take_opt(c, &o->retries, field_key(&f, "retries"), field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, field_key(&f, "timeout"), field(&f, "timeout"), "timeout");
-	yaml_node_t *r = field(&f, "regions");
+	espl_yaml_fields f = { region_list_keys, 3, { 0 }, { 0 } };
+	espl_yaml_read_fields(&c->y, v, "in verify", &f, NULL, NULL);
+	take_opt(c, &o->retries, espl_yaml_field_key(&f, "retries"), espl_yaml_field(&f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl_yaml_field_key(&f, "timeout"), espl_yaml_field(&f, "timeout"), "timeout");
+	yaml_node_t *r = espl_yaml_field(&f, "regions");
 	if (!r)
-		missing_key(c, v, "verify", "regions", "regions: [ { address: 0x0, length: 64KB } ]");
+		espl_yaml_missing_key(&c->y, v, "verify", "regions", "regions: [ { address: 0x0, length: 64KB } ]");
 	else
 		parse_regions(c, r, "verify", false, &s->verify.regions, &s->verify.n_regions);
 }
 
 static void parse_write(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
 {
-	fields f = { write_keys, 7, { 0 }, { 0 } };
+	espl_yaml_fields f = { write_keys, 7, { 0 }, { 0 } };
 	yaml_node_t *x;
 
-	if (!want_mapping(c, v, "write", "{ file: app.bin, address: 0x0 }"))
+	if (!espl_yaml_want_mapping(&c->y, v, "write", "{ file: app.bin, address: 0x0 }"))
 		return;
-	read_fields(c, v, "in write", &f, NULL, NULL);
-	take_opt(c, &o->retries, field_key(&f, "retries"), field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, field_key(&f, "timeout"), field(&f, "timeout"), "timeout");
-	if (!(x = field(&f, "file")))
-		missing_key(c, v, "write", "file", "file: firmware.bin");
+	espl_yaml_read_fields(&c->y, v, "in write", &f, NULL, NULL);
+	take_opt(c, &o->retries, espl_yaml_field_key(&f, "retries"), espl_yaml_field(&f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl_yaml_field_key(&f, "timeout"), espl_yaml_field(&f, "timeout"), "timeout");
+	if (!(x = espl_yaml_field(&f, "file")))
+		espl_yaml_missing_key(&c->y, v, "write", "file", "file: firmware.bin");
 	else
 		get_file(c, x, "write.file", &s->write.file);
-	if (!(x = field(&f, "address"))) {
-		missing_key(c, v, "write", "address", "address: 0x0");
+	if (!(x = espl_yaml_field(&f, "address"))) {
+		espl_yaml_missing_key(&c->y, v, "write", "address", "address: 0x0");
 	} else if (get_u32(c, x, "write.address", &s->write.address)) {
-		s->write.address_pos = pos_of(x);
+		s->write.address_pos = espl_yaml_pos(x);
 		if (s->write.address % 4)
-			error_at(c, pos_of(x), "write.address: 0x%x is not 4-byte aligned; the flasher writes whole 32-bit words",
+			espl_yaml_error(&c->y, espl_yaml_pos(x), "write.address: 0x%x is not 4-byte aligned; the flasher writes whole 32-bit words",
 			         s->write.address);
 		else if (s->write.address % ESPL_RECIPE_SECTOR)
-			warn_at(c, pos_of(x), "write.address: 0x%x is not at a 4 KiB sector boundary; bytes 0x%x..0x%x of its sector are erased too",
+			espl_yaml_warn(&c->y, espl_yaml_pos(x), "write.address: 0x%x is not at a 4 KiB sector boundary; bytes 0x%x..0x%x of its sector are erased too",
 			        s->write.address, s->write.address & ~(ESPL_RECIPE_SECTOR - 1), s->write.address - 1);
 	}
-	if ((x = field(&f, "sha256")))
+	if ((x = espl_yaml_field(&f, "sha256")))
 		get_sha256(c, x, "write.sha256", &s->write.file);
-	if ((x = field(&f, "compress")) && get_bool(c, x, "write.compress", &s->write.compress))
+	if ((x = espl_yaml_field(&f, "compress")) && espl_yaml_bool(&c->y, x, "write.compress", &s->write.compress))
 		s->write.compress_default = false;
-	if ((x = field(&f, "skip_unchanged")) && get_bool(c, x, "write.skip_unchanged", &s->write.skip_unchanged))
+	if ((x = espl_yaml_field(&f, "skip_unchanged")) && espl_yaml_bool(&c->y, x, "write.skip_unchanged", &s->write.skip_unchanged))
 		s->write.skip_unchanged_default = false;
 }
 
 static void parse_init_data(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
 {
 	static const char *const rf[] = { "keep", "erase" };
-	fields f = { init_keys, 6, { 0 }, { 0 } };
+	espl_yaml_fields f = { init_keys, 6, { 0 }, { 0 } };
 	yaml_node_t *x;
 
-	if (!want_mapping(c, v, "write_init_data", "{ file: esp_init_data_default.bin }"))
+	if (!espl_yaml_want_mapping(&c->y, v, "write_init_data", "{ file: esp_init_data_default.bin }"))
 		return;
-	read_fields(c, v, "in write_init_data", &f, NULL, NULL);
-	take_opt(c, &o->retries, field_key(&f, "retries"), field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, field_key(&f, "timeout"), field(&f, "timeout"), "timeout");
-	if (!(x = field(&f, "file")))
-		missing_key(c, v, "write_init_data", "file", "file: esp_init_data_default.bin");
+	espl_yaml_read_fields(&c->y, v, "in write_init_data", &f, NULL, NULL);
+	take_opt(c, &o->retries, espl_yaml_field_key(&f, "retries"), espl_yaml_field(&f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl_yaml_field_key(&f, "timeout"), espl_yaml_field(&f, "timeout"), "timeout");
+	if (!(x = espl_yaml_field(&f, "file")))
+		espl_yaml_missing_key(&c->y, v, "write_init_data", "file", "file: esp_init_data_default.bin");
 	else if (get_file(c, x, "write_init_data.file", &s->init_data.file) &&
 	         s->init_data.file.size > ESPL_INIT_DATA_MAX)
-		error_at(c, pos_of(x), "write_init_data.file: %s is %u bytes; init data must fit in one 4 KiB sector (esp_init_data_default.bin is 128 bytes)",
+		espl_yaml_error(&c->y, espl_yaml_pos(x), "write_init_data.file: %s is %u bytes; init data must fit in one 4 KiB sector (esp_init_data_default.bin is 128 bytes)",
 		         s->init_data.file.path, s->init_data.file.size);
-	if ((x = field(&f, "sha256")))
+	if ((x = espl_yaml_field(&f, "sha256")))
 		get_sha256(c, x, "write_init_data.sha256", &s->init_data.file);
-	if ((x = field(&f, "blank")) && get_bool(c, x, "write_init_data.blank", &s->init_data.blank))
+	if ((x = espl_yaml_field(&f, "blank")) && espl_yaml_bool(&c->y, x, "write_init_data.blank", &s->init_data.blank))
 		s->init_data.blank_default = false;
-	if ((x = field(&f, "rf_cal"))) {
-		int i = get_choice(c, x, "write_init_data.rf_cal", rf, 2);
+	if ((x = espl_yaml_field(&f, "rf_cal"))) {
+		int i = espl_yaml_choice(&c->y, x, "write_init_data.rf_cal", rf, 2);
 		if (i >= 0) {
 			s->init_data.rf_cal = i ? ESPL_RF_CAL_ERASE : ESPL_RF_CAL_KEEP;
 			s->init_data.rf_cal_default = false;
@@ -1024,7 +744,7 @@ static void parse_init_data(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opt
 static void parse_reset(parse_ctx *c, yaml_node_t *v, espl_step *s)
 {
 	static const char *const modes[] = { "run", "stay" };
-	int i = get_choice(c, v, "reset", modes, 2);
+	int i = espl_yaml_choice(&c->y, v, "reset", modes, 2);
 	s->reset.run = i != 1;
 }
 
@@ -1035,7 +755,7 @@ static bool explain_misplaced(parse_ctx *c, yaml_node_t *k, const espl_step *s, 
 	const char *const *inner = NULL;
 	size_t n = 0;
 	if (strcmp(name, "expect") == 0) {
-		error_at(c, pos_of(k), "'expect' is a top-level key, not a step: it is checked once per unit before any step runs");
+		espl_yaml_error(&c->y, espl_yaml_pos(k), "'expect' is a top-level key, not a step: it is checked once per unit before any step runs");
 		return true;
 	}
 	if (!have_kind)
@@ -1047,7 +767,7 @@ static bool explain_misplaced(parse_ctx *c, yaml_node_t *k, const espl_step *s, 
 	default: break;
 	}
 	if (inner && keys_contain(inner, n, name)) {
-		error_at(c, pos_of(k), "'%s' belongs inside %s: indent it under '%s:' (or write %s: { %s: ... })",
+		espl_yaml_error(&c->y, espl_yaml_pos(k), "'%s' belongs inside %s: indent it under '%s:' (or write %s: { %s: ... })",
 		         name, espl_step_kind_name(s->kind), espl_step_kind_name(s->kind),
 		         espl_step_kind_name(s->kind), name);
 		return true;
@@ -1074,24 +794,24 @@ static void parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, espl_st
 	char buf[64], in[32];
 	yaml_node_t *others[4];
 	size_t n_others = 0;
-	fields f = { step_keys, N_STEP_KEYS, { 0 }, { 0 } };
+	espl_yaml_fields f = { step_keys, N_STEP_KEYS, { 0 }, { 0 } };
 	int kind = -1;
 	step_opts o = { NULL, NULL };
 
 	s->number = number;
-	s->pos = pos_of(item);
+	s->pos = espl_yaml_pos(item);
 	if (item->type != YAML_MAPPING_NODE) {
-		error_at(c, pos_of(item), "steps[%u]: expected a step such as '- verify: md5', got %s", number,
-		         describe(item, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(item), "steps[%u]: expected a step such as '- verify: md5', got %s", number,
+		         espl_yaml_describe(item, buf, sizeof buf));
 		return;
 	}
 	snprintf(in, sizeof in, "in steps[%u]", number);
-	read_fields(c, item, in, &f, others, &n_others);
+	espl_yaml_read_fields(&c->y, item, in, &f, others, &n_others);
 	for (size_t i = 0; i < N_STEP_KINDS; i++) {
 		if (!f.keys[i])
 			continue;
 		if (kind >= 0) {
-			error_at(c, pos_of(f.keys[i]), "steps[%u] has both '%s' and '%s'; give each step its own list item (- %s: ...)",
+			espl_yaml_error(&c->y, espl_yaml_pos(f.keys[i]), "steps[%u] has both '%s' and '%s'; give each step its own list item (- %s: ...)",
 			         number, step_keys[kind], step_keys[i], step_keys[i]);
 			continue;
 		}
@@ -1099,20 +819,20 @@ static void parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, espl_st
 	}
 	if (kind >= 0) {
 		s->kind = (enum espl_step_kind)kind;
-		s->pos = pos_of(f.keys[kind]);
+		s->pos = espl_yaml_pos(f.keys[kind]);
 	}
 	set_step_defaults(s);
 	for (size_t i = 0; i < n_others; i++)
 		if (!explain_misplaced(c, others[i], s, kind >= 0))
-			unknown_key(c, others[i], in, step_keys, N_STEP_KEYS);
+			espl_yaml_unknown_key(&c->y, others[i], in, step_keys, N_STEP_KEYS);
 	if (kind < 0) {
 		if (n_others == 0)
-			error_at(c, pos_of(item), "steps[%u]: expected one of erase, write, write_init_data, verify or reset",
+			espl_yaml_error(&c->y, espl_yaml_pos(item), "steps[%u]: expected one of erase, write, write_init_data, verify or reset",
 			         number);
 		return;
 	}
-	o.retries = field(&f, "retries");
-	o.timeout = field(&f, "timeout");
+	o.retries = espl_yaml_field(&f, "retries");
+	o.timeout = espl_yaml_field(&f, "timeout");
 	yaml_node_t *v = f.values[kind];
 	switch (s->kind) {
 	case ESPL_STEP_ERASE: parse_erase(c, v, s, &o); break;
@@ -1230,7 +950,7 @@ static bool bounds_ok(parse_ctx *c, const layout *l, uint64_t end, espl_recipe_p
 	char lim[16];
 	if (end <= l->limit)
 		return true;
-	error_at(c, pos, "%s ends at 0x%llx, past the end of the smallest allowed flash (%s, %s)", what,
+	espl_yaml_error(&c->y, pos, "%s ends at 0x%llx, past the end of the smallest allowed flash (%s, %s)", what,
 	         (unsigned long long)end, espl_recipe_format_size(l->limit, lim, sizeof lim), l->limit_why);
 	return false;
 }
@@ -1250,10 +970,10 @@ static bool overlap_ok(parse_ctx *c, const layout *l, enum op_kind kind, uint32_
 		if (s0 < round_up(o->end, ESPL_RECIPE_SECTOR) && sector_floor(o->start) < s1) {
 			describe_op(o, buf, sizeof buf);
 			if (kind == OP_WRITE)
-				error_at(c, pos, "%s (0x%x..0x%llx) overlaps %s; writes are erased in 4 KiB sectors, so two writes must not share a sector",
+				espl_yaml_error(&c->y, pos, "%s (0x%x..0x%llx) overlaps %s; writes are erased in 4 KiB sectors, so two writes must not share a sector",
 				         what, start, (unsigned long long)end - 1, buf);
 			else
-				error_at(c, pos, "%s (0x%x..0x%llx) would erase what %s wrote", what, start,
+				espl_yaml_error(&c->y, pos, "%s (0x%x..0x%llx) would erase what %s wrote", what, start,
 				         (unsigned long long)end - 1, buf);
 			return false;
 		}
@@ -1271,7 +991,7 @@ static void add_op(parse_ctx *c, layout *l, enum op_kind kind, uint32_t start, u
 		return;
 	}
 	if (l->n == sizeof l->ops / sizeof l->ops[0]) {
-		error_at(c, pos, "too many flash regions in one recipe (at most %zu)", l->n);
+		espl_yaml_error(&c->y, pos, "too many flash regions in one recipe (at most %zu)", l->n);
 		return;
 	}
 	flash_op *o = &l->ops[l->n++];
@@ -1340,7 +1060,7 @@ static void layout_verify(parse_ctx *c, layout *l, const espl_step *s)
 			}
 		/* A write already reported as an error is no second error here. */
 		if (!any && !l->write_rejected)
-			error_at(c, s->pos, "verify: md5 has nothing to check: no write comes before it");
+			espl_yaml_error(&c->y, s->pos, "verify: md5 has nothing to check: no write comes before it");
 		return;
 	}
 	for (size_t k = 0; k < s->verify.n_regions; k++) {
@@ -1353,7 +1073,7 @@ static void layout_verify(parse_ctx *c, layout *l, const espl_step *s)
 			for (size_t i = 0; i < l->n; i++)
 				floating |= l->ops[i].floating;
 			if (!floating)
-				error_at(c, r->pos, "%s includes bytes no earlier step wrote or erased, so their MD5 cannot be known",
+				espl_yaml_error(&c->y, r->pos, "%s includes bytes no earlier step wrote or erased, so their MD5 cannot be known",
 				         what);
 		}
 	}
@@ -1381,7 +1101,7 @@ static void layout_erase(parse_ctx *c, layout *l, const espl_step *s)
 			if (l->ops[k].kind == OP_WRITE) {
 				char buf[160];
 				describe_op(&l->ops[k], buf, sizeof buf);
-				error_at(c, s->pos, "erase: chip would erase what %s wrote", buf);
+				espl_yaml_error(&c->y, s->pos, "erase: chip would erase what %s wrote", buf);
 				break;
 			}
 		l->chip_erased = true;
@@ -1400,7 +1120,7 @@ static void check_layout(parse_ctx *c, const espl_recipe *r, uint32_t system_siz
 	const espl_step *reported = NULL;
 
 	if (!l) {
-		error_at(c, (espl_recipe_pos){ 1, 1 }, "out of memory");
+		espl_yaml_error(&c->y, (espl_recipe_pos){ 1, 1 }, "out of memory");
 		return;
 	}
 	l->limit = limit;
@@ -1419,7 +1139,7 @@ static void check_layout(parse_ctx *c, const espl_recipe *r, uint32_t system_siz
 			add_op(c, l, OP_WRITE, s->write.address, round_up(s->write.file.size, 4), s,
 			       s->write.address_pos, what, false);
 			if (s->write.skip_unchanged && l->chip_erased)
-				warn_at(c, s->pos, "write.skip_unchanged has no effect after erase: chip (every region was just erased)");
+				espl_yaml_warn(&c->y, s->pos, "write.skip_unchanged has no effect after erase: chip (every region was just erased)");
 			break;
 		case ESPL_STEP_WRITE_INIT_DATA:
 			if (s->init_data.file.path)
@@ -1436,7 +1156,7 @@ static void check_layout(parse_ctx *c, const espl_recipe *r, uint32_t system_siz
 		const flash_op *o = &l->ops[i];
 		if (o->kind != OP_WRITE || o->verified || o->step == reported)
 			continue;
-		error_at(c, o->step->pos, "%s is never verified: add '- verify: md5' after it (a unit passes only when every written region is verified)",
+		espl_yaml_error(&c->y, o->step->pos, "%s is never verified: add '- verify: md5' after it (a unit passes only when every written region is verified)",
 		         o->what);
 		reported = o->step;
 	}
@@ -1449,17 +1169,17 @@ static void check_steps(parse_ctx *c, espl_recipe *r, yaml_node_t *steps_key)
 	for (size_t i = 0; i < r->n_steps; i++) {
 		const espl_step *s = &r->steps[i];
 		if (s->kind == ESPL_STEP_RESET && i + 1 < r->n_steps)
-			error_at(c, r->steps[i + 1].pos, "%s comes after reset (line %u); reset must be the last step",
+			espl_yaml_error(&c->y, r->steps[i + 1].pos, "%s comes after reset (line %u); reset must be the last step",
 			         espl_step_kind_name(r->steps[i + 1].kind), s->pos.line);
 		resets += s->kind == ESPL_STEP_RESET;
 	}
 	if (resets == 0 && r->n_steps > 0)
-		warn_at(c, pos_of(steps_key), "no reset step: units stay in the bootloader after programming (add '- reset: run' to start the application)");
+		espl_yaml_warn(&c->y, espl_yaml_pos(steps_key), "no reset step: units stay in the bootloader after programming (add '- reset: run' to start the application)");
 
 	if (r->flash.size_mode == ESPL_FLASH_SIZE_FIXED && r->expect.flash_size_min &&
 	    r->expect.flash_size_min < r->flash.size) {
 		char a[16], b[16];
-		warn_at(c, r->flash.size_pos, "flash.size is %s but expect.flash_size_min lets %s units through; they will fail (raise flash_size_min to %s)",
+		espl_yaml_warn(&c->y, r->flash.size_pos, "flash.size is %s but expect.flash_size_min lets %s units through; they will fail (raise flash_size_min to %s)",
 		        espl_recipe_format_size(r->flash.size, a, sizeof a),
 		        espl_recipe_format_size(r->expect.flash_size_min, b, sizeof b), a);
 	}
@@ -1482,23 +1202,23 @@ static void parse_steps(parse_ctx *c, yaml_node_t *n)
 {
 	char buf[64];
 	if (n->type != YAML_SEQUENCE_NODE) {
-		error_at(c, pos_of(n), "steps: expected a list of steps (- erase: chip, - write: {...}, ...), got %s",
-		         describe(n, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "steps: expected a list of steps (- erase: chip, - write: {...}, ...), got %s",
+		         espl_yaml_describe(n, buf, sizeof buf));
 		return;
 	}
 	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count == 0) {
-		error_at(c, pos_of(n), "steps: the list is empty; a recipe needs at least one step");
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "steps: the list is empty; a recipe needs at least one step");
 		return;
 	}
 	c->r->steps = calloc(count, sizeof *c->r->steps);
 	if (!c->r->steps) {
-		error_at(c, pos_of(n), "out of memory");
+		espl_yaml_error(&c->y, espl_yaml_pos(n), "out of memory");
 		return;
 	}
 	c->r->n_steps = count;
 	for (size_t i = 0; i < count; i++)
-		parse_step(c, node(c, n->data.sequence.items.start[i]), (unsigned)i + 1, &c->r->steps[i]);
+		parse_step(c, espl_yaml_node(&c->y, n->data.sequence.items.start[i]), (unsigned)i + 1, &c->r->steps[i]);
 }
 
 static void set_recipe_defaults(espl_recipe *r)
@@ -1519,111 +1239,55 @@ static void parse_root(parse_ctx *c, yaml_node_t *root)
 {
 	static const char *const names[] = { "recipe", "chip", "connect", "flash", "expect", "steps" };
 	static const char *const chips[] = { "esp8266" };
-	fields f = { names, 6, { 0 }, { 0 } };
+	espl_yaml_fields f = { names, 6, { 0 }, { 0 } };
 	yaml_node_t *v;
 	char buf[64];
 
 	if (root->type != YAML_MAPPING_NODE) {
-		error_at(c, pos_of(root), "expected a mapping with recipe, chip and steps at the top level, got %s",
-		         describe(root, buf, sizeof buf));
+		espl_yaml_error(&c->y, espl_yaml_pos(root), "expected a mapping with recipe, chip and steps at the top level, got %s",
+		         espl_yaml_describe(root, buf, sizeof buf));
 		return;
 	}
-	read_fields(c, root, "at the top level", &f, NULL, NULL);
-	if (!(v = field(&f, "recipe")))
-		missing_key(c, root, "recipe", "recipe", "recipe: nodemcu-golden");
+	espl_yaml_read_fields(&c->y, root, "at the top level", &f, NULL, NULL);
+	if (!(v = espl_yaml_field(&f, "recipe")))
+		espl_yaml_missing_key(&c->y, root, "recipe", "recipe", "recipe: nodemcu-golden");
 	else {
 		const char *name;
-		if (get_string(c, v, "recipe", &name) && !(c->r->name = dup_string(name)))
-			error_at(c, pos_of(v), "out of memory");
+		if (espl_yaml_string(&c->y, v, "recipe", &name) && !(c->r->name = dup_string(name)))
+			espl_yaml_error(&c->y, espl_yaml_pos(v), "out of memory");
 	}
-	if (!(v = field(&f, "chip")))
-		missing_key(c, root, "recipe", "chip", "chip: esp8266");
+	if (!(v = espl_yaml_field(&f, "chip")))
+		espl_yaml_missing_key(&c->y, root, "recipe", "chip", "chip: esp8266");
 	else
-		get_choice(c, v, "chip", chips, 1);
+		espl_yaml_choice(&c->y, v, "chip", chips, 1);
 	/* connect first: write timeouts depend on flash_baud */
-	if ((v = field(&f, "connect")))
+	if ((v = espl_yaml_field(&f, "connect")))
 		parse_connect(c, v);
-	if ((v = field(&f, "flash")))
+	if ((v = espl_yaml_field(&f, "flash")))
 		parse_flash(c, v);
-	if ((v = field(&f, "expect")))
-		parse_expect(c, field_key(&f, "expect"), v);
-	if (!(v = field(&f, "steps"))) {
-		missing_key(c, root, "recipe", "steps", "steps: [ - write: {...}, - verify: md5 ]");
+	if ((v = espl_yaml_field(&f, "expect")))
+		parse_expect(c, espl_yaml_field_key(&f, "expect"), v);
+	if (!(v = espl_yaml_field(&f, "steps"))) {
+		espl_yaml_missing_key(&c->y, root, "recipe", "steps", "steps: [ - write: {...}, - verify: md5 ]");
 		return;
 	}
 	parse_steps(c, v);
 	fill_default_timeouts(c->r);
-	if (c->errors == 0)
-		check_steps(c, c->r, field_key(&f, "steps"));
+	if (c->y.errors == 0)
+		check_steps(c, c->r, espl_yaml_field_key(&f, "steps"));
 }
 
-static void yaml_syntax_error(parse_ctx *c, const yaml_parser_t *p)
+static void parse_root_cb(espl_yaml *y, yaml_node_t *root, void *ctx)
 {
-	espl_recipe_pos pos = { (unsigned)p->problem_mark.line + 1, (unsigned)p->problem_mark.column + 1 };
-	const char *problem = p->problem ? p->problem : "unknown problem";
-	if (p->error == YAML_MEMORY_ERROR)
-		error_at(c, pos, "out of memory while reading YAML");
-	else if (p->context)
-		error_at(c, pos, "invalid YAML: %s (%s at line %u, column %u)", problem, p->context,
-		         (unsigned)p->context_mark.line + 1, (unsigned)p->context_mark.column + 1);
-	else
-		error_at(c, pos, "invalid YAML: %s", problem);
-}
-
-static void parse_text(parse_ctx *c)
-{
-	yaml_parser_t p;
-	yaml_document_t doc, extra;
-
-	if (!yaml_parser_initialize(&p)) {
-		error_at(c, (espl_recipe_pos){ 1, 1 }, "out of memory");
-		return;
-	}
-	yaml_parser_set_input_string(&p, (const unsigned char *)c->r->text, c->r->text_len);
-	if (!yaml_parser_load(&p, &doc)) {
-		yaml_syntax_error(c, &p);
-		yaml_parser_delete(&p);
-		return;
-	}
-	c->doc = &doc;
-	yaml_node_t *root = yaml_document_get_root_node(&doc);
-	if (!root) {
-		error_at(c, (espl_recipe_pos){ 1, 1 }, "the recipe is empty; expected a mapping with recipe, chip and steps");
-	} else {
-		if (!yaml_parser_load(&p, &extra)) {
-			yaml_syntax_error(c, &p);
-		} else {
-			yaml_node_t *r2 = yaml_document_get_root_node(&extra);
-			if (r2)
-				error_at(c, pos_of(r2), "a second YAML document starts here; a recipe file holds exactly one");
-			yaml_document_delete(&extra);
-		}
-		if (c->errors == 0)
-			parse_root(c, root);
-	}
-	yaml_document_delete(&doc);
-	c->doc = NULL;
-	yaml_parser_delete(&p);
+	(void)y;
+	parse_root(ctx, root);
 }
 
 static int read_text(const char *path, espl_recipe *r, espl_error *err)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return espl_fail_errno(err, "cannot open recipe %s", path);
-	r->text = malloc(RECIPE_TEXT_MAX + 1);
-	if (!r->text) {
-		fclose(f);
-		return espl_fail(err, ESPL_ENOMEM, "out of memory reading recipe %s", path);
-	}
-	r->text_len = fread(r->text, 1, RECIPE_TEXT_MAX + 1, f);
-	int bad = ferror(f);
-	fclose(f);
-	if (bad)
-		return espl_fail(err, ESPL_ESYS, "cannot read recipe %s", path);
-	if (r->text_len > RECIPE_TEXT_MAX)
-		return espl_fail(err, ESPL_ERECIPE, "%s: larger than 1 MB; is this really a recipe?", path);
-	r->text[r->text_len] = '\0';
+	int rc = espl_yaml_read_file(path, RECIPE_TEXT_MAX, "recipe", ESPL_ERECIPE, &r->text, &r->text_len, err);
+	if (rc < 0)
+		return rc;
 	if (sha256_hex(r->text, r->text_len, r->sha256) < 0)
 		return espl_fail(err, ESPL_ESYS, "%s: SHA-256 failed (OpenSSL)", path);
 	return ESPL_OK;
@@ -1650,7 +1314,7 @@ int espl_recipe_load(const char *path, espl_recipe_diag_fn diag_fn, void *diag_c
                      espl_recipe **out, espl_error *err)
 {
 	espl_recipe *r = calloc(1, sizeof *r);
-	parse_ctx c = { path, NULL, r, diag_fn, diag_ctx, err, 0, 0 };
+	parse_ctx c = recipe_ctx(path, r, diag_fn, diag_ctx, err);
 	int rc;
 
 	*out = NULL;
@@ -1661,8 +1325,9 @@ int espl_recipe_load(const char *path, espl_recipe_diag_fn diag_fn, void *diag_c
 		espl_recipe_free(r);
 		return rc;
 	}
-	parse_text(&c);
-	if (c.errors) {
+	espl_yaml_parse(&c.y, r->text, r->text_len,
+	                "the recipe is empty; expected a mapping with recipe, chip and steps", parse_root_cb, &c);
+	if (c.y.errors) {
 		espl_recipe_free(r);
 		return ESPL_ERECIPE;
 	}
@@ -1677,7 +1342,7 @@ static int read_file_data(parse_ctx *c, espl_recipe_file *f, const char *what)
 {
 	FILE *fp = fopen(f->path, "rb");
 	if (!fp) {
-		error_at(c, f->pos, "%s: cannot read %s: %s", what, f->path, strerror(errno));
+		espl_yaml_error(&c->y, f->pos, "%s: cannot read %s: %s", what, f->path, strerror(errno));
 		return -1;
 	}
 	free(f->data);
@@ -1686,16 +1351,16 @@ static int read_file_data(parse_ctx *c, espl_recipe_file *f, const char *what)
 	int extra = fgetc(fp);
 	fclose(fp);
 	if (!f->data || got != f->size || extra != EOF) {
-		error_at(c, f->pos, "%s: %s changed size while the recipe was being loaded (%u bytes expected)",
+		espl_yaml_error(&c->y, f->pos, "%s: %s changed size while the recipe was being loaded (%u bytes expected)",
 		         what, f->path, f->size);
 		return -1;
 	}
 	if (sha256_hex(f->data, f->size, f->sha256) < 0) {
-		error_at(c, f->pos, "%s: SHA-256 failed (OpenSSL)", what);
+		espl_yaml_error(&c->y, f->pos, "%s: SHA-256 failed (OpenSSL)", what);
 		return -1;
 	}
 	if (f->pin[0] && strcmp(f->pin, f->sha256) != 0) {
-		error_at(c, f->pin_pos, "%s: sha256 mismatch for %s: the file has %s, the recipe pins %s",
+		espl_yaml_error(&c->y, f->pin_pos, "%s: sha256 mismatch for %s: the file has %s, the recipe pins %s",
 		         what, f->path, f->sha256, f->pin);
 		return -1;
 	}
@@ -1714,13 +1379,13 @@ static void note_image_header(parse_ctx *c, espl_recipe *r, const espl_step *s)
 	/* esptool only warns and writes the file unpatched; on a line that is
 	 * a wrong image or a header that will not say what the recipe says */
 	if (patching)
-		error_at(c, f->pos, "%s is written at 0x0 but is not an ESP8266 image (first byte 0x%02x, expected 0xe9), so flash.size/mode/freq cannot be written into its header; check the file, or set flash: { size: keep, mode: keep, freq: keep }",
+		espl_yaml_error(&c->y, f->pos, "%s is written at 0x0 but is not an ESP8266 image (first byte 0x%02x, expected 0xe9), so flash.size/mode/freq cannot be written into its header; check the file, or set flash: { size: keep, mode: keep, freq: keep }",
 		         base_name(f->path), f->size ? f->data[0] : 0);
 }
 
 int espl_recipe_prepare(espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_ctx, espl_error *err)
 {
-	parse_ctx c = { r->path, NULL, r, diag_fn, diag_ctx, err, 0, 0 };
+	parse_ctx c = recipe_ctx(r->path, r, diag_fn, diag_ctx, err);
 
 	if (r->prepared)
 		return ESPL_OK;
@@ -1732,7 +1397,7 @@ int espl_recipe_prepare(espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_
 		if (s->kind == ESPL_STEP_WRITE_INIT_DATA)
 			read_file_data(&c, &s->init_data.file, "write_init_data.file");
 	}
-	if (c.errors)
+	if (c.y.errors)
 		return ESPL_ERECIPE;
 	r->prepared = true;
 	return ESPL_OK;
@@ -1815,7 +1480,7 @@ int espl_recipe_system_flash_size(const espl_recipe *r, uint32_t detected_size, 
 int espl_recipe_check_layout(const espl_recipe *r, uint32_t system_size, uint32_t chip_size,
                              espl_error *err)
 {
-	parse_ctx c = { r->path, NULL, NULL, NULL, NULL, err, 0, 0 };
+	parse_ctx c = recipe_ctx(r->path, NULL, NULL, NULL, err);
 	check_layout(&c, r, system_size, chip_size, "the size detected on this unit");
-	return c.errors ? ESPL_ERECIPE : ESPL_OK;
+	return c.y.errors ? ESPL_ERECIPE : ESPL_OK;
 }
