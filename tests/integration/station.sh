@@ -213,8 +213,18 @@ no_step_after_db_failed() {
 		awk '/"event":"db_state"/ { bad = 1 } bad && /"event":"step_start"/ { exit 1 }' "$OUT"
 }
 check "... no unit was programmed after the database failed" no_step_after_db_failed
-spooled_all() { [ -s "$DB.spool" ] && grep -qE '"event":"summary".*"spooled":4,"unsaved":0' "$OUT"; }
-check "... every unit record went to the spool" spooled_all
+# A worker whose first connect outlasts the device's stall (a slow, loaded
+# machine) retries after the presence period; if the writer has given up on
+# the database by then, that worker rightly never starts a unit.  So the
+# promise checked is about the units that were started (identified), not
+# about all 4 ports: each of them went to the spool, none was lost.
+started=$(count "$OUT" '"event":"identified"')
+tap_note "units started before the station stopped: $started of 4"
+spooled_all() {
+	[ "$started" -ge 1 ] && [ -s "$DB.spool" ] &&
+		grep -qE "\"event\":\"summary\".*\"spooled\":$started,\"unsaved\":0" "$OUT"
+}
+check "... every started unit's record went to the spool" spooled_all
 wait "$LOCK_PID"
 tap_note "lock holder: $(tr '\n' ' ' <"$T/lock.holder")"
 timeout 60 "$E" run recipes/nodemcu-4mb.yaml --db "$DB" --plain --port "$(sim_dev_port lock 0)" >"$T/replay.out" 2>&1
@@ -222,10 +232,10 @@ sim_stop lock
 LOG=$T/replay.out
 check "the next start replays the spool (and removes it)" [ ! -e "$DB.spool" ]
 replayed() {
-	db_sound "$DB" && [ "$(sql "$DB" "select count(*) from units;")" = 5 ] &&
+	db_sound "$DB" && [ "$(sql "$DB" "select count(*) from units;")" = $((started + 1)) ] &&
 		[ "$(sql "$DB" "select count(*) from units where result = 'RUNNING';")" = 0 ]
 }
-check "after the replay: sound database, all 5 units recorded, none RUNNING" replayed
+check "after the replay: sound database, every started unit and the new one recorded, none RUNNING" replayed
 
 # --- 5. repeat detection -----------------------------------------------------
 # Two devices with the same MAC in one batch: the second PASS is flagged.
