@@ -43,7 +43,4 @@ int espl_reset_to_bootloader(espl_port *p, unsigned delay_ms, espl_error *err);
  * released, so the chip boots from flash. */
 int espl_reset_to_app(espl_port *p, espl_error *err);
 
-/* Sleep, retrying on EINTR. */
-void espl_sleep_ms(unsigned ms);
-
 #endif /* ESPLINE_RESET_H */

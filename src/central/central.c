@@ -1,5 +1,6 @@
 /* central.c - replication to a central PostgreSQL; see include/espline/central.h. */
 #include "espline/central.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -639,31 +640,11 @@ static void c_log(espl_central *c, const char *level, const char *fmt, ...)
 	c->o.on_log(level, msg, c->o.user);
 }
 
-static struct timespec after_ms(int ms)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	t.tv_sec += ms / 1000;
-	t.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t.tv_nsec >= 1000000000L) {
-		t.tv_sec++;
-		t.tv_nsec -= 1000000000L;
-	}
-	return t;
-}
-
-static int past(const struct timespec *t)
-{
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
-}
-
 /* Sleep up to ms or until stopped (or kicked, when kick_wakes: a backoff
  * is not cut short by new records).  Returns 1 when stopping. */
 static int nap(espl_central *c, int ms, int kick_wakes)
 {
-	struct timespec until = after_ms(ms);
+	struct timespec until = espl__mono_after_ms(ms);
 	pthread_mutex_lock(&c->mu);
 	while (!(kick_wakes && c->kicked) && !c->stopping &&
 	       pthread_cond_timedwait(&c->cv, &c->mu, &until) != ETIMEDOUT)
@@ -679,7 +660,7 @@ static int nap(espl_central *c, int ms, int kick_wakes)
 static int should_quit(espl_central *c, const sender *s)
 {
 	pthread_mutex_lock(&c->mu);
-	int quit = c->stopping && (!s->conn || past(&c->flush_deadline));
+	int quit = c->stopping && (!s->conn || espl__mono_past(&c->flush_deadline));
 	pthread_mutex_unlock(&c->mu);
 	return quit;
 }
@@ -842,7 +823,7 @@ void espl_central_stop(espl_central *c, int flush_ms)
 		return;
 	pthread_mutex_lock(&c->mu);
 	c->stopping = 1;
-	c->flush_deadline = after_ms(flush_ms > 0 ? flush_ms : 0);
+	c->flush_deadline = espl__mono_after_ms(flush_ms > 0 ? flush_ms : 0);
 	pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	pthread_join(c->thread, NULL);

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "device/dev_clock.h"
 #include "espline/esp8266.h"
+#include "util/clock.h"
 #include "espline/flash.h"
 #include "espline/flashmap.h"
 #include "espline/image.h"
@@ -602,7 +602,7 @@ static int run_files(dev_args *a, int do_write)
 	espl_loader *l = NULL;
 	espl_chip_info chip;
 	espl_error err;
-	double t0 = espl_now_s();
+	double t0 = espl__now_s();
 
 	rc = load_files(a, files, &nfiles);
 	if (rc == 0) {
@@ -636,7 +636,7 @@ static int run_files(dev_args *a, int do_write)
 			rc = verify_one(a, l, imgs[i]);
 	}
 	if (rc == 0 && !a->quiet)
-		fprintf(stderr, "%s done in %.1f s\n", a->cmd, espl_now_s() - t0);
+		fprintf(stderr, "%s done in %.1f s\n", a->cmd, espl__now_s() - t0);
 	finish(a, l);
 	free_files(files, nfiles);
 	return rc;

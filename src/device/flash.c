@@ -1,6 +1,7 @@
 /* flash.c - erase, write, verify and read flash through a loader; see
  * include/espline/flash.h. */
 #include "espline/flash.h"
+#include "util/clock.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -9,7 +10,6 @@
 #include <string.h>
 
 #include "device/dev_bytes.h"
-#include "device/dev_clock.h"
 
 #define READ_PACKET 0x1000
 #define READ_WINDOW 64
@@ -34,14 +34,14 @@ static void step_start(step *s, espl_loader *l, const char *name, uint32_t addr,
 	s->p.step = name;
 	s->p.address = addr;
 	s->p.total = total;
-	s->started = espl_now_s();
+	s->started = espl__now_s();
 	espl_loader_progress(l, &s->p);
 }
 
 static void step_update(step *s, size_t done)
 {
 	s->p.done = done;
-	s->p.elapsed_s = espl_now_s() - s->started;
+	s->p.elapsed_s = espl__now_s() - s->started;
 	s->p.rate = s->p.elapsed_s > 0 ? (double)done / s->p.elapsed_s : 0;
 	espl_loader_progress(s->l, &s->p);
 }

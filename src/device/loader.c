@@ -1,6 +1,7 @@
 /* loader.c - the command protocol and connection to one ESP8266 loader;
  * see include/espline/loader.h. */
 #include "espline/loader.h"
+#include "util/clock.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,7 +9,6 @@
 #include <string.h>
 
 #include "device/dev_bytes.h"
-#include "device/dev_clock.h"
 #include "espline/esp8266.h"
 #include "espline/reset.h"
 #include "espline/slip.h"
@@ -278,7 +278,7 @@ static int port_failed(espl_error *err, int rc)
 int espl_loader_read_frame(espl_loader *l, int timeout_ms, const uint8_t **frame, size_t *len,
 			   espl_error *err)
 {
-	int64_t deadline = espl_now_ms() + timeout_ms;
+	int64_t deadline = espl__now_ms() + timeout_ms;
 	int last_chance = 0;
 
 	for (;;) {
@@ -297,7 +297,7 @@ int espl_loader_read_frame(espl_loader *l, int timeout_ms, const uint8_t **frame
 		}
 		/* Past the deadline, look once more at what already arrived,
 		 * then stop: a chip spewing text must not keep us here. */
-		int left = espl_ms_left(deadline);
+		int left = espl__ms_left(deadline);
 		if (left == 0 && last_chance)
 			break;
 		last_chance = left == 0;
@@ -422,13 +422,13 @@ int espl_loader_parse_reply(int mode, uint8_t op, const uint8_t *frame, size_t l
 static int await_reply(espl_loader *l, uint8_t op, int timeout_ms, uint32_t *value, uint8_t *out,
 		       size_t out_cap, size_t *out_len, espl_error *err)
 {
-	int64_t deadline = espl_now_ms() + timeout_ms;
+	int64_t deadline = espl__now_ms() + timeout_ms;
 
 	for (int skipped = 0; skipped < MAX_SKIPPED_REPLIES; skipped++) {
 		const uint8_t *f;
 		size_t flen;
 		unsigned status;
-		int rc = espl_loader_read_frame(l, espl_ms_left(deadline), &f, &flen, err);
+		int rc = espl_loader_read_frame(l, espl__ms_left(deadline), &f, &flen, err);
 		if (rc < 0) {
 			espl_error_prefix(err, "%s", op_name(op));
 			return rc;
@@ -646,12 +646,12 @@ int espl_loader_spi_set_params(espl_loader *l, uint32_t flash_size, espl_error *
 
 int espl_loader_wait_ohai(espl_loader *l, int timeout_ms, espl_error *err)
 {
-	int64_t deadline = espl_now_ms() + timeout_ms;
+	int64_t deadline = espl__now_ms() + timeout_ms;
 
 	for (;;) {
 		const uint8_t *f;
 		size_t len;
-		int rc = espl_loader_read_frame(l, espl_ms_left(deadline), &f, &len, err);
+		int rc = espl_loader_read_frame(l, espl__ms_left(deadline), &f, &len, err);
 		if (rc < 0) {
 			espl_error_prefix(err, "the flasher stub did not start (no \"OHAI\" greeting)");
 			return rc;
@@ -741,7 +741,7 @@ static const char *printable(const char *s, size_t n, char out[72])
 static int sync_failed(espl_loader *l, int attempts, int64_t started, espl_error *last, espl_error *err)
 {
 	char text[72];
-	double secs = (double)(espl_now_ms() - started) / 1000.0;
+	double secs = (double)(espl__now_ms() - started) / 1000.0;
 	if (last->code == ESPL_EDISCONNECTED) {
 		*err = *last;
 		return err->code;
@@ -770,19 +770,19 @@ static int sync_failed(espl_loader *l, int attempts, int64_t started, espl_error
 static int reset_and_sync(espl_loader *l, int attempts, int64_t deadline, int *stub_running,
 			  espl_error *err)
 {
-	int64_t started = espl_now_ms();
+	int64_t started = espl__now_ms();
 	espl_error last;
 	int attempt;
 
 	espl_error_clear(&last);
-	for (attempt = 0; attempt < attempts && espl_ms_left(deadline) > 0; attempt++) {
+	for (attempt = 0; attempt < attempts && espl__ms_left(deadline) > 0; attempt++) {
 		if (l->opt.reset == ESPL_RESET_AUTO) {
 			unsigned delay = attempt % 2 ? ESPL_RESET_LONG_DELAY_MS : ESPL_RESET_DELAY_MS;
 			ESPL_TRY(flush_input(l, err));
 			ESPL_TRY(espl_reset_to_bootloader(l->port, delay, err));
 			clear_noise(l);
 		}
-		for (int t = 0; t < SYNC_TRIES_PER_RESET && espl_ms_left(deadline) > 0; t++) {
+		for (int t = 0; t < SYNC_TRIES_PER_RESET && espl__ms_left(deadline) > 0; t++) {
 			int rc = sync_once(l, stub_running, &last);
 			if (rc == 0) {
 				l->synced = 1;
@@ -794,7 +794,7 @@ static int reset_and_sync(espl_loader *l, int attempts, int64_t deadline, int *s
 				*err = last;
 				return rc;
 			}
-			espl_sleep_ms(50);
+			espl__sleep_ms(50);
 		}
 	}
 	return sync_failed(l, attempt, started, &last, err);
@@ -808,7 +808,7 @@ static int reset_and_sync(espl_loader *l, int attempts, int64_t deadline, int *s
  * later than before). */
 static int sync_with_fallback(espl_loader *l, int *stub_running, espl_error *err)
 {
-	int64_t deadline = espl_now_ms() + l->opt.connect_timeout_ms;
+	int64_t deadline = espl__now_ms() + l->opt.connect_timeout_ms;
 	int attempts = l->opt.connect_attempts;
 	int fast = attempts - 1 < FAST_SYNC_ROUNDS ? attempts - 1 : FAST_SYNC_ROUNDS;
 
@@ -901,7 +901,7 @@ int espl_loader_change_baud(espl_loader *l, unsigned baud, espl_error *err)
 	/* The stub switches ~10 ms after its reply left; esptool waits 50 ms,
 	 * 20 ms is enough (the reply reached us after it left) and the caller
 	 * proves the new rate with a register read anyway. */
-	espl_sleep_ms(20);
+	espl__sleep_ms(20);
 	return flush_input(l, err);
 }
 
@@ -927,7 +927,7 @@ static int try_fast_baud(espl_loader *l, espl_error *err)
 		 * not.  Ask at the new rate, then at the old one. */
 		espl_loader_log(l, ESPL_LOG_DEBUG, "%s; probing both rates", err->msg);
 		ESPL_TRY(espl_port_set_baud(l->port, l->opt.flash_baud, err));
-		espl_sleep_ms(20);
+		espl__sleep_ms(20);
 		ESPL_TRY(flush_input(l, err));
 	}
 	if (espl_loader_read_reg(l, ESPL_CHIP_MAGIC_REG, &magic, err) == 0 &&

@@ -1,5 +1,6 @@
 /* runner.c - run a recipe on one unit; see include/espline/runner.h. */
 #include "espline/runner.h"
+#include "util/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,20 +37,6 @@ struct espl_plan {
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void md5_hex_of(const uint8_t *data, size_t len, char out[33])
 {
@@ -256,7 +243,7 @@ static double step_budget_ms(const unit *u)
 
 static int within_timeout(unit *u, espl_error *err)
 {
-	double spent = now_s() - u->attempt_started, budget = step_budget_ms(u);
+	double spent = espl__now_s() - u->attempt_started, budget = step_budget_ms(u);
 	if (spent * 1000.0 <= budget)
 		return ESPL_OK;
 	return espl_fail(err, ESPL_ETIMEOUT, "took %.1f s, more than the step's timeout of %.1f s (raise `timeout:` in the recipe if this part is slow)",
@@ -569,7 +556,7 @@ static int back_in_touch(unit *u, espl_error *err)
 static int run_step(unit *u, size_t index)
 {
 	espl_step_result *sr = &u->res->steps[index];
-	double started = now_s();
+	double started = espl__now_s();
 	int rc = ESPL_OK;
 
 	u->step = sr->step;
@@ -580,7 +567,7 @@ static int run_step(unit *u, size_t index)
 		sr->attempts = attempt + 1;
 		reset_step_result(sr);
 		espl_error_clear(&sr->error);
-		u->attempt_started = now_s();
+		u->attempt_started = espl__now_s();
 		rc = do_step(u, index, sr, &sr->error);
 		if (rc == ESPL_OK || !retryable(rc) || attempt >= sr->step->retries || stopped(u))
 			break;
@@ -601,7 +588,7 @@ static int run_step(unit *u, size_t index)
 		}
 	}
 	sr->status = rc == ESPL_OK ? ESPL_STEP_PASSED : ESPL_STEP_FAILED;
-	sr->duration_s = now_s() - started;
+	sr->duration_s = espl__now_s() - started;
 	if (u->o->events.step_done)
 		u->o->events.step_done(u->o->events.ctx, sr);
 	return rc;
@@ -698,7 +685,7 @@ static int init_result(const espl_plan *p, const char *port_name, espl_unit_resu
 	snprintf(res->port, sizeof res->port, "%s", port_name ? port_name : "");
 	res->recipe_name = p->r->name;
 	res->recipe_sha256 = p->r->sha256;
-	res->started_unix_ms = wall_ms();
+	res->started_unix_ms = espl__wall_ms();
 	res->steps = calloc(p->r->n_steps, sizeof *res->steps);
 	if (!res->steps)
 		return espl_fail(&res->first_error, ESPL_ENOMEM, "out of memory");
@@ -781,7 +768,7 @@ static void run_unit(unit *u)
 static int finish(espl_unit_result *res, double started)
 {
 	bool all_passed = true;
-	res->duration_s = now_s() - started;
+	res->duration_s = espl__now_s() - started;
 	for (size_t i = 0; i < res->n_steps; i++)
 		all_passed &= res->steps[i].status == ESPL_STEP_PASSED;
 	for (size_t i = 0; i < res->n_regions && !res->failed_phase; i++)
@@ -806,7 +793,7 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 	espl_runner_options defaults;
 	espl_loader_options lo;
 	espl_error e;
-	double started = now_s();
+	double started = espl__now_s();
 	unit *u;
 
 	if (!o) {
@@ -833,7 +820,7 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 		fail_phase(res, "connect", &e);
 	} else {
 		res->connected = true;
-		res->connect_s = now_s() - started;
+		res->connect_s = espl__now_s() - started;
 		res->rom_baud = espl_loader_rom_baud(u->l);
 		run_unit(u);
 		espl_loader_close(u->l);
@@ -847,7 +834,7 @@ int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner
 {
 	espl_port *port;
 	espl_error e;
-	double started = now_s();
+	double started = espl__now_s();
 	unsigned baud = o->rom_baud ? o->rom_baud : p->r->connect.baud;
 
 	if (espl_port_open(port_spec, baud, &port, &e) < 0) {

@@ -1,5 +1,6 @@
 /* reset.c - DTR/RTS reset sequences; see include/espline/reset.h. */
 #include "espline/reset.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,13 +23,6 @@ int espl_reset_mode_parse(const char *s, int *mode, espl_error *err)
 const char *espl_reset_mode_name(int mode)
 {
 	return mode == ESPL_RESET_NONE ? "none" : "auto";
-}
-
-void espl_sleep_ms(unsigned ms)
-{
-	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* Explain a modem-line failure in operator terms. */
@@ -56,10 +50,10 @@ int espl_reset_to_bootloader(espl_port *p, unsigned delay_ms, espl_error *err)
 {
 	/* EN low (RTS asserted), GPIO0 high (DTR released). */
 	ESPL_TRY(set(p, ESPL_LINE_RELEASE, ESPL_LINE_ASSERT, err));
-	espl_sleep_ms(ESPL_RESET_HOLD_MS);
+	espl__sleep_ms(ESPL_RESET_HOLD_MS);
 	/* GPIO0 low, EN released: the chip boots and samples GPIO0 low. */
 	ESPL_TRY(set(p, ESPL_LINE_ASSERT, ESPL_LINE_RELEASE, err));
-	espl_sleep_ms(delay_ms);
+	espl__sleep_ms(delay_ms);
 	/* Release GPIO0 so the line is free for the boot log / UART. */
 	ESPL_TRY(set(p, ESPL_LINE_RELEASE, ESPL_LINE_RELEASE, err));
 	return 0;
@@ -68,7 +62,7 @@ int espl_reset_to_bootloader(espl_port *p, unsigned delay_ms, espl_error *err)
 int espl_reset_to_app(espl_port *p, espl_error *err)
 {
 	ESPL_TRY(set(p, ESPL_LINE_RELEASE, ESPL_LINE_ASSERT, err));
-	espl_sleep_ms(ESPL_RESET_HOLD_MS);
+	espl__sleep_ms(ESPL_RESET_HOLD_MS);
 	ESPL_TRY(set(p, ESPL_LINE_RELEASE, ESPL_LINE_RELEASE, err));
 	return 0;
 }

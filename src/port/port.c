@@ -1,6 +1,7 @@
 /* port.c - port specs, backend choice, the espl_port_* wrappers and port
  * listing; see include/espline/port.h. */
 #include "espline/port.h"
+#include "util/clock.h"
 
 #include "port/port_backend.h"
 
@@ -76,12 +77,12 @@ int espl_port_read(espl_port *p, uint8_t *buf, size_t len, int timeout_ms, espl_
 
 int espl_port_read_exact(espl_port *p, uint8_t *buf, size_t len, int timeout_ms, espl_error *err)
 {
-	int64_t deadline = espl_port_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = espl__now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	size_t got = 0;
 	if (!p)
 		return no_port(err);
 	while (got < len) {
-		int64_t left = deadline - espl_port_now_ms();
+		int64_t left = deadline - espl__now_ms();
 		int n = p->ops->read(p, buf + got, len - got, left > 0 ? (int)left : 0, err);
 		if (n == ESPL_ETIMEOUT)
 			return espl_fail(err, ESPL_ETIMEOUT, "%s: got %zu of %zu bytes in %d ms", p->name,

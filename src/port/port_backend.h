@@ -33,9 +33,6 @@ int espl_port_serial_enumerate(espl_port_info **list, espl_error *err);
 
 /* --- helpers shared by the fd-based backends (port_tty.c) -------------- */
 
-/* Milliseconds on the monotonic clock. */
-int64_t espl_port_now_ms(void);
-
 /* Explain a failed open(2) of a serial device path (errno is the cause):
  * missing -> ESPL_ENOTFOUND suggesting `espline ports`, EACCES -> ESPL_EPERM
  * suggesting the dialout group, EBUSY -> ESPL_EBUSY naming another program. */

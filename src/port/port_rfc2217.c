@@ -28,6 +28,7 @@
 #include "port/port_backend.h"
 
 #include "espline/rfc2217.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -197,7 +198,7 @@ static int closed_by_server(net_port *np, espl_error *err)
 
 static int send_all(net_port *np, const uint8_t *buf, size_t len, espl_error *err)
 {
-	int64_t deadline = espl_port_now_ms() + SEND_TIMEOUT_MS;
+	int64_t deadline = espl__now_ms() + SEND_TIMEOUT_MS;
 	size_t done = 0;
 	while (done < len) {
 		ssize_t n = send(np->fd, buf + done, len - done, MSG_NOSIGNAL);
@@ -211,7 +212,7 @@ static int send_all(net_port *np, const uint8_t *buf, size_t len, espl_error *er
 			return closed_by_server(np, err);
 		if (errno != EAGAIN)
 			return espl_fail_errno(err, "%s: send", np->base.name);
-		int64_t left = deadline - espl_port_now_ms();
+		int64_t left = deadline - espl__now_ms();
 		struct pollfd pfd = { .fd = np->fd, .events = POLLOUT };
 		if (left <= 0 || (poll(&pfd, 1, (int)left) == 0))
 			return espl_fail(err, ESPL_ETIMEOUT,
@@ -325,9 +326,9 @@ static int pump_pending(net_port *np, int timeout_ms, espl_error *err)
  * set, 0 on timeout, or a negative code. */
 static int wait_for(net_port *np, const int *flag, int timeout_ms, espl_error *err)
 {
-	int64_t deadline = espl_port_now_ms() + timeout_ms;
+	int64_t deadline = espl__now_ms() + timeout_ms;
 	while (!*flag) {
-		int64_t left = deadline - espl_port_now_ms();
+		int64_t left = deadline - espl__now_ms();
 		if (left <= 0)
 			return 0;
 		ESPL_TRY(pump_pending(np, (int)left, err));
@@ -342,9 +343,9 @@ static int net_read(espl_port *p, uint8_t *buf, size_t len, int timeout_ms, espl
 	net_port *np = (net_port *)p;
 	if (len == 0)
 		return espl_fail(err, ESPL_EARG, "%s: read of 0 bytes", p->name);
-	int64_t deadline = espl_port_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = espl__now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	while (np->pending_head == np->pending_len) {
-		int64_t left = deadline - espl_port_now_ms();
+		int64_t left = deadline - espl__now_ms();
 		ESPL_TRY(pump_pending(np, left > 0 ? (int)left : 0, err));
 		if (np->pending_head == np->pending_len && left <= 0)
 			return espl_fail(err, ESPL_ETIMEOUT, "%s: nothing received in %d ms", p->name,
@@ -376,14 +377,14 @@ static int net_write(espl_port *p, const uint8_t *buf, size_t len, espl_error *e
 static int net_drain(espl_port *p, espl_error *err)
 {
 	net_port *np = (net_port *)p;
-	int64_t deadline = espl_port_now_ms() + DRAIN_TIMEOUT_MS;
+	int64_t deadline = espl__now_ms() + DRAIN_TIMEOUT_MS;
 	for (;;) {
 		int queued = 0;
 		if (ioctl(np->fd, SIOCOUTQ, &queued) < 0)
 			return espl_fail_errno(err, "%s: drain", p->name);
 		if (queued == 0)
 			return ESPL_OK;
-		if (espl_port_now_ms() >= deadline)
+		if (espl__now_ms() >= deadline)
 			return espl_fail(err, ESPL_ETIMEOUT, "%s: %d bytes still unsent after %d ms",
 			                 p->name, queued, DRAIN_TIMEOUT_MS);
 		struct pollfd pfd = { .fd = np->fd, .events = 0 };
@@ -539,9 +540,9 @@ static int negotiate(net_port *np, espl_error *err)
 		n += espl_telnet_request(&np->opt, asks[i].verb, asks[i].option, buf + n);
 	ESPL_TRY(send_all(np, buf, n, err));
 
-	int64_t deadline = espl_port_now_ms() + NEGOTIATE_TIMEOUT_MS;
+	int64_t deadline = espl__now_ms() + NEGOTIATE_TIMEOUT_MS;
 	while (!espl_telnet_us_enabled(&np->opt, ESPL_TELNET_OPT_COM_PORT)) {
-		int64_t left = deadline - espl_port_now_ms();
+		int64_t left = deadline - espl__now_ms();
 		if (espl_telnet_us_refused(&np->opt, ESPL_TELNET_OPT_COM_PORT))
 			return espl_fail(err, ESPL_EUNSUPPORTED,
 			                 "%s: the telnet server refuses RFC 2217 (COM-PORT-OPTION): it "

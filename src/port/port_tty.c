@@ -4,6 +4,7 @@
  * Uses the kernel's termios2 interface directly (not glibc's termios.h, whose
  * struct clashes with it) so that any baud rate can be set with BOTHER. */
 #include "port/port_backend.h"
+#include "util/clock.h"
 
 #include <asm/termbits.h>
 #include <errno.h>
@@ -24,13 +25,6 @@ typedef struct tty_port {
 	espl_port base;
 	int fd;
 } tty_port;
-
-int64_t espl_port_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int espl_port_open_failed(const char *path, espl_error *err)
 {
@@ -75,7 +69,7 @@ void espl_port_fd_unlock(int fd)
 static int wait_fd(int fd, short events, int64_t deadline)
 {
 	for (;;) {
-		int64_t left = deadline - espl_port_now_ms();
+		int64_t left = deadline - espl__now_ms();
 		struct pollfd pfd = { .fd = fd, .events = events };
 		int rc = poll(&pfd, 1, left > 0 ? (int)left : 0);
 		if (rc > 0)
@@ -96,7 +90,7 @@ static int disconnected(const char *name, espl_error *err)
 int espl_port_fd_read(int fd, const char *name, uint8_t *buf, size_t len, int timeout_ms,
                       espl_error *err)
 {
-	int64_t deadline = espl_port_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int64_t deadline = espl__now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	if (len == 0)
 		return espl_fail(err, ESPL_EARG, "%s: read of 0 bytes", name);
 	for (;;) {
@@ -125,7 +119,7 @@ int espl_port_fd_write(int fd, const char *name, unsigned baud, const uint8_t *b
 {
 	/* Ten bit times per byte on the wire, twice over for safety. */
 	int64_t wire_ms = baud ? (int64_t)len * 20000 / baud : 0;
-	int64_t deadline = espl_port_now_ms() + WRITE_SLACK_MS + wire_ms;
+	int64_t deadline = espl__now_ms() + WRITE_SLACK_MS + wire_ms;
 	size_t done = 0;
 	while (done < len) {
 		ssize_t n = write(fd, buf + done, len - done);

@@ -2,6 +2,8 @@
 #include "espline/db.h"
 #include "record/db_owned.h"
 #include "record/verify_problem.h"
+#include "util/clock.h"
+#include "util/uuid.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -233,31 +235,13 @@ const char *espl_db_path(const char *cli_path)
 
 int64_t espl_db_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return espl__wall_ms();
 }
 
 int espl_db_uuid(char out[ESPL_DB_UUID_SIZE], espl_error *err)
 {
-	uint8_t b[16];
-	size_t got = 0;
-	while (got < sizeof b) {
-		ssize_t n = getrandom(b + got, sizeof b - got, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return espl_fail_errno(err, "cannot generate a unit id (getrandom)");
-		}
-		got += (size_t)n;
-	}
-	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 */
-	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	snprintf(out, ESPL_DB_UUID_SIZE,
-		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-		 b[12], b[13], b[14], b[15]);
-	return ESPL_OK;
+	_Static_assert(ESPL_DB_UUID_SIZE == ESPL__UUID_SIZE, "one UUID size");
+	return espl__uuid4(out, err);
 }
 
 int espl_db_normalize_mac(const char *text, char out[18])

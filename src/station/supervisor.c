@@ -1,6 +1,7 @@
 /* supervisor.c - the station: adapters, worker threads, hotplug, shutdown;
  * see include/espline/supervisor.h. */
 #include "espline/supervisor.h"
+#include "util/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -93,25 +94,11 @@ struct espl_supervisor {
 	int stop_shown;
 	sigset_t sigs;
 	int sigs_blocked;
-	struct timespec started;
+	double started_s;             /* espl__now_s() when run began */
 };
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
 
 static void emit(espl_supervisor *s, espl_station_event *ev)
 {
@@ -278,7 +265,7 @@ static void on_loader_progress(void *ctx, const espl_progress *p)
 	check_abort(w);
 	if (!w->in_unit)
 		return;
-	int64_t now = mono_ms();
+	int64_t now = espl__now_ms();
 	int edge = p->done == 0 || (p->total && p->done >= p->total);
 	if (!edge && now - w->last_progress_ms < PROGRESS_EVERY_MS)
 		return;
@@ -550,7 +537,7 @@ static int worker_should_leave(worker *w)
 static void worker_pause(worker *w, int ms)
 {
 	for (int slept = 0; slept < ms && !worker_should_leave(w); slept += TICK_MS)
-		sleep_ms(ms - slept < TICK_MS ? ms - slept : TICK_MS);
+		espl__sleep_ms((unsigned)ms - slept < TICK_MS ? ms - slept : TICK_MS);
 }
 
 static void wait_removal(worker *w)
@@ -784,7 +771,7 @@ static void announce_stop(espl_supervisor *s, const char *why)
 static void wait_tick(espl_supervisor *s)
 {
 	if (!s->sigs_blocked) {
-		sleep_ms(TICK_MS);
+		espl__sleep_ms((unsigned)TICK_MS);
 		return;
 	}
 	struct timespec ts = { 0, TICK_MS * 1000000L };
@@ -950,10 +937,9 @@ static void unblock_signals(espl_supervisor *s)
 
 static void finish_totals(espl_supervisor *s, espl_station_totals *totals)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_MONOTONIC, &now);
+	double now = espl__now_s();
 	pthread_mutex_lock(&s->lock);
-	s->totals.elapsed_s = (double)(now.tv_sec - s->started.tv_sec) + (double)(now.tv_nsec - s->started.tv_nsec) / 1e9;
+	s->totals.elapsed_s = now - s->started_s;
 	s->totals.stop_level = atomic_load(&s->stop_level);
 	snprintf(s->totals.batch_uuid, sizeof s->totals.batch_uuid, "%s", s->batch.uuid);
 	if (totals)
@@ -974,7 +960,7 @@ static void emit_finished(espl_supervisor *s)
 
 static int run_loop(espl_supervisor *s, espl_error *err)
 {
-	int64_t next_scan = mono_ms() + s->o.scan_ms;
+	int64_t next_scan = espl__now_ms() + s->o.scan_ms;
 	int once = s->o.mode == ESPL_STATION_ONCE;
 	int n = scan(s, 1, err);
 	if (n < 0)
@@ -996,12 +982,12 @@ static int run_loop(espl_supervisor *s, espl_error *err)
 		check_db_state(s);
 		if (s->o.on_tick)
 			s->o.on_tick(s->o.ctx);
-		if (!once && mono_ms() >= next_scan) {
+		if (!once && espl__now_ms() >= next_scan) {
 			espl_error scan_err;
 			int start_new = atomic_load(&s->stop_level) == ESPL_STOP_NONE && !atomic_load(&s->complete);
 			if (scan(s, start_new, &scan_err) < 0)
 				emit_simple(s, ESPL_EV_LOG, NULL, "warn", scan_err.msg);
-			next_scan = mono_ms() + s->o.scan_ms;
+			next_scan = espl__now_ms() + s->o.scan_ms;
 		}
 		reap(s);
 		int ending = once || atomic_load(&s->stop_level) != ESPL_STOP_NONE || atomic_load(&s->complete);
@@ -1014,7 +1000,7 @@ static int run_loop(espl_supervisor *s, espl_error *err)
 
 int espl_supervisor_run(espl_supervisor *s, espl_station_totals *totals, espl_error *err)
 {
-	clock_gettime(CLOCK_MONOTONIC, &s->started);
+	s->started_s = espl__now_s();
 	if (s->o.mode == ESPL_STATION_ONCE) {
 		/* one unit per adapter present now: none, no batch to record */
 		espl_port_info *list = NULL;

@@ -1,5 +1,6 @@
 /* ui.c - dashboard, plain lines and JSON events; see include/espline/ui.h. */
 #include "espline/ui.h"
+#include "util/clock.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -74,13 +75,6 @@ struct espl_ui {
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                              */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void clock_text(int64_t ms, char out[16])
 {
@@ -203,7 +197,7 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 	case ESPL_EV_STEP_START:
 		if (r) {
 			snprintf(r->step, sizeof r->step, "%u/%u %s", ev->step_number, ev->n_steps, ev->step ? ev->step : "");
-			r->step_started_ms = mono_ms();
+			r->step_started_ms = espl__now_ms();
 			r->has_progress = 0;
 			r->decile = -1;
 		}
@@ -503,7 +497,7 @@ static void bar_text(const row *r, char *out, size_t len)
 		snprintf(out, len, "[%s] %3d%% %6.0f KB/s", bar, (int)(frac * 100.0 + 0.5), r->rate / 1024.0);
 	else  /* a chip erase: no bytes to count, show that time passes */
 		snprintf(out, len, "[%-*s] %5.1f s", BAR_WIDTH, "working...",
-		         (double)(mono_ms() - r->step_started_ms) / 1000.0);
+		         (double)(espl__now_ms() - r->step_started_ms) / 1000.0);
 }
 
 static void draw_row(espl_ui *ui, const row *r)
@@ -521,9 +515,9 @@ static void draw_row(espl_ui *ui, const row *r)
 static void draw_totals(espl_ui *ui)
 {
 	int done = ui->passed + ui->failed;
-	double hours = (double)(mono_ms() - ui->start_ms) / 3600000.0;
+	double hours = (double)(espl__now_ms() - ui->start_ms) / 3600000.0;
 	double uph = hours > 0 ? (double)done / hours : 0.0;
-	int64_t secs = (mono_ms() - ui->start_ms) / 1000;
+	int64_t secs = (espl__now_ms() - ui->start_ms) / 1000;
 	fprintf(ui->out, "%sTOTAL%s  passed %s%d%s  failed %s%d%s  interrupted %d  yield %5.1f%%  %.0f units/hour  "
 	        "elapsed %lld:%02lld" EOL "\n",
 	        ui->o.color ? BOLD : "", ui->o.color ? RESET : "",
@@ -563,7 +557,7 @@ static void draw(espl_ui *ui)
 		fprintf(f, "%s%s%s" EOL "\n", ui->o.color ? DIM : "", ui->messages[i], ui->o.color ? RESET : "");
 	fputs(EOS, f);
 	fflush(f);
-	ui->last_draw_ms = mono_ms();
+	ui->last_draw_ms = espl__now_ms();
 }
 
 /* ------------------------------------------------------------------ */
@@ -587,7 +581,7 @@ int espl_ui_new(const espl_ui_options *opts, espl_ui **out, espl_error *err)
 	}
 	if (ui->o.redraw_ms <= 0)
 		ui->o.redraw_ms = 250;
-	ui->start_ms = mono_ms();
+	ui->start_ms = espl__now_ms();
 	pthread_mutex_init(&ui->lock, NULL);
 	*out = ui;
 	return ESPL_OK;
@@ -621,7 +615,7 @@ void espl_ui_tick(espl_ui *ui)
 	if (ui->o.mode != ESPL_UI_TABLE)
 		return;
 	pthread_mutex_lock(&ui->lock);
-	if (mono_ms() - ui->last_draw_ms >= ui->o.redraw_ms)
+	if (espl__now_ms() - ui->last_draw_ms >= ui->o.redraw_ms)
 		draw(ui);
 	pthread_mutex_unlock(&ui->lock);
 }

@@ -24,10 +24,11 @@
 #include "espline/port.h"
 #include "espline/rfc2217.h"
 #include "port/port_backend.h"
+#include "util/clock.h"
 
 static int64_t now_ms(void)
 {
-	return espl_port_now_ms();
+	return espl__now_ms();
 }
 
 /* ======================= termios backend on a pty ======================= */
