@@ -1,6 +1,6 @@
 /* fuzz_loader.c - libFuzzer target: the loader's reply handling
- * (src/loader.c await_reply/take_reply, and the parsers built on it in
- * src/esp8266.c and src/flash.c), driven through the public API.
+ * (src/device/proto.c await_reply/take_reply, and the parsers built on it in
+ * src/device/esp8266.c and src/device/flash.c), driven through the public API.
  *
  * take_reply() is static, so the target goes through espl_loader_command()
  * and friends with a fake espl_port: during connect the port answers SYNC

@@ -1,0 +1,76 @@
+/*
+ * loader_int.h - the loader's state and the protocol helpers that the
+ * connect sequence (connect.c) shares with the command protocol (proto.c).
+ * Internal to the device layer: not part of the public API.
+ *
+ * Same threading rule as loader.h: one thread uses a loader at a time.
+ */
+#ifndef ESPLINE_DEVICE_LOADER_INT_H
+#define ESPLINE_DEVICE_LOADER_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "espline/loader.h"
+#include "espline/slip.h"
+
+#define FRAME_CAP (ESPL_STUB_WRITE_BLOCK + 64)
+#define HEADER_LEN 8
+#define DATA_HEADER_LEN 16
+/* Largest command: a 16 KiB data block with its two headers. */
+#define TX_CAP ESPL_SLIP_ENCODED_MAX(HEADER_LEN + DATA_HEADER_LEN + ESPL_STUB_WRITE_BLOCK)
+#define MAX_SKIPPED_REPLIES 100
+#define SYNC_TRIES_PER_RESET 5
+#define SYNC_REPLY_MS 100
+/* Connect rounds given to a ROM rate above 115200 before falling back. */
+#define FAST_SYNC_ROUNDS 2
+#define SYNC_EXTRA_REPLIES 7
+#define MEM_END_ROM_MS 500
+#define OHAI_MS 3000
+/* Tries of a command that may safely be sent twice (a lost or corrupted
+ * reply, or a corrupted command the chip rejected). */
+#define IDEMPOTENT_ATTEMPTS 3
+/* Uploads of the flasher stub before connect gives up. */
+#define STUB_UPLOAD_ATTEMPTS 3
+/* SYNC tries at the current rate before a reconnect resets the chip. */
+#define RESYNC_TRIES 3
+
+struct espl_loader {
+	espl_port *port;
+	espl_loader_options opt;
+	char *stub_path;          /* owned copy of opt.stub_path */
+	int mode;
+	size_t flash_size;
+	unsigned last_status;
+
+	/* receive side: raw bytes read but not yet decoded, and the decoder */
+	uint8_t rx[4096];
+	size_t rx_pos, rx_len;
+	uint8_t frame[FRAME_CAP];
+	espl_slip_decoder dec;
+	size_t noise;             /* bytes outside frames since the last reset */
+	char noise_text[72];      /* the first of them, to show the operator */
+	size_t noise_len;
+
+	int synced;               /* a SYNC was answered since the loader was made */
+	unsigned rom_baud;        /* rate the ROM syncs at: opt.baud, or 115200 after a fallback */
+	unsigned connects;        /* full connects (reset, sync, stub) so far */
+
+	uint8_t tx[TX_CAP];
+};
+
+/* Drop bytes already read and not yet decoded, and the port's input queue. */
+int espl__loader_flush_input(espl_loader *l, espl_error *err);
+/* Read and drop whatever is waiting, noting non-frame bytes as noise. */
+int espl__loader_discard_input(espl_loader *l, espl_error *err);
+/* Forget the noise seen so far (after a reset). */
+void espl__loader_clear_noise(espl_loader *l);
+/* Whether rc is a link error (timeout, garbled frame) worth a retry. */
+int espl__loader_link_error(int rc);
+/* Send one command without waiting for its reply. */
+int espl__loader_send_command(espl_loader *l, uint8_t op, const uint8_t *a, size_t alen,
+			      const uint8_t *b, size_t blen, uint32_t chk, espl_error *err);
+/* ESPL_EUNSUPPORTED naming `what` unless the flasher stub is running. */
+int espl__loader_require_stub(espl_loader *l, const char *what, espl_error *err);
+
+#endif /* ESPLINE_DEVICE_LOADER_INT_H */
