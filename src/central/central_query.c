@@ -2,7 +2,7 @@
  * include/espline/central_query.h. */
 #include "espline/central_query.h"
 #include "record/report_export.h"
-#include "record/verify_problem.h"
+#include "record/chain.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -373,14 +373,6 @@ int espl_central_export(PGconn *conn, const espl_report_filter *f, int format, F
 
 /* ---- verify ------------------------------------------------------------ */
 
-static void chain_problem(espl_central_chain *ch, int64_t seq, const char *uuid,
-			  const char *fmt, ...) ESPL_PRINTF(4, 5);
-static void chain_problem(espl_central_chain *ch, int64_t seq, const char *uuid,
-			  const char *fmt, ...)
-{
-	ESPL_VERIFY_PROBLEM(ch, seq, uuid, fmt);
-}
-
 static int verify_batches(PGconn *conn, espl_central_verify_result *res, espl_error *err)
 {
 	PGresult *r = PQexec(conn,
@@ -426,78 +418,46 @@ static int verify_batches(PGconn *conn, espl_central_verify_result *res, espl_er
 	return ESPL_OK;
 }
 
-typedef struct walk {
-	espl_central_chain *ch;
-	int64_t expect;
-	char prev_hash[ESPL_DB_HASH_SIZE];
-	char prev_uuid[ESPL_DB_UUID_SIZE];
-} walk;
+/* A unit row's expected hash: its fields and its steps (a JSON array). */
+typedef struct unit_row {
+	const PGresult *r;
+	const espl_report_unit *ru;
+} unit_row;
+
+static void unit_row_hash(void *ctx, char want[ESPL_DB_HASH_SIZE])
+{
+	unit_row *row = ctx;
+	espl_db_step *steps;
+	json_t *doc;
+	size_t n = steps_from_json(pv(row->r, 0, 27), &doc, &steps);
+	espl_db_unit_hash(row->ru->seq, pv(row->r, 0, 28), pv(row->r, 0, 29), &row->ru->unit,
+			  steps, n, want);
+	free(steps);
+	json_decref(doc);
+}
 
 /* Columns: UNIT_SELECT (0..26), steps (27), prev_hash (28), batch hash (29). */
 static int walk_unit(const PGresult *r, void *user)
 {
-	walk *w = user;
-	espl_central_chain *ch = w->ch;
+	espl__chain_walk *w = user;
 	espl_report_unit ru;
 	row_to_unit(r, 0, &ru);
-	const espl_db_unit *u = &ru.unit;
-	int64_t seq = ru.seq;
-	const char *prev = pv(r, 0, 28), *hash = ru.hash, *batch_hash = pv(r, 0, 29);
-	if (seq != w->expect) {
-		if (seq > w->expect)
-			chain_problem(ch, w->expect, u->uuid,
-				      "deleted: seq %" PRId64 "-%" PRId64 " missing (between %s and %s)",
-				      w->expect, seq - 1, w->prev_uuid[0] ? w->prev_uuid : "the start",
-				      u->uuid);
-		else
-			chain_problem(ch, seq, u->uuid, "inserted: unit %s repeats seq %" PRId64,
-				      u->uuid, seq);
-	} else if (!prev || strcmp(prev, w->prev_hash) != 0) {
-		chain_problem(ch, seq, u->uuid,
-			      "inserted or deleted: unit seq %" PRId64 " (%s) is not chained to the "
-			      "unit before it (%s)",
-			      seq, u->uuid, w->prev_uuid[0] ? w->prev_uuid : "none");
-	} else {
-		espl_db_step *steps;
-		json_t *doc;
-		char want[ESPL_DB_HASH_SIZE];
-		size_t n = steps_from_json(pv(r, 0, 27), &doc, &steps);
-		espl_db_unit_hash(seq, prev, batch_hash, u, steps, n, want);
-		free(steps);
-		json_decref(doc);
-		if (!hash || strcmp(hash, want) != 0)
-			chain_problem(ch, seq, u->uuid,
-				      "changed: unit seq %" PRId64 " (%s, MAC %s): its fields or steps "
-				      "no longer match its hash",
-				      seq, u->uuid, u->mac ? u->mac : "?");
-	}
-	w->expect = seq + 1;
-	snprintf(w->prev_hash, sizeof w->prev_hash, "%s", hash ? hash : "");
-	snprintf(w->prev_uuid, sizeof w->prev_uuid, "%s", u->uuid);
-	ch->units_checked++;
+	unit_row row = { r, &ru };
+	espl__chain_unit(w, ru.seq, ru.unit.uuid, ru.unit.mac, pv(r, 0, 28), ru.hash,
+			 unit_row_hash, &row);
 	return 0;
 }
 
 static int verify_chain(PGconn *conn, espl_central_chain *ch, espl_error *err)
 {
-	walk w = { .ch = ch, .expect = 1 };
-	memset(w.prev_hash, '0', 64);
-	w.prev_hash[64] = '\0';
+	espl__chain_walk w;
+	espl__chain_start(&w, ESPL__CHAIN_SINK(ch));
 	const char *v[] = { ch->origin };
 	ESPL_TRY(stream(conn, UNIT_SELECT STEPS_JSON ", u.prev_hash, b.hash" FROM_UNITS
 			" WHERE u.origin = $1 ORDER BY u.seq, u.id",
 			1, v, walk_unit, &w, err));
-	int64_t last = w.expect - 1;
-	if (ch->head_seq > last)
-		chain_problem(ch, last + 1, "",
-			      "deleted: the station reported %" PRId64 " units but the last one "
-			      "present is seq %" PRId64,
-			      ch->head_seq, last);
-	else if (ch->head_seq < last || (last > 0 && strcmp(ch->head_hash, w.prev_hash) != 0))
-		chain_problem(ch, last, w.prev_uuid,
-			      "inserted or changed: the last unit (seq %" PRId64 ") does not match "
-			      "the head the station reported (seq %" PRId64 ")",
-			      last, ch->head_seq);
+	ch->units_checked += w.units;
+	espl__chain_end(&w, ch->head_seq, ch->head_hash, "the head the station reported");
 	return ESPL_OK;
 }
 
