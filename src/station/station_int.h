@@ -1,0 +1,111 @@
+/*
+ * station_int.h - what the station's two files share: the supervisor's
+ * state, a worker's state, the result queue (internal to src/station, not
+ * installed; private names start with espl__station_).
+ *
+ *   station.c  the supervisor thread: enumeration, scans, reaping, results,
+ *              stop requests, the database writer, the run loop, life cycle
+ *   worker.c   one worker thread per adapter: presence, one unit at a time
+ *              through the runner, its records on their way to the writer
+ *
+ * Locks: the supervisor's lock guards the result queue, the counters and
+ * each worker's current unit; dbw_lock (a read-write lock) guards the writer
+ * handle while workers use it.  See docs/ARCHITECTURE.md.
+ */
+#ifndef ESPLINE_STATION_INT_H
+#define ESPLINE_STATION_INT_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "espline/dbwriter.h"
+#include "espline/record.h"
+#include "espline/supervisor.h"
+
+#define TICK_MS 50
+#define PROGRESS_EVERY_MS 100
+#define REMOVED_AFTER_MISSES 2
+
+/* The unit a worker is programming, as the database knows it (begin
+ * record), so that an abort can record it INTERRUPTED.  Guarded by the
+ * supervisor's lock. */
+typedef struct current_unit {
+	int active;
+	espl_db_unit begin;          /* strings point into the buffers below */
+	char mac[18], manufacturer[48], port[256], serial[128], location[64];
+} current_unit;
+
+typedef struct worker {
+	struct espl_supervisor *sup;
+	pthread_t thread;
+	espl_port_info info;
+	atomic_int removed;          /* supervisor -> worker: the adapter vanished */
+	atomic_int finished;         /* worker -> supervisor: the thread is about to end */
+	current_unit cur;            /* guarded by sup->lock */
+	/* Worker thread only: */
+	int stop_unit;               /* the runner's stop flag */
+	int in_unit;                 /* identified: events and progress are shown */
+	int begun;                   /* the begin record was saved */
+	const espl_unit_result *res; /* the running unit's result (from identified) */
+	char unit_uuid[ESPL_DB_UUID_SIZE];
+	char waiting_msg[ESPL_ERROR_MAX];
+	int64_t last_progress_ms;
+	unsigned rom_baud;           /* 0, or the slower ROM rate this port's units need */
+	struct worker *next;
+} worker;
+
+/* A finished unit on its way to the database. */
+typedef struct result_item {
+	struct result_item *next;
+	espl_unit_result res;
+	char unit_uuid[ESPL_DB_UUID_SIZE];
+	char port[256], serial[128], location[64];
+} result_item;
+
+struct espl_supervisor {
+	espl_supervisor_options o;
+	char batch_name[128], station[128], host[128];
+	espl_db_batch batch;
+	pthread_mutex_t lock;
+	/* guarded by lock */
+	result_item *q_head, **q_tail;
+	int claimed, done;           /* BATCH: units started / finished */
+	int aborted;                 /* results are no longer recorded */
+	char db_reason[ESPL_ERROR_MAX];
+	espl_station_totals totals;
+	/* cross-thread flags */
+	atomic_int stop_level;
+	atomic_int complete;         /* BATCH: count reached */
+	atomic_int db_state;
+	/* the database writer; workers use it under the read lock while open */
+	espl_dbw *dbw;
+	pthread_rwlock_t dbw_lock;
+	int dbw_closed;              /* guarded by dbw_lock */
+	/* supervisor thread only */
+	worker *workers;
+	int db_state_shown;
+	int stop_shown;
+	sigset_t sigs;
+	int sigs_blocked;
+	double started_s;             /* espl__now_s() when run began */
+};
+
+/* station.c */
+/* Hand an event to the operator interface (on_event), from any thread. */
+void espl__station_emit(espl_supervisor *s, espl_station_event *ev);
+void espl__station_emit_simple(espl_supervisor *s, enum espl_station_event_kind kind,
+			       const char *port, const char *level, const char *message);
+/* Whether a port spec is a URL (rfc2217://, socket://), not a device path. */
+int espl__station_is_url(const char *spec);
+
+/* worker.c */
+/* The database writer's callbacks (writer thread); user is the supervisor. */
+void espl__station_on_db_state(int state, const char *reason, void *user);
+void espl__station_on_db_unit(const espl_dbw_ack *ack, void *user);
+void espl__station_on_db_log(const char *level, const char *message, void *user);
+/* A worker thread's body; arg is its worker. */
+void *espl__station_worker_main(void *arg);
+
+#endif /* ESPLINE_STATION_INT_H */

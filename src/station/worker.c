@@ -1,0 +1,442 @@
+/* worker.c - one worker thread per adapter: presence checks, one unit at a
+ * time through the runner, its records on their way to the database writer;
+ * see include/espline/supervisor.h and src/station/station_int.h. */
+#include "espline/supervisor.h"
+#include "station/station_int.h"
+#include "util/clock.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "espline/dbwriter.h"
+#include "espline/record.h"
+#include "espline/recipe.h"
+#include "espline/reset.h"
+
+/* ------------------------------------------------------------------ */
+/* the database, as seen from the threads                               */
+
+void espl__station_on_db_state(int state, const char *reason, void *user)
+{
+	espl_supervisor *s = user;
+	pthread_mutex_lock(&s->lock);
+	snprintf(s->db_reason, sizeof s->db_reason, "%s", reason ? reason : "");
+	pthread_mutex_unlock(&s->lock);
+	atomic_store(&s->db_state, state);
+}
+
+void espl__station_on_db_unit(const espl_dbw_ack *ack, void *user)
+{
+	espl_supervisor *s = user;
+	espl_station_event ev = { .kind = ESPL_EV_UNIT_RECORDED, .unit_uuid = ack->uuid };
+	pthread_mutex_lock(&s->lock);
+	if (ack->rc < 0)
+		s->totals.unsaved++;
+	else if (ack->spooled)
+		s->totals.spooled++;
+	else
+		s->totals.recorded++;
+	pthread_mutex_unlock(&s->lock);
+	ev.seq = ack->sealed.seq;
+	ev.repeat_of = ack->sealed.repeat_of[0] ? ack->sealed.repeat_of : NULL;
+	ev.spooled = ack->spooled;
+	ev.result = ack->rc;
+	ev.message = ack->rc < 0 ? ack->error : NULL;
+	ev.level = ack->rc < 0 ? "error" : "info";
+	espl__station_emit(s, &ev);
+}
+
+void espl__station_on_db_log(const char *level, const char *message, void *user)
+{
+	espl__station_emit_simple(user, ESPL_EV_LOG, NULL, level, message);
+}
+
+/* Run fn on the writer unless the supervisor closed it (abort). */
+static int begin_unit_record(espl_supervisor *s, const espl_db_unit *u, espl_error *err)
+{
+	int rc;
+	pthread_rwlock_rdlock(&s->dbw_lock);
+	if (s->dbw_closed)
+		rc = espl_fail(err, ESPL_EINTERRUPTED, "the station is stopping");
+	else
+		rc = espl_dbw_begin_unit(s->dbw, u, err);
+	pthread_rwlock_unlock(&s->dbw_lock);
+	return rc;
+}
+
+static int may_start_unit(worker *w)
+{
+	espl_supervisor *s = w->sup;
+	return atomic_load(&s->stop_level) == ESPL_STOP_NONE && !atomic_load(&w->removed) &&
+	       !atomic_load(&s->complete) && atomic_load(&s->db_state) == 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* worker callbacks (worker thread)                                     */
+
+static void check_abort(worker *w)
+{
+	if (atomic_load(&w->sup->stop_level) >= ESPL_STOP_ABORT)
+		w->stop_unit = 1;
+}
+
+static void on_loader_log(void *ctx, int level, const char *msg)
+{
+	worker *w = ctx;
+	if (!w->in_unit || level < ESPL_LOG_WARN)
+		return;
+	espl__station_emit_simple(w->sup, ESPL_EV_LOG, w->info.path, "warn", msg);
+}
+
+static void on_loader_progress(void *ctx, const espl_progress *p)
+{
+	worker *w = ctx;
+	check_abort(w);
+	if (!w->in_unit)
+		return;
+	int64_t now = espl__now_ms();
+	int edge = p->done == 0 || (p->total && p->done >= p->total);
+	if (!edge && now - w->last_progress_ms < PROGRESS_EVERY_MS)
+		return;
+	w->last_progress_ms = now;
+	espl_station_event ev = { .kind = ESPL_EV_PROGRESS, .port = w->info.path,
+	                          .unit_uuid = w->unit_uuid, .step = p->step, .progress = p };
+	espl__station_emit(w->sup, &ev);
+}
+
+static void on_step_start(void *ctx, const espl_step_result *sr)
+{
+	worker *w = ctx;
+	check_abort(w);
+	espl_station_event ev = { .kind = ESPL_EV_STEP_START, .port = w->info.path, .unit_uuid = w->unit_uuid,
+	                          .step = espl_step_kind_name(sr->step->kind), .step_number = sr->step->number,
+	                          .n_steps = (unsigned)espl_plan_recipe(w->sup->o.plan)->n_steps };
+	espl__station_emit(w->sup, &ev);
+}
+
+/* Queue the finished step's row so that a unit cut short by a crash shows
+ * how far it got.  Never waits: if the writer is busy being closed (abort)
+ * or cannot take it, the row is dropped; the end record has every step. */
+static void record_step(worker *w, const espl_step_result *sr)
+{
+	espl_supervisor *s = w->sup;
+	espl_db_step row;
+	espl_error err = { 0, "" };
+	if (!w->begun || !w->res || espl_record_step(w->res, sr, &row) < 0)
+		return;
+	if (pthread_rwlock_tryrdlock(&s->dbw_lock) != 0)
+		return;
+	if (!s->dbw_closed && s->dbw)
+		espl_dbw_step_done(s->dbw, w->unit_uuid, &row, &err);
+	pthread_rwlock_unlock(&s->dbw_lock);
+}
+
+static void on_step_done(void *ctx, const espl_step_result *sr)
+{
+	worker *w = ctx;
+	check_abort(w);
+	record_step(w, sr);
+	espl_station_event ev = { .kind = ESPL_EV_STEP_DONE, .port = w->info.path, .unit_uuid = w->unit_uuid,
+	                          .step = espl_step_kind_name(sr->step->kind), .step_number = sr->step->number,
+	                          .n_steps = (unsigned)espl_plan_recipe(w->sup->o.plan)->n_steps,
+	                          .result = sr->status == ESPL_STEP_PASSED ? ESPL_DB_PASS : ESPL_DB_FAIL,
+	                          .duration_s = sr->duration_s,
+	                          .message = sr->status == ESPL_STEP_FAILED ? sr->error.msg : NULL };
+	espl__station_emit(w->sup, &ev);
+}
+
+static void set_current(worker *w, const espl_db_unit *u)
+{
+	current_unit *c = &w->cur;
+	pthread_mutex_lock(&w->sup->lock);
+	c->begin = *u;
+	snprintf(c->mac, sizeof c->mac, "%s", u->mac ? u->mac : "");
+	snprintf(c->manufacturer, sizeof c->manufacturer, "%s", u->manufacturer ? u->manufacturer : "");
+	snprintf(c->port, sizeof c->port, "%s", u->port ? u->port : "");
+	snprintf(c->serial, sizeof c->serial, "%s", u->adapter_serial ? u->adapter_serial : "");
+	snprintf(c->location, sizeof c->location, "%s", u->adapter_location ? u->adapter_location : "");
+	c->begin.mac = c->mac[0] ? c->mac : NULL;
+	c->begin.manufacturer = c->manufacturer[0] ? c->manufacturer : NULL;
+	c->begin.port = c->port;
+	c->begin.adapter_serial = c->serial[0] ? c->serial : NULL;
+	c->begin.adapter_location = c->location[0] ? c->location : NULL;
+	c->active = 1;
+	pthread_mutex_unlock(&w->sup->lock);
+}
+
+static void record_context(worker *w, espl_record_context *ctx)
+{
+	ctx->batch_uuid = w->sup->batch.uuid;
+	ctx->unit_uuid = w->unit_uuid;
+	ctx->port = w->info.path;
+	ctx->adapter_serial = w->info.serial;
+	ctx->adapter_location = w->info.location;
+}
+
+/* The unit answered: write its RUNNING row before any step touches the
+ * flash; if the database cannot take it, do not program the unit. */
+static void on_identified(void *ctx, const espl_unit_result *res)
+{
+	worker *w = ctx;
+	espl_supervisor *s = w->sup;
+	espl_record_context rc_ctx;
+	espl_db_unit begin;
+	espl_error err = { 0, "" };
+
+	w->in_unit = 1;
+	w->res = res;
+	record_context(w, &rc_ctx);
+	espl_record_begin(res, &rc_ctx, &begin);
+	set_current(w, &begin);
+	espl_station_event ev = { .kind = ESPL_EV_IDENTIFIED, .port = w->info.path, .unit_uuid = w->unit_uuid,
+	                          .mac = res->chip.mac_str, .unit = res };
+	espl__station_emit(s, &ev);
+	if (begin_unit_record(s, &begin, &err) == ESPL_OK && atomic_load(&s->db_state) == 0) {
+		w->begun = 1;
+	} else {
+		char msg[ESPL_ERROR_MAX + 128];
+		snprintf(msg, sizeof msg, "not programming %s: the database cannot record it (%s)",
+		         res->chip.mac_str, err.msg[0] ? err.msg : "it is spooling: see the database message");
+		espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, "error", msg);
+		w->stop_unit = 1;
+	}
+	check_abort(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* worker                                                               */
+
+enum { UNIT_DONE = 0, NO_UNIT = 1 };
+
+/* Connect failures that mean "nothing answers on this port (yet)". */
+static int means_no_unit(const espl_unit_result *res)
+{
+	if (res->connected)
+		return 0;
+	switch (res->first_error.code) {
+	case ESPL_ECHIP:
+	case ESPL_ENOMEM:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+static void queue_result(worker *w, espl_unit_result *res)
+{
+	espl_supervisor *s = w->sup;
+	result_item *it = calloc(1, sizeof *it);
+	if (!it) {
+		/* Without memory the unit stays RUNNING in the database; the
+		 * next start seals it INTERRUPTED. */
+		espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, "error", "out of memory: unit result lost");
+		espl_unit_result_clear(res);
+		pthread_mutex_lock(&s->lock);
+		w->cur.active = 0;
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	it->res = *res;
+	snprintf(it->unit_uuid, sizeof it->unit_uuid, "%s", w->unit_uuid);
+	snprintf(it->port, sizeof it->port, "%s", w->info.path);
+	snprintf(it->serial, sizeof it->serial, "%s", w->info.serial);
+	snprintf(it->location, sizeof it->location, "%s", w->info.location);
+	/* recipe_name etc. point into the shared recipe; steps move with it */
+	pthread_mutex_lock(&s->lock);
+	w->cur.active = 0;
+	if (s->aborted) {
+		pthread_mutex_unlock(&s->lock);
+		espl_unit_result_clear(&it->res);
+		free(it);
+		return;
+	}
+	*s->q_tail = it;
+	s->q_tail = &it->next;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* A unit whose ROM would not sync at the recipe's connect.baud fell back
+ * to 115200.  The cause is usually the port's adapter or cable, so the next
+ * units on this port start at the rate that worked instead of paying for the
+ * failed fast rounds again; said once, as a warning. */
+static void remember_rom_baud(worker *w, const espl_unit_result *res)
+{
+	const espl_recipe *r = espl_plan_recipe(w->sup->o.plan);
+	if (w->rom_baud || !res->rom_baud || res->rom_baud >= r->connect.baud)
+		return;
+	w->rom_baud = res->rom_baud;
+	char msg[200];
+	snprintf(msg, sizeof msg, "the ROM did not answer at %u baud on this port; its next units "
+	         "connect at %u (set connect.baud: %u in the recipe to skip the fast try)",
+	         r->connect.baud, res->rom_baud, res->rom_baud);
+	espl__station_emit_simple(w->sup, ESPL_EV_LOG, w->info.path, "warn", msg);
+}
+
+static int program_unit(worker *w, int waiting)
+{
+	espl_supervisor *s = w->sup;
+	espl_runner_options ro;
+	espl_unit_result res;
+	espl_error err;
+
+	if (espl_db_uuid(w->unit_uuid, &err) < 0) {
+		espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, "error", err.msg);
+		return NO_UNIT;
+	}
+	espl_runner_options_init(&ro);
+	ro.loader_events = (espl_loader_events){ w, on_loader_log, on_loader_progress };
+	ro.events = (espl_runner_events){ w, on_step_start, on_step_done, on_identified };
+	ro.stop = &w->stop_unit;
+	ro.rom_baud = w->rom_baud;
+	if (waiting) {
+		ro.connect_attempts = 2;
+		ro.connect_timeout_ms = s->o.presence_connect_ms;
+	}
+	w->stop_unit = 0;
+	w->in_unit = 0;
+	w->begun = 0;
+	w->res = NULL;
+	espl_runner_run(s->o.plan, w->info.path, &ro, &res);
+	w->in_unit = 0;
+	w->res = NULL;
+	remember_rom_baud(w, &res);
+	if (waiting && means_no_unit(&res)) {
+		if (strcmp(w->waiting_msg, res.first_error.msg) != 0) {
+			snprintf(w->waiting_msg, sizeof w->waiting_msg, "%s", res.first_error.msg);
+			espl__station_emit_simple(s, ESPL_EV_WAITING, w->info.path, "info", w->waiting_msg);
+		}
+		espl_unit_result_clear(&res);
+		return NO_UNIT;
+	}
+	w->waiting_msg[0] = '\0';
+	queue_result(w, &res);
+	return UNIT_DONE;
+}
+
+static int answers_at(worker *w, unsigned baud, int reset)
+{
+	espl_loader_options lo;
+	espl_loader *l = NULL;
+	espl_error err;
+
+	espl_loader_options_init(&lo);
+	lo.baud = baud;
+	lo.flash_baud = baud;
+	lo.reset = reset;
+	lo.no_stub = 1;
+	lo.connect_attempts = 1;
+	lo.connect_timeout_ms = w->sup->o.presence_connect_ms;
+	int rc = espl_loader_open(w->info.path, &lo, &l, &err);
+	if (rc == ESPL_OK) {
+		espl_loader_close(l);
+		return 1;
+	}
+	/* A chip that syncs but is not an ESP8266 (an ESP32 left in the jig)
+	 * is still there: it must not count as a new unit every second. */
+	return rc == ESPL_ECHIP;
+}
+
+/* Is the finished unit still there?
+ * - a board with its own USB bridge (auto-reset, a device path): it is
+ *   there as long as its port is; resetting it to ask would stop the
+ *   firmware it was just given;
+ * - a jig (reset: none) or a network port: the port stays, so ask the chip:
+ *   a bare sync, at the connect rate, and at the stub's rate in case the
+ *   unit stayed in the flasher stub (reset: stay). */
+static int unit_present(worker *w)
+{
+	const espl_recipe *r = espl_plan_recipe(w->sup->o.plan);
+	int jig = r->connect.reset == ESPL_CONNECT_RESET_NONE;
+
+	if (!jig && !espl__station_is_url(w->info.path))
+		return access(w->info.path, F_OK) == 0;
+	if (answers_at(w, w->rom_baud ? w->rom_baud : r->connect.baud, jig ? ESPL_RESET_NONE : ESPL_RESET_AUTO))
+		return 1;
+	return jig && r->connect.flash_baud != r->connect.baud && answers_at(w, r->connect.flash_baud, ESPL_RESET_NONE);
+}
+
+static int worker_should_leave(worker *w)
+{
+	espl_supervisor *s = w->sup;
+	return atomic_load(&s->stop_level) != ESPL_STOP_NONE || atomic_load(&w->removed) ||
+	       atomic_load(&s->complete) || atomic_load(&s->db_state) != 0;
+}
+
+/* Sleep ms, waking early when the worker should leave. */
+static void worker_pause(worker *w, int ms)
+{
+	for (int slept = 0; slept < ms && !worker_should_leave(w); slept += TICK_MS)
+		espl__sleep_ms((unsigned)ms - slept < TICK_MS ? ms - slept : TICK_MS);
+}
+
+static void wait_removal(worker *w)
+{
+	int misses = 0;
+	espl__station_emit_simple(w->sup, ESPL_EV_REMOVE_WAIT, w->info.path, "info", NULL);
+	while (!worker_should_leave(w)) {
+		misses = unit_present(w) ? 0 : misses + 1;
+		if (misses >= REMOVED_AFTER_MISSES) {
+			espl__station_emit_simple(w->sup, ESPL_EV_UNIT_REMOVED, w->info.path, "info", NULL);
+			return;
+		}
+		worker_pause(w, w->sup->o.presence_ms);
+	}
+}
+
+/* BATCH: take one of the count's slots.  1 taken, 0 none free now. */
+static int claim_slot(espl_supervisor *s)
+{
+	int ok = 1;
+	if (s->o.mode != ESPL_STATION_BATCH)
+		return 1;
+	pthread_mutex_lock(&s->lock);
+	if (s->claimed < s->o.count)
+		s->claimed++;
+	else
+		ok = 0;
+	pthread_mutex_unlock(&s->lock);
+	return ok;
+}
+
+static void release_slot(espl_supervisor *s)
+{
+	if (s->o.mode != ESPL_STATION_BATCH)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->claimed--;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void *espl__station_worker_main(void *arg)
+{
+	worker *w = arg;
+	espl_supervisor *s = w->sup;
+	int once = s->o.mode == ESPL_STATION_ONCE;
+
+	if (!once)
+		espl__station_emit_simple(s, ESPL_EV_WAITING, w->info.path, "info", NULL);
+	while (may_start_unit(w)) {
+		if (!claim_slot(s)) {
+			worker_pause(w, s->o.presence_ms);
+			continue;
+		}
+		if (program_unit(w, !once) == NO_UNIT) {
+			release_slot(s);
+			worker_pause(w, s->o.presence_ms);
+			continue;
+		}
+		if (once)
+			break;
+		wait_removal(w);
+		if (may_start_unit(w))
+			espl__station_emit_simple(s, ESPL_EV_WAITING, w->info.path, "info", NULL);
+	}
+	atomic_store(&w->finished, 1);
+	return NULL;
+}
+
