@@ -42,8 +42,7 @@ void espl__station_emit(espl_supervisor *s, espl_station_event *ev)
 }
 
 void espl__station_emit_simple(espl_supervisor *s, enum espl_station_event_kind kind,
-			       const char *port,
-                        const char *level, const char *message)
+			       const char *port, const char *level, const char *message)
 {
 	espl_station_event ev = { .kind = kind, .port = port, .level = level, .message = message };
 	espl__station_emit(s, &ev);

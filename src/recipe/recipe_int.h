@@ -1,0 +1,66 @@
+/*
+ * recipe_int.h - what the recipe module's files share (internal to
+ * src/recipe, not installed; private names start with espl__recipe_).
+ *
+ *   recipe.c   small helpers, value parsing, files, the document (load/free)
+ *   yaml.c     YAML access with file:line:col diagnostics
+ *   parse.c    the top-level sections and the steps
+ *   check.c    default timeouts and the layout rules (bounds, overlaps,
+ *              erase-after-write, verify coverage)
+ *   prepare.c  the shared read-only plan: images read, hashed, compressed
+ *
+ * Thread-safety: as recipe.h; a recipe being parsed belongs to one thread.
+ */
+#ifndef ESPLINE_RECIPE_INT_H
+#define ESPLINE_RECIPE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <yaml.h>
+
+#include "espline/recipe.h"
+#include "recipe/yaml.h"
+
+#define RECIPE_TEXT_MAX (1u << 20)   /* a recipe is a page of YAML, not a firmware */
+#define ESP8266_MAX_FLASH (16u << 20) /* the image header cannot declare more */
+#define BYTES_PER_MB_RATE 1000000ull  /* esptool's per-MB timeouts use 10^6 */
+#define MAX_RETRIES 10
+#define MAX_TIMEOUT_MS 3600000u
+
+/* Step kinds ESPL_STEP_ERASE .. ESPL_STEP_RESET, in the order of the names. */
+#define N_STEP_KINDS 5
+
+/* A recipe being parsed, with its diagnostics. */
+typedef struct parse_ctx {
+	espl_yaml y;
+	espl_recipe *r;
+} parse_ctx;
+
+/* recipe.c */
+/* The flash.freq code of the i-th name in 40m, 26m, 20m, 80m. */
+int espl__recipe_freq_code(size_t i);
+uint32_t espl__recipe_round_up(uint32_t v, uint32_t to);
+int espl__recipe_sha256_hex(const void *data, size_t len, char out[ESPL_SHA256_HEX_LEN + 1]);
+bool espl__recipe_is_header_flash_size(uint32_t bytes);
+uint32_t espl__recipe_header_code_to_size(uint8_t code);
+parse_ctx espl__recipe_ctx(const char *file, espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_ctx,
+                            espl_error *err);
+bool espl__recipe_get_u32(parse_ctx *c, const yaml_node_t *n, const char *what, uint32_t *out);
+bool espl__recipe_get_file(parse_ctx *c, const yaml_node_t *n, const char *what, espl_recipe_file *f);
+bool espl__recipe_get_sha256(parse_ctx *c, const yaml_node_t *n, const char *what, espl_recipe_file *f);
+
+/* parse.c */
+void espl__recipe_parse_connect(parse_ctx *c, yaml_node_t *n);
+void espl__recipe_parse_flash(parse_ctx *c, yaml_node_t *n);
+void espl__recipe_parse_expect(parse_ctx *c, yaml_node_t *key, yaml_node_t *n);
+void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, espl_step *s);
+
+/* check.c */
+void espl__recipe_fill_default_timeouts(espl_recipe *r);
+const char *espl__recipe_base_name(const char *path);
+void espl__recipe_check_layout(parse_ctx *c, const espl_recipe *r, uint32_t system_size, uint32_t limit,
+                         const char *limit_why);
+void espl__recipe_check_steps(parse_ctx *c, espl_recipe *r, yaml_node_t *steps_key);
+
+#endif /* ESPLINE_RECIPE_INT_H */
