@@ -135,6 +135,7 @@ sim_chip *sim_chip_new(const sim_chip_config *cfg, const sim_chip_io *io)
 		return NULL;
 	}
 	c->flash.stuck_sector = c->cfg.faults.stuck_sector;
+	c->flash.wrap = sim_flash_claims_more(c->cfg.jedec_id, c->cfg.flash_size);
 	c->mode = SIM_MODE_OFF;
 	return c;
 }

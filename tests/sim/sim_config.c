@@ -64,11 +64,26 @@ const char *sim_options_usage(void)
 "                         a chip/adapter that fails above N: faster frames\n"
 "                         reach the ROM as noise and get no answer.  The stub's\n"
 "                         CHANGE_BAUDRATE is not limited\n"
+"  --modes LIST           SPI modes the flash part can do, a comma list of qio,\n"
+"                         qout, dio, dout (default all); an image whose header\n"
+"                         asks for another one fails to boot (csum err)\n"
+"  --claim SIZE           a fake part: its JEDEC id claims SIZE (more than\n"
+"                         --flash, the die); addresses past the die wrap\n"
+"  --marker TEXT          the firmware banner is the first printable string in\n"
+"                         the first 1 MiB of flash that starts with TEXT\n"
+"                         (default NodeMCU)\n"
+"  --fw-baud N            the firmware's UART rate (default 115200)\n"
+"  --fw-boot-ms MS        end of the ROM's loading -> firmware banner (default 250)\n"
+"  --boot-fault F         none, loop[:MS] (watchdog reset MS after loading,\n"
+"                         default 500), brownout:MS (a reset MS after every EN\n"
+"                         rise), dead-xtal (silent, never answers),\n"
+"                         exception[:MS] (Fatal exception MS after the banner)\n"
 "\n"
 "Per-device overrides:\n"
 "  --dev K:SETTINGS       K is an index or a range A-B; SETTINGS is a comma list\n"
 "                         of link=, boot=, flash=, jedec=, xtal=, mac=, port=,\n"
-"                         rom_max_baud=,\n"
+"                         rom_max_baud=, modes=, claim=, marker=, fw_baud=,\n"
+"                         fw_boot_ms=, boot_fault=,\n"
 "                         fault=SPEC (adds; repeatable) and fault=none (clears)\n"
 "  e.g. --devices 8 --flash 4MB --dev 3:flash=1MB,xtal=40,fault=corrupt@2000\n"
 "\n"
@@ -78,7 +93,9 @@ const char *sim_options_usage(void)
 "auto-bauds (up to rom_max_baud if set); after the stub's CHANGE_BAUDRATE\n"
 "a host at another rate gets noise both ways.  The ROM's boot line goes out\n"
 "at 74880 (26 MHz crystal) or 115200 (40 MHz) and reads as noise at other\n"
-"rates.  A pty has no modem lines.  On RFC 2217, DTR/RTS drive EN and\n"
+"rates.  After a reset the ROM boots what is in flash (docs/boot-model.md):\n"
+"load lines and csum at its rate, then the firmware's banner at --fw-baud.\n"
+"A pty has no modem lines.  On RFC 2217, DTR/RTS drive EN and\n"
 "GPIO0 through the NodeMCU circuit (EN low iff RTS and not DTR, GPIO0 low\n"
 "iff DTR and not RTS); the chip boots when EN rises and samples GPIO0 then.\n"
 "One client at a time; others ""wait until it leaves.\n"
@@ -220,6 +237,30 @@ static int set_setting(sim_device_config *d, const char *key, const char *v, cha
 		if (sim_parse_size(v, &n) || n < 300 || n > 12000000)
 			return fail(err, errlen, "bad rom_max_baud \"%s\": a baud rate like 115200", v);
 		d->rom_max_baud = (unsigned)n;
+	} else if (!strcmp(key, "modes")) {
+		if (sim_boot_parse_modes(v, &d->boot_model.spi_modes))
+			return fail(err, errlen, "bad modes \"%s\": a comma list of qio, qout, dio, dout", v);
+	} else if (!strcmp(key, "claim")) {
+		if (sim_parse_size(v, &n) || n < 512 * 1024 || n > 16 * 1024 * 1024 || (n & (n - 1)))
+			return fail(err, errlen, "bad claim \"%s\": the size the JEDEC id claims, 512KB..16MB", v);
+		d->claim_size = (size_t)n;
+	} else if (!strcmp(key, "marker")) {
+		if (!*v || strlen(v) >= sizeof d->boot_model.marker)
+			return fail(err, errlen, "bad marker \"%s\": 1..%zu characters", v,
+			            sizeof d->boot_model.marker - 1);
+		snprintf(d->boot_model.marker, sizeof d->boot_model.marker, "%s", v);
+	} else if (!strcmp(key, "fw_baud")) {
+		if (sim_parse_size(v, &n) || n < 300 || n > 12000000)
+			return fail(err, errlen, "bad fw_baud \"%s\": a baud rate like 115200", v);
+		d->boot_model.fw_baud = (unsigned)n;
+	} else if (!strcmp(key, "fw_boot_ms")) {
+		if (sim_parse_size(v, &n) || n > 60000)
+			return fail(err, errlen, "bad fw_boot_ms \"%s\": 0..60000", v);
+		d->boot_model.fw_boot_us = (uint32_t)n * 1000u;
+	} else if (!strcmp(key, "boot_fault")) {
+		if (sim_boot_parse_fault(v, &d->boot_model))
+			return fail(err, errlen, "bad boot_fault \"%s\": none, loop[:MS], brownout:MS, "
+			            "dead-xtal or exception[:MS]", v);
 	} else if (!strcmp(key, "fault")) {
 		if (!strcmp(v, "none")) {
 			d->nfaults = 0;
@@ -293,8 +334,14 @@ static int finish_device(sim_options *o, sim_device_config *d, char *err, size_t
 {
 	if (d->boot == SIM_BOOT_AUTO)
 		d->boot = d->link == SIM_LINK_PTY ? SIM_BOOT_DOWNLOAD : SIM_BOOT_APP;
+	if (d->claim_size && d->claim_size <= d->chip.flash_size)
+		return fail(err, errlen, "device %u: claim=%zuKB is not more than its %zuKB flash", d->index,
+		            d->claim_size / 1024, d->chip.flash_size / 1024);
 	if (!d->jedec_set)
-		d->chip.jedec_id = sim_default_jedec(d->chip.flash_size);
+		d->chip.jedec_id = sim_default_jedec(d->claim_size ? d->claim_size : d->chip.flash_size);
+	d->boot_model.xtal_mhz = d->chip.xtal_mhz;
+	if (d->boot_model.fw_boot_us < d->boot_model.sdk_init_us)
+		d->boot_model.sdk_init_us = d->boot_model.fw_boot_us;
 	if (!d->port && o->port_base) {
 		if (o->port_base + d->index > 65535)
 			return fail(err, errlen, "--port-base %u + device %u is beyond port 65535",
@@ -302,6 +349,8 @@ static int finish_device(sim_options *o, sim_device_config *d, char *err, size_t
 		d->port = o->port_base + d->index;
 	}
 	sim_fault_chip_faults(d->faults, d->nfaults, &d->chip.faults);
+	if (d->boot_model.fault == SIM_BOOT_FAULT_DEAD_XTAL)
+		d->chip.faults.silent = 1; /* no clock: the loader cannot answer either */
 	return 0;
 }
 
@@ -336,6 +385,7 @@ int sim_options_parse(int argc, char **argv, sim_options *o, char *err, size_t e
 	memcpy(defaults.chip.mac, default_mac, 6);
 	defaults.chip.flash_size = 4 * 1024 * 1024;
 	defaults.chip.xtal_mhz = 26;
+	sim_boot_config_defaults(&defaults.boot_model);
 	const char **dev_specs = calloc((size_t)argc + 1, sizeof *dev_specs);
 	size_t ndev_specs = 0;
 	if (!dev_specs)
@@ -343,7 +393,8 @@ int sim_options_parse(int argc, char **argv, sim_options *o, char *err, size_t e
 	int rc = 0;
 
 	static const char *const device_opts[] = { "link", "boot", "flash", "jedec", "xtal", "mac", "fault",
-	                                           "rom_max_baud" };
+	                                           "rom_max_baud", "modes", "claim", "marker", "fw_baud",
+	                                           "fw_boot_ms", "boot_fault" };
 	for (int i = 1; i < argc && !rc; i++) {
 		const char *arg = argv[i];
 		const char *v;

@@ -14,6 +14,7 @@ int sim_flash_init(sim_flash *f, size_t size, int random, uint32_t seed)
 		return -ENOMEM;
 	f->size = size;
 	f->stuck_sector = -1;
+	f->wrap = 0;
 	if (!random) {
 		memset(f->data, 0xFF, size);
 		return 0;
@@ -36,14 +37,30 @@ void sim_flash_free(sim_flash *f)
 	f->size = 0;
 }
 
+int sim_flash_claims_more(uint32_t jedec_id, size_t size)
+{
+	unsigned cap = (jedec_id >> 16) & 0xFF;
+	/* capacity bytes outside 2^16..2^28 are not sizes (0xFF from a dead bus) */
+	return cap >= 0x10 && cap <= 0x1C && ((uint64_t)1 << cap) > size;
+}
+
+uint64_t sim_flash_alias(const sim_flash *f, uint64_t addr)
+{
+	return f->wrap && f->size ? addr % f->size : addr;
+}
+
+/* A wrapping part has no out-of-range addresses, only aliases; callers
+ * split accesses that cross its end (see sim_flash_alias). */
 static int in_range(const sim_flash *f, uint64_t addr, uint64_t n)
 {
+	if (f->wrap)
+		return n <= f->size;
 	return addr <= f->size && n <= f->size - addr;
 }
 
 int sim_flash_erase_sector(sim_flash *f, uint32_t sector, uint64_t *us)
 {
-	uint64_t addr = (uint64_t)sector * SIM_FLASH_SECTOR;
+	uint64_t addr = sim_flash_alias(f, (uint64_t)sector * SIM_FLASH_SECTOR);
 	if (!in_range(f, addr, SIM_FLASH_SECTOR))
 		return SIM_FLASH_OUT_OF_RANGE;
 	memset(f->data + addr, 0xFF, SIM_FLASH_SECTOR);
@@ -53,7 +70,7 @@ int sim_flash_erase_sector(sim_flash *f, uint32_t sector, uint64_t *us)
 
 int sim_flash_erase_block(sim_flash *f, uint32_t block, uint64_t *us)
 {
-	uint64_t addr = (uint64_t)block * SIM_FLASH_BLOCK;
+	uint64_t addr = sim_flash_alias(f, (uint64_t)block * SIM_FLASH_BLOCK);
 	if (!in_range(f, addr, SIM_FLASH_BLOCK))
 		return SIM_FLASH_OUT_OF_RANGE;
 	memset(f->data + addr, 0xFF, SIM_FLASH_BLOCK);
@@ -98,7 +115,7 @@ int sim_flash_program(sim_flash *f, uint32_t addr, const uint8_t *src, size_t n,
 	*us += pages * SIM_FLASH_PAGE_PROGRAM_US;
 	int rc = SIM_FLASH_OK;
 	for (size_t i = 0; i < n; i++) {
-		uint32_t a = addr + (uint32_t)i;
+		uint64_t a = sim_flash_alias(f, (uint64_t)addr + i);
 		uint8_t want = f->data[a] & src[i];
 		uint8_t got = want;
 		if (f->stuck_sector >= 0 && a / SIM_FLASH_SECTOR == (uint64_t)f->stuck_sector)
@@ -114,7 +131,14 @@ int sim_flash_read(const sim_flash *f, uint32_t addr, uint8_t *dst, size_t n)
 {
 	if (!in_range(f, addr, n))
 		return SIM_FLASH_OUT_OF_RANGE;
-	memcpy(dst, f->data + addr, n);
+	for (size_t done = 0; done < n;) {
+		uint64_t a = sim_flash_alias(f, (uint64_t)addr + done);
+		size_t run = n - done;
+		if (run > f->size - a)
+			run = (size_t)(f->size - a); /* up to the die's end, then wrap */
+		memcpy(dst + done, f->data + a, run);
+		done += run;
+	}
 	return SIM_FLASH_OK;
 }
 

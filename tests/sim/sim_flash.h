@@ -38,7 +38,21 @@ typedef struct sim_flash {
 	uint8_t *data;
 	size_t size;
 	long stuck_sector;      /* -1 = none */
+	int wrap;               /* a part whose JEDEC id claims more than its die: addresses at or
+	                           past size alias modulo size (the die ignores the high address
+	                           bits), for reads, programs and erases alike; 0 = they are out
+	                           of range */
 } sim_flash;
+
+/* Whether a part with this JEDEC id (capacity byte 2^N, as read from W0)
+ * and this die size claims more than it has: the counterfeit "4 MB" part
+ * with a 1 MB die.  Such a part gets wrap = 1. */
+int sim_flash_claims_more(uint32_t jedec_id, size_t size);
+
+/* The die address that addr reaches: addr % size when the part wraps,
+ * else addr unchanged (the caller's range check decides).  One function,
+ * so every access (loader commands, the boot model) aliases the same way. */
+uint64_t sim_flash_alias(const sim_flash *f, uint64_t addr);
 
 /* All 0xFF, or pseudo-random bytes from seed when random is set. 0 / -ENOMEM. */
 int sim_flash_init(sim_flash *f, size_t size, int random, uint32_t seed);

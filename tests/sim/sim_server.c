@@ -32,6 +32,7 @@
 
 #include "espline/rfc2217.h"
 #include "espline/slip.h"
+#include "sim_boot.h"
 #include "sim_chip.h"
 #include "sim_reset.h"
 #include "sim_wire.h"
@@ -41,7 +42,7 @@
 #define HOST_RECHECK_US 20000       /* pty: how often to look for a host reopening */
 #define WRITE_STALL_US 2000000      /* a host that reads nothing for this long loses bytes */
 #define RANDOM_FAULT_LOG_MAX 5      /* log this many random hits per kind, then only count */
-#define APP_BAUD 115200
+#define SELF_RESET_MIN_US 10000    /* real time between self-resets, whatever the time scale */
 
 enum { OP_FLASH_END = 0x04, OP_FLASH_DEFL_END = 0x12 };
 
@@ -99,6 +100,11 @@ struct sim_device {
 	int pending_boot, pending_download, pending_app, pending_unplug;
 	unsigned pending_unplug_ms;
 	int save_pending;
+
+	/* the boot path (sim_boot.h) */
+	sim_boot_plan *plan;     /* what the last boot printed */
+	uint64_t self_reset_at;  /* the chip resets itself then (real us); 0 = no */
+	int self_reset_cause;
 
 	uint64_t start_us;
 	uint64_t virtual_us;     /* chip time slept with time_scale 0 */
@@ -602,6 +608,7 @@ static void dev_hold(sim_device *d)
 {
 	VLOG(d, "EN low: chip held in reset");
 	d->held = 1;
+	d->self_reset_at = 0;
 	if (d->busy)
 		d->halted = 1;
 	queue_flush(d);
@@ -613,6 +620,8 @@ static void emit_boot_log(sim_device *d, int download, int rst_cause);
 static void dev_boot(sim_device *d, int download, int rst_cause)
 {
 	d->held = 0;
+	d->halted = 0; /* a reset that cut the previous boot short halted it (no chip call runs now) */
+	d->self_reset_at = 0;
 	d->latched_download = download;
 	d->boots++;
 	queue_flush(d);
@@ -632,6 +641,7 @@ static void dev_unplug(sim_device *d, unsigned ms)
 	dev_log(d, "unplugged for %u ms", ms);
 	d->powered = 0;
 	d->held = 1;
+	d->self_reset_at = 0;
 	if (d->busy)
 		d->halted = 1;
 	queue_flush(d);
@@ -644,7 +654,7 @@ static void power_on(sim_device *d)
 {
 	sim_reset_init(&d->rst, (uint64_t)d->opt.en_delay_ms * 1000u);
 	d->powered = 1;
-	dev_boot(d, d->cfg.boot == SIM_BOOT_DOWNLOAD, 1);
+	dev_boot(d, d->cfg.boot == SIM_BOOT_DOWNLOAD, SIM_RST_POWER_ON);
 }
 
 static void dev_plug_in(sim_device *d)
@@ -672,7 +682,13 @@ static void dev_timers(sim_device *d, uint64_t now)
 		/* A pty has no lines: its GPIO0 is strapped by --boot; on
 		 * RFC 2217, boot=download means a jig holding GPIO0 low. */
 		if (d->powered && sim_reset_poll(&d->rst, now, &download) == SIM_RESET_BOOT)
-			dev_boot(d, download || d->cfg.boot == SIM_BOOT_DOWNLOAD, 2);
+			dev_boot(d, download || d->cfg.boot == SIM_BOOT_DOWNLOAD, SIM_RST_EXTERNAL);
+		if (d->powered && !d->held && d->self_reset_at && now >= d->self_reset_at) {
+			/* watchdog, restart or brown-out: the straps are sampled again */
+			d->self_reset_at = 0;
+			download = sim_reset_gpio0_pulled_low(d->rst.dtr, d->rst.rts);
+			dev_boot(d, download || d->cfg.boot == SIM_BOOT_DOWNLOAD, d->self_reset_cause);
+		}
 		if (!d->powered && d->replug_at && now >= d->replug_at)
 			dev_plug_in(d);
 		if (d->save_pending)
@@ -714,6 +730,7 @@ static void dev_serve(sim_device *d, uint64_t deadline, int until_input)
 		uint64_t wake = deadline;
 		if (!d->busy) {
 			wake = min_deadline(wake, sim_reset_deadline(&d->rst));
+			wake = min_deadline(wake, d->self_reset_at);
 			wake = min_deadline(wake, d->powered ? 0 : d->replug_at);
 		}
 		if (d->cfg.link == SIM_LINK_PTY && d->fd >= 0 && !d->host_present)
@@ -841,25 +858,60 @@ static void dev_tx(sim_device *d, const uint8_t *bytes, size_t n, unsigned line_
 		tx_flush(d, chunk, m, line_baud);
 }
 
+/* The flash as the boot path reads it: the chip's bytes, and the part's
+ * address wrap when its JEDEC id claims more than the die. */
+static void flash_view(sim_device *d, sim_flash *view)
+{
+	size_t size;
+	view->data = sim_chip_flash(d->chip, &size);
+	view->size = size;
+	view->stuck_sector = -1;
+	view->wrap = sim_flash_claims_more(d->cfg.chip.jedec_id, size);
+}
+
+static uint64_t scaled_us(const sim_device *d, uint64_t us)
+{
+	return (uint64_t)((double)us * d->opt.time_scale);
+}
+
+/* Wait like dev_wait, but stop as soon as EN falls or the device goes
+ * away: a reset cuts a boot's quiet time short as it cuts its output. */
+static void boot_wait(sim_device *d, uint64_t deadline)
+{
+	const uint64_t slice = 5000;
+	while (!tx_stopped(d)) {
+		uint64_t now = sim_mono_us();
+		if (now >= deadline) {
+			dev_wait(d, now); /* timers and input even without a quiet time */
+			return;
+		}
+		dev_wait(d, deadline - now > slice ? now + slice : deadline);
+	}
+}
+
+/* Play what the chip prints after EN rose (rst_cause SIM_RST_NONE: the
+ * loader jumped into the flash boot): each text at its own rate after its
+ * quiet time, then the self-reset the boot ends with, if any. */
 static void emit_boot_log(sim_device *d, int download, int rst_cause)
 {
-	char text[512];
-	int n = snprintf(text, sizeof text, "\r\n ets Jan  8 2013,rst cause:%d, boot mode:(%d,6)\r\n\r\n",
-	                 rst_cause, download ? 1 : 3);
+	sim_boot_plan *plan = d->plan;
+	sim_flash view;
+	flash_view(d, &view);
+	sim_boot_run(&d->cfg.boot_model, &view, rst_cause, download, plan);
 	if (!download)
-		n += snprintf(text + n, sizeof text - (size_t)n,
-		              "load 0x40100000, len 27728, room 16 \r\ntail 0\r\nchksum 0x2a\r\n"
-		              "load 0x3ffe8000, len 2124, room 8 \r\ntail 4\r\nchksum 0x4b\r\n"
-		              "csum 0x4b\r\n");
-	unsigned boot_baud = sim_wire_boot_baud(d->cfg.chip.xtal_mhz);
-	/* The ROM's UART runs at boot_baud however the host is set. */
-	dev_tx(d, (const uint8_t *)text, (size_t)n, boot_baud);
-	if (!download && !tx_stopped(d)) {
-		n = snprintf(text, sizeof text,
-		             "\r\nespline-sim application running (chip id 0x%06x); "
-		             "reset with GPIO0 low to flash\r\n",
-		             sim_chip_id(d->cfg.chip.mac));
-		dev_tx(d, (const uint8_t *)text, (size_t)n, APP_BAUD);
+		VLOG(d, "boot: %s%s%s", plan->outcome, plan->banner[0] ? ": " : "", plan->banner);
+	for (size_t i = 0; i < plan->nsteps && !tx_stopped(d); i++) {
+		const sim_boot_step *st = &plan->step[i];
+		boot_wait(d, sim_mono_us() + scaled_us(d, st->delay_us));
+		if (tx_stopped(d))
+			return;
+		/* the UART runs at st->baud however the host is set */
+		dev_tx(d, (const uint8_t *)plan->text + st->off, st->len, st->baud);
+	}
+	if (plan->end == SIM_BOOT_END_RESET && !tx_stopped(d)) {
+		uint64_t wait = scaled_us(d, plan->reset_after_us);
+		d->self_reset_at = sim_mono_us() + (wait > SELF_RESET_MIN_US ? wait : SELF_RESET_MIN_US);
+		d->self_reset_cause = plan->reset_cause;
 	}
 }
 
@@ -951,19 +1003,16 @@ static void after_chip_call(sim_device *d)
 		if (!d->powered || d->held)
 			return;
 		if (d->pending_app) {
-			/* RUN_USER_CODE / FLASH_END(1) from the ROM: straight into
-			 * the application, no ROM reset, no boot log. */
+			/* RUN_USER_CODE / FLASH_END(1) from the ROM: it jumps into
+			 * its flash boot, no reset, so no ROM banner. */
 			sim_chip_boot(d->chip, 0);
 			d->chip_baud = 0;
 			queue_flush(d);
 			d->busy++;
-			char text[160];
-			int n = snprintf(text, sizeof text, "\r\nespline-sim application running (chip id 0x%06x)\r\n",
-			                 sim_chip_id(d->cfg.chip.mac));
-			dev_tx(d, (const uint8_t *)text, (size_t)n, APP_BAUD);
+			emit_boot_log(d, 0, SIM_RST_NONE);
 			d->busy--;
 		} else {
-			dev_boot(d, d->pending_download, 2);
+			dev_boot(d, d->pending_download, SIM_RST_EXTERNAL);
 		}
 	}
 }
@@ -1042,7 +1091,8 @@ int sim_device_open(const sim_device_config *cfg, const sim_server_options *opt,
 	d->in = malloc(IN_CAP);
 	d->in_t = malloc(IN_CAP * sizeof *d->in_t);
 	d->frame = malloc(FRAME_CAP);
-	if (!d->in || !d->in_t || !d->frame) {
+	d->plan = malloc(sizeof *d->plan);
+	if (!d->in || !d->in_t || !d->frame || !d->plan) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -1083,6 +1133,7 @@ fail:
 	free(d->in);
 	free(d->in_t);
 	free(d->frame);
+	free(d->plan);
 	pthread_mutex_destroy(&d->desc_lock);
 	free(d);
 	return -1;
@@ -1150,6 +1201,7 @@ void sim_device_close(sim_device *d)
 	free(d->in_t);
 	free(d->frame);
 	free(d->enc);
+	free(d->plan);
 	pthread_mutex_destroy(&d->desc_lock);
 	free(d);
 }

@@ -29,6 +29,7 @@
 #include "../sim/sim_reset.h"
 #include "../sim/sim_server.h"
 #include "../sim/sim_wire.h"
+#include "boot_fixture.h"
 
 /* ------------------------------------------------------------------------ */
 /* fault specs                                                               */
@@ -669,7 +670,7 @@ static harness *h_start(const char *first, ...)
 	h->so = (sim_server_options){
 		.time_scale = h->o.time_scale, .en_delay_ms = h->o.en_delay_ms, .seed = h->o.seed,
 		.verbose = 1, .stop_fd = h->stop[0], .ctx = h, .log = h_log, .announce = h_announce,
-		.frame_hook = h_frame,
+		.frame_hook = h_frame, .flash_dir = h->o.flash_dir,
 	};
 	if (sim_device_open(&h->o.devices[0], &h->so, &h->dev, err, sizeof err) != 0)
 		fail_msg("open: %s", err);
@@ -1104,16 +1105,54 @@ static void test_server_rfc2217_reset_circuit(void **state)
 	h_stop(h);
 }
 
+/* A --flash-dir holding dev0.bin: a bootable image whose header declares
+ * 512 KB (mode DIO), the banner string in its flash-mapped part at 0x10000
+ * (none if NULL) and SDK init data at 0x7C000; the rest of the flash stays
+ * erased.  *csum gets the image's checksum byte.  Free with drop_flash_dir. */
+static const boot_seg demo_segs[] = { { 0x40100000u, 27728 }, { 0x3FFE8000u, 2124 }, { 0x3FFE8850u, 9276 } };
+
+static void make_flash_dir(char dir[32], const char *banner, uint8_t *csum)
+{
+	static uint8_t img[0x7C000 + 128];
+	memset(img, 0xFF, sizeof img);
+	boot_image_write(img, 2, 0x00, demo_segs, 3, 9, csum);
+	if (banner)
+		memcpy(img + 0x10000 + 40, banner, strlen(banner) + 1);
+	boot_put_init_data(img, 0x7C000);
+	snprintf(dir, 32, "/tmp/test_sim_boot_XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	char path[64];
+	snprintf(path, sizeof path, "%s/dev0.bin", dir);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(img, 1, sizeof img, f), sizeof img);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void drop_flash_dir(const char *dir)
+{
+	char path[64];
+	snprintf(path, sizeof path, "%s/dev0.bin", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* RFC 2217 PURGE-DATA (server receive buffer): the chip's output that is
- * queued but not yet on the wire is dropped.  At time scale 20 the ROM's
- * boot lines after a hard reset take about 0.6 s to trickle out at 74880
- * baud; a purge after the first 0.15 s leaves the rest of them unsent.
- * (The first boot's lines are let out in full before the reset.) */
+ * queued but not yet on the wire is dropped; what the chip prints later
+ * comes out.  At time scale 20 the ROM's first text (its banner and the
+ * first load line, ~90 bytes at 74880 baud) trickles out from ~50 to
+ * ~290 ms after RTS is released; a purge at 150 ms drops the rest of it,
+ * and the lines it prints after loading the first segment still arrive. */
 static void test_server_rfc2217_purge_drops_queued_output(void **state)
 {
 	(void)state;
+	char dir[32], csum[16];
+	uint8_t cks;
+	make_flash_dir(dir, NULL, &cks);
+	snprintf(csum, sizeof csum, "csum 0x%02x", cks);
 	for (int purge = 0; purge <= 1; purge++) {
-		harness *h = h_start("--time-scale", "20", "--link", "rfc2217", "--en-delay", "10", NULL);
+		harness *h = h_start("--time-scale", "20", "--link", "rfc2217", "--en-delay", "10", "--flash-dir",
+		                     dir, NULL);
 		assert_int_equal(sim_device_start(h->dev), 0);
 		h->host = tcp_connect(h_port(h));
 		espl_telnet_decoder_init(&h->tdec);
@@ -1129,14 +1168,117 @@ static void test_server_rfc2217_purge_drops_queued_output(void **state)
 		size_t n = tcp_read(h, buf, 0, sizeof buf, 150, NULL);
 		if (purge)
 			cpo_send(h, ESPL_RFC2217_PURGE_DATA, ESPL_RFC2217_PURGE_RX);
-		n = tcp_read(h, buf, n, sizeof buf, 3000, "csum 0x4b");
+		n = tcp_read(h, buf, n, sizeof buf, 3000, csum);
 		assert_non_null(memmem(buf, n, "ets Jan", 7)); /* it did start */
+		assert_non_null(memmem(buf, n, csum, strlen(csum)));
+		const void *load1 = memmem(buf, n, "load 0x40100000, len 27728", 26);
 		if (purge)
-			assert_null(memmem(buf, n, "csum 0x4b", 9));
+			assert_null(load1);
 		else
-			assert_non_null(memmem(buf, n, "csum 0x4b", 9));
+			assert_non_null(load1);
 		h_stop(h);
 	}
+	drop_flash_dir(dir);
+}
+
+/* An RTS pulse on an RFC 2217 device; returns when RTS is released (EN
+ * starts rising), in ms. */
+static uint64_t rts_pulse(harness *h)
+{
+	cpo_send(h, ESPL_RFC2217_SET_CONTROL, ESPL_RFC2217_RTS_ON);
+	sleep_ms(50);
+	cpo_send(h, ESPL_RFC2217_SET_CONTROL, ESPL_RFC2217_RTS_OFF);
+	return now_ms();
+}
+
+static harness *h_start_rfc2217(const char *xtal, const char *dir, const char *extra)
+{
+	harness *h = h_start("--time-scale", "1", "--link", "rfc2217", "--en-delay", "10", "--xtal", xtal,
+	                     "--flash-dir", dir, extra ? extra : "--seed", extra ? NULL : "1", NULL);
+	assert_int_equal(sim_device_start(h->dev), 0);
+	h->host = tcp_connect(h_port(h));
+	espl_telnet_decoder_init(&h->tdec);
+	espl_telnet_options_init(&h->topt);
+	return h;
+}
+
+/* The boot path end to end at real speed: after a reset the ROM prints its
+ * banner and one load line per segment at its rate (115200 with a 40 MHz
+ * crystal), and the firmware's banner, taken from the image, follows about
+ * 250 ms after loading, at 115200. */
+static void test_server_boots_what_is_in_flash(void **state)
+{
+	(void)state;
+	char dir[32];
+	uint8_t cks;
+	make_flash_dir(dir, "NodeMCU 3.0.0-espline-test", &cks);
+	harness *h = h_start_rfc2217("40", dir, NULL);
+	static uint8_t buf[8192];
+	tcp_read(h, buf, 0, sizeof buf, 600, NULL); /* power-on boot */
+	cpo_send(h, ESPL_RFC2217_SET_BAUDRATE, 115200);
+	uint64_t t0 = rts_pulse(h);
+	size_t n = tcp_read(h, buf, 0, sizeof buf, 3000, "csum 0x");
+	uint64_t t_rom = now_ms() - t0;
+	n = tcp_read(h, buf, n, sizeof buf, 3000, "espline-test\r\n");
+	uint64_t t_banner = now_ms() - t0;
+	char want[512];
+	snprintf(want, sizeof want,
+	         "ets Jan  8 2013,rst cause:2, boot mode:(3,6)\r\n\r\n"
+	         "load 0x40100000, len 27728, room 16 \r\ntail 0\r\nchksum 0x%02x\r\n"
+	         "load 0x3ffe8000, len 2124, room 8 \r\ntail 4\r\nchksum 0x%02x\r\n"
+	         "load 0x3ffe8850, len 9276, room 4 \r\ntail 8\r\nchksum 0x%02x\r\n"
+	         "csum 0x%02x\r\n\r\nNodeMCU 3.0.0-espline-test\r\n",
+	         boot_running_checksum(demo_segs, 0, 9), boot_running_checksum(demo_segs, 1, 9), cks, cks);
+	if (!memmem(buf, n, want, strlen(want)))
+		fail_msg("boot text not found in %zu bytes: %s", n, (const char *)buf);
+	/* EN rises 10 ms after release; the ROM's lines take ~30 ms at 115200 */
+	assert_true(t_rom >= 20 && t_rom < 1000);
+	assert_true(t_banner >= t_rom + 200 && t_banner < t_rom + 1500);
+	h_stop(h);
+	drop_flash_dir(dir);
+}
+
+/* 26 MHz: the ROM's lines are text only at 74880 and the firmware's banner
+ * only at 115200; a host at the other rate reads noise. */
+static void test_server_rom_and_firmware_rates_at_26mhz(void **state)
+{
+	(void)state;
+	char dir[32];
+	uint8_t cks;
+	make_flash_dir(dir, "NodeMCU 3.0.0-espline-test", &cks);
+	harness *h = h_start_rfc2217("26", dir, NULL);
+	static uint8_t buf[8192];
+	tcp_read(h, buf, 0, sizeof buf, 600, NULL);
+	for (int rate = 0; rate < 2; rate++) {
+		cpo_send(h, ESPL_RFC2217_SET_BAUDRATE, rate ? 115200 : 74880);
+		rts_pulse(h);
+		size_t n = tcp_read(h, buf, 0, sizeof buf, 1200, NULL);
+		int rom = memmem(buf, n, "rst cause:2, boot mode:(3,6)", 28) != NULL;
+		int banner = memmem(buf, n, "NodeMCU 3.0.0-espline-test", 26) != NULL;
+		assert_int_equal(rom, !rate);
+		assert_int_equal(banner, rate);
+	}
+	h_stop(h);
+	drop_flash_dir(dir);
+}
+
+/* A boot fault that resets the chip: the server performs the reset the
+ * plan asks for, so the host sees the ROM banner again with the cause. */
+static void test_server_boot_loop_resets_itself(void **state)
+{
+	(void)state;
+	char dir[32];
+	uint8_t cks;
+	make_flash_dir(dir, "NodeMCU 3.0.0-espline-test", &cks);
+	harness *h = h_start_rfc2217("40", dir, "--boot-fault=loop:100");
+	static uint8_t buf[16384];
+	size_t n = tcp_read(h, buf, 0, sizeof buf, 3000, "wdt reset\r\nload");
+	assert_non_null(memmem(buf, n, "rst cause:1, boot mode:(3,6)", 28));
+	static const char wdt[] = "rst cause:4, boot mode:(3,6)\r\n\r\nwdt reset\r\nload";
+	assert_non_null(memmem(buf, n, wdt, strlen(wdt)));
+	assert_null(memmem(buf, n, "NodeMCU", 7));
+	h_stop(h);
+	drop_flash_dir(dir);
 }
 
 /* Bad input never kills the simulator: thousands of random frames with
@@ -1241,6 +1383,9 @@ int main(void)
 		cmocka_unit_test(test_server_unplug_and_replug),
 		cmocka_unit_test(test_server_rfc2217_reset_circuit),
 		cmocka_unit_test(test_server_rfc2217_purge_drops_queued_output),
+		cmocka_unit_test(test_server_boots_what_is_in_flash),
+		cmocka_unit_test(test_server_rom_and_firmware_rates_at_26mhz),
+		cmocka_unit_test(test_server_boot_loop_resets_itself),
 		cmocka_unit_test(test_server_survives_random_input),
 	};
 	return cmocka_run_group_tests_name("sim_server", tests, NULL, NULL);
