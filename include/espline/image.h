@@ -107,7 +107,12 @@ void espl_image_free(espl_image *img);
 
 typedef struct espl_image_source espl_image_source;
 
-/* Read path; check it is non-empty and, if it will be patched, an image. */
+/* The largest file accepted as an image: the largest ESP8266 flash. */
+#define ESPL_IMAGE_MAX (16u << 20)
+
+/* Read path, a regular file of at most ESPL_IMAGE_MAX bytes (anything else
+ * is refused before it is read, see util/file.h); check it is non-empty
+ * and, if it will be patched, an image. */
 int espl_image_source_open(const char *path, uint32_t address, const espl_flash_params *p,
 			   espl_image_source **out, espl_error *err);
 /* Same from memory (copied). */

@@ -33,6 +33,18 @@ extern const espl_cli_command espl_cmd_sync; /* cli_db.c */
 extern const espl_cli_command espl_cmd_ports, espl_cmd_info, espl_cmd_erase, espl_cmd_write,
 	espl_cmd_verify, espl_cmd_read; /* cli_device.c */
 
+/* s escaped for a terminal or a log (util/str.h: control characters and
+ * invalid UTF-8 made visible), for every user-supplied string the CLI
+ * prints; NULL gives "".  The result lives in one of 12 static buffers
+ * used in turn, so up to 12 may appear in one printf.  The CLI is
+ * single-threaded. */
+const char *espl_cli_shown(const char *s);
+
+/* A recipe diagnostic on stderr as FILE:LINE:COL: error: MESSAGE, escaped;
+ * the espl_recipe_diag_fn of every command that loads a recipe. */
+struct espl_recipe_diag;
+void espl_cli_print_diag(void *ctx, const struct espl_recipe_diag *d);
+
 /* Map an ESPL_E* code to an exit code. */
 int espl_cli_exit_for(int code);
 

@@ -99,7 +99,7 @@ static int wants_help(int argc, char **argv)
 
 static int fail(const char *cmd, const espl_error *err)
 {
-	fprintf(stderr, "espline %s: %s\n", cmd, err->msg);
+	fprintf(stderr, "espline %s: %s\n", cmd, espl_cli_shown(err->msg));
 	return espl_cli_exit_for(err->code);
 }
 
@@ -115,7 +115,7 @@ static int open_db(const char *cmd, const char *path, espl_db **db)
 		if (espl_db_open(db, &o, &err) == 0)
 			return ESPL_EXIT_OK;
 	}
-	fprintf(stderr, "espline %s: %s\n", cmd, err.msg);
+	fprintf(stderr, "espline %s: %s\n", cmd, espl_cli_shown(err.msg));
 	return ESPL_EXIT_DB;
 }
 
@@ -130,7 +130,7 @@ static int open_central(const char *cmd, const db_args *a, PGconn **conn)
 		return ESPL_EXIT_USAGE;
 	}
 	if (espl_central_connect(conn, ci, &err) < 0) {
-		fprintf(stderr, "espline %s: %s\n", cmd, err.msg);
+		fprintf(stderr, "espline %s: %s\n", cmd, espl_cli_shown(err.msg));
 		return ESPL_EXIT_DB;
 	}
 	return ESPL_EXIT_OK;
@@ -174,22 +174,22 @@ static int print_history_unit(const espl_report_unit *ru, void *user)
 	(void)user;
 	espl_report_format_time(u->started_ms, started);
 	printf("%s  %-11s %s  batch %s  station %s@%s  port %s  adapter %s\n", started,
-	       espl_db_result_name(u->result), u->mac ? u->mac : "", ru->batch_name, ru->station,
-	       ru->host, u->port ? u->port : "-",
-	       u->adapter_serial && *u->adapter_serial ? u->adapter_serial
-						       : (u->adapter_location ? u->adapter_location : "-"));
-	printf("    recipe %s (sha256 %s)\n", ru->recipe, ru->recipe_sha256);
+	       espl_db_result_name(u->result), espl_cli_shown(u->mac), espl_cli_shown(ru->batch_name), espl_cli_shown(ru->station),
+	       espl_cli_shown(ru->host), u->port ? espl_cli_shown(u->port) : "-",
+	       espl_cli_shown(u->adapter_serial && *u->adapter_serial ? u->adapter_serial
+	                                                     : (u->adapter_location ? u->adapter_location : "-")));
+	printf("    recipe %s (sha256 %s)\n", espl_cli_shown(ru->recipe), espl_cli_shown(ru->recipe_sha256));
 	if (ru->images)
-		printf("    images %s\n", ru->images);
+		printf("    images %s\n", espl_cli_shown(ru->images));
 	printf("    chip 0x%08" PRIx32 "  flash 0x%06" PRIx32 " %s %" PRIu32 " KB  crystal %d MHz"
 	       "  %.1f s  unit %s\n",
-	       u->chip_id, u->flash_id, u->manufacturer ? u->manufacturer : "", u->flash_size / 1024,
-	       u->crystal_mhz, u->duration_ms / 1000.0, u->uuid);
+	       u->chip_id, u->flash_id, espl_cli_shown(u->manufacturer), u->flash_size / 1024,
+	       u->crystal_mhz, u->duration_ms / 1000.0, espl_cli_shown(u->uuid));
 	if (u->error && *u->error)
-		printf("    error (%s): %s\n", u->error_kind ? u->error_kind : "?", u->error);
+		printf("    error (%s): %s\n", u->error_kind ? espl_cli_shown(u->error_kind) : "?", espl_cli_shown(u->error));
 	if (ru->repeat_of && *ru->repeat_of)
 		printf("    REPEAT: this MAC had already passed in this batch (unit %s)\n",
-		       ru->repeat_of);
+		       espl_cli_shown(ru->repeat_of));
 	return 0;
 }
 
@@ -220,8 +220,8 @@ static int cmd_history(int argc, char **argv)
 	if (n < 0)
 		return fail(argv[0], &err);
 	if (n == 0) {
-		printf("%s was never programmed (according to %s)\n", a.positional[0],
-		       a.use_central ? "the central database" : espl_db_path(a.db));
+		printf("%s was never programmed (according to %s)\n", espl_cli_shown(a.positional[0]),
+		       a.use_central ? "the central database" : espl_cli_shown(espl_db_path(a.db)));
 		return ESPL_EXIT_FAIL;
 	}
 	return ESPL_EXIT_OK;
@@ -478,7 +478,7 @@ static int sync_push(espl_db *db, const db_args *a)
 	}
 	int rc = espl_central_push(db, ci, &sent, &err);
 	if (rc < 0) {
-		fprintf(stderr, "espline sync push: %s (sent %" PRId64 " records before)\n", err.msg,
+		fprintf(stderr, "espline sync push: %s (sent %" PRId64 " records before)\n", espl_cli_shown(err.msg),
 			sent);
 		return ESPL_EXIT_DB;
 	}

@@ -54,7 +54,7 @@ static void on_log(void *ctx, int level, const char *msg)
 	if (level < ESPL_LOG_WARN && v->quiet)
 		return;
 	fprintf(stderr, "%s%s%s\n", v->tty ? "\r\033[K" : "", level == ESPL_LOG_WARN ? "warning: " : "",
-		msg);
+		espl_cli_shown(msg));
 }
 
 static void draw_bar(const espl_progress *p)
@@ -99,7 +99,7 @@ static void on_progress(void *ctx, const espl_progress *p)
 
 static int fail(const dev_args *a, const espl_error *err)
 {
-	fprintf(stderr, "espline %s: error: %s\n", a->cmd, err->msg);
+	fprintf(stderr, "espline %s: error: %s\n", a->cmd, espl_cli_shown(err->msg));
 	return espl_cli_exit_for(err->code);
 }
 
@@ -208,7 +208,7 @@ static int apply_opt(dev_args *a, int c, const char *arg)
 	default: return ESPL_EXIT_USAGE;
 	}
 	if (rc < 0) {
-		fprintf(stderr, "espline %s: %s\n", a->cmd, err.msg);
+		fprintf(stderr, "espline %s: %s\n", a->cmd, espl_cli_shown(err.msg));
 		return ESPL_EXIT_USAGE;
 	}
 	return 0;
@@ -271,7 +271,7 @@ static int resolve_port(const char *cmd, const char *spec, char *out, size_t cap
 	}
 	n = espl_port_list(spec, &list, &err);
 	if (n < 0) {
-		fprintf(stderr, "espline %s: error: %s\n", cmd, err.msg);
+		fprintf(stderr, "espline %s: error: %s\n", cmd, espl_cli_shown(err.msg));
 		return espl_cli_exit_for(n);
 	}
 	if (n != 1) {
@@ -344,7 +344,7 @@ static void finish(dev_args *a, espl_loader *l)
 	if (!l)
 		return;
 	if (!a->stay && espl_loader_hard_reset(l, &err) < 0)
-		fprintf(stderr, "warning: could not start the firmware: %s\n", err.msg);
+		fprintf(stderr, "warning: could not start the firmware: %s\n", espl_cli_shown(err.msg));
 	espl_loader_close(l);
 }
 

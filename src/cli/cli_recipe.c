@@ -6,13 +6,6 @@
 #include "cli/cli.h"
 #include "espline/recipe.h"
 
-static void print_diag(void *ctx, const espl_recipe_diag *d)
-{
-	(void)ctx;
-	fprintf(stderr, "%s:%u:%u: %s: %s\n", d->file, d->pos.line, d->pos.column,
-	        d->warning ? "warning" : "error", d->message);
-}
-
 static void recipe_usage(FILE *out)
 {
 	fputs("usage: espline recipe check FILE...   validate recipes (exit 0 ok, 2 invalid)\n"
@@ -29,13 +22,13 @@ static espl_recipe *load_prepared(const char *path)
 	espl_recipe *r = NULL;
 	espl_error err = { 0, "" };
 
-	int rc = espl_recipe_load(path, print_diag, NULL, &r, &err);
+	int rc = espl_recipe_load(path, espl_cli_print_diag, NULL, &r, &err);
 	if (rc == ESPL_OK)
-		rc = espl_recipe_prepare(r, print_diag, NULL, &err);
+		rc = espl_recipe_prepare(r, espl_cli_print_diag, NULL, &err);
 	if (rc == ESPL_OK)
 		return r;
 	if (rc != ESPL_ERECIPE) /* the recipe itself could not be read */
-		fprintf(stderr, "%s\n", err.msg);
+		fprintf(stderr, "%s\n", espl_cli_shown(err.msg));
 	espl_recipe_free(r);
 	return NULL;
 }

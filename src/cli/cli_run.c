@@ -15,6 +15,7 @@
 #include "espline/runner.h"
 #include "espline/supervisor.h"
 #include "espline/ui.h"
+#include "util/str.h"
 
 #define MAX_PORTS 256
 #define ESPLINE_RUN_VERSION "0.1.0"
@@ -85,16 +86,10 @@ static void on_tick(void *ctx)
 	espl_ui_tick(v->ui);
 }
 
-static void print_diag(void *ctx, const espl_recipe_diag *d)
-{
-	(void)ctx;
-	fprintf(stderr, "%s:%u:%u: %s: %s\n", d->file, d->pos.line, d->pos.column,
-	        d->warning ? "warning" : "error", d->message);
-}
-
 static int usage_error(const char *what, const char *arg)
 {
-	fprintf(stderr, "espline run: %s%s%s (espline run --help)\n", what, arg ? " " : "", arg ? arg : "");
+	fprintf(stderr, "espline run: %s%s%s (espline run --help)\n", what, arg ? " " : "",
+	        arg ? espl_cli_shown(arg) : "");
 	return ESPL_EXIT_USAGE;
 }
 
@@ -105,6 +100,20 @@ static int parse_uint(const char *s, unsigned *out)
 	if (!*s || *end || v == 0 || v > 10000000)
 		return -1;
 	*out = (unsigned)v;
+	return 0;
+}
+
+/* Names are recorded and printed: refuse what would be cut, ambiguous or
+ * able to drive a terminal, rather than store it altered. */
+static int check_names(const run_args *a)
+{
+	const struct { const char *value, *option; } names[] = {
+		{ a->batch, "--batch" }, { a->operator_name, "--operator" }, { a->station_name, "--station-name" },
+	};
+	espl_error err = { 0, "" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (names[i].value && espl__name_check(names[i].value, names[i].option, &err) < 0)
+			return usage_error(err.msg, NULL);
 	return 0;
 }
 
@@ -176,7 +185,7 @@ static int parse_args(int argc, char **argv, run_args *a)
 		return usage_error("--batch NAME needs --count N (or --station for an open-ended batch)", NULL);
 	if (a->json && a->plain)
 		return usage_error("--json and --plain exclude each other", NULL);
-	return 0;
+	return check_names(a);
 }
 
 /* --stub FILE: the recipe's connect.stub, as if it had named FILE.  A file
@@ -197,9 +206,9 @@ static int use_stub_file(espl_recipe *r, const char *path, espl_error *err)
 static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 {
 	espl_error err = { 0, "" };
-	int rc = espl_recipe_load(a->recipe, print_diag, NULL, r, &err);
+	int rc = espl_recipe_load(a->recipe, espl_cli_print_diag, NULL, r, &err);
 	if (rc == ESPL_OK)
-		rc = espl_recipe_prepare(*r, print_diag, NULL, &err);
+		rc = espl_recipe_prepare(*r, espl_cli_print_diag, NULL, &err);
 	if (rc == ESPL_OK) {
 		if (a->baud)
 			(*r)->connect.baud = a->baud;
@@ -210,9 +219,9 @@ static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 		if (rc == ESPL_OK)
 			rc = espl_plan_new(*r, plan, &err);
 		if (rc < 0)
-			fprintf(stderr, "espline run: %s\n", err.msg);
+			fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
 	} else if (rc != ESPL_ERECIPE) {
-		fprintf(stderr, "espline run: %s\n", err.msg);
+		fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
 	}
 	if (rc < 0) {
 		espl_recipe_free(*r);
@@ -258,7 +267,7 @@ static int run_main(int argc, char **argv)
 	espl_ui_options uo = { stdout, a.json ? ESPL_UI_JSON : a.plain ? ESPL_UI_PLAIN : ESPL_UI_AUTO, -1, 0,
 	                       r->name, db_path };
 	if (espl_ui_new(&uo, &ui, &err) < 0) {
-		fprintf(stderr, "espline run: %s\n", err.msg);
+		fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
 		return ESPL_EXIT_DEVICE;
 	}
 	memset(&view, 0, sizeof view);
@@ -280,7 +289,7 @@ static int run_main(int argc, char **argv)
 	if (rc == ESPL_OK)
 		rc = espl_supervisor_run(sup, &totals, &err);
 	if (rc < 0 && rc != ESPL_EINTERRUPTED)
-		fprintf(stderr, "espline run: %s\n", err.msg);
+		fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
 	/* A summary only for a batch that began: a database that could not be
 	 * opened has nothing to sum up, and the error above says why. */
 	if (sup && (totals.batch_uuid[0] || totals.units > 0))

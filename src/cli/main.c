@@ -3,7 +3,9 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "util/str.h"
 #include "espline/error.h"
+#include "espline/recipe.h"
 
 #define ESPLINE_VERSION "0.1.0"
 
@@ -15,6 +17,20 @@ static const espl_cli_command *const commands[] = {
 	&espl_cmd_ports, &espl_cmd_info, &espl_cmd_erase, &espl_cmd_write, &espl_cmd_verify, &espl_cmd_read,
 	NULL,
 };
+
+const char *espl_cli_shown(const char *s)
+{
+	static char ring[12][512];
+	static unsigned next;
+	return espl__str_escape(s ? s : "", ring[next++ % 12], sizeof ring[0]);
+}
+
+void espl_cli_print_diag(void *ctx, const espl_recipe_diag *d)
+{
+	(void)ctx;
+	fprintf(stderr, "%s:%u:%u: %s: %s\n", espl_cli_shown(d->file), d->pos.line, d->pos.column,
+	        d->warning ? "warning" : "error", espl_cli_shown(d->message));
+}
 
 int espl_cli_exit_for(int code)
 {

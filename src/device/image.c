@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "device/dev_bytes.h"
+#include "util/file.h"
 #include "espline/loader.h"
 
 #define HEADER_LEN 8
@@ -408,39 +409,12 @@ int espl_image_source_new(const uint8_t *data, size_t len, const char *name, uin
 int espl_image_source_open(const char *path, uint32_t address, const espl_flash_params *p,
 			   espl_image_source **out, espl_error *err)
 {
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	size_t len = 0, cap = 0;
-	int rc;
+	char *buf;
+	size_t len;
 
 	*out = NULL;
-	if (!f)
-		return espl_fail_errno(err, "cannot open %s", path);
-	for (;;) {
-		if (len == cap) {
-			size_t ncap = cap ? cap * 2 : 1 << 16;
-			uint8_t *nb = realloc(buf, ncap);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return espl_fail(err, ESPL_ENOMEM, "out of memory reading %s", path);
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		size_t n = fread(buf + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rc = espl_fail_errno(err, "reading %s", path);
-		fclose(f);
-		free(buf);
-		return rc;
-	}
-	fclose(f);
-	rc = espl_image_source_new(buf, len, path, address, p, out, err);
+	ESPL_TRY(espl__file_read(path, ESPL_IMAGE_MAX, "image", &buf, &len, err));
+	int rc = espl_image_source_new((const uint8_t *)buf, len, path, address, p, out, err);
 	free(buf);
 	return rc;
 }

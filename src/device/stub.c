@@ -9,11 +9,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/file.h"
+
 #ifndef ESPLINE_SOURCE_DIR
 #define ESPLINE_SOURCE_DIR "."
 #endif
 
 #define MAX_CANDIDATES 48
+/* The ESP8266 stub is about 20 KB of base64; a file 50 times that is not a stub. */
+#define STUB_FILE_MAX (1u << 20)
 
 /* ---- base64 ------------------------------------------------------------- */
 
@@ -121,13 +125,14 @@ int espl_stub_load_file(const char *path, espl_stub *stub, espl_error *err)
 
 	memset(stub, 0, sizeof *stub);
 	snprintf(stub->path, sizeof stub->path, "%s", path);
-	root = json_load_file(path, 0, &jerr);
-	if (!root) {
-		if (access(path, R_OK) != 0)
-			return espl_fail_errno(err, "stub %s", path);
+	char *text;
+	size_t len;
+	ESPL_TRY(espl__file_read(path, STUB_FILE_MAX, "stub", &text, &len, err));
+	root = json_loadb(text, len, 0, &jerr);
+	free(text);
+	if (!root)
 		return espl_fail(err, ESPL_EARG, "stub %s:%d:%d: %s", path, jerr.line, jerr.column,
 				 jerr.text);
-	}
 	rc = parse_stub(root, path, stub, err);
 	json_decref(root);
 	if (rc < 0)

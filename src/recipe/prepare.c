@@ -15,6 +15,7 @@
 
 #include "recipe/recipe_int.h"
 #include "recipe/yaml.h"
+#include "util/file.h"
 
 
 /* ------------------------------------------------------------------ */
@@ -22,17 +23,18 @@
 
 static int read_file_data(parse_ctx *c, espl_recipe_file *f, const char *what)
 {
-	FILE *fp = fopen(f->path, "rb");
-	if (!fp) {
-		espl_yaml_error(&c->y, f->pos, "%s: cannot read %s: %s", what, f->path, strerror(errno));
+	espl_error e;
+	char *data;
+	size_t len;
+
+	free(f->data);
+	f->data = NULL;
+	if (espl__file_read(f->path, ESP8266_MAX_FLASH, what, &data, &len, &e) < 0) {
+		espl_yaml_error(&c->y, f->pos, "%s", e.msg);
 		return -1;
 	}
-	free(f->data);
-	f->data = malloc(f->size ? f->size : 1);
-	size_t got = f->data ? fread(f->data, 1, f->size, fp) : 0;
-	int extra = fgetc(fp);
-	fclose(fp);
-	if (!f->data || got != f->size || extra != EOF) {
+	f->data = (uint8_t *)data;
+	if (len != f->size) {
 		espl_yaml_error(&c->y, f->pos, "%s: %s changed size while the recipe was being loaded (%u bytes expected)",
 		         what, f->path, f->size);
 		return -1;

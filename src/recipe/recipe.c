@@ -15,6 +15,7 @@
 
 #include "recipe/recipe_int.h"
 #include "recipe/yaml.h"
+#include "util/file.h"
 
 
 /* ------------------------------------------------------------------ */
@@ -396,7 +397,7 @@ static void parse_root_cb(espl_yaml *y, yaml_node_t *root, void *ctx)
 
 static int read_text(const char *path, espl_recipe *r, espl_error *err)
 {
-	int rc = espl_yaml_read_file(path, RECIPE_TEXT_MAX, "recipe", ESPL_ERECIPE, &r->text, &r->text_len, err);
+	int rc = espl__file_read(path, RECIPE_TEXT_MAX, "recipe", &r->text, &r->text_len, err);
 	if (rc < 0)
 		return rc;
 	if (espl__recipe_sha256_hex(r->text, r->text_len, r->sha256) < 0)

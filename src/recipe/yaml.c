@@ -279,34 +279,7 @@ int espl_yaml_choice(espl_yaml *y, const yaml_node_t *n, const char *what,
 
 
 /* ------------------------------------------------------------------ */
-/* files and documents                                                  */
-
-int espl_yaml_read_file(const char *path, size_t max, const char *what, int fail_code, char **text,
-                        size_t *len, espl_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	*text = NULL;
-	*len = 0;
-	if (!f)
-		return espl_fail_errno(err, "cannot open %s %s", what, path);
-	*text = malloc(max + 1);
-	if (!*text) {
-		fclose(f);
-		return espl_fail(err, ESPL_ENOMEM, "out of memory reading %s %s", what, path);
-	}
-	*len = fread(*text, 1, max + 1, f);
-	int bad = ferror(f);
-	fclose(f);
-	if (bad)
-		return espl_fail(err, ESPL_ESYS, "cannot read %s %s", what, path);
-	if (*len > max) {
-		bool mb = max % (1u << 20) == 0;
-		return espl_fail(err, fail_code, "%s: larger than %zu %s; is this really a %s?", path,
-		                 mb ? max >> 20 : max >> 10, mb ? "MB" : "KB", what);
-	}
-	(*text)[*len] = '\0';
-	return ESPL_OK;
-}
+/* documents                                                            */
 
 static void syntax_error(espl_yaml *y, const yaml_parser_t *p)
 {

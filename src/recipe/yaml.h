@@ -93,13 +93,6 @@ bool espl_yaml_bool(espl_yaml *y, const yaml_node_t *n, const char *what, bool *
 int espl_yaml_choice(espl_yaml *y, const yaml_node_t *n, const char *what, const char *const *names,
                      size_t count);
 
-/* Read a whole file of at most max bytes, NUL-terminated, into *text
- * (malloc'd; the caller frees it, also on error).  `what` names the kind of
- * file in messages ("recipe", "station file").  Errors: ESPL_ESYS or
- * ESPL_ENOTFOUND from the system, fail_code when larger than max. */
-int espl_yaml_read_file(const char *path, size_t max, const char *what, int fail_code, char **text,
-                        size_t *len, espl_error *err);
-
 /* Parse text as exactly one YAML document and call root_fn with its root
  * node (never NULL); `empty` is the message for a file with no document.
  * Syntax errors are reported at their place.  y->doc is valid only during

@@ -1,6 +1,7 @@
 /* report.c - history, reports and export; see include/espline/report.h. */
 #include "espline/report.h"
 #include "record/report_export.h"
+#include "util/str.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -319,9 +320,10 @@ static void print_groups(FILE *out, const char *title, const espl_report_group *
 		return;
 	fprintf(out, "\n%-24s %7s %7s %7s %7s %7s\n", title, "units", "pass", "fail", "intr",
 		"yield");
+	char key[256];
 	for (size_t i = 0; i < n; i++)
 		fprintf(out, "%-24s %7" PRId64 " %7" PRId64 " %7" PRId64 " %7" PRId64 " %6.1f%%\n",
-			g[i].key[0] ? g[i].key : "(none)", g[i].total, g[i].passed, g[i].failed,
+			g[i].key[0] ? espl__str_escape(g[i].key, key, sizeof key) : "(none)", g[i].total, g[i].passed, g[i].failed,
 			g[i].interrupted, 100.0 * g[i].yield);
 }
 
@@ -346,9 +348,11 @@ int espl_report_print(FILE *out, const espl_report *r)
 		r->max_ms / 1000.0, r->timed);
 	if (r->n_reasons) {
 		fprintf(out, "\nfailures by reason\n");
+		char key[256], example[1024];
 		for (size_t i = 0; i < r->n_reasons; i++)
-			fprintf(out, "  %-20s %7" PRId64 "   e.g. %s\n", r->reasons[i].key,
-				r->reasons[i].total, r->reasons[i].example);
+			fprintf(out, "  %-20s %7" PRId64 "   e.g. %s\n",
+				espl__str_escape(r->reasons[i].key, key, sizeof key), r->reasons[i].total,
+				espl__str_escape(r->reasons[i].example, example, sizeof example));
 	}
 	print_groups(out, "port", r->ports, r->n_ports);
 	print_groups(out, "adapter", r->adapters, r->n_adapters);

@@ -1,6 +1,7 @@
 /* ui.c - dashboard, plain lines and JSON events; see include/espline/ui.h. */
 #include "espline/ui.h"
 #include "util/clock.h"
+#include "util/str.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -53,7 +54,9 @@ typedef struct reason {
 } reason;
 
 struct espl_ui {
-	espl_ui_options o;
+	espl_ui_options o;        /* o.recipe and o.db_path point at the escaped copies below
+	                             in the text modes */
+	char recipe_shown[192], db_shown[512];
 	FILE *out;
 	pthread_mutex_t lock;
 	row *rows;
@@ -563,6 +566,11 @@ static void draw(espl_ui *ui)
 /* ------------------------------------------------------------------ */
 /* public                                                               */
 
+static const char *escaped(const char *in, char *buf, size_t cap)
+{
+	return in ? espl__str_escape(in, buf, cap) : NULL;
+}
+
 int espl_ui_new(const espl_ui_options *opts, espl_ui **out, espl_error *err)
 {
 	espl_ui *ui = calloc(1, sizeof *ui);
@@ -581,6 +589,10 @@ int espl_ui_new(const espl_ui_options *opts, espl_ui **out, espl_error *err)
 	}
 	if (ui->o.redraw_ms <= 0)
 		ui->o.redraw_ms = 250;
+	if (ui->o.mode != ESPL_UI_JSON) {
+		ui->o.recipe = escaped(ui->o.recipe, ui->recipe_shown, sizeof ui->recipe_shown);
+		ui->o.db_path = escaped(ui->o.db_path, ui->db_shown, sizeof ui->db_shown);
+	}
 	ui->start_ms = espl__now_ms();
 	pthread_mutex_init(&ui->lock, NULL);
 	*out = ui;
@@ -592,8 +604,38 @@ int espl_ui_mode(const espl_ui *ui)
 	return ui->o.mode;
 }
 
-void espl_ui_event(espl_ui *ui, const espl_station_event *ev)
+/* The event with every string escaped (util/str.h), for the text modes:
+ * names and messages come from operators, files and devices, and must not
+ * reach a terminal or a log as control characters.  JSON escapes on its
+ * own. */
+typedef struct escaped_event {
+	espl_station_event ev;
+	char port[256], unit_uuid[64], mac[64], step[64], error_kind[128], message[1024], level[32],
+		repeat_of[64];
+} escaped_event;
+
+static void escape_event(const espl_station_event *in, escaped_event *e)
 {
+	e->ev = *in;
+	e->ev.port = escaped(in->port, e->port, sizeof e->port);
+	e->ev.unit_uuid = escaped(in->unit_uuid, e->unit_uuid, sizeof e->unit_uuid);
+	e->ev.mac = escaped(in->mac, e->mac, sizeof e->mac);
+	e->ev.step = escaped(in->step, e->step, sizeof e->step);
+	e->ev.error_kind = escaped(in->error_kind, e->error_kind, sizeof e->error_kind);
+	e->ev.message = escaped(in->message, e->message, sizeof e->message);
+	e->ev.level = escaped(in->level, e->level, sizeof e->level);
+	e->ev.repeat_of = escaped(in->repeat_of, e->repeat_of, sizeof e->repeat_of);
+}
+
+void espl_ui_event(espl_ui *ui, const espl_station_event *raw)
+{
+	static _Thread_local escaped_event e;  /* 1.7 KB: off the worker's stack */
+	const espl_station_event *ev = raw;
+
+	if (ui->o.mode != ESPL_UI_JSON) {
+		escape_event(raw, &e);
+		ev = &e.ev;
+	}
 	pthread_mutex_lock(&ui->lock);
 	track(ui, ev);
 	if (ui->o.mode == ESPL_UI_PLAIN)

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# hostile_input.sh - inputs meant to hang, exhaust or fool espline (issue
+# 19): files that are not bounded regular files (a FIFO, /dev/zero, a sparse
+# 20 GB file, a directory, an oversized recipe) and names that carry control
+# characters or would be cut.  Each must be refused at once, with a message
+# that names the file or option and the limit, and the right exit code;
+# text shown back to the user must never carry a raw control character.
+# docs/bad-input.md lists every row.  TAP output.
+set -u
+. "$(dirname "$0")/../lib/tap.sh"
+. tests/lib/sim.sh
+env_tempdir hostile
+TAP_SHOW=("$T/out")
+DB=$T/db.sqlite
+run() { tap_run 30 "$E" "$@"; }
+no_raw_controls() { ! LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$T/out"; }
+
+make_demo_images || { echo "not ok 1 - demo images"; exit 1; }
+mkdir -p "$T/r/images" && cp recipes/images/* "$T/r/images/"
+mkfifo "$T/fifo"
+truncate -s 20G "$T/sparse.bin"
+NOPORT=rfc2217://127.0.0.1:9   # never reached: the files are refused first
+
+# --- images ------------------------------------------------------------------
+run write "$NOPORT" 0x0 /dev/zero
+check "write of /dev/zero: exit 2 at once" eval '[ "$rc" -eq 2 ] && [ "$took" -le 5 ]'
+check "... says it is a character device" has "image /dev/zero is a character device; espline reads only regular files"
+run write "$NOPORT" 0x0 "$T/fifo"
+check "write of a FIFO with no writer: exit 2, no hang" eval '[ "$rc" -eq 2 ] && [ "$took" -le 5 ]'
+check "... says it is a FIFO" has "image $T/fifo is a FIFO (named pipe); espline reads only regular files"
+run write "$NOPORT" 0x0 "$T/sparse.bin"
+check "write of a sparse 20 GB file: exit 2, refused from its size" eval '[ "$rc" -eq 2 ] && [ "$took" -le 5 ]'
+check "... names the size and the 16 MB limit" has "image $T/sparse.bin is 21474836480 bytes, over the 16 MB limit for image files"
+run verify "$NOPORT" 0x0 "$T"
+check "verify against a directory: exit 2" [ "$rc" -eq 2 ]
+check "... says it is a directory" has "image $T is a directory; espline reads only regular files"
+
+# --- recipes -----------------------------------------------------------------
+run recipe check /dev/zero
+check "recipe check /dev/zero: exit 2 with a message (it printed nothing before)" eval \
+	'[ "$rc" -eq 2 ] && has "recipe /dev/zero is a character device; espline reads only regular files"'
+{ printf 'recipe: big\nchip: esp8266\n'; head -c 1100000 /dev/zero | tr '\0' '#'; } >"$T/r/big.yaml"
+run run "$T/r/big.yaml" --port "$NOPORT" --db "$DB"
+check "a 1.1 MB recipe: exit 2 with a message naming the limit" eval \
+	'[ "$rc" -eq 2 ] && has "recipe $T/r/big.yaml is 1100026 bytes, over the 1 MB limit for recipe files"'
+printf 'recipe: f\nchip: esp8266\nsteps:\n  - write: { file: ../fifo, address: 0x0 }\n  - verify: md5\n' >"$T/r/fifo.yaml"
+run recipe check "$T/r/fifo.yaml"
+check "a recipe whose image is a FIFO: exit 2, no hang" eval '[ "$rc" -eq 2 ] && [ "$took" -le 5 ]'
+check "... at the file: key" has "$T/r/fifo.yaml:4:20: error: write.file: '../fifo' (resolved to $T/r/../fifo) is not a regular file"
+
+# --- the flasher stub ------------------------------------------------------------
+printf 'recipe: m\nchip: esp8266\nsteps:\n  - write: { file: images/nodemcu-demo.bin, address: 0x0 }\n  - verify: md5\n' >"$T/r/m.yaml"
+run run "$T/r/m.yaml" --stub /dev/zero --port "$NOPORT" --db "$DB"
+check "--stub /dev/zero: exit 2" eval '[ "$rc" -eq 2 ] && has "stub /dev/zero is a character device; espline reads only regular files"'
+run run "$T/r/m.yaml" --stub "$T/fifo" --port "$NOPORT" --db "$DB"
+check "--stub FIFO: exit 2, no hang" eval '[ "$rc" -eq 2 ] && [ "$took" -le 5 ] && has "stub $T/fifo is a FIFO"'
+
+# --- names -------------------------------------------------------------------
+run run "$T/r/m.yaml" --batch $'LOT\e[2J\nfake' --count 1 --port "$NOPORT" --db "$DB"
+check "a --batch name with an escape sequence and a newline: exit 2" [ "$rc" -eq 2 ]
+check "... says so, showing the name escaped" has '--batch: the name holds a control character at offset 3: LOT\x1B[2J\nfake'
+check "... and echoes no raw control character" no_raw_controls
+check "... and records nothing (no database created)" [ ! -e "$DB" ]
+run run "$T/r/m.yaml" --batch "$(head -c 100000 /dev/zero | tr '\0' L)" --count 1 --port "$NOPORT" --db "$DB"
+check "a 100,000-character --batch: exit 2, not cut to fit" eval \
+	'[ "$rc" -eq 2 ] && has "--batch: the name is 100000 bytes long, over the limit of 64"'
+run run "$T/r/m.yaml" --operator $'ana\x9b' --batch L --count 1 --port "$NOPORT" --db "$DB"
+check "an --operator that is not UTF-8: exit 2" eval \
+	'[ "$rc" -eq 2 ] && has "--operator: the name is not valid UTF-8 (byte 0x9B at offset 3): ana\x9B"'
+run run "$T/r/m.yaml" --station-name $'st\x07' --port "$NOPORT" --db "$DB"
+check "a --station-name with a bell: exit 2" eval '[ "$rc" -eq 2 ] && has "--station-name: the name holds a control character"'
+
+# --- what is stored is printed escaped ------------------------------------------
+# A name that reached a database some other way (an older espline, a hand
+# edit) is shown escaped by history and report.
+SIM_IDLE=60 sim_start sim --time-scale 0 || { echo "not ok - simulator did not start"; exit 1; }
+sed 's|^steps:|connect: { reset: none }\nsteps:|' "$T/r/m.yaml" >"$T/r/jig.yaml"
+run run "$T/r/jig.yaml" --batch OK1 --count 1 --port "$(sim_port sim)" --db "$DB"
+check "a unit passes for the escaping checks" [ "$rc" -eq 0 ]
+sqlite3 "$DB" "UPDATE batches SET name = 'B' || char(27) || '[31m' || char(10) || 'x';
+               UPDATE units SET error = 'E' || char(27) || ']0;title' || char(7), error_kind = 'k' || char(13)"
+run history "$(sqlite3 "$DB" 'select mac from units limit 1')" --db "$DB"
+check "history shows a stored control character escaped" eval 'has "batch B\\x1B[31m\\nx" && no_raw_controls'
+check "... in the error text too" has 'error (k\r): E\x1B]0;title\x07'
+run report --db "$DB"
+check "report prints no raw control character" eval '[ "$rc" -eq 0 ] && no_raw_controls'
+
+tap_done

@@ -1,0 +1,162 @@
+/* test_util.c - util/file (bounded regular files) and util/str (escaping,
+ * name checks). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "util/file.h"
+#include "util/str.h"
+
+static char dir[] = "/tmp/espline-test-util.XXXXXX";
+
+static int setup(void **state)
+{
+	(void)state;
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *path_of(const char *name)
+{
+	static char p[256];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return p;
+}
+
+static void write_bytes(const char *name, size_t n)
+{
+	FILE *f = fopen(path_of(name), "wb");
+	assert_non_null(f);
+	for (size_t i = 0; i < n; i++)
+		fputc('a' + (int)(i % 26), f);
+	fclose(f);
+}
+
+static void test_reads_a_regular_file_whole(void **state)
+{
+	(void)state;
+	espl_error e;
+	char *d;
+	size_t n;
+	write_bytes("ok", 1000);
+	assert_int_equal(espl__file_read(path_of("ok"), 1000, "image", &d, &n, &e), 0);
+	assert_int_equal(n, 1000);
+	assert_int_equal(d[0], 'a');
+	assert_int_equal(d[999], 'a' + 999 % 26);
+	assert_int_equal(d[1000], '\0');
+	free(d);
+}
+
+static void test_over_the_bound_names_file_and_limit(void **state)
+{
+	(void)state;
+	espl_error e;
+	char *d = (char *)1;
+	size_t n;
+	write_bytes("big", 1025);
+	assert_int_equal(espl__file_read(path_of("big"), 1024, "recipe", &d, &n, &e), ESPL_EARG);
+	assert_null(d);
+	assert_non_null(strstr(e.msg, path_of("big")));
+	assert_non_null(strstr(e.msg, "1025 bytes, over the 1 KB limit for recipe files"));
+}
+
+static void test_sparse_20gb_refused_before_reading(void **state)
+{
+	(void)state;
+	espl_error e;
+	char *d;
+	size_t n;
+	FILE *f = fopen(path_of("sparse"), "wb");
+	assert_non_null(f);
+	fclose(f);
+	assert_int_equal(truncate(path_of("sparse"), 20LL << 30), 0);
+	assert_int_equal(espl__file_read(path_of("sparse"), 16u << 20, "image", &d, &n, &e), ESPL_EARG);
+	assert_non_null(strstr(e.msg, "21474836480 bytes, over the 16 MB limit for image files"));
+}
+
+static void test_fifo_device_directory_refused_without_blocking(void **state)
+{
+	(void)state;
+	espl_error e;
+	char *d;
+	size_t n;
+	assert_int_equal(mkfifo(path_of("fifo"), 0600), 0);
+	/* no writer: a plain open would block forever */
+	assert_int_equal(espl__file_read(path_of("fifo"), 1024, "image", &d, &n, &e), ESPL_EARG);
+	assert_non_null(strstr(e.msg, "is a FIFO (named pipe)"));
+	assert_int_equal(espl__file_read("/dev/zero", 1024, "recipe", &d, &n, &e), ESPL_EARG);
+	assert_non_null(strstr(e.msg, "recipe /dev/zero is a character device"));
+	assert_int_equal(espl__file_read(dir, 1024, "stub", &d, &n, &e), ESPL_EARG);
+	assert_non_null(strstr(e.msg, "is a directory"));
+	assert_int_equal(espl__file_read(path_of("none"), 1024, "stub", &d, &n, &e), ESPL_ENOTFOUND);
+}
+
+static void test_escape_makes_controls_visible(void **state)
+{
+	(void)state;
+	char out[128];
+	assert_string_equal(espl__str_escape("LOT\x1b[2J\nfake line\r\t\\", out, sizeof out),
+	                    "LOT\\x1B[2J\\nfake line\\r\\t\\\\");
+	assert_string_equal(espl__str_escape("caf\xc3\xa9 \xe2\x82\xac", out, sizeof out), "caf\xc3\xa9 \xe2\x82\xac");
+	assert_string_equal(espl__str_escape("a\xc2\x9b" "b\xff\x7f", out, sizeof out), "a\\xC2\\x9Bb\\xFF\\x7F");
+	assert_string_equal(espl__str_escape("\xc0\xaf", out, sizeof out), "\\xC0\\xAF"); /* overlong */
+	assert_string_equal(espl__str_escape(NULL, out, sizeof out), "");
+	assert_false(espl__str_needs_escape("plain text, caf\xc3\xa9"));
+	assert_true(espl__str_needs_escape("x\x1b"));
+}
+
+static void test_escape_truncates_whole_pieces(void **state)
+{
+	(void)state;
+	char out[10];
+	assert_string_equal(espl__str_escape("abcdefghijkl", out, sizeof out), "abcdef...");
+	assert_string_equal(espl__str_escape("ab\x1b\x1b\x1b", out, sizeof out), "ab\\x1B...");
+	assert_string_equal(espl__str_escape("abcdefghi", out, sizeof out), "abcdefghi");
+}
+
+static void test_name_check(void **state)
+{
+	(void)state;
+	espl_error e;
+	char longname[ESPL_NAME_MAX + 2];
+	assert_int_equal(espl__name_check("LOT-42 caf\xc3\xa9", "--batch", &e), 0);
+	assert_int_equal(espl__name_check("", "--batch", &e), ESPL_EARG);
+	assert_int_equal(espl__name_check("a\nb", "--operator", &e), ESPL_EARG);
+	assert_string_equal(e.msg, "--operator: the name holds a control character at offset 1: a\\nb");
+	assert_int_equal(espl__name_check("a\xff", "--batch", &e), ESPL_EARG);
+	memset(longname, 'x', ESPL_NAME_MAX);
+	longname[ESPL_NAME_MAX] = '\0';
+	assert_int_equal(espl__name_check(longname, "--batch", &e), 0);
+	longname[ESPL_NAME_MAX] = 'x';
+	longname[ESPL_NAME_MAX + 1] = '\0';
+	assert_int_equal(espl__name_check(longname, "--batch", &e), ESPL_EARG);
+	assert_non_null(strstr(e.msg, "65 bytes long, over the limit of 64"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_reads_a_regular_file_whole),
+		cmocka_unit_test(test_over_the_bound_names_file_and_limit),
+		cmocka_unit_test(test_sparse_20gb_refused_before_reading),
+		cmocka_unit_test(test_fifo_device_directory_refused_without_blocking),
+		cmocka_unit_test(test_escape_makes_controls_visible),
+		cmocka_unit_test(test_escape_truncates_whole_pieces),
+		cmocka_unit_test(test_name_check),
+	};
+	return cmocka_run_group_tests_name("util", tests, setup, teardown);
+}
