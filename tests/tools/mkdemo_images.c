@@ -5,7 +5,9 @@
  *
  * writes OUTDIR/nodemcu-demo.bin (a NodeMCU-style combined image: an
  * ESP8266 v1 image at 0x0 with three segments, then its flash-mapped IROM
- * part at 0x10000 of the same file; 256 KiB) and OUTDIR/esp_init_data_demo.bin
+ * part at 0x10000 of the same file; 256 KiB, carrying the version banner
+ * "NodeMCU 3.0.0-espline-demo ..." that the simulator prints when it boots
+ * it) and OUTDIR/esp_init_data_demo.bin
  * (128 bytes in the layout of the SDK's esp_init_data_default.bin).  The
  * bytes are made up but deterministic, so the sample recipes can pin their
  * sha256; they program a simulator, not a real module.  Real users point
@@ -22,6 +24,8 @@
 
 #define IMAGE_SIZE 0x40000u
 #define IROM_OFFSET 0x10000u
+#define BANNER_OFFSET 0x400u
+#define DEMO_BANNER "NodeMCU 3.0.0-espline-demo build 2026-12-05 powered by Lua 5.1.4 on SDK 3.0.2"  /* made up */
 
 typedef struct segment {
 	uint32_t load_addr, len;
@@ -149,6 +153,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	fill_code_like(img + IROM_OFFSET, IMAGE_SIZE - IROM_OFFSET - 0x2000);
+	/* the version banner, as a C string among the constants, where the
+	 * simulator's banner convention finds it (docs/boot-model.md) */
+	memcpy(img + IROM_OFFSET + BANNER_OFFSET, "\0" DEMO_BANNER, sizeof DEMO_BANNER + 1);
 	build_init_data(init);
 	int rc = write_file(argv[1], "nodemcu-demo.bin", img, IMAGE_SIZE) ||
 	         write_file(argv[1], "esp_init_data_demo.bin", init, sizeof init);
