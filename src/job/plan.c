@@ -1,0 +1,117 @@
+/* plan.c - the read-only plan a recipe runs from, shared by every unit;
+ * see include/espline/runner.h. */
+#include "espline/runner.h"
+#include "job/runner_int.h"
+#include "util/clock.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/evp.h>
+#include "espline/flash.h"
+#include "espline/image.h"
+#include "espline/reset.h"
+#include "espline/stub.h"
+
+/* ------------------------------------------------------------------ */
+/* plan                                                                 */
+
+static void flash_params(const espl_recipe *r, espl_flash_params *p)
+{
+	p->mode = r->flash.mode;
+	p->freq = r->flash.freq;
+	switch (r->flash.size_mode) {
+	case ESPL_FLASH_SIZE_DETECT: p->size = ESPL_PARAM_DETECT; break;
+	case ESPL_FLASH_SIZE_KEEP: p->size = ESPL_PARAM_KEEP; break;
+	default: p->size = espl_flash_size_code(r->flash.size); break;
+	}
+}
+
+static int plan_error(const espl_recipe *r, espl_recipe_pos pos, espl_error *err)
+{
+	espl_error_prefix(err, "%s:%u:%u: error", r->path, pos.line, pos.column);
+	return err->code ? err->code : ESPL_ERECIPE;
+}
+
+static int plan_init_data(espl_plan *p, size_t i, espl_error *err)
+{
+	const espl_step *s = &p->r->steps[i];
+	espl_flash_params keep;
+	espl_flash_params_keep(&keep);
+	for (size_t k = 0; k < N_SYS_SIZES; k++) {
+		espl_system_area a;
+		ESPL_TRY(espl_system_area_for(sys_size_at(k), &a, err));
+		if (espl_image_prepare(s->init_data.file.data, s->init_data.file.size, a.init_data, &keep, 0,
+		                       espl__runner_base_name(s->init_data.file.path), &p->init_img[i][k], err) < 0)
+			return plan_error(p->r, s->init_data.file.pos, err);
+	}
+	return ESPL_OK;
+}
+
+int espl_plan_new(const espl_recipe *r, espl_plan **out, espl_error *err)
+{
+	espl_plan *p;
+	espl_flash_params params;
+	uint8_t blank[ESPL_RECIPE_SECTOR];
+
+	*out = NULL;
+	if (!r->prepared)
+		return espl_fail(err, ESPL_EARG, "recipe %s was not prepared (espl_recipe_prepare)", r->path);
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	p->r = r;
+	p->write_src = calloc(r->n_steps, sizeof *p->write_src);
+	p->init_img = calloc(r->n_steps, sizeof *p->init_img);
+	if (!p->write_src || !p->init_img) {
+		espl_plan_free(p);
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	}
+	memset(blank, 0xFF, sizeof blank);
+	espl__runner_md5_hex_of(blank, sizeof blank, p->blank_md5);
+	flash_params(r, &params);
+	for (size_t i = 0; i < r->n_steps; i++) {
+		const espl_step *s = &r->steps[i];
+		int rc = ESPL_OK;
+		if (s->kind == ESPL_STEP_WRITE &&
+		    espl_image_source_new(s->write.file.data, s->write.file.size, espl__runner_base_name(s->write.file.path),
+		                          s->write.address, &params, &p->write_src[i], err) < 0)
+			rc = plan_error(r, s->write.file.pos, err);
+		else if (s->kind == ESPL_STEP_WRITE_INIT_DATA)
+			rc = plan_init_data(p, i, err);
+		if (rc < 0) {
+			espl_plan_free(p);
+			return rc;
+		}
+	}
+	int rc = espl_stub_find(r->connect.stub == ESPL_STUB_FILE ? r->connect.stub_path : NULL, &p->stub, err);
+	if (rc < 0) {
+		espl_plan_free(p);
+		return rc;
+	}
+	p->have_stub = true;
+	*out = p;
+	return ESPL_OK;
+}
+
+void espl_plan_free(espl_plan *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; p->r && i < p->r->n_steps; i++) {
+		if (p->write_src)
+			espl_image_source_free(p->write_src[i]);
+		for (size_t k = 0; p->init_img && k < N_SYS_SIZES; k++)
+			espl_image_free(p->init_img[i][k]);
+	}
+	free(p->write_src);
+	free(p->init_img);
+	if (p->have_stub)
+		espl_stub_free(&p->stub);
+	free(p);
+}
+
+const espl_recipe *espl_plan_recipe(const espl_plan *p)
+{
+	return p->r;
+}
