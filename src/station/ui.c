@@ -1,5 +1,8 @@
-/* ui.c - dashboard, plain lines and JSON events; see include/espline/ui.h. */
+/* ui.c - the operator interface: state kept from the events, the public
+ * calls (the three renderers are ui_plain.c, ui_json.c, ui_table.c); see
+ * include/espline/ui.h. */
 #include "espline/ui.h"
+#include "station/ui_int.h"
 #include "util/clock.h"
 #include "util/str.h"
 
@@ -15,71 +18,10 @@
 #include "espline/dbwriter.h"
 #include "espline/report.h"
 
-#define MAX_REASONS 32
-#define N_MESSAGES 6
-#define BAR_WIDTH 20
-
-/* Terminal sequences: cursor home, erase to end of line / of screen. */
-#define HOME "\033[H"
-#define EOL "\033[K"
-#define EOS "\033[J"
-#define BOLD "\033[1m"
-#define RESET "\033[0m"
-#define PASS_STYLE "\033[1;97;42m"
-#define FAIL_STYLE "\033[1;97;41m"
-#define WARN_STYLE "\033[1;33m"
-#define DIM "\033[2m"
-
-typedef struct row {
-	char port[128];
-	char state[24];
-	char step[40];
-	char mac[18];
-	char result[16];       /* "PASS", "FAIL", "INTERRUPTED", "" */
-	char unit_uuid[ESPL_DB_UUID_SIZE];
-	char note[96];         /* REPEAT, waiting reason, ... */
-	size_t done, total;
-	double rate;
-	int64_t step_started_ms;
-	int has_progress;
-	int decile;            /* JSON progress: last tenth reported */
-	int passed, failed;
-	int gone;
-} row;
-
-typedef struct reason {
-	char kind[64];
-	int count;
-	char example[160];
-} reason;
-
-struct espl_ui {
-	espl_ui_options o;        /* o.recipe and o.db_path point at the escaped copies below
-	                             in the text modes */
-	char recipe_shown[192], db_shown[512];
-	FILE *out;
-	pthread_mutex_t lock;
-	row *rows;
-	size_t n_rows, cap_rows;
-	reason reasons[MAX_REASONS];
-	size_t n_reasons;
-	int passed, failed, interrupted, repeats;
-	double sum_s, worst_s;
-	int timed;
-	char batch[128];
-	int planned;
-	char messages[N_MESSAGES][200];
-	size_t n_messages;
-	char stopping[256];
-	char db_problem[256];
-	int64_t start_ms, last_draw_ms;
-	int drawn;
-};
-
 /* ------------------------------------------------------------------ */
 /* helpers                                                              */
 
-static void clock_text(int64_t ms, char out[16])
+void espl__ui_clock_text(int64_t ms, char out[16])
 {
 	time_t t = (time_t)(ms / 1000);
 	struct tm tm;
@@ -87,12 +29,12 @@ static void clock_text(int64_t ms, char out[16])
 	snprintf(out, 16, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-static const char *result_name(int result)
+const char *espl__ui_result_name(int result)
 {
 	return espl_db_result_name(result);
 }
 
-static row *find_row(espl_ui *ui, const char *port)
+row *espl__ui_find_row(espl_ui *ui, const char *port)
 {
 	if (!port)
 		return NULL;
@@ -130,7 +72,7 @@ static void add_message(espl_ui *ui, const char *port, const char *text)
 		memmove(ui->messages[0], ui->messages[1], sizeof ui->messages[0] * (N_MESSAGES - 1));
 		ui->n_messages--;
 	}
-	clock_text(espl_db_now_ms(), clock);
+	espl__ui_clock_text(espl_db_now_ms(), clock);
 	snprintf(ui->messages[ui->n_messages++], sizeof ui->messages[0], "%s %s%s%.150s", clock,
 	         port ? port : "", port ? ": " : "", text);
 }
@@ -159,7 +101,7 @@ static void add_reason(espl_ui *ui, const char *kind, const char *example)
 
 static void track(espl_ui *ui, const espl_station_event *ev)
 {
-	row *r = ev->port ? find_row(ui, ev->port) : NULL;
+	row *r = ev->port ? espl__ui_find_row(ui, ev->port) : NULL;
 
 	switch (ev->kind) {
 	case ESPL_EV_STARTED:
@@ -218,7 +160,7 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 			if (strcmp(r->state, "programming") == 0)
 				snprintf(r->state, sizeof r->state, "%s", "done");
 			r->step[0] = '\0';
-			snprintf(r->result, sizeof r->result, "%s", result_name(ev->result));
+			snprintf(r->result, sizeof r->result, "%s", espl__ui_result_name(ev->result));
 			if (ev->mac)
 				snprintf(r->mac, sizeof r->mac, "%s", ev->mac);
 			snprintf(r->unit_uuid, sizeof r->unit_uuid, "%s", ev->unit_uuid ? ev->unit_uuid : "");
@@ -242,7 +184,7 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 				ui->worst_s = ev->duration_s;
 		}
 		if (ev->result != ESPL_DB_PASS)
-			add_message(ui, ev->port, ev->message ? ev->message : result_name(ev->result));
+			add_message(ui, ev->port, ev->message ? ev->message : espl__ui_result_name(ev->result));
 		break;
 	case ESPL_EV_UNIT_RECORDED:
 		if (ev->repeat_of) {
@@ -276,291 +218,6 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 	case ESPL_EV_FINISHED:
 		break;
 	}
-}
-
-/* ------------------------------------------------------------------ */
-/* PLAIN                                                                */
-
-static void plain_line(espl_ui *ui, const espl_station_event *ev)
-{
-	FILE *f = ui->out;
-	char clock[16];
-	const char *port = ev->port ? ev->port : "station";
-
-	clock_text(ev->time_ms, clock);
-	switch (ev->kind) {
-	case ESPL_EV_STARTED:
-		fprintf(f, "%s %s: batch %s started (%s%d units), recipe %s, database %s\n", clock, port,
-		        ev->message ? ev->message : "", ev->count ? "" : "open-ended, ", ev->count,
-		        ui->o.recipe ? ui->o.recipe : "?", ui->o.db_path ? ui->o.db_path : "?");
-		break;
-	case ESPL_EV_PORT_ADDED:
-		fprintf(f, "%s %s: adapter added%s%s\n", clock, port, ev->message ? ": " : "", ev->message ? ev->message : "");
-		break;
-	case ESPL_EV_PORT_REMOVED:
-		fprintf(f, "%s %s: worker ended (%s)\n", clock, port, ev->message ? ev->message : "");
-		break;
-	case ESPL_EV_WAITING:
-		fprintf(f, "%s %s: waiting for a unit%s%s%s\n", clock, port, ev->message ? " (last try: " : "",
-		        ev->message ? ev->message : "", ev->message ? ")" : "");
-		break;
-	case ESPL_EV_IDENTIFIED:
-		fprintf(f, "%s %s: unit %s connected, programming\n", clock, port, ev->mac ? ev->mac : "?");
-		break;
-	case ESPL_EV_STEP_START:
-		fprintf(f, "%s %s: step %u/%u %s\n", clock, port, ev->step_number, ev->n_steps, ev->step ? ev->step : "");
-		break;
-	case ESPL_EV_STEP_DONE:
-		fprintf(f, "%s %s: step %u/%u %s %s in %.2f s%s%s\n", clock, port, ev->step_number, ev->n_steps,
-		        ev->step ? ev->step : "", ev->result == ESPL_DB_PASS ? "passed" : "failed", ev->duration_s,
-		        ev->message ? ": " : "", ev->message ? ev->message : "");
-		break;
-	case ESPL_EV_UNIT_DONE:
-		fprintf(f, "%s %s: %s %s in %.1f s%s%s\n", clock, port, result_name(ev->result),
-		        ev->mac ? ev->mac : "(no MAC)", ev->duration_s, ev->message ? ": " : "",
-		        ev->message ? ev->message : "");
-		break;
-	case ESPL_EV_UNIT_RECORDED:
-		if (ev->repeat_of || ev->message)
-			fprintf(f, "%s %s: unit %s %s\n", clock, port, ev->unit_uuid ? ev->unit_uuid : "",
-			        ev->message ? ev->message : "REPEAT: this MAC already passed in this batch");
-		break;
-	case ESPL_EV_REMOVE_WAIT:
-		fprintf(f, "%s %s: remove the unit\n", clock, port);
-		break;
-	case ESPL_EV_UNIT_REMOVED:
-		fprintf(f, "%s %s: unit removed\n", clock, port);
-		break;
-	case ESPL_EV_LOG:
-		fprintf(f, "%s %s: %s: %s\n", clock, port, ev->level ? ev->level : "info", ev->message ? ev->message : "");
-		break;
-	case ESPL_EV_DB_STATE:
-		fprintf(f, "%s %s: database %s%s%s\n", clock, port, ev->db_state == ESPL_DBW_OK ? "ok" :
-		        ev->db_state == ESPL_DBW_SPOOLING ? "SPOOLING" : "FAILED", ev->message && *ev->message ? ": " : "",
-		        ev->message ? ev->message : "");
-		break;
-	case ESPL_EV_STOPPING:
-		fprintf(f, "%s %s: stopping: %s\n", clock, port, ev->message ? ev->message : "");
-		break;
-	case ESPL_EV_FINISHED:
-		fprintf(f, "%s %s: finished: %s\n", clock, port, ev->message ? ev->message : "");
-		break;
-	case ESPL_EV_PROGRESS:
-		return;
-	}
-	fflush(f);
-}
-
-/* ------------------------------------------------------------------ */
-/* JSON                                                                 */
-
-static const char *const event_names[] = {
-	[ESPL_EV_STARTED] = "started", [ESPL_EV_PORT_ADDED] = "port_added",
-	[ESPL_EV_PORT_REMOVED] = "port_removed", [ESPL_EV_WAITING] = "waiting",
-	[ESPL_EV_IDENTIFIED] = "identified", [ESPL_EV_STEP_START] = "step_start",
-	[ESPL_EV_PROGRESS] = "progress", [ESPL_EV_STEP_DONE] = "step_done",
-	[ESPL_EV_UNIT_DONE] = "unit_done", [ESPL_EV_UNIT_RECORDED] = "unit_recorded",
-	[ESPL_EV_REMOVE_WAIT] = "remove_wait", [ESPL_EV_UNIT_REMOVED] = "unit_removed",
-	[ESPL_EV_LOG] = "log", [ESPL_EV_DB_STATE] = "db_state", [ESPL_EV_STOPPING] = "stopping",
-	[ESPL_EV_FINISHED] = "finished",
-};
-
-static void set_str(json_t *o, const char *key, const char *value)
-{
-	if (value)
-		json_object_set_new(o, key, json_string(value));
-}
-
-static void json_time(json_t *o, int64_t ms)
-{
-	char text[32];
-	espl_report_format_time(ms, text);
-	json_object_set_new(o, "time", json_string(text));
-}
-
-/* Progress by tenths, so that an MES gets a handful of lines per step. */
-static int json_progress_due(espl_ui *ui, const espl_station_event *ev)
-{
-	row *r = find_row(ui, ev->port);
-	const espl_progress *p = ev->progress;
-	if (!r || !p || !p->total)
-		return 0;
-	int decile = (int)(10 * (double)p->done / (double)p->total);
-	if (decile == r->decile)
-		return 0;
-	r->decile = decile;
-	return 1;
-}
-
-static void json_line(espl_ui *ui, const espl_station_event *ev)
-{
-	if (ev->kind == ESPL_EV_PROGRESS && !json_progress_due(ui, ev))
-		return;
-	json_t *o = json_object();
-	if (!o)
-		return;
-	json_object_set_new(o, "event", json_string(event_names[ev->kind]));
-	json_time(o, ev->time_ms);
-	set_str(o, "port", ev->port);
-	set_str(o, "unit", ev->unit_uuid);
-	set_str(o, "mac", ev->mac);
-	set_str(o, "level", ev->level);
-	switch (ev->kind) {
-	case ESPL_EV_STARTED:
-		set_str(o, "batch", ev->message);
-		json_object_set_new(o, "count", json_integer(ev->count));
-		set_str(o, "recipe", ui->o.recipe);
-		set_str(o, "db", ui->o.db_path);
-		json_object_del(o, "unit");
-		set_str(o, "batch_uuid", ev->unit_uuid);
-		break;
-	case ESPL_EV_STEP_START:
-	case ESPL_EV_STEP_DONE:
-		set_str(o, "step", ev->step);
-		json_object_set_new(o, "step_number", json_integer(ev->step_number));
-		json_object_set_new(o, "steps", json_integer(ev->n_steps));
-		if (ev->kind == ESPL_EV_STEP_DONE) {
-			set_str(o, "result", result_name(ev->result));
-			json_object_set_new(o, "duration_s", json_real(ev->duration_s));
-			set_str(o, "error", ev->message);
-		}
-		break;
-	case ESPL_EV_PROGRESS:
-		set_str(o, "step", ev->progress->step);
-		json_object_set_new(o, "done", json_integer((json_int_t)ev->progress->done));
-		json_object_set_new(o, "total", json_integer((json_int_t)ev->progress->total));
-		json_object_set_new(o, "rate", json_real(ev->progress->rate));
-		break;
-	case ESPL_EV_UNIT_DONE:
-		set_str(o, "result", result_name(ev->result));
-		json_object_set_new(o, "duration_s", json_real(ev->duration_s));
-		set_str(o, "error_kind", ev->error_kind && *ev->error_kind ? ev->error_kind : NULL);
-		set_str(o, "error", ev->message);
-		if (ev->unit && ev->unit->identified) {
-			json_object_set_new(o, "chip_id", json_integer(ev->unit->chip.chip_id));
-			json_object_set_new(o, "flash_size", json_integer((json_int_t)ev->unit->chip.flash_size));
-		}
-		break;
-	case ESPL_EV_UNIT_RECORDED:
-		json_object_set_new(o, "saved", json_boolean(ev->result >= 0));
-		json_object_set_new(o, "seq", json_integer(ev->seq));
-		json_object_set_new(o, "spooled", json_boolean(ev->spooled));
-		set_str(o, "repeat_of", ev->repeat_of);
-		set_str(o, "error", ev->message);
-		break;
-	case ESPL_EV_DB_STATE:
-		set_str(o, "state", ev->db_state == ESPL_DBW_OK ? "ok" : ev->db_state == ESPL_DBW_SPOOLING ? "spooling" : "failed");
-		set_str(o, "reason", ev->message);
-		break;
-	case ESPL_EV_STOPPING:
-		set_str(o, "mode", ev->stop_level >= ESPL_STOP_ABORT ? "abort" : "graceful");
-		set_str(o, "reason", ev->message);
-		break;
-	default:
-		set_str(o, "message", ev->message);
-		break;
-	}
-	json_dumpf(o, ui->out, JSON_COMPACT);
-	fputc('\n', ui->out);
-	fflush(ui->out);
-	json_decref(o);
-}
-
-/* ------------------------------------------------------------------ */
-/* TABLE                                                                */
-
-static const char *style_for_result(const espl_ui *ui, const char *result)
-{
-	if (!ui->o.color)
-		return "";
-	if (strcmp(result, "PASS") == 0)
-		return PASS_STYLE;
-	if (strcmp(result, "FAIL") == 0)
-		return FAIL_STYLE;
-	if (*result)
-		return WARN_STYLE;
-	return "";
-}
-
-static void bar_text(const row *r, char *out, size_t len)
-{
-	char bar[BAR_WIDTH + 1];
-	if (!r->has_progress) {
-		snprintf(out, len, "%s", "");
-		return;
-	}
-	double frac = r->total ? (double)r->done / (double)r->total : 0.0;
-	if (frac > 1.0)
-		frac = 1.0;
-	int fill = (int)(frac * BAR_WIDTH + 0.5);
-	for (int i = 0; i < BAR_WIDTH; i++)
-		bar[i] = i < fill ? '#' : '.';
-	bar[BAR_WIDTH] = '\0';
-	if (r->total && (r->done || r->rate > 0))
-		snprintf(out, len, "[%s] %3d%% %6.0f KB/s", bar, (int)(frac * 100.0 + 0.5), r->rate / 1024.0);
-	else  /* a chip erase: no bytes to count, show that time passes */
-		snprintf(out, len, "[%-*s] %5.1f s", BAR_WIDTH, "working...",
-		         (double)(espl__now_ms() - r->step_started_ms) / 1000.0);
-}
-
-static void draw_row(espl_ui *ui, const row *r)
-{
-	char bar[96];
-	const char *st = style_for_result(ui, r->result);
-	bar_text(r, bar, sizeof bar);
-	fprintf(ui->out, "%-26.26s %-12.12s %-18.18s %-41s %-17s %s%-6s%s %4d %4d %s%.60s%s" EOL "\n", r->port,
-	        r->state, r->step, bar, r->mac[0] ? r->mac : "-", st,
-	        r->result[0] ? (strcmp(r->result, "INTERRUPTED") == 0 ? "INTR" : r->result) : "-",
-	        *st ? RESET : "", r->passed, r->failed, ui->o.color && strncmp(r->note, "REPEAT", 6) == 0 ? WARN_STYLE : "",
-	        r->note, ui->o.color && strncmp(r->note, "REPEAT", 6) == 0 ? RESET : "");
-}
-
-static void draw_totals(espl_ui *ui)
-{
-	int done = ui->passed + ui->failed;
-	double hours = (double)(espl__now_ms() - ui->start_ms) / 3600000.0;
-	double uph = hours > 0 ? (double)done / hours : 0.0;
-	int64_t secs = (espl__now_ms() - ui->start_ms) / 1000;
-	fprintf(ui->out, "%sTOTAL%s  passed %s%d%s  failed %s%d%s  interrupted %d  yield %5.1f%%  %.0f units/hour  "
-	        "elapsed %lld:%02lld" EOL "\n",
-	        ui->o.color ? BOLD : "", ui->o.color ? RESET : "",
-	        ui->o.color ? "\033[1;32m" : "", ui->passed, ui->o.color ? RESET : "",
-	        ui->o.color && ui->failed ? "\033[1;31m" : "", ui->failed, ui->o.color && ui->failed ? RESET : "",
-	        ui->interrupted, done ? 100.0 * ui->passed / done : 0.0, uph,
-	        (long long)(secs / 60), (long long)(secs % 60));
-	if (ui->planned)
-		fprintf(ui->out, "batch %s: %d of %d units done" EOL "\n", ui->batch, done, ui->planned);
-	else
-		fprintf(ui->out, "batch %s: %d units done" EOL "\n", ui->batch, done);
-}
-
-static void draw(espl_ui *ui)
-{
-	char clock[16];
-	FILE *f = ui->out;
-
-	clock_text(espl_db_now_ms(), clock);
-	if (!ui->drawn)
-		fputs("\033[?25l\033[2J", f);  /* hide the cursor; clear once, at the first frame */
-	ui->drawn = 1;
-	fputs(HOME, f);
-	fprintf(f, "%sespline station%s  recipe %s  db %s  %s" EOL "\n", ui->o.color ? BOLD : "",
-	        ui->o.color ? RESET : "", ui->o.recipe ? ui->o.recipe : "?", ui->o.db_path ? ui->o.db_path : "?", clock);
-	if (ui->db_problem[0])
-		fprintf(f, "%sDATABASE: %s%s" EOL "\n", ui->o.color ? FAIL_STYLE : "", ui->db_problem, ui->o.color ? RESET : "");
-	if (ui->stopping[0])
-		fprintf(f, "%sSTOPPING: %s%s" EOL "\n", ui->o.color ? WARN_STYLE : "", ui->stopping, ui->o.color ? RESET : "");
-	fprintf(f, "%s%-26s %-12s %-18s %-41s %-17s %-6s %4s %4s %s%s" EOL "\n", ui->o.color ? DIM : "", "PORT",
-	        "STATE", "STEP", "PROGRESS", "MAC", "RESULT", "PASS", "FAIL", "NOTE", ui->o.color ? RESET : "");
-	for (size_t i = 0; i < ui->n_rows; i++)
-		draw_row(ui, &ui->rows[i]);
-	fputs(EOL "\n", f);
-	draw_totals(ui);
-	for (size_t i = 0; i < ui->n_messages; i++)
-		fprintf(f, "%s%s%s" EOL "\n", ui->o.color ? DIM : "", ui->messages[i], ui->o.color ? RESET : "");
-	fputs(EOS, f);
-	fflush(f);
-	ui->last_draw_ms = espl__now_ms();
 }
 
 /* ------------------------------------------------------------------ */
@@ -639,11 +296,11 @@ void espl_ui_event(espl_ui *ui, const espl_station_event *raw)
 	pthread_mutex_lock(&ui->lock);
 	track(ui, ev);
 	if (ui->o.mode == ESPL_UI_PLAIN)
-		plain_line(ui, ev);
+		espl__ui_plain_line(ui, ev);
 	else if (ui->o.mode == ESPL_UI_JSON)
-		json_line(ui, ev);
+		espl__ui_json_line(ui, ev);
 	else if (ev->kind == ESPL_EV_UNIT_DONE || ev->kind == ESPL_EV_STOPPING)
-		draw(ui);  /* a result shows at once, not at the next tick */
+		espl__ui_draw(ui);  /* a result shows at once, not at the next tick */
 	pthread_mutex_unlock(&ui->lock);
 }
 
@@ -658,7 +315,7 @@ void espl_ui_tick(espl_ui *ui)
 		return;
 	pthread_mutex_lock(&ui->lock);
 	if (espl__now_ms() - ui->last_draw_ms >= ui->o.redraw_ms)
-		draw(ui);
+		espl__ui_draw(ui);
 	pthread_mutex_unlock(&ui->lock);
 }
 
@@ -701,8 +358,8 @@ static void summary_json(espl_ui *ui, const espl_station_totals *t)
 	json_t *o = json_object(), *reasons = json_object();
 	int done = ui->passed + ui->failed;
 	json_object_set_new(o, "event", json_string("summary"));
-	json_time(o, espl_db_now_ms());
-	set_str(o, "batch", ui->batch);
+	espl__ui_json_time(o, espl_db_now_ms());
+	espl__ui_set_str(o, "batch", ui->batch);
 	json_object_set_new(o, "passed", json_integer(ui->passed));
 	json_object_set_new(o, "failed", json_integer(ui->failed));
 	json_object_set_new(o, "interrupted", json_integer(ui->interrupted));
@@ -718,7 +375,7 @@ static void summary_json(espl_ui *ui, const espl_station_totals *t)
 		json_object_set_new(o, "recorded", json_integer(t->recorded));
 		json_object_set_new(o, "spooled", json_integer(t->spooled));
 		json_object_set_new(o, "unsaved", json_integer(t->unsaved));
-		set_str(o, "batch_uuid", t->batch_uuid);
+		espl__ui_set_str(o, "batch_uuid", t->batch_uuid);
 	}
 	json_dumpf(o, ui->out, JSON_COMPACT);
 	fputc('\n', ui->out);
@@ -730,7 +387,7 @@ void espl_ui_summary(espl_ui *ui, const espl_station_totals *totals)
 {
 	pthread_mutex_lock(&ui->lock);
 	if (ui->o.mode == ESPL_UI_TABLE) {
-		draw(ui);
+		espl__ui_draw(ui);
 		fputs("\033[?25h", ui->out);  /* the cursor back */
 	}
 	if (ui->o.mode == ESPL_UI_JSON)

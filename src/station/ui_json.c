@@ -1,0 +1,131 @@
+/* ui_json.c - the JSON operator interface: one object per event; see
+ * include/espline/ui.h. */
+#include "espline/ui.h"
+#include "station/ui_int.h"
+#include "util/clock.h"
+#include "util/str.h"
+#include <jansson.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "espline/db.h"
+#include "espline/dbwriter.h"
+#include "espline/report.h"
+
+/* ------------------------------------------------------------------ */
+/* JSON                                                                 */
+
+static const char *const event_names[] = {
+	[ESPL_EV_STARTED] = "started", [ESPL_EV_PORT_ADDED] = "port_added",
+	[ESPL_EV_PORT_REMOVED] = "port_removed", [ESPL_EV_WAITING] = "waiting",
+	[ESPL_EV_IDENTIFIED] = "identified", [ESPL_EV_STEP_START] = "step_start",
+	[ESPL_EV_PROGRESS] = "progress", [ESPL_EV_STEP_DONE] = "step_done",
+	[ESPL_EV_UNIT_DONE] = "unit_done", [ESPL_EV_UNIT_RECORDED] = "unit_recorded",
+	[ESPL_EV_REMOVE_WAIT] = "remove_wait", [ESPL_EV_UNIT_REMOVED] = "unit_removed",
+	[ESPL_EV_LOG] = "log", [ESPL_EV_DB_STATE] = "db_state", [ESPL_EV_STOPPING] = "stopping",
+	[ESPL_EV_FINISHED] = "finished",
+};
+
+void espl__ui_set_str(json_t *o, const char *key, const char *value)
+{
+	if (value)
+		json_object_set_new(o, key, json_string(value));
+}
+
+void espl__ui_json_time(json_t *o, int64_t ms)
+{
+	char text[32];
+	espl_report_format_time(ms, text);
+	json_object_set_new(o, "time", json_string(text));
+}
+
+/* Progress by tenths, so that an MES gets a handful of lines per step. */
+static int json_progress_due(espl_ui *ui, const espl_station_event *ev)
+{
+	row *r = espl__ui_find_row(ui, ev->port);
+	const espl_progress *p = ev->progress;
+	if (!r || !p || !p->total)
+		return 0;
+	int decile = (int)(10 * (double)p->done / (double)p->total);
+	if (decile == r->decile)
+		return 0;
+	r->decile = decile;
+	return 1;
+}
+
+void espl__ui_json_line(espl_ui *ui, const espl_station_event *ev)
+{
+	if (ev->kind == ESPL_EV_PROGRESS && !json_progress_due(ui, ev))
+		return;
+	json_t *o = json_object();
+	if (!o)
+		return;
+	json_object_set_new(o, "event", json_string(event_names[ev->kind]));
+	espl__ui_json_time(o, ev->time_ms);
+	espl__ui_set_str(o, "port", ev->port);
+	espl__ui_set_str(o, "unit", ev->unit_uuid);
+	espl__ui_set_str(o, "mac", ev->mac);
+	espl__ui_set_str(o, "level", ev->level);
+	switch (ev->kind) {
+	case ESPL_EV_STARTED:
+		espl__ui_set_str(o, "batch", ev->message);
+		json_object_set_new(o, "count", json_integer(ev->count));
+		espl__ui_set_str(o, "recipe", ui->o.recipe);
+		espl__ui_set_str(o, "db", ui->o.db_path);
+		json_object_del(o, "unit");
+		espl__ui_set_str(o, "batch_uuid", ev->unit_uuid);
+		break;
+	case ESPL_EV_STEP_START:
+	case ESPL_EV_STEP_DONE:
+		espl__ui_set_str(o, "step", ev->step);
+		json_object_set_new(o, "step_number", json_integer(ev->step_number));
+		json_object_set_new(o, "steps", json_integer(ev->n_steps));
+		if (ev->kind == ESPL_EV_STEP_DONE) {
+			espl__ui_set_str(o, "result", espl__ui_result_name(ev->result));
+			json_object_set_new(o, "duration_s", json_real(ev->duration_s));
+			espl__ui_set_str(o, "error", ev->message);
+		}
+		break;
+	case ESPL_EV_PROGRESS:
+		espl__ui_set_str(o, "step", ev->progress->step);
+		json_object_set_new(o, "done", json_integer((json_int_t)ev->progress->done));
+		json_object_set_new(o, "total", json_integer((json_int_t)ev->progress->total));
+		json_object_set_new(o, "rate", json_real(ev->progress->rate));
+		break;
+	case ESPL_EV_UNIT_DONE:
+		espl__ui_set_str(o, "result", espl__ui_result_name(ev->result));
+		json_object_set_new(o, "duration_s", json_real(ev->duration_s));
+		espl__ui_set_str(o, "error_kind", ev->error_kind && *ev->error_kind ? ev->error_kind : NULL);
+		espl__ui_set_str(o, "error", ev->message);
+		if (ev->unit && ev->unit->identified) {
+			json_object_set_new(o, "chip_id", json_integer(ev->unit->chip.chip_id));
+			json_object_set_new(o, "flash_size", json_integer((json_int_t)ev->unit->chip.flash_size));
+		}
+		break;
+	case ESPL_EV_UNIT_RECORDED:
+		json_object_set_new(o, "saved", json_boolean(ev->result >= 0));
+		json_object_set_new(o, "seq", json_integer(ev->seq));
+		json_object_set_new(o, "spooled", json_boolean(ev->spooled));
+		espl__ui_set_str(o, "repeat_of", ev->repeat_of);
+		espl__ui_set_str(o, "error", ev->message);
+		break;
+	case ESPL_EV_DB_STATE:
+		espl__ui_set_str(o, "state", ev->db_state == ESPL_DBW_OK ? "ok" : ev->db_state == ESPL_DBW_SPOOLING ? "spooling" : "failed");
+		espl__ui_set_str(o, "reason", ev->message);
+		break;
+	case ESPL_EV_STOPPING:
+		espl__ui_set_str(o, "mode", ev->stop_level >= ESPL_STOP_ABORT ? "abort" : "graceful");
+		espl__ui_set_str(o, "reason", ev->message);
+		break;
+	default:
+		espl__ui_set_str(o, "message", ev->message);
+		break;
+	}
+	json_dumpf(o, ui->out, JSON_COMPACT);
+	fputc('\n', ui->out);
+	fflush(ui->out);
+	json_decref(o);
+}
