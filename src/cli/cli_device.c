@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_device.h"
 #include "espline/esp8266.h"
 #include "util/clock.h"
 #include "espline/flash.h"
@@ -19,30 +20,6 @@
 #include "espline/port.h"
 #include "espline/reset.h"
 #include "espline/stub.h"
-
-#define MAX_FILES 32
-
-/* Everything the device commands accept; each command uses a subset. */
-typedef struct dev_args {
-	const char *cmd;
-	espl_loader_options lo;
-	int verbose, quiet;
-	int stay;                  /* --after stay: leave the chip in the loader */
-	int no_compress, verify;
-	espl_flash_params params;
-	int region;                /* erase --region */
-	const char *region_addr;
-	char **pos;                /* positional arguments after the options */
-	int npos;
-} dev_args;
-
-/* Terminal progress state, owned by the command that runs. */
-typedef struct progress_view {
-	int tty, quiet, verbose;
-	int last_decile;
-	const char *last_step;
-	uint32_t last_addr;
-} progress_view;
 
 /* ---- output ------------------------------------------------------------- */
 
@@ -97,7 +74,7 @@ static void on_progress(void *ctx, const espl_progress *p)
 		p->rate / 1024.0, p->elapsed_s);
 }
 
-static int fail(const dev_args *a, const espl_error *err)
+int espl__cli_fail(const dev_args *a, const espl_error *err)
 {
 	fprintf(stderr, "espline %s: error: %s\n", a->cmd, espl_cli_shown(err->msg));
 	return espl_cli_exit_for(err->code);
@@ -113,7 +90,7 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 
 /* ---- argument parsing --------------------------------------------------- */
 
-static const char common_help[] =
+const char espl__cli_common_help[] =
 	"connection options:\n"
 	"  --baud N          rate for reset and sync (default 115200)\n"
 	"  --flash-baud N    rate once the flasher stub runs (default 460800; falls back\n"
@@ -166,7 +143,7 @@ static int parse_baud(const char *cmd, const char *s, unsigned *out)
 	return 0;
 }
 
-static int parse_u32(const char *cmd, const char *what, const char *s, uint32_t *out)
+int espl__cli_parse_u32(const char *cmd, const char *what, const char *s, uint32_t *out)
 {
 	size_t v;
 	espl_error err;
@@ -215,7 +192,7 @@ static int apply_opt(dev_args *a, int c, const char *arg)
 }
 
 /* Returns -1 to go on, or an exit code (help printed, or a usage error). */
-static int parse_args(dev_args *a, int argc, char **argv, const char *allowed, const char *help)
+int espl__cli_parse_args(dev_args *a, int argc, char **argv, const char *allowed, const char *help)
 {
 	memset(a, 0, sizeof *a);
 	a->cmd = argv[0];
@@ -287,7 +264,7 @@ static int resolve_port(const char *cmd, const char *spec, char *out, size_t cap
 	return 0;
 }
 
-static int connect_device(dev_args *a, const char *spec, progress_view *v, espl_loader **l,
+int espl__cli_connect_device(dev_args *a, const char *spec, progress_view *v, espl_loader **l,
 			  espl_chip_info *chip)
 {
 	char path[256];
@@ -310,7 +287,7 @@ static int connect_device(dev_args *a, const char *spec, progress_view *v, espl_
 			/* The message may be cut short: list every place looked. */
 			char *paths[64];
 			size_t n = espl_stub_candidates(a->lo.stub_path, paths, 64);
-			rc = fail(a, &err);
+			rc = espl__cli_fail(a, &err);
 			fprintf(stderr, "stub locations tried:\n");
 			for (size_t i = 0; i < n; i++) {
 				fprintf(stderr, "  %s\n", paths[i]);
@@ -318,10 +295,10 @@ static int connect_device(dev_args *a, const char *spec, progress_view *v, espl_
 			}
 			return rc;
 		}
-		return fail(a, &err);
+		return espl__cli_fail(a, &err);
 	}
 	if (espl_esp8266_identify(*l, chip, &err) < 0) {
-		rc = fail(a, &err);
+		rc = espl__cli_fail(a, &err);
 		espl_loader_close(*l);
 		*l = NULL;
 		return rc;
@@ -338,7 +315,7 @@ static int connect_device(dev_args *a, const char *spec, progress_view *v, espl_
 
 /* Leave the chip as asked and close; a failed reset after a good job is a
  * warning, not a failure. */
-static void finish(dev_args *a, espl_loader *l)
+void espl__cli_finish(dev_args *a, espl_loader *l)
 {
 	espl_error err;
 	if (!l)
@@ -360,7 +337,7 @@ static int cmd_ports(int argc, char **argv)
 	dev_args a;
 	espl_port_info *list = NULL;
 	espl_error err;
-	int rc = parse_args(&a, argc, argv, "", ports_help);
+	int rc = espl__cli_parse_args(&a, argc, argv, "", ports_help);
 	if (rc >= 0)
 		return rc;
 	if (a.npos > 1) {
@@ -370,7 +347,7 @@ static int cmd_ports(int argc, char **argv)
 	int n = espl_port_list(a.npos ? a.pos[0] : NULL, &list, &err);
 	free(a.pos);
 	if (n < 0)
-		return fail(&a, &err);
+		return espl__cli_fail(&a, &err);
 	if (n == 0)
 		fprintf(stderr, "no serial ports found\n");
 	for (int i = 0; i < n; i++) {
@@ -391,8 +368,6 @@ static const char info_help_head[] =
 	"Connect and print what the module is: chip, MAC, chip id, crystal, flash JEDEC\n"
 	"id, vendor and size, and where the SDK's init data goes for that size.\n\n";
 
-#define CONN_OPTS "ABCDEF"  /* baud flash-baud reset after stub no-stub */
-
 static int cmd_info(int argc, char **argv)
 {
 	char help[4096];
@@ -403,15 +378,15 @@ static int cmd_info(int argc, char **argv)
 	espl_flashmap map;
 	espl_error err;
 	char size[16];
-	snprintf(help, sizeof help, "%s%s", info_help_head, common_help);
-	int rc = parse_args(&a, argc, argv, CONN_OPTS, help);
+	snprintf(help, sizeof help, "%s%s", info_help_head, espl__cli_common_help);
+	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS, help);
 	if (rc >= 0)
 		return rc;
 	if (a.npos != 1) {
 		free(a.pos);
 		return usage_error("info", "needs exactly one PORT%s", "");
 	}
-	rc = connect_device(&a, a.pos[0], &v, &l, &chip);
+	rc = espl__cli_connect_device(&a, a.pos[0], &v, &l, &chip);
 	if (rc) {
 		free(a.pos);
 		return rc;
@@ -430,7 +405,7 @@ static int cmd_info(int argc, char **argv)
 		       map.blank);
 	printf("loader:      %s at %u baud\n", espl_loader_mode(l) == ESPL_MODE_STUB ? "stub" : "ROM",
 	       espl_loader_baud(l));
-	finish(&a, l);
+	espl__cli_finish(&a, l);
 	free(a.pos);
 	return ESPL_EXIT_OK;
 }
@@ -450,8 +425,8 @@ static int cmd_erase(int argc, char **argv)
 	espl_chip_info chip;
 	espl_error err;
 	uint32_t addr = 0, len = 0;
-	snprintf(help, sizeof help, "%s%s", erase_help_head, common_help);
-	int rc = parse_args(&a, argc, argv, CONN_OPTS "L", help);
+	snprintf(help, sizeof help, "%s%s", erase_help_head, espl__cli_common_help);
+	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "L", help);
 	if (rc >= 0)
 		return rc;
 	if (a.npos != (a.region ? 2 : 1)) {
@@ -459,8 +434,8 @@ static int cmd_erase(int argc, char **argv)
 		return usage_error("erase", a.region ? "needs PORT and --region ADDR LEN%s"
 						     : "needs exactly one PORT%s", "");
 	}
-	if (a.region && ((rc = parse_u32("erase", "address", a.region_addr, &addr)) ||
-			 (rc = parse_u32("erase", "length", a.pos[1], &len)))) {
+	if (a.region && ((rc = espl__cli_parse_u32("erase", "address", a.region_addr, &addr)) ||
+			 (rc = espl__cli_parse_u32("erase", "length", a.pos[1], &len)))) {
 		free(a.pos);
 		return rc;
 	}
@@ -470,217 +445,14 @@ static int cmd_erase(int argc, char **argv)
 			"multiples of 4096 (0x1000)\n", addr, len);
 		return ESPL_EXIT_USAGE;
 	}
-	rc = connect_device(&a, a.pos[0], &v, &l, &chip);
+	rc = espl__cli_connect_device(&a, a.pos[0], &v, &l, &chip);
 	if (rc == 0) {
 		rc = a.region ? espl_flash_erase_region(l, addr, len, &err) : espl_flash_erase_chip(l, &err);
-		rc = rc < 0 ? fail(&a, &err) : ESPL_EXIT_OK;
+		rc = rc < 0 ? espl__cli_fail(&a, &err) : ESPL_EXIT_OK;
 		if (rc == ESPL_EXIT_OK && !a.quiet)
 			fprintf(stderr, "erase done\n");
-		finish(&a, l);
+		espl__cli_finish(&a, l);
 	}
-	free(a.pos);
-	return rc;
-}
-
-/* ---- write / verify ----------------------------------------------------- */
-
-typedef struct file_arg {
-	uint32_t addr;
-	const char *path;
-	espl_image_source *src;
-} file_arg;
-
-static int cmp_addr(const void *x, const void *y)
-{
-	const file_arg *a = x, *b = y;
-	return a->addr < b->addr ? -1 : a->addr > b->addr;
-}
-
-/* ADDR FILE pairs from the positional arguments after PORT, loaded and
- * checked before any device is touched. */
-static int load_files(dev_args *a, file_arg *files, int *nfiles)
-{
-	espl_error err;
-	int n = (a->npos - 1) / 2;
-	if (a->npos < 3 || (a->npos - 1) % 2) {
-		fprintf(stderr, "espline %s: needs PORT and one or more ADDR FILE pairs (espline %s --help)\n",
-			a->cmd, a->cmd);
-		return ESPL_EXIT_USAGE;
-	}
-	if (n > MAX_FILES) {
-		fprintf(stderr, "espline %s: at most %d files\n", a->cmd, MAX_FILES);
-		return ESPL_EXIT_USAGE;
-	}
-	for (int i = 0; i < n; i++) {
-		int rc = parse_u32(a->cmd, "address", a->pos[1 + 2 * i], &files[i].addr);
-		if (rc)
-			return rc;
-		files[i].path = a->pos[2 + 2 * i];
-		files[i].src = NULL;
-	}
-	*nfiles = n;
-	for (int i = 0; i < n; i++) {
-		if (espl_image_source_open(files[i].path, files[i].addr, &a->params, &files[i].src, &err) < 0)
-			return fail(a, &err);
-	}
-	qsort(files, (size_t)n, sizeof *files, cmp_addr);
-	return 0;
-}
-
-static void free_files(file_arg *files, int n)
-{
-	for (int i = 0; i < n; i++)
-		espl_image_source_free(files[i].src);
-}
-
-/* Files must not overlap, and must not share a 4 KiB sector: the erase
- * before writing the second would wipe the end of the first. */
-static int check_layout(const dev_args *a, espl_loader *l, const espl_image *const *imgs, int n)
-{
-	espl_error err;
-	for (int i = 0; i < n; i++) {
-		if (espl_flash_check_fits(l, imgs[i], &err) < 0)
-			return fail(a, &err);
-		if (imgs[i]->address % ESPL_SECTOR_SIZE && !a->quiet)
-			fprintf(stderr, "warning: %s starts at 0x%X, inside a 4 KiB sector: the bytes from "
-				"0x%X up to it will be erased\n", imgs[i]->name, imgs[i]->address,
-				imgs[i]->address & ~(uint32_t)(ESPL_SECTOR_SIZE - 1));
-		if (i == 0)
-			continue;
-		uint64_t prev_end = (uint64_t)imgs[i - 1]->address + imgs[i - 1]->size;
-		if (prev_end > imgs[i]->address) {
-			fprintf(stderr, "espline %s: %s (0x%X..0x%llX) overlaps %s at 0x%X\n", a->cmd,
-				imgs[i - 1]->name, imgs[i - 1]->address, (unsigned long long)prev_end,
-				imgs[i]->name, imgs[i]->address);
-			return ESPL_EXIT_USAGE;
-		}
-		if (a->cmd[0] == 'w' && (prev_end - 1) / ESPL_SECTOR_SIZE == imgs[i]->address / ESPL_SECTOR_SIZE) {
-			fprintf(stderr, "espline %s: %s ends in the 4 KiB sector where %s starts (0x%X): "
-				"writing it would erase the end of %s; align it to 0x1000 or merge the files\n",
-				a->cmd, imgs[i - 1]->name, imgs[i]->name, imgs[i]->address, imgs[i - 1]->name);
-			return ESPL_EXIT_USAGE;
-		}
-	}
-	return 0;
-}
-
-static int verify_one(const dev_args *a, espl_loader *l, const espl_image *img)
-{
-	espl_error err;
-	if (espl_flash_verify(l, img, &err) < 0)
-		return fail(a, &err);
-	if (!a->quiet)
-		fprintf(stderr, "verified %s at 0x%X: MD5 %s\n", img->name, img->address, img->md5_hex);
-	return 0;
-}
-
-typedef struct prep_job {
-	file_arg *files;
-	int n;
-} prep_job;
-
-/* Deflate and hash the images while the chip is being connected (the stub
- * upload alone takes a second); errors resurface at the later get. */
-static void *prepare_images(void *arg)
-{
-	prep_job *job = arg;
-	for (int i = 0; i < job->n; i++) {
-		const espl_image *img;
-		espl_error err;
-		if (!espl_image_source_needs_size(job->files[i].src))
-			(void)espl_image_source_get(job->files[i].src, 0, &img, &err);
-	}
-	return NULL;
-}
-
-static int run_files(dev_args *a, int do_write)
-{
-	progress_view v = { 0 };
-	file_arg files[MAX_FILES];
-	const espl_image *imgs[MAX_FILES];
-	int nfiles = 0, rc;
-	espl_loader *l = NULL;
-	espl_chip_info chip;
-	espl_error err;
-	double t0 = espl__now_s();
-
-	rc = load_files(a, files, &nfiles);
-	if (rc == 0) {
-		prep_job job = { files, nfiles };
-		pthread_t prep;
-		int threaded = pthread_create(&prep, NULL, prepare_images, &job) == 0;
-		if (!threaded)
-			prepare_images(&job);
-		rc = connect_device(a, a->pos[0], &v, &l, &chip);
-		if (threaded)
-			pthread_join(prep, NULL);
-	}
-	for (int i = 0; rc == 0 && i < nfiles; i++) {
-		if (espl_image_source_get(files[i].src, chip.flash_size, &imgs[i], &err) < 0)
-			rc = fail(a, &err);
-		else if (imgs[i]->patched && !a->quiet)
-			fprintf(stderr, "%s: flash params set to 0x%02X%02X\n", imgs[i]->name,
-				imgs[i]->header[0], imgs[i]->header[1]);
-	}
-	if (rc == 0)
-		rc = check_layout(a, l, imgs, nfiles);
-	for (int i = 0; rc == 0 && i < nfiles; i++) {
-		if (do_write) {
-			int flags = a->no_compress ? 0 : ESPL_WRITE_COMPRESS;
-			if (espl_flash_write(l, imgs[i], flags, &err) < 0) {
-				rc = fail(a, &err);
-				break;
-			}
-		}
-		if (!do_write || a->verify)
-			rc = verify_one(a, l, imgs[i]);
-	}
-	if (rc == 0 && !a->quiet)
-		fprintf(stderr, "%s done in %.1f s\n", a->cmd, espl__now_s() - t0);
-	finish(a, l);
-	free_files(files, nfiles);
-	return rc;
-}
-
-static const char write_help_head[] =
-	"usage: espline write PORT [options] ADDR FILE [ADDR FILE ...]\n\n"
-	"Write each FILE at flash address ADDR (deflate-compressed through the stub).\n"
-	"  --no-compress     send the bytes as they are\n"
-	"  --verify          check every region by MD5 computed on the chip afterwards\n"
-	"  --flash-mode M    qio|qout|dio|dout|keep (default keep)\n"
-	"  --flash-size S    256KB..16MB|detect|keep (default keep)\n"
-	"  --flash-freq F    40m|26m|20m|80m|keep (default keep)\n"
-	"                    (these patch the image header only for a file at 0x0, which\n"
-	"                    must then be a bootable image)\n\n";
-
-static int cmd_write(int argc, char **argv)
-{
-	char help[4096];
-	dev_args a;
-	snprintf(help, sizeof help, "%s%s", write_help_head, common_help);
-	int rc = parse_args(&a, argc, argv, CONN_OPTS "GHIJK", help);
-	if (rc >= 0)
-		return rc;
-	rc = run_files(&a, 1);
-	free(a.pos);
-	return rc;
-}
-
-static const char verify_help_head[] =
-	"usage: espline verify PORT [options] ADDR FILE [ADDR FILE ...]\n\n"
-	"Compare each FILE with the flash at ADDR by MD5 computed on the chip.  Give the\n"
-	"same --flash-mode/--flash-size/--flash-freq as for write: the header patch\n"
-	"changes the expected bytes.\n\n";
-
-static int cmd_verify(int argc, char **argv)
-{
-	char help[4096];
-	dev_args a;
-	snprintf(help, sizeof help, "%s%s", verify_help_head, common_help);
-	int rc = parse_args(&a, argc, argv, CONN_OPTS "IJK", help);
-	if (rc >= 0)
-		return rc;
-	rc = run_files(&a, 0);
 	free(a.pos);
 	return rc;
 }
@@ -701,16 +473,16 @@ static int cmd_read(int argc, char **argv)
 	espl_error err;
 	uint32_t addr, len;
 	uint8_t *buf = NULL;
-	snprintf(help, sizeof help, "%s%s", read_help_head, common_help);
-	int rc = parse_args(&a, argc, argv, CONN_OPTS, help);
+	snprintf(help, sizeof help, "%s%s", read_help_head, espl__cli_common_help);
+	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS, help);
 	if (rc >= 0)
 		return rc;
 	if (a.npos != 4) {
 		free(a.pos);
 		return usage_error("read", "needs PORT ADDR LEN OUT%s", "");
 	}
-	if ((rc = parse_u32("read", "address", a.pos[1], &addr)) ||
-	    (rc = parse_u32("read", "length", a.pos[2], &len))) {
+	if ((rc = espl__cli_parse_u32("read", "address", a.pos[1], &addr)) ||
+	    (rc = espl__cli_parse_u32("read", "length", a.pos[2], &len))) {
 		free(a.pos);
 		return rc;
 	}
@@ -720,10 +492,10 @@ static int cmd_read(int argc, char **argv)
 		fprintf(stderr, "espline read: out of memory\n");
 		return ESPL_EXIT_DEVICE;
 	}
-	rc = connect_device(&a, a.pos[0], &v, &l, &chip);
+	rc = espl__cli_connect_device(&a, a.pos[0], &v, &l, &chip);
 	if (rc == 0) {
 		if (espl_flash_read(l, addr, len, buf, &err) < 0) {
-			rc = fail(&a, &err);
+			rc = espl__cli_fail(&a, &err);
 		} else {
 			FILE *f = fopen(a.pos[3], "wb");
 			if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
@@ -733,7 +505,7 @@ static int cmd_read(int argc, char **argv)
 				fprintf(stderr, "read %u bytes from 0x%X into %s\n", len, addr, a.pos[3]);
 			}
 		}
-		finish(&a, l);
+		espl__cli_finish(&a, l);
 	}
 	free(buf);
 	free(a.pos);
@@ -743,6 +515,4 @@ static int cmd_read(int argc, char **argv)
 const espl_cli_command espl_cmd_ports = { "ports", "list serial adapters", cmd_ports };
 const espl_cli_command espl_cmd_info = { "info", "identify the module on a port", cmd_info };
 const espl_cli_command espl_cmd_erase = { "erase", "erase the flash, or a region", cmd_erase };
-const espl_cli_command espl_cmd_write = { "write", "write files to flash (--verify)", cmd_write };
-const espl_cli_command espl_cmd_verify = { "verify", "compare flash with files by MD5", cmd_verify };
 const espl_cli_command espl_cmd_read = { "read", "read flash into a file", cmd_read };
