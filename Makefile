@@ -13,7 +13,7 @@
 CC      ?= cc
 BUILD   ?= build
 SAN     ?=
-PKGS    := libserialport sqlite3 yaml-0.1 zlib libcrypto jansson libpq
+PKGS    := libserialport sqlite3 yaml-0.1 zlib libcrypto jansson libpq libmicrohttpd
 OPT     ?= -O2
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -32,6 +32,10 @@ endif
 # their module and are included as "layer/name.h" through -Isrc.
 LAYERS   := util port link device recipe job record central station
 LIB_SRC  := $(foreach layer,$(LAYERS),$(wildcard src/$(layer)/*.c))
+# The web page's files (web/), built into the binary (src/station/web.c).
+WEB_FILES  := web/index.html web/app.js web/app.css
+WEB_ASSETS := $(BUILD)/gen/web_assets.c
+LIB_SRC  += $(WEB_ASSETS)
 CLI_SRC  := $(wildcard src/cli/*.c)
 SIM_SRC  := $(filter-out tests/sim/main.c,$(wildcard tests/sim/*.c))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -55,6 +59,10 @@ endif
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(WEB_ASSETS): $(WEB_FILES) scripts/embed-web.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-web.sh $@ $(WEB_FILES)
 
 $(LIB): $(call obj,$(LIB_SRC))
 	@mkdir -p $(dir $@)

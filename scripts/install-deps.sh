@@ -2,7 +2,7 @@
 # install-deps.sh - install everything espline needs to build and test, by
 # package name, on Debian 12.  Idempotent: quiet when all is present.
 #
-#   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm
+#   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm, chromium (browser tests)
 #   npm:  esptool-js at the exact version pinned in tests/interop/package-lock.json
 #   stub: the ESP8266 flasher stub JSON copied out of the esptool-js package to
 #         third_party/stub/esp8266.json (never committed; see README)
@@ -13,7 +13,7 @@ APT_PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev
 	libserialport-dev libsqlite3-dev sqlite3 libyaml-dev zlib1g-dev
 	libssl-dev libjansson-dev libcmocka-dev libpq-dev postgresql
-	valgrind nodejs
+	valgrind nodejs libmicrohttpd-dev chromium
 )
 
 sudo_cmd=()

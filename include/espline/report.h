@@ -119,4 +119,16 @@ int espl_report_parse_time(const char *text, int64_t *ms);
 /* ms -> "2026-11-25T08:54:37.123Z". */
 void espl_report_format_time(int64_t ms, char out[32]);
 
+/* One batch, for a list of batches (batches.c); strings live until the
+ * callback returns.  units/passed/failed count the recorded units. */
+typedef struct espl_report_batch {
+	const char *uuid, *name, *station, *host, *recipe, *operator_name;
+	int64_t started_ms, ended_ms;   /* ended 0: still open (or never closed) */
+	int64_t planned, units, passed, failed;
+} espl_report_batch;
+typedef int (*espl_report_batch_cb)(const espl_report_batch *b, void *user);
+/* The newest `limit` batches, newest first.  Returns the number listed, the
+ * callback's non-zero value if it stopped early, or a negative code. */
+int espl_report_batches(espl_db *db, int limit, espl_report_batch_cb cb, void *user, espl_error *err);
+
 #endif /* ESPLINE_REPORT_H */

@@ -59,6 +59,14 @@ void espl_ui_tick(espl_ui *ui);
 void espl_ui_on_tick(void *ctx);
 /* The last frame (TABLE) and the end-of-run summary. */
 void espl_ui_summary(espl_ui *ui, const espl_station_totals *totals);
+/* For other views of the same events (web.h): one event as compact JSON,
+ * exactly the object the JSON view writes (no progress thinning; the caller
+ * thins), and the state so far (counts, failures by reason, one object per
+ * port) as one "snapshot" object.  Both malloc'd; NULL when out of memory.
+ * espl_ui_event_text only reads the ui's options: any thread; the snapshot
+ * takes the ui's lock. */
+char *espl_ui_event_text(espl_ui *ui, const espl_station_event *ev);
+char *espl_ui_snapshot_text(espl_ui *ui);
 void espl_ui_free(espl_ui *ui);
 
 #endif /* ESPLINE_UI_H */

@@ -8,6 +8,8 @@
 #ifndef ESPLINE_CLI_H
 #define ESPLINE_CLI_H
 
+#include "espline/web.h"
+
 /* Exit codes scripts can rely on. */
 enum espl_exit {
 	ESPL_EXIT_OK = 0,        /* success; for run/write/verify: every unit passed */
@@ -44,6 +46,33 @@ const char *espl_cli_shown(const char *s);
  * the espl_recipe_diag_fn of every command that loads a recipe. */
 struct espl_recipe_diag;
 void espl_cli_print_diag(void *ctx, const struct espl_recipe_diag *d);
+
+extern const espl_cli_command espl_cmd_serve; /* cli_web.c */
+
+/* The --http options `espline run` and `espline serve` share (cli_web.c). */
+typedef struct espl_cli_web_args {
+	const char *listen;       /* --http HOST:PORT; NULL: no server */
+	const char *token_file;   /* --http-token-file FILE (else $ESPLINE_HTTP_TOKEN) */
+	int control;              /* --http-control */
+} espl_cli_web_args;
+
+enum { CLI_OPT_HTTP = 1000, CLI_OPT_HTTP_TOKEN_FILE, CLI_OPT_HTTP_CONTROL };
+#define CLI_WEB_LONG_OPTIONS                                                      \
+	{ "http", required_argument, NULL, CLI_OPT_HTTP },                        \
+	{ "http-token-file", required_argument, NULL, CLI_OPT_HTTP_TOKEN_FILE },  \
+	{ "http-control", no_argument, NULL, CLI_OPT_HTTP_CONTROL }
+#define CLI_WEB_OPTIONS_HELP                                                                        \
+	"  --http HOST:PORT      serve the view to browsers there (loopback needs no token)\n"          \
+	"  --http-token-file F   the token browsers must give, from a file only you can read\n"        \
+	"                        (else $ESPLINE_HTTP_TOKEN; never on the command line); needed\n"     \
+	"                        for an address other than loopback and for --http-control\n"
+
+/* Apply one getopt result if it is a --http option: 1 taken, 0 not ours. */
+int espl_cli_web_option(int opt, const char *arg, espl_cli_web_args *a);
+/* Start the server when --http was given (*out stays NULL otherwise); prints
+ * the address or the error; returns an exit code.  ui/sup NULL: history only. */
+int espl_cli_web_start(const char *cmd, const espl_cli_web_args *a, espl_ui *ui, espl_supervisor *sup,
+                       const char *db_path, espl_web **out);
 
 /* Map an ESPL_E* code to an exit code. */
 int espl_cli_exit_for(int code);

@@ -23,7 +23,8 @@
 static const char run_help[] =
 	"usage: espline run RECIPE [--port SPEC ...] [--batch NAME --count N | --station]\n"
 	"                   [--db PATH] [--central URL] [--operator NAME] [--station-name NAME]\n"
-	"                   [--json | --plain] [--baud N] [--flash-baud N] [--stub FILE]\n\n"
+	"                   [--json | --plain] [--baud N] [--flash-baud N] [--stub FILE]\n"
+	"                   [--http HOST:PORT [--http-token-file FILE] [--http-control]]\n\n"
 	"Program ESP8266 units with RECIPE, one worker thread per adapter, and record\n"
 	"every unit in the database.\n\n"
 	"  --port SPEC        /dev/ttyUSB0, a glob '/dev/ttyUSB*', usb:VID:PID, rfc2217://HOST:PORT,\n"
@@ -45,7 +46,9 @@ static const char run_help[] =
 	"  --baud N           ROM connect rate (overrides the recipe's connect.baud)\n"
 	"  --flash-baud N     rate once the stub runs (overrides connect.flash_baud)\n"
 	"  --stub FILE        flasher stub JSON (overrides connect.stub; default: $ESPLINE_STUB,\n"
-	"                     the copy made by scripts/install-deps.sh, an installed esptool)\n\n"
+	"                     the copy made by scripts/install-deps.sh, an installed esptool)\n"
+	CLI_WEB_OPTIONS_HELP
+	"  --http-control        let the page stop the station (needs the token)\n\n"
 	"Ctrl-C once: no new units, units in progress finish.  Twice: stop now, units in\n"
 	"progress are recorded INTERRUPTED.\n"
 	"Exit: 0 every unit passed, 1 a unit failed, 2 bad recipe or arguments, 3 no unit\n"
@@ -59,11 +62,13 @@ typedef struct run_args {
 	int count, station, json, plain;
 	unsigned baud, flash_baud;
 	const char *stub;
+	espl_cli_web_args web;
 } run_args;
 
 /* Counts the CLI needs for its exit code, beside what the ui shows. */
 typedef struct run_view {
 	espl_ui *ui;
+	espl_web *web;              /* NULL without --http; it forwards to the ui */
 	atomic_int unreached;       /* units that never connected */
 	atomic_int reached;
 } run_view;
@@ -77,7 +82,10 @@ static void on_event(void *ctx, const espl_station_event *ev)
 		else
 			atomic_fetch_add(&v->unreached, 1);
 	}
-	espl_ui_event(v->ui, ev);
+	if (v->web)
+		espl_web_event(v->web, ev);
+	else
+		espl_ui_event(v->ui, ev);
 }
 
 static void on_tick(void *ctx)
@@ -129,6 +137,7 @@ static int parse_args(int argc, char **argv, run_args *a)
 		{ "plain", no_argument, NULL, O_PLAIN },       { "baud", required_argument, NULL, O_BAUD },
 		{ "flash-baud", required_argument, NULL, O_FBAUD }, { "stub", required_argument, NULL, O_STUB },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_WEB_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned count;
@@ -138,6 +147,8 @@ static int parse_args(int argc, char **argv, run_args *a)
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {
+		if (espl_cli_web_option(c, optarg, &a->web))
+			continue;
 		switch (c) {
 		case 'p':
 			if (a->n_ports == MAX_PORTS)
@@ -185,6 +196,8 @@ static int parse_args(int argc, char **argv, run_args *a)
 		return usage_error("--batch NAME needs --count N (or --station for an open-ended batch)", NULL);
 	if (a->json && a->plain)
 		return usage_error("--json and --plain exclude each other", NULL);
+	if ((a->web.token_file || a->web.control) && !a->web.listen)
+		return usage_error("--http-token-file and --http-control go with --http HOST:PORT", NULL);
 	return check_names(a);
 }
 
@@ -286,8 +299,18 @@ static int run_main(int argc, char **argv)
 		so.mode = ESPL_STATION_CONTINUOUS;  /* an open-ended batch with a name */
 	memset(&totals, 0, sizeof totals);
 	int rc = espl_supervisor_new(&so, &sup, &err);
+	if (rc == ESPL_OK && (code = espl_cli_web_start("run", &a.web, ui, sup, db_path, &view.web))) {
+		espl_supervisor_free(sup);
+		espl_ui_free(ui);
+		espl_plan_free(plan);
+		espl_recipe_free(r);
+		return code;
+	}
 	if (rc == ESPL_OK)
 		rc = espl_supervisor_run(sup, &totals, &err);
+	/* The page shows the end of the run; then the server goes. */
+	espl_web_stop(view.web);
+	view.web = NULL;
 	if (rc < 0 && rc != ESPL_EINTERRUPTED)
 		fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
 	/* A summary only for a batch that began: a database that could not be

@@ -13,7 +13,7 @@
 static const espl_cli_command *const commands[] = {
 	&espl_cmd_recipe, &espl_cmd_run,
 	&espl_cmd_history, &espl_cmd_report, &espl_cmd_export, &espl_cmd_db,
-	&espl_cmd_sync,
+	&espl_cmd_sync, &espl_cmd_serve,
 	&espl_cmd_ports, &espl_cmd_info, &espl_cmd_erase, &espl_cmd_write, &espl_cmd_verify, &espl_cmd_read,
 	NULL,
 };

@@ -355,21 +355,7 @@ static void summary_text(espl_ui *ui, const espl_station_totals *t)
 
 static void summary_json(espl_ui *ui, const espl_station_totals *t)
 {
-	json_t *o = json_object(), *reasons = json_object();
-	int done = ui->passed + ui->failed;
-	json_object_set_new(o, "event", json_string("summary"));
-	espl__ui_json_time(o, espl_db_now_ms());
-	espl__ui_set_str(o, "batch", ui->batch);
-	json_object_set_new(o, "passed", json_integer(ui->passed));
-	json_object_set_new(o, "failed", json_integer(ui->failed));
-	json_object_set_new(o, "interrupted", json_integer(ui->interrupted));
-	json_object_set_new(o, "repeats", json_integer(ui->repeats));
-	json_object_set_new(o, "yield", json_real(done ? (double)ui->passed / done : 0.0));
-	for (size_t i = 0; i < ui->n_reasons; i++)
-		json_object_set_new(reasons, ui->reasons[i].kind, json_integer(ui->reasons[i].count));
-	json_object_set_new(o, "failed_by_reason", reasons);
-	json_object_set_new(o, "mean_s", json_real(ui->timed ? ui->sum_s / ui->timed : 0.0));
-	json_object_set_new(o, "worst_s", json_real(ui->worst_s));
+	json_t *o = espl__ui_counts_json(ui, "summary");
 	if (t) {
 		json_object_set_new(o, "elapsed_s", json_real(t->elapsed_s));
 		json_object_set_new(o, "recorded", json_integer(t->recorded));

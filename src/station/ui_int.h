@@ -4,7 +4,7 @@
  *
  *   ui.c        the state kept from the events, helpers, the public calls
  *   ui_plain.c  one line per event (PLAIN)
- *   ui_json.c   one JSON object per event (JSON)
+ *   ui_json.c   one JSON object per event (JSON), the web view's text
  *   ui_table.c  the live table redrawn in place (TABLE)
  *
  * Thread-safety: as ui.h; the ui's lock is held by the caller of every
@@ -93,6 +93,9 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev);
 void espl__ui_set_str(json_t *o, const char *key, const char *value);
 void espl__ui_json_time(json_t *o, int64_t ms);
 void espl__ui_json_line(espl_ui *ui, const espl_station_event *ev);
+/* The counts (passed, failed, by reason, yield, times) as a JSON object
+ * whose "event" is event. */
+json_t *espl__ui_counts_json(const espl_ui *ui, const char *event);
 
 /* ui_table.c */
 void espl__ui_draw(espl_ui *ui);

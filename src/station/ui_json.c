@@ -1,4 +1,5 @@
-/* ui_json.c - the JSON operator interface: one object per event; see
+/* ui_json.c - the JSON operator interface: one object per event, and the
+ * same objects plus a snapshot of the state for the web view; see
  * include/espline/ui.h. */
 #include "espline/ui.h"
 #include "station/ui_int.h"
@@ -56,13 +57,13 @@ static int json_progress_due(espl_ui *ui, const espl_station_event *ev)
 	return 1;
 }
 
-void espl__ui_json_line(espl_ui *ui, const espl_station_event *ev)
+/* One event as a JSON object: the JSON view's lines and the web view's
+ * Server-Sent Events (web.c) are the same objects. */
+static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 {
-	if (ev->kind == ESPL_EV_PROGRESS && !json_progress_due(ui, ev))
-		return;
 	json_t *o = json_object();
 	if (!o)
-		return;
+		return NULL;
 	json_object_set_new(o, "event", json_string(event_names[ev->kind]));
 	espl__ui_json_time(o, ev->time_ms);
 	espl__ui_set_str(o, "port", ev->port);
@@ -124,8 +125,92 @@ void espl__ui_json_line(espl_ui *ui, const espl_station_event *ev)
 		espl__ui_set_str(o, "message", ev->message);
 		break;
 	}
+	return o;
+}
+
+void espl__ui_json_line(espl_ui *ui, const espl_station_event *ev)
+{
+	if (ev->kind == ESPL_EV_PROGRESS && !json_progress_due(ui, ev))
+		return;
+	json_t *o = event_json(ui, ev);
+	if (!o)
+		return;
 	json_dumpf(o, ui->out, JSON_COMPACT);
 	fputc('\n', ui->out);
 	fflush(ui->out);
 	json_decref(o);
+}
+
+/* The counts both the end-of-run summary and the web snapshot carry. */
+json_t *espl__ui_counts_json(const espl_ui *ui, const char *event)
+{
+	json_t *o = json_object(), *reasons = json_object();
+	int done = ui->passed + ui->failed;
+	json_object_set_new(o, "event", json_string(event));
+	espl__ui_json_time(o, espl_db_now_ms());
+	espl__ui_set_str(o, "batch", ui->batch);
+	json_object_set_new(o, "passed", json_integer(ui->passed));
+	json_object_set_new(o, "failed", json_integer(ui->failed));
+	json_object_set_new(o, "interrupted", json_integer(ui->interrupted));
+	json_object_set_new(o, "repeats", json_integer(ui->repeats));
+	json_object_set_new(o, "yield", json_real(done ? (double)ui->passed / done : 0.0));
+	for (size_t i = 0; i < ui->n_reasons; i++)
+		json_object_set_new(reasons, ui->reasons[i].kind, json_integer(ui->reasons[i].count));
+	json_object_set_new(o, "failed_by_reason", reasons);
+	json_object_set_new(o, "mean_s", json_real(ui->timed ? ui->sum_s / ui->timed : 0.0));
+	json_object_set_new(o, "worst_s", json_real(ui->worst_s));
+	return o;
+}
+
+/* ------------------------------------------------------------------ */
+/* text for other views (web.c)                                         */
+
+static char *dump_and_free(json_t *o)
+{
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return text;
+}
+
+char *espl_ui_event_text(espl_ui *ui, const espl_station_event *ev)
+{
+	return dump_and_free(event_json(ui, ev));
+}
+
+static json_t *row_json(const row *r)
+{
+	json_t *o = json_object();
+	espl__ui_set_str(o, "port", r->port);
+	espl__ui_set_str(o, "state", r->state);
+	espl__ui_set_str(o, "step", r->step);
+	espl__ui_set_str(o, "mac", r->mac);
+	espl__ui_set_str(o, "result", r->result);
+	espl__ui_set_str(o, "unit", r->unit_uuid);
+	espl__ui_set_str(o, "note", r->note);
+	if (r->has_progress) {
+		json_object_set_new(o, "done", json_integer((json_int_t)r->done));
+		json_object_set_new(o, "total", json_integer((json_int_t)r->total));
+		json_object_set_new(o, "rate", json_real(r->rate));
+	}
+	json_object_set_new(o, "passed", json_integer(r->passed));
+	json_object_set_new(o, "failed", json_integer(r->failed));
+	json_object_set_new(o, "gone", json_boolean(r->gone));
+	return o;
+}
+
+char *espl_ui_snapshot_text(espl_ui *ui)
+{
+	pthread_mutex_lock(&ui->lock);
+	json_t *o = espl__ui_counts_json(ui, "snapshot"), *rows = json_array();
+	json_object_set_new(o, "planned", json_integer(ui->planned));
+	espl__ui_set_str(o, "recipe", ui->o.recipe);
+	espl__ui_set_str(o, "db", ui->o.db_path);
+	json_object_set_new(o, "elapsed_s", json_real((double)(espl__now_ms() - ui->start_ms) / 1000.0));
+	espl__ui_set_str(o, "stopping", ui->stopping);
+	espl__ui_set_str(o, "db_problem", ui->db_problem);
+	for (size_t i = 0; i < ui->n_rows; i++)
+		json_array_append_new(rows, row_json(&ui->rows[i]));
+	json_object_set_new(o, "ports", rows);
+	pthread_mutex_unlock(&ui->lock);
+	return dump_and_free(o);
 }

@@ -1,0 +1,879 @@
+/* web.c - the live station view and the history pages over HTTP; see
+ * include/espline/web.h.  HTTP itself is libmicrohttpd's (Debian's
+ * libmicrohttpd-dev): no request is parsed here beyond its URL arguments. */
+#include "espline/web.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "espline/db.h"
+#include "espline/report.h"
+#include "station/web_assets.h"
+#include "util/clock.h"
+#include "util/file.h"
+
+#define BODY_MAX 1024               /* login token or control request */
+#define HEADER_MEMORY (16 * 1024)   /* per connection: request line + headers */
+#define KEEPALIVE_S 15              /* SSE comment so proxies keep the stream */
+#define PROGRESS_EVERY_MS 250       /* progress events per port, at most */
+#define MAX_TRACKED_PORTS 256
+#define HISTORY_BATCHES 200
+#define COOKIE "espline_token"
+
+/* Every response: no inline script, no framing, no sniffing, no referrer. */
+#define CSP "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " \
+	    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+/* One event stream (one browser's GET /events). */
+typedef struct stream {
+	struct stream *next;
+	espl_web *web;
+	char *buf;            /* SSE text waiting for the browser */
+	size_t len;
+	int resync;           /* events were dropped: send a fresh snapshot first */
+	unsigned long long dropped;
+} stream;
+
+typedef struct port_clock {
+	char port[128];
+	int64_t last_ms;
+} port_clock;
+
+struct espl_web {
+	espl_web_options o;
+	char *token;
+	char *db_path;
+	struct MHD_Daemon *daemon;
+	unsigned port;
+	pthread_mutex_t lock;      /* streams, clocks, and the order of ui events */
+	pthread_cond_t wake;
+	stream *streams;
+	unsigned n_streams;
+	int stopping;
+	port_clock clocks[MAX_TRACKED_PORTS];
+	size_t n_clocks;
+};
+
+/* Per request: the body of a POST, bounded. */
+typedef struct request {
+	char body[BODY_MAX + 1];
+	size_t len;
+	int too_big;
+} request;
+
+/* ------------------------------------------------------------------ */
+/* addresses and tokens                                                 */
+
+/* "HOST:PORT" or "[V6]:PORT" -> a socket address (numeric or a name). */
+static int parse_listen(const char *listen, struct sockaddr_storage *sa, socklen_t *sa_len, espl_error *err)
+{
+	char host[256];
+	const char *colon, *h = listen;
+	size_t hlen;
+	if (listen[0] == '[') {
+		const char *close = strchr(listen, ']');
+		if (!close || close[1] != ':')
+			return espl_fail(err, ESPL_EARG, "--http %s: expected [ADDRESS]:PORT", listen);
+		h = listen + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(listen, ':');
+		if (!colon)
+			return espl_fail(err, ESPL_EARG, "--http %s: expected HOST:PORT", listen);
+		hlen = (size_t)(colon - listen);
+	}
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || port < 0 || port > 65535 || hlen == 0 || hlen >= sizeof host)
+		return espl_fail(err, ESPL_EARG, "--http %s: expected HOST:PORT with a port 0-65535", listen);
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
+	int rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0)
+		return espl_fail(err, ESPL_EARG, "--http %s: %s", listen, gai_strerror(rc));
+	memcpy(sa, res->ai_addr, res->ai_addrlen);
+	*sa_len = res->ai_addrlen;
+	freeaddrinfo(res);
+	if (sa->ss_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	return ESPL_OK;
+}
+
+static int sockaddr_is_loopback(const struct sockaddr_storage *sa)
+{
+	if (sa->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(a))
+		return a->s6_addr[12] == 127;
+	return IN6_IS_ADDR_LOOPBACK(a);
+}
+
+int espl_web_is_loopback(const char *listen, espl_error *err)
+{
+	struct sockaddr_storage sa;
+	socklen_t len;
+	int rc = parse_listen(listen, &sa, &len, err);
+	return rc < 0 ? rc : sockaddr_is_loopback(&sa);
+}
+
+/* A token travels in a header and a cookie: keep to characters both carry. */
+static int token_chars_ok(const char *t)
+{
+	for (; *t; t++)
+		if (!((*t >= 'A' && *t <= 'Z') || (*t >= 'a' && *t <= 'z') || (*t >= '0' && *t <= '9') ||
+		      strchr("-._~+/=", *t)))
+			return 0;
+	return 1;
+}
+
+static int check_token(const char *t, const char *where, espl_error *err)
+{
+	size_t n = strlen(t);
+	if (n < ESPL_WEB_TOKEN_MIN || n > ESPL_WEB_TOKEN_MAX)
+		return espl_fail(err, ESPL_EARG, "the token in %s must be %d to %d characters long", where,
+		                 ESPL_WEB_TOKEN_MIN, ESPL_WEB_TOKEN_MAX);
+	if (!token_chars_ok(t))
+		return espl_fail(err, ESPL_EARG, "the token in %s may use only A-Z a-z 0-9 - . _ ~ + / =", where);
+	return ESPL_OK;
+}
+
+static char *trimmed_copy(const char *s, size_t n)
+{
+	while (n && strchr(" \t\r\n", *s))
+		s++, n--;
+	while (n && strchr(" \t\r\n", s[n - 1]))
+		n--;
+	char *out = malloc(n + 1);
+	if (out) {
+		memcpy(out, s, n);
+		out[n] = '\0';
+	}
+	return out;
+}
+
+static int read_token_file(const char *file, char **out, espl_error *err)
+{
+	struct stat st;
+	char *data;
+	size_t len;
+	/* Advisory: a token others can read is no secret (ssh's rule for keys). */
+	if (stat(file, &st) == 0 && (st.st_mode & (S_IRWXG | S_IRWXO)))
+		return espl_fail(err, ESPL_EPERM, "token file %s: readable by others (chmod 600 it)", file);
+	int rc = espl__file_read(file, ESPL_WEB_TOKEN_MAX + 64, "token", &data, &len, err);
+	if (rc < 0)
+		return rc;
+	*out = trimmed_copy(data, len);
+	free(data);
+	return *out ? ESPL_OK : espl_fail(err, ESPL_ENOMEM, "out of memory");
+}
+
+int espl_web_load_token(const char *file, char **out, espl_error *err)
+{
+	*out = NULL;
+	int rc;
+	if (file) {
+		if ((rc = read_token_file(file, out, err)) < 0)
+			return rc;
+	} else {
+		const char *env = getenv("ESPLINE_HTTP_TOKEN");
+		if (!env || !*env)
+			return ESPL_OK;
+		if (!(*out = trimmed_copy(env, strlen(env))))
+			return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	}
+	if ((rc = check_token(*out, file ? file : "$ESPLINE_HTTP_TOKEN", err)) < 0) {
+		free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+/* Constant time whatever the lengths: compare digests, not the strings. */
+static int token_equal(const char *given, const char *expected)
+{
+	unsigned char a[EVP_MAX_MD_SIZE], b[EVP_MAX_MD_SIZE];
+	unsigned la = 0, lb = 0;
+	if (!EVP_Digest(given, strlen(given), a, &la, EVP_sha256(), NULL) ||
+	    !EVP_Digest(expected, strlen(expected), b, &lb, EVP_sha256(), NULL) || la != lb)
+		return 0;
+	return CRYPTO_memcmp(a, b, la) == 0;
+}
+
+static int authorized(espl_web *w, struct MHD_Connection *c)
+{
+	if (!w->token)
+		return 1;
+	const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (auth && strncmp(auth, "Bearer ", 7) == 0)
+		return token_equal(auth + 7, w->token);
+	const char *cookie = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, COOKIE);
+	return cookie && token_equal(cookie, w->token);
+}
+
+/* ------------------------------------------------------------------ */
+/* responses                                                            */
+
+static void common_headers(struct MHD_Response *r, const char *cache)
+{
+	MHD_add_response_header(r, "Content-Security-Policy", CSP);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache);
+}
+
+/* body is malloc'd and becomes the response's (NULL: out of memory -> 500). */
+static enum MHD_Result reply_owned(struct MHD_Connection *c, unsigned status, const char *type, char *body,
+                                   size_t len)
+{
+	if (!body) {
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		type = "text/plain; charset=utf-8";
+		len = 0;
+	}
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, body ? MHD_RESPMEM_MUST_FREE
+	                                                                          : MHD_RESPMEM_PERSISTENT);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	common_headers(r, "no-store");
+	enum MHD_Result rc = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static enum MHD_Result reply_json_text(struct MHD_Connection *c, unsigned status, char *text)
+{
+	return reply_owned(c, status, "application/json; charset=utf-8", text, text ? strlen(text) : 0);
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *message)
+{
+	json_t *o = json_pack("{s:s}", "error", message);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return reply_json_text(c, status, text);
+}
+
+static enum MHD_Result reply_asset(struct MHD_Connection *c, const espl_web_asset *a)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+	common_headers(r, "no-cache");
+	enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static const espl_web_asset *find_asset(const char *url)
+{
+	if (strcmp(url, "/") == 0)
+		url = "/index.html";
+	for (size_t i = 0; i < espl_web_n_assets; i++)
+		if (strcmp(espl_web_assets[i].path, url) == 0)
+			return &espl_web_assets[i];
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* live: event streams                                                  */
+
+/* Append SSE text to one stream; a full buffer drops it all and asks for a
+ * snapshot instead (the events in it are superseded by the state). */
+static void stream_push(espl_web *w, stream *s, const char *text, size_t n)
+{
+	if (s->resync)
+		return;
+	if (s->len + n > w->o.stream_buffer) {
+		s->len = 0;
+		s->resync = 1;
+		s->dropped++;
+		return;
+	}
+	memcpy(s->buf + s->len, text, n);
+	s->len += n;
+}
+
+/* "data: JSON\n\n" (JSON from jansson's compact form has no newline). */
+static char *sse_frame(char *json, size_t *n)
+{
+	if (!json)
+		return NULL;
+	size_t jl = strlen(json);
+	char *f = malloc(jl + 9);
+	if (f) {
+		memcpy(f, "data: ", 6);
+		memcpy(f + 6, json, jl);
+		memcpy(f + 6 + jl, "\n\n", 3);
+		*n = jl + 8;
+	}
+	free(json);
+	return f;
+}
+
+/* Snapshot into the stream; w->lock held, so no event slips between. */
+static void stream_snapshot(espl_web *w, stream *s)
+{
+	size_t n = 0;
+	char *frame = sse_frame(espl_ui_snapshot_text(w->o.ui), &n);
+	s->len = 0;
+	s->resync = 0;
+	if (frame)
+		stream_push(w, s, frame, n);
+	else
+		s->resync = 1;
+	free(frame);
+}
+
+static int progress_due(espl_web *w, const espl_station_event *ev)
+{
+	if (!ev->port || !ev->progress)
+		return 0;
+	int64_t now = espl__now_ms();
+	port_clock *pc = NULL;
+	for (size_t i = 0; i < w->n_clocks && !pc; i++)
+		if (strcmp(w->clocks[i].port, ev->port) == 0)
+			pc = &w->clocks[i];
+	if (!pc) {
+		if (w->n_clocks == MAX_TRACKED_PORTS)
+			return 0;
+		pc = &w->clocks[w->n_clocks++];
+		snprintf(pc->port, sizeof pc->port, "%s", ev->port);
+		pc->last_ms = 0;
+	}
+	int last = ev->progress->total && ev->progress->done >= ev->progress->total;
+	if (!last && now - pc->last_ms < PROGRESS_EVERY_MS)
+		return 0;
+	pc->last_ms = now;
+	return 1;
+}
+
+void espl_web_event(espl_web *w, const espl_station_event *ev)
+{
+	pthread_mutex_lock(&w->lock);
+	if (w->o.ui)
+		espl_ui_event(w->o.ui, ev);
+	if (w->o.ui && w->streams && (ev->kind != ESPL_EV_PROGRESS || progress_due(w, ev))) {
+		size_t n = 0;
+		char *frame = sse_frame(espl_ui_event_text(w->o.ui, ev), &n);
+		for (stream *s = w->streams; s && frame; s = s->next)
+			stream_push(w, s, frame, n);
+		for (stream *s = w->streams; s && !frame; s = s->next)
+			s->resync = 1;  /* out of memory: this event is lost to everyone */
+		free(frame);
+		pthread_cond_broadcast(&w->wake);
+	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* libmicrohttpd asks for the next bytes of a stream (its own thread). */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	stream *s = cls;
+	espl_web *w = s->web;
+	(void)pos;
+	pthread_mutex_lock(&w->lock);
+	struct timespec until = espl__mono_after_ms(KEEPALIVE_S * 1000);
+	while (!w->stopping && !s->len && !s->resync)
+		if (pthread_cond_timedwait(&w->wake, &w->lock, &until) == ETIMEDOUT)
+			break;
+	if (w->stopping && (!s->len || s->resync)) {  /* the last events go out first */
+		pthread_mutex_unlock(&w->lock);
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	}
+	if (s->resync)
+		stream_snapshot(w, s);
+	size_t n;
+	if (!s->len) {  /* nothing for a while: a comment keeps the connection */
+		static const char ping[] = ": keepalive\n\n";
+		n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
+		memcpy(buf, ping, n);
+	} else {
+		n = s->len < max ? s->len : max;
+		memcpy(buf, s->buf, n);
+		memmove(s->buf, s->buf + n, s->len - n);
+		s->len -= n;
+	}
+	pthread_mutex_unlock(&w->lock);
+	return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+	stream *s = cls;
+	espl_web *w = s->web;
+	pthread_mutex_lock(&w->lock);
+	for (stream **p = &w->streams; *p; p = &(*p)->next)
+		if (*p == s) {
+			*p = s->next;
+			w->n_streams--;
+			break;
+		}
+	pthread_mutex_unlock(&w->lock);
+	free(s->buf);
+	free(s);
+}
+
+static enum MHD_Result serve_events(espl_web *w, struct MHD_Connection *c)
+{
+	stream *s = calloc(1, sizeof *s);
+	if (!s || !(s->buf = malloc(w->o.stream_buffer))) {
+		free(s);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	}
+	s->web = w;
+	pthread_mutex_lock(&w->lock);
+	if (w->n_streams >= w->o.max_streams) {
+		pthread_mutex_unlock(&w->lock);
+		free(s->buf);
+		free(s);
+		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event streams");
+	}
+	stream_snapshot(w, s);
+	s->next = w->streams;
+	w->streams = s;
+	w->n_streams++;
+	pthread_mutex_unlock(&w->lock);
+	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
+	if (!r) {
+		stream_free(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
+	common_headers(r, "no-store");
+	enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* history                                                              */
+
+/* A report.h function writing into memory: buf is malloc'd, or NULL. */
+typedef struct memout {
+	FILE *f;
+	char *buf;
+	size_t len;
+} memout;
+
+static int memout_open(memout *m)
+{
+	m->buf = NULL;
+	m->len = 0;
+	m->f = open_memstream(&m->buf, &m->len);
+	return m->f ? 0 : -1;
+}
+
+static char *memout_close(memout *m, int ok)
+{
+	fclose(m->f);
+	if (!ok) {
+		free(m->buf);
+		m->buf = NULL;
+	}
+	return m->buf;
+}
+
+static int open_history(espl_web *w, espl_db **db, espl_error *err)
+{
+	espl_db_options o = { .path = w->db_path, .read_only = 1, .busy_timeout_ms = 2000 };
+	return espl_db_open(db, &o, err);
+}
+
+static enum MHD_Result reply_db_error(struct MHD_Connection *c, const espl_error *err, int rc)
+{
+	return reply_error(c, rc == ESPL_ENOTFOUND ? MHD_HTTP_NOT_FOUND : MHD_HTTP_INTERNAL_SERVER_ERROR, err->msg);
+}
+
+/* History rows in the export's JSON form (without steps, as `espline
+ * history` shows none). */
+typedef struct history_out {
+	FILE *f;
+	int64_t index;
+} history_out;
+
+static int history_unit(const espl_report_unit *u, void *user)
+{
+	history_out *h = user;
+	return espl_report_export_unit(h->f, ESPL_EXPORT_JSON, h->index++, u, NULL, 0) < 0 ? ESPL_ESYS : 0;
+}
+
+static enum MHD_Result serve_history(struct MHD_Connection *c, espl_db *db)
+{
+	const char *mac = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
+	char norm[18];
+	if (!mac || espl_db_normalize_mac(mac, norm) < 0)
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, "mac=AA:BB:CC:DD:EE:FF is needed");
+	memout m;
+	espl_error err = { 0, "" };
+	if (memout_open(&m) < 0)
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	history_out ctx = { m.f, 0 };
+	espl_report_export_header(m.f, ESPL_EXPORT_JSON);
+	int n = espl_report_history(db, norm, history_unit, &ctx, &err);
+	if (n >= 0)
+		espl_report_export_footer(m.f, ESPL_EXPORT_JSON, ctx.index);
+	char *body = memout_close(&m, n >= 0);
+	if (n < 0)
+		return reply_db_error(c, &err, n);
+	return reply_json_text(c, MHD_HTTP_OK, body);
+}
+
+static int batch_json(const espl_report_batch *b, void *user)
+{
+	json_t *list = user, *o = json_object();
+	char started[32], ended[32] = "";
+	espl_report_format_time(b->started_ms, started);
+	if (b->ended_ms)
+		espl_report_format_time(b->ended_ms, ended);
+	json_object_set_new(o, "uuid", json_string(b->uuid));
+	json_object_set_new(o, "name", json_string(b->name));
+	json_object_set_new(o, "station", json_string(b->station));
+	json_object_set_new(o, "host", json_string(b->host));
+	json_object_set_new(o, "recipe", json_string(b->recipe));
+	json_object_set_new(o, "operator", json_string(b->operator_name));
+	json_object_set_new(o, "started", json_string(started));
+	json_object_set_new(o, "ended", json_string(ended));
+	json_object_set_new(o, "planned", json_integer(b->planned));
+	json_object_set_new(o, "units", json_integer(b->units));
+	json_object_set_new(o, "passed", json_integer(b->passed));
+	json_object_set_new(o, "failed", json_integer(b->failed));
+	json_array_append_new(list, o);
+	return 0;
+}
+
+static enum MHD_Result serve_batches(struct MHD_Connection *c, espl_db *db)
+{
+	espl_error err = { 0, "" };
+	json_t *list = json_array();
+	int n = espl_report_batches(db, HISTORY_BATCHES, batch_json, list, &err);
+	char *text = n >= 0 ? json_dumps(list, JSON_COMPACT) : NULL;
+	json_decref(list);
+	if (n < 0)
+		return reply_db_error(c, &err, n);
+	return reply_json_text(c, MHD_HTTP_OK, text);
+}
+
+static void filter_from(struct MHD_Connection *c, espl_report_filter *f)
+{
+	memset(f, 0, sizeof *f);
+	f->batch = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "batch");
+	if (f->batch && !*f->batch)
+		f->batch = NULL;
+}
+
+static enum MHD_Result serve_report(struct MHD_Connection *c, espl_db *db)
+{
+	espl_report_filter f;
+	espl_report r;
+	espl_error err = { 0, "" };
+	memout m;
+	filter_from(c, &f);
+	int rc = espl_report_build(db, &f, &r, &err);
+	if (rc < 0)
+		return reply_db_error(c, &err, rc);
+	if (memout_open(&m) < 0) {
+		espl_report_free(&r);
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	}
+	rc = espl_report_print_json(m.f, &r);
+	espl_report_free(&r);
+	return reply_json_text(c, MHD_HTTP_OK, memout_close(&m, rc == ESPL_OK));
+}
+
+static enum MHD_Result serve_export(struct MHD_Connection *c, espl_db *db, int format)
+{
+	espl_report_filter f;
+	espl_error err = { 0, "" };
+	memout m;
+	filter_from(c, &f);
+	if (memout_open(&m) < 0)
+		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	int n = espl_report_export(db, &f, format, m.f, &err);
+	size_t len;
+	char *body = memout_close(&m, n >= 0);
+	if (n < 0)
+		return reply_db_error(c, &err, n);
+	len = strlen(body);
+	return reply_owned(c, MHD_HTTP_OK, format == ESPL_EXPORT_CSV ? "text/csv; charset=utf-8"
+	                                                             : "application/json; charset=utf-8",
+	                   body, len);
+}
+
+static enum MHD_Result serve_db(espl_web *w, struct MHD_Connection *c, const char *url)
+{
+	espl_db *db;
+	espl_error err = { 0, "" };
+	if (!w->db_path)
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "this server has no history database");
+	int rc = open_history(w, &db, &err);
+	if (rc < 0)
+		return reply_db_error(c, &err, rc);
+	enum MHD_Result r;
+	if (strcmp(url, "/api/batches") == 0)
+		r = serve_batches(c, db);
+	else if (strcmp(url, "/api/report") == 0)
+		r = serve_report(c, db);
+	else if (strcmp(url, "/api/history") == 0)
+		r = serve_history(c, db);
+	else if (strcmp(url, "/api/export.csv") == 0)
+		r = serve_export(c, db, ESPL_EXPORT_CSV);
+	else
+		r = serve_export(c, db, ESPL_EXPORT_JSON);
+	espl_db_close(db);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* requests                                                             */
+
+static enum MHD_Result serve_info(espl_web *w, struct MHD_Connection *c)
+{
+	json_t *o = json_pack("{s:b,s:b,s:b}", "live", w->o.ui != NULL, "history", w->db_path != NULL, "control",
+	                      w->o.control != NULL);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return reply_json_text(c, MHD_HTTP_OK, text);
+}
+
+static enum MHD_Result serve_login(espl_web *w, struct MHD_Connection *c, request *rq)
+{
+	rq->body[rq->len] = '\0';
+	char *given = trimmed_copy(rq->body, rq->len);
+	int ok = given && (!w->token || token_equal(given, w->token));
+	free(given);
+	if (!ok)
+		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "wrong token");
+	struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	if (w->token) {
+		char cookie[ESPL_WEB_TOKEN_MAX + 64];
+		snprintf(cookie, sizeof cookie, COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/", w->token);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+	}
+	common_headers(r, "no-store");
+	enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+static enum MHD_Result serve_control(espl_web *w, struct MHD_Connection *c)
+{
+	const char *action = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "action");
+	const char *port = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "port");
+	const char *marker = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espline-Control");
+	if (!w->o.control)
+		return reply_error(c, MHD_HTTP_FORBIDDEN, "read-only: start the station with --http-control");
+	if (!marker || strcmp(marker, "1") != 0)
+		return reply_error(c, MHD_HTTP_FORBIDDEN, "control requests carry X-Espline-Control: 1");
+	if (!action || (strcmp(action, "stop") && strcmp(action, "pause") && strcmp(action, "resume")))
+		return reply_error(c, MHD_HTTP_BAD_REQUEST, "action=stop|pause|resume is needed");
+	espl_error err = { 0, "" };
+	int rc = w->o.control(w->o.control_ctx, action, port && *port ? port : NULL, &err);
+	if (rc == ESPL_OK)
+		return reply_json_text(c, MHD_HTTP_OK, strdup("{\"ok\":true}"));
+	return reply_error(c, rc == ESPL_EUNSUPPORTED ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_CONFLICT,
+	                   err.msg[0] ? err.msg : espl_strerror(rc));
+}
+
+static int is_db_route(const char *url)
+{
+	static const char *const routes[] = { "/api/batches", "/api/report", "/api/history", "/api/export.csv",
+		                              "/api/export.json" };
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+		if (strcmp(url, routes[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static enum MHD_Result route(espl_web *w, struct MHD_Connection *c, const char *url, int post, request *rq)
+{
+	const espl_web_asset *asset = post ? NULL : find_asset(url);
+	if (asset)
+		return reply_asset(c, asset);
+	if (post && strcmp(url, "/api/login") == 0)
+		return serve_login(w, c, rq);
+	if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/events") != 0)
+		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
+	if (!authorized(w, c))
+		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "a token is needed");
+	if (strcmp(url, "/api/control") == 0)
+		return post ? serve_control(w, c) : reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only");
+	if (post)
+		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
+	if (strcmp(url, "/api/info") == 0)
+		return serve_info(w, c);
+	if (strcmp(url, "/events") == 0 || strcmp(url, "/api/state") == 0) {
+		if (!w->o.ui)
+			return reply_error(c, MHD_HTTP_NOT_FOUND, "no live station here (espline serve)");
+		if (url[1] == 'e')
+			return serve_events(w, c);
+		return reply_json_text(c, MHD_HTTP_OK, espl_ui_snapshot_text(w->o.ui));
+	}
+	if (is_db_route(url))
+		return serve_db(w, c, url);
+	return reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **req_cls)
+{
+	espl_web *w = cls;
+	request *rq = *req_cls;
+	int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	(void)version;
+	if (!rq) {
+		if (!post && strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD or POST");
+		if (!(rq = calloc(1, sizeof *rq)))
+			return MHD_NO;
+		*req_cls = rq;
+		const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (length && strtoull(length, NULL, 10) > BODY_MAX)
+			return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+		if (!post)
+			return route(w, c, url, 0, rq);
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (rq->len + *upload_size > BODY_MAX)
+			rq->too_big = 1;
+		else
+			memcpy(rq->body + rq->len, upload, *upload_size), rq->len += *upload_size;
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (rq->too_big)
+		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+	return route(w, c, url, post, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode why)
+{
+	(void)cls, (void)c, (void)why;
+	free(*req_cls);
+	*req_cls = NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* start and stop                                                       */
+
+static int check_options(espl_web *w, const struct sockaddr_storage *sa, espl_error *err)
+{
+	if (!w->token && !sockaddr_is_loopback(sa))
+		return espl_fail(err, ESPL_EARG,
+		                 "--http %s is not a loopback address: a token is needed "
+		                 "(--http-token-file FILE or $ESPLINE_HTTP_TOKEN)", w->o.listen);
+	if (!w->token && w->o.control)
+		return espl_fail(err, ESPL_EARG,
+		                 "--http-control needs a token (--http-token-file FILE or $ESPLINE_HTTP_TOKEN)");
+	if (w->token)
+		return check_token(w->token, "the options", err);
+	return ESPL_OK;
+}
+
+static int copy_strings(espl_web *w, const espl_web_options *opts)
+{
+	w->token = opts->token ? strdup(opts->token) : NULL;
+	w->db_path = opts->db_path ? strdup(opts->db_path) : NULL;
+	return (opts->token && !w->token) || (opts->db_path && !w->db_path) ? -1 : 0;
+}
+
+int espl_web_start(const espl_web_options *opts, espl_web **out, espl_error *err)
+{
+	struct sockaddr_storage sa;
+	socklen_t sa_len;
+	*out = NULL;
+	espl_web *w = calloc(1, sizeof *w);
+	if (!w)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	if (copy_strings(w, opts) < 0) {
+		espl_web_stop(w);
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	}
+	w->o = *opts;
+	if (!w->o.listen)
+		w->o.listen = "127.0.0.1:8080";
+	w->o.max_connections = w->o.max_connections ? w->o.max_connections : 64;
+	w->o.max_streams = w->o.max_streams ? w->o.max_streams : 32;
+	w->o.stream_buffer = w->o.stream_buffer ? w->o.stream_buffer : 64 * 1024;
+	int rc = parse_listen(w->o.listen, &sa, &sa_len, err);
+	if (rc == ESPL_OK)
+		rc = check_options(w, &sa, err);
+	if (rc < 0) {
+		espl_web_stop(w);
+		return rc;
+	}
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+	if (sa.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	w->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, w,
+	                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+	                             MHD_OPTION_CONNECTION_LIMIT, w->o.max_connections,
+	                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
+	                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(2 * KEEPALIVE_S),
+	                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+	                             MHD_OPTION_END);
+	if (!w->daemon) {
+		espl_web_stop(w);
+		return espl_fail(err, ESPL_ESYS, "--http %s: cannot listen there (in use, or not this host's address?)",
+		                 opts->listen ? opts->listen : "127.0.0.1:8080");
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(w->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	w->port = info ? info->port : 0;
+	(void)sa_len;
+	*out = w;
+	return ESPL_OK;
+}
+
+unsigned espl_web_port(const espl_web *w)
+{
+	return w->port;
+}
+
+void espl_web_stop(espl_web *w)
+{
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = 1;
+	pthread_cond_broadcast(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+	if (w->daemon)
+		MHD_stop_daemon(w->daemon);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+	free(w->token);
+	free(w->db_path);
+	free(w);
+}
