@@ -3,7 +3,8 @@
 # package name, on Debian 12.  Idempotent: quiet when all is present.
 #
 #   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm, chromium (browser tests)
-#   npm:  esptool-js at the exact version pinned in tests/interop/package-lock.json
+#   npm:  esptool-js at the exact version pinned in tests/interop/package-lock.json,
+#         puppeteer-core as pinned in tests/browser/package-lock.json
 #   stub: the ESP8266 flasher stub JSON copied out of the esptool-js package to
 #         third_party/stub/esp8266.json (never committed; see README)
 set -euo pipefail
@@ -32,14 +33,17 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Node test tools, pinned by the lockfile.
-lock=tests/interop/package-lock.json
-stamp=tests/interop/node_modules/.installed-lock
-if [ -f "$lock" ] && ! cmp -s "$lock" "$stamp" 2>/dev/null; then
-	echo "install-deps: npm ci in tests/interop"
-	(cd tests/interop && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-	cp "$lock" "$stamp"
-fi
+# Node test tools, pinned by their lockfiles: esptool-js (interop tests) and
+# puppeteer-core (browser tests, driving the Debian chromium above).
+for dir in tests/interop tests/browser; do
+	lock=$dir/package-lock.json
+	stamp=$dir/node_modules/.installed-lock
+	if [ -f "$lock" ] && ! cmp -s "$lock" "$stamp" 2>/dev/null; then
+		echo "install-deps: npm ci in $dir"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+		cp "$lock" "$stamp"
+	fi
+done
 
 # The flasher stub espline uploads, taken from the esptool-js package.
 stub_src=tests/interop/node_modules/esptool-js/lib/targets/stub_flasher/esp8266.json

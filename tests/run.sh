@@ -6,6 +6,7 @@
 #   $BUILD/tests/test_*        unit tests (cmocka, TAP output)
 #   tests/integration/*.sh     end-to-end against espline-sim
 #   tests/interop/*.test.mjs   Espressif's esptool-js against espline-sim
+#   tests/browser/*.test.mjs   the web view in headless Chromium (puppeteer-core)
 # A program that exits non-zero without a "not ok" line (a crash, a hang cut
 # by the timeout) counts as one failure of its own.
 set -u
@@ -51,6 +52,10 @@ done
 for t in tests/interop/*.test.mjs; do
 	[ -f "$t" ] || continue
 	case "$t" in *"$FILTER"*) run_one "interop/$(basename "$t" .test.mjs)" node "$t" ;; esac
+done
+for t in tests/browser/*.test.mjs; do
+	[ -f "$t" ] || continue
+	case "$t" in *"$FILTER"*) run_one "browser/$(basename "$t" .test.mjs)" node "$t" ;; esac
 done
 
 echo
