@@ -67,6 +67,9 @@ enum { CLI_OPT_HTTP = 1000, CLI_OPT_HTTP_TOKEN_FILE, CLI_OPT_HTTP_CONTROL };
 	"                        (else $ESPLINE_HTTP_TOKEN; never on the command line); needed\n"     \
 	"                        for an address other than loopback and for --http-control\n"
 
+/* Refuse abbreviations of --http-token-file (they would take a token as a
+ * file name); call before getopt_long.  Returns an exit code (0: fine). */
+int espl_cli_web_check_argv(const char *cmd, int argc, char **argv);
 /* Apply one getopt result if it is a --http option: 1 taken, 0 not ours. */
 int espl_cli_web_option(int opt, const char *arg, espl_cli_web_args *a);
 /* Start the server when --http was given (*out stays NULL otherwise); prints

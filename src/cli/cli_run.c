@@ -144,6 +144,8 @@ static int parse_args(int argc, char **argv, run_args *a)
 	int c;
 
 	memset(a, 0, sizeof *a);
+	if ((c = espl_cli_web_check_argv("run", argc, argv)))
+		return c;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "p:h", opts, NULL)) != -1) {

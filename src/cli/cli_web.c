@@ -61,6 +61,24 @@ int espl_cli_web_start(const char *cmd, const espl_cli_web_args *a, espl_ui *ui,
 	return ESPL_EXIT_OK;
 }
 
+/* getopt_long takes any unambiguous prefix: `--http-token SECRET` would
+ * read the secret as a file name and print it in the error.  Refuse any
+ * spelling of the token option but the full one, before parsing. */
+int espl_cli_web_check_argv(const char *cmd, int argc, char **argv)
+{
+	static const char full[] = "--http-token-file";
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		const char *arg = argv[i];
+		size_t n = strcspn(arg, "=");
+		if (n >= 8 && strncmp(arg, full, n) == 0 && n != sizeof full - 1) {
+			fprintf(stderr, "espline %s: the token is never given on the command line; "
+			                "use --http-token-file FILE or $ESPLINE_HTTP_TOKEN\n", cmd);
+			return ESPL_EXIT_USAGE;
+		}
+	}
+	return ESPL_EXIT_OK;
+}
+
 int espl_cli_web_option(int opt, const char *arg, espl_cli_web_args *a)
 {
 	switch (opt) {
@@ -86,7 +104,9 @@ static int serve_main(int argc, char **argv)
 	};
 	espl_cli_web_args web = { "127.0.0.1:8080", NULL, 0 };
 	const char *db = NULL;
-	int c;
+	int c = espl_cli_web_check_argv("serve", argc, argv);
+	if (c != ESPL_EXIT_OK)
+		return c;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {

@@ -52,7 +52,8 @@ export async function startEspline(args, { env = {}, timeoutMs = 15000 } = {}) {
 // Run espline to the end (for `espline history` and friends).
 export function esplineSync(args) {
   try {
-    return { code: 0, out: execFileSync(esplineBinary(), args, { cwd: repoRoot, encoding: "utf8" }) };
+    return { code: 0, out: execFileSync(esplineBinary(), args, {
+      cwd: repoRoot, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }) };
   } catch (e) {
     return { code: e.status, out: String(e.stdout || ""), err: String(e.stderr || "") };
   }
