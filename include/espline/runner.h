@@ -97,6 +97,9 @@ typedef struct espl_unit_result {
 	const char *recipe_name;        /* point into the recipe */
 	const char *recipe_sha256;
 	bool connected, identified;
+	/* The port itself could not be opened (busy, permission denied, gone):
+	 * a fault of the station, not of a unit; no unit was involved. */
+	bool port_fault;
 	espl_chip_info chip;            /* valid when identified */
 	uint32_t system_flash_size;     /* size the init-data addresses were computed for */
 	double connect_s, duration_s;

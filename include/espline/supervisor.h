@@ -140,6 +140,11 @@ typedef struct espl_station_totals {
 	int units, passed, failed, interrupted;
 	int recorded, spooled, unsaved;  /* database outcome of the unit records */
 	int ports_seen;
+	/* Ports that could not be opened, counted once per distinct cause; no
+	 * unit is recorded for them and they are outside yield.  Station
+	 * faults are the station's to fix (a port busy or not permitted, out
+	 * of memory); unreached ports had nothing behind them (gone, refused). */
+	int station_faults, unreached;
 	double elapsed_s;
 	int stop_level;                  /* how it ended */
 	int db_state;                    /* writer state at the end */

@@ -15,8 +15,13 @@ enum espl_exit {
 	ESPL_EXIT_OK = 0,        /* success; for run/write/verify: every unit passed */
 	ESPL_EXIT_FAIL = 1,      /* the job ran and a unit or check failed */
 	ESPL_EXIT_USAGE = 2,     /* bad command line or bad recipe */
-	ESPL_EXIT_DEVICE = 3,    /* could not talk to the device/port */
-	ESPL_EXIT_DB = 4,        /* database unusable */
+	ESPL_EXIT_DEVICE = 3,    /* no device could be reached (nothing answered,
+	                            no adapter, a port that is gone or refuses) */
+	ESPL_EXIT_DB = 4,        /* database unusable (damaged, locked by another
+	                            station, read-only or full file system) */
+	ESPL_EXIT_STATION = 5,   /* a fault of the station or its setup: a port
+	                            busy or not permitted, no flasher stub, out of
+	                            memory, a system error; no unit is blamed */
 	ESPL_EXIT_INTERRUPTED = 130,
 };
 

@@ -103,18 +103,16 @@ static int fail(const char *cmd, const espl_error *err)
 	return espl_cli_exit_for(err->code);
 }
 
-/* Open an existing database; read-only when the file cannot be written. */
-static int open_db(const char *cmd, const char *path, espl_db **db)
+/* Open an existing database.  Read commands (history, report, export, db,
+ * sync status) open it read-only: an audit copy on read-only media can be
+ * checked, and a file that is not an espline database is never created,
+ * turned into one or migrated. */
+static int open_db(const char *cmd, const char *path, int writable, espl_db **db)
 {
 	espl_error err;
-	espl_db_options o = { .path = path };
+	espl_db_options o = { .path = path, .read_only = !writable };
 	if (espl_db_open(db, &o, &err) == 0)
 		return ESPL_EXIT_OK;
-	if (err.code != ESPL_ENOTFOUND && access(espl_db_path(path), W_OK) < 0) {
-		o.read_only = 1;
-		if (espl_db_open(db, &o, &err) == 0)
-			return ESPL_EXIT_OK;
-	}
 	fprintf(stderr, "espline %s: %s\n", cmd, espl_cli_shown(err.msg));
 	return ESPL_EXIT_DB;
 }
@@ -156,7 +154,7 @@ static int open_source(const char *cmd, const db_args *a, espl_db **db, PGconn *
 {
 	*db = NULL;
 	*conn = NULL;
-	return a->use_central ? open_central(cmd, a, conn) : open_db(cmd, a->db, db);
+	return a->use_central ? open_central(cmd, a, conn) : open_db(cmd, a->db, 0, db);
 }
 
 static void close_source(espl_db *db, PGconn *conn)
@@ -416,7 +414,7 @@ static int cmd_db(int argc, char **argv)
 	int verify = !info;
 	if (verify && a.use_central)
 		return central_verify(&a);
-	if ((rc = open_db("db", a.db, &db)))
+	if ((rc = open_db("db", a.db, 0, &db)))
 		return rc;
 	rc = verify ? db_verify(db) : db_info(db, espl_db_path(a.db));
 	espl_db_close(db);
@@ -502,7 +500,7 @@ static int cmd_sync(int argc, char **argv)
 	if (rc)
 		return rc;
 	int status = !push;
-	if ((rc = open_db("sync", a.db, &db)))
+	if ((rc = open_db("sync", a.db, push, &db)))
 		return rc;
 	rc = status ? sync_status(db, &a) : sync_push(db, &a);
 	espl_db_close(db);

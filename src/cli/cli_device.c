@@ -290,10 +290,11 @@ int espl__cli_connect_device(dev_args *a, const char *spec, progress_view *v, es
 			rc = espl__cli_fail(a, &err);
 			fprintf(stderr, "stub locations tried:\n");
 			for (size_t i = 0; i < n; i++) {
-				fprintf(stderr, "  %s\n", paths[i]);
+				fprintf(stderr, "  %s\n", espl_cli_shown(paths[i]));
 				free(paths[i]);
 			}
-			return rc;
+			(void)rc;
+			return ESPL_EXIT_STATION;  /* a setup fault, not an unreachable device */
 		}
 		return espl__cli_fail(a, &err);
 	}
@@ -490,7 +491,7 @@ static int cmd_read(int argc, char **argv)
 	if (!buf) {
 		free(a.pos);
 		fprintf(stderr, "espline read: out of memory\n");
-		return ESPL_EXIT_DEVICE;
+		return ESPL_EXIT_STATION;
 	}
 	rc = espl__cli_connect_device(&a, a.pos[0], &v, &l, &chip);
 	if (rc == 0) {
@@ -499,8 +500,8 @@ static int cmd_read(int argc, char **argv)
 		} else {
 			FILE *f = fopen(a.pos[3], "wb");
 			if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
-				fprintf(stderr, "espline read: cannot write %s: %s\n", a.pos[3], strerror(errno));
-				rc = ESPL_EXIT_DEVICE;
+				fprintf(stderr, "espline read: cannot write %s: %s\n", espl_cli_shown(a.pos[3]), strerror(errno));
+				rc = ESPL_EXIT_STATION;
 			} else if (!a.quiet) {
 				fprintf(stderr, "read %u bytes from 0x%X into %s\n", len, addr, a.pos[3]);
 			}

@@ -52,7 +52,8 @@ static const char run_help[] =
 	"Ctrl-C once: no new units, units in progress finish.  Twice: stop now, units in\n"
 	"progress are recorded INTERRUPTED.\n"
 	"Exit: 0 every unit passed, 1 a unit failed, 2 bad recipe or arguments, 3 no unit\n"
-	"could be reached, 4 database unusable, 130 interrupted.\n";
+	"could be reached, 4 database unusable, 5 station fault (a port busy or not\n"
+	"permitted, no flasher stub, out of memory; no unit recorded), 130 interrupted.\n";
 
 typedef struct run_args {
 	const char *recipe;
@@ -221,6 +222,7 @@ static int use_stub_file(espl_recipe *r, const char *path, espl_error *err)
 static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 {
 	espl_error err = { 0, "" };
+	int setup_fault = 0;
 	int rc = espl_recipe_load(a->recipe, espl_cli_print_diag, NULL, r, &err);
 	if (rc == ESPL_OK)
 		rc = espl_recipe_prepare(*r, espl_cli_print_diag, NULL, &err);
@@ -231,8 +233,10 @@ static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 			(*r)->connect.flash_baud = a->flash_baud;
 		if (a->stub)
 			rc = use_stub_file(*r, a->stub, &err);
-		if (rc == ESPL_OK)
-			rc = espl_plan_new(*r, plan, &err);
+		/* no usable stub (found by the search, not named by --stub), no
+		 * memory: the station's setup is at fault, not the recipe */
+		if (rc == ESPL_OK && (rc = espl_plan_new(*r, plan, &err)) < 0 && !a->stub)
+			setup_fault = 1;
 		if (rc < 0)
 			fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
 	} else if (rc != ESPL_ERECIPE) {
@@ -241,7 +245,8 @@ static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 	if (rc < 0) {
 		espl_recipe_free(*r);
 		*r = NULL;
-		return rc == ESPL_ERECIPE || rc == ESPL_EARG ? ESPL_EXIT_USAGE : espl_cli_exit_for(rc);
+		return setup_fault ? ESPL_EXIT_STATION
+		       : rc == ESPL_ERECIPE || rc == ESPL_EARG ? ESPL_EXIT_USAGE : espl_cli_exit_for(rc);
 	}
 	return ESPL_EXIT_OK;
 }
@@ -254,11 +259,17 @@ static int exit_code(int rc, const espl_station_totals *t, run_view *v)
 		return ESPL_EXIT_DB;
 	if (rc < 0)
 		return espl_cli_exit_for(rc);
-	if (t->failed == 0 && t->interrupted == 0)
-		return ESPL_EXIT_OK;
-	if (atomic_load(&v->reached) == 0 && atomic_load(&v->unreached) > 0)
+	if (t->failed > 0 || t->interrupted > 0) {
+		if (atomic_load(&v->reached) == 0 && atomic_load(&v->unreached) > 0 && t->passed == 0)
+			return ESPL_EXIT_DEVICE;
+		return ESPL_EXIT_FAIL;
+	}
+	/* no unit failed, but a port was busy or refused: the station's fault */
+	if (t->station_faults > 0)
+		return ESPL_EXIT_STATION;
+	if (t->unreached > 0 && t->units == 0)
 		return ESPL_EXIT_DEVICE;
-	return ESPL_EXIT_FAIL;
+	return ESPL_EXIT_OK;
 }
 
 static int run_main(int argc, char **argv)
@@ -283,7 +294,7 @@ static int run_main(int argc, char **argv)
 	                       r->name, db_path };
 	if (espl_ui_new(&uo, &ui, &err) < 0) {
 		fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
-		return ESPL_EXIT_DEVICE;
+		return ESPL_EXIT_STATION;
 	}
 	memset(&view, 0, sizeof view);
 	view.ui = ui;

@@ -52,7 +52,7 @@ int espl_cli_web_start(const char *cmd, const espl_cli_web_args *a, espl_ui *ui,
 	free(token);
 	if (rc < 0) {
 		fprintf(stderr, "espline %s: %s\n", cmd, espl_cli_shown(err.msg));
-		return rc == ESPL_EARG ? ESPL_EXIT_USAGE : ESPL_EXIT_DEVICE;
+		return rc == ESPL_EARG ? ESPL_EXIT_USAGE : ESPL_EXIT_STATION;  /* the web view cannot listen: a setup fault */
 	}
 	/* The address a browser opens; a wildcard address is any of the host's. */
 	const char *colon = strrchr(a->listen, ':');

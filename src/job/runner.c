@@ -288,8 +288,10 @@ int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner
 	unsigned baud = o->rom_baud ? o->rom_baud : p->r->connect.baud;
 
 	if (espl_port_open(port_spec, baud, &port, &e) < 0) {
-		if (init_result(p, port_spec, res) == ESPL_OK)
+		if (init_result(p, port_spec, res) == ESPL_OK) {
 			fail_phase(res, "connect", &e);
+			res->port_fault = true;
+		}
 		return finish(res, started);
 	}
 	int rc = espl_runner_run_port(p, port, o, res);

@@ -1147,6 +1147,7 @@ static int take_writer_lock(espl_dbw *w, espl_error *err)
 	if (flock(w->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		ssize_t n = pread(w->lock_fd, pid, sizeof pid - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\r\n")] = '\0';  /* the holder wrote "PID\n" */
 		int rc = espl_fail(err, ESPL_EBUSY,
 				   "another espline station (pid %s) is writing to %s: give each "
 				   "station its own database with --db",
@@ -1240,6 +1241,11 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
 	int rc = take_writer_lock(w, err);
 	if (rc == 0)
 		rc = prepare_db(w, info, err);
+	/* A held lock, a read-only or full file system, a damaged file: the
+	 * database is unusable (ESPL_EDB), whatever the system call said.
+	 * Only running out of memory stays itself. */
+	if (rc < 0 && rc != ESPL_ENOMEM)
+		rc = err->code = ESPL_EDB;
 	if (rc == 0)
 		rc = start_central(w, err);
 	if (rc == 0 && pthread_create(&w->thread, NULL, writer_main, w) != 0)

@@ -182,10 +182,15 @@ static int migrate(espl_db *db, int target, espl_error *err)
 		db->version = (int)v;
 		return ESPL_OK;
 	}
+	if (db->read_only && v == 0)
+		return espl_fail(err, ESPL_EDB,
+				 "%s is not an espline database (it holds no espline schema); read "
+				 "commands never create or change a database", db->path);
 	if (db->read_only)
 		return espl_fail(err, ESPL_EDB,
-				 "database %s has schema version %lld and needs migrating to %d: "
-				 "open it once read-write (for example with `espline db verify`)",
+				 "database %s has schema version %lld, older than this espline's (%d); read "
+				 "commands never migrate a database: run a station on it once to migrate it, "
+				 "or read it with the espline that wrote it",
 				 db->path, v, target);
 	for (int next = (int)v + 1; next <= target; next++) {
 		char sql[64];
@@ -205,6 +210,31 @@ static int migrate(espl_db *db, int target, espl_error *err)
 		db->version = next;
 	}
 	return ESPL_OK;
+}
+
+/* Whether a read-only connection can read: a WAL database on read-only
+ * media (or in a folder the user cannot write) cannot get its -shm file,
+ * and SQLite then refuses every query. */
+static int readable(espl_db *db)
+{
+	return sqlite3_exec(db->h, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) == SQLITE_OK;
+}
+
+/* Open db->path again as immutable (SQLite reads it as a plain file, with
+ * no locks and no -shm): right for a copy kept for an audit or a database
+ * on read-only media, which nothing can be writing. */
+static int reopen_immutable(espl_db *db)
+{
+	char uri[PATH_MAX * 3 + 32];
+	size_t n = (size_t)snprintf(uri, sizeof uri, "file:");
+	for (const unsigned char *p = (const unsigned char *)db->path; *p && n + 4 < sizeof uri - 16; p++)
+		n += (size_t)(*p == '%' || *p == '?' || *p == '#' || *p < 0x20 || *p >= 0x7F
+		                      ? snprintf(uri + n, sizeof uri - n, "%%%02X", *p)
+		                      : snprintf(uri + n, sizeof uri - n, "%c", *p));
+	snprintf(uri + n, sizeof uri - n, "?immutable=1");
+	sqlite3_close(db->h);
+	db->h = NULL;
+	return sqlite3_open_v2(uri, &db->h, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
 }
 
 int espl_db_open(espl_db **out, const espl_db_options *opts, espl_error *err)
@@ -232,6 +262,8 @@ int espl_db_open(espl_db **out, const espl_db_options *opts, espl_error *err)
 	int flags = o.read_only ? SQLITE_OPEN_READONLY
 				: SQLITE_OPEN_READWRITE | (o.create ? SQLITE_OPEN_CREATE : 0);
 	int rc = sqlite3_open_v2(path, &db->h, flags | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK && o.read_only && !readable(db))
+		rc = reopen_immutable(db);
 	if (rc != SQLITE_OK) {
 		rc = db->h ? espl__db_sql_fail(db, err, rc, "cannot open")
 			   : espl_fail(err, ESPL_ENOMEM, "out of memory opening %s", path);

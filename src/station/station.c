@@ -461,8 +461,11 @@ static void finish_totals(espl_supervisor *s, espl_station_totals *totals)
 static void emit_finished(espl_supervisor *s)
 {
 	char msg[256];
-	snprintf(msg, sizeof msg, "%d units: %d passed, %d failed, %d interrupted", s->totals.units,
-	         s->totals.passed, s->totals.failed, s->totals.interrupted);
+	int n = snprintf(msg, sizeof msg, "%d units: %d passed, %d failed, %d interrupted", s->totals.units,
+	                 s->totals.passed, s->totals.failed, s->totals.interrupted);
+	if (s->totals.station_faults || s->totals.unreached)
+		snprintf(msg + n, sizeof msg - (size_t)n, "; %d station faults, %d ports unreachable (no units)",
+		         s->totals.station_faults, s->totals.unreached);
 	espl_station_event ev = { .kind = ESPL_EV_FINISHED, .message = msg, .unit_uuid = s->batch.uuid,
 	                          .duration_s = s->totals.elapsed_s, .stop_level = s->totals.stop_level,
 	                          .db_state = s->totals.db_state, .level = "info" };

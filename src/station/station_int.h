@@ -51,6 +51,7 @@ typedef struct worker {
 	const espl_unit_result *res; /* the running unit's result (from identified) */
 	char unit_uuid[ESPL_DB_UUID_SIZE];
 	char waiting_msg[ESPL_ERROR_MAX];
+	char fault_msg[ESPL_ERROR_MAX];  /* the last port fault logged, said once */
 	int64_t last_progress_ms;
 	unsigned rom_baud;           /* 0, or the slower ROM rate this port's units need */
 	struct worker *next;

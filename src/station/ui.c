@@ -339,6 +339,12 @@ static void summary_text(espl_ui *ui, const espl_station_totals *t)
 	if (ui->repeats)
 		fprintf(f, "  repeats      %d (MACs that had already passed in this batch)\n", ui->repeats);
 	fprintf(f, "  yield        %.1f%%\n", done ? 100.0 * ui->passed / done : 0.0);
+	if (t && t->station_faults)
+		fprintf(f, "  station      %d fault%s (a port busy or not permitted: no unit, outside yield; see the log)\n",
+		        t->station_faults, t->station_faults == 1 ? "" : "s");
+	if (t && t->unreached)
+		fprintf(f, "  unreachable  %d port%s (could not be opened: no unit, outside yield)\n", t->unreached,
+		        t->unreached == 1 ? "" : "s");
 	if (ui->timed)
 		fprintf(f, "  time/unit    mean %.1f s, worst %.1f s\n", ui->sum_s / ui->timed, ui->worst_s);
 	if (t) {
@@ -361,6 +367,8 @@ static void summary_json(espl_ui *ui, const espl_station_totals *t)
 		json_object_set_new(o, "recorded", json_integer(t->recorded));
 		json_object_set_new(o, "spooled", json_integer(t->spooled));
 		json_object_set_new(o, "unsaved", json_integer(t->unsaved));
+		json_object_set_new(o, "station_faults", json_integer(t->station_faults));
+		json_object_set_new(o, "unreachable_ports", json_integer(t->unreached));
 		espl__ui_set_str(o, "batch_uuid", t->batch_uuid);
 	}
 	json_dumpf(o, ui->out, JSON_COMPACT);

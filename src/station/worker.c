@@ -69,6 +69,17 @@ static int begin_unit_record(espl_supervisor *s, const espl_db_unit *u, espl_err
 	return rc;
 }
 
+/* Log a station event in the database too, unless the writer is closed. */
+static void record_station_event(espl_supervisor *s, const char *kind, const char *message)
+{
+	espl_error err;
+	espl_db_event e = { espl_db_now_ms(), "error", kind, s->batch.uuid, NULL, message };
+	pthread_rwlock_rdlock(&s->dbw_lock);
+	if (!s->dbw_closed)
+		(void)espl_dbw_event(s->dbw, &e, &err);  /* the event is on screen either way */
+	pthread_rwlock_unlock(&s->dbw_lock);
+}
+
 static int may_start_unit(worker *w)
 {
 	espl_supervisor *s = w->sup;
@@ -211,7 +222,38 @@ static void on_identified(void *ctx, const espl_unit_result *res)
 /* ------------------------------------------------------------------ */
 /* worker                                                               */
 
-enum { UNIT_DONE = 0, NO_UNIT = 1 };
+enum { UNIT_DONE = 0, NO_UNIT = 1, PORT_FAULT = 2 };
+
+/* Port faults that are the station's to fix: no unit was involved, so none
+ * is recorded and yield is untouched.  A port that is missing or refuses
+ * the connection is "no unit reached" instead. */
+static int is_station_fault(int code)
+{
+	return code == ESPL_EBUSY || code == ESPL_EPERM || code == ESPL_ENOMEM;
+}
+
+/* The port could not be opened: log it (on screen and in the database's
+ * events), once per distinct message, and count it for the exit code. */
+static int port_fault(worker *w, const espl_unit_result *res)
+{
+	espl_supervisor *s = w->sup;
+	int station = is_station_fault(res->first_error.code);
+	if (strcmp(w->fault_msg, res->first_error.msg) == 0)
+		return PORT_FAULT;
+	snprintf(w->fault_msg, sizeof w->fault_msg, "%s", res->first_error.msg);
+	pthread_mutex_lock(&s->lock);
+	if (station)
+		s->totals.station_faults++;
+	else
+		s->totals.unreached++;
+	pthread_mutex_unlock(&s->lock);
+	char msg[ESPL_ERROR_MAX + 64];
+	snprintf(msg, sizeof msg, "%s: %s (no unit recorded)", station ? "station fault" : "port unreachable",
+	         res->first_error.msg);
+	espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, station ? "error" : "warn", msg);
+	record_station_event(s, station ? "station-fault" : "port-unreachable", msg);
+	return PORT_FAULT;
+}
 
 /* Connect failures that mean "nothing answers on this port (yet)". */
 static int means_no_unit(const espl_unit_result *res)
@@ -305,6 +347,12 @@ static int program_unit(worker *w, int waiting)
 	w->in_unit = 0;
 	w->res = NULL;
 	remember_rom_baud(w, &res);
+	if (res.port_fault) {
+		int rc = port_fault(w, &res);
+		espl_unit_result_clear(&res);
+		return rc;
+	}
+	w->fault_msg[0] = '\0';
 	if (waiting && means_no_unit(&res)) {
 		if (strcmp(w->waiting_msg, res.first_error.msg) != 0) {
 			snprintf(w->waiting_msg, sizeof w->waiting_msg, "%s", res.first_error.msg);
@@ -425,7 +473,10 @@ void *espl__station_worker_main(void *arg)
 			worker_pause(w, s->o.presence_ms);
 			continue;
 		}
-		if (program_unit(w, !once) == NO_UNIT) {
+		int done = program_unit(w, !once);
+		if (done != UNIT_DONE && once)
+			break;  /* one try: the fault is logged and counted */
+		if (done != UNIT_DONE) {
 			release_slot(s);
 			worker_pause(w, s->o.presence_ms);
 			continue;

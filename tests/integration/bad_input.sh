@@ -107,9 +107,13 @@ PIDS+=("$HOLD")
 sleep 0.3
 run me "$R/good.yaml" --port "$(port 3)" --db "$DB"
 kill "$HOLD" 2>/dev/null
-check "busy port (another program holds it): the run fails (exit $rc)" eval '[ "$rc" -eq 1 ] || [ "$rc" -eq 3 ]'
+check "busy port (another program holds it): a station fault, exit 5" [ "$rc" -eq 5 ]
 check "... says the port is busy and why" \
-	has "connect: $(port 3) is busy: another program (or another espline worker) has it open"
+	has "station fault: connect: $(port 3) is busy: another program (or another espline worker) has it open (no unit recorded)"
+check "... records no unit for that port (it is outside yield)" \
+	[ "$(sqlite3 "$DB" "select count(*) from units where port = '$(port 3)'")" = 0 ]
+check "... and logs it in the database's events" \
+	[ "$(sqlite3 "$DB" "select count(*) from events where kind = 'station-fault' and message like '%$(port 3) is busy%'")" = 1 ]
 
 # --- permission denied on the port ------------------------------------------------
 # Root opens any device, so as root the check runs espline as nobody
@@ -125,8 +129,9 @@ else
 fi
 if [ -n "$perm_how" ]; then
 	run "$perm_how" "$R/good.yaml" --port "$(port 4)" --db "$T/db/perm.sqlite"
-	check "permission denied on the port (as $( [ "$perm_how" = nobody ] && echo nobody || id -un)): the run fails (exit $rc)" \
-		eval '[ "$rc" -eq 1 ] || [ "$rc" -eq 3 ]'
+	check "permission denied on the port (as $( [ "$perm_how" = nobody ] && echo nobody || id -un)): a station fault, exit 5" \
+		[ "$rc" -eq 5 ]
+	check "... records no unit" [ "$(sqlite3 "$T/db/perm.sqlite" "select count(*) from units")" = 0 ]
 	check "... says permission denied and how to get it" \
 		has "connect: permission denied opening $(port 4): add the user to the dialout group (sudo usermod -aG dialout \$USER, then log in again)"
 else

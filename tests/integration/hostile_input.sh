@@ -85,4 +85,18 @@ check "... in the error text too" has 'error (k\r): E\x1B]0;title\x07'
 run report --db "$DB"
 check "report prints no raw control character" eval '[ "$rc" -eq 0 ] && no_raw_controls'
 
+# --- station and setup faults have their own exit codes (item 8) -----------------
+ESPLINE_STUB=/dev/zero run run "$T/r/jig.yaml" --port "$(sim_port sim)" --db "$DB"
+check "no usable flasher stub (\$ESPLINE_STUB=/dev/zero): exit 5 (a setup fault), not 3 (no device)" eval \
+	'[ "$rc" -eq 5 ] && has "stub /dev/zero is a character device"'
+flock "$DB.lock" sleep 20 &
+HOLD=$!
+PIDS+=("$HOLD")
+sleep 0.3
+run run "$T/r/jig.yaml" --port "$(sim_port sim)" --db "$DB" --plain
+kill "$HOLD" 2>/dev/null
+check "another station holds the database's writer lock: exit 4 (database unusable), not 3" [ "$rc" -eq 4 ]
+check "... in one line, with no stray newline after the pid" \
+	grep -qE "another espline station \(pid [0-9?]*\) is writing to $DB: give each station its own database with --db" "$T/out"
+
 tap_done

@@ -1010,9 +1010,12 @@ static void test_one_writer_per_database(void **state)
 	espl_error err;
 	espl_dbw *w = start_writer(f->path, 0, 0, &log, NULL), *second = NULL;
 	espl_dbw_options o = { .path = f->path, .station = station };
-	assert_int_equal(espl_dbw_start(&second, &o, NULL, &err), ESPL_EBUSY);
+	/* the database is unusable for a second station: exit 4, not 3 */
+	assert_int_equal(espl_dbw_start(&second, &o, NULL, &err), ESPL_EDB);
 	assert_null(second);
 	assert_non_null(strstr(err.msg, "own database"));
+	assert_null(strchr(err.msg, '\n'));  /* "(pid 123) is writing", not "(pid 123\n)" */
+	assert_non_null(strstr(err.msg, ") is writing to"));
 	assert_int_equal(espl_dbw_stop(w, &err), 0);
 	/* Released on stop. */
 	w = start_writer(f->path, 0, 0, &log, NULL);
