@@ -114,7 +114,7 @@ function setBanner(text) {
 
 // The word and colour of a tile: a result stays until the next unit starts.
 function tileLook(p) {
-  if (p.state === 'programming') return ['busy', 'PROGRAMMING'];
+  if (p.state === 'programming') return ['busy', 'FLASHING'];
   if (p.result === 'PASS') return ['pass', 'PASS'];
   if (p.result === 'FAIL') return ['fail', 'FAIL'];
   if (p.result === 'INTERRUPTED') return ['warn', 'INTERRUPTED'];

@@ -7,7 +7,8 @@
 // yield match espline's own summary; a browser that connects mid-batch gets
 // the state at once; a batch name holding <script> renders as text; the
 // MAC search shows the units `espline history` shows, in its order.
-// With ESPLINE_SCREENSHOTS=DIR it saves web-live.png and web-history.png.
+// With ESPLINE_SCREENSHOTS=DIR it saves web-live.png (mid-batch) and
+// web-history.png (a MAC's history and a batch report).
 import fs from "node:fs";
 import path from "node:path";
 import {
@@ -63,6 +64,7 @@ try {
       const passed = Number(await page.$eval("#passed", (e) => e.textContent).catch(() => "0"));
       if (passed >= 1) {
         midBatchChecked = true;
+        if (shots) await page.screenshot({ path: path.join(shots, "web-live.png") });
         // A second browser, now: the state must be there before any new event.
         const late = await browser.newPage();
         await late.goto(station.url, { waitUntil: "domcontentloaded" });
@@ -82,9 +84,9 @@ try {
   ok(exit.code === 1, "the batch ends with exit code 1 (failures were arranged)", JSON.stringify(exit));
   await sleep(300);
   const sequences = [...seen.values()];
-  const live = sequences.filter((s) => s.includes("PROGRAMMING") && (s.includes("PASS") || s.includes("FAIL")) &&
-    s.indexOf("PROGRAMMING") < Math.max(s.indexOf("PASS"), s.indexOf("FAIL")));
-  ok(live.length >= 6, "tiles changed from PROGRAMMING to PASS/FAIL live in the page",
+  const live = sequences.filter((s) => s.includes("FLASHING") && (s.includes("PASS") || s.includes("FAIL")) &&
+    s.indexOf("FLASHING") < Math.max(s.indexOf("PASS"), s.indexOf("FAIL")));
+  ok(live.length >= 6, "tiles changed from FLASHING to PASS/FAIL live in the page",
     JSON.stringify([...seen.entries()]));
 
   const summary = JSON.parse(station.stdout().trim().split("\n").filter((l) => l.includes('"summary"')).pop());
@@ -119,7 +121,6 @@ try {
   ok(shown.batch === batch, "the batch name renders as text, <script> and all", shown.batch);
   ok(shown.pwned === 0 && shown.scripts === 1 && shown.imgs === 0,
     "the hostile batch name ran no script and added no element", JSON.stringify(shown));
-  if (shots) await page.screenshot({ path: path.join(shots, "web-live.png") });
   await page.close();
 
   // ---- history: espline serve on the same database ----
@@ -128,6 +129,16 @@ try {
   note(`second batch on device 0: exit ${second.code}`);
   server = await startEspline(["serve", "--db", db, "--http", "127.0.0.1:0"]);
   ok(server.url, "espline serve prints the address of the history", server.stderr());
+  const paint = await browser.newPage();
+  await paint.goto(server.url, { waitUntil: "load" });
+  await sleep(300);
+  const timing = await paint.evaluate(() => ({
+    fcp: performance.getEntriesByType("paint").find((e) => e.name === "first-contentful-paint")?.startTime,
+    dcl: performance.getEntriesByType("navigation")[0]?.domContentLoadedEventEnd,
+  }));
+  note(`history page on loopback: first contentful paint ${timing.fcp?.toFixed(0) ?? "?"} ms, ` +
+    `DOMContentLoaded ${timing.dcl?.toFixed(0) ?? "?"} ms`);
+  await paint.close();
   const hist = await browser.newPage();
   await hist.setViewport({ width: 1400, height: 1200 });
   await hist.goto(server.url + "#history", { waitUntil: "domcontentloaded" });
