@@ -64,12 +64,16 @@ $(WEB_ASSETS): $(WEB_FILES) scripts/embed-web.sh
 	@mkdir -p $(dir $@)
 	scripts/embed-web.sh $@ $(WEB_FILES)
 
+# The archive is made afresh: ar r keeps members whose source was renamed or
+# deleted, and the linker could pick such a stale object.
 $(LIB): $(call obj,$(LIB_SRC))
 	@mkdir -p $(dir $@)
+	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(SIMLIB): $(call obj,$(SIM_SRC))
 	@mkdir -p $(dir $@)
+	@rm -f $@
 	$(AR) rcs $@ $^
 
 $(ESPLINE): $(call obj,$(CLI_SRC)) $(LIB)
