@@ -262,6 +262,7 @@ typedef struct espl_db_verify_result {
 	int ok;                           /* 1: every check passed */
 	int64_t units_checked;
 	int64_t batches_checked;
+	int64_t recipes_checked;          /* recipe texts checked against their SHA-256 */
 	int64_t running;                  /* units not sealed (running/interrupted) */
 	int64_t head_seq;                 /* last sealed unit, 0 if none */
 	char head_hash[ESPL_DB_HASH_SIZE];
@@ -275,6 +276,33 @@ typedef struct espl_db_verify_result {
  * Returns 0 with res->ok telling whether the chain is intact; a negative code
  * only when the database could not be read. */
 int espl_db_verify(espl_db *db, espl_db_verify_result *res, espl_error *err);
+
+/*
+ * Anchors: the chain head kept outside the database (printed, signed, sent
+ * elsewhere), so that a later verify can tell a database rewound or rebuilt
+ * past that point, which a chain checked only against itself cannot.  The
+ * text form is one line:
+ *   espline-anchor 1 origin=UUID seq=N hash=HEX time=YYYY-MM-DDTHH:MM:SSZ
+ * and may sit inside a signature envelope (gpg --clearsign).
+ */
+typedef struct espl_db_anchor {
+	char origin[ESPL_DB_UUID_SIZE];   /* the database it was taken from */
+	int64_t seq;                      /* the head: units sealed so far */
+	char hash[ESPL_DB_HASH_SIZE];     /* the head unit's hash (zeros when seq is 0) */
+	int64_t time_ms;                  /* when it was taken (not checked) */
+} espl_db_anchor;
+
+/* The current head as an anchor. */
+int espl_db_anchor_take(espl_db *db, espl_db_anchor *a, espl_error *err);
+/* The text form, with a trailing newline; returns what snprintf returns. */
+int espl_db_anchor_format(const espl_db_anchor *a, char *out, size_t cap);
+/* Parse the text form (the first anchor line in text); ESPL_EARG if none. */
+int espl_db_anchor_parse(const char *text, espl_db_anchor *a, espl_error *err);
+/* After espl_db_verify filled res: check the chain still holds the anchor
+ * (same origin, head at or past its seq, the unit at its seq with its hash).
+ * A problem sets res->ok to 0 like any other (the first one is kept). */
+int espl_db_verify_anchor(espl_db *db, const espl_db_anchor *a, espl_db_verify_result *res,
+                          espl_error *err);
 
 /*
  * Replication (schema v3).  Every database has an origin: a UUID made when

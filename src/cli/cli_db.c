@@ -6,6 +6,7 @@
  * ask the central PostgreSQL (URL, else $ESPLINE_CENTRAL).  `espline sync`
  * shows and drives a station's replication (central.h).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +19,12 @@
 #include "espline/db.h"
 #include "espline/error.h"
 #include "espline/report.h"
+#include "util/file.h"
 
 typedef struct pg_conn PGconn;
 
 typedef struct db_args {
-	const char *db, *batch, *since, *format, *output, *central, *timeout;
+	const char *db, *batch, *since, *format, *output, *central, *timeout, *anchor;
 	int json;
 	int use_central;   /* --central given (its value may come from the env) */
 	const char *positional[4];
@@ -77,6 +79,7 @@ static int parse_args(int argc, char **argv, const char *allowed, db_args *a)
 				    : strcmp(name, "--format") == 0 ? &a->format
 				    : strcmp(name, "--output") == 0 ? &a->output
 				    : strcmp(name, "--timeout") == 0 ? &a->timeout
+				    : strcmp(name, "--anchor") == 0 ? &a->anchor
 								    : NULL;
 		if (!slot)
 			goto bad;
@@ -310,11 +313,11 @@ static int cmd_export(int argc, char **argv)
 
 /* ---- db verify | info -------------------------------------------------- */
 
-static int db_verify(espl_db *db)
+static int db_verify(espl_db *db, const espl_db_anchor *anchor)
 {
 	espl_db_verify_result v;
 	espl_error err;
-	if (espl_db_verify(db, &v, &err) < 0)
+	if (espl_db_verify(db, &v, &err) < 0 || (anchor && espl_db_verify_anchor(db, anchor, &v, &err) < 0))
 		return fail("db verify", &err);
 	if (!v.ok) {
 		printf("TAMPERED: %s\n", v.problem);
@@ -325,11 +328,15 @@ static int db_verify(espl_db *db)
 			printf("first bad record: %s\n", v.bad_uuid);
 		return ESPL_EXIT_FAIL;
 	}
-	printf("OK: %" PRId64 " sealed units and %" PRId64 " batches verified; %" PRId64
+	printf("OK: %" PRId64 " sealed units, %" PRId64 " batches and %" PRId64 " recipe texts verified; %" PRId64
 	       " units not completed\n",
-	       v.units_checked, v.batches_checked, v.running);
+	       v.units_checked, v.batches_checked, v.recipes_checked, v.running);
 	printf("chain head: seq %" PRId64 " %s\n", v.head_seq, v.head_hash);
-	printf("(keep the head somewhere else; a later verify proves nothing before it changed)\n");
+	if (anchor)
+		printf("anchor: the chain still holds seq %" PRId64 " %s\n", anchor->seq, anchor->hash);
+	else
+		printf("(keep the head elsewhere with `espline db anchor`; `db verify --anchor FILE` then\n"
+		       " detects a database rewound or rebuilt past it)\n");
 	return ESPL_EXIT_OK;
 }
 
@@ -381,42 +388,94 @@ static int db_info(espl_db *db, const char *path)
 	return ESPL_EXIT_OK;
 }
 
-/* espline CMD SUB [options] where SUB is first or second (no positional
- * arguments): parse the options; *is_second tells which SUB it is. */
+/* espline CMD SUB [options] where SUB is one of subs (NULL-ended) and no
+ * positional argument follows: parse the options; *which is SUB's index. */
 static int parse_sub(const char *cmd, int argc, char **argv, const char *allowed,
-		     const char *first, const char *second, db_args *a, int *is_second)
+		     const char *const *subs, db_args *a, int *which)
 {
 	int rc = parse_args(argc - 1, argv + 1, allowed, a);
 	if (rc)
 		return rc;
-	*is_second = strcmp(argv[1], second) == 0;
-	if ((!*is_second && strcmp(argv[1], first) != 0) || a->n_positional) {
-		fprintf(stderr, "espline %s: unknown subcommand '%s' (%s or %s)\n", cmd, argv[1],
-			first, second);
+	for (*which = 0; subs[*which] && strcmp(argv[1], subs[*which]) != 0; ++*which)
+		;
+	if (!subs[*which] || a->n_positional) {
+		fprintf(stderr, "espline %s: unknown subcommand '%s' (", cmd, espl_cli_shown(argv[1]));
+		for (int i = 0; subs[i]; i++)
+			fprintf(stderr, "%s%s", i ? ", " : "", subs[i]);
+		fprintf(stderr, ")\n");
 		return ESPL_EXIT_USAGE;
 	}
 	return 0;
 }
 
+/* db anchor: the head in a form to keep elsewhere (signed, printed). */
+static int db_anchor(espl_db *db, const db_args *a)
+{
+	espl_db_anchor an;
+	espl_error err;
+	char line[256];
+	if (espl_db_anchor_take(db, &an, &err) < 0)
+		return fail("db anchor", &err);
+	espl_db_anchor_format(&an, line, sizeof line);
+	if (!a->output || strcmp(a->output, "-") == 0) {
+		fputs(line, stdout);
+		return ESPL_EXIT_OK;
+	}
+	FILE *f = fopen(a->output, "wx");  /* never overwrite an earlier anchor */
+	if (!f || fputs(line, f) < 0 || fclose(f) != 0) {
+		fprintf(stderr, "espline db anchor: cannot write %s: %s\n", espl_cli_shown(a->output), strerror(errno));
+		return ESPL_EXIT_STATION;
+	}
+	fprintf(stderr, "anchor (head seq %" PRId64 ") written to %s\n", an.seq, espl_cli_shown(a->output));
+	return ESPL_EXIT_OK;
+}
+
+/* db verify --anchor FILE: read and parse the anchor (a bounded file). */
+static int read_anchor(const char *path, espl_db_anchor *an)
+{
+	espl_error err;
+	char *text;
+	size_t len;
+	if (espl__file_read(path, 64 * 1024, "anchor", &text, &len, &err) < 0 ||
+	    espl_db_anchor_parse(text, an, &err) < 0) {
+		if (err.code == ESPL_EARG && strncmp(err.msg, "not an espline anchor", 21) == 0)
+			espl_error_prefix(&err, "%s", path);
+		free(text);
+		return fail("db verify", &err);
+	}
+	free(text);
+	return 0;
+}
+
 static int cmd_db(int argc, char **argv)
 {
+	static const char *const subs[] = { "verify", "info", "anchor", NULL };
 	db_args a;
 	espl_db *db;
+	espl_db_anchor an;
 	if (wants_help(argc, argv) || argc < 2) {
-		printf("usage: espline db verify [--db PATH]   walk the hash chain; exit 1 if tampered\n"
+		printf("usage: espline db verify [--db PATH] [--anchor FILE]\n"
+		       "         walk the hash chain; exit 1 if tampered.  With --anchor, also check\n"
+		       "         the chain still holds that earlier head (no rewind, no rebuild)\n"
 		       "       espline db verify --central [URL]  every station's chain, centrally\n"
-		       "       espline db info [--db PATH]     path, schema version, pending spool\n");
+		       "       espline db anchor [--db PATH] [--output FILE]\n"
+		       "         print the chain head (origin, seq, hash, time) as one line to keep\n"
+		       "         elsewhere or sign; --output never overwrites a file\n"
+		       "       espline db info [--db PATH]     path, schema version, pending spool\n"
+		       "Every db command opens the database read-only.\n");
 		return argc < 2 ? ESPL_EXIT_USAGE : ESPL_EXIT_OK;
 	}
-	int info, rc = parse_sub("db", argc, argv, "--db --central", "verify", "info", &a, &info);
+	int which, rc = parse_sub("db", argc, argv, "--db --central --anchor --output", subs, &a, &which);
 	if (rc)
 		return rc;
-	int verify = !info;
-	if (verify && a.use_central)
+	if (which == 0 && a.use_central)
 		return central_verify(&a);
+	if (which == 0 && a.anchor && (rc = read_anchor(a.anchor, &an)))
+		return rc;
 	if ((rc = open_db("db", a.db, 0, &db)))
 		return rc;
-	rc = verify ? db_verify(db) : db_info(db, espl_db_path(a.db));
+	rc = which == 0 ? db_verify(db, a.anchor ? &an : NULL) : which == 1 ? db_info(db, espl_db_path(a.db))
+	                                                          : db_anchor(db, &a);
 	espl_db_close(db);
 	return rc;
 }
@@ -495,8 +554,8 @@ static int cmd_sync(int argc, char **argv)
 		       "         send everything waiting now (a station sends on its own while it runs)\n");
 		return argc < 2 ? ESPL_EXIT_USAGE : ESPL_EXIT_OK;
 	}
-	int push, rc = parse_sub("sync", argc, argv, "--db --json --central", "status", "push", &a,
-				 &push);
+	static const char *const subs[] = { "status", "push", NULL };
+	int push, rc = parse_sub("sync", argc, argv, "--db --json --central", subs, &a, &push);
 	if (rc)
 		return rc;
 	int status = !push;
@@ -521,5 +580,5 @@ const espl_cli_command espl_cmd_export = {
 	"export", "unit records as CSV or JSON", cmd_export
 };
 const espl_cli_command espl_cmd_db = {
-	"db", "database checks: `db verify` (hash chain), `db info`", cmd_db
+	"db", "database checks: `db verify` (hash chain), `db anchor` (the head, to keep elsewhere), `db info`", cmd_db
 };

@@ -168,13 +168,13 @@ void espl__chain_unit(espl__chain_walk *w, int64_t seq, const char *uuid, const 
 		      const char *prev, const char *hash, espl__chain_hash_fn want_fn, void *ctx)
 {
 	if (seq != w->expect) {
-		if (seq > w->expect)
+		if (seq > w->expect + 1)
 			espl__chain_problem(w->sink, w->expect, uuid,
-					    "deleted: unit%s seq %" PRId64 "%s%" PRId64 " missing "
-					    "(between %s and %s)",
-					    seq - w->expect > 1 ? "s" : "", w->expect,
-					    seq - w->expect > 1 ? "-" : "",
-					    seq - w->expect > 1 ? seq - 1 : w->expect,
+					    "deleted: units seq %" PRId64 "-%" PRId64 " missing (between %s and %s)",
+					    w->expect, seq - 1, w->prev_uuid[0] ? w->prev_uuid : "the start", uuid);
+		else if (seq > w->expect)
+			espl__chain_problem(w->sink, w->expect, uuid,
+					    "deleted: unit seq %" PRId64 " missing (between %s and %s)", w->expect,
 					    w->prev_uuid[0] ? w->prev_uuid : "the start", uuid);
 		else
 			espl__chain_problem(w->sink, seq, uuid,
@@ -285,6 +285,40 @@ static int verify_batches(espl_db *db, espl_db_verify_result *r, espl_error *err
 	return rc;
 }
 
+static void sha256_text(const char *text, char out[ESPL_DB_HASH_SIZE])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (!c)
+		abort(); /* as in h_start */
+	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	EVP_DigestUpdate(c, text, strlen(text));
+	h_finish(c, out);
+}
+
+/* A recipe's stored text must still have the SHA-256 stored beside it,
+ * which every batch hash that used it covers: so an edit of the text (or of
+ * the hash) breaks the chain. */
+static int verify_recipes(espl_db *db, espl_db_verify_result *r, espl_error *err)
+{
+	sqlite3_stmt *s = NULL;
+	ESPL_TRY(espl__db_prepare_once(db, "SELECT name, sha256, yaml FROM recipes ORDER BY id", &s, err));
+	int step;
+	while ((step = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = espl__db_col_text(s, 0), *have = espl__db_col_text(s, 1);
+		const char *yaml = espl__db_col_text(s, 2);
+		char want[ESPL_DB_HASH_SIZE];
+		sha256_text(yaml ? yaml : "", want);
+		if (!have || strcmp(have, want) != 0)
+			espl__chain_problem(ESPL__CHAIN_SINK(r), 0, "",
+					    "changed: recipe '%s' (sha256 %.16s...): its stored text no longer "
+					    "has that SHA-256 (the text was edited)",
+					    name ? name : "", have ? have : "?");
+		r->recipes_checked++;
+	}
+	sqlite3_finalize(s);
+	return step == SQLITE_DONE ? ESPL_OK : espl__db_sql_fail(db, err, step, "reading recipes");
+}
+
 /* The hash a unit row should have: its fields and its step rows. */
 typedef struct unit_row {
 	sqlite3_stmt *u, *st;
@@ -381,7 +415,105 @@ int espl_db_verify(espl_db *db, espl_db_verify_result *r, espl_error *err)
 	if (rc == 0)
 		rc = verify_batches(db, r, err);
 	if (rc == 0)
+		rc = verify_recipes(db, r, err);
+	if (rc == 0)
 		rc = verify_edges(db, r, &w, err);
 	sqlite3_exec(db->h, "COMMIT", NULL, NULL, NULL);
 	return rc;
+}
+
+/* ---- anchors ------------------------------------------------------------ */
+
+#define ANCHOR_MAGIC "espline-anchor 1"
+
+int espl_db_anchor_take(espl_db *db, espl_db_anchor *a, espl_error *err)
+{
+	NEED_ERR(err);
+	sqlite3_stmt *s = NULL;
+	memset(a, 0, sizeof *a);
+	ESPL_TRY(espl_db_origin(db, a->origin, err));
+	ESPL_TRY(espl__db_prepare_once(db, "SELECT seq, hash FROM chain WHERE id = 1", &s, err));
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		a->seq = sqlite3_column_int64(s, 0);
+		snprintf(a->hash, sizeof a->hash, "%s", espl__db_col_text(s, 1) ? espl__db_col_text(s, 1) : "");
+	}
+	sqlite3_finalize(s);
+	if (!a->hash[0])
+		snprintf(a->hash, sizeof a->hash, "%s", ZERO_HASH);
+	a->time_ms = espl__wall_ms();
+	return ESPL_OK;
+}
+
+int espl_db_anchor_format(const espl_db_anchor *a, char *out, size_t cap)
+{
+	time_t t = (time_t)(a->time_ms / 1000);
+	struct tm tm;
+	char when[32];
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return snprintf(out, cap, ANCHOR_MAGIC " origin=%s seq=%" PRId64 " hash=%s time=%s\n", a->origin,
+	                a->seq, a->hash, when);
+}
+
+static int is_hex64(const char *h)
+{
+	if (strlen(h) != 64)
+		return 0;
+	for (; *h; h++)
+		if (!isxdigit((unsigned char)*h) || isupper((unsigned char)*h))
+			return 0;
+	return 1;
+}
+
+int espl_db_anchor_parse(const char *text, espl_db_anchor *a, espl_error *err)
+{
+	NEED_ERR(err);
+	char origin[64] = "", hash[80] = "";
+	long long seq = -1;
+	memset(a, 0, sizeof *a);
+	/* the anchor line may be wrapped in a signature (gpg --clearsign) */
+	const char *line = strstr(text, ANCHOR_MAGIC " ");
+	if (!line || sscanf(line, ANCHOR_MAGIC " origin=%63s seq=%lld hash=%79s", origin, &seq, hash) != 3 ||
+	    seq < 0 || strlen(origin) != ESPL_DB_UUID_SIZE - 1 || !is_hex64(hash))
+		return espl_fail(err, ESPL_EARG, "not an espline anchor (expected a line \"" ANCHOR_MAGIC
+		                 " origin=UUID seq=N hash=64 hex digits time=...\", as `espline db anchor` prints)");
+	snprintf(a->origin, sizeof a->origin, "%s", origin);
+	snprintf(a->hash, sizeof a->hash, "%s", hash);
+	a->seq = seq;
+	return ESPL_OK;
+}
+
+int espl_db_verify_anchor(espl_db *db, const espl_db_anchor *a, espl_db_verify_result *r, espl_error *err)
+{
+	NEED_ERR(err);
+	char origin[ESPL_DB_UUID_SIZE];
+	sqlite3_stmt *s = NULL;
+	ESPL_TRY(espl_db_origin(db, origin, err));
+	espl__chain_sink k = ESPL__CHAIN_SINK(r);
+	if (strcmp(origin, a->origin) != 0) {
+		espl__chain_problem(k, 0, "", "the anchor is for another database (origin %s; this one is %s)",
+		                    a->origin, origin);
+		return ESPL_OK;
+	}
+	if (a->seq == 0)
+		return ESPL_OK;
+	if (r->head_seq < a->seq) {
+		espl__chain_problem(k, r->head_seq + 1, "",
+		                    "rewound: the chain ends at seq %" PRId64 " but the anchor was taken at seq %"
+		                    PRId64 " (units %" PRId64 "-%" PRId64 " were removed and the head rewritten)",
+		                    r->head_seq, a->seq, r->head_seq + 1, a->seq);
+		return ESPL_OK;
+	}
+	ESPL_TRY(espl__db_prepare_once(db, "SELECT uuid, hash FROM units WHERE seq = ?1", &s, err));
+	sqlite3_bind_int64(s, 1, a->seq);
+	if (sqlite3_step(s) != SQLITE_ROW)
+		espl__chain_problem(k, a->seq, "", "rewound: unit seq %" PRId64 ", the anchor's head, is gone",
+		                    a->seq);
+	else if (!espl__db_col_text(s, 1) || strcmp(espl__db_col_text(s, 1), a->hash) != 0)
+		espl__chain_problem(k, a->seq, espl__db_col_text(s, 0),
+		                    "rewritten: unit seq %" PRId64 " no longer has the anchor's hash %.16s...: the "
+		                    "chain up to it was rebuilt after the anchor was taken",
+		                    a->seq, a->hash);
+	sqlite3_finalize(s);
+	return ESPL_OK;
 }

@@ -12,7 +12,8 @@ static const espl_db_image images[] = {
 	{ "esp_init_data_default.bin", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb" },
 };
 static const espl_db_recipe recipe = {
-	"nodemcu-golden", "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc",
+	/* the SHA-256 of the text, as a recipe file's would be */
+	"nodemcu-golden", "6282a64f377d416385bbdb171f27b353005c3fc08f7a919d62550be8968c7c03",
 	"recipe: nodemcu-golden\nsteps: []\n", images, 2,
 };
 

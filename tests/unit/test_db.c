@@ -460,9 +460,81 @@ static void test_chain_catches_deleted_unit(void **state)
 	char uuids[6][ESPL_DB_UUID_SIZE];
 	espl_db *db = chain_of(f, 6, uuids);
 	delete_unit(db, uuids[2]);
-	espl_db_verify_result v = broken(db, 3, "deleted");
+	espl_db_verify_result v = broken(db, 3, "deleted: unit seq 3 missing (between");
 	assert_non_null(strstr(v.problem, uuids[1])); /* between seq 2 ... */
 	assert_non_null(strstr(v.problem, uuids[3])); /* ... and seq 4 */
+	espl_db_close(db);
+}
+
+/* The seq named is the one deleted: "seq 14", never "seq 1414". */
+static void test_chain_names_the_deleted_seq(void **state)
+{
+	fx *f = *state;
+	char uuids[16][ESPL_DB_UUID_SIZE];
+	espl_db *db = chain_of(f, 16, uuids);
+	delete_unit(db, uuids[13]);
+	espl_db_verify_result v = broken(db, 14, "deleted: unit seq 14 missing (between");
+	assert_null(strstr(v.problem, "1414"));
+	delete_unit(db, uuids[12]);
+	broken(db, 13, "deleted: units seq 13-14 missing (between");
+	espl_db_close(db);
+}
+
+/* The recipe text is covered: its SHA-256 is in every batch hash. */
+static void test_chain_catches_edited_recipe_text(void **state)
+{
+	fx *f = *state;
+	char uuids[2][ESPL_DB_UUID_SIZE];
+	espl_db *db = chain_of(f, 2, uuids);
+	espl_db_verify_result v = verify(db);
+	assert_true(v.ok);
+	assert_true(v.recipes_checked >= 1);
+	exec_sql(db, "UPDATE recipes SET yaml = yaml || '# edited'");
+	broken(db, 0, "its stored text no longer has that SHA-256");
+	espl_db_close(db);
+}
+
+/* An anchor taken at seq 5 catches a database rewound to seq 3 (units and
+ * head consistently removed, so the chain alone is intact) and one rebuilt
+ * with a different unit 5. */
+static void test_anchor_catches_rewind_and_rebuild(void **state)
+{
+	fx *f = *state;
+	char uuids[5][ESPL_DB_UUID_SIZE], text[256];
+	espl_db_anchor a, back;
+	espl_error err;
+	espl_db *db = chain_of(f, 5, uuids);
+	assert_int_equal(espl_db_anchor_take(db, &a, &err), 0);
+	assert_int_equal(a.seq, 5);
+	espl_db_anchor_format(&a, text, sizeof text);
+	assert_int_equal(strncmp(text, "espline-anchor 1 origin=", 24), 0);
+	assert_int_equal(espl_db_anchor_parse(text, &back, &err), 0);
+	assert_int_equal(back.seq, 5);
+	assert_string_equal(back.hash, a.hash);
+	assert_int_equal(espl_db_anchor_parse("hello", &back, &err), ESPL_EARG);
+	espl_db_verify_result v = verify(db);
+	assert_int_equal(espl_db_verify_anchor(db, &a, &v, &err), 0);
+	assert_true(v.ok);
+	/* a rebuild: unit 5's hash is different (the head follows it) */
+	exec_sql(db, "UPDATE units SET hash = '1111111111111111111111111111111111111111111111111111111111111111'"
+	             " WHERE seq = 5; UPDATE chain SET hash = '1111111111111111111111111111111111111111111111111111111111111111'");
+	/* (a forger would recompute unit 5's hash from its forged fields; this
+	 * crude edit the chain itself catches, so look at the anchor alone) */
+	v = verify(db);
+	v.ok = 1;
+	v.problem[0] = '\0';
+	assert_int_equal(espl_db_verify_anchor(db, &a, &v, &err), 0);
+	assert_false(v.ok);
+	assert_non_null(strstr(v.problem, "rewritten: unit seq 5"));
+	/* a rewind: units 4 and 5 gone, the head moved back to 3 */
+	delete_unit(db, uuids[4]);
+	delete_unit(db, uuids[3]);
+	exec_sql(db, "UPDATE chain SET seq = 3, hash = (SELECT hash FROM units WHERE seq = 3)");
+	v = verify(db);
+	assert_true(v.ok);
+	assert_int_equal(espl_db_verify_anchor(db, &a, &v, &err), 0);
+	assert_false(v.ok);
+	assert_non_null(strstr(v.problem, "rewound: the chain ends at seq 3 but the anchor was taken at seq 5"));
 	espl_db_close(db);
 }
 
@@ -1057,6 +1129,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chain_catches_edited_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_catches_deleted_unit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_catches_deleted_last_unit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chain_names_the_deleted_seq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_chain_catches_edited_recipe_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_anchor_catches_rewind_and_rebuild, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_catches_deleted_and_renumbered, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_chain_catches_inserted_unsealed, setup, teardown),
