@@ -6,6 +6,7 @@
 #   $BUILD/tests/test_*        unit tests (cmocka, TAP output)
 #   tests/integration/*.sh     end-to-end against espline-sim
 #   tests/interop/*.test.mjs   Espressif's esptool-js against espline-sim
+#   tests/tools/check_*.sh     checks of the source tree (layering)
 #   tests/browser/*.test.mjs   the web view in headless Chromium (puppeteer-core)
 # A program that exits non-zero without a "not ok" line (a crash, a hang cut
 # by the timeout) counts as one failure of its own.
@@ -48,6 +49,10 @@ done
 for t in tests/integration/*.sh; do
 	[ -f "$t" ] || continue
 	case "$t" in *"$FILTER"*) run_one "integration/$(basename "$t" .sh)" bash "$t" ;; esac
+done
+for t in tests/tools/check_*.sh; do
+	[ -f "$t" ] || continue
+	case "$t" in *"$FILTER"*) run_one "tools/$(basename "$t" .sh)" bash "$t" ;; esac
 done
 for t in tests/interop/*.test.mjs; do
 	[ -f "$t" ] || continue

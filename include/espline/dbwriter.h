@@ -32,16 +32,14 @@
  * On start the writer also turns this station's units left RUNNING by an
  * earlier run (a crash, a power cut) into sealed INTERRUPTED records.
  *
- * With a central database configured (options.central or $ESPLINE_CENTRAL)
- * start also starts the central sender (central.h) and the writer wakes it
- * after each commit; stop gives it a bounded time to finish sending.
+ * The writer knows nothing of replication: the records layer sits below the
+ * central one.  The caller that wants it (the station) starts the central
+ * sender (central.h) beside the writer and wakes it from on_commit.
  *
  * Thread safety: every espl_dbw_* function except start and stop may be
  * called from any number of threads at once.  Callbacks run on the writer
- * thread (on_log also on the central sender's thread, so it may be called
- * from two threads at once): keep them short and do not call espl_dbw_*
- * functions that wait (begin_batch, begin_unit, end_unit with an ack, sync)
- * from them.
+ * thread: keep them short and do not call espl_dbw_* functions that wait
+ * (begin_batch, begin_unit, end_unit with an ack, sync) from them.
  */
 #ifndef ESPLINE_DBWRITER_H
 #define ESPLINE_DBWRITER_H
@@ -78,20 +76,17 @@ typedef struct espl_dbw_options {
 	int max_group;              /* records per transaction at most; 0: 256 */
 	int max_queue;              /* records queued at most before producers wait
 	                               for room (backpressure); 0: 10000 */
-	/* Central replication (central.h): a PostgreSQL connection string.
-	 * NULL: $ESPLINE_CENTRAL if set; "": off.  When on, a sender thread
-	 * pushes the outbox to the server; the writer never waits for it. */
-	const char *central;
-	int central_flush_ms;       /* at stop, keep sending this long while the
-	                               server answers; 0: 3000; <0: not at all */
 	/* Called on the writer thread after each unit end record is saved (or not). */
 	void (*on_unit)(const espl_dbw_ack *ack, void *user);
 	/* Called on the writer thread when the state changes; reason says why and
 	 * what to do, in words for the operator. */
 	void (*on_state)(int state, const char *reason, void *user);
-	/* Diagnostics for the log: level "info", "warn" or "error" (also from the
-	 * central sender's thread; passwords are already removed). */
+	/* Diagnostics for the log: level "info", "warn" or "error". */
 	void (*on_log)(const char *level, const char *message, void *user);
+	/* Called on the writer thread after each group of records is written,
+	 * so that a replication sender looks at the outbox now rather than at
+	 * its next poll.  NULL: nothing. */
+	void (*on_commit)(void *user);
 	void *user;
 } espl_dbw_options;
 

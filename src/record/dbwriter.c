@@ -1,7 +1,6 @@
 /* dbwriter.c - the single database writer thread; see include/espline/dbwriter.h. */
 #include "espline/dbwriter.h"
 
-#include "espline/central.h"
 #include "record/db_owned.h"
 
 #include <errno.h>
@@ -66,7 +65,6 @@ struct espl_dbw {
 	espl_dbw_stats stats;
 	int spool_fd;
 	int lock_fd;
-	espl_central *central;      /* NULL: replication off */
 };
 
 /* ---- record copies ----------------------------------------------------- */
@@ -753,7 +751,8 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 		write_records(w, take, n);
 		finish(w, take, n);
-		espl_central_kick(w->central);
+		if (w->o.on_commit)
+			w->o.on_commit(w->o.user);
 	}
 	free(g);
 	return NULL;
@@ -1181,28 +1180,6 @@ static int prepare_db(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
 	return rc;
 }
 
-/* The central sender logs through the writer's on_log. */
-static void central_log(const char *level, const char *message, void *user)
-{
-	espl_dbw *w = user;
-	if (w->o.on_log)
-		w->o.on_log(level, message, w->o.user);
-}
-
-static int start_central(espl_dbw *w, espl_error *err)
-{
-	const char *conninfo = w->o.central && !*w->o.central ? NULL
-							       : espl_central_conninfo(w->o.central);
-	if (!conninfo)
-		return ESPL_OK;
-	espl_central_options co = { .conninfo = conninfo, .db_path = w->path,
-				    .on_log = central_log, .user = w };
-	char red[256];
-	espl_central_redact(conninfo, red, sizeof red);
-	log_msg(w, "info", "replicating to the central database %s", red);
-	return espl_central_start(&w->central, &co, err);
-}
-
 int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startup *info,
 		   espl_error *err)
 {
@@ -1246,12 +1223,9 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
 	 * Only running out of memory stays itself. */
 	if (rc < 0 && rc != ESPL_ENOMEM)
 		rc = err->code = ESPL_EDB;
-	if (rc == 0)
-		rc = start_central(w, err);
 	if (rc == 0 && pthread_create(&w->thread, NULL, writer_main, w) != 0)
 		rc = espl_fail(err, ESPL_ESYS, "cannot start the database writer thread");
 	if (rc < 0) {
-		espl_central_stop(w->central, -1);
 		dbw_free(w);
 		return rc;
 	}
@@ -1292,8 +1266,6 @@ int espl_dbw_stop(espl_dbw *w, espl_error *err)
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
-	espl_central_stop(w->central, w->o.central_flush_ms ? w->o.central_flush_ms : 3000);
-	w->central = NULL;
 	int rc = save_held(w, err);
 	dbw_free(w);
 	return rc;

@@ -321,6 +321,45 @@ static void check_db_state(espl_supervisor *s)
 /* ------------------------------------------------------------------ */
 /* run                                                                  */
 
+/* The central sender (central.h) runs beside the database writer, not
+ * inside it: started once the writer has opened and migrated the database,
+ * woken after each commit, stopped after the writer, given this long to
+ * finish sending while the server answers. */
+#define CENTRAL_FLUSH_MS 3000
+
+static void kick_central(void *user)
+{
+	espl_supervisor *s = user;
+	espl_central_kick(atomic_load(&s->central));
+}
+
+static int start_central(espl_supervisor *s, espl_error *err)
+{
+	const char *conninfo = s->o.central && !*s->o.central ? NULL
+							      : espl_central_conninfo(s->o.central);
+	if (!conninfo)
+		return ESPL_OK;
+	espl_central_options co = { .conninfo = conninfo, .db_path = espl_db_path(s->o.db_path),
+				    .on_log = espl__station_on_db_log, .user = s };
+	char red[256], msg[320];
+	espl_central_redact(conninfo, red, sizeof red);
+	snprintf(msg, sizeof msg, "replicating to the central database %s", red);
+	espl__station_on_db_log("info", msg, s);
+	espl_central *c;
+	ESPL_TRY(espl_central_start(&c, &co, err));
+	atomic_store(&s->central, c);
+	return ESPL_OK;
+}
+
+/* Stop the writer, then the sender it was waking. */
+static int stop_writer(espl_supervisor *s, espl_error *err)
+{
+	int rc = espl_dbw_stop(s->dbw, err);
+	s->dbw = NULL;
+	espl_central_stop(atomic_exchange(&s->central, NULL), CENTRAL_FLUSH_MS);
+	return rc;
+}
+
 static int start_database(espl_supervisor *s, espl_error *err)
 {
 	const espl_recipe *r = espl_plan_recipe(s->o.plan);
@@ -331,14 +370,20 @@ static int start_database(espl_supervisor *s, espl_error *err)
 
 	memset(&dopt, 0, sizeof dopt);
 	dopt.path = s->o.db_path;
-	dopt.central = s->o.central;
 	dopt.station = (espl_db_station){ s->station, s->host, s->o.version ? s->o.version : "?" };
 	dopt.max_pages = s->o.db_max_pages;
 	dopt.on_unit = espl__station_on_db_unit;
 	dopt.on_state = espl__station_on_db_state;
 	dopt.on_log = espl__station_on_db_log;
+	dopt.on_commit = kick_central;
 	dopt.user = s;
 	ESPL_TRY(espl_dbw_start(&s->dbw, &dopt, &info, err));
+	int rc = start_central(s, err);
+	if (rc < 0) {
+		espl_error ignored;
+		stop_writer(s, &ignored);
+		return rc;
+	}
 	if (info.replayed || info.interrupted) {
 		char msg[160];
 		snprintf(msg, sizeof msg, "database: replayed %d spooled records, sealed %d units left running by an earlier run as INTERRUPTED",
@@ -353,11 +398,10 @@ static int start_database(espl_supervisor *s, espl_error *err)
 			images[n_images++] = (espl_db_image){ base_name(f->path), f->sha256 };
 	}
 	espl_db_recipe rec = { r->name, r->sha256, r->text, images, n_images };
-	int rc = espl_dbw_begin_batch(s->dbw, &rec, &s->batch, err);
+	rc = espl_dbw_begin_batch(s->dbw, &rec, &s->batch, err);
 	if (rc < 0) {
 		espl_error ignored;
-		espl_dbw_stop(s->dbw, &ignored);
-		s->dbw = NULL;
+		stop_writer(s, &ignored);
 		return rc;
 	}
 	espl_station_event ev = { .kind = ESPL_EV_STARTED, .message = s->batch_name,
@@ -374,10 +418,9 @@ static void stop_database(espl_supervisor *s)
 		return;
 	if (espl_dbw_end_batch(s->dbw, s->batch.uuid, espl_db_now_ms(), &err) < 0)
 		espl__station_emit_simple(s, ESPL_EV_LOG, NULL, "error", err.msg);
-	if (espl_dbw_stop(s->dbw, &err) < 0)
+	if (stop_writer(s, &err) < 0)
 		espl__station_emit_simple(s, ESPL_EV_LOG, NULL, "error", err.msg);
 	s->totals.db_state = atomic_load(&s->db_state);
-	s->dbw = NULL;
 }
 
 /* Second stop request: record what is in flight, close the database, and

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "espline/central.h"
 #include "espline/dbwriter.h"
 #include "espline/record.h"
 #include "espline/supervisor.h"
@@ -84,6 +85,9 @@ struct espl_supervisor {
 	espl_dbw *dbw;
 	pthread_rwlock_t dbw_lock;
 	int dbw_closed;              /* guarded by dbw_lock */
+	/* the central sender beside the writer (NULL: replication off); read
+	 * by the writer thread's on_commit */
+	espl_central *_Atomic central;
 	/* supervisor thread only */
 	worker *workers;
 	int db_state_shown;

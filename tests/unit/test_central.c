@@ -12,6 +12,7 @@
 
 #include <ftw.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,7 +225,14 @@ static int64_t mono_ms(void)
 
 typedef struct logs {
 	char all[8192];
+	espl_central *_Atomic central;
 } logs;
+
+static void kick(void *user)
+{
+	logs *l = user;
+	espl_central_kick(atomic_load(&l->central));
+}
 
 static void on_log(const char *level, const char *message, void *user)
 {
@@ -237,15 +245,22 @@ static void test_writer_never_waits_for_central(void **state)
 {
 	fx *f = *state;
 	char conninfo[256];
-	logs l = { "" };
+	logs l = { "", NULL };
 	espl_error err;
 	/* A socket folder that does not exist: every attempt fails. */
 	snprintf(conninfo, sizeof conninfo,
 		 "postgresql://espline:TopSecret9@/espline?host=%s/no-server", f->dir);
-	espl_dbw_options o = { .path = f->path, .station = station, .central = conninfo,
-			       .central_flush_ms = 2000, .on_log = on_log, .user = &l };
+	/* The sender beside the writer, woken after each commit, as the
+	 * station composes them. */
+	espl_central *c = NULL;
+	espl_dbw_options o = { .path = f->path, .station = station, .on_log = on_log,
+			       .on_commit = kick, .user = &l };
+	espl_central_options co = { .conninfo = conninfo, .db_path = f->path, .on_log = on_log,
+				    .user = &l };
 	espl_dbw *w;
 	assert_int_equal(espl_dbw_start(&w, &o, NULL, &err), 0);
+	assert_int_equal(espl_central_start(&c, &co, &err), 0);
+	atomic_store(&l.central, c);
 	espl_db_batch b;
 	memset(&b, 0, sizeof b);
 	assert_int_equal(espl_db_uuid(b.uuid, &err), 0);
@@ -281,6 +296,7 @@ static void test_writer_never_waits_for_central(void **state)
 	/* Stopping does not wait for a server that is not there. */
 	t0 = mono_ms();
 	assert_int_equal(espl_dbw_stop(w, &err), 0);
+	espl_central_stop(c, 2000);
 	assert_true(mono_ms() - t0 < 1500);
 	assert_null(strstr(l.all, "TopSecret9"));
 	assert_non_null(strstr(l.all, "central sync"));
