@@ -368,7 +368,7 @@ int espl_central_export(PGconn *conn, const espl_report_filter *f, int format, F
 		rc = espl_fail(err, ESPL_ESYS, "cannot write the export");
 	if (rc < 0)
 		return rc;
-	return espl_report_export_finish(out, format, c.n, err);
+	return espl__report_export_finish(out, format, c.n, err);
 }
 
 /* ---- verify ------------------------------------------------------------ */

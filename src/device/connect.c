@@ -61,7 +61,7 @@ static int sync_once(espl_loader *l, int *all_zero, espl_error *err)
 		espl_error tmp;
 		if (espl_loader_read_frame(l, SYNC_REPLY_MS, &f, &len, &tmp) < 0)
 			break;
-		if (len >= HEADER_LEN && f[0] == 0x01 && f[1] == ESPL_OP_SYNC && espl_get_le32(f + 4) != 0)
+		if (len >= HEADER_LEN && f[0] == 0x01 && f[1] == ESPL_OP_SYNC && espl__get_le32(f + 4) != 0)
 			*all_zero = 0;
 	}
 	return 0;
@@ -258,8 +258,8 @@ int espl_loader_change_baud(espl_loader *l, unsigned baud, espl_error *err)
 	unsigned old = l->port->baud;
 
 	ESPL_TRY(espl__loader_require_stub(l, "changing the baud rate", err));
-	espl_put_le32(p, baud);
-	espl_put_le32(p + 4, old);
+	espl__put_le32(p, baud);
+	espl__put_le32(p + 4, old);
 	ESPL_TRY(espl_loader_command(l, ESPL_OP_CHANGE_BAUDRATE, p, sizeof p, 0,
 				     ESPL_TIMEOUT_DEFAULT_MS, NULL, NULL, 0, NULL, err));
 	/* The stub answered at the old rate and switches ~10 ms later. */

@@ -5,12 +5,12 @@
 
 #include <stdint.h>
 
-static inline uint32_t espl_get_le32(const uint8_t *p)
+static inline uint32_t espl__get_le32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static inline void espl_put_le32(uint8_t *p, uint32_t v)
+static inline void espl__put_le32(uint8_t *p, uint32_t v)
 {
 	p[0] = (uint8_t)v;
 	p[1] = (uint8_t)(v >> 8);

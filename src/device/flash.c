@@ -84,8 +84,8 @@ int espl_flash_erase_region(espl_loader *l, uint32_t addr, uint32_t len, espl_er
 	if (fsize && (uint64_t)addr + len > fsize)
 		return espl_fail(err, ESPL_EARG, "erase region 0x%X+0x%X lies beyond the end of the "
 				 "%zu-byte flash", addr, len, fsize);
-	espl_put_le32(p, addr);
-	espl_put_le32(p + 4, len);
+	espl__put_le32(p, addr);
+	espl__put_le32(p + 4, len);
 	step_start(&s, l, "erase", addr, len);
 	if (espl_loader_command(l, ESPL_OP_ERASE_REGION, p, sizeof p, 0,
 				espl_timeout_for(ESPL_ERASE_MS_PER_MB, len), NULL, NULL, 0, NULL, err) < 0) {
@@ -310,8 +310,8 @@ int espl_flash_md5(espl_loader *l, uint32_t addr, uint32_t len, uint8_t md5[16],
 
 	ESPL_TRY(require_stub(l, "MD5 verification", err));
 	memset(p, 0, sizeof p);
-	espl_put_le32(p, addr);
-	espl_put_le32(p + 4, len);
+	espl__put_le32(p, addr);
+	espl__put_le32(p + 4, len);
 	if (espl_loader_command_idempotent(l, ESPL_OP_SPI_FLASH_MD5, p, sizeof p, 0,
 					   espl_timeout_for(ESPL_MD5_MS_PER_MB, len), NULL, out,
 					   sizeof out, &n, err) < 0) {
@@ -391,7 +391,7 @@ static int read_stream(espl_loader *l, uint32_t addr, uint32_t len, uint8_t *buf
 					 "%zu were left", flen, len - got);
 		memcpy(buf + got, f, flen);
 		got += flen;
-		espl_put_le32(ack, (uint32_t)got);
+		espl__put_le32(ack, (uint32_t)got);
 		ESPL_TRY(espl_loader_write_frame(l, ack, sizeof ack, err));
 		step_update(s, got);
 	}
@@ -411,10 +411,10 @@ int espl_flash_read(espl_loader *l, uint32_t addr, uint32_t len, uint8_t *buf, e
 	if (fsize && (uint64_t)addr + len > fsize)
 		return espl_fail(err, ESPL_EARG, "read 0x%X+0x%X lies beyond the end of the %zu-byte flash",
 				 addr, len, fsize);
-	espl_put_le32(p, addr);
-	espl_put_le32(p + 4, len);
-	espl_put_le32(p + 8, READ_PACKET);
-	espl_put_le32(p + 12, READ_WINDOW);
+	espl__put_le32(p, addr);
+	espl__put_le32(p + 4, len);
+	espl__put_le32(p + 8, READ_PACKET);
+	espl__put_le32(p + 12, READ_WINDOW);
 	step_start(&s, l, "read", addr, len);
 	if (espl_loader_command(l, ESPL_OP_READ_FLASH, p, sizeof p, 0, ESPL_TIMEOUT_DEFAULT_MS, NULL,
 				NULL, 0, NULL, err) < 0) {

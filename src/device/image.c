@@ -140,14 +140,14 @@ static int parse_structure(const uint8_t *d, size_t len, espl_image_info *info, 
 	info->mode = d[2];
 	info->size_code = d[3] & 0xF0;
 	info->freq = d[3] & 0x0F;
-	info->entry = espl_get_le32(d + 4);
+	info->entry = espl__get_le32(d + 4);
 	info->computed = 0xEF;
 	for (unsigned i = 0; i < info->nsegments; i++) {
 		if (len - pos < SEGMENT_HEADER_LEN)
 			return espl_fail(err, ESPL_EARG, "not an ESP8266 image: segment %u header beyond "
 					 "the end of the file", i);
-		info->seg[i].load_addr = espl_get_le32(d + pos);
-		info->seg[i].len = espl_get_le32(d + pos + 4);
+		info->seg[i].load_addr = espl__get_le32(d + pos);
+		info->seg[i].len = espl__get_le32(d + pos + 4);
 		pos += SEGMENT_HEADER_LEN;
 		if (info->seg[i].len > len - pos)
 			return espl_fail(err, ESPL_EARG, "not an ESP8266 image: segment %u (%u bytes at "

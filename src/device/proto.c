@@ -269,7 +269,7 @@ int espl__loader_send_command(espl_loader *l, uint8_t op, const uint8_t *a, size
 	hdr[1] = op;
 	hdr[2] = (uint8_t)total;
 	hdr[3] = (uint8_t)(total >> 8);
-	espl_put_le32(hdr + 4, chk);
+	espl__put_le32(hdr + 4, chk);
 	l->tx[n++] = ESPL_SLIP_END;
 	n += espl_slip_escape(hdr, sizeof hdr, l->tx + n);
 	if (alen)
@@ -295,7 +295,7 @@ static int check_reply(int mode, uint8_t op, const uint8_t *f, size_t flen, uint
 	if (size < dlen)
 		dlen = size;
 	if (value)
-		*value = espl_get_le32(f + 4);
+		*value = espl__get_le32(f + 4);
 	if (op == ESPL_OP_READ_REG) {
 		/* Only data[0] counts: ESP32-family ROMs send 4 status bytes. */
 		*status = dlen >= 2 ? (unsigned)data[0] << 8 | data[1] : 0;
@@ -426,7 +426,7 @@ int espl_loader_command_idempotent(espl_loader *l, uint8_t op, const uint8_t *da
 int espl_loader_read_reg(espl_loader *l, uint32_t addr, uint32_t *value, espl_error *err)
 {
 	uint8_t p[4];
-	espl_put_le32(p, addr);
+	espl__put_le32(p, addr);
 	int rc = espl_loader_command_idempotent(l, ESPL_OP_READ_REG, p, sizeof p, 0,
 						ESPL_TIMEOUT_DEFAULT_MS, value, NULL, 0, NULL, err);
 	if (rc < 0)
@@ -438,10 +438,10 @@ int espl_loader_write_reg(espl_loader *l, uint32_t addr, uint32_t value, uint32_
 			  uint32_t delay_us, espl_error *err)
 {
 	uint8_t p[16];
-	espl_put_le32(p, addr);
-	espl_put_le32(p + 4, value);
-	espl_put_le32(p + 8, mask);
-	espl_put_le32(p + 12, delay_us);
+	espl__put_le32(p, addr);
+	espl__put_le32(p + 4, value);
+	espl__put_le32(p + 8, mask);
+	espl__put_le32(p + 12, delay_us);
 	int rc = espl_loader_command_idempotent(l, ESPL_OP_WRITE_REG, p, sizeof p, 0,
 						ESPL_TIMEOUT_DEFAULT_MS, NULL, NULL, 0, NULL, err);
 	if (rc < 0)
@@ -453,10 +453,10 @@ int espl_loader_mem_begin(espl_loader *l, uint32_t size, uint32_t blocks, uint32
 			  uint32_t addr, espl_error *err)
 {
 	uint8_t p[16];
-	espl_put_le32(p, size);
-	espl_put_le32(p + 4, blocks);
-	espl_put_le32(p + 8, block_size);
-	espl_put_le32(p + 12, addr);
+	espl__put_le32(p, size);
+	espl__put_le32(p + 4, blocks);
+	espl__put_le32(p + 8, block_size);
+	espl__put_le32(p + 12, addr);
 	return espl_loader_command(l, ESPL_OP_MEM_BEGIN, p, sizeof p, 0, ESPL_TIMEOUT_DEFAULT_MS,
 				   NULL, NULL, 0, NULL, err);
 }
@@ -464,8 +464,8 @@ int espl_loader_mem_begin(espl_loader *l, uint32_t size, uint32_t blocks, uint32
 static void data_header(uint8_t h[DATA_HEADER_LEN], size_t len, uint32_t seq)
 {
 	memset(h, 0, DATA_HEADER_LEN);
-	espl_put_le32(h, (uint32_t)len);
-	espl_put_le32(h + 4, seq);
+	espl__put_le32(h, (uint32_t)len);
+	espl__put_le32(h + 4, seq);
 }
 
 int espl_loader_mem_data(espl_loader *l, const uint8_t *data, size_t len, uint32_t seq,
@@ -480,8 +480,8 @@ int espl_loader_mem_data(espl_loader *l, const uint8_t *data, size_t len, uint32
 int espl_loader_mem_end(espl_loader *l, uint32_t entry, espl_error *err)
 {
 	uint8_t p[8];
-	espl_put_le32(p, entry == 0);
-	espl_put_le32(p + 4, entry);
+	espl__put_le32(p, entry == 0);
+	espl__put_le32(p + 4, entry);
 	if (l->mode == ESPL_MODE_ROM && entry != 0) {
 		/* The jump may overtake the reply: a missing one is fine. */
 		espl_error tmp;
@@ -533,10 +533,10 @@ int espl_loader_flash_begin(espl_loader *l, int compressed, uint32_t size, uint3
 		erase = espl_rom_erase_size(offset, size);
 		timeout = espl_timeout_for(ESPL_ERASE_MS_PER_MB, size);
 	}
-	espl_put_le32(p, erase);
-	espl_put_le32(p + 4, blocks);
-	espl_put_le32(p + 8, block_size);
-	espl_put_le32(p + 12, offset);
+	espl__put_le32(p, erase);
+	espl__put_le32(p + 4, blocks);
+	espl__put_le32(p + 8, block_size);
+	espl__put_le32(p + 12, offset);
 	if (size == 0 && !compressed)
 		/* FLASH_BEGIN(0, 0) only attaches the SPI flash: safe to repeat. */
 		return espl_loader_command_idempotent(l, ESPL_OP_FLASH_BEGIN, p, sizeof p, 0, timeout,
@@ -558,7 +558,7 @@ int espl_loader_flash_end(espl_loader *l, int compressed, int run_app, int timeo
 			  espl_error *err)
 {
 	uint8_t p[4];
-	espl_put_le32(p, run_app ? 0 : 1);
+	espl__put_le32(p, run_app ? 0 : 1);
 	return espl_loader_command(l, compressed ? ESPL_OP_FLASH_DEFL_END : ESPL_OP_FLASH_END, p,
 				   sizeof p, 0, timeout_ms, NULL, NULL, 0, NULL, err);
 }
@@ -567,12 +567,12 @@ int espl_loader_spi_set_params(espl_loader *l, uint32_t flash_size, espl_error *
 {
 	uint8_t p[24];
 	ESPL_TRY(espl__loader_require_stub(l, "SPI_SET_PARAMS", err));
-	espl_put_le32(p, 0);
-	espl_put_le32(p + 4, flash_size);
-	espl_put_le32(p + 8, 0x10000);
-	espl_put_le32(p + 12, 0x1000);
-	espl_put_le32(p + 16, 0x100);
-	espl_put_le32(p + 20, 0xFFFF);
+	espl__put_le32(p, 0);
+	espl__put_le32(p + 4, flash_size);
+	espl__put_le32(p + 8, 0x10000);
+	espl__put_le32(p + 12, 0x1000);
+	espl__put_le32(p + 16, 0x100);
+	espl__put_le32(p + 20, 0xFFFF);
 	return espl_loader_command_idempotent(l, ESPL_OP_SPI_SET_PARAMS, p, sizeof p, 0,
 					      ESPL_TIMEOUT_DEFAULT_MS, NULL, NULL, 0, NULL, err);
 }

@@ -32,15 +32,15 @@ static int open_path(const char *path, unsigned baud, espl_port **out, espl_erro
 {
 	struct stat st;
 	if (stat(path, &st) < 0)
-		return espl_port_open_failed(path, err);
+		return espl__port_open_failed(path, err);
 	if (!S_ISCHR(st.st_mode))
 		return espl_fail(err, ESPL_EARG, "%s is not a serial port (not a character device)",
 		                 path);
-	int rc = espl_port_serial_open(path, baud, out, err);
+	int rc = espl__port_serial_open(path, baud, out, err);
 	if (rc != ESPL_EUNSUPPORTED)
 		return rc;
 	/* libserialport refuses what it cannot find in sysfs (ptys): termios. */
-	return espl_port_tty_open(path, baud, out, err);
+	return espl__port_tty_open(path, baud, out, err);
 }
 
 int espl_port_open(const char *spec, unsigned baud, espl_port **out, espl_error *err)
@@ -51,7 +51,7 @@ int espl_port_open(const char *spec, unsigned baud, espl_port **out, espl_error 
 	if (baud == 0)
 		return espl_fail(err, ESPL_EARG, "%s: baud rate 0", spec);
 	if (is_net_spec(spec))
-		return espl_port_net_open(spec, baud, out, err);
+		return espl__port_net_open(spec, baud, out, err);
 	if (strstr(spec, "://"))
 		return espl_fail(err, ESPL_EARG,
 		                 "bad port '%s': unknown scheme (expected a device path, "
@@ -191,7 +191,7 @@ static void describe(const char *path, const espl_port_info *known, int nknown,
 static int list_one(const char *spec, espl_port_info **list, espl_error *err)
 {
 	espl_port_info *known = NULL;
-	int nknown = is_net_spec(spec) ? 0 : espl_port_serial_enumerate(&known, NULL);
+	int nknown = is_net_spec(spec) ? 0 : espl__port_serial_enumerate(&known, NULL);
 	espl_port_info *out = calloc(1, sizeof *out);
 	if (!out) {
 		free(known);
@@ -214,7 +214,7 @@ static int list_glob(const char *spec, espl_port_info **list, espl_error *err)
 	if (rc != 0)
 		return espl_fail(err, ESPL_ESYS, "cannot expand '%s'", spec);
 	espl_port_info *known = NULL;
-	int nknown = espl_port_serial_enumerate(&known, NULL);
+	int nknown = espl__port_serial_enumerate(&known, NULL);
 	espl_port_info *out = calloc(g.gl_pathc ? g.gl_pathc : 1, sizeof *out);
 	if (!out) {
 		globfree(&g);
@@ -235,7 +235,7 @@ static int list_usb(const char *spec, espl_port_info **list, espl_error *err)
 	unsigned vid = 0, pid = 0;
 	int has_pid = 0, kept = 0;
 	ESPL_TRY(parse_usb_filter(spec, &vid, &pid, &has_pid, err));
-	int n = espl_port_serial_enumerate(list, err);
+	int n = espl__port_serial_enumerate(list, err);
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n; i++) {
@@ -250,7 +250,7 @@ int espl_port_list(const char *spec, espl_port_info **list, espl_error *err)
 {
 	*list = NULL;
 	if (!spec || !*spec)
-		return espl_port_serial_enumerate(list, err);
+		return espl__port_serial_enumerate(list, err);
 	if (is_usb_filter(spec))
 		return list_usb(spec, list, err);
 	if (!is_net_spec(spec) && strstr(spec, "://"))

@@ -571,7 +571,7 @@ static int configure_line(net_port *np, unsigned baud, espl_error *err)
 	return net_set_baud(&np->base, baud, err);
 }
 
-int espl_port_net_open(const char *spec, unsigned baud, espl_port **out, espl_error *err)
+int espl__port_net_open(const char *spec, unsigned baud, espl_port **out, espl_error *err)
 {
 	char host[256], port[16];
 	int telnet = 0, fd = -1;

@@ -41,22 +41,22 @@ static int sp_failed(enum sp_return rc, const char *what, const char *path, espl
 
 static int serial_read(espl_port *p, uint8_t *buf, size_t len, int timeout_ms, espl_error *err)
 {
-	return espl_port_fd_read(((serial_port *)p)->fd, p->name, buf, len, timeout_ms, err);
+	return espl__port_fd_read(((serial_port *)p)->fd, p->name, buf, len, timeout_ms, err);
 }
 
 static int serial_write(espl_port *p, const uint8_t *buf, size_t len, espl_error *err)
 {
-	return espl_port_fd_write(((serial_port *)p)->fd, p->name, p->baud, buf, len, err);
+	return espl__port_fd_write(((serial_port *)p)->fd, p->name, p->baud, buf, len, err);
 }
 
 static int serial_drain(espl_port *p, espl_error *err)
 {
-	return espl_port_fd_drain(((serial_port *)p)->fd, p->name, err);
+	return espl__port_fd_drain(((serial_port *)p)->fd, p->name, err);
 }
 
 static int serial_flush_input(espl_port *p, espl_error *err)
 {
-	return espl_port_fd_flush_input(((serial_port *)p)->fd, p->name, err);
+	return espl__port_fd_flush_input(((serial_port *)p)->fd, p->name, err);
 }
 
 static int serial_set_baud(espl_port *p, unsigned baud, espl_error *err)
@@ -70,13 +70,13 @@ static int serial_set_baud(espl_port *p, unsigned baud, espl_error *err)
 
 static int serial_set_lines(espl_port *p, int dtr, int rts, espl_error *err)
 {
-	return espl_port_fd_set_lines(((serial_port *)p)->fd, p->name, dtr, rts, err);
+	return espl__port_fd_set_lines(((serial_port *)p)->fd, p->name, dtr, rts, err);
 }
 
 static void serial_close(espl_port *p)
 {
 	serial_port *s = (serial_port *)p;
-	espl_port_fd_unlock(s->fd);
+	espl__port_fd_unlock(s->fd);
 	sp_close(s->sp);
 	sp_free_port(s->sp);
 	free(s);
@@ -114,7 +114,7 @@ static int configure(struct sp_port *sp, const char *path, unsigned baud, espl_e
 	return ESPL_OK;
 }
 
-int espl_port_serial_open(const char *path, unsigned baud, espl_port **out, espl_error *err)
+int espl__port_serial_open(const char *path, unsigned baud, espl_port **out, espl_error *err)
 {
 	struct sp_port *sp;
 	enum sp_return rc;
@@ -125,13 +125,13 @@ int espl_port_serial_open(const char *path, unsigned baud, espl_port **out, espl
 	rc = sp_open(sp, SP_MODE_READ_WRITE);
 	if (rc != SP_OK) {
 		errno = sp_last_error_code();
-		code = rc == SP_ERR_FAIL ? espl_port_open_failed(path, err)
+		code = rc == SP_ERR_FAIL ? espl__port_open_failed(path, err)
 		                         : sp_failed(rc, "open", path, err);
 		sp_free_port(sp);
 		return code;
 	}
 	sp_get_port_handle(sp, &fd);
-	code = espl_port_fd_lock(fd, path, err);
+	code = espl__port_fd_lock(fd, path, err);
 	if (code != ESPL_OK) {
 		sp_close(sp); /* someone else's lock: leave their TIOCEXCL alone */
 		sp_free_port(sp);
@@ -139,12 +139,12 @@ int espl_port_serial_open(const char *path, unsigned baud, espl_port **out, espl
 	}
 	code = configure(sp, path, baud, err);
 	if (code == ESPL_OK)
-		code = espl_port_fd_flush_input(fd, path, err);
+		code = espl__port_fd_flush_input(fd, path, err);
 	serial_port *s = code == ESPL_OK ? calloc(1, sizeof *s) : NULL;
 	if (code == ESPL_OK && !s)
 		code = espl_fail(err, ESPL_ENOMEM, "%s: out of memory", path);
 	if (code != ESPL_OK) {
-		espl_port_fd_unlock(fd);
+		espl__port_fd_unlock(fd);
 		sp_close(sp);
 		sp_free_port(sp);
 		return code;
@@ -174,7 +174,7 @@ static int is_usb_port_name(const char *s, size_t n)
 	return i == n && i > dash;
 }
 
-int espl_port_usb_location(const char *sysfs_path, char *out, size_t n)
+int espl__port_usb_location(const char *sysfs_path, char *out, size_t n)
 {
 	const char *best = NULL, *p = sysfs_path;
 	size_t best_len = 0;
@@ -203,7 +203,7 @@ static void usb_location(struct sp_port *sp, const char *path, char *out, size_t
 	snprintf(link, sizeof link, "/sys/class/tty/%s/device", basename(copy));
 	/* The physical port path names a jig slot; the bus address changes on
 	 * every replug, so it is only the fallback. */
-	if (realpath(link, real) && espl_port_usb_location(real, out, n))
+	if (realpath(link, real) && espl__port_usb_location(real, out, n))
 		return;
 	if (sp_get_port_usb_bus_address(sp, &bus, &addr) == SP_OK)
 		snprintf(out, n, "bus%d-dev%d", bus, addr);
@@ -233,7 +233,7 @@ static int by_path(const void *a, const void *b)
 	return strcmp(((const espl_port_info *)a)->path, ((const espl_port_info *)b)->path);
 }
 
-int espl_port_serial_enumerate(espl_port_info **list, espl_error *err)
+int espl__port_serial_enumerate(espl_port_info **list, espl_error *err)
 {
 	struct sp_port **ports;
 	size_t count = 0;

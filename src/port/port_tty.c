@@ -26,7 +26,7 @@ typedef struct tty_port {
 	int fd;
 } tty_port;
 
-int espl_port_open_failed(const char *path, espl_error *err)
+int espl__port_open_failed(const char *path, espl_error *err)
 {
 	switch (errno) {
 	case ENOENT: case ENODEV: case ENXIO:
@@ -48,17 +48,17 @@ int espl_port_open_failed(const char *path, espl_error *err)
 	}
 }
 
-int espl_port_fd_lock(int fd, const char *path, espl_error *err)
+int espl__port_fd_lock(int fd, const char *path, espl_error *err)
 {
 	/* flock stops a second opener even when it is root (TIOCEXCL does not). */
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0)
-		return espl_port_open_failed(path, err);
+		return espl__port_open_failed(path, err);
 	if (ioctl(fd, TIOCEXCL) < 0)
 		return espl_fail_errno(err, "cannot lock %s for exclusive use", path);
 	return ESPL_OK;
 }
 
-void espl_port_fd_unlock(int fd)
+void espl__port_fd_unlock(int fd)
 {
 	ioctl(fd, TIOCNXCL);
 	flock(fd, LOCK_UN);
@@ -87,7 +87,7 @@ static int disconnected(const char *name, espl_error *err)
 	                 "%s went away (unplugged, or the other side closed it)", name);
 }
 
-int espl_port_fd_read(int fd, const char *name, uint8_t *buf, size_t len, int timeout_ms,
+int espl__port_fd_read(int fd, const char *name, uint8_t *buf, size_t len, int timeout_ms,
                       espl_error *err)
 {
 	int64_t deadline = espl__now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
@@ -114,7 +114,7 @@ int espl_port_fd_read(int fd, const char *name, uint8_t *buf, size_t len, int ti
 	}
 }
 
-int espl_port_fd_write(int fd, const char *name, unsigned baud, const uint8_t *buf, size_t len,
+int espl__port_fd_write(int fd, const char *name, unsigned baud, const uint8_t *buf, size_t len,
                        espl_error *err)
 {
 	/* Ten bit times per byte on the wire, twice over for safety. */
@@ -152,7 +152,7 @@ static int lines_unsupported(const char *name, espl_error *err)
 	                 "chip from here; use a real adapter, rfc2217://, or reset by hand", name);
 }
 
-int espl_port_fd_set_lines(int fd, const char *name, int dtr, int rts, espl_error *err)
+int espl__port_fd_set_lines(int fd, const char *name, int dtr, int rts, espl_error *err)
 {
 	int bits;
 	if (dtr == ESPL_LINE_KEEP && rts == ESPL_LINE_KEEP)
@@ -172,7 +172,7 @@ int espl_port_fd_set_lines(int fd, const char *name, int dtr, int rts, espl_erro
 	return ESPL_OK;
 }
 
-int espl_port_fd_drain(int fd, const char *name, espl_error *err)
+int espl__port_fd_drain(int fd, const char *name, espl_error *err)
 {
 	/* TCSBRK with a non-zero argument is tcdrain(). */
 	while (ioctl(fd, TCSBRK, 1) < 0) {
@@ -183,7 +183,7 @@ int espl_port_fd_drain(int fd, const char *name, espl_error *err)
 	return ESPL_OK;
 }
 
-int espl_port_fd_flush_input(int fd, const char *name, espl_error *err)
+int espl__port_fd_flush_input(int fd, const char *name, espl_error *err)
 {
 	if (ioctl(fd, TCFLSH, TCIFLUSH) < 0)
 		return espl_fail_errno(err, "%s: flush input", name);
@@ -198,7 +198,7 @@ static void set_speed(struct termios2 *t, unsigned baud)
 	t->c_ospeed = baud;
 }
 
-int espl_port_fd_set_baud(int fd, const char *name, unsigned baud, espl_error *err)
+int espl__port_fd_set_baud(int fd, const char *name, unsigned baud, espl_error *err)
 {
 	struct termios2 t;
 	if (baud == 0)
@@ -213,7 +213,7 @@ int espl_port_fd_set_baud(int fd, const char *name, unsigned baud, espl_error *e
 	return ESPL_OK;
 }
 
-int espl_port_fd_get_baud(int fd, unsigned *baud)
+int espl__port_fd_get_baud(int fd, unsigned *baud)
 {
 	struct termios2 t;
 	if (ioctl(fd, TCGETS2, &t) < 0)
@@ -222,7 +222,7 @@ int espl_port_fd_get_baud(int fd, unsigned *baud)
 	return 0;
 }
 
-int espl_port_fd_configure(int fd, const char *name, unsigned baud, espl_error *err)
+int espl__port_fd_configure(int fd, const char *name, unsigned baud, espl_error *err)
 {
 	struct termios2 t;
 	if (ioctl(fd, TCGETS2, &t) < 0)
@@ -247,40 +247,40 @@ int espl_port_fd_configure(int fd, const char *name, unsigned baud, espl_error *
 
 static int tty_read(espl_port *p, uint8_t *buf, size_t len, int timeout_ms, espl_error *err)
 {
-	return espl_port_fd_read(((tty_port *)p)->fd, p->name, buf, len, timeout_ms, err);
+	return espl__port_fd_read(((tty_port *)p)->fd, p->name, buf, len, timeout_ms, err);
 }
 
 static int tty_write(espl_port *p, const uint8_t *buf, size_t len, espl_error *err)
 {
-	return espl_port_fd_write(((tty_port *)p)->fd, p->name, p->baud, buf, len, err);
+	return espl__port_fd_write(((tty_port *)p)->fd, p->name, p->baud, buf, len, err);
 }
 
 static int tty_drain(espl_port *p, espl_error *err)
 {
-	return espl_port_fd_drain(((tty_port *)p)->fd, p->name, err);
+	return espl__port_fd_drain(((tty_port *)p)->fd, p->name, err);
 }
 
 static int tty_flush_input(espl_port *p, espl_error *err)
 {
-	return espl_port_fd_flush_input(((tty_port *)p)->fd, p->name, err);
+	return espl__port_fd_flush_input(((tty_port *)p)->fd, p->name, err);
 }
 
 static int tty_set_baud(espl_port *p, unsigned baud, espl_error *err)
 {
-	ESPL_TRY(espl_port_fd_set_baud(((tty_port *)p)->fd, p->name, baud, err));
+	ESPL_TRY(espl__port_fd_set_baud(((tty_port *)p)->fd, p->name, baud, err));
 	p->baud = baud;
 	return ESPL_OK;
 }
 
 static int tty_set_lines(espl_port *p, int dtr, int rts, espl_error *err)
 {
-	return espl_port_fd_set_lines(((tty_port *)p)->fd, p->name, dtr, rts, err);
+	return espl__port_fd_set_lines(((tty_port *)p)->fd, p->name, dtr, rts, err);
 }
 
 static void tty_close(espl_port *p)
 {
 	tty_port *t = (tty_port *)p;
-	espl_port_fd_unlock(t->fd);
+	espl__port_fd_unlock(t->fd);
 	close(t->fd);
 	free(t);
 }
@@ -315,29 +315,29 @@ static int has_modem_lines(int fd)
 	return ioctl(fd, TIOCMGET, &bits) == 0;
 }
 
-int espl_port_tty_open(const char *path, unsigned baud, espl_port **out, espl_error *err)
+int espl__port_tty_open(const char *path, unsigned baud, espl_port **out, espl_error *err)
 {
 	int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 	int rc;
 	if (fd < 0)
-		return espl_port_open_failed(path, err);
+		return espl__port_open_failed(path, err);
 	if (!isatty(fd)) {
 		close(fd);
 		return espl_fail(err, ESPL_EARG, "%s is not a serial port", path);
 	}
-	rc = espl_port_fd_lock(fd, path, err);
+	rc = espl__port_fd_lock(fd, path, err);
 	if (rc != ESPL_OK) {
 		close(fd); /* the lock is someone else's: leave their TIOCEXCL alone */
 		return rc;
 	}
-	rc = espl_port_fd_configure(fd, path, baud, err);
+	rc = espl__port_fd_configure(fd, path, baud, err);
 	if (rc == ESPL_OK)
-		rc = espl_port_fd_flush_input(fd, path, err);
+		rc = espl__port_fd_flush_input(fd, path, err);
 	tty_port *t = rc == ESPL_OK ? calloc(1, sizeof *t) : NULL;
 	if (rc == ESPL_OK && !t)
 		rc = espl_fail(err, ESPL_ENOMEM, "%s: out of memory", path);
 	if (rc != ESPL_OK) {
-		espl_port_fd_unlock(fd);
+		espl__port_fd_unlock(fd);
 		close(fd);
 		return rc;
 	}

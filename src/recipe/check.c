@@ -123,7 +123,7 @@ static bool bounds_ok(parse_ctx *c, const layout *l, uint64_t end, espl_recipe_p
 	char lim[16];
 	if (end <= l->limit)
 		return true;
-	espl_yaml_error(&c->y, pos, "%s ends at 0x%llx, past the end of the smallest allowed flash (%s, %s)", what,
+	espl__yaml_error(&c->y, pos, "%s ends at 0x%llx, past the end of the smallest allowed flash (%s, %s)", what,
 	         (unsigned long long)end, espl_recipe_format_size(l->limit, lim, sizeof lim), l->limit_why);
 	return false;
 }
@@ -143,10 +143,10 @@ static bool overlap_ok(parse_ctx *c, const layout *l, enum op_kind kind, uint32_
 		if (s0 < espl__recipe_round_up(o->end, ESPL_RECIPE_SECTOR) && sector_floor(o->start) < s1) {
 			describe_op(o, buf, sizeof buf);
 			if (kind == OP_WRITE)
-				espl_yaml_error(&c->y, pos, "%s (0x%x..0x%llx) overlaps %s; writes are erased in 4 KiB sectors, so two writes must not share a sector",
+				espl__yaml_error(&c->y, pos, "%s (0x%x..0x%llx) overlaps %s; writes are erased in 4 KiB sectors, so two writes must not share a sector",
 				         what, start, (unsigned long long)end - 1, buf);
 			else
-				espl_yaml_error(&c->y, pos, "%s (0x%x..0x%llx) would erase what %s wrote", what, start,
+				espl__yaml_error(&c->y, pos, "%s (0x%x..0x%llx) would erase what %s wrote", what, start,
 				         (unsigned long long)end - 1, buf);
 			return false;
 		}
@@ -164,7 +164,7 @@ static void add_op(parse_ctx *c, layout *l, enum op_kind kind, uint32_t start, u
 		return;
 	}
 	if (l->n == sizeof l->ops / sizeof l->ops[0]) {
-		espl_yaml_error(&c->y, pos, "too many flash regions in one recipe (at most %zu)", l->n);
+		espl__yaml_error(&c->y, pos, "too many flash regions in one recipe (at most %zu)", l->n);
 		return;
 	}
 	flash_op *o = &l->ops[l->n++];
@@ -233,7 +233,7 @@ static void layout_verify(parse_ctx *c, layout *l, const espl_step *s)
 			}
 		/* A write already reported as an error is no second error here. */
 		if (!any && !l->write_rejected)
-			espl_yaml_error(&c->y, s->pos, "verify: md5 has nothing to check: no write comes before it");
+			espl__yaml_error(&c->y, s->pos, "verify: md5 has nothing to check: no write comes before it");
 		return;
 	}
 	for (size_t k = 0; k < s->verify.n_regions; k++) {
@@ -246,7 +246,7 @@ static void layout_verify(parse_ctx *c, layout *l, const espl_step *s)
 			for (size_t i = 0; i < l->n; i++)
 				floating |= l->ops[i].floating;
 			if (!floating)
-				espl_yaml_error(&c->y, r->pos, "%s includes bytes no earlier step wrote or erased, so their MD5 cannot be known",
+				espl__yaml_error(&c->y, r->pos, "%s includes bytes no earlier step wrote or erased, so their MD5 cannot be known",
 				         what);
 		}
 	}
@@ -274,7 +274,7 @@ static void layout_erase(parse_ctx *c, layout *l, const espl_step *s)
 			if (l->ops[k].kind == OP_WRITE) {
 				char buf[160];
 				describe_op(&l->ops[k], buf, sizeof buf);
-				espl_yaml_error(&c->y, s->pos, "erase: chip would erase what %s wrote", buf);
+				espl__yaml_error(&c->y, s->pos, "erase: chip would erase what %s wrote", buf);
 				break;
 			}
 		l->chip_erased = true;
@@ -293,7 +293,7 @@ void espl__recipe_check_layout(parse_ctx *c, const espl_recipe *r, uint32_t syst
 	const espl_step *reported = NULL;
 
 	if (!l) {
-		espl_yaml_error(&c->y, (espl_recipe_pos){ 1, 1 }, "out of memory");
+		espl__yaml_error(&c->y, (espl_recipe_pos){ 1, 1 }, "out of memory");
 		return;
 	}
 	l->limit = limit;
@@ -312,7 +312,7 @@ void espl__recipe_check_layout(parse_ctx *c, const espl_recipe *r, uint32_t syst
 			add_op(c, l, OP_WRITE, s->write.address, espl__recipe_round_up(s->write.file.size, 4), s,
 			       s->write.address_pos, what, false);
 			if (s->write.skip_unchanged && l->chip_erased)
-				espl_yaml_warn(&c->y, s->pos, "write.skip_unchanged has no effect after erase: chip (every region was just erased)");
+				espl__yaml_warn(&c->y, s->pos, "write.skip_unchanged has no effect after erase: chip (every region was just erased)");
 			break;
 		case ESPL_STEP_WRITE_INIT_DATA:
 			if (s->init_data.file.path)
@@ -329,7 +329,7 @@ void espl__recipe_check_layout(parse_ctx *c, const espl_recipe *r, uint32_t syst
 		const flash_op *o = &l->ops[i];
 		if (o->kind != OP_WRITE || o->verified || o->step == reported)
 			continue;
-		espl_yaml_error(&c->y, o->step->pos, "%s is never verified: add '- verify: md5' after it (a unit passes only when every written region is verified)",
+		espl__yaml_error(&c->y, o->step->pos, "%s is never verified: add '- verify: md5' after it (a unit passes only when every written region is verified)",
 		         o->what);
 		reported = o->step;
 	}
@@ -342,17 +342,17 @@ void espl__recipe_check_steps(parse_ctx *c, espl_recipe *r, yaml_node_t *steps_k
 	for (size_t i = 0; i < r->n_steps; i++) {
 		const espl_step *s = &r->steps[i];
 		if (s->kind == ESPL_STEP_RESET && i + 1 < r->n_steps)
-			espl_yaml_error(&c->y, r->steps[i + 1].pos, "%s comes after reset (line %u); reset must be the last step",
+			espl__yaml_error(&c->y, r->steps[i + 1].pos, "%s comes after reset (line %u); reset must be the last step",
 			         espl_step_kind_name(r->steps[i + 1].kind), s->pos.line);
 		resets += s->kind == ESPL_STEP_RESET;
 	}
 	if (resets == 0 && r->n_steps > 0)
-		espl_yaml_warn(&c->y, espl_yaml_pos(steps_key), "no reset step: units stay in the bootloader after programming (add '- reset: run' to start the application)");
+		espl__yaml_warn(&c->y, espl__yaml_pos(steps_key), "no reset step: units stay in the bootloader after programming (add '- reset: run' to start the application)");
 
 	if (r->flash.size_mode == ESPL_FLASH_SIZE_FIXED && r->expect.flash_size_min &&
 	    r->expect.flash_size_min < r->flash.size) {
 		char a[16], b[16];
-		espl_yaml_warn(&c->y, r->flash.size_pos, "flash.size is %s but expect.flash_size_min lets %s units through; they will fail (raise flash_size_min to %s)",
+		espl__yaml_warn(&c->y, r->flash.size_pos, "flash.size is %s but expect.flash_size_min lets %s units through; they will fail (raise flash_size_min to %s)",
 		        espl_recipe_format_size(r->flash.size, a, sizeof a),
 		        espl_recipe_format_size(r->expect.flash_size_min, b, sizeof b), a);
 	}

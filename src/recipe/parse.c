@@ -25,14 +25,14 @@ void espl__recipe_parse_connect(parse_ctx *c, yaml_node_t *n)
 	static const char *const names[] = { "reset", "baud", "flash_baud", "stub" };
 	static const char *const resets[] = { "auto", "none" };
 	espl_recipe_connect *cn = &c->r->connect;
-	espl_yaml_fields f = { names, 4, { 0 }, { 0 } };
+	espl__yaml_fields f = { names, 4, { 0 }, { 0 } };
 	yaml_node_t *v;
 
-	if (!espl_yaml_want_mapping(&c->y, n, "connect", "{ reset: auto, baud: 115200 }"))
+	if (!espl__yaml_want_mapping(&c->y, n, "connect", "{ reset: auto, baud: 115200 }"))
 		return;
-	espl_yaml_read_fields(&c->y, n, "in connect", &f, NULL, NULL);
-	if ((v = espl_yaml_field(&f, "reset"))) {
-		int i = espl_yaml_choice(&c->y, v, "connect.reset", resets, 2);
+	espl__yaml_read_fields(&c->y, n, "in connect", &f, NULL, NULL);
+	if ((v = espl__yaml_field(&f, "reset"))) {
+		int i = espl__yaml_choice(&c->y, v, "connect.reset", resets, 2);
 		if (i >= 0) {
 			cn->reset = i == 0 ? ESPL_CONNECT_RESET_AUTO : ESPL_CONNECT_RESET_NONE;
 			cn->reset_default = false;
@@ -45,18 +45,18 @@ void espl__recipe_parse_connect(parse_ctx *c, yaml_node_t *n)
 		uint32_t b;
 		char what[32];
 		snprintf(what, sizeof what, "connect.%s", bauds[i]);
-		if (!(v = espl_yaml_field(&f, bauds[i])) || !espl__recipe_get_u32(c, v, what, &b))
+		if (!(v = espl__yaml_field(&f, bauds[i])) || !espl__recipe_get_u32(c, v, what, &b))
 			continue;
 		if (b < 9600 || b > 4000000) {
-			espl_yaml_error(&c->y, espl_yaml_pos(v), "%s: expected a baud rate from 9600 to 4000000, got %u", what, b);
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "%s: expected a baud rate from 9600 to 4000000, got %u", what, b);
 			continue;
 		}
 		*targets[i] = b;
 		*defaults[i] = false;
 	}
-	if ((v = espl_yaml_field(&f, "stub"))) {
+	if ((v = espl__yaml_field(&f, "stub"))) {
 		const char *s;
-		if (espl_yaml_string(&c->y, v, "connect.stub", &s)) {
+		if (espl__yaml_string(&c->y, v, "connect.stub", &s)) {
 			cn->stub_default = false;
 			if (strcmp(s, "builtin") != 0) {
 				espl_recipe_file tmp = { 0 };
@@ -77,17 +77,17 @@ void espl__recipe_parse_flash(parse_ctx *c, yaml_node_t *n)
 	static const char *const modes[] = { "qio", "qout", "dio", "dout", "keep" };
 	static const char *const freqs[] = { "40m", "26m", "20m", "80m", "keep" };
 	espl_recipe_flash *fl = &c->r->flash;
-	espl_yaml_fields f = { names, 3, { 0 }, { 0 } };
+	espl__yaml_fields f = { names, 3, { 0 }, { 0 } };
 	yaml_node_t *v;
 	char buf[64];
 
-	if (!espl_yaml_want_mapping(&c->y, n, "flash", "{ size: detect, mode: dio, freq: 40m }"))
+	if (!espl__yaml_want_mapping(&c->y, n, "flash", "{ size: detect, mode: dio, freq: 40m }"))
 		return;
-	espl_yaml_read_fields(&c->y, n, "in flash", &f, NULL, NULL);
-	if ((v = espl_yaml_field(&f, "size"))) {
-		const char *s = espl_yaml_scalar(v);
+	espl__yaml_read_fields(&c->y, n, "in flash", &f, NULL, NULL);
+	if ((v = espl__yaml_field(&f, "size"))) {
+		const char *s = espl__yaml_scalar(v);
 		uint32_t bytes;
-		fl->size_pos = espl_yaml_pos(v);
+		fl->size_pos = espl__yaml_pos(v);
 		if (s && strcmp(s, "detect") == 0) {
 			fl->size_mode = ESPL_FLASH_SIZE_DETECT;
 			fl->size_default = false;
@@ -99,19 +99,19 @@ void espl__recipe_parse_flash(parse_ctx *c, yaml_node_t *n)
 			fl->size = bytes;
 			fl->size_default = false;
 		} else {
-			espl_yaml_error(&c->y, espl_yaml_pos(v), "flash.size: expected detect, keep, 256KB, 512KB, 1MB, 2MB, 4MB, 8MB or 16MB, got %s",
-			         espl_yaml_describe(v, buf, sizeof buf));
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "flash.size: expected detect, keep, 256KB, 512KB, 1MB, 2MB, 4MB, 8MB or 16MB, got %s",
+			         espl__yaml_describe(v, buf, sizeof buf));
 		}
 	}
-	if ((v = espl_yaml_field(&f, "mode"))) {
-		int i = espl_yaml_choice(&c->y, v, "flash.mode", modes, 5);
+	if ((v = espl__yaml_field(&f, "mode"))) {
+		int i = espl__yaml_choice(&c->y, v, "flash.mode", modes, 5);
 		if (i >= 0) {
 			fl->mode = i == 4 ? ESPL_FLASH_KEEP : i;
 			fl->mode_default = false;
 		}
 	}
-	if ((v = espl_yaml_field(&f, "freq"))) {
-		int i = espl_yaml_choice(&c->y, v, "flash.freq", freqs, 5);
+	if ((v = espl__yaml_field(&f, "freq"))) {
+		int i = espl__yaml_choice(&c->y, v, "flash.freq", freqs, 5);
 		if (i >= 0) {
 			fl->freq = i == 4 ? ESPL_FLASH_KEEP : espl__recipe_freq_code((size_t)i);
 			fl->freq_default = false;
@@ -130,15 +130,15 @@ static void for_each_item(parse_ctx *c, yaml_node_t *n, const char *what, size_t
 		return;
 	}
 	if (n->type != YAML_SEQUENCE_NODE) {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected a list, got a mapping", what);
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected a list, got a mapping", what);
 		return;
 	}
 	size_t i = 0;
 	for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++, i++) {
-		yaml_node_t *e = espl_yaml_node(&c->y, *it);
+		yaml_node_t *e = espl__yaml_node(&c->y, *it);
 		snprintf(label, sizeof label, "%s[%zu]", what, i + 1);
 		if (i >= max) {
-			espl_yaml_error(&c->y, espl_yaml_pos(e), "%s: at most %zu entries are allowed", what, max);
+			espl__yaml_error(&c->y, espl__yaml_pos(e), "%s: at most %zu entries are allowed", what, max);
 			return;
 		}
 		item(c, e, label, i);
@@ -149,7 +149,7 @@ static bool manufacturer_item(parse_ctx *c, yaml_node_t *n, const char *what, si
 {
 	espl_recipe_expect *e = &c->r->expect;
 	char buf[64], list[256];
-	const char *v = espl_yaml_scalar(n);
+	const char *v = espl__yaml_scalar(n);
 	uint32_t id;
 	uint8_t byid;
 
@@ -158,8 +158,8 @@ static bool manufacturer_item(parse_ctx *c, yaml_node_t *n, const char *what, si
 	} else if (v && espl_flash_manufacturer_by_name(v, &byid) == 0) {
 		e->manufacturers[i] = byid;
 	} else {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected a JEDEC manufacturer id (0x00..0xFF) or one of %s; got %s",
-		         what, espl_flash_manufacturer_list(list, sizeof list), espl_yaml_describe(n, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected a JEDEC manufacturer id (0x00..0xFF) or one of %s; got %s",
+		         what, espl_flash_manufacturer_list(list, sizeof list), espl__yaml_describe(n, buf, sizeof buf));
 		return false;
 	}
 	e->n_manufacturers = i + 1;
@@ -170,10 +170,10 @@ static bool oui_item(parse_ctx *c, yaml_node_t *n, const char *what, size_t i)
 {
 	espl_recipe_expect *e = &c->r->expect;
 	char buf[64];
-	const char *v = espl_yaml_scalar(n);
+	const char *v = espl__yaml_scalar(n);
 	if (!v || espl_recipe_parse_oui(v, e->ouis[i]) < 0) {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected the first three MAC bytes as \"5C:CF:7F\", got %s", what,
-		         espl_yaml_describe(n, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected the first three MAC bytes as \"5C:CF:7F\", got %s", what,
+		         espl__yaml_describe(n, buf, sizeof buf));
 		return false;
 	}
 	e->n_ouis = i + 1;
@@ -184,23 +184,23 @@ void espl__recipe_parse_expect(parse_ctx *c, yaml_node_t *key, yaml_node_t *n)
 {
 	static const char *const names[] = { "flash_size_min", "flash_manufacturer", "mac_oui" };
 	espl_recipe_expect *e = &c->r->expect;
-	espl_yaml_fields f = { names, 3, { 0 }, { 0 } };
+	espl__yaml_fields f = { names, 3, { 0 }, { 0 } };
 	yaml_node_t *v;
 
-	e->pos = espl_yaml_pos(key);
-	if (!espl_yaml_want_mapping(&c->y, n, "expect", "{ flash_size_min: 4MB }"))
+	e->pos = espl__yaml_pos(key);
+	if (!espl__yaml_want_mapping(&c->y, n, "expect", "{ flash_size_min: 4MB }"))
 		return;
-	espl_yaml_read_fields(&c->y, n, "in expect", &f, NULL, NULL);
-	if ((v = espl_yaml_field(&f, "flash_size_min")) && espl__recipe_get_u32(c, v, "expect.flash_size_min", &e->flash_size_min) &&
+	espl__yaml_read_fields(&c->y, n, "in expect", &f, NULL, NULL);
+	if ((v = espl__yaml_field(&f, "flash_size_min")) && espl__recipe_get_u32(c, v, "expect.flash_size_min", &e->flash_size_min) &&
 	    !espl__recipe_is_header_flash_size(e->flash_size_min)) {
 		char buf[64];
-		espl_yaml_error(&c->y, espl_yaml_pos(v), "expect.flash_size_min: expected 256KB, 512KB, 1MB, 2MB, 4MB, 8MB or 16MB, got %s",
-		         espl_yaml_describe(v, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(v), "expect.flash_size_min: expected 256KB, 512KB, 1MB, 2MB, 4MB, 8MB or 16MB, got %s",
+		         espl__yaml_describe(v, buf, sizeof buf));
 		e->flash_size_min = 0;
 	}
-	if ((v = espl_yaml_field(&f, "flash_manufacturer")))
+	if ((v = espl__yaml_field(&f, "flash_manufacturer")))
 		for_each_item(c, v, "expect.flash_manufacturer", ESPL_RECIPE_MAX_LIST, manufacturer_item);
-	if ((v = espl_yaml_field(&f, "mac_oui")))
+	if ((v = espl__yaml_field(&f, "mac_oui")))
 		for_each_item(c, v, "expect.mac_oui", ESPL_RECIPE_MAX_LIST, oui_item);
 }
 
@@ -236,8 +236,8 @@ static void take_opt(parse_ctx *c, yaml_node_t **slot, yaml_node_t *key, yaml_no
 	if (!value)
 		return;
 	if (*slot) {
-		espl_yaml_error(&c->y, espl_yaml_pos(key), "'%s' is given twice for this step (also at line %u)", name,
-		         espl_yaml_pos(*slot).line);
+		espl__yaml_error(&c->y, espl__yaml_pos(key), "'%s' is given twice for this step (also at line %u)", name,
+		         espl__yaml_pos(*slot).line);
 		return;
 	}
 	*slot = value;
@@ -248,10 +248,10 @@ static void apply_opts(parse_ctx *c, const step_opts *o, espl_step *s)
 	char buf[64];
 	if (o->retries) {
 		uint32_t n;
-		const char *v = espl_yaml_scalar(o->retries);
+		const char *v = espl__yaml_scalar(o->retries);
 		if (!v || espl_recipe_parse_u32(v, &n) < 0 || n > MAX_RETRIES)
-			espl_yaml_error(&c->y, espl_yaml_pos(o->retries), "%s.retries: expected a whole number from 0 to %d, got %s",
-			         espl_step_kind_name(s->kind), MAX_RETRIES, espl_yaml_describe(o->retries, buf, sizeof buf));
+			espl__yaml_error(&c->y, espl__yaml_pos(o->retries), "%s.retries: expected a whole number from 0 to %d, got %s",
+			         espl_step_kind_name(s->kind), MAX_RETRIES, espl__yaml_describe(o->retries, buf, sizeof buf));
 		else {
 			s->retries = n;
 			s->retries_default = false;
@@ -259,11 +259,11 @@ static void apply_opts(parse_ctx *c, const step_opts *o, espl_step *s)
 	}
 	if (o->timeout) {
 		unsigned ms;
-		const char *v = espl_yaml_scalar(o->timeout);
+		const char *v = espl__yaml_scalar(o->timeout);
 		if (!v || espl_recipe_parse_duration_ms(v, &ms) < 0 || ms == 0 || ms > MAX_TIMEOUT_MS)
-			espl_yaml_error(&c->y, espl_yaml_pos(o->timeout),
+			espl__yaml_error(&c->y, espl__yaml_pos(o->timeout),
 			         "%s.timeout: expected a duration from 1ms to 3600s such as 30s or 500ms, got %s",
-			         espl_step_kind_name(s->kind), espl_yaml_describe(o->timeout, buf, sizeof buf));
+			         espl_step_kind_name(s->kind), espl__yaml_describe(o->timeout, buf, sizeof buf));
 		else {
 			s->timeout_ms = ms;
 			s->timeout_default = false;
@@ -277,34 +277,34 @@ static void parse_regions(parse_ctx *c, yaml_node_t *n, const char *kind, bool s
 {
 	char what[48], buf[64];
 	if (n->type != YAML_SEQUENCE_NODE || n->data.sequence.items.top == n->data.sequence.items.start) {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s.regions: expected a list of { address, length }, got %s", kind,
-		         n->type == YAML_SEQUENCE_NODE ? "an empty list" : espl_yaml_describe(n, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s.regions: expected a list of { address, length }, got %s", kind,
+		         n->type == YAML_SEQUENCE_NODE ? "an empty list" : espl__yaml_describe(n, buf, sizeof buf));
 		return;
 	}
 	size_t total = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	*out = calloc(total, sizeof **out);
 	if (!*out) {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "out of memory");
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "out of memory");
 		return;
 	}
 	for (size_t i = 0; i < total; i++) {
-		yaml_node_t *e = espl_yaml_node(&c->y, n->data.sequence.items.start[i]);
-		espl_yaml_fields f = { region_keys, 2, { 0 }, { 0 } };
+		yaml_node_t *e = espl__yaml_node(&c->y, n->data.sequence.items.start[i]);
+		espl__yaml_fields f = { region_keys, 2, { 0 }, { 0 } };
 		espl_region *r = &(*out)[*count];
 		yaml_node_t *a, *l;
 		bool ok = true;
 
 		snprintf(what, sizeof what, "%s.regions[%zu]", kind, i + 1);
-		if (!espl_yaml_want_mapping(&c->y, e, what, "{ address: 0x3FC000, length: 4KB }"))
+		if (!espl__yaml_want_mapping(&c->y, e, what, "{ address: 0x3FC000, length: 4KB }"))
 			continue;
 		snprintf(buf, sizeof buf, "in %s", what);
-		espl_yaml_read_fields(&c->y, e, buf, &f, NULL, NULL);
-		if (!(a = espl_yaml_field(&f, "address"))) {
-			espl_yaml_missing_key(&c->y, e, what, "address", "address: 0x3FC000");
+		espl__yaml_read_fields(&c->y, e, buf, &f, NULL, NULL);
+		if (!(a = espl__yaml_field(&f, "address"))) {
+			espl__yaml_missing_key(&c->y, e, what, "address", "address: 0x3FC000");
 			ok = false;
 		}
-		if (!(l = espl_yaml_field(&f, "length"))) {
-			espl_yaml_missing_key(&c->y, e, what, "length", "length: 4KB");
+		if (!(l = espl__yaml_field(&f, "length"))) {
+			espl__yaml_missing_key(&c->y, e, what, "length", "length: 4KB");
 			ok = false;
 		}
 		if (!ok)
@@ -315,23 +315,23 @@ static void parse_regions(parse_ctx *c, yaml_node_t *n, const char *kind, bool s
 		ok = espl__recipe_get_u32(c, l, buf, &r->length) && ok;
 		if (!ok)
 			continue;
-		r->pos = espl_yaml_pos(e);
+		r->pos = espl__yaml_pos(e);
 		if (r->length == 0) {
-			espl_yaml_error(&c->y, espl_yaml_pos(l), "%s.length: must not be 0", what);
+			espl__yaml_error(&c->y, espl__yaml_pos(l), "%s.length: must not be 0", what);
 			continue;
 		}
 		if (sector_aligned && r->address % ESPL_RECIPE_SECTOR) {
-			espl_yaml_error(&c->y, espl_yaml_pos(a), "%s.address: 0x%x is not aligned to a 4 KiB sector (0x1000); erase works on whole sectors",
+			espl__yaml_error(&c->y, espl__yaml_pos(a), "%s.address: 0x%x is not aligned to a 4 KiB sector (0x1000); erase works on whole sectors",
 			         what, r->address);
 			continue;
 		}
 		if (sector_aligned && r->length % ESPL_RECIPE_SECTOR) {
-			espl_yaml_error(&c->y, espl_yaml_pos(l), "%s.length: 0x%x is not a multiple of 4 KiB (0x1000); erase works on whole sectors",
+			espl__yaml_error(&c->y, espl__yaml_pos(l), "%s.length: 0x%x is not a multiple of 4 KiB (0x1000); erase works on whole sectors",
 			         what, r->length);
 			continue;
 		}
 		if ((uint64_t)r->address + r->length > ESP8266_MAX_FLASH) {
-			espl_yaml_error(&c->y, espl_yaml_pos(e), "%s: 0x%x + 0x%x ends past 16MB, the largest ESP8266 flash", what,
+			espl__yaml_error(&c->y, espl__yaml_pos(e), "%s: 0x%x + 0x%x ends past 16MB, the largest ESP8266 flash", what,
 			         r->address, r->length);
 			continue;
 		}
@@ -342,23 +342,23 @@ static void parse_regions(parse_ctx *c, yaml_node_t *n, const char *kind, bool s
 static void parse_erase(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
 {
 	char buf[64];
-	const char *sv = espl_yaml_scalar(v);
+	const char *sv = espl__yaml_scalar(v);
 	if (sv && strcmp(sv, "chip") == 0) {
 		s->erase.chip = true;
 		return;
 	}
 	if (v->type != YAML_MAPPING_NODE) {
-		espl_yaml_error(&c->y, espl_yaml_pos(v), "erase: expected 'chip' or { regions: [ { address, length }, ... ] }, got %s",
-		         espl_yaml_describe(v, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(v), "erase: expected 'chip' or { regions: [ { address, length }, ... ] }, got %s",
+		         espl__yaml_describe(v, buf, sizeof buf));
 		return;
 	}
-	espl_yaml_fields f = { region_list_keys, 3, { 0 }, { 0 } };
-	espl_yaml_read_fields(&c->y, v, "in erase", &f, NULL, NULL);
-	take_opt(c, &o->retries, espl_yaml_field_key(&f, "retries"), espl_yaml_field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, espl_yaml_field_key(&f, "timeout"), espl_yaml_field(&f, "timeout"), "timeout");
-	yaml_node_t *r = espl_yaml_field(&f, "regions");
+	espl__yaml_fields f = { region_list_keys, 3, { 0 }, { 0 } };
+	espl__yaml_read_fields(&c->y, v, "in erase", &f, NULL, NULL);
+	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	yaml_node_t *r = espl__yaml_field(&f, "regions");
 	if (!r)
-		espl_yaml_missing_key(&c->y, v, "erase", "regions", "regions: [ { address: 0x3FB000, length: 4KB } ]");
+		espl__yaml_missing_key(&c->y, v, "erase", "regions", "regions: [ { address: 0x3FB000, length: 4KB } ]");
 	else
 		parse_regions(c, r, "erase", true, &s->erase.regions, &s->erase.n_regions);
 }
@@ -366,83 +366,83 @@ static void parse_erase(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o
 static void parse_verify(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
 {
 	char buf[64];
-	const char *sv = espl_yaml_scalar(v);
+	const char *sv = espl__yaml_scalar(v);
 	if (sv && strcmp(sv, "md5") == 0) {
 		s->verify.all = true;
 		return;
 	}
 	if (v->type != YAML_MAPPING_NODE) {
-		espl_yaml_error(&c->y, espl_yaml_pos(v), "verify: expected 'md5' or { regions: [ { address, length }, ... ] }, got %s",
-		         espl_yaml_describe(v, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(v), "verify: expected 'md5' or { regions: [ { address, length }, ... ] }, got %s",
+		         espl__yaml_describe(v, buf, sizeof buf));
 		return;
 	}
-	espl_yaml_fields f = { region_list_keys, 3, { 0 }, { 0 } };
-	espl_yaml_read_fields(&c->y, v, "in verify", &f, NULL, NULL);
-	take_opt(c, &o->retries, espl_yaml_field_key(&f, "retries"), espl_yaml_field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, espl_yaml_field_key(&f, "timeout"), espl_yaml_field(&f, "timeout"), "timeout");
-	yaml_node_t *r = espl_yaml_field(&f, "regions");
+	espl__yaml_fields f = { region_list_keys, 3, { 0 }, { 0 } };
+	espl__yaml_read_fields(&c->y, v, "in verify", &f, NULL, NULL);
+	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	yaml_node_t *r = espl__yaml_field(&f, "regions");
 	if (!r)
-		espl_yaml_missing_key(&c->y, v, "verify", "regions", "regions: [ { address: 0x0, length: 64KB } ]");
+		espl__yaml_missing_key(&c->y, v, "verify", "regions", "regions: [ { address: 0x0, length: 64KB } ]");
 	else
 		parse_regions(c, r, "verify", false, &s->verify.regions, &s->verify.n_regions);
 }
 
 static void parse_write(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
 {
-	espl_yaml_fields f = { write_keys, 7, { 0 }, { 0 } };
+	espl__yaml_fields f = { write_keys, 7, { 0 }, { 0 } };
 	yaml_node_t *x;
 
-	if (!espl_yaml_want_mapping(&c->y, v, "write", "{ file: app.bin, address: 0x0 }"))
+	if (!espl__yaml_want_mapping(&c->y, v, "write", "{ file: app.bin, address: 0x0 }"))
 		return;
-	espl_yaml_read_fields(&c->y, v, "in write", &f, NULL, NULL);
-	take_opt(c, &o->retries, espl_yaml_field_key(&f, "retries"), espl_yaml_field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, espl_yaml_field_key(&f, "timeout"), espl_yaml_field(&f, "timeout"), "timeout");
-	if (!(x = espl_yaml_field(&f, "file")))
-		espl_yaml_missing_key(&c->y, v, "write", "file", "file: firmware.bin");
+	espl__yaml_read_fields(&c->y, v, "in write", &f, NULL, NULL);
+	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	if (!(x = espl__yaml_field(&f, "file")))
+		espl__yaml_missing_key(&c->y, v, "write", "file", "file: firmware.bin");
 	else
 		espl__recipe_get_file(c, x, "write.file", &s->write.file);
-	if (!(x = espl_yaml_field(&f, "address"))) {
-		espl_yaml_missing_key(&c->y, v, "write", "address", "address: 0x0");
+	if (!(x = espl__yaml_field(&f, "address"))) {
+		espl__yaml_missing_key(&c->y, v, "write", "address", "address: 0x0");
 	} else if (espl__recipe_get_u32(c, x, "write.address", &s->write.address)) {
-		s->write.address_pos = espl_yaml_pos(x);
+		s->write.address_pos = espl__yaml_pos(x);
 		if (s->write.address % 4)
-			espl_yaml_error(&c->y, espl_yaml_pos(x), "write.address: 0x%x is not 4-byte aligned; the flasher writes whole 32-bit words",
+			espl__yaml_error(&c->y, espl__yaml_pos(x), "write.address: 0x%x is not 4-byte aligned; the flasher writes whole 32-bit words",
 			         s->write.address);
 		else if (s->write.address % ESPL_RECIPE_SECTOR)
-			espl_yaml_warn(&c->y, espl_yaml_pos(x), "write.address: 0x%x is not at a 4 KiB sector boundary; bytes 0x%x..0x%x of its sector are erased too",
+			espl__yaml_warn(&c->y, espl__yaml_pos(x), "write.address: 0x%x is not at a 4 KiB sector boundary; bytes 0x%x..0x%x of its sector are erased too",
 			        s->write.address, s->write.address & ~(ESPL_RECIPE_SECTOR - 1), s->write.address - 1);
 	}
-	if ((x = espl_yaml_field(&f, "sha256")))
+	if ((x = espl__yaml_field(&f, "sha256")))
 		espl__recipe_get_sha256(c, x, "write.sha256", &s->write.file);
-	if ((x = espl_yaml_field(&f, "compress")) && espl_yaml_bool(&c->y, x, "write.compress", &s->write.compress))
+	if ((x = espl__yaml_field(&f, "compress")) && espl__yaml_bool(&c->y, x, "write.compress", &s->write.compress))
 		s->write.compress_default = false;
-	if ((x = espl_yaml_field(&f, "skip_unchanged")) && espl_yaml_bool(&c->y, x, "write.skip_unchanged", &s->write.skip_unchanged))
+	if ((x = espl__yaml_field(&f, "skip_unchanged")) && espl__yaml_bool(&c->y, x, "write.skip_unchanged", &s->write.skip_unchanged))
 		s->write.skip_unchanged_default = false;
 }
 
 static void parse_init_data(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
 {
 	static const char *const rf[] = { "keep", "erase" };
-	espl_yaml_fields f = { init_keys, 6, { 0 }, { 0 } };
+	espl__yaml_fields f = { init_keys, 6, { 0 }, { 0 } };
 	yaml_node_t *x;
 
-	if (!espl_yaml_want_mapping(&c->y, v, "write_init_data", "{ file: esp_init_data_default.bin }"))
+	if (!espl__yaml_want_mapping(&c->y, v, "write_init_data", "{ file: esp_init_data_default.bin }"))
 		return;
-	espl_yaml_read_fields(&c->y, v, "in write_init_data", &f, NULL, NULL);
-	take_opt(c, &o->retries, espl_yaml_field_key(&f, "retries"), espl_yaml_field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, espl_yaml_field_key(&f, "timeout"), espl_yaml_field(&f, "timeout"), "timeout");
-	if (!(x = espl_yaml_field(&f, "file")))
-		espl_yaml_missing_key(&c->y, v, "write_init_data", "file", "file: esp_init_data_default.bin");
+	espl__yaml_read_fields(&c->y, v, "in write_init_data", &f, NULL, NULL);
+	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	if (!(x = espl__yaml_field(&f, "file")))
+		espl__yaml_missing_key(&c->y, v, "write_init_data", "file", "file: esp_init_data_default.bin");
 	else if (espl__recipe_get_file(c, x, "write_init_data.file", &s->init_data.file) &&
 	         s->init_data.file.size > ESPL_INIT_DATA_MAX)
-		espl_yaml_error(&c->y, espl_yaml_pos(x), "write_init_data.file: %s is %u bytes; init data must fit in one 4 KiB sector (esp_init_data_default.bin is 128 bytes)",
+		espl__yaml_error(&c->y, espl__yaml_pos(x), "write_init_data.file: %s is %u bytes; init data must fit in one 4 KiB sector (esp_init_data_default.bin is 128 bytes)",
 		         s->init_data.file.path, s->init_data.file.size);
-	if ((x = espl_yaml_field(&f, "sha256")))
+	if ((x = espl__yaml_field(&f, "sha256")))
 		espl__recipe_get_sha256(c, x, "write_init_data.sha256", &s->init_data.file);
-	if ((x = espl_yaml_field(&f, "blank")) && espl_yaml_bool(&c->y, x, "write_init_data.blank", &s->init_data.blank))
+	if ((x = espl__yaml_field(&f, "blank")) && espl__yaml_bool(&c->y, x, "write_init_data.blank", &s->init_data.blank))
 		s->init_data.blank_default = false;
-	if ((x = espl_yaml_field(&f, "rf_cal"))) {
-		int i = espl_yaml_choice(&c->y, x, "write_init_data.rf_cal", rf, 2);
+	if ((x = espl__yaml_field(&f, "rf_cal"))) {
+		int i = espl__yaml_choice(&c->y, x, "write_init_data.rf_cal", rf, 2);
 		if (i >= 0) {
 			s->init_data.rf_cal = i ? ESPL_RF_CAL_ERASE : ESPL_RF_CAL_KEEP;
 			s->init_data.rf_cal_default = false;
@@ -453,7 +453,7 @@ static void parse_init_data(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opt
 static void parse_reset(parse_ctx *c, yaml_node_t *v, espl_step *s)
 {
 	static const char *const modes[] = { "run", "stay" };
-	int i = espl_yaml_choice(&c->y, v, "reset", modes, 2);
+	int i = espl__yaml_choice(&c->y, v, "reset", modes, 2);
 	s->reset.run = i != 1;
 }
 
@@ -464,7 +464,7 @@ static bool explain_misplaced(parse_ctx *c, yaml_node_t *k, const espl_step *s, 
 	const char *const *inner = NULL;
 	size_t n = 0;
 	if (strcmp(name, "expect") == 0) {
-		espl_yaml_error(&c->y, espl_yaml_pos(k), "'expect' is a top-level key, not a step: it is checked once per unit before any step runs");
+		espl__yaml_error(&c->y, espl__yaml_pos(k), "'expect' is a top-level key, not a step: it is checked once per unit before any step runs");
 		return true;
 	}
 	if (!have_kind)
@@ -476,7 +476,7 @@ static bool explain_misplaced(parse_ctx *c, yaml_node_t *k, const espl_step *s, 
 	default: break;
 	}
 	if (inner && keys_contain(inner, n, name)) {
-		espl_yaml_error(&c->y, espl_yaml_pos(k), "'%s' belongs inside %s: indent it under '%s:' (or write %s: { %s: ... })",
+		espl__yaml_error(&c->y, espl__yaml_pos(k), "'%s' belongs inside %s: indent it under '%s:' (or write %s: { %s: ... })",
 		         name, espl_step_kind_name(s->kind), espl_step_kind_name(s->kind),
 		         espl_step_kind_name(s->kind), name);
 		return true;
@@ -503,24 +503,24 @@ void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, e
 	char buf[64], in[32];
 	yaml_node_t *others[4];
 	size_t n_others = 0;
-	espl_yaml_fields f = { step_keys, N_STEP_KEYS, { 0 }, { 0 } };
+	espl__yaml_fields f = { step_keys, N_STEP_KEYS, { 0 }, { 0 } };
 	int kind = -1;
 	step_opts o = { NULL, NULL };
 
 	s->number = number;
-	s->pos = espl_yaml_pos(item);
+	s->pos = espl__yaml_pos(item);
 	if (item->type != YAML_MAPPING_NODE) {
-		espl_yaml_error(&c->y, espl_yaml_pos(item), "steps[%u]: expected a step such as '- verify: md5', got %s", number,
-		         espl_yaml_describe(item, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(item), "steps[%u]: expected a step such as '- verify: md5', got %s", number,
+		         espl__yaml_describe(item, buf, sizeof buf));
 		return;
 	}
 	snprintf(in, sizeof in, "in steps[%u]", number);
-	espl_yaml_read_fields(&c->y, item, in, &f, others, &n_others);
+	espl__yaml_read_fields(&c->y, item, in, &f, others, &n_others);
 	for (size_t i = 0; i < N_STEP_KINDS; i++) {
 		if (!f.keys[i])
 			continue;
 		if (kind >= 0) {
-			espl_yaml_error(&c->y, espl_yaml_pos(f.keys[i]), "steps[%u] has both '%s' and '%s'; give each step its own list item (- %s: ...)",
+			espl__yaml_error(&c->y, espl__yaml_pos(f.keys[i]), "steps[%u] has both '%s' and '%s'; give each step its own list item (- %s: ...)",
 			         number, step_keys[kind], step_keys[i], step_keys[i]);
 			continue;
 		}
@@ -528,20 +528,20 @@ void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, e
 	}
 	if (kind >= 0) {
 		s->kind = (enum espl_step_kind)kind;
-		s->pos = espl_yaml_pos(f.keys[kind]);
+		s->pos = espl__yaml_pos(f.keys[kind]);
 	}
 	set_step_defaults(s);
 	for (size_t i = 0; i < n_others; i++)
 		if (!explain_misplaced(c, others[i], s, kind >= 0))
-			espl_yaml_unknown_key(&c->y, others[i], in, step_keys, N_STEP_KEYS);
+			espl__yaml_unknown_key(&c->y, others[i], in, step_keys, N_STEP_KEYS);
 	if (kind < 0) {
 		if (n_others == 0)
-			espl_yaml_error(&c->y, espl_yaml_pos(item), "steps[%u]: expected one of erase, write, write_init_data, verify or reset",
+			espl__yaml_error(&c->y, espl__yaml_pos(item), "steps[%u]: expected one of erase, write, write_init_data, verify or reset",
 			         number);
 		return;
 	}
-	o.retries = espl_yaml_field(&f, "retries");
-	o.timeout = espl_yaml_field(&f, "timeout");
+	o.retries = espl__yaml_field(&f, "retries");
+	o.timeout = espl__yaml_field(&f, "timeout");
 	yaml_node_t *v = f.values[kind];
 	switch (s->kind) {
 	case ESPL_STEP_ERASE: parse_erase(c, v, s, &o); break;

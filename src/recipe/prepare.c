@@ -30,21 +30,21 @@ static int read_file_data(parse_ctx *c, espl_recipe_file *f, const char *what)
 	free(f->data);
 	f->data = NULL;
 	if (espl__file_read(f->path, ESP8266_MAX_FLASH, what, &data, &len, &e) < 0) {
-		espl_yaml_error(&c->y, f->pos, "%s", e.msg);
+		espl__yaml_error(&c->y, f->pos, "%s", e.msg);
 		return -1;
 	}
 	f->data = (uint8_t *)data;
 	if (len != f->size) {
-		espl_yaml_error(&c->y, f->pos, "%s: %s changed size while the recipe was being loaded (%u bytes expected)",
+		espl__yaml_error(&c->y, f->pos, "%s: %s changed size while the recipe was being loaded (%u bytes expected)",
 		         what, f->path, f->size);
 		return -1;
 	}
 	if (espl__recipe_sha256_hex(f->data, f->size, f->sha256) < 0) {
-		espl_yaml_error(&c->y, f->pos, "%s: SHA-256 failed (OpenSSL)", what);
+		espl__yaml_error(&c->y, f->pos, "%s: SHA-256 failed (OpenSSL)", what);
 		return -1;
 	}
 	if (f->pin[0] && strcmp(f->pin, f->sha256) != 0) {
-		espl_yaml_error(&c->y, f->pin_pos, "%s: sha256 mismatch for %s: the file has %s, the recipe pins %s",
+		espl__yaml_error(&c->y, f->pin_pos, "%s: sha256 mismatch for %s: the file has %s, the recipe pins %s",
 		         what, f->path, f->sha256, f->pin);
 		return -1;
 	}
@@ -63,7 +63,7 @@ static void note_image_header(parse_ctx *c, espl_recipe *r, const espl_step *s)
 	/* esptool only warns and writes the file unpatched; on a line that is
 	 * a wrong image or a header that will not say what the recipe says */
 	if (patching)
-		espl_yaml_error(&c->y, f->pos, "%s is written at 0x0 but is not an ESP8266 image (first byte 0x%02x, expected 0xe9), so flash.size/mode/freq cannot be written into its header; check the file, or set flash: { size: keep, mode: keep, freq: keep }",
+		espl__yaml_error(&c->y, f->pos, "%s is written at 0x0 but is not an ESP8266 image (first byte 0x%02x, expected 0xe9), so flash.size/mode/freq cannot be written into its header; check the file, or set flash: { size: keep, mode: keep, freq: keep }",
 		         espl__recipe_base_name(f->path), f->size ? f->data[0] : 0);
 }
 

@@ -228,10 +228,10 @@ parse_ctx espl__recipe_ctx(const char *file, espl_recipe *r, espl_recipe_diag_fn
 bool espl__recipe_get_u32(parse_ctx *c, const yaml_node_t *n, const char *what, uint32_t *out)
 {
 	char buf[64];
-	const char *v = espl_yaml_scalar(n);
+	const char *v = espl__yaml_scalar(n);
 	if (!v || espl_recipe_parse_u32(v, out) < 0) {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected a number (decimal, 0x hex, or with a KB/MB suffix), got %s",
-		         what, espl_yaml_describe(n, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected a number (decimal, 0x hex, or with a KB/MB suffix), got %s",
+		         what, espl__yaml_describe(n, buf, sizeof buf));
 		return false;
 	}
 	return true;
@@ -257,29 +257,29 @@ bool espl__recipe_get_file(parse_ctx *c, const yaml_node_t *n, const char *what,
 	const char *v;
 	struct stat st;
 
-	if (!espl_yaml_string(&c->y, n, what, &v))
+	if (!espl__yaml_string(&c->y, n, what, &v))
 		return false;
-	f->pos = espl_yaml_pos(n);
+	f->pos = espl__yaml_pos(n);
 	f->path = resolve_path(c->r->dir, v);
 	if (!f->path) {
-		espl_yaml_error(&c->y, f->pos, "%s: out of memory", what);
+		espl__yaml_error(&c->y, f->pos, "%s: out of memory", what);
 		return false;
 	}
 	if (stat(f->path, &st) < 0) {
-		espl_yaml_error(&c->y, f->pos, "%s: cannot read '%s' (resolved to %s): %s", what, v, f->path,
+		espl__yaml_error(&c->y, f->pos, "%s: cannot read '%s' (resolved to %s): %s", what, v, f->path,
 		         strerror(errno));
 		return false;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		espl_yaml_error(&c->y, f->pos, "%s: '%s' (resolved to %s) is not a regular file", what, v, f->path);
+		espl__yaml_error(&c->y, f->pos, "%s: '%s' (resolved to %s) is not a regular file", what, v, f->path);
 		return false;
 	}
 	if (st.st_size == 0) {
-		espl_yaml_error(&c->y, f->pos, "%s: '%s' (resolved to %s) is empty", what, v, f->path);
+		espl__yaml_error(&c->y, f->pos, "%s: '%s' (resolved to %s) is empty", what, v, f->path);
 		return false;
 	}
 	if ((uint64_t)st.st_size > ESP8266_MAX_FLASH) {
-		espl_yaml_error(&c->y, f->pos, "%s: '%s' is %lld bytes, larger than the largest ESP8266 flash (16MB)",
+		espl__yaml_error(&c->y, f->pos, "%s: '%s' is %lld bytes, larger than the largest ESP8266 flash (16MB)",
 		         what, v, (long long)st.st_size);
 		return false;
 	}
@@ -290,20 +290,20 @@ bool espl__recipe_get_file(parse_ctx *c, const yaml_node_t *n, const char *what,
 bool espl__recipe_get_sha256(parse_ctx *c, const yaml_node_t *n, const char *what, espl_recipe_file *f)
 {
 	char buf[64];
-	const char *v = espl_yaml_scalar(n);
+	const char *v = espl__yaml_scalar(n);
 	size_t len = v ? strlen(v) : 0;
 	bool ok = len == ESPL_SHA256_HEX_LEN;
 	for (size_t i = 0; ok && i < len; i++)
 		ok = isxdigit((unsigned char)v[i]) != 0;
 	if (!ok) {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "%s: expected 64 hex digits (the output of sha256sum), got %s", what,
-		         espl_yaml_describe(n, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected 64 hex digits (the output of sha256sum), got %s", what,
+		         espl__yaml_describe(n, buf, sizeof buf));
 		return false;
 	}
 	for (size_t i = 0; i < len; i++)
 		f->pin[i] = (char)tolower((unsigned char)v[i]);
 	f->pin[len] = '\0';
-	f->pin_pos = espl_yaml_pos(n);
+	f->pin_pos = espl__yaml_pos(n);
 	return true;
 }
 
@@ -314,23 +314,23 @@ static void parse_steps(parse_ctx *c, yaml_node_t *n)
 {
 	char buf[64];
 	if (n->type != YAML_SEQUENCE_NODE) {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "steps: expected a list of steps (- erase: chip, - write: {...}, ...), got %s",
-		         espl_yaml_describe(n, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "steps: expected a list of steps (- erase: chip, - write: {...}, ...), got %s",
+		         espl__yaml_describe(n, buf, sizeof buf));
 		return;
 	}
 	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (count == 0) {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "steps: the list is empty; a recipe needs at least one step");
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "steps: the list is empty; a recipe needs at least one step");
 		return;
 	}
 	c->r->steps = calloc(count, sizeof *c->r->steps);
 	if (!c->r->steps) {
-		espl_yaml_error(&c->y, espl_yaml_pos(n), "out of memory");
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "out of memory");
 		return;
 	}
 	c->r->n_steps = count;
 	for (size_t i = 0; i < count; i++)
-		espl__recipe_parse_step(c, espl_yaml_node(&c->y, n->data.sequence.items.start[i]), (unsigned)i + 1, &c->r->steps[i]);
+		espl__recipe_parse_step(c, espl__yaml_node(&c->y, n->data.sequence.items.start[i]), (unsigned)i + 1, &c->r->steps[i]);
 }
 
 static void set_recipe_defaults(espl_recipe *r)
@@ -351,45 +351,45 @@ static void parse_root(parse_ctx *c, yaml_node_t *root)
 {
 	static const char *const names[] = { "recipe", "chip", "connect", "flash", "expect", "steps" };
 	static const char *const chips[] = { "esp8266" };
-	espl_yaml_fields f = { names, 6, { 0 }, { 0 } };
+	espl__yaml_fields f = { names, 6, { 0 }, { 0 } };
 	yaml_node_t *v;
 	char buf[64];
 
 	if (root->type != YAML_MAPPING_NODE) {
-		espl_yaml_error(&c->y, espl_yaml_pos(root), "expected a mapping with recipe, chip and steps at the top level, got %s",
-		         espl_yaml_describe(root, buf, sizeof buf));
+		espl__yaml_error(&c->y, espl__yaml_pos(root), "expected a mapping with recipe, chip and steps at the top level, got %s",
+		         espl__yaml_describe(root, buf, sizeof buf));
 		return;
 	}
-	espl_yaml_read_fields(&c->y, root, "at the top level", &f, NULL, NULL);
-	if (!(v = espl_yaml_field(&f, "recipe")))
-		espl_yaml_missing_key(&c->y, root, "recipe", "recipe", "recipe: nodemcu-golden");
+	espl__yaml_read_fields(&c->y, root, "at the top level", &f, NULL, NULL);
+	if (!(v = espl__yaml_field(&f, "recipe")))
+		espl__yaml_missing_key(&c->y, root, "recipe", "recipe", "recipe: nodemcu-golden");
 	else {
 		const char *name;
-		if (espl_yaml_string(&c->y, v, "recipe", &name) && !(c->r->name = dup_string(name)))
-			espl_yaml_error(&c->y, espl_yaml_pos(v), "out of memory");
+		if (espl__yaml_string(&c->y, v, "recipe", &name) && !(c->r->name = dup_string(name)))
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "out of memory");
 	}
-	if (!(v = espl_yaml_field(&f, "chip")))
-		espl_yaml_missing_key(&c->y, root, "recipe", "chip", "chip: esp8266");
+	if (!(v = espl__yaml_field(&f, "chip")))
+		espl__yaml_missing_key(&c->y, root, "recipe", "chip", "chip: esp8266");
 	else
-		espl_yaml_choice(&c->y, v, "chip", chips, 1);
+		espl__yaml_choice(&c->y, v, "chip", chips, 1);
 	/* connect first: write timeouts depend on flash_baud */
-	if ((v = espl_yaml_field(&f, "connect")))
+	if ((v = espl__yaml_field(&f, "connect")))
 		espl__recipe_parse_connect(c, v);
-	if ((v = espl_yaml_field(&f, "flash")))
+	if ((v = espl__yaml_field(&f, "flash")))
 		espl__recipe_parse_flash(c, v);
-	if ((v = espl_yaml_field(&f, "expect")))
-		espl__recipe_parse_expect(c, espl_yaml_field_key(&f, "expect"), v);
-	if (!(v = espl_yaml_field(&f, "steps"))) {
-		espl_yaml_missing_key(&c->y, root, "recipe", "steps", "steps: [ - write: {...}, - verify: md5 ]");
+	if ((v = espl__yaml_field(&f, "expect")))
+		espl__recipe_parse_expect(c, espl__yaml_field_key(&f, "expect"), v);
+	if (!(v = espl__yaml_field(&f, "steps"))) {
+		espl__yaml_missing_key(&c->y, root, "recipe", "steps", "steps: [ - write: {...}, - verify: md5 ]");
 		return;
 	}
 	parse_steps(c, v);
 	espl__recipe_fill_default_timeouts(c->r);
 	if (c->y.errors == 0)
-		espl__recipe_check_steps(c, c->r, espl_yaml_field_key(&f, "steps"));
+		espl__recipe_check_steps(c, c->r, espl__yaml_field_key(&f, "steps"));
 }
 
-static void parse_root_cb(espl_yaml *y, yaml_node_t *root, void *ctx)
+static void parse_root_cb(espl__yaml *y, yaml_node_t *root, void *ctx)
 {
 	(void)y;
 	parse_root(ctx, root);
@@ -437,7 +437,7 @@ int espl_recipe_load(const char *path, espl_recipe_diag_fn diag_fn, void *diag_c
 		espl_recipe_free(r);
 		return rc;
 	}
-	espl_yaml_parse(&c.y, r->text, r->text_len,
+	espl__yaml_parse(&c.y, r->text, r->text_len,
 	                "the recipe is empty; expected a mapping with recipe, chip and steps", parse_root_cb, &c);
 	if (c.y.errors) {
 		espl_recipe_free(r);

@@ -33,7 +33,7 @@
 
 /* A recipe being parsed, with its diagnostics. */
 typedef struct parse_ctx {
-	espl_yaml y;
+	espl__yaml y;
 	espl_recipe *r;
 } parse_ctx;
 

@@ -13,22 +13,22 @@
 /* ------------------------------------------------------------------ */
 /* diagnostics                                                          */
 
-espl_recipe_pos espl_yaml_pos(const yaml_node_t *n)
+espl_recipe_pos espl__yaml_pos(const yaml_node_t *n)
 {
 	espl_recipe_pos p = { (unsigned)n->start_mark.line + 1, (unsigned)n->start_mark.column + 1 };
 	return p;
 }
 
-static void vreport(espl_yaml *y, bool warning, espl_recipe_pos pos, const char *fmt, va_list ap)
+static void vreport(espl__yaml *y, bool warning, espl_recipe_pos pos, const char *fmt, va_list ap)
 {
-	char msg[ESPL_YAML_MSG_MAX];
+	char msg[ESPL__YAML_MSG_MAX];
 
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	if (!warning) {
 		if (y->errors == 0)
 			espl_fail(y->err, y->fail_code, "%s:%u:%u: error: %s", y->file, pos.line,
 			          pos.column, msg);
-		if (++y->errors > ESPL_YAML_MAX_REPORTED)
+		if (++y->errors > ESPL__YAML_MAX_REPORTED)
 			return;
 	} else {
 		y->warnings++;
@@ -39,7 +39,7 @@ static void vreport(espl_yaml *y, bool warning, espl_recipe_pos pos, const char 
 	}
 }
 
-void espl_yaml_error(espl_yaml *y, espl_recipe_pos pos, const char *fmt, ...)
+void espl__yaml_error(espl__yaml *y, espl_recipe_pos pos, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -47,7 +47,7 @@ void espl_yaml_error(espl_yaml *y, espl_recipe_pos pos, const char *fmt, ...)
 	va_end(ap);
 }
 
-void espl_yaml_warn(espl_yaml *y, espl_recipe_pos pos, const char *fmt, ...)
+void espl__yaml_warn(espl__yaml *y, espl_recipe_pos pos, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -58,12 +58,12 @@ void espl_yaml_warn(espl_yaml *y, espl_recipe_pos pos, const char *fmt, ...)
 /* ------------------------------------------------------------------ */
 /* YAML node access                                                     */
 
-yaml_node_t *espl_yaml_node(espl_yaml *y, int index)
+yaml_node_t *espl__yaml_node(espl__yaml *y, int index)
 {
 	return yaml_document_get_node(y->doc, index);
 }
 
-bool espl_yaml_is_null(const yaml_node_t *n)
+bool espl__yaml_is_null(const yaml_node_t *n)
 {
 	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		return false;
@@ -71,20 +71,20 @@ bool espl_yaml_is_null(const yaml_node_t *n)
 	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0;
 }
 
-const char *espl_yaml_scalar(const yaml_node_t *n)
+const char *espl__yaml_scalar(const yaml_node_t *n)
 {
-	if (n->type != YAML_SCALAR_NODE || espl_yaml_is_null(n))
+	if (n->type != YAML_SCALAR_NODE || espl__yaml_is_null(n))
 		return NULL;
 	return (const char *)n->data.scalar.value;
 }
 
-const char *espl_yaml_describe(const yaml_node_t *n, char *buf, size_t len)
+const char *espl__yaml_describe(const yaml_node_t *n, char *buf, size_t len)
 {
 	if (n->type == YAML_SEQUENCE_NODE)
 		return "a list";
 	if (n->type == YAML_MAPPING_NODE)
 		return "a mapping";
-	if (espl_yaml_is_null(n))
+	if (espl__yaml_is_null(n))
 		return "nothing";
 	const char *v = (const char *)n->data.scalar.value;
 	if (strlen(v) > 40)
@@ -121,7 +121,7 @@ static size_t edit_distance(const char *a, const char *b)
 	return d[la][lb];
 }
 
-const char *espl_yaml_closest(const char *word, const char *const *names, size_t n)
+const char *espl__yaml_closest(const char *word, const char *const *names, size_t n)
 {
 	const char *best = NULL;
 	size_t best_d = SIZE_MAX;
@@ -137,7 +137,7 @@ const char *espl_yaml_closest(const char *word, const char *const *names, size_t
 	return NULL;
 }
 
-void espl_yaml_join_names(const char *const *names, size_t n, char *buf, size_t len)
+void espl__yaml_join_names(const char *const *names, size_t n, char *buf, size_t len)
 {
 	buf[0] = '\0';
 	for (size_t i = 0; i < n; i++) {
@@ -146,7 +146,7 @@ void espl_yaml_join_names(const char *const *names, size_t n, char *buf, size_t 
 	}
 }
 
-yaml_node_t *espl_yaml_field(const espl_yaml_fields *f, const char *name)
+yaml_node_t *espl__yaml_field(const espl__yaml_fields *f, const char *name)
 {
 	for (size_t i = 0; i < f->n; i++)
 		if (strcmp(f->names[i], name) == 0)
@@ -154,7 +154,7 @@ yaml_node_t *espl_yaml_field(const espl_yaml_fields *f, const char *name)
 	return NULL;
 }
 
-yaml_node_t *espl_yaml_field_key(const espl_yaml_fields *f, const char *name)
+yaml_node_t *espl__yaml_field_key(const espl__yaml_fields *f, const char *name)
 {
 	for (size_t i = 0; i < f->n; i++)
 		if (strcmp(f->names[i], name) == 0)
@@ -162,21 +162,21 @@ yaml_node_t *espl_yaml_field_key(const espl_yaml_fields *f, const char *name)
 	return NULL;
 }
 
-void espl_yaml_unknown_key(espl_yaml *y, const yaml_node_t *key, const char *in,
+void espl__yaml_unknown_key(espl__yaml *y, const yaml_node_t *key, const char *in,
                            const char *const *names, size_t n)
 {
 	const char *k = (const char *)key->data.scalar.value;
-	const char *near = espl_yaml_closest(k, names, n);
+	const char *near = espl__yaml_closest(k, names, n);
 	if (near) {
-		espl_yaml_error(y, espl_yaml_pos(key), "unknown key '%s' %s; did you mean '%s'?", k, in, near);
+		espl__yaml_error(y, espl__yaml_pos(key), "unknown key '%s' %s; did you mean '%s'?", k, in, near);
 	} else {
 		char list[256];
-		espl_yaml_join_names(names, n, list, sizeof list);
-		espl_yaml_error(y, espl_yaml_pos(key), "unknown key '%s' %s; expected one of: %s", k, in, list);
+		espl__yaml_join_names(names, n, list, sizeof list);
+		espl__yaml_error(y, espl__yaml_pos(key), "unknown key '%s' %s; expected one of: %s", k, in, list);
 	}
 }
 
-void espl_yaml_read_fields(espl_yaml *y, yaml_node_t *map, const char *in, espl_yaml_fields *f,
+void espl__yaml_read_fields(espl__yaml *y, yaml_node_t *map, const char *in, espl__yaml_fields *f,
                            yaml_node_t **others, size_t *n_others)
 {
 	memset(f->keys, 0, sizeof f->keys);
@@ -184,10 +184,10 @@ void espl_yaml_read_fields(espl_yaml *y, yaml_node_t *map, const char *in, espl_
 	if (n_others)
 		*n_others = 0;
 	for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		yaml_node_t *k = espl_yaml_node(y, p->key), *v = espl_yaml_node(y, p->value);
+		yaml_node_t *k = espl__yaml_node(y, p->key), *v = espl__yaml_node(y, p->value);
 		char buf[64];
 		if (k->type != YAML_SCALAR_NODE) {
-			espl_yaml_error(y, espl_yaml_pos(k), "keys must be names, got %s %s", espl_yaml_describe(k, buf, sizeof buf), in);
+			espl__yaml_error(y, espl__yaml_pos(k), "keys must be names, got %s %s", espl__yaml_describe(k, buf, sizeof buf), in);
 			continue;
 		}
 		const char *name = (const char *)k->data.scalar.value;
@@ -199,12 +199,12 @@ void espl_yaml_read_fields(espl_yaml *y, yaml_node_t *map, const char *in, espl_
 			if (others && *n_others < 4)
 				others[(*n_others)++] = k;
 			else if (!others)
-				espl_yaml_unknown_key(y, k, in, f->names, f->n);
+				espl__yaml_unknown_key(y, k, in, f->names, f->n);
 			continue;
 		}
 		if (f->keys[i]) {
-			espl_yaml_error(y, espl_yaml_pos(k), "duplicate key '%s' %s (first given at line %u)", name, in,
-			         espl_yaml_pos(f->keys[i]).line);
+			espl__yaml_error(y, espl__yaml_pos(k), "duplicate key '%s' %s (first given at line %u)", name, in,
+			         espl__yaml_pos(f->keys[i]).line);
 			continue;
 		}
 		f->keys[i] = k;
@@ -212,53 +212,53 @@ void espl_yaml_read_fields(espl_yaml *y, yaml_node_t *map, const char *in, espl_
 	}
 }
 
-bool espl_yaml_want_mapping(espl_yaml *y, const yaml_node_t *n, const char *what, const char *example)
+bool espl__yaml_want_mapping(espl__yaml *y, const yaml_node_t *n, const char *what, const char *example)
 {
 	char buf[64];
 	if (n->type == YAML_MAPPING_NODE)
 		return true;
-	espl_yaml_error(y, espl_yaml_pos(n), "%s: expected a mapping such as %s, got %s", what, example,
-	         espl_yaml_describe(n, buf, sizeof buf));
+	espl__yaml_error(y, espl__yaml_pos(n), "%s: expected a mapping such as %s, got %s", what, example,
+	         espl__yaml_describe(n, buf, sizeof buf));
 	return false;
 }
 
-void espl_yaml_missing_key(espl_yaml *y, const yaml_node_t *map, const char *what, const char *key,
+void espl__yaml_missing_key(espl__yaml *y, const yaml_node_t *map, const char *what, const char *key,
                            const char *example)
 {
-	espl_yaml_error(y, espl_yaml_pos(map), "%s: missing required key '%s' (for example %s)", what, key, example);
+	espl__yaml_error(y, espl__yaml_pos(map), "%s: missing required key '%s' (for example %s)", what, key, example);
 }
 
-bool espl_yaml_string(espl_yaml *y, const yaml_node_t *n, const char *what, const char **out)
+bool espl__yaml_string(espl__yaml *y, const yaml_node_t *n, const char *what, const char **out)
 {
 	char buf[64];
-	const char *v = espl_yaml_scalar(n);
+	const char *v = espl__yaml_scalar(n);
 	if (!v || v[0] == '\0') {
-		espl_yaml_error(y, espl_yaml_pos(n), "%s: expected a string, got %s", what,
-		         n->type == YAML_SCALAR_NODE && !espl_yaml_is_null(n) ? "an empty string" : espl_yaml_describe(n, buf, sizeof buf));
+		espl__yaml_error(y, espl__yaml_pos(n), "%s: expected a string, got %s", what,
+		         n->type == YAML_SCALAR_NODE && !espl__yaml_is_null(n) ? "an empty string" : espl__yaml_describe(n, buf, sizeof buf));
 		return false;
 	}
 	*out = v;
 	return true;
 }
 
-bool espl_yaml_bool(espl_yaml *y, const yaml_node_t *n, const char *what, bool *out)
+bool espl__yaml_bool(espl__yaml *y, const yaml_node_t *n, const char *what, bool *out)
 {
 	char buf[64];
-	const char *v = espl_yaml_scalar(n);
+	const char *v = espl__yaml_scalar(n);
 	if (v && (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)) {
 		*out = v[0] == 't';
 		return true;
 	}
-	espl_yaml_error(y, espl_yaml_pos(n), "%s: expected true or false, got %s", what,
-	                espl_yaml_describe(n, buf, sizeof buf));
+	espl__yaml_error(y, espl__yaml_pos(n), "%s: expected true or false, got %s", what,
+	                espl__yaml_describe(n, buf, sizeof buf));
 	return false;
 }
 
-int espl_yaml_choice(espl_yaml *y, const yaml_node_t *n, const char *what,
+int espl__yaml_choice(espl__yaml *y, const yaml_node_t *n, const char *what,
                      const char *const *names, size_t count)
 {
 	char buf[64], list[160];
-	const char *v = espl_yaml_scalar(n);
+	const char *v = espl__yaml_scalar(n);
 	for (size_t i = 0; v && i < count; i++)
 		if (strcmp(v, names[i]) == 0)
 			return (int)i;
@@ -268,12 +268,12 @@ int espl_yaml_choice(espl_yaml *y, const yaml_node_t *n, const char *what,
 		snprintf(list + used, sizeof list - used, "%s%s", i == 0 ? "" : i + 1 == count ? " or " : ", ",
 		         names[i]);
 	}
-	const char *near = v ? espl_yaml_closest(v, names, count) : NULL;
+	const char *near = v ? espl__yaml_closest(v, names, count) : NULL;
 	if (near)
-		espl_yaml_error(y, espl_yaml_pos(n), "%s: expected %s, got %s (did you mean '%s'?)", what, list,
-		         espl_yaml_describe(n, buf, sizeof buf), near);
+		espl__yaml_error(y, espl__yaml_pos(n), "%s: expected %s, got %s (did you mean '%s'?)", what, list,
+		         espl__yaml_describe(n, buf, sizeof buf), near);
 	else
-		espl_yaml_error(y, espl_yaml_pos(n), "%s: expected %s, got %s", what, list, espl_yaml_describe(n, buf, sizeof buf));
+		espl__yaml_error(y, espl__yaml_pos(n), "%s: expected %s, got %s", what, list, espl__yaml_describe(n, buf, sizeof buf));
 	return -1;
 }
 
@@ -281,27 +281,27 @@ int espl_yaml_choice(espl_yaml *y, const yaml_node_t *n, const char *what,
 /* ------------------------------------------------------------------ */
 /* documents                                                            */
 
-static void syntax_error(espl_yaml *y, const yaml_parser_t *p)
+static void syntax_error(espl__yaml *y, const yaml_parser_t *p)
 {
 	espl_recipe_pos pos = { (unsigned)p->problem_mark.line + 1, (unsigned)p->problem_mark.column + 1 };
 	const char *problem = p->problem ? p->problem : "unknown problem";
 	if (p->error == YAML_MEMORY_ERROR)
-		espl_yaml_error(y, pos, "out of memory while reading YAML");
+		espl__yaml_error(y, pos, "out of memory while reading YAML");
 	else if (p->context)
-		espl_yaml_error(y, pos, "invalid YAML: %s (%s at line %u, column %u)", problem, p->context,
+		espl__yaml_error(y, pos, "invalid YAML: %s (%s at line %u, column %u)", problem, p->context,
 		                (unsigned)p->context_mark.line + 1, (unsigned)p->context_mark.column + 1);
 	else
-		espl_yaml_error(y, pos, "invalid YAML: %s", problem);
+		espl__yaml_error(y, pos, "invalid YAML: %s", problem);
 }
 
-unsigned espl_yaml_parse(espl_yaml *y, const char *text, size_t len, const char *empty,
-                         void (*root_fn)(espl_yaml *y, yaml_node_t *root, void *ctx), void *ctx)
+unsigned espl__yaml_parse(espl__yaml *y, const char *text, size_t len, const char *empty,
+                         void (*root_fn)(espl__yaml *y, yaml_node_t *root, void *ctx), void *ctx)
 {
 	yaml_parser_t p;
 	yaml_document_t doc, extra;
 
 	if (!yaml_parser_initialize(&p)) {
-		espl_yaml_error(y, (espl_recipe_pos){ 1, 1 }, "out of memory");
+		espl__yaml_error(y, (espl_recipe_pos){ 1, 1 }, "out of memory");
 		return y->errors;
 	}
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
@@ -313,14 +313,14 @@ unsigned espl_yaml_parse(espl_yaml *y, const char *text, size_t len, const char 
 	y->doc = &doc;
 	yaml_node_t *root = yaml_document_get_root_node(&doc);
 	if (!root) {
-		espl_yaml_error(y, (espl_recipe_pos){ 1, 1 }, "%s", empty);
+		espl__yaml_error(y, (espl_recipe_pos){ 1, 1 }, "%s", empty);
 	} else {
 		if (!yaml_parser_load(&p, &extra)) {
 			syntax_error(y, &p);
 		} else {
 			yaml_node_t *r2 = yaml_document_get_root_node(&extra);
 			if (r2)
-				espl_yaml_error(y, espl_yaml_pos(r2),
+				espl__yaml_error(y, espl__yaml_pos(r2),
 				                "a second YAML document starts here; a %s holds exactly one",
 				                y->what ? y->what : "file");
 			yaml_document_delete(&extra);

@@ -9,8 +9,8 @@
  * "did you mean" for an unknown one and duplicate keys refused.  What a key
  * means belongs to the caller (recipe.c, station_file.c).
  *
- * Errors: every espl_yaml_error() goes to the diagnostic callback (up to
- * ESPL_YAML_MAX_REPORTED), and the first one also lands in *err with the
+ * Errors: every espl__yaml_error() goes to the diagnostic callback (up to
+ * ESPL__YAML_MAX_REPORTED), and the first one also lands in *err with the
  * code fail_code, so a caller without a callback still has a message.
  * Getters report their own error and return false or -1.
  * NULL: diag_fn and err may be NULL; everything else must not be.
@@ -27,77 +27,77 @@
 #include "espline/error.h"
 #include "espline/recipe.h"
 
-#define ESPL_YAML_MSG_MAX 400
-#define ESPL_YAML_MAX_REPORTED 50
-#define ESPL_YAML_MAX_FIELDS 16
+#define ESPL__YAML_MSG_MAX 400
+#define ESPL__YAML_MAX_REPORTED 50
+#define ESPL__YAML_MAX_FIELDS 16
 
-typedef struct espl_yaml {
+typedef struct espl__yaml {
 	const char *file;             /* as printed in messages */
 	const char *what;             /* "recipe file": "a second document ... a recipe file holds exactly one" */
-	yaml_document_t *doc;         /* set while espl_yaml_parse runs */
+	yaml_document_t *doc;         /* set while espl__yaml_parse runs */
 	espl_recipe_diag_fn diag_fn;
 	void *diag_ctx;
 	espl_error *err;
 	int fail_code;                /* the code *err gets: ESPL_ERECIPE */
 	unsigned errors, warnings;
-} espl_yaml;
+} espl__yaml;
 
 /* The 1-based place of a node. */
-espl_recipe_pos espl_yaml_pos(const yaml_node_t *n);
+espl_recipe_pos espl__yaml_pos(const yaml_node_t *n);
 
-void espl_yaml_error(espl_yaml *y, espl_recipe_pos pos, const char *fmt, ...) ESPL_PRINTF(3, 4);
-void espl_yaml_warn(espl_yaml *y, espl_recipe_pos pos, const char *fmt, ...) ESPL_PRINTF(3, 4);
+void espl__yaml_error(espl__yaml *y, espl_recipe_pos pos, const char *fmt, ...) ESPL_PRINTF(3, 4);
+void espl__yaml_warn(espl__yaml *y, espl_recipe_pos pos, const char *fmt, ...) ESPL_PRINTF(3, 4);
 
-yaml_node_t *espl_yaml_node(espl_yaml *y, int index);
+yaml_node_t *espl__yaml_node(espl__yaml *y, int index);
 /* A plain empty scalar, ~ or null. */
-bool espl_yaml_is_null(const yaml_node_t *n);
+bool espl__yaml_is_null(const yaml_node_t *n);
 /* The value of a scalar node, or NULL for lists, mappings and nulls. */
-const char *espl_yaml_scalar(const yaml_node_t *n);
+const char *espl__yaml_scalar(const yaml_node_t *n);
 /* "a list", "a mapping", "nothing", or the quoted scalar (shortened). */
-const char *espl_yaml_describe(const yaml_node_t *n, char *buf, size_t len);
+const char *espl__yaml_describe(const yaml_node_t *n, char *buf, size_t len);
 /* The name in names[] nearest to word, if it is near enough to suggest. */
-const char *espl_yaml_closest(const char *word, const char *const *names, size_t n);
+const char *espl__yaml_closest(const char *word, const char *const *names, size_t n);
 /* "a, b, c" into buf. */
-void espl_yaml_join_names(const char *const *names, size_t n, char *buf, size_t len);
+void espl__yaml_join_names(const char *const *names, size_t n, char *buf, size_t len);
 
 /* A mapping's keys, looked up by name.  keys[i] and values[i] are NULL when
- * key i is absent.  Set names and n, then espl_yaml_read_fields. */
-typedef struct espl_yaml_fields {
+ * key i is absent.  Set names and n, then espl__yaml_read_fields. */
+typedef struct espl__yaml_fields {
 	const char *const *names;
-	size_t n;                     /* at most ESPL_YAML_MAX_FIELDS */
-	yaml_node_t *keys[ESPL_YAML_MAX_FIELDS];
-	yaml_node_t *values[ESPL_YAML_MAX_FIELDS];
-} espl_yaml_fields;
+	size_t n;                     /* at most ESPL__YAML_MAX_FIELDS */
+	yaml_node_t *keys[ESPL__YAML_MAX_FIELDS];
+	yaml_node_t *values[ESPL__YAML_MAX_FIELDS];
+} espl__yaml_fields;
 
-yaml_node_t *espl_yaml_field(const espl_yaml_fields *f, const char *name);
-yaml_node_t *espl_yaml_field_key(const espl_yaml_fields *f, const char *name);
+yaml_node_t *espl__yaml_field(const espl__yaml_fields *f, const char *name);
+yaml_node_t *espl__yaml_field_key(const espl__yaml_fields *f, const char *name);
 
 /* Report an unknown key; `in` is e.g. "in write" or "at the top level". */
-void espl_yaml_unknown_key(espl_yaml *y, const yaml_node_t *key, const char *in,
+void espl__yaml_unknown_key(espl__yaml *y, const yaml_node_t *key, const char *in,
                            const char *const *names, size_t n);
 /* Collect the keys of mapping `map` into f.  Duplicates are errors.
  * Unknown keys are reported unless `others` is non-NULL, in which case they
  * are stored there (up to 4) for the caller to explain. */
-void espl_yaml_read_fields(espl_yaml *y, yaml_node_t *map, const char *in, espl_yaml_fields *f,
+void espl__yaml_read_fields(espl__yaml *y, yaml_node_t *map, const char *in, espl__yaml_fields *f,
                            yaml_node_t **others, size_t *n_others);
 
 /* Checks that report their own error. */
-bool espl_yaml_want_mapping(espl_yaml *y, const yaml_node_t *n, const char *what, const char *example);
-void espl_yaml_missing_key(espl_yaml *y, const yaml_node_t *map, const char *what, const char *key,
+bool espl__yaml_want_mapping(espl__yaml *y, const yaml_node_t *n, const char *what, const char *example);
+void espl__yaml_missing_key(espl__yaml *y, const yaml_node_t *map, const char *what, const char *key,
                            const char *example);
 /* A non-empty string scalar. */
-bool espl_yaml_string(espl_yaml *y, const yaml_node_t *n, const char *what, const char **out);
+bool espl__yaml_string(espl__yaml *y, const yaml_node_t *n, const char *what, const char **out);
 /* true or false. */
-bool espl_yaml_bool(espl_yaml *y, const yaml_node_t *n, const char *what, bool *out);
+bool espl__yaml_bool(espl__yaml *y, const yaml_node_t *n, const char *what, bool *out);
 /* One of names[]; returns its index, or -1 (reported). */
-int espl_yaml_choice(espl_yaml *y, const yaml_node_t *n, const char *what, const char *const *names,
+int espl__yaml_choice(espl__yaml *y, const yaml_node_t *n, const char *what, const char *const *names,
                      size_t count);
 
 /* Parse text as exactly one YAML document and call root_fn with its root
  * node (never NULL); `empty` is the message for a file with no document.
  * Syntax errors are reported at their place.  y->doc is valid only during
  * root_fn.  Returns the number of errors so far. */
-unsigned espl_yaml_parse(espl_yaml *y, const char *text, size_t len, const char *empty,
-                         void (*root_fn)(espl_yaml *y, yaml_node_t *root, void *ctx), void *ctx);
+unsigned espl__yaml_parse(espl__yaml *y, const char *text, size_t len, const char *empty,
+                         void (*root_fn)(espl__yaml *y, yaml_node_t *root, void *ctx), void *ctx);
 
 #endif /* ESPLINE_RECIPE_YAML_H */

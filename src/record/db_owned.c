@@ -5,7 +5,7 @@
 
 #define FREE_CONST(p) free((void *)(p))
 
-const char *espl_strdup_oom(const char *s, int *oom)
+const char *espl__strdup_oom(const char *s, int *oom)
 {
 	if (!s)
 		return NULL;
@@ -15,14 +15,14 @@ const char *espl_strdup_oom(const char *s, int *oom)
 	return d;
 }
 
-void espl_db_station_free_strings(espl_db_station *s)
+void espl__db_station_free_strings(espl_db_station *s)
 {
 	FREE_CONST(s->name);
 	FREE_CONST(s->host);
 	FREE_CONST(s->version);
 }
 
-void espl_db_recipe_free_strings(espl_db_recipe *r)
+void espl__db_recipe_free_strings(espl_db_recipe *r)
 {
 	FREE_CONST(r->name);
 	FREE_CONST(r->sha256);
@@ -34,13 +34,13 @@ void espl_db_recipe_free_strings(espl_db_recipe *r)
 	FREE_CONST(r->images);
 }
 
-void espl_db_batch_free_strings(espl_db_batch *b)
+void espl__db_batch_free_strings(espl_db_batch *b)
 {
 	FREE_CONST(b->name);
 	FREE_CONST(b->operator_name);
 }
 
-void espl_db_unit_free_strings(espl_db_unit *u)
+void espl__db_unit_free_strings(espl_db_unit *u)
 {
 	FREE_CONST(u->mac);
 	FREE_CONST(u->manufacturer);
@@ -51,7 +51,7 @@ void espl_db_unit_free_strings(espl_db_unit *u)
 	FREE_CONST(u->error);
 }
 
-void espl_db_event_free_strings(espl_db_event *e)
+void espl__db_event_free_strings(espl_db_event *e)
 {
 	FREE_CONST(e->level);
 	FREE_CONST(e->kind);
@@ -60,7 +60,7 @@ void espl_db_event_free_strings(espl_db_event *e)
 	FREE_CONST(e->message);
 }
 
-void espl_db_steps_free(espl_db_step *steps, size_t n)
+void espl__db_steps_free(espl_db_step *steps, size_t n)
 {
 	for (size_t i = 0; steps && i < n; i++) {
 		FREE_CONST(steps[i].kind);

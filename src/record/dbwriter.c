@@ -74,27 +74,27 @@ static void rec_free(rec *r)
 	if (!r)
 		return;
 	/* r->recipe.images is r->images (or both are NULL) */
-	espl_db_station_free_strings(&r->station);
-	espl_db_recipe_free_strings(&r->recipe);
-	espl_db_batch_free_strings(&r->batch);
-	espl_db_unit_free_strings(&r->unit);
-	espl_db_steps_free(r->steps, r->n_steps);
-	espl_db_event_free_strings(&r->event);
+	espl__db_station_free_strings(&r->station);
+	espl__db_recipe_free_strings(&r->recipe);
+	espl__db_batch_free_strings(&r->batch);
+	espl__db_unit_free_strings(&r->unit);
+	espl__db_steps_free(r->steps, r->n_steps);
+	espl__db_event_free_strings(&r->event);
 	free(r);
 }
 
 static void copy_station(rec *r, const espl_db_station *s, int *oom)
 {
-	r->station.name = espl_strdup_oom(s->name, oom);
-	r->station.host = espl_strdup_oom(s->host, oom);
-	r->station.version = espl_strdup_oom(s->version, oom);
+	r->station.name = espl__strdup_oom(s->name, oom);
+	r->station.host = espl__strdup_oom(s->host, oom);
+	r->station.version = espl__strdup_oom(s->version, oom);
 }
 
 static void copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
 {
-	r->recipe.name = espl_strdup_oom(src->name, oom);
-	r->recipe.sha256 = espl_strdup_oom(src->sha256, oom);
-	r->recipe.yaml = espl_strdup_oom(src->yaml, oom);
+	r->recipe.name = espl__strdup_oom(src->name, oom);
+	r->recipe.sha256 = espl__strdup_oom(src->sha256, oom);
+	r->recipe.yaml = espl__strdup_oom(src->yaml, oom);
 	if (src->n_images) {
 		r->images = calloc(src->n_images, sizeof *r->images);
 		if (!r->images) {
@@ -103,8 +103,8 @@ static void copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
 		}
 		r->recipe.n_images = src->n_images;
 		for (size_t i = 0; i < src->n_images; i++) {
-			r->images[i].name = espl_strdup_oom(src->images[i].name, oom);
-			r->images[i].sha256 = espl_strdup_oom(src->images[i].sha256, oom);
+			r->images[i].name = espl__strdup_oom(src->images[i].name, oom);
+			r->images[i].sha256 = espl__strdup_oom(src->images[i].sha256, oom);
 		}
 	}
 	r->recipe.images = r->images;
@@ -113,20 +113,20 @@ static void copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
 static void copy_batch(rec *r, const espl_db_batch *b, int *oom)
 {
 	r->batch = *b;
-	r->batch.name = espl_strdup_oom(b->name, oom);
-	r->batch.operator_name = espl_strdup_oom(b->operator_name, oom);
+	r->batch.name = espl__strdup_oom(b->name, oom);
+	r->batch.operator_name = espl__strdup_oom(b->operator_name, oom);
 }
 
 static void copy_unit(rec *r, const espl_db_unit *u, int *oom)
 {
 	r->unit = *u;
-	r->unit.mac = espl_strdup_oom(u->mac, oom);
-	r->unit.manufacturer = espl_strdup_oom(u->manufacturer, oom);
-	r->unit.port = espl_strdup_oom(u->port, oom);
-	r->unit.adapter_serial = espl_strdup_oom(u->adapter_serial, oom);
-	r->unit.adapter_location = espl_strdup_oom(u->adapter_location, oom);
-	r->unit.error_kind = espl_strdup_oom(u->error_kind, oom);
-	r->unit.error = espl_strdup_oom(u->error, oom);
+	r->unit.mac = espl__strdup_oom(u->mac, oom);
+	r->unit.manufacturer = espl__strdup_oom(u->manufacturer, oom);
+	r->unit.port = espl__strdup_oom(u->port, oom);
+	r->unit.adapter_serial = espl__strdup_oom(u->adapter_serial, oom);
+	r->unit.adapter_location = espl__strdup_oom(u->adapter_location, oom);
+	r->unit.error_kind = espl__strdup_oom(u->error_kind, oom);
+	r->unit.error = espl__strdup_oom(u->error, oom);
 	snprintf(r->ack.uuid, sizeof r->ack.uuid, "%s", u->uuid);
 }
 
@@ -142,21 +142,21 @@ static void copy_steps(rec *r, const espl_db_step *steps, size_t n, int *oom)
 	r->n_steps = n;
 	for (size_t i = 0; i < n; i++) {
 		r->steps[i] = steps[i];
-		r->steps[i].kind = espl_strdup_oom(steps[i].kind, oom);
-		r->steps[i].expected_md5 = espl_strdup_oom(steps[i].expected_md5, oom);
-		r->steps[i].actual_md5 = espl_strdup_oom(steps[i].actual_md5, oom);
-		r->steps[i].error = espl_strdup_oom(steps[i].error, oom);
+		r->steps[i].kind = espl__strdup_oom(steps[i].kind, oom);
+		r->steps[i].expected_md5 = espl__strdup_oom(steps[i].expected_md5, oom);
+		r->steps[i].actual_md5 = espl__strdup_oom(steps[i].actual_md5, oom);
+		r->steps[i].error = espl__strdup_oom(steps[i].error, oom);
 	}
 }
 
 static void copy_event(rec *r, const espl_db_event *e, int *oom)
 {
 	r->event.time_ms = e->time_ms;
-	r->event.level = espl_strdup_oom(e->level, oom);
-	r->event.kind = espl_strdup_oom(e->kind, oom);
-	r->event.batch_uuid = espl_strdup_oom(e->batch_uuid, oom);
-	r->event.unit_uuid = espl_strdup_oom(e->unit_uuid, oom);
-	r->event.message = espl_strdup_oom(e->message, oom);
+	r->event.level = espl__strdup_oom(e->level, oom);
+	r->event.kind = espl__strdup_oom(e->kind, oom);
+	r->event.batch_uuid = espl__strdup_oom(e->batch_uuid, oom);
+	r->event.unit_uuid = espl__strdup_oom(e->unit_uuid, oom);
+	r->event.message = espl__strdup_oom(e->message, oom);
 }
 
 /* ---- JSON form (spool and rejected files) ----------------------------- */
@@ -275,7 +275,7 @@ static json_t *rec_json(const rec *r)
 /* Parsing back.  Strings are copied; a missing key reads as NULL / 0. */
 static const char *get_s(json_t *o, const char *k, int *oom)
 {
-	return espl_strdup_oom(json_string_value(json_object_get(o, k)), oom);
+	return espl__strdup_oom(json_string_value(json_object_get(o, k)), oom);
 }
 
 static int64_t get_i(json_t *o, const char *k)

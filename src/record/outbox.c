@@ -71,16 +71,16 @@ int espl_db_origin(espl_db *db, char out[ESPL_DB_UUID_SIZE], espl_error *err)
 /* Owned copy of a column (NULL stays NULL); sets *oom on failure. */
 static const char *dup_col(sqlite3_stmt *s, int i, int *oom)
 {
-	return espl_strdup_oom(espl__db_col_text(s, i), oom);
+	return espl__strdup_oom(espl__db_col_text(s, i), oom);
 }
 
 static void replica_clear(espl_db_replica *r)
 {
-	espl_db_station_free_strings(&r->station);
-	espl_db_recipe_free_strings(&r->recipe);
-	espl_db_batch_free_strings(&r->batch);
-	espl_db_unit_free_strings(&r->unit);
-	espl_db_steps_free(r->steps, r->n_steps);
+	espl__db_station_free_strings(&r->station);
+	espl__db_recipe_free_strings(&r->recipe);
+	espl__db_batch_free_strings(&r->batch);
+	espl__db_unit_free_strings(&r->unit);
+	espl__db_steps_free(r->steps, r->n_steps);
 	memset(r, 0, sizeof *r);
 }
 

@@ -498,7 +498,7 @@ void espl_report_export_footer(FILE *out, int format, int64_t count)
 		fputs(count ? "\n]\n" : "]\n", out);
 }
 
-int espl_report_export_finish(FILE *out, int format, int64_t count, espl_error *err)
+int espl__report_export_finish(FILE *out, int format, int64_t count, espl_error *err)
 {
 	espl_report_export_footer(out, format, count);
 	if (fflush(out) != 0 || ferror(out))
@@ -634,7 +634,7 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 	sqlite3_finalize(s);
 	if (rc < 0)
 		return rc;
-	return espl_report_export_finish(out, format, c.n, err);
+	return espl__report_export_finish(out, format, c.n, err);
 }
 
 /* ---- times ------------------------------------------------------------- */

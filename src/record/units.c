@@ -381,7 +381,7 @@ static int final_steps(espl_db *db, const espl_db_unit *u, int64_t unit_id,
 			rc = espl_fail(err, ESPL_ENOMEM, "out of memory reading unit %s's steps",
 				       u->uuid);
 		if (rc < 0) {
-			espl_db_steps_free(*owned, got);
+			espl__db_steps_free(*owned, got);
 			*owned = NULL;
 			return rc;
 		}
@@ -429,7 +429,7 @@ static int complete_unit(espl_db *db, const espl_db_unit *u, const espl_db_step 
 		rc = flag_repeat(db, st.id, batch_id, u->mac, out->repeat_of, err);
 	if (rc == 0)
 		rc = seal(db, st.id, batch_id, batch_hash, u, steps, n, out, err);
-	espl_db_steps_free(owned, owned ? n : 0);
+	espl__db_steps_free(owned, owned ? n : 0);
 	ESPL_TRY(rc);
 	return espl__db_queue_outbox(db, "unit", u->uuid, err);
 }

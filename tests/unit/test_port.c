@@ -190,7 +190,7 @@ static void test_tty_baud(void **state)
 		assert_int_equal(espl_port_set_baud(pp->port, rates[i], &err), ESPL_OK);
 		assert_int_equal(pp->port->baud, rates[i]);
 		/* the master reports its slave's settings */
-		assert_int_equal(espl_port_fd_get_baud(pp->master, &seen), 0);
+		assert_int_equal(espl__port_fd_get_baud(pp->master, &seen), 0);
 		assert_int_equal(seen, rates[i]);
 	}
 	assert_int_equal(espl_port_set_baud(pp->port, 0, &err), ESPL_EARG);
@@ -849,13 +849,13 @@ static void test_open_error_messages(void **state)
 	(void)state;
 	espl_error err = { 0 };
 	errno = EACCES;
-	assert_int_equal(espl_port_open_failed("/dev/ttyUSB0", &err), ESPL_EPERM);
+	assert_int_equal(espl__port_open_failed("/dev/ttyUSB0", &err), ESPL_EPERM);
 	assert_non_null(strstr(err.msg, "dialout"));
 	errno = EBUSY;
-	assert_int_equal(espl_port_open_failed("/dev/ttyUSB0", &err), ESPL_EBUSY);
+	assert_int_equal(espl__port_open_failed("/dev/ttyUSB0", &err), ESPL_EBUSY);
 	assert_non_null(strstr(err.msg, "another program"));
 	errno = ENOENT;
-	assert_int_equal(espl_port_open_failed("/dev/ttyUSB7", &err), ESPL_ENOTFOUND);
+	assert_int_equal(espl__port_open_failed("/dev/ttyUSB7", &err), ESPL_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "/dev/ttyUSB7"));
 }
 
@@ -926,14 +926,14 @@ static void test_usb_location(void **state)
 {
 	(void)state;
 	char out[64];
-	assert_int_equal(espl_port_usb_location(
+	assert_int_equal(espl__port_usb_location(
 		"/sys/devices/pci0000:00/0000:00:14.0/usb1/1-1/1-1.3/1-1.3:1.0/ttyUSB0/tty/ttyUSB0",
 		out, sizeof out), 1);
 	assert_string_equal(out, "1-1.3");
-	assert_int_equal(espl_port_usb_location(
+	assert_int_equal(espl__port_usb_location(
 		"/sys/devices/pci0000:00/0000:00:14.0/usb3/3-2/3-2:1.0", out, sizeof out), 1);
 	assert_string_equal(out, "3-2");
-	assert_int_equal(espl_port_usb_location("/sys/devices/pnp0/00:05/tty/ttyS0", out,
+	assert_int_equal(espl__port_usb_location("/sys/devices/pnp0/00:05/tty/ttyS0", out,
 	                                        sizeof out), 0);
 	assert_string_equal(out, "");
 }
