@@ -42,6 +42,7 @@ typedef struct espl_report_unit {
 	const char *recipe_sha256;
 	const char *images;     /* "name=sha256;name=sha256" in recipe order */
 	const char *repeat_of;  /* NULL or uuid of an earlier PASS in the batch */
+	const char *operator_name; /* the batch's operator; NULL if none was recorded */
 	int64_t seq;            /* chain position, 0 while not sealed */
 	const char *hash;       /* chain hash, NULL while not sealed */
 } espl_report_unit;
@@ -74,6 +75,8 @@ typedef struct espl_report {
 	size_t n_ports;
 	espl_report_group *adapters;  /* by adapter serial (else location) */
 	size_t n_adapters;
+	espl_report_group *operators; /* by the batch's operator ("" when none) */
+	size_t n_operators;
 } espl_report;
 
 int espl_report_build(espl_db *db, const espl_report_filter *filter, espl_report *out,
@@ -101,7 +104,7 @@ enum espl_export_format { ESPL_EXPORT_CSV, ESPL_EXPORT_JSON };
 int espl_report_export(espl_db *db, const espl_report_filter *filter, int format, FILE *out,
 		       espl_error *err);
 extern const char *const espl_export_columns[];
-#define ESPL_EXPORT_NCOLUMNS 26
+#define ESPL_EXPORT_NCOLUMNS 27
 
 /* Building blocks, for stores other than the local SQLite (central_query.h):
  * the same percentiles and the same export rows. */

@@ -100,6 +100,7 @@ typedef struct espl_station_event {
 	double duration_s;
 	const char *error_kind;
 	const char *message;
+	const char *operator_name;    /* STARTED, UNIT_DONE: the batch's operator (NULL: none) */
 	const char *level;            /* "info", "warn", "error" */
 	const espl_unit_result *unit; /* UNIT_DONE only */
 	int64_t seq;                  /* UNIT_RECORDED */

@@ -12,7 +12,8 @@
 #include <string.h>
 
 /* Same columns, in the same order, as report.c's UNIT_SELECT; column 26 is
- * the unit's id, 27 its steps as JSON when asked for. */
+ * the unit's id, 27 the batch's operator, 28 its steps as JSON when asked
+ * for. */
 #define UNIT_SELECT                                                                    \
 	"SELECT u.uuid, b.uuid, u.mac, u.chip_id, u.flash_id, u.manufacturer,"         \
 	" u.flash_size, u.crystal_mhz, u.port, u.adapter_serial, u.adapter_location,"    \
@@ -20,7 +21,7 @@
 	" b.name, s.name, s.host, r.name, r.sha256,"                                     \
 	" (SELECT string_agg(i.name || '=' || i.sha256, ';' ORDER BY i.position)"       \
 	"    FROM recipe_images AS i WHERE i.recipe_id = r.id),"                         \
-	" u.repeat_of, u.seq, u.hash, u.id"
+	" u.repeat_of, u.seq, u.hash, u.id, b.operator"
 #define STEPS_JSON                                                                     \
 	", (SELECT json_agg(json_build_object('index', t.idx, 'kind', t.kind,"          \
 	"    'address', t.address, 'length', t.length, 'expected_md5', t.expected_md5,"  \
@@ -109,6 +110,7 @@ static void row_to_unit(const PGresult *r, int i, espl_report_unit *ru)
 	ru->repeat_of = pv(r, i, 23);
 	ru->seq = pi(r, i, 24);
 	ru->hash = pv(r, i, 25);
+	ru->operator_name = pv(r, i, 27);
 }
 
 /* Steps from a json_agg column; strings point into *doc (json_decref it). */
@@ -322,6 +324,9 @@ int espl_central_report(PGconn *conn, const espl_report_filter *f, espl_report *
 		rc = groups(conn, f,
 			    "coalesce(nullif(u.adapter_serial, ''), nullif(u.adapter_location, ''), '')",
 			    NULL, NULL, "1", &out->adapters, &out->n_adapters, err);
+	if (rc == 0)
+		rc = groups(conn, f, "coalesce(b.operator, '')", NULL, NULL, "1", &out->operators,
+			    &out->n_operators, err);
 	if (rc < 0)
 		espl_report_free(out);
 	return rc;
@@ -344,7 +349,7 @@ static int export_row(const PGresult *r, void *user)
 	size_t n = 0;
 	row_to_unit(r, 0, &ru);
 	if (c->format == ESPL_EXPORT_JSON)
-		n = steps_from_json(pv(r, 0, 27), &doc, &steps);
+		n = steps_from_json(pv(r, 0, 28), &doc, &steps);
 	int rc = espl_report_export_unit(c->out, c->format, c->n++, &ru, steps, n);
 	free(steps);
 	json_decref(doc);
@@ -429,21 +434,21 @@ static void unit_row_hash(void *ctx, char want[ESPL_DB_HASH_SIZE])
 	unit_row *row = ctx;
 	espl_db_step *steps;
 	json_t *doc;
-	size_t n = steps_from_json(pv(row->r, 0, 27), &doc, &steps);
-	espl_db_unit_hash(row->ru->seq, pv(row->r, 0, 28), pv(row->r, 0, 29), &row->ru->unit,
+	size_t n = steps_from_json(pv(row->r, 0, 28), &doc, &steps);
+	espl_db_unit_hash(row->ru->seq, pv(row->r, 0, 29), pv(row->r, 0, 30), &row->ru->unit,
 			  steps, n, want);
 	free(steps);
 	json_decref(doc);
 }
 
-/* Columns: UNIT_SELECT (0..26), steps (27), prev_hash (28), batch hash (29). */
+/* Columns: UNIT_SELECT (0..27), steps (28), prev_hash (29), batch hash (30). */
 static int walk_unit(const PGresult *r, void *user)
 {
 	espl__chain_walk *w = user;
 	espl_report_unit ru;
 	row_to_unit(r, 0, &ru);
 	unit_row row = { r, &ru };
-	espl__chain_unit(w, ru.seq, ru.unit.uuid, ru.unit.mac, pv(r, 0, 28), ru.hash,
+	espl__chain_unit(w, ru.seq, ru.unit.uuid, ru.unit.mac, pv(r, 0, 29), ru.hash,
 			 unit_row_hash, &row);
 	return 0;
 }

@@ -174,9 +174,10 @@ static int print_history_unit(const espl_report_unit *ru, void *user)
 	char started[32];
 	(void)user;
 	espl_report_format_time(u->started_ms, started);
-	printf("%s  %-11s %s  batch %s  station %s@%s  port %s  adapter %s\n", started,
-	       espl_db_result_name(u->result), espl_cli_shown(u->mac), espl_cli_shown(ru->batch_name), espl_cli_shown(ru->station),
-	       espl_cli_shown(ru->host), u->port ? espl_cli_shown(u->port) : "-",
+	printf("%s  %-11s %s  batch %s  operator %s  station %s@%s  port %s  adapter %s\n", started,
+	       espl_db_result_name(u->result), espl_cli_shown(u->mac), espl_cli_shown(ru->batch_name),
+	       ru->operator_name && *ru->operator_name ? espl_cli_shown(ru->operator_name) : "-",
+	       espl_cli_shown(ru->station), espl_cli_shown(ru->host), u->port ? espl_cli_shown(u->port) : "-",
 	       espl_cli_shown(u->adapter_serial && *u->adapter_serial ? u->adapter_serial
 	                                                     : (u->adapter_location ? u->adapter_location : "-")));
 	printf("    recipe %s (sha256 %s)\n", espl_cli_shown(ru->recipe), espl_cli_shown(ru->recipe_sha256));

@@ -3,6 +3,7 @@
  * One --port and no mode is simply a station of one that programs one unit. */
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +40,9 @@ static const char run_help[] =
 	"  --db PATH          database (default $ESPLINE_DB or db/espline.sqlite)\n"
 	"  --central URL      also replicate every unit to PostgreSQL (default $ESPLINE_CENTRAL);\n"
 	"                     the line never waits for it: see `espline sync status`\n"
-	"  --operator NAME    recorded with the batch\n"
+	"  --operator NAME    recorded with the batch and every unit's record (chained);\n"
+	"                     default $ESPLINE_OPERATOR, else the login name (refused when\n"
+	"                     $ESPLINE_REQUIRE_OPERATOR=1)\n"
 	"  --station-name N   recorded station name (default: the host name)\n"
 	"  --json             JSON Lines event stream on stdout (for MES integration)\n"
 	"  --plain            one line per event even on a terminal (default when not a terminal)\n"
@@ -109,6 +112,30 @@ static int parse_uint(const char *s, unsigned *out)
 	if (!*s || *end || v == 0 || v > 10000000)
 		return -1;
 	*out = (unsigned)v;
+	return 0;
+}
+
+/* Every batch records an operator: --operator, else $ESPLINE_OPERATOR,
+ * else the login name (so a record always says who ran the station).  A
+ * station may require a named operator: $ESPLINE_REQUIRE_OPERATOR=1 then
+ * refuses the login-name fallback. */
+static int choose_operator(run_args *a)
+{
+	static char login[64];
+	const char *env = getenv("ESPLINE_OPERATOR");
+	const char *required = getenv("ESPLINE_REQUIRE_OPERATOR");
+	if (a->operator_name)
+		return 0;
+	if (env && *env) {
+		a->operator_name = env;
+		return 0;
+	}
+	if (required && *required && strcmp(required, "0") != 0)
+		return usage_error("this station requires an operator: give --operator NAME (or set "
+		                   "$ESPLINE_OPERATOR); $ESPLINE_REQUIRE_OPERATOR is set", NULL);
+	struct passwd *pw = getpwuid(geteuid());
+	snprintf(login, sizeof login, "%s", pw && pw->pw_name ? pw->pw_name : "unknown");
+	a->operator_name = login;
 	return 0;
 }
 
@@ -201,7 +228,8 @@ static int parse_args(int argc, char **argv, run_args *a)
 		return usage_error("--json and --plain exclude each other", NULL);
 	if ((a->web.token_file || a->web.control) && !a->web.listen)
 		return usage_error("--http-token-file and --http-control go with --http HOST:PORT", NULL);
-	return check_names(a);
+	int rc = choose_operator(a);
+	return rc ? rc : check_names(a);
 }
 
 /* --stub FILE: the recipe's connect.stub, as if it had named FILE.  A file

@@ -15,7 +15,7 @@ const char *const espl_export_columns[ESPL_EXPORT_NCOLUMNS + 1] = {
 	"unit_uuid", "batch", "batch_uuid", "station", "host", "recipe", "recipe_sha256",
 	"images", "mac", "chip_id", "flash_id", "manufacturer", "flash_size", "crystal_mhz",
 	"port", "adapter_serial", "adapter_location", "started", "ended", "duration_ms",
-	"result", "error_kind", "error", "repeat_of", "seq", "hash", NULL,
+	"result", "error_kind", "error", "repeat_of", "seq", "hash", "operator", NULL,
 };
 
 /* Tables every query joins; filters below add fixed clauses with bound values. */
@@ -30,7 +30,7 @@ const char *const espl_export_columns[ESPL_EXPORT_NCOLUMNS + 1] = {
 	" b.name, s.name, s.host, r.name, r.sha256,"                                   \
 	" (SELECT group_concat(x, ';') FROM (SELECT name || '=' || sha256 AS x"        \
 	"    FROM recipe_images WHERE recipe_id = r.id ORDER BY position)),"           \
-	" u.repeat_of, u.seq, u.hash, u.id"
+	" u.repeat_of, u.seq, u.hash, u.id, b.operator"
 
 static int sql_fail(espl_db *db, espl_error *err, const char *what)
 {
@@ -93,6 +93,7 @@ static void row_to_report_unit(sqlite3_stmt *s, espl_report_unit *ru)
 	ru->repeat_of = txt(s, 23);
 	ru->seq = sqlite3_column_int64(s, 24);
 	ru->hash = txt(s, 25);
+	ru->operator_name = txt(s, 27);
 }
 
 /* Step s, handing each row to cb; returns rows seen or a negative code. */
@@ -290,6 +291,11 @@ int espl_report_build(espl_db *db, const espl_report_filter *f, espl_report *r, 
 				      f, NULL, "GROUP BY 1 ORDER BY 1", &s, err);
 	if (rc == 0)
 		rc = groups(db, s, 0, &r->adapters, &r->n_adapters, err);
+	if (rc == 0)
+		rc = prepare_filtered(db, "SELECT coalesce(b.operator, '')" GROUP_COUNTS FROM_UNITS, f, NULL,
+				      "GROUP BY 1 ORDER BY 1", &s, err);
+	if (rc == 0)
+		rc = groups(db, s, 0, &r->operators, &r->n_operators, err);
 	if (rc < 0)
 		espl_report_free(r);
 	return rc;
@@ -311,6 +317,7 @@ void espl_report_free(espl_report *r)
 	free_groups(r->reasons, r->n_reasons);
 	free_groups(r->ports, r->n_ports);
 	free_groups(r->adapters, r->n_adapters);
+	free_groups(r->operators, r->n_operators);
 	memset(r, 0, sizeof *r);
 }
 
@@ -356,6 +363,7 @@ int espl_report_print(FILE *out, const espl_report *r)
 	}
 	print_groups(out, "port", r->ports, r->n_ports);
 	print_groups(out, "adapter", r->adapters, r->n_adapters);
+	print_groups(out, "operator", r->operators, r->n_operators);
 	return ferror(out) ? ESPL_ESYS : ESPL_OK;
 }
 
@@ -388,6 +396,7 @@ int espl_report_print_json(FILE *out, const espl_report *r)
 	json_object_set_new(o, "failures_by_reason", groups_json(r->reasons, r->n_reasons, 1));
 	json_object_set_new(o, "ports", groups_json(r->ports, r->n_ports, 0));
 	json_object_set_new(o, "adapters", groups_json(r->adapters, r->n_adapters, 0));
+	json_object_set_new(o, "operators", groups_json(r->operators, r->n_operators, 0));
 	int rc = json_dumpf(o, out, JSON_INDENT(2));
 	json_decref(o);
 	fputc('\n', out);
@@ -429,7 +438,7 @@ static void export_fields(const espl_report_unit *ru, export_row *x)
 		x->flash, nz(u->manufacturer), x->size, x->crystal, nz(u->port),
 		nz(u->adapter_serial), nz(u->adapter_location), x->started, x->ended, x->dur,
 		espl_db_result_name(u->result), nz(u->error_kind), nz(u->error),
-		nz(ru->repeat_of), x->seq, nz(ru->hash),
+		nz(ru->repeat_of), x->seq, nz(ru->hash), nz(ru->operator_name),
 	};
 	memcpy(x->v, v, sizeof v);
 }

@@ -231,6 +231,7 @@ static void record_item(espl_supervisor *s, result_item *it)
 	                          .mac = rec.unit.mac, .result = rec.unit.result,
 	                          .duration_s = it->res.duration_s, .unit = &it->res,
 	                          .error_kind = rec.unit.error_kind, .message = rec.unit.error,
+	                          .operator_name = s->batch.operator_name,
 	                          .level = rec.unit.result == ESPL_DB_PASS ? "info" : "error" };
 	espl__station_emit(s, &ev);
 	espl_record_free(&rec);
@@ -406,7 +407,7 @@ static int start_database(espl_supervisor *s, espl_error *err)
 	}
 	espl_station_event ev = { .kind = ESPL_EV_STARTED, .message = s->batch_name,
 	                          .count = s->o.mode == ESPL_STATION_BATCH ? s->o.count : 0,
-	                          .unit_uuid = s->batch.uuid };
+	                          .unit_uuid = s->batch.uuid, .operator_name = s->batch.operator_name };
 	espl__station_emit(s, &ev);
 	return ESPL_OK;
 }
@@ -453,7 +454,8 @@ static void abort_now(espl_supervisor *s)
 		espl_station_event ev = { .kind = ESPL_EV_UNIT_DONE, .port = recs[i].unit.port,
 		                          .unit_uuid = recs[i].unit.uuid, .mac = recs[i].unit.mac,
 		                          .result = ESPL_DB_INTERRUPTED, .error_kind = recs[i].unit.error_kind,
-		                          .message = recs[i].unit.error, .level = "warn" };
+		                          .message = recs[i].unit.error, .level = "warn",
+		                          .operator_name = s->batch.operator_name };
 		espl__station_emit(s, &ev);
 	}
 	stop_database(s);

@@ -268,7 +268,7 @@ int espl_ui_mode(const espl_ui *ui)
 typedef struct escaped_event {
 	espl_station_event ev;
 	char port[256], unit_uuid[64], mac[64], step[64], error_kind[128], message[1024], level[32],
-		repeat_of[64];
+		repeat_of[64], operator_name[96];
 } escaped_event;
 
 static void escape_event(const espl_station_event *in, escaped_event *e)
@@ -282,6 +282,7 @@ static void escape_event(const espl_station_event *in, escaped_event *e)
 	e->ev.message = escaped(in->message, e->message, sizeof e->message);
 	e->ev.level = escaped(in->level, e->level, sizeof e->level);
 	e->ev.repeat_of = escaped(in->repeat_of, e->repeat_of, sizeof e->repeat_of);
+	e->ev.operator_name = escaped(in->operator_name, e->operator_name, sizeof e->operator_name);
 }
 
 void espl_ui_event(espl_ui *ui, const espl_station_event *raw)

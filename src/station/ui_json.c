@@ -73,6 +73,7 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 	switch (ev->kind) {
 	case ESPL_EV_STARTED:
 		espl__ui_set_str(o, "batch", ev->message);
+		espl__ui_set_str(o, "operator", ev->operator_name);
 		json_object_set_new(o, "count", json_integer(ev->count));
 		espl__ui_set_str(o, "recipe", ui->o.recipe);
 		espl__ui_set_str(o, "db", ui->o.db_path);
@@ -101,6 +102,7 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 		json_object_set_new(o, "duration_s", json_real(ev->duration_s));
 		espl__ui_set_str(o, "error_kind", ev->error_kind && *ev->error_kind ? ev->error_kind : NULL);
 		espl__ui_set_str(o, "error", ev->message);
+		espl__ui_set_str(o, "operator", ev->operator_name);
 		if (ev->unit && ev->unit->identified) {
 			json_object_set_new(o, "chip_id", json_integer(ev->unit->chip.chip_id));
 			json_object_set_new(o, "flash_size", json_integer((json_int_t)ev->unit->chip.flash_size));

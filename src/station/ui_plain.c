@@ -27,9 +27,10 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev)
 	espl__ui_clock_text(ev->time_ms, clock);
 	switch (ev->kind) {
 	case ESPL_EV_STARTED:
-		fprintf(f, "%s %s: batch %s started (%s%d units), recipe %s, database %s\n", clock, port,
+		fprintf(f, "%s %s: batch %s started (%s%d units), operator %s, recipe %s, database %s\n", clock, port,
 		        ev->message ? ev->message : "", ev->count ? "" : "open-ended, ", ev->count,
-		        ui->o.recipe ? ui->o.recipe : "?", ui->o.db_path ? ui->o.db_path : "?");
+		        ev->operator_name ? ev->operator_name : "-", ui->o.recipe ? ui->o.recipe : "?",
+		        ui->o.db_path ? ui->o.db_path : "?");
 		break;
 	case ESPL_EV_PORT_ADDED:
 		fprintf(f, "%s %s: adapter added%s%s\n", clock, port, ev->message ? ": " : "", ev->message ? ev->message : "");

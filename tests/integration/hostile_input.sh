@@ -73,9 +73,9 @@ check "a --station-name with a bell: exit 2" eval '[ "$rc" -eq 2 ] && has "--sta
 # --- what is stored is printed escaped ------------------------------------------
 # A name that reached a database some other way (an older espline, a hand
 # edit) is shown escaped by history and report.
-SIM_IDLE=60 sim_start sim --time-scale 0 || { echo "not ok - simulator did not start"; exit 1; }
+SIM_IDLE=60 sim_start sim --devices 4 --time-scale 0 || { echo "not ok - simulator did not start"; exit 1; }
 sed 's|^steps:|connect: { reset: none }\nsteps:|' "$T/r/m.yaml" >"$T/r/jig.yaml"
-run run "$T/r/jig.yaml" --batch OK1 --count 1 --port "$(sim_port sim)" --db "$DB"
+run run "$T/r/jig.yaml" --batch OK1 --count 1 --port "$(sim_dev_port sim 0)" --db "$DB"
 check "a unit passes for the escaping checks" [ "$rc" -eq 0 ]
 sqlite3 "$DB" "UPDATE batches SET name = 'B' || char(27) || '[31m' || char(10) || 'x';
                UPDATE units SET error = 'E' || char(27) || ']0;title' || char(7), error_kind = 'k' || char(13)"
@@ -85,15 +85,42 @@ check "... in the error text too" has 'error (k\r): E\x1B]0;title\x07'
 run report --db "$DB"
 check "report prints no raw control character" eval '[ "$rc" -eq 0 ] && no_raw_controls'
 
+# --- the operator is part of the record (item 4) ----------------------------------
+ODB=$T/operator.sqlite   # untouched by the hand edits above
+run run "$T/r/jig.yaml" --batch OP1 --count 1 --operator ana --json --port "$(sim_dev_port sim 1)" --db "$ODB"
+check "a unit passes with --operator ana (JSON events)" [ "$rc" -eq 0 ]
+check "... the started event carries the operator" grep -qE '"event":"started".*"operator":"ana"' "$T/out"
+check "... and so does the unit's unit_done event" grep -qE '"event":"unit_done".*"operator":"ana"' "$T/out"
+MAC1=$(sqlite3 "$ODB" "select u.mac from units u join batches b on b.id = u.batch_id where b.name = 'OP1'")
+run history "$MAC1" --db "$ODB"
+check "history shows the operator" has "batch OP1  operator ana  station"
+run export --format csv --batch OP1 --db "$ODB"
+check "the CSV export has an operator column with ana" eval \
+	'head -1 "$T/out" | tr -d "\r" | grep -q ",operator\$" && sed -n 2p "$T/out" | tr -d "\r" | grep -q ",ana\$"'
+run export --format json --batch OP1 --db "$ODB"
+check "the JSON export has \"operator\": \"ana\"" grep -q '"operator": *"ana"' "$T/out"
+run report --batch OP1 --db "$ODB"
+check "the report groups by operator" grep -qE '^ana +1 ' "$T/out"
+ESPLINE_REQUIRE_OPERATOR=1 run run "$T/r/jig.yaml" --batch OP2 --count 1 --port "$(sim_dev_port sim 2)" --db "$ODB"
+check "a station that requires an operator refuses a run without one: exit 2" eval \
+	'[ "$rc" -eq 2 ] && has "this station requires an operator: give --operator NAME"'
+run run "$T/r/jig.yaml" --batch OP3 --count 1 --port "$(sim_dev_port sim 2)" --db "$ODB"
+check "without --operator the login name is recorded" eval \
+	'[ "$rc" -eq 0 ] && [ "$(sqlite3 "$ODB" "select operator from batches where name = '"'OP3'"'")" = "$(id -un)" ]'
+sqlite3 "$ODB" "UPDATE batches SET operator = 'eve' WHERE name = 'OP1'"
+run db verify --db "$ODB"
+check "the operator is chained: changing it is TAMPERED" eval '[ "$rc" -eq 1 ] && has "changed: batch '"'OP1'"'"'
+sqlite3 "$ODB" "UPDATE batches SET operator = 'ana' WHERE name = 'OP1'"
+
 # --- station and setup faults have their own exit codes (item 8) -----------------
-ESPLINE_STUB=/dev/zero run run "$T/r/jig.yaml" --port "$(sim_port sim)" --db "$DB"
+ESPLINE_STUB=/dev/zero run run "$T/r/jig.yaml" --port "$(sim_dev_port sim 3)" --db "$DB"
 check "no usable flasher stub (\$ESPLINE_STUB=/dev/zero): exit 5 (a setup fault), not 3 (no device)" eval \
 	'[ "$rc" -eq 5 ] && has "stub /dev/zero is a character device"'
 flock "$DB.lock" sleep 20 &
 HOLD=$!
 PIDS+=("$HOLD")
 sleep 0.3
-run run "$T/r/jig.yaml" --port "$(sim_port sim)" --db "$DB" --plain
+run run "$T/r/jig.yaml" --port "$(sim_dev_port sim 3)" --db "$DB" --plain
 kill "$HOLD" 2>/dev/null
 check "another station holds the database's writer lock: exit 4 (database unusable), not 3" [ "$rc" -eq 4 ]
 check "... in one line, with no stray newline after the pid" \

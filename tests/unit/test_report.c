@@ -107,12 +107,19 @@ static void add_unit(fx *f, const espl_db_batch *b, int i, int64_t started, int6
 	assert_int_equal(rc, 0);
 }
 
+/* Each batch has its own operator, so every view can be checked for it. */
+static const char *operator_of(const char *batch)
+{
+	return strcmp(batch, "B1") == 0 ? "ana" : "bo";
+}
+
 static void new_batch(fx *f, const char *name, int64_t started, espl_db_batch *b)
 {
 	espl_error err;
 	memset(b, 0, sizeof *b);
 	espl_db_uuid(b->uuid, &err);
 	b->name = name;
+	b->operator_name = operator_of(name);
 	b->started_ms = started;
 	assert_int_equal(espl_db_begin_batch(f->db, &station, &recipe, b, &err), 0);
 }
@@ -212,6 +219,10 @@ static void test_batch_report(void **state)
 	assert_non_null(loc);
 	assert_int_equal(loc->total, 26); /* 25 + the running unit i = 7 */
 	assert_int_equal(loc->interrupted, 1);
+	/* Operators: B1 is ana's batch (101 units) */
+	assert_int_equal(r.n_operators, 1);
+	assert_string_equal(r.operators[0].key, "ana");
+	assert_int_equal(r.operators[0].total, 101);
 
 	char *text = NULL;
 	size_t len = 0;
@@ -220,6 +231,8 @@ static void test_batch_report(void **state)
 	fclose(mem);
 	assert_non_null(strstr(text, "p50 50.0 s"));
 	assert_non_null(strstr(text, "/dev/ttyUSB2"));
+	assert_non_null(strstr(text, "\noperator "));
+	assert_non_null(strstr(text, "\nana "));
 	free(text);
 	mem = open_memstream(&text, &len);
 	assert_int_equal(espl_report_print_json(mem, &r), 0);
@@ -361,6 +374,7 @@ static void check_record(const fx *f, const char *const v[ESPL_EXPORT_NCOLUMNS])
 	assert_string_equal(v[21], nz(u->error_kind));
 	assert_string_equal(v[22], nz(u->error));
 	assert_string_equal(v[23], "");
+	assert_string_equal(v[26], operator_of(s->batch));
 	if (u->result == ESPL_DB_RUNNING) {
 		assert_string_equal(v[24], "");
 		assert_string_equal(v[25], "");
@@ -572,6 +586,8 @@ static void test_cli_commands(void **state)
 	assert_int_equal(run_cli(cmd, out, sizeof out), 0);
 	assert_int_equal(count_of(out, "recipe nodemcu-golden"), 3);
 	assert_true(strstr(out, "RUNNING") < strstr(out, "batch B2")); /* newest first */
+	assert_non_null(strstr(out, "batch B2  operator bo  station"));
+	assert_non_null(strstr(out, "batch B1  operator ana  station"));
 	snprintf(cmd, sizeof cmd, "%s/espline history --db %s 5c:cf:7f:ff:ff:ff", build, f->path);
 	assert_int_equal(run_cli(cmd, out, sizeof out), 1);
 	assert_non_null(strstr(out, "never programmed"));
