@@ -27,22 +27,8 @@ WORK=$(mktemp -d /tmp/espline-bench-gang.XXXXXX)
 cleanup() { sim_stop; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-# 1 MB of incompressible bytes (deterministic), so deflate cannot shorten
-# the wire time: the worst case for a gang.
-mkdir -p "$WORK/r/images"
+gang_recipe "$WORK/r"
 img=$WORK/r/images/bench-1mb.bin
-openssl enc -aes-128-ctr -K 000102030405060708090a0b0c0d0e0f -iv 0 -nosalt \
-	-in <(head -c 1048576 /dev/zero) -out "$img" 2>/dev/null
-cat >"$WORK/r/bench.yaml" <<'YAML'
-recipe: bench-1mb
-chip: esp8266
-connect: { reset: auto, flash_baud: 921600 }
-flash: { size: keep, mode: keep, freq: keep }
-steps:
-  - write: { file: images/bench-1mb.bin, address: 0x0 }
-  - verify: md5
-  - reset: run
-YAML
 
 echo "| devices | wall s | x one device | espline CPU s | CPU % of a core per device | peak RSS MB | passed |"
 echo "|--:|--:|--:|--:|--:|--:|--:|"

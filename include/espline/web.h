@@ -77,6 +77,9 @@ typedef struct espl_web_options {
 int espl_web_start(const espl_web_options *opts, espl_web **out, espl_error *err);
 /* The port actually bound (useful with port 0). */
 unsigned espl_web_port(const espl_web *w);
+/* Event streams opened so far, and how many times one fell behind (its
+ * buffer was full, its events dropped, a fresh snapshot sent instead). */
+void espl_web_stats(espl_web *w, unsigned long long *streams, unsigned long long *overflows);
 /* Is this listen address loopback (127.0.0.0/8, ::1)?  1, 0, or ESPL_EARG. */
 int espl_web_is_loopback(const char *listen, espl_error *err);
 /* One station event: to the ui (if any), then to every event stream. */

@@ -82,6 +82,9 @@ int espl_cli_web_option(int opt, const char *arg, espl_cli_web_args *a);
 int espl_cli_web_start(const char *cmd, const espl_cli_web_args *a, espl_ui *ui, espl_supervisor *sup,
                        const char *db_path, espl_web **out);
 
+/* Stop the server (NULL: nothing) and say how many browsers it served. */
+void espl_cli_web_stop(const char *cmd, espl_web *w);
+
 /* Map an ESPL_E* code to an exit code. */
 int espl_cli_exit_for(int code);
 

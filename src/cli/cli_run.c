@@ -350,7 +350,7 @@ static int run_main(int argc, char **argv)
 	if (rc == ESPL_OK)
 		rc = espl_supervisor_run(sup, &totals, &err);
 	/* The page shows the end of the run; then the server goes. */
-	espl_web_stop(view.web);
+	espl_cli_web_stop("run", view.web);
 	view.web = NULL;
 	if (rc < 0 && rc != ESPL_EINTERRUPTED)
 		fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));

@@ -79,6 +79,19 @@ int espl_cli_web_check_argv(const char *cmd, int argc, char **argv)
 	return ESPL_EXIT_OK;
 }
 
+void espl_cli_web_stop(const char *cmd, espl_web *w)
+{
+	unsigned long long streams, overflows;
+	if (!w)
+		return;
+	espl_web_stats(w, &streams, &overflows);
+	espl_web_stop(w);
+	if (streams)
+		fprintf(stderr, "espline %s: web view: %llu event stream%s served; %llu time%s a browser fell behind "
+		        "and got a fresh snapshot instead of the events it missed\n", cmd, streams,
+		        streams == 1 ? "" : "s", overflows, overflows == 1 ? "" : "s");
+}
+
 int espl_cli_web_option(int opt, const char *arg, espl_cli_web_args *a)
 {
 	switch (opt) {
@@ -148,7 +161,7 @@ static int serve_main(int argc, char **argv)
 	if (code != ESPL_EXIT_OK)
 		return code;
 	wait_for_stop(&set);
-	espl_web_stop(w);
+	espl_cli_web_stop("serve", w);
 	return ESPL_EXIT_OK;
 }
 

@@ -33,6 +33,7 @@
 #define MAX_TRACKED_PORTS 256
 #define HISTORY_BATCHES 200
 #define COOKIE "espline_token"
+#define SOCKET_SEND_BUFFER (16 * 1024)  /* kernel bytes per connection (Linux doubles it) */
 
 /* Every response: no inline script, no framing, no sniffing, no referrer. */
 #define CSP "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " \
@@ -66,6 +67,7 @@ struct espl_web {
 	int stopping;
 	port_clock clocks[MAX_TRACKED_PORTS];
 	size_t n_clocks;
+	unsigned long long streams_served, overflows;
 };
 
 /* Per request: the body of a POST, bounded. */
@@ -311,6 +313,7 @@ static void stream_push(espl_web *w, stream *s, const char *text, size_t n)
 		s->len = 0;
 		s->resync = 1;
 		s->dropped++;
+		w->overflows++;
 		return;
 	}
 	memcpy(s->buf + s->len, text, n);
@@ -456,6 +459,7 @@ static enum MHD_Result serve_events(espl_web *w, struct MHD_Connection *c)
 	s->next = w->streams;
 	w->streams = s;
 	w->n_streams++;
+	w->streams_served++;
 	pthread_mutex_unlock(&w->lock);
 	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
 	if (!r) {
@@ -779,6 +783,22 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls, en
 	*req_cls = NULL;
 }
 
+/* Bound what the kernel holds for a browser that stops reading, as the
+ * stream buffer bounds what we hold: loopback send buffers grow to
+ * megabytes otherwise, and a hung tab would take that much per connection
+ * before its events start being dropped. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls, (void)socket_ctx;
+	if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+		return;
+	const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int size = SOCKET_SEND_BUFFER;
+	if (info)
+		setsockopt(info->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
+
 /* ------------------------------------------------------------------ */
 /* start and stop                                                       */
 
@@ -843,6 +863,7 @@ int espl_web_start(const espl_web_options *opts, espl_web **out, espl_error *err
 	                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_MEMORY,
 	                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(2 * KEEPALIVE_S),
 	                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, w,
+	                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
 	                             MHD_OPTION_END);
 	if (!w->daemon) {
 		espl_web_stop(w);
@@ -859,6 +880,14 @@ int espl_web_start(const espl_web_options *opts, espl_web **out, espl_error *err
 unsigned espl_web_port(const espl_web *w)
 {
 	return w->port;
+}
+
+void espl_web_stats(espl_web *w, unsigned long long *streams, unsigned long long *overflows)
+{
+	pthread_mutex_lock(&w->lock);
+	*streams = w->streams_served;
+	*overflows = w->overflows;
+	pthread_mutex_unlock(&w->lock);
 }
 
 void espl_web_stop(espl_web *w)
