@@ -3,10 +3,10 @@
 # one Markdown document (bench/RESULTS.md is this output) on stdout;
 # progress on stderr.
 #
-#   bench/run.sh [--write FILE] [device] [gang] [units] [db] [central]
+#   bench/run.sh [--write FILE] [device] [gang] [units] [db] [central] [web]
 #
-# Default: all five, about 17 minutes on 2 cores (device ~10 min, gang ~1.5,
-# units ~0.5, db ~4, central ~1).  Run it on a quiet machine: the simulator
+# Default: all six, about 20 minutes on 2 cores (device ~10 min, gang ~1.5,
+# units ~0.5, db ~4, central ~1, web ~3).  Run it on a quiet machine: the simulator
 # and the clients share the cores, so other load shows up in the numbers.
 # --write FILE also writes the document to FILE, replacing it only when every
 # benchmark succeeded.
@@ -19,13 +19,15 @@
 #   units    bench/units.sh   units per hour of a 16-port station
 #   db       bench/db.sh      the traceability database at 1,000,000 units
 #   central  bench/central.sh replication to PostgreSQL
+#   web      bench/web.sh     the gang with --http and 20 SSE clients vs without
 #
 # Environment: BUILD (default build), TIME_SCALE (default 1; anything else is
 # a dry run of the scripts, every table says so), NO_BUILD=1 (use the binaries
 # in BUILD as they are), device: SIZES ("1M 4M"),
 # BAUDS ("115200 460800 921600"), QUICK=1 (1 MB only), SLOW=1 (adds
 # 4 MB x 115200, ~13 min more); units: UNITS_DEVICES (16); db: DB_UNITS
-# (1000000, at least 100000); central: CENTRAL_UNITS (20000 per station).
+# (1000000, at least 100000); central: CENTRAL_UNITS (20000 per station);
+# web: PAIRS (5).
 set -euo pipefail
 cd "$(dirname "$0")"
 out=
@@ -33,11 +35,11 @@ benches=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--write) [ $# -ge 2 ] || { echo "bench: --write needs a file" >&2; exit 2; }; out=$2; shift 2 ;;
-	device | gang | units | db | central) benches+=("$1"); shift ;;
-	*) echo "bench: unknown benchmark or option: $1 (device, gang, units, db, central, --write FILE)" >&2; exit 2 ;;
+	device | gang | units | db | central | web) benches+=("$1"); shift ;;
+	*) echo "bench: unknown benchmark or option: $1 (device, gang, units, db, central, web, --write FILE)" >&2; exit 2 ;;
 	esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(device gang units db central)
+[ ${#benches[@]} -gt 0 ] || benches=(device gang units db central web)
 [ -z "$out" ] || case $out in /*) ;; *) out=$OLDPWD/$out ;; esac  # relative to the caller's folder
 export BUILD=${BUILD:-build} TIME_SCALE=${TIME_SCALE:-1}
 
@@ -74,6 +76,15 @@ db_section() {
 	echo '```text'
 	./db.sh ${DB_UNITS:+"$DB_UNITS"}
 	echo '```'
+}
+web_section() {
+	echo "The gang benchmark's batch (16 simulated modules, 1 MB at 921600 baud, verified, reset; real"
+	echo "speed) without a web server, and with \`--http 127.0.0.1:0\` and 20 Server-Sent Events clients"
+	echo "(\`bench/sse_clients.py\`: 19 read everything, one has a 4 KB receive buffer and never reads)."
+	echo "Paired runs, alternating which goes first; wall time of the espline process."
+	echo "Target (issue 18): the median web / plain ratio at most 1.02."
+	echo
+	./web.sh
 }
 central_section() {
 	echo '```text'
@@ -130,6 +141,7 @@ document() {
 	section units "Units per hour (bench/units.sh)" units_section
 	section db "Traceability database (bench/db.sh)" db_section
 	section central "Central PostgreSQL (bench/central.sh)" central_section
+	section web "The web view under load (bench/web.sh)" web_section
 	echo
 	echo "Took $(( ($(date +%s) - started + 30) / 60 )) min; load average at the end $(load)."
 }

@@ -30,6 +30,7 @@
 #define HEADER_MEMORY (16 * 1024)   /* per connection: request line + headers */
 #define KEEPALIVE_S 15              /* SSE comment so proxies keep the stream */
 #define PROGRESS_EVERY_MS 250       /* progress events per port, at most */
+#define COALESCE_MS 100             /* a stream sends at most ten times a second */
 #define MAX_TRACKED_PORTS 256
 #define HISTORY_BATCHES 200
 #define COOKIE "espline_token"
@@ -43,9 +44,11 @@
 typedef struct stream {
 	struct stream *next;
 	espl_web *web;
+	pthread_cond_t wake;  /* signalled when buf stops being empty */
 	char *buf;            /* SSE text waiting for the browser */
 	size_t len;
 	int resync;           /* events were dropped: send a fresh snapshot first */
+	int64_t last_send_ms;
 	unsigned long long dropped;
 } stream;
 
@@ -61,7 +64,7 @@ struct espl_web {
 	struct MHD_Daemon *daemon;
 	unsigned port;
 	pthread_mutex_t lock;      /* streams, clocks, and the order of ui events */
-	pthread_cond_t wake;
+	pthread_condattr_t mono;   /* every condition variable waits on CLOCK_MONOTONIC */
 	stream *streams;
 	unsigned n_streams;
 	int stopping;
@@ -317,6 +320,8 @@ static void stream_push(espl_web *w, stream *s, const char *text, size_t n)
 		return;
 	}
 	memcpy(s->buf + s->len, text, n);
+	if (!s->len)  /* only the first event wakes the stream's thread */
+		pthread_cond_signal(&s->wake);
 	s->len += n;
 }
 
@@ -384,24 +389,33 @@ void espl_web_event(espl_web *w, const espl_station_event *ev)
 		char *frame = sse_frame(espl_ui_event_text(w->o.ui, ev), &n);
 		for (stream *s = w->streams; s && frame; s = s->next)
 			stream_push(w, s, frame, n);
-		for (stream *s = w->streams; s && !frame; s = s->next)
+		for (stream *s = w->streams; s && !frame; s = s->next) {
 			s->resync = 1;  /* out of memory: this event is lost to everyone */
+			pthread_cond_signal(&s->wake);
+		}
 		free(frame);
-		pthread_cond_broadcast(&w->wake);
 	}
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* libmicrohttpd asks for the next bytes of a stream (its own thread). */
+/* libmicrohttpd asks for the next bytes of a stream (its own thread).  It
+ * sends at most every COALESCE_MS, so that a busy station costs each
+ * browser ten wake-ups a second, not one per event. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	stream *s = cls;
 	espl_web *w = s->web;
 	(void)pos;
 	pthread_mutex_lock(&w->lock);
+	int64_t rest = s->last_send_ms + COALESCE_MS - espl__now_ms();
+	if (rest > 0 && !w->stopping) {
+		pthread_mutex_unlock(&w->lock);
+		espl__sleep_ms((unsigned)rest);
+		pthread_mutex_lock(&w->lock);
+	}
 	struct timespec until = espl__mono_after_ms(KEEPALIVE_S * 1000);
 	while (!w->stopping && !s->len && !s->resync)
-		if (pthread_cond_timedwait(&w->wake, &w->lock, &until) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&s->wake, &w->lock, &until) == ETIMEDOUT)
 			break;
 	if (w->stopping && (!s->len || s->resync)) {  /* the last events go out first */
 		pthread_mutex_unlock(&w->lock);
@@ -420,6 +434,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 		memmove(s->buf, s->buf + n, s->len - n);
 		s->len -= n;
 	}
+	s->last_send_ms = espl__now_ms();
 	pthread_mutex_unlock(&w->lock);
 	return (ssize_t)n;
 }
@@ -436,6 +451,7 @@ static void stream_free(void *cls)
 			break;
 		}
 	pthread_mutex_unlock(&w->lock);
+	pthread_cond_destroy(&s->wake);
 	free(s->buf);
 	free(s);
 }
@@ -448,9 +464,11 @@ static enum MHD_Result serve_events(espl_web *w, struct MHD_Connection *c)
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	}
 	s->web = w;
+	pthread_cond_init(&s->wake, &w->mono);
 	pthread_mutex_lock(&w->lock);
 	if (w->n_streams >= w->o.max_streams) {
 		pthread_mutex_unlock(&w->lock);
+		pthread_cond_destroy(&s->wake);
 		free(s->buf);
 		free(s);
 		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event streams");
@@ -831,12 +849,9 @@ int espl_web_start(const espl_web_options *opts, espl_web **out, espl_error *err
 	espl_web *w = calloc(1, sizeof *w);
 	if (!w)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_condattr_init(&w->mono);
+	pthread_condattr_setclock(&w->mono, CLOCK_MONOTONIC);
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->wake, &ca);
-	pthread_condattr_destroy(&ca);
 	if (copy_strings(w, opts) < 0) {
 		espl_web_stop(w);
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
@@ -896,11 +911,12 @@ void espl_web_stop(espl_web *w)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->stopping = 1;
-	pthread_cond_broadcast(&w->wake);
+	for (stream *s = w->streams; s; s = s->next)
+		pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&w->lock);
 	if (w->daemon)
 		MHD_stop_daemon(w->daemon);
-	pthread_cond_destroy(&w->wake);
+	pthread_condattr_destroy(&w->mono);
 	pthread_mutex_destroy(&w->lock);
 	free(w->token);
 	free(w->db_path);
