@@ -1,7 +1,10 @@
 # espline - production-line programmer for ESP8266 modules.
 #
 #   make          build espline and the simulator espline-sim
-#   make test     build and run every test (unit, integration, interop)
+#   make test     install what is missing, build, run every test (unit,
+#                 integration, interop, the layering check)
+#   make check    build and run the unit tests and the layering check (< 1 min)
+#   make lint     cppcheck on src/ (scripts/cppcheck.supp) and the layering check
 #   make demo     install what is missing, build, run a batch on simulated devices
 #   make asan     the test suite under AddressSanitizer + UBSan (build/asan)
 #   make tsan     the test suite under ThreadSanitizer (build/tsan)
@@ -47,7 +50,7 @@ ESPLINE  := $(BUILD)/espline
 SIM      := $(BUILD)/espline-sim
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test demo asan tsan deps clean bench
+.PHONY: all test check lint demo asan tsan deps clean bench
 # Keep the unit tests' objects: they are intermediate files to make, which
 # would otherwise delete and rebuild them on every run.
 .SECONDARY:
@@ -86,8 +89,22 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SIMLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
-test: all
+# A clean clone has no flasher stub and no esptool-js yet: install them
+# first, as make demo does.
+test: deps
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) tests/run.sh
+
+check: $(UNITS)
+	@BUILD=$(BUILD) TEST_KINDS="unit tools" tests/run.sh
+
+LINT_FLAGS := --quiet --enable=warning,style,performance,portability --std=c11 \
+              --error-exitcode=1 --inline-suppr --suppressions-list=scripts/cppcheck.supp \
+              -Iinclude -Isrc -D_GNU_SOURCE
+lint:
+	@command -v cppcheck >/dev/null || { echo "make lint: cppcheck missing (make deps)"; exit 1; }
+	cppcheck $(LINT_FLAGS) -j2 src
+	@tests/tools/check_layers.sh >/dev/null || tests/tools/check_layers.sh
 
 deps:
 	@scripts/install-deps.sh

@@ -2,7 +2,7 @@
 # install-deps.sh - install everything espline needs to build and test, by
 # package name, on Debian 12.  Idempotent: quiet when all is present.
 #
-#   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm, chromium (browser tests)
+#   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm, cppcheck (make lint), chromium (browser tests)
 #   npm:  esptool-js at the exact version pinned in tests/interop/package-lock.json,
 #         puppeteer-core as pinned in tests/browser/package-lock.json
 #   stub: the ESP8266 flasher stub JSON copied out of the esptool-js package to
@@ -14,7 +14,7 @@ APT_PACKAGES=(
 	build-essential pkg-config clang libclang-rt-14-dev
 	libserialport-dev libsqlite3-dev sqlite3 libyaml-dev zlib1g-dev
 	libssl-dev libjansson-dev libcmocka-dev libpq-dev postgresql
-	valgrind nodejs libmicrohttpd-dev chromium
+	valgrind nodejs libmicrohttpd-dev chromium cppcheck
 )
 
 sudo_cmd=()

@@ -16,7 +16,10 @@ BUILD=${BUILD:-build}
 export ESPLINE_BUILD="$PWD/$BUILD"
 export CMOCKA_MESSAGE_OUTPUT=TAP
 TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+# Which kinds run (make check: "unit tools"); the filter then picks by path.
+TEST_KINDS=${TEST_KINDS:-unit integration tools interop browser}
 FILTER=${1:-}
+kind() { case " $TEST_KINDS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 passed=0 failed=0
 failures=()
@@ -43,23 +46,23 @@ run_one() {
 }
 
 for t in "$BUILD"/tests/test_*; do
-	[ -x "$t" ] || continue
+	kind unit && [ -x "$t" ] || continue
 	case "$t" in *"$FILTER"*) run_one "unit/$(basename "$t")" "$t" ;; esac
 done
 for t in tests/integration/*.sh; do
-	[ -f "$t" ] || continue
+	kind integration && [ -f "$t" ] || continue
 	case "$t" in *"$FILTER"*) run_one "integration/$(basename "$t" .sh)" bash "$t" ;; esac
 done
 for t in tests/tools/check_*.sh; do
-	[ -f "$t" ] || continue
+	kind tools && [ -f "$t" ] || continue
 	case "$t" in *"$FILTER"*) run_one "tools/$(basename "$t" .sh)" bash "$t" ;; esac
 done
 for t in tests/interop/*.test.mjs; do
-	[ -f "$t" ] || continue
+	kind interop && [ -f "$t" ] || continue
 	case "$t" in *"$FILTER"*) run_one "interop/$(basename "$t" .test.mjs)" node "$t" ;; esac
 done
 for t in tests/browser/*.test.mjs; do
-	[ -f "$t" ] || continue
+	kind browser && [ -f "$t" ] || continue
 	case "$t" in *"$FILTER"*) run_one "browser/$(basename "$t" .test.mjs)" node "$t" ;; esac
 done
 

@@ -237,7 +237,7 @@ static int totals(PGconn *conn, const espl_report_filter *f, espl_report *out, e
 	out->repeats = pi(r, 0, 4);
 	out->first_ms = pi(r, 0, 5);
 	out->last_ms = pi(r, 0, 6);
-	out->yield = out->passed + out->failed
+	out->yield = (out->passed + out->failed)
 			     ? (double)out->passed / (double)(out->passed + out->failed)
 			     : 0.0;
 	PQclear(r);
@@ -294,7 +294,7 @@ static int groups(PGconn *conn, const espl_report_filter *f, const char *key,
 		g[i].passed = pi(r, row, 2);
 		g[i].failed = pi(r, row, 3);
 		g[i].interrupted = pi(r, row, 4);
-		g[i].yield = g[i].passed + g[i].failed
+		g[i].yield = (g[i].passed + g[i].failed)
 				     ? (double)g[i].passed / (double)(g[i].passed + g[i].failed)
 				     : 0.0;
 		if (example)

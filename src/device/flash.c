@@ -284,11 +284,11 @@ int espl_flash_write_changed(espl_loader *l, const espl_image *img, const uint8_
 	int rc = find_changed_chunks(l, img, chunk, diff, n, err);
 	for (size_t i = 0; i < n; i++)
 		nd += diff[i];
-	if (rc == 0)
+	if (rc == 0) {
 		espl_loader_log(l, ESPL_LOG_INFO, "%s: %zu of %zu chunks of %u KiB differ on the chip; "
 				"writing only those", img->name, nd, n, chunk >> 10);
-	if (rc == 0)
 		rc = write_changed_runs(l, img, chunk, diff, n, written, err);
+	}
 	free(diff);
 	return rc;
 }

@@ -321,7 +321,7 @@ static int verify_recipes(espl_db *db, espl_db_verify_result *r, espl_error *err
 
 /* The hash a unit row should have: its fields and its step rows. */
 typedef struct unit_row {
-	sqlite3_stmt *u, *st;
+	sqlite3_stmt *st;
 	int64_t seq, id;
 	const char *prev, *batch_hash;
 	espl_db_unit unit;
@@ -359,7 +359,7 @@ static int verify_chain(espl_db *db, espl_db_verify_result *r, espl__chain_walk 
 					   &st, err);
 	int step = SQLITE_DONE;
 	while (rc == 0 && (step = sqlite3_step(u)) == SQLITE_ROW) {
-		unit_row row = { .u = u, .st = st, .seq = sqlite3_column_int64(u, 0),
+		unit_row row = { .st = st, .seq = sqlite3_column_int64(u, 0),
 				 .prev = espl__db_col_text(u, 1),
 				 .batch_hash = espl__db_col_text(u, 3),
 				 .id = sqlite3_column_int64(u, 4) };

@@ -138,7 +138,7 @@ int espl_report_history(espl_db *db, const char *mac, espl_report_unit_cb cb, vo
 
 static double yield_of(int64_t passed, int64_t failed)
 {
-	return passed + failed ? (double)passed / (double)(passed + failed) : 0.0;
+	return (passed + failed) ? (double)passed / (double)(passed + failed) : 0.0;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -460,7 +460,6 @@ static void csv_field(FILE *out, const char *s)
 
 typedef struct export_ctx {
 	FILE *out;
-	int format;
 	int64_t n;
 	sqlite3_stmt *steps;
 } export_ctx;
@@ -617,7 +616,7 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 		       espl_error *err)
 {
 	sqlite3_stmt *s;
-	export_ctx c = { .out = out, .format = format };
+	export_ctx c = { .out = out };
 	if (format != ESPL_EXPORT_CSV && format != ESPL_EXPORT_JSON)
 		return espl_fail(err, ESPL_EARG, "export format must be csv or json");
 	ESPL_TRY(prepare_filtered(db, UNIT_SELECT FROM_UNITS, f, NULL, "ORDER BY u.started_ms, u.id",
