@@ -2,10 +2,12 @@
 """sse_clients.py - browsers for bench/web.sh: N Server-Sent Events clients
 on URL/events, all reading except the last STUCK ones, which connect with a
 4 KB receive buffer and never read (a hung tab).  Runs until SIGTERM, then
-prints one line: clients, stuck, bytes read in all, snapshots seen.
+prints one line: clients, stuck, bytes read in all, snapshots seen, and
+the CPU time the clients took (they share the cores with the station here).
 
     bench/sse_clients.py URL N STUCK
 """
+import resource
 import signal
 import socket
 import sys
@@ -51,4 +53,6 @@ for t in threads:
     t.start()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
 stop.wait()
-print(f"{n} clients, {stuck} stuck, {totals['bytes']} bytes read, {totals['snapshots']} snapshots", flush=True)
+cpu = resource.getrusage(resource.RUSAGE_SELF)
+print(f"{n} clients, {stuck} stuck, {totals['bytes']} bytes read, {totals['snapshots']} snapshots, "
+      f"clients' CPU {cpu.ru_utime + cpu.ru_stime:.2f} s", flush=True)

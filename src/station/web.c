@@ -46,7 +46,7 @@ typedef struct stream {
 	espl_web *web;
 	pthread_cond_t wake;  /* signalled when buf stops being empty */
 	char *buf;            /* SSE text waiting for the browser */
-	size_t len;
+	size_t len, cap;      /* cap: stream_buffer, or a larger snapshot's size */
 	int resync;           /* events were dropped: send a fresh snapshot first */
 	int64_t last_send_ms;
 	unsigned long long dropped;
@@ -246,26 +246,32 @@ static void common_headers(struct MHD_Response *r, const char *cache)
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache);
 }
 
+/* Every response goes out here: the common headers, then queued (r is
+ * released; NULL, a response that could not be made, closes the connection). */
+static enum MHD_Result send_response(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+                                     const char *type, const char *cache)
+{
+	if (!r)
+		return MHD_NO;
+	if (type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	common_headers(r, cache);
+	enum MHD_Result rc = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
 /* body is malloc'd and becomes the response's (NULL: out of memory -> 500). */
 static enum MHD_Result reply_owned(struct MHD_Connection *c, unsigned status, const char *type, char *body,
                                    size_t len)
 {
-	if (!body) {
-		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-		type = "text/plain; charset=utf-8";
-		len = 0;
-	}
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, body ? MHD_RESPMEM_MUST_FREE
-	                                                                          : MHD_RESPMEM_PERSISTENT);
-	if (!r) {
+	if (!body)
+		return send_response(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		                     MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT), NULL, "no-store");
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r)
 		free(body);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	common_headers(r, "no-store");
-	enum MHD_Result rc = MHD_queue_response(c, status, r);
-	MHD_destroy_response(r);
-	return rc;
+	return send_response(c, status, r, type, "no-store");
 }
 
 static enum MHD_Result reply_json_text(struct MHD_Connection *c, unsigned status, char *text)
@@ -284,13 +290,7 @@ static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, co
 static enum MHD_Result reply_asset(struct MHD_Connection *c, const espl_web_asset *a)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
-	common_headers(r, "no-cache");
-	enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return rc;
+	return send_response(c, MHD_HTTP_OK, r, a->type, "no-cache");
 }
 
 static const espl_web_asset *find_asset(const char *url)
@@ -312,11 +312,12 @@ static void stream_push(espl_web *w, stream *s, const char *text, size_t n)
 {
 	if (s->resync)
 		return;
-	if (s->len + n > w->o.stream_buffer) {
+	if (s->len + n > s->cap) {
 		s->len = 0;
 		s->resync = 1;
 		s->dropped++;
 		w->overflows++;
+		pthread_cond_signal(&s->wake);
 		return;
 	}
 	memcpy(s->buf + s->len, text, n);
@@ -342,17 +343,24 @@ static char *sse_frame(char *json, size_t *n)
 	return f;
 }
 
-/* Snapshot into the stream; w->lock held, so no event slips between. */
+/* Snapshot into the stream, in place of what it held; w->lock held, so no
+ * event slips between.  A snapshot larger than the buffer (hundreds of
+ * ports) grows it once: events are bounded, the state must get through. */
 static void stream_snapshot(espl_web *w, stream *s)
 {
 	size_t n = 0;
-	char *frame = sse_frame(espl_ui_snapshot_text(w->o.ui), &n);
+	char *frame = sse_frame(espl_ui_snapshot_text(w->o.ui), &n), *grown;
 	s->len = 0;
-	s->resync = 0;
-	if (frame)
-		stream_push(w, s, frame, n);
-	else
-		s->resync = 1;
+	s->resync = 1;
+	if (frame && n > s->cap && (grown = realloc(s->buf, n))) {
+		s->buf = grown;
+		s->cap = n;
+	}
+	if (frame && n <= s->cap) {
+		memcpy(s->buf, frame, n);
+		s->len = n;
+		s->resync = 0;
+	}
 	free(frame);
 }
 
@@ -459,7 +467,7 @@ static void stream_free(void *cls)
 static enum MHD_Result serve_events(espl_web *w, struct MHD_Connection *c)
 {
 	stream *s = calloc(1, sizeof *s);
-	if (!s || !(s->buf = malloc(w->o.stream_buffer))) {
+	if (!s || !(s->buf = malloc(s->cap = w->o.stream_buffer))) {
 		free(s);
 		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	}
@@ -484,11 +492,7 @@ static enum MHD_Result serve_events(espl_web *w, struct MHD_Connection *c)
 		stream_free(s);
 		return MHD_NO;
 	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
-	common_headers(r, "no-store");
-	enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return rc;
+	return send_response(c, MHD_HTTP_OK, r, "text/event-stream; charset=utf-8", "no-store");
 }
 
 /* ------------------------------------------------------------------ */
@@ -690,17 +694,12 @@ static enum MHD_Result serve_login(espl_web *w, struct MHD_Connection *c, reques
 	if (!ok)
 		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "wrong token");
 	struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	if (!r)
-		return MHD_NO;
-	if (w->token) {
+	if (r && w->token) {
 		char cookie[ESPL_WEB_TOKEN_MAX + 64];
 		snprintf(cookie, sizeof cookie, COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/", w->token);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
 	}
-	common_headers(r, "no-store");
-	enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, r);
-	MHD_destroy_response(r);
-	return rc;
+	return send_response(c, MHD_HTTP_NO_CONTENT, r, NULL, "no-store");
 }
 
 static enum MHD_Result serve_control(espl_web *w, struct MHD_Connection *c)
