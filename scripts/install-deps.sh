@@ -3,10 +3,13 @@
 # package name, on Debian 12.  Idempotent: quiet when all is present.
 #
 #   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm, cppcheck (make lint), chromium (browser tests)
-#   npm:  esptool-js at the exact version pinned in tests/interop/package-lock.json,
-#         puppeteer-core as pinned in tests/browser/package-lock.json
-#   stub: the ESP8266 flasher stub JSON copied out of the esptool-js package to
-#         third_party/stub/esp8266.json (never committed; see README)
+#   npm:  esptool-js at the exact versions pinned in tests/interop/package-lock.json
+#         (0.7.0, and 0.4.7 under the alias esptool-js-legacy), puppeteer-core as
+#         pinned in tests/browser/package-lock.json
+#   stub: both generations of the ESP8266 flasher stub, copied out of those
+#         packages (never committed; see README):
+#           third_party/stub/esp8266.json         esp-flasher-stub (esptool-js 0.7.0)
+#           third_party/stub/esp8266-legacy.json  legacy stub (esptool-js 0.4.7)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,12 +48,15 @@ for dir in tests/interop tests/browser; do
 	fi
 done
 
-# The flasher stub espline uploads, taken from the esptool-js package.
-stub_src=tests/interop/node_modules/esptool-js/lib/targets/stub_flasher/esp8266.json
-stub_dst=third_party/stub/esp8266.json
-if [ -f "$stub_src" ] && ! cmp -s "$stub_src" "$stub_dst" 2>/dev/null; then
-	mkdir -p "$(dirname "$stub_dst")"
-	cp "$stub_src" "$stub_dst"
-	echo "install-deps: flasher stub at $stub_dst"
-fi
+# The flasher stubs espline uploads, taken from the esptool-js packages.
+copy_stub() {
+	local src=tests/interop/node_modules/$1 dst=third_party/stub/$2
+	if [ -f "$src" ] && ! cmp -s "$src" "$dst" 2>/dev/null; then
+		mkdir -p "$(dirname "$dst")"
+		cp "$src" "$dst"
+		echo "install-deps: flasher stub at $dst"
+	fi
+}
+copy_stub esptool-js/lib/targets/stub_flasher/esp8266.json esp8266.json
+copy_stub esptool-js-legacy/lib/targets/stub_flasher/stub_flasher_8266.json esp8266-legacy.json
 exit 0

@@ -6,7 +6,9 @@
  * ROM model (protocol notes 3.1, 4, 5.3-5.5, 11): replies are complete
  * frames with 2 status bytes [status, error]; FLASH_BEGIN erases up front
  * with the erase-size bug; FLASH_DATA programs and verifies before replying;
- * opcodes the ROM lacks get status 1 / error 0x05.
+ * opcodes the ROM lacks get status 1 / error 0x05, eight times, under an op
+ * that is not the request's (that is how clients tell "unsupported" apart:
+ * docs/simulator-fidelity.md).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -127,6 +129,7 @@ sim_chip *sim_chip_new(const sim_chip_config *cfg, const sim_chip_io *io)
 	fill_zero_fields(&c->cfg);
 	c->io = *io;
 	c->host_baud = c->uart_baud = 115200;
+	c->ram.cur = -1;
 	c->fw.out = malloc(SIM_STUB_INFLATE_BUF);
 	c->rd.md5 = EVP_MD_CTX_new();
 	if (!c->fw.out || !c->rd.md5 ||
@@ -135,7 +138,11 @@ sim_chip *sim_chip_new(const sim_chip_config *cfg, const sim_chip_io *io)
 		return NULL;
 	}
 	c->flash.stuck_sector = c->cfg.faults.stuck_sector;
-	c->flash.wrap = sim_flash_claims_more(c->cfg.jedec_id, c->cfg.flash_size);
+	/* Any NOR part, not only one that claims more than its die, ignores
+	 * the address bits above its capacity: a loader command past the end
+	 * aliases (docs/simulator-fidelity.md, row 2).  The stubs bound
+	 * addresses by the ROM driver's size, not by the part. */
+	c->flash.wrap = 1;
 	c->mode = SIM_MODE_OFF;
 	return c;
 }
@@ -145,6 +152,7 @@ void sim_chip_free(sim_chip *c)
 	if (!c)
 		return;
 	sim_stub_reset(c);
+	sim_ram_free(c);
 	sim_flash_free(&c->flash);
 	free(c->fw.out);
 	EVP_MD_CTX_free(c->rd.md5);
@@ -158,6 +166,7 @@ void sim_chip_boot(sim_chip *c, int download)
 	c->uart_baud = c->host_baud;  /* the ROM auto-bauds on the next SYNC */
 	sim_stub_reset(c);
 	sim_regs_reset(c);
+	sim_ram_free(c);  /* assumed: a reset leaves nothing the host could jump back into */
 	memset(&c->rom_flash, 0, sizeof c->rom_flash);
 	memset(&c->mem, 0, sizeof c->mem);
 	c->flash_attached = false;  /* the ROM loader leaves the SPI pins alone */
@@ -167,6 +176,17 @@ void sim_chip_boot(sim_chip *c, int download)
 enum sim_chip_mode sim_chip_mode(const sim_chip *c)
 {
 	return c->mode;
+}
+
+const char *sim_chip_stub_name(const sim_chip *c)
+{
+	if (c->mode != SIM_MODE_STUB)
+		return NULL;
+	switch (c->stub.kind) {
+	case SIM_STUB_EFS: return "esp-flasher-stub";
+	case SIM_STUB_LEGACY_OLD: return "legacy-old";
+	default: return "legacy";
+	}
 }
 
 void sim_chip_set_host_baud(sim_chip *c, unsigned baud)
@@ -195,18 +215,40 @@ void sim_chip_run_user_code(sim_chip *c)
 		c->io.reboot(c->io.ctx, 1);
 }
 
-void sim_chip_enter_stub(sim_chip *c)
+void sim_chip_enter_stub(sim_chip *c, enum sim_stub_kind kind)
 {
 	static const uint8_t ohai[4] = { 'O', 'H', 'A', 'I' };
 	sim_sleep(c, 1000);  /* the loader flushes its reply, then jumps */
 	sim_stub_reset(c);
 	c->mode = SIM_MODE_STUB;
+	c->stub.kind = kind;
+	memset(c->stub.rx, 0, sizeof c->stub.rx);  /* its .bss starts zeroed */
+	c->stub.rx_next = 0;
 	c->flash_attached = true;  /* the stub attaches SPI flash at start-up */
 	c->fw.believed_size = SIM_STUB_DEFAULT_FLASH;
 	c->io.emit(c->io.ctx, ohai, sizeof ohai);
 }
 
+void sim_chip_jump(sim_chip *c, uint32_t entry)
+{
+	enum sim_stub_kind kind;
+	if (sim_ram_identify(c, entry, &kind) == 0)
+		sim_chip_enter_stub(c, kind);
+	else
+		sim_chip_software_reset(c);  /* jumped into RAM nobody filled: crash, reboot */
+}
+
 /* ---- ROM loader --------------------------------------------------------- */
+
+/* A command the ROM does not know.  esptool (loader.py, command()) and
+ * esptool-js (readPacket) both call a reply "unsupported" only when its op
+ * differs from the request's and its status is [non-zero, 0x05], and both
+ * drain the eight copies the ROM sends. */
+static void rom_unsupported(sim_chip *c)
+{
+	for (int i = 0; i < 8; i++)
+		sim_emit_response(c, SIM_ROM_UNSUPPORTED_OP, 0, 2, NULL, 0, 1, ROM_ERR_INVALID);
+}
 
 static bool sync_payload_ok(const sim_req *r)
 {
@@ -250,11 +292,15 @@ void sim_chip_apply_write_reg(sim_chip *c, const uint8_t *p)
 
 static void rom_write_reg(sim_chip *c, const sim_req *r)
 {
-	if (r->len != 16) {
+	/* esptool's write_reg(delay_after_us=) appends a second entry, and
+	 * Espressif's hardware test (test_esptool.py, _test_read_write) runs it
+	 * against the ROM: the ROM takes a list of entries like the stub does */
+	if (r->len == 0 || r->len % 16) {
 		rom_reply(c, r->op, 0, ROM_ERR_INVALID);
 		return;
 	}
-	sim_chip_apply_write_reg(c, r->data);
+	for (size_t i = 0; i < r->len; i += 16)
+		sim_chip_apply_write_reg(c, r->data + i);
 	rom_reply(c, r->op, 0, 0);
 }
 
@@ -349,6 +395,7 @@ static void rom_mem_begin(sim_chip *c, const sim_req *r)
 	c->mem.active = true;
 	c->mem.remaining = sim_le32(r->data);
 	c->mem.addr = sim_le32(r->data + 12);
+	sim_ram_begin(c, c->mem.addr, c->mem.remaining);
 	rom_reply(c, r->op, 0, 0);
 }
 
@@ -362,6 +409,7 @@ static void rom_mem_data(sim_chip *c, const sim_req *r)
 	if (!err) {
 		c->mem.remaining -= (uint32_t)(r->len - 16);
 		c->mem.uploaded += (uint32_t)(r->len - 16);
+		sim_ram_append(c, r->data + 16, r->len - 16);
 	}
 	rom_reply(c, r->op, 0, err);
 }
@@ -377,10 +425,7 @@ static void rom_mem_end(sim_chip *c, const sim_req *r)
 	rom_reply(c, r->op, 0, 0);  /* first: esptool-js waits 200 ms for it */
 	if (flag != 0 || entry == 0)
 		return;
-	if (c->mem.uploaded > 0)
-		sim_chip_enter_stub(c);
-	else
-		sim_chip_software_reset(c);  /* jumped into empty RAM: crash, reboot */
+	sim_chip_jump(c, entry);
 }
 
 static void rom_handle(sim_chip *c, const sim_req *r)
@@ -399,7 +444,7 @@ static void rom_handle(sim_chip *c, const sim_req *r)
 	case OP_MEM_BEGIN: rom_mem_begin(c, r); break;
 	case OP_MEM_DATA: rom_mem_data(c, r); break;
 	case OP_MEM_END: rom_mem_end(c, r); break;
-	default: rom_reply(c, r->op, 0, ROM_ERR_INVALID); break;
+	default: rom_unsupported(c); break;
 	}
 }
 

@@ -63,6 +63,8 @@ typedef struct sim_chip_io {
 	void (*reboot)(void *ctx, int to_app);
 	/* A chip-side fault fired: "unplug" or "reset". */
 	void (*fault)(void *ctx, const char *what);
+	/* Optional: something worth a log line (an unrecognised stub).  No newline. */
+	void (*log)(void *ctx, const char *line);
 } sim_chip_io;
 
 typedef struct sim_chip sim_chip;
@@ -77,6 +79,11 @@ void sim_chip_free(sim_chip *chip);
 void sim_chip_boot(sim_chip *chip, int download);
 
 enum sim_chip_mode sim_chip_mode(const sim_chip *chip);
+
+/* Which flasher stub the chip answers as, in stub mode: "legacy",
+ * "legacy-old" (rejects a 20-byte FLASH_BEGIN) or "esp-flasher-stub";
+ * NULL in any other mode.  See sim_ram.c for how it is recognised. */
+const char *sim_chip_stub_name(const sim_chip *chip);
 
 /* The host's current baud rate, for the UART clock divider register
  * (0x60000014) that clients read to guess the crystal.  The ROM auto-bauds,

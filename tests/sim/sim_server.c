@@ -1017,6 +1017,11 @@ static void after_chip_call(sim_device *d)
 	}
 }
 
+static void io_log(void *ctx, const char *line)
+{
+	dev_log(ctx, "%s", line);
+}
+
 static void deliver_frame(sim_device *d, const uint8_t *frame, size_t len)
 {
 	enum sim_chip_mode before = sim_chip_mode(d->chip);
@@ -1105,7 +1110,7 @@ int sim_device_open(const sim_device_config *cfg, const sim_server_options *opt,
 
 	sim_chip_io io = {
 		.ctx = d, .emit = io_emit, .sleep_us = io_sleep_us, .now_us = io_now_us,
-		.set_baud = io_set_baud, .reboot = io_reboot, .fault = io_fault,
+		.set_baud = io_set_baud, .reboot = io_reboot, .fault = io_fault, .log = io_log,
 	};
 	d->chip = sim_chip_new(&cfg->chip, &io);
 	if (!d->chip) {
