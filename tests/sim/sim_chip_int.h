@@ -129,6 +129,7 @@ struct sim_chip {
 		enum sim_stub_kind kind;
 		uint8_t pending_error;  /* esp-flasher-stub: a post-process error for the next command */
 		bool dirty_seen;        /* esp-flasher-stub: its skip-blank-sector erase gave up */
+		bool hung;              /* esp-flasher-stub: looping for ever, until a reset */
 		uint8_t rx[2][SIM_STUB_RX_BUF]; /* legacy: double-buffered frames, stale bytes stay */
 		int rx_next;
 	} stub;

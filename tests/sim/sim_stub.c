@@ -102,6 +102,7 @@ void sim_stub_reset(sim_chip *c)
 	c->busy_until = 0;
 	c->stub.pending_error = 0;
 	c->stub.dirty_seen = false;
+	c->stub.hung = false;
 	memset(&c->mem, 0, sizeof c->mem);
 }
 
@@ -176,10 +177,19 @@ static uint8_t erase_next(sim_chip *c, uint64_t *us)
 
 /* Erase far enough for a write that ends at end (exclusive).  The legacy
  * stub erases through the sector holding end itself, one too many when end
- * is aligned; esp-flasher-stub stops before it. */
+ * is aligned; esp-flasher-stub stops before it.  A write past the region
+ * FLASH_BEGIN announced (more inflated data than declared) hangs
+ * esp-flasher-stub: s_ensure_flash_erased_to loops on "nothing left to
+ * erase" for ever (command_handler.c v1.1.0, 185-187 and 214-222); the
+ * legacy stub trims it instead. */
 static uint8_t erase_ahead(sim_chip *c, uint64_t end, uint64_t *us)
 {
 	uint64_t last = is_efs(c) ? (end - 1) / SIM_FLASH_SECTOR : end / SIM_FLASH_SECTOR;
+	if (is_efs(c) && c->fw.remaining_erase_sector == 0 && c->fw.next_erase_sector <= last) {
+		c->stub.hung = true;
+		sim_log(c, "stub: esp-flasher-stub hangs: write past the region FLASH_BEGIN announced");
+		return STUB_FAILED_SPI_OP;
+	}
 	while (c->fw.remaining_erase_sector > 0 && c->fw.next_erase_sector <= last) {
 		uint8_t err = erase_next(c, us);
 		if (err)
@@ -728,7 +738,7 @@ static void legacy_handle(sim_chip *c, const sim_req *r)
 
 static void efs_handle(sim_chip *c, const sim_req *r)
 {
-	if (r->len + 8 > EFS_FRAME_MAX)
+	if (c->stub.hung || r->len + 8 > EFS_FRAME_MAX)
 		return;  /* overflowed its frame buffer: dropped, no reply */
 	if (r->dir != 0) {
 		reply(c, r->op, STUB_INVALID_COMMAND);
