@@ -216,8 +216,10 @@ int espl_loader_command_idempotent(espl_loader *l, uint8_t op, const uint8_t *da
 /* The two status bytes of the last reply (byte[-2] << 8 | byte[-1]), for
  * deciding whether a failure is worth a retry. */
 unsigned espl_loader_last_status(const espl_loader *l);
-/* Is that status a data-checksum error (stub 0xC1, ROM 0x01/0x07)? */
-int espl_loader_last_was_checksum_error(const espl_loader *l);
+/* Did the chip refuse the last data block as it arrived, before using any
+ * of it (stub 0xC0 bad length or 0xC1 bad checksum, ROM 0x07)?  Then the
+ * same block may be sent again. */
+int espl_loader_last_was_rejected_block(const espl_loader *l);
 
 /* XOR-with-0xEF checksum of data-command payloads and image segments. */
 uint8_t espl_checksum(const uint8_t *data, size_t len, uint8_t seed);

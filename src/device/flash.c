@@ -108,7 +108,9 @@ int espl_flash_check_fits(espl_loader *l, const espl_image *img, espl_error *err
 	return 0;
 }
 
-/* Send one block, retrying on timeouts and checksum errors. */
+/* Send one block, again after a timeout or a block the stub rejected
+ * (bad length or checksum: a byte lost or changed on the way), never after
+ * any other error. */
 static int send_block(espl_loader *l, int compressed, const uint8_t *data, size_t len, uint32_t seq,
 		      uint32_t nblocks, int timeout_ms, espl_error *err)
 {
@@ -120,7 +122,7 @@ static int send_block(espl_loader *l, int compressed, const uint8_t *data, size_
 		if (rc == 0)
 			return 0;
 		int retry = rc == ESPL_ETIMEOUT ||
-			    (rc == ESPL_EDEVICE && espl_loader_last_was_checksum_error(l));
+			    (rc == ESPL_EDEVICE && espl_loader_last_was_rejected_block(l));
 		if (!retry || a == attempts)
 			break;
 		espl_loader_log(l, ESPL_LOG_WARN, "block %u/%u: %s; retrying (%d/%d)", seq + 1, nblocks,

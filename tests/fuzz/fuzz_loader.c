@@ -223,7 +223,7 @@ static int fuzz_ld_run(espl_loader *l, uint8_t op, uint32_t param)
 	if (rc < 0)
 		FUZZ_CHECK(err.code == rc && err.msg[0] != '\0');
 	(void)espl_loader_last_status(l);
-	(void)espl_loader_last_was_checksum_error(l);
+	(void)espl_loader_last_was_rejected_block(l);
 	return 0;
 }
 
