@@ -20,7 +20,8 @@
  *
  *   recipe: NAME                     required
  *   chip: esp8266                    required; the only chip supported
- *   connect: { reset: auto|none, baud: N, flash_baud: N, stub: builtin|PATH }
+ *   connect: { reset: auto|none, baud: N, flash_baud: N,
+ *              stub: builtin|legacy|esp-flasher-stub|PATH }
  *   flash: { size: detect|keep|256KB..16MB, mode: qio|qout|dio|dout|keep,
  *            freq: 40m|26m|20m|80m|keep }
  *   expect: { flash_size_min: SIZE, flash_manufacturer: [0xEF, "Winbond", ...],
@@ -101,6 +102,7 @@ enum espl_connect_reset {
 enum espl_stub_mode {
 	ESPL_STUB_BUILTIN,         /* the device layer's default stub file */
 	ESPL_STUB_FILE,            /* stub_path */
+	ESPL_STUB_GENERATION,      /* stub_path is "legacy" or "esp-flasher-stub" (stub.h) */
 };
 
 typedef struct espl_recipe_connect {

@@ -2,9 +2,17 @@
  * stub.h - the ESP8266 flasher stub: finding its JSON file, parsing it, and
  * running it on the chip.
  *
+ * Two generations exist and espline works with both: the legacy stub
+ * (esptool-legacy-flasher-stub; esptool-js up to 0.6) and esp-flasher-stub
+ * (esptool-js 0.7 on, esptool's stub set 2).  docs/simulator-fidelity.md
+ * lists how they answer.
+ *
  * The stub is never compiled in (license, and so that updating it needs no
  * rebuild).  Search order, first existing file wins:
- *   1. the explicit path (--stub, a recipe's stub:)
+ *   1. the explicit path (--stub, a recipe's stub:), or a generation name:
+ *      "legacy" or "esp-flasher-stub" search only that generation's files,
+ *      third_party/stub/esp8266-legacy.json or esp8266.json first, then the
+ *      installed esptool / esptool-js files of that generation
  *   2. $ESPLINE_STUB
  *   3. ESPLINE_SOURCE_DIR/third_party/stub/esp8266.json (scripts/install-deps.sh)
  *   4. an installed esptool (Python site-packages: targets/stub_flasher/1/
@@ -39,7 +47,14 @@ typedef struct espl_stub {
  * data_start; others ignored).  Errors name the file and the bad key. */
 int espl_stub_load_file(const char *path, espl_stub *stub, espl_error *err);
 
-/* Find and load per the search order above; explicit may be NULL. */
+#define ESPL_STUB_LEGACY "legacy"
+#define ESPL_STUB_ESP_FLASHER "esp-flasher-stub"
+
+/* Is s one of the generation names above (not a file name)? */
+int espl_stub_is_generation(const char *s);
+
+/* Find and load per the search order above; explicit may be NULL, a path or
+ * a generation name. */
 int espl_stub_find(const char *explicit_path, espl_stub *stub, espl_error *err);
 
 /* Candidate paths in search order (for messages and tests); returns how many

@@ -66,7 +66,9 @@ static void show_connect(const espl_recipe *r)
 	       dflt(c->reset_default));
 	printf("  baud: %u%s\n  flash_baud: %u%s\n", c->baud, dflt(c->baud_default), c->flash_baud,
 	       dflt(c->flash_baud_default));
-	if (c->stub == ESPL_STUB_FILE) {
+	if (c->stub == ESPL_STUB_GENERATION) {
+		printf("  stub: %s\n", c->stub_path);
+	} else if (c->stub == ESPL_STUB_FILE) {
 		fputs("  stub: ", stdout);
 		put_quoted(c->stub_path);
 		putchar('\n');

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "espline/db.h"
 #include "espline/recipe.h"
+#include "espline/stub.h"
 #include "espline/runner.h"
 #include "espline/supervisor.h"
 #include "espline/ui.h"
@@ -24,7 +25,7 @@
 static const char run_help[] =
 	"usage: espline run RECIPE [--port SPEC ...] [--batch NAME --count N | --station]\n"
 	"                   [--db PATH] [--central URL] [--operator NAME] [--station-name NAME]\n"
-	"                   [--json | --plain] [--baud N] [--flash-baud N] [--stub FILE]\n"
+	"                   [--json | --plain] [--baud N] [--flash-baud N] [--stub STUB]\n"
 	"                   [--http HOST:PORT [--http-token-file FILE] [--http-control]]\n\n"
 	"Program ESP8266 units with RECIPE, one worker thread per adapter, and record\n"
 	"every unit in the database.\n\n"
@@ -48,8 +49,9 @@ static const char run_help[] =
 	"  --plain            one line per event even on a terminal (default when not a terminal)\n"
 	"  --baud N           ROM connect rate (overrides the recipe's connect.baud)\n"
 	"  --flash-baud N     rate once the stub runs (overrides connect.flash_baud)\n"
-	"  --stub FILE        flasher stub JSON (overrides connect.stub; default: $ESPLINE_STUB,\n"
-	"                     the copy made by scripts/install-deps.sh, an installed esptool)\n"
+	"  --stub STUB        flasher stub JSON file, or legacy / esp-flasher-stub for that\n"
+	"                     generation (overrides connect.stub; default: $ESPLINE_STUB, the\n"
+	"                     copy made by scripts/install-deps.sh, an installed esptool)\n"
 	CLI_WEB_OPTIONS_HELP
 	"  --http-control        let the page stop the station (needs the token)\n\n"
 	"Ctrl-C once: no new units, units in progress finish.  Twice: stop now, units in\n"
@@ -232,18 +234,20 @@ static int parse_args(int argc, char **argv, run_args *a)
 	return rc ? rc : check_names(a);
 }
 
-/* --stub FILE: the recipe's connect.stub, as if it had named FILE.  A file
- * that cannot be read is a bad argument (exit 2), as in a recipe. */
+/* --stub FILE|legacy|esp-flasher-stub: the recipe's connect.stub, as if it
+ * had named it.  A file that cannot be read is a bad argument (exit 2), as
+ * in a recipe. */
 static int use_stub_file(espl_recipe *r, const char *path, espl_error *err)
 {
-	if (access(path, R_OK) < 0)
+	int generation = espl_stub_is_generation(path);
+	if (!generation && access(path, R_OK) < 0)
 		return espl_fail(err, ESPL_EARG, "--stub %s: %s", path, strerror(errno));
 	char *copy = strdup(path);
 	if (!copy)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
 	free(r->connect.stub_path);
 	r->connect.stub_path = copy;
-	r->connect.stub = ESPL_STUB_FILE;
+	r->connect.stub = generation ? ESPL_STUB_GENERATION : ESPL_STUB_FILE;
 	return ESPL_OK;
 }
 

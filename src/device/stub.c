@@ -163,8 +163,17 @@ static size_t add(char **paths, size_t n, size_t max, const char *fmt, const cha
 	return paths[n] ? n + 1 : n;
 }
 
-/* Where pip, pipx and npm put esptool / esptool-js (glob patterns). */
-static size_t add_installed(char **paths, size_t n, size_t max)
+int espl_stub_is_generation(const char *s)
+{
+	return s && (strcmp(s, ESPL_STUB_LEGACY) == 0 || strcmp(s, ESPL_STUB_ESP_FLASHER) == 0);
+}
+
+/* Where pip, pipx and npm put esptool / esptool-js (glob patterns), for
+ * gen: 0 any (legacy first, as before), 1 legacy only, 2 esp-flasher-stub
+ * only.  esptool's set 1 and esptool-js's stub_flasher_8266.json are the
+ * legacy stub; esptool's set 2 and esptool-js 0.7's esp8266.json are
+ * esp-flasher-stub. */
+static size_t add_installed(char **paths, size_t n, size_t max, int gen)
 {
 	static const char *const user_py[] = {
 		"%s/.local/lib/python3*/site-packages/%s",
@@ -179,7 +188,9 @@ static size_t add_installed(char **paths, size_t n, size_t max)
 	static const char *const py_tails[] = {
 		"esptool/targets/stub_flasher/1/esp8266.json",
 		"esptool/targets/stub_flasher/stub_flasher_8266.json",
+		"esptool/targets/stub_flasher/2/esp8266.json",
 	};
+	static const int py_gen[] = { 1, 1, 2 };
 	static const char *const npm[] = {
 		"/usr/local/lib/node_modules/%s%s",
 		"/usr/lib/node_modules/%s%s",
@@ -189,15 +200,20 @@ static size_t add_installed(char **paths, size_t n, size_t max)
 		"esptool-js/lib/targets/stub_flasher/esp8266.json",
 		"esptool-js/lib/targets/stub_flasher/stub_flasher_8266.json",
 	};
+	static const int npm_gen[] = { 2, 1 };
 	const char *home = getenv("HOME");
 
-	for (size_t t = 0; t < 2; t++) {
+	for (size_t t = 0; t < 3; t++) {
+		if (gen ? py_gen[t] != gen : t == 2)  /* set 2 only when asked for: as before */
+			continue;
 		for (size_t r = 0; home && r < 3; r++)
 			n = add(paths, n, max, user_py[r], home, py_tails[t]);
 		for (size_t r = 0; r < 3; r++)
 			n = add(paths, n, max, sys_py[r], py_tails[t], NULL);
 	}
 	for (size_t t = 0; t < 2; t++) {
+		if (gen && npm_gen[t] != gen)
+			continue;
 		n = add(paths, n, max, npm[0], npm_tails[t], NULL);
 		n = add(paths, n, max, npm[1], npm_tails[t], NULL);
 		if (home)
@@ -211,12 +227,18 @@ size_t espl_stub_candidates(const char *explicit_path, char **paths, size_t max)
 	size_t n = 0;
 	const char *env = getenv("ESPLINE_STUB");
 
+	if (espl_stub_is_generation(explicit_path)) {
+		int legacy = strcmp(explicit_path, ESPL_STUB_LEGACY) == 0;
+		n = add(paths, n, max, "%s%s", ESPLINE_SOURCE_DIR,
+			legacy ? "/third_party/stub/esp8266-legacy.json" : "/third_party/stub/esp8266.json");
+		return add_installed(paths, n, max, legacy ? 1 : 2);
+	}
 	if (explicit_path && *explicit_path)
 		return add(paths, n, max, "%s%s", explicit_path, NULL);
 	if (env && *env)
 		n = add(paths, n, max, "%s%s", env, NULL);
 	n = add(paths, n, max, "%s%s", ESPLINE_SOURCE_DIR, "/third_party/stub/esp8266.json");
-	return add_installed(paths, n, max);
+	return add_installed(paths, n, max, 0);
 }
 
 /* First readable file matching pattern (which may contain '*'), or NULL. */
@@ -245,7 +267,8 @@ int espl_stub_find(const char *explicit_path, espl_stub *stub, espl_error *err)
 	memset(stub, 0, sizeof *stub);
 	for (i = 0; i < n; i++) {
 		/* An explicit path is used even if unreadable, to report why. */
-		char *hit = explicit_path && *explicit_path ? strdup(paths[i]) : first_match(paths[i]);
+		int is_path = explicit_path && *explicit_path && !espl_stub_is_generation(explicit_path);
+		char *hit = is_path ? strdup(paths[i]) : first_match(paths[i]);
 		if (hit) {
 			rc = espl_stub_load_file(hit, stub, err);
 			free(hit);

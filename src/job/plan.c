@@ -84,7 +84,7 @@ int espl_plan_new(const espl_recipe *r, espl_plan **out, espl_error *err)
 			return rc;
 		}
 	}
-	int rc = espl_stub_find(r->connect.stub == ESPL_STUB_FILE ? r->connect.stub_path : NULL, &p->stub, err);
+	int rc = espl_stub_find(r->connect.stub == ESPL_STUB_BUILTIN ? NULL : r->connect.stub_path, &p->stub, err);
 	if (rc < 0) {
 		espl_plan_free(p);
 		return rc;

@@ -58,7 +58,13 @@ void espl__recipe_parse_connect(parse_ctx *c, yaml_node_t *n)
 		const char *s;
 		if (espl__yaml_string(&c->y, v, "connect.stub", &s)) {
 			cn->stub_default = false;
-			if (strcmp(s, "builtin") != 0) {
+			if (strcmp(s, "legacy") == 0 || strcmp(s, "esp-flasher-stub") == 0) {
+				/* a stub generation, searched by the device layer */
+				cn->stub = ESPL_STUB_GENERATION;
+				cn->stub_path = strdup(s);
+				if (!cn->stub_path)
+					espl__yaml_error(&c->y, espl__yaml_pos(v), "out of memory");
+			} else if (strcmp(s, "builtin") != 0) {
 				espl_recipe_file tmp = { 0 };
 				if (espl__recipe_get_file(c, v, "connect.stub", &tmp)) {
 					cn->stub = ESPL_STUB_FILE;

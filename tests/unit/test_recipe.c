@@ -472,6 +472,27 @@ static void test_full_recipe_structure(void **state)
 	espl_recipe_free(r);
 }
 
+/* connect.stub names a generation: kept as the name, searched later */
+static void test_stub_generation(void **state)
+{
+	(void)state;
+	static const char *const names[] = { "legacy", "esp-flasher-stub" };
+	for (int i = 0; i < 2; i++) {
+		diags g;
+		espl_error err = { 0, "" };
+		char text[256];
+		snprintf(text, sizeof text, HEAD "connect: { stub: %s }\nsteps:\n" WRITE_APP VERIFY, names[i]);
+		espl_recipe *r = load("gen.yaml", text, &g, &err);
+		if (!r)
+			print_error("%s (%u errors: %s)\n", err.msg, g.errors, g.first_error);
+		assert_non_null(r);
+		assert_int_equal(r->connect.stub, ESPL_STUB_GENERATION);
+		assert_string_equal(r->connect.stub_path, names[i]);
+		assert_false(r->connect.stub_default);
+		espl_recipe_free(r);
+	}
+}
+
 static void test_defaults(void **state)
 {
 	(void)state;
@@ -782,6 +803,7 @@ int main(void)
 		cmocka_unit_test(test_warning_fixed_size_above_expect_min),
 		cmocka_unit_test(test_full_recipe_structure),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_stub_generation),
 		cmocka_unit_test(test_default_timeouts_scale_with_size),
 		cmocka_unit_test(test_relative_paths),
 		cmocka_unit_test(test_sha256_pin_ok_and_recipe_hash),

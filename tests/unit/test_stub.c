@@ -146,6 +146,37 @@ static void test_search_order(void **state)
 	unsetenv("ESPLINE_STUB");
 }
 
+/* "legacy" / "esp-flasher-stub" search only that generation's files */
+static void test_generation_names(void **state)
+{
+	(void)state;
+	char *paths[64];
+	setenv("ESPLINE_STUB", "/nowhere/env.json", 1);
+	static const char *const want_first[2] = { "third_party/stub/esp8266-legacy.json",
+						   "third_party/stub/esp8266.json" };
+	static const char *const names[2] = { ESPL_STUB_LEGACY, ESPL_STUB_ESP_FLASHER };
+	for (int g = 0; g < 2; g++) {
+		assert_true(espl_stub_is_generation(names[g]));
+		size_t n = espl_stub_candidates(names[g], paths, 64);
+		assert_true(n > 1);
+		assert_non_null(strstr(paths[0], want_first[g]));
+		for (size_t i = 0; i < n; i++) {
+			assert_null(strstr(paths[i], "/nowhere/"));  /* not $ESPLINE_STUB */
+			if (g == 0) {  /* no set-2 / esptool-js 0.7 file for legacy, and the reverse */
+				assert_null(strstr(paths[i], "stub_flasher/2/"));
+				assert_null(strstr(paths[i], "esptool-js/lib/targets/stub_flasher/esp8266.json"));
+			} else {
+				assert_null(strstr(paths[i], "stub_flasher/1/"));
+				assert_null(strstr(paths[i], "stub_flasher_8266.json"));
+			}
+			free(paths[i]);
+		}
+	}
+	assert_false(espl_stub_is_generation("legacy.json"));
+	assert_false(espl_stub_is_generation(NULL));
+	unsetenv("ESPLINE_STUB");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -153,6 +184,7 @@ int main(void)
 		cmocka_unit_test(test_load_valid),
 		cmocka_unit_test(test_load_invalid),
 		cmocka_unit_test(test_search_order),
+		cmocka_unit_test(test_generation_names),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
