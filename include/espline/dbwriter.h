@@ -17,10 +17,15 @@
  * units; units in progress still end safely.  The next espl_dbw_start
  * replays the spool into the database in one transaction and removes it
  * (a spool already replayed is recognised by its SHA-256 and not applied
- * twice).  If even the spool cannot be written the state is ESPL_DBW_FAILED
- * and records are held in memory; espl_dbw_stop tries the spool once more and
- * otherwise hands each unsaved record to on_log as a JSON line, so that no
- * programmed unit goes unrecorded without the operator being told.
+ * twice).  When the spool cannot be written (the disk that holds the
+ * database is full), records go to the fallback spool, best on another file
+ * system, and stay there (the spools are never mixed, so a replay keeps the
+ * order).  A partly written line is cut off again.  If no spool can be
+ * written the state is ESPL_DBW_FAILED and records are held in memory; the
+ * station must then start no unit; espl_dbw_stop tries the spools once more
+ * and otherwise hands each unsaved record, whole, to on_log as a JSON line
+ * that can be appended to the spool by hand, so that no programmed unit goes
+ * unrecorded without the operator being told.
  *
  * A record the database rejects because it is wrong (a unit of an unknown
  * batch) is appended to PATH.rejected and reported; it never blocks others.
@@ -70,6 +75,10 @@ typedef struct espl_dbw_ack {
 typedef struct espl_dbw_options {
 	const char *path;           /* database; NULL: espl_db_path(NULL) */
 	const char *spool_path;     /* NULL: PATH ".spool" */
+	/* A second spool, best on another file system (a full disk fills the
+	 * database and the spool beside it at once); used once PATH.spool
+	 * cannot be written, and replayed after it.  NULL: none. */
+	const char *fallback_spool_path;
 	espl_db_station station;    /* this station (recorded with each batch) */
 	int busy_timeout_ms;        /* 0: 5000 */
 	long long max_pages;        /* see espl_db_options; 0: unlimited */
@@ -116,6 +125,16 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
  * Returns ESPL_EDB if some records could be saved neither in the database
  * nor in the spool (each was passed to on_log). */
 int espl_dbw_stop(espl_dbw *w, espl_error *err);
+/* The same; *rescued counts records that were held in memory and that a
+ * spool took at stop (unit end records only: space came back), so a caller
+ * that counted them as
+ * unsaved can correct itself. */
+int espl_dbw_stop_count(espl_dbw *w, int *rescued, espl_error *err);
+
+/* The fallback spool for db_path in dir: DIR/NAME-HASH.spool, with NAME the
+ * database's file name and HASH from its absolute path, so stations with
+ * several databases never share one.  ESPL_EARG if it does not fit cap. */
+int espl_dbw_fallback_spool_path(const char *db_path, const char *dir, char *out, size_t cap);
 
 /* Current state; the reason (for SPOOLING/FAILED) is copied into reason. */
 int espl_dbw_state(espl_dbw *w, char *reason, size_t reason_size);

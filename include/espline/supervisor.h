@@ -125,6 +125,8 @@ typedef struct espl_supervisor_options {
 	const char *station_name;     /* NULL: the host name */
 	const char *version;          /* espline version recorded with the batch */
 	long long db_max_pages;       /* >0: database quota in pages (tests provoke "disk full") */
+	const char *spool_dir;        /* the fallback spool's folder, best on another file
+	                                 system than the database (espl_dbw_options); NULL: none */
 	/* timing (0 = default) */
 	int scan_ms;                  /* adapter enumeration period, default 1000 */
 	int presence_ms;              /* unit present / removed probe period, default 500 */

@@ -85,6 +85,10 @@ int espl_cli_web_start(const char *cmd, const espl_cli_web_args *a, espl_ui *ui,
 /* Stop the server (NULL: nothing) and say how many browsers it served. */
 void espl_cli_web_stop(const char *cmd, espl_web *w);
 
+/* The fallback spool's folder: $ESPLINE_SPOOL_DIR, else
+ * /var/tmp/espline-spool.  Best on another file system than the database. */
+const char *espl_cli_spool_dir(void);
+
 /* Map an ESPL_E* code to an exit code. */
 int espl_cli_exit_for(int code);
 

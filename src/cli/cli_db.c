@@ -17,6 +17,7 @@
 #include "espline/central.h"
 #include "espline/central_query.h"
 #include "espline/db.h"
+#include "espline/dbwriter.h"
 #include "espline/error.h"
 #include "espline/report.h"
 #include "util/file.h"
@@ -380,7 +381,11 @@ static int db_info(espl_db *db, const char *path)
 	printf("database  %s\nschema    version %d\n", path, espl_db_schema_version(db));
 	snprintf(spool, sizeof spool, "%s.spool", path);
 	if (access(spool, F_OK) == 0)
-		printf("spool     %s holds records waiting to be replayed (start a station)\n", spool);
+		printf("spool     %s holds records waiting to be replayed (start a station)\n", espl_cli_shown(spool));
+	if (espl_dbw_fallback_spool_path(path, espl_cli_spool_dir(), spool, sizeof spool) == 0 &&
+	    access(spool, F_OK) == 0)
+		printf("spool     %s (the fallback) holds records waiting to be replayed (start a station)\n",
+		       espl_cli_shown(spool));
 	espl_db_sync_status st;
 	if (espl_db_sync_read(db, &st, NULL) == 0)
 		printf("origin    %s\noutbox    %" PRId64 " records waiting for the central database"

@@ -340,6 +340,9 @@ static int run_main(int argc, char **argv)
 	/* A test knob: a database quota, to provoke "database or disk is full". */
 	const char *quota = getenv("ESPLINE_DB_MAX_PAGES");
 	so.db_max_pages = quota ? atoll(quota) : 0;
+	/* The fallback spool: on another file system than the database, so a
+	 * full disk does not take both (README, "Traceability"). */
+	so.spool_dir = espl_cli_spool_dir();
 	if (a.station && a.batch)
 		so.mode = ESPL_STATION_CONTINUOUS;  /* an open-ended batch with a name */
 	memset(&totals, 0, sizeof totals);

@@ -1,5 +1,6 @@
 /* main.c - espline's entry point: dispatch argv[1] to a subcommand. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -30,6 +31,12 @@ void espl_cli_print_diag(void *ctx, const espl_recipe_diag *d)
 	(void)ctx;
 	fprintf(stderr, "%s:%u:%u: %s: %s\n", espl_cli_shown(d->file), d->pos.line, d->pos.column,
 	        d->warning ? "warning" : "error", espl_cli_shown(d->message));
+}
+
+const char *espl_cli_spool_dir(void)
+{
+	const char *dir = getenv("ESPLINE_SPOOL_DIR");
+	return dir && *dir ? dir : "/var/tmp/espline-spool";
 }
 
 int espl_cli_exit_for(int code)

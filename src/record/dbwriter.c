@@ -2,6 +2,7 @@
 #include "espline/dbwriter.h"
 
 #include "record/db_owned.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +53,12 @@ typedef struct rec {
 struct espl_dbw {
 	espl_dbw_options o;
 	char *path, *spool_path, *rejected_path;
+	char *fallback_path;        /* a spool elsewhere (NULL: none) */
+	int fallback_fd;
+	/* The spools are used in order and never go back: 0 none yet, 1 the one
+	 * beside the database, 2 the fallback.  So a replay (the first spool,
+	 * then the fallback) applies records in the order they were made. */
+	int spool_stage;
 	char *st_name, *st_host, *st_version;
 	espl_db *db;
 	pthread_t thread;
@@ -508,9 +515,19 @@ static int append_line(const char *path, int *fd, const rec *r, espl_error *err)
 	}
 	size_t len = strlen(text);
 	text[len] = '\n'; /* replaces the NUL; json_dumps left room for nothing else */
-	int rc = *fd < 0 ? -1 : write_all(*fd, text, len + 1);
+	off_t end = *fd < 0 ? -1 : lseek(*fd, 0, SEEK_END);
+	int rc = *fd < 0 || end < 0 ? -1 : write_all(*fd, text, len + 1);
 	if (rc == 0)
 		rc = fsync(*fd);
+	if (rc < 0 && end >= 0) {
+		/* A full disk can take half a line: cut it off, or the next line
+		 * appended would be glued to it and both lost at replay. */
+		int e = errno;
+		if (ftruncate(*fd, end) < 0) {
+			/* the replay drops a damaged line; the record is reported unsaved */
+		}
+		errno = e;
+	}
 	if (rc == 0 && created)
 		rc = fsync_dir_of(path);
 	free(text);
@@ -566,11 +583,33 @@ static void start_spooling(espl_dbw *w, const espl_error *why)
 	set_state(w, ESPL_DBW_SPOOLING, reason);
 }
 
-/* Put r in the spool; if that fails too, hold it in memory. */
+/* Append r to the spool in use, or a later one; 0 when it is on disk. */
+static int append_spooled(espl_dbw *w, const rec *r, espl_error *e)
+{
+	int stage = w->spool_stage ? w->spool_stage : 1;
+	for (; stage <= 2; stage++) {
+		const char *path = stage == 1 ? w->spool_path : w->fallback_path;
+		int *fd = stage == 1 ? &w->spool_fd : &w->fallback_fd;
+		if (!path)
+			continue;
+		espl_error why;
+		if (append_line(path, fd, r, &why) == 0) {
+			if (stage != w->spool_stage && stage == 2)
+				log_msg(w, "warn", "the spool %s cannot be written; records now go to %s",
+				        w->spool_path, path);
+			w->spool_stage = stage;
+			return ESPL_OK;
+		}
+		*e = why;
+	}
+	return e->code ? e->code : ESPL_EDB;
+}
+
+/* Put r in a spool; if no spool takes it, hold it in memory. */
 static void spool(espl_dbw *w, rec *r)
 {
-	espl_error e;
-	if (append_line(w->spool_path, &w->spool_fd, r, &e) == 0) {
+	espl_error e = { 0, "" };
+	if (append_spooled(w, r, &e) == 0) {
 		w->stats.spooled++;
 		r->ack.rc = 0;
 		r->ack.spooled = 1;
@@ -578,8 +617,8 @@ static void spool(espl_dbw *w, rec *r)
 	}
 	char reason[ESPL_ERROR_MAX];
 	snprintf(reason, sizeof reason,
-		 "neither the database nor the spool accepts records (%.300s): records are held "
-		 "in memory only; stop now and free space",
+		 "neither the database nor a spool accepts records (%.300s): records are held "
+		 "in memory only; no unit is started; free space, then stop",
 		 e.msg);
 	set_state(w, ESPL_DBW_FAILED, reason);
 	r->ack.rc = ESPL_EDB;
@@ -952,42 +991,6 @@ const char *espl_dbw_spool_path(const espl_dbw *w)
 
 /* ---- replay ------------------------------------------------------------ */
 
-static int read_file(const char *path, char **out, size_t *len, espl_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	*out = NULL;
-	if (!f)
-		return espl_fail_errno(err, "cannot read the spool %s", path);
-	size_t cap = 0, n = 0;
-	char *buf = NULL;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			cap = cap ? 2 * cap : 65536;
-			char *g = realloc(buf, cap);
-			if (!g) {
-				free(buf);
-				fclose(f);
-				return espl_fail(err, ESPL_ENOMEM, "out of memory reading %s", path);
-			}
-			buf = g;
-		}
-		size_t got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	int bad = ferror(f);
-	fclose(f);
-	if (bad) {
-		free(buf);
-		return espl_fail(err, ESPL_ESYS, "error reading the spool %s", path);
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	return ESPL_OK;
-}
-
 static void sha256_hex(const char *data, size_t len, char out[ESPL_DB_HASH_SIZE])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
@@ -999,8 +1002,8 @@ static void sha256_hex(const char *data, size_t len, char out[ESPL_DB_HASH_SIZE]
 
 /* Apply every line in one transaction.  A line the database refuses as wrong
  * goes to the rejected file; an environmental failure aborts (spool kept). */
-static int replay_lines(espl_dbw *w, char *text, const char *sha, espl_dbw_startup *info,
-			espl_error *err)
+static int replay_lines(espl_dbw *w, const char *path, char *text, const char *sha,
+			espl_dbw_startup *info, espl_error *err)
 {
 	int count = 0;
 	ESPL_TRY(espl_db_begin(w->db, err));
@@ -1009,7 +1012,7 @@ static int replay_lines(espl_dbw *w, char *text, const char *sha, espl_dbw_start
 		if (!next) {
 			/* A last line without its newline was being written when the
 			 * process died; it was never acknowledged as saved. */
-			log_msg(w, "warn", "spool %s: ignoring an incomplete last line", w->spool_path);
+			log_msg(w, "warn", "spool %s: ignoring an incomplete last line", path);
 			break;
 		}
 		*next++ = '\0';
@@ -1024,7 +1027,7 @@ static int replay_lines(espl_dbw *w, char *text, const char *sha, espl_dbw_start
 			return rc;
 		}
 		if (rc < 0) {
-			log_msg(w, "error", "spool %s: unreadable line dropped (%s): %s", w->spool_path,
+			log_msg(w, "error", "spool %s: unreadable line dropped (%s): %.200s", path,
 				e.msg, line);
 			info->rejected++;
 			continue;
@@ -1054,29 +1057,43 @@ static int replay_lines(espl_dbw *w, char *text, const char *sha, espl_dbw_start
 	return rc;
 }
 
-static int replay_spool(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
+/* The largest spool replayed: a unit record is a few KB, so this is some
+ * tens of thousands of units, far more than a station makes while its
+ * database is down; a larger file is not a spool. */
+#define SPOOL_FILE_MAX (512u << 20)
+
+static int replay_one(espl_dbw *w, const char *path, espl_dbw_startup *info, espl_error *err)
 {
 	char *text;
 	size_t len = 0;
 	char sha[ESPL_DB_HASH_SIZE];
-	if (access(w->spool_path, F_OK) < 0)
+	if (access(path, F_OK) < 0)
 		return ESPL_OK;
-	ESPL_TRY(read_file(w->spool_path, &text, &len, err));
+	int before = info->replayed;
+	ESPL_TRY(espl__file_read(path, SPOOL_FILE_MAX, "spool", &text, &len, err));
 	sha256_hex(text, len, sha);
 	int rc = espl_db_spool_seen(w->db, sha, err);
 	if (rc == 0)
-		rc = replay_lines(w, text, sha, info, err);
+		rc = replay_lines(w, path, text, sha, info, err);
 	free(text);
 	if (rc < 0) {
 		espl_error_prefix(err, "records from an earlier run wait in %s and cannot be replayed "
 				  "into the database",
-				  w->spool_path);
+				  path);
 		return rc;
 	}
-	if (unlink(w->spool_path) < 0 || fsync_dir_of(w->spool_path) < 0)
-		return espl_fail_errno(err, "replayed %s but cannot remove it", w->spool_path);
-	log_msg(w, "info", "replayed %d records from %s", info->replayed, w->spool_path);
+	if (unlink(path) < 0 || fsync_dir_of(path) < 0)
+		return espl_fail_errno(err, "replayed %s but cannot remove it", path);
+	log_msg(w, "info", "replayed %d records from %s", info->replayed - before, path);
 	return ESPL_OK;
+}
+
+/* The spool beside the database first, then the fallback: the order the
+ * records were made in. */
+static int replay_spool(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
+{
+	ESPL_TRY(replay_one(w, w->spool_path, info, err));
+	return w->fallback_path ? replay_one(w, w->fallback_path, info, err) : ESPL_OK;
 }
 
 /* ---- start / stop ------------------------------------------------------ */
@@ -1110,6 +1127,9 @@ static void dbw_free(espl_dbw *w)
 	espl_db_close(w->db);
 	if (w->spool_fd >= 0)
 		close(w->spool_fd);
+	if (w->fallback_fd >= 0)
+		close(w->fallback_fd);
+	free(w->fallback_path);
 	if (w->lock_fd >= 0)
 		close(w->lock_fd); /* releases the flock */
 	while (w->held_head) {
@@ -1195,6 +1215,7 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
 	if (!w)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory starting the database writer");
 	w->spool_fd = -1;
+	w->fallback_fd = -1;
 	w->lock_fd = -1;
 	w->o = *opts;
 	pthread_mutex_init(&w->mu, NULL);
@@ -1204,6 +1225,10 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
 	w->spool_path = opts->spool_path ? strdup(opts->spool_path)
 					 : (w->path ? concat(w->path, ".spool") : NULL);
 	w->rejected_path = w->path ? concat(w->path, ".rejected") : NULL;
+	if (opts->fallback_spool_path && !(w->fallback_path = strdup(opts->fallback_spool_path))) {
+		dbw_free(w);
+		return espl_fail(err, ESPL_ENOMEM, "out of memory starting the database writer");
+	}
 	w->st_name = strdup(opts->station.name);
 	w->st_host = strdup(opts->station.host);
 	w->st_version = strdup(opts->station.version);
@@ -1216,6 +1241,10 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
 	w->o.path = w->path;
 	w->o.spool_path = w->spool_path;
 	int rc = take_writer_lock(w, err);
+	if (rc == 0 && w->fallback_path) {
+		espl_error ignored;  /* without its folder the fallback fails when needed, and says so */
+		(void)make_parent_dir_of(w->fallback_path, &ignored);
+	}
 	if (rc == 0)
 		rc = prepare_db(w, info, err);
 	/* A held lock, a read-only or full file system, a damaged file: the
@@ -1233,32 +1262,59 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
 	return ESPL_OK;
 }
 
-/* Last chance for records held in memory: the spool, else the log. */
-static int save_held(espl_dbw *w, espl_error *err)
+/* A record no file would take, whole, for the operator to save by hand:
+ * never cut (the line is as long as the record), so it replays as it is. */
+static void log_unsaved(espl_dbw *w, const rec *r)
+{
+	json_t *j = rec_json(r);
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	const char *fmt = "UNSAVED RECORD (append this line to %s, then start the station): %s";
+	size_t need = strlen(fmt) + strlen(w->spool_path) + (text ? strlen(text) : 32) + 1;
+	char *msg = malloc(need);
+	if (msg && w->o.on_log) {
+		snprintf(msg, need, fmt, w->spool_path, text ? text : "(out of memory)");
+		w->o.on_log("error", msg, w->o.user);
+	}
+	free(msg);
+	free(text);
+}
+
+/* Last chance for records held in memory: a spool (space may have come
+ * back), else the log, whole.  *rescued counts the records a spool took. */
+static int save_held(espl_dbw *w, int *rescued, espl_error *err)
 {
 	int lost = 0;
+	*rescued = 0;
 	for (rec *r = w->held_head; r; r = r->next) {
-		espl_error e;
-		if (append_line(w->spool_path, &w->spool_fd, r, &e) == 0)
+		espl_error e = { 0, "" };
+		if (append_spooled(w, r, &e) == 0) {
+			*rescued += r->type == R_UNIT_END;
 			continue;
-		json_t *j = rec_json(r);
-		char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-		json_decref(j);
-		log_msg(w, "error", "UNSAVED RECORD (copy it into %s by hand): %s", w->spool_path,
-			text ? text : "(out of memory)");
-		free(text);
+		}
+		log_unsaved(w, r);
 		lost++;
 	}
+	if (*rescued)
+		log_msg(w, "info", "%d unit records held in memory were saved in a spool at stop", *rescued);
 	if (lost)
 		return espl_fail(err, ESPL_EDB,
-				 "%d records could be saved neither in %s nor in %s; they were "
-				 "written to the log",
-				 lost, w->path, w->spool_path);
+				 "%d records could be saved neither in %s nor in a spool (%s%s%s); each "
+				 "was written whole to the log",
+				 lost, w->path, w->spool_path, w->fallback_path ? ", " : "",
+				 w->fallback_path ? w->fallback_path : "");
 	return ESPL_OK;
 }
 
 int espl_dbw_stop(espl_dbw *w, espl_error *err)
 {
+	return espl_dbw_stop_count(w, NULL, err);
+}
+
+int espl_dbw_stop_count(espl_dbw *w, int *rescued_out, espl_error *err)
+{
+	if (rescued_out)
+		*rescued_out = 0;
 	if (!w)
 		return ESPL_OK;
 	pthread_mutex_lock(&w->mu);
@@ -1266,7 +1322,22 @@ int espl_dbw_stop(espl_dbw *w, espl_error *err)
 	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
-	int rc = save_held(w, err);
+	int rescued = 0;
+	int rc = save_held(w, &rescued, err);
+	if (rescued_out)
+		*rescued_out = rescued;
 	dbw_free(w);
 	return rc;
+}
+
+int espl_dbw_fallback_spool_path(const char *db_path, const char *dir, char *out, size_t cap)
+{
+	char *abs = realpath(db_path, NULL);
+	const char *name = abs ? abs : db_path;
+	char sha[ESPL_DB_HASH_SIZE], base[PATH_MAX];
+	sha256_hex(name, strlen(name), sha);
+	snprintf(base, sizeof base, "%s", name);
+	int n = snprintf(out, cap, "%s/%s-%.16s.spool", dir, basename(base), sha);
+	free(abs);
+	return n < 0 || (size_t)n >= cap ? ESPL_EARG : ESPL_OK;
 }

@@ -5,6 +5,7 @@
 #include "util/clock.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -355,8 +356,17 @@ static int start_central(espl_supervisor *s, espl_error *err)
 /* Stop the writer, then the sender it was waking. */
 static int stop_writer(espl_supervisor *s, espl_error *err)
 {
-	int rc = espl_dbw_stop(s->dbw, err);
+	int rescued = 0;
+	int rc = espl_dbw_stop_count(s->dbw, &rescued, err);
 	s->dbw = NULL;
+	if (rescued) {
+		/* held in memory when the unit ended, in a spool after all */
+		pthread_mutex_lock(&s->lock);
+		int units = rescued < s->totals.unsaved ? rescued : s->totals.unsaved;
+		s->totals.unsaved -= units;
+		s->totals.spooled += units;
+		pthread_mutex_unlock(&s->lock);
+	}
 	espl_central_stop(atomic_exchange(&s->central, NULL), CENTRAL_FLUSH_MS);
 	return rc;
 }
@@ -369,8 +379,12 @@ static int start_database(espl_supervisor *s, espl_error *err)
 	espl_db_image images[64];
 	size_t n_images = 0;
 
+	char fallback[PATH_MAX];
 	memset(&dopt, 0, sizeof dopt);
 	dopt.path = s->o.db_path;
+	if (s->o.spool_dir && espl_dbw_fallback_spool_path(espl_db_path(s->o.db_path), s->o.spool_dir, fallback,
+	                                                    sizeof fallback) == ESPL_OK)
+		dopt.fallback_spool_path = fallback;
 	dopt.station = (espl_db_station){ s->station, s->host, s->o.version ? s->o.version : "?" };
 	dopt.max_pages = s->o.db_max_pages;
 	dopt.on_unit = espl__station_on_db_unit;

@@ -796,6 +796,57 @@ static void copy_file(const char *from, const char *to)
 
 /* The database fills up (a page quota stands in for a full disk): the writer
  * says so, spools every later record, and the next start replays them all. */
+/* The spool beside the database cannot be written either (on a full disk
+ * it shares the database's file system): records go to the fallback spool,
+ * whole, and the next start replays it after the first; nothing is held. */
+static void test_disk_full_uses_the_fallback_spool(void **state)
+{
+	fx *f = *state;
+	writer_log log = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	espl_error err;
+	char fallback[220];
+	snprintf(fallback, sizeof fallback, "%s.fallback", f->path);
+	espl_dbw_options o = { .path = f->path, .station = station, .max_pages = 60,
+	                       .spool_path = "/proc/espline-no-such-dir/x.spool",
+	                       .fallback_spool_path = fallback, .on_state = on_state, .on_unit = on_unit,
+	                       .user = &log };
+	espl_dbw *w = NULL;
+	assert_int_equal(espl_dbw_start(&w, &o, NULL, &err), 0);
+	espl_db_batch b;
+	writer_batch(w, &b);
+	int i = 0, after = 0;
+	espl_dbw_ack ack;
+	for (; i < 5000 && after < 5; i++) {
+		writer_unit(w, b.uuid, i, 1, &ack);
+		assert_int_equal(ack.rc, 0);
+		if (espl_dbw_state(w, NULL, 0) != ESPL_DBW_OK) {
+			assert_int_equal(ack.spooled, 1);
+			after++;
+		}
+	}
+	int total = i;
+	assert_int_equal(espl_dbw_state(w, NULL, 0), ESPL_DBW_SPOOLING);  /* not FAILED */
+	espl_dbw_stats st;
+	espl_dbw_get_stats(w, &st);
+	assert_int_equal(st.held, 0);
+	assert_int_equal(espl_dbw_stop(w, &err), 0);
+	size_t lines = count_lines(fallback);
+	assert_true(lines >= 2 * 5 - 1);
+	/* every line is whole JSON: the replay takes them all */
+	espl_dbw_startup info;
+	o.max_pages = 0;
+	assert_int_equal(espl_dbw_start(&w, &o, &info, &err), 0);
+	assert_int_equal(info.replayed, (int)lines);
+	assert_int_equal(info.interrupted, 0);
+	assert_int_equal(espl_dbw_stop(w, &err), 0);
+	assert_int_not_equal(access(fallback, F_OK), 0);
+	espl_db *db = open_db(f->path, 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM units"), total);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM units WHERE result = 'RUNNING'"), 0);
+	assert_true(verify(db).ok);
+	espl_db_close(db);
+}
+
 static void test_disk_full_spools_and_replays(void **state)
 {
 	fx *f = *state;
@@ -1139,6 +1190,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_chain_catches_edited_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_concurrent_producers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full_spools_and_replays, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full_uses_the_fallback_spool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_locked_database_spools, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_start_interrupts_stale_units, setup,
 						teardown),
