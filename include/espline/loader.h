@@ -77,12 +77,22 @@ typedef struct espl_loader_events {
 	void (*progress)(void *ctx, const espl_progress *p);
 } espl_loader_events;
 
+/* The loader's defaults, named once: the recipe (recipe.h), the CLI's
+ * options and their help text use these, and espl_loader_connect fills in
+ * the same for a zero field. */
 #define ESPL_DEFAULT_BAUD 115200
 /* esptool's usual fast rate; recipes may ask for 921600. */
 #define ESPL_DEFAULT_FLASH_BAUD 460800
+#define ESPL_DEFAULT_CONNECT_ATTEMPTS 7        /* esptool's default */
+#define ESPL_DEFAULT_CONNECT_TIMEOUT_MS 20000
+#define ESPL_DEFAULT_WRITE_BLOCK_ATTEMPTS 3
+/* The baud rates a recipe (connect.baud, connect.flash_baud) and the
+ * command line (--baud, --flash-baud) accept. */
+#define ESPL_BAUD_MIN 9600
+#define ESPL_BAUD_MAX 4000000
 
 typedef struct espl_loader_options {
-	unsigned baud;            /* rate for reset/sync/ROM; 0 = 115200.  The ROM
+	unsigned baud;            /* rate for reset/sync/ROM; 0 = ESPL_DEFAULT_BAUD.  The ROM
 	                           * auto-bauds on SYNC, so a faster rate uploads the
 	                           * stub faster; if the ROM does not answer there in
 	                           * 2 connect rounds the loader falls back to 115200
@@ -92,9 +102,11 @@ typedef struct espl_loader_options {
 	int reset;                /* enum espl_reset_mode (reset.h); default AUTO */
 	int no_stub;              /* 1 = stay with the ROM loader */
 	const char *stub_path;    /* --stub; NULL = search (stub.h) */
-	int connect_attempts;     /* resets to try; 0 = 7 (esptool's default) */
-	int connect_timeout_ms;   /* total budget for reset + sync; 0 = 20000 */
-	int write_block_attempts; /* tries per data block on timeout/checksum; 0 = 3 */
+	int connect_attempts;     /* resets to try; 0 = ESPL_DEFAULT_CONNECT_ATTEMPTS */
+	int connect_timeout_ms;   /* total budget for reset + sync;
+	                           * 0 = ESPL_DEFAULT_CONNECT_TIMEOUT_MS */
+	int write_block_attempts; /* tries per data block on timeout/checksum;
+	                           * 0 = ESPL_DEFAULT_WRITE_BLOCK_ATTEMPTS */
 	/* A stub loaded once by the caller (stub.h) and shared read-only by
 	 * many loaders; NULL = find and load one per connect. */
 	const struct espl_stub *stub;

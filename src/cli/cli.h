@@ -10,6 +10,10 @@
 
 #include "espline/web.h"
 
+/* A macro's value as a string literal: "default " ESPL__STR(ESPL_DEFAULT_BAUD). */
+#define ESPL__STR_(x) #x
+#define ESPL__STR(x) ESPL__STR_(x)
+
 /* Exit codes scripts can rely on. */
 enum espl_exit {
 	ESPL_EXIT_OK = 0,        /* success; for run/write/verify: every unit passed */

@@ -92,8 +92,9 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 
 const char espl__cli_common_help[] =
 	"connection options:\n"
-	"  --baud N          rate for reset and sync (default 115200)\n"
-	"  --flash-baud N    rate once the flasher stub runs (default 460800; falls back\n"
+	"  --baud N          rate for reset and sync (default " ESPL__STR(ESPL_DEFAULT_BAUD) ")\n"
+	"  --flash-baud N    rate once the flasher stub runs (default "
+	ESPL__STR(ESPL_DEFAULT_FLASH_BAUD) "; falls back\n"
 	"                    to --baud if the adapter or cable cannot do it)\n"
 	"  --reset auto|none auto: DTR/RTS auto-reset circuit (default); none: the jig\n"
 	"                    holds GPIO0 low and resets the chip itself\n"
@@ -138,8 +139,9 @@ static int parse_baud(const char *cmd, const char *s, unsigned *out)
 	char *end;
 	errno = 0;
 	unsigned long v = strtoul(s, &end, 10);
-	if (*end || errno || v < 300 || v > 4000000)
-		return usage_error(cmd, "bad baud rate '%s'", s);
+	if (*end || errno || v < ESPL_BAUD_MIN || v > ESPL_BAUD_MAX)
+		return usage_error(cmd, "bad baud rate '%s' (" ESPL__STR(ESPL_BAUD_MIN) " to "
+				   ESPL__STR(ESPL_BAUD_MAX) ")", s);
 	*out = (unsigned)v;
 	return 0;
 }

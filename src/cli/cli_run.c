@@ -117,6 +117,16 @@ static int parse_uint(const char *s, unsigned *out)
 	return 0;
 }
 
+/* A baud rate in the range the recipe accepts too (loader.h). */
+static int parse_baud(const char *s, unsigned *out)
+{
+	unsigned v;
+	if (parse_uint(s, &v) < 0 || v < ESPL_BAUD_MIN || v > ESPL_BAUD_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 /* Every batch records an operator: --operator, else $ESPLINE_OPERATOR,
  * else the login name (so a record always says who ran the station).  A
  * station may require a named operator: $ESPLINE_REQUIRE_OPERATOR=1 then
@@ -201,13 +211,15 @@ static int parse_args(int argc, char **argv, run_args *a)
 		case O_JSON: a->json = 1; break;
 		case O_PLAIN: a->plain = 1; break;
 		case O_BAUD:
-			if (parse_uint(optarg, &a->baud) < 0)
-				return usage_error("--baud needs a rate, not", optarg);
+			if (parse_baud(optarg, &a->baud) < 0)
+				return usage_error("--baud needs a rate from " ESPL__STR(ESPL_BAUD_MIN) " to "
+				                   ESPL__STR(ESPL_BAUD_MAX) ", not", optarg);
 			break;
 		case O_STUB: a->stub = optarg; break;
 		case O_FBAUD:
-			if (parse_uint(optarg, &a->flash_baud) < 0)
-				return usage_error("--flash-baud needs a rate, not", optarg);
+			if (parse_baud(optarg, &a->flash_baud) < 0)
+				return usage_error("--flash-baud needs a rate from " ESPL__STR(ESPL_BAUD_MIN)
+				                   " to " ESPL__STR(ESPL_BAUD_MAX) ", not", optarg);
 			break;
 		case 'h':
 			fputs(run_help, stdout);

@@ -30,11 +30,11 @@ static void apply_defaults(espl_loader_options *o)
 	if (!o->flash_baud)
 		o->flash_baud = ESPL_DEFAULT_FLASH_BAUD;
 	if (o->connect_attempts <= 0)
-		o->connect_attempts = 7;
+		o->connect_attempts = ESPL_DEFAULT_CONNECT_ATTEMPTS;
 	if (o->connect_timeout_ms <= 0)
-		o->connect_timeout_ms = 20000;
+		o->connect_timeout_ms = ESPL_DEFAULT_CONNECT_TIMEOUT_MS;
 	if (o->write_block_attempts <= 0)
-		o->write_block_attempts = 3;
+		o->write_block_attempts = ESPL_DEFAULT_WRITE_BLOCK_ATTEMPTS;
 }
 
 /* ---- sync and connect --------------------------------------------------- */

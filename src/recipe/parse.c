@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <yaml.h>
 
+#include "espline/loader.h"
 #include "recipe/recipe_int.h"
 #include "recipe/yaml.h"
 
@@ -47,8 +48,9 @@ void espl__recipe_parse_connect(parse_ctx *c, yaml_node_t *n)
 		snprintf(what, sizeof what, "connect.%s", bauds[i]);
 		if (!(v = espl__yaml_field(&f, bauds[i])) || !espl__recipe_get_u32(c, v, what, &b))
 			continue;
-		if (b < 9600 || b > 4000000) {
-			espl__yaml_error(&c->y, espl__yaml_pos(v), "%s: expected a baud rate from 9600 to 4000000, got %u", what, b);
+		if (b < ESPL_BAUD_MIN || b > ESPL_BAUD_MAX) {
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "%s: expected a baud rate from %u to %u, got %u",
+			                 what, ESPL_BAUD_MIN, ESPL_BAUD_MAX, b);
 			continue;
 		}
 		*targets[i] = b;

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <yaml.h>
 
+#include "espline/loader.h"
 #include "recipe/recipe_int.h"
 #include "recipe/yaml.h"
 #include "util/file.h"
@@ -336,8 +337,8 @@ static void parse_steps(parse_ctx *c, yaml_node_t *n)
 static void set_recipe_defaults(espl_recipe *r)
 {
 	r->connect.reset = ESPL_CONNECT_RESET_AUTO;
-	r->connect.baud = 115200;
-	r->connect.flash_baud = 460800;
+	r->connect.baud = ESPL_DEFAULT_BAUD;
+	r->connect.flash_baud = ESPL_DEFAULT_FLASH_BAUD;
 	r->connect.stub = ESPL_STUB_BUILTIN;
 	r->connect.reset_default = r->connect.baud_default = true;
 	r->connect.flash_baud_default = r->connect.stub_default = true;
