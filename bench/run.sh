@@ -20,6 +20,7 @@
 #   db       bench/db.sh      the traceability database at 1,000,000 units
 #   central  bench/central.sh replication to PostgreSQL
 #   web      bench/web.sh     the gang with --http and 20 SSE clients vs without
+#   stubs    bench/stubs.sh   the legacy stub vs esp-flasher-stub on one module
 #
 # Environment: BUILD (default build), TIME_SCALE (default 1; anything else is
 # a dry run of the scripts, every table says so), NO_BUILD=1 (use the binaries
@@ -35,11 +36,11 @@ benches=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--write) [ $# -ge 2 ] || { echo "bench: --write needs a file" >&2; exit 2; }; out=$2; shift 2 ;;
-	device | gang | units | db | central | web) benches+=("$1"); shift ;;
-	*) echo "bench: unknown benchmark or option: $1 (device, gang, units, db, central, web, --write FILE)" >&2; exit 2 ;;
+	device | gang | units | db | central | web | stubs) benches+=("$1"); shift ;;
+	*) echo "bench: unknown benchmark or option: $1 (device, gang, units, db, central, web, stubs, --write FILE)" >&2; exit 2 ;;
 	esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(device gang units db central web)
+[ ${#benches[@]} -gt 0 ] || benches=(device gang units db central web stubs)
 [ -z "$out" ] || case $out in /*) ;; *) out=$OLDPWD/$out ;; esac  # relative to the caller's folder
 export BUILD=${BUILD:-build} TIME_SCALE=${TIME_SCALE:-1}
 
@@ -85,6 +86,13 @@ web_section() {
 	echo "Target (issue 18): the median web / plain ratio at most 1.02."
 	echo
 	./web.sh
+}
+stubs_section() {
+	echo "Both flasher stub generations on the same simulated module at real speed: \`espline write"
+	echo "--verify\` of a 1 MB firmware-like image on a blank 4 MB module, pseudo-terminal, ROM at"
+	echo "115200, stub at 460800, wall time of the espline process, the two alternating."
+	echo
+	./stubs.sh
 }
 central_section() {
 	echo '```text'
@@ -142,6 +150,7 @@ document() {
 	section db "Traceability database (bench/db.sh)" db_section
 	section central "Central PostgreSQL (bench/central.sh)" central_section
 	section web "The web view under load (bench/web.sh)" web_section
+	section stubs "Legacy stub and esp-flasher-stub (bench/stubs.sh)" stubs_section
 	echo
 	echo "Took $(( ($(date +%s) - started + 30) / 60 )) min; load average at the end $(load)."
 }
