@@ -196,7 +196,17 @@ wait_for "$OUT" '"event":"started"' 10
 # The sqlite3 shell gives up at once on a busy database unless told to wait,
 # and goes on without the lock unless told to bail: espline's writer may be
 # committing the batch row at this very moment.
-{ printf '.bail on\n.timeout 10000\nBEGIN IMMEDIATE;\nSELECT %s;\n' "'lock held'"; sleep 10; echo "COMMIT;"; } |
+# The lock is held until the station has exited (at most 90 s), not for a
+# fixed time: on a loaded machine the first unit can answer more than 5 s
+# after the lock was taken, and a writer that starts waiting then would see
+# a fixed-time lock released inside its busy timeout and never spool.
+hold_lock_until_station_exits() {
+	printf '.bail on\n.timeout 10000\nBEGIN IMMEDIATE;\nSELECT %s;\n' "'lock held'"
+	local waited=0
+	while kill -0 "$RUN_PID" 2>/dev/null && [ "$waited" -lt 900 ]; do sleep 0.1; waited=$((waited + 1)); done
+	echo "COMMIT;"
+}
+hold_lock_until_station_exits |
 	sqlite3 "$DB" >"$T/lock.holder" 2>&1 &
 LOCK_PID=$!
 PIDS+=($LOCK_PID)
