@@ -1,5 +1,8 @@
-/* dbwriter.c - the single database writer thread; see include/espline/dbwriter.h. */
+/* dbwriter.c - the single database writer thread: record copies, applying
+ * a record, state, the writer loop, start and stop (producers.c: the calls
+ * producers make; spool.c: the spool); see include/espline/dbwriter.h. */
 #include "espline/dbwriter.h"
+#include "record/dbwriter_int.h"
 
 #include "record/db_owned.h"
 #include "util/file.h"
@@ -19,64 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* R_UNIT_STEP comes after R_EVENT: progressive step rows are never spooled,
- * so reading a spool back does not know them. */
-enum rec_type { R_BATCH_BEGIN, R_BATCH_END, R_UNIT_BEGIN, R_UNIT_END, R_EVENT, R_SYNC,
-		R_UNIT_STEP };
-
-static const char *const type_names[] = {
-	[R_BATCH_BEGIN] = "batch_begin", [R_BATCH_END] = "batch_end",
-	[R_UNIT_BEGIN] = "unit_begin", [R_UNIT_END] = "unit_end", [R_EVENT] = "event",
-	[R_SYNC] = "sync", [R_UNIT_STEP] = "unit_step",
-};
-
-/* One queued record: owned deep copies of what the producer gave. */
-typedef struct rec {
-	struct rec *next;
-	int type;
-	espl_db_station station;
-	espl_db_recipe recipe;
-	espl_db_image *images;
-	espl_db_batch batch;
-	espl_db_unit unit;
-	espl_db_step *steps;
-	size_t n_steps;
-	espl_db_event event;
-	char batch_uuid[ESPL_DB_UUID_SIZE]; /* batch_end */
-	int64_t ended_ms;                    /* batch_end */
-	/* outcome */
-	int waited;   /* a producer waits for it and frees it */
-	int done;
-	espl_dbw_ack ack;
-} rec;
-
-struct espl_dbw {
-	espl_dbw_options o;
-	char *path, *spool_path, *rejected_path;
-	char *fallback_path;        /* a spool elsewhere (NULL: none) */
-	int fallback_fd;
-	/* The spools are used in order and never go back: 0 none yet, 1 the one
-	 * beside the database, 2 the fallback.  So a replay (the first spool,
-	 * then the fallback) applies records in the order they were made. */
-	int spool_stage;
-	char *st_name, *st_host, *st_version;
-	espl_db *db;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	pthread_cond_t work, done;
-	rec *head, *tail;
-	rec *held_head, *held_tail; /* neither written nor spooled */
-	int stopping;
-	int state;
-	char reason[ESPL_ERROR_MAX];
-	espl_dbw_stats stats;
-	int spool_fd;
-	int lock_fd;
-};
-
 /* ---- record copies ----------------------------------------------------- */
 
-static void rec_free(rec *r)
+void espl__dbw_rec_free(rec *r)
 {
 	if (!r)
 		return;
@@ -90,14 +38,14 @@ static void rec_free(rec *r)
 	free(r);
 }
 
-static void copy_station(rec *r, const espl_db_station *s, int *oom)
+void espl__dbw_copy_station(rec *r, const espl_db_station *s, int *oom)
 {
 	r->station.name = espl__strdup_oom(s->name, oom);
 	r->station.host = espl__strdup_oom(s->host, oom);
 	r->station.version = espl__strdup_oom(s->version, oom);
 }
 
-static void copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
+void espl__dbw_copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
 {
 	r->recipe.name = espl__strdup_oom(src->name, oom);
 	r->recipe.sha256 = espl__strdup_oom(src->sha256, oom);
@@ -117,14 +65,14 @@ static void copy_recipe(rec *r, const espl_db_recipe *src, int *oom)
 	r->recipe.images = r->images;
 }
 
-static void copy_batch(rec *r, const espl_db_batch *b, int *oom)
+void espl__dbw_copy_batch(rec *r, const espl_db_batch *b, int *oom)
 {
 	r->batch = *b;
 	r->batch.name = espl__strdup_oom(b->name, oom);
 	r->batch.operator_name = espl__strdup_oom(b->operator_name, oom);
 }
 
-static void copy_unit(rec *r, const espl_db_unit *u, int *oom)
+void espl__dbw_copy_unit(rec *r, const espl_db_unit *u, int *oom)
 {
 	r->unit = *u;
 	r->unit.mac = espl__strdup_oom(u->mac, oom);
@@ -137,7 +85,7 @@ static void copy_unit(rec *r, const espl_db_unit *u, int *oom)
 	snprintf(r->ack.uuid, sizeof r->ack.uuid, "%s", u->uuid);
 }
 
-static void copy_steps(rec *r, const espl_db_step *steps, size_t n, int *oom)
+void espl__dbw_copy_steps(rec *r, const espl_db_step *steps, size_t n, int *oom)
 {
 	if (!n)
 		return;
@@ -156,7 +104,7 @@ static void copy_steps(rec *r, const espl_db_step *steps, size_t n, int *oom)
 	}
 }
 
-static void copy_event(rec *r, const espl_db_event *e, int *oom)
+void espl__dbw_copy_event(rec *r, const espl_db_event *e, int *oom)
 {
 	r->event.time_ms = e->time_ms;
 	r->event.level = espl__strdup_oom(e->level, oom);
@@ -166,273 +114,9 @@ static void copy_event(rec *r, const espl_db_event *e, int *oom)
 	r->event.message = espl__strdup_oom(e->message, oom);
 }
 
-/* ---- JSON form (spool and rejected files) ----------------------------- */
-
-static json_t *jstr(const char *s)
-{
-	return s ? json_string(s) : json_null();
-}
-
-static json_t *station_json(const espl_db_station *s)
-{
-	return json_pack("{s:o,s:o,s:o}", "name", jstr(s->name), "host", jstr(s->host), "version",
-			 jstr(s->version));
-}
-
-static json_t *unit_json(const espl_db_unit *u)
-{
-	json_t *j = json_object();
-	json_object_set_new(j, "uuid", json_string(u->uuid));
-	json_object_set_new(j, "batch_uuid", json_string(u->batch_uuid));
-	json_object_set_new(j, "mac", jstr(u->mac));
-	json_object_set_new(j, "chip_id", json_integer(u->chip_id));
-	json_object_set_new(j, "flash_id", json_integer(u->flash_id));
-	json_object_set_new(j, "manufacturer", jstr(u->manufacturer));
-	json_object_set_new(j, "flash_size", json_integer(u->flash_size));
-	json_object_set_new(j, "crystal_mhz", json_integer(u->crystal_mhz));
-	json_object_set_new(j, "port", jstr(u->port));
-	json_object_set_new(j, "adapter_serial", jstr(u->adapter_serial));
-	json_object_set_new(j, "adapter_location", jstr(u->adapter_location));
-	json_object_set_new(j, "started_ms", json_integer(u->started_ms));
-	json_object_set_new(j, "ended_ms", json_integer(u->ended_ms));
-	json_object_set_new(j, "duration_ms", json_integer(u->duration_ms));
-	json_object_set_new(j, "result", json_string(espl_db_result_name(u->result)));
-	json_object_set_new(j, "error_kind", jstr(u->error_kind));
-	json_object_set_new(j, "error", jstr(u->error));
-	return j;
-}
-
-static json_t *step_json(const espl_db_step *s)
-{
-	json_t *j = json_object();
-	json_object_set_new(j, "index", json_integer(s->index));
-	json_object_set_new(j, "kind", jstr(s->kind));
-	json_object_set_new(j, "address", json_integer(s->address));
-	json_object_set_new(j, "length", json_integer(s->length));
-	json_object_set_new(j, "expected_md5", jstr(s->expected_md5));
-	json_object_set_new(j, "actual_md5", jstr(s->actual_md5));
-	json_object_set_new(j, "bytes", json_integer((json_int_t)s->bytes));
-	json_object_set_new(j, "duration_ms", json_integer(s->duration_ms));
-	json_object_set_new(j, "retries", json_integer(s->retries));
-	json_object_set_new(j, "result", json_string(espl_db_result_name(s->result)));
-	json_object_set_new(j, "error", jstr(s->error));
-	return j;
-}
-
-static json_t *rec_json(const rec *r)
-{
-	json_t *j = json_object();
-	json_object_set_new(j, "v", json_integer(1));
-	json_object_set_new(j, "type", json_string(type_names[r->type]));
-	switch (r->type) {
-	case R_BATCH_BEGIN: {
-		json_t *im = json_array();
-		for (size_t i = 0; i < r->recipe.n_images; i++)
-			json_array_append_new(im, json_pack("{s:o,s:o}", "name",
-							    jstr(r->images[i].name), "sha256",
-							    jstr(r->images[i].sha256)));
-		json_object_set_new(j, "station", station_json(&r->station));
-		json_object_set_new(j, "recipe",
-				    json_pack("{s:o,s:o,s:o,s:o}", "name", jstr(r->recipe.name),
-					      "sha256", jstr(r->recipe.sha256), "yaml",
-					      jstr(r->recipe.yaml), "images", im));
-		json_object_set_new(j, "batch",
-				    json_pack("{s:s,s:o,s:o,s:I,s:i}", "uuid", r->batch.uuid, "name",
-					      jstr(r->batch.name), "operator",
-					      jstr(r->batch.operator_name), "started_ms",
-					      (json_int_t)r->batch.started_ms, "planned",
-					      r->batch.planned));
-		break;
-	}
-	case R_BATCH_END:
-		json_object_set_new(j, "batch_uuid", json_string(r->batch_uuid));
-		json_object_set_new(j, "ended_ms", json_integer(r->ended_ms));
-		break;
-	case R_UNIT_BEGIN:
-	case R_UNIT_END: {
-		json_object_set_new(j, "unit", unit_json(&r->unit));
-		if (r->type == R_UNIT_END) {
-			json_t *st = json_array();
-			for (size_t i = 0; i < r->n_steps; i++)
-				json_array_append_new(st, step_json(&r->steps[i]));
-			json_object_set_new(j, "steps", st);
-		}
-		break;
-	}
-	case R_UNIT_STEP: /* only ever written to the rejected file */
-		json_object_set_new(j, "unit_uuid", json_string(r->unit.uuid));
-		if (r->n_steps)
-			json_object_set_new(j, "step", step_json(&r->steps[0]));
-		break;
-	case R_EVENT:
-		json_object_set_new(j, "event",
-				    json_pack("{s:I,s:o,s:o,s:o,s:o,s:o}", "time_ms",
-					      (json_int_t)r->event.time_ms, "level", jstr(r->event.level),
-					      "kind", jstr(r->event.kind), "batch_uuid",
-					      jstr(r->event.batch_uuid), "unit_uuid",
-					      jstr(r->event.unit_uuid), "message",
-					      jstr(r->event.message)));
-		break;
-	default:
-		break;
-	}
-	return j;
-}
-
-/* Parsing back.  Strings are copied; a missing key reads as NULL / 0. */
-static const char *get_s(json_t *o, const char *k, int *oom)
-{
-	return espl__strdup_oom(json_string_value(json_object_get(o, k)), oom);
-}
-
-static int64_t get_i(json_t *o, const char *k)
-{
-	return (int64_t)json_integer_value(json_object_get(o, k));
-}
-
-static void get_uuid(json_t *o, const char *k, char out[ESPL_DB_UUID_SIZE])
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	snprintf(out, ESPL_DB_UUID_SIZE, "%s", s ? s : "");
-}
-
-static void unit_from_json(json_t *j, espl_db_unit *u, int *oom)
-{
-	get_uuid(j, "uuid", u->uuid);
-	get_uuid(j, "batch_uuid", u->batch_uuid);
-	u->mac = get_s(j, "mac", oom);
-	u->chip_id = (uint32_t)get_i(j, "chip_id");
-	u->flash_id = (uint32_t)get_i(j, "flash_id");
-	u->manufacturer = get_s(j, "manufacturer", oom);
-	u->flash_size = (uint32_t)get_i(j, "flash_size");
-	u->crystal_mhz = (int)get_i(j, "crystal_mhz");
-	u->port = get_s(j, "port", oom);
-	u->adapter_serial = get_s(j, "adapter_serial", oom);
-	u->adapter_location = get_s(j, "adapter_location", oom);
-	u->started_ms = get_i(j, "started_ms");
-	u->ended_ms = get_i(j, "ended_ms");
-	u->duration_ms = get_i(j, "duration_ms");
-	u->result = espl_db_result_parse(json_string_value(json_object_get(j, "result")));
-	u->error_kind = get_s(j, "error_kind", oom);
-	u->error = get_s(j, "error", oom);
-}
-
-static int steps_from_json(json_t *a, rec *r, int *oom)
-{
-	size_t n = json_array_size(a);
-	if (!n)
-		return ESPL_OK;
-	r->steps = calloc(n, sizeof *r->steps);
-	if (!r->steps)
-		return ESPL_ENOMEM;
-	r->n_steps = n;
-	for (size_t i = 0; i < n; i++) {
-		json_t *s = json_array_get(a, i);
-		espl_db_step *st = &r->steps[i];
-		st->index = (int)get_i(s, "index");
-		st->kind = get_s(s, "kind", oom);
-		st->address = (uint32_t)get_i(s, "address");
-		st->length = (uint32_t)get_i(s, "length");
-		st->expected_md5 = get_s(s, "expected_md5", oom);
-		st->actual_md5 = get_s(s, "actual_md5", oom);
-		st->bytes = (uint64_t)get_i(s, "bytes");
-		st->duration_ms = get_i(s, "duration_ms");
-		st->retries = (int)get_i(s, "retries");
-		st->result = espl_db_result_parse(json_string_value(json_object_get(s, "result")));
-		st->error = get_s(s, "error", oom);
-	}
-	return ESPL_OK;
-}
-
-static int batch_from_json(json_t *j, rec *r, int *oom)
-{
-	json_t *st = json_object_get(j, "station"), *rc = json_object_get(j, "recipe");
-	json_t *b = json_object_get(j, "batch"), *im = json_object_get(rc, "images");
-	r->station.name = get_s(st, "name", oom);
-	r->station.host = get_s(st, "host", oom);
-	r->station.version = get_s(st, "version", oom);
-	r->recipe.name = get_s(rc, "name", oom);
-	r->recipe.sha256 = get_s(rc, "sha256", oom);
-	r->recipe.yaml = get_s(rc, "yaml", oom);
-	size_t n = json_array_size(im);
-	if (n) {
-		if (!(r->images = calloc(n, sizeof *r->images)))
-			return ESPL_ENOMEM;
-		r->recipe.n_images = n;
-		r->recipe.images = r->images;
-		for (size_t i = 0; i < n; i++) {
-			r->images[i].name = get_s(json_array_get(im, i), "name", oom);
-			r->images[i].sha256 = get_s(json_array_get(im, i), "sha256", oom);
-		}
-	}
-	get_uuid(b, "uuid", r->batch.uuid);
-	r->batch.name = get_s(b, "name", oom);
-	r->batch.operator_name = get_s(b, "operator", oom);
-	r->batch.started_ms = get_i(b, "started_ms");
-	r->batch.planned = (int)get_i(b, "planned");
-	return ESPL_OK;
-}
-
-static int rec_from_json(const char *line, rec **out, espl_error *err)
-{
-	json_error_t jerr;
-	json_t *j = json_loads(line, 0, &jerr);
-	*out = NULL;
-	if (!j)
-		return espl_fail(err, ESPL_EARG, "not JSON: %s", jerr.text);
-	const char *type = json_string_value(json_object_get(j, "type"));
-	rec *r = calloc(1, sizeof *r);
-	int oom = 0, rc = ESPL_OK;
-	if (!r) {
-		json_decref(j);
-		return espl_fail(err, ESPL_ENOMEM, "out of memory reading the spool");
-	}
-	r->type = -1;
-	for (int t = R_BATCH_BEGIN; type && t <= R_EVENT; t++)
-		if (strcmp(type, type_names[t]) == 0)
-			r->type = t;
-	switch (r->type) {
-	case R_BATCH_BEGIN:
-		rc = batch_from_json(j, r, &oom);
-		break;
-	case R_BATCH_END:
-		get_uuid(j, "batch_uuid", r->batch_uuid);
-		r->ended_ms = get_i(j, "ended_ms");
-		break;
-	case R_UNIT_BEGIN:
-	case R_UNIT_END:
-		unit_from_json(json_object_get(j, "unit"), &r->unit, &oom);
-		snprintf(r->ack.uuid, sizeof r->ack.uuid, "%s", r->unit.uuid);
-		if (r->type == R_UNIT_END)
-			rc = steps_from_json(json_object_get(j, "steps"), r, &oom);
-		break;
-	case R_EVENT: {
-		json_t *e = json_object_get(j, "event");
-		r->event.time_ms = get_i(e, "time_ms");
-		r->event.level = get_s(e, "level", &oom);
-		r->event.kind = get_s(e, "kind", &oom);
-		r->event.batch_uuid = get_s(e, "batch_uuid", &oom);
-		r->event.unit_uuid = get_s(e, "unit_uuid", &oom);
-		r->event.message = get_s(e, "message", &oom);
-		break;
-	}
-	default:
-		rc = espl_fail(err, ESPL_EARG, "unknown record type '%s'", type ? type : "(none)");
-	}
-	json_decref(j);
-	if (rc == 0 && oom)
-		rc = espl_fail(err, ESPL_ENOMEM, "out of memory reading the spool");
-	if (rc < 0) {
-		rec_free(r);
-		return rc;
-	}
-	*out = r;
-	return ESPL_OK;
-}
-
 /* ---- applying a record to the database -------------------------------- */
 
-static int apply(espl_dbw *w, rec *r, espl_error *err)
+int espl__dbw_apply(espl_dbw *w, rec *r, espl_error *err)
 {
 	switch (r->type) {
 	case R_BATCH_BEGIN:
@@ -453,109 +137,9 @@ static int apply(espl_dbw *w, rec *r, espl_error *err)
 }
 
 /* Environmental failures (worth spooling) versus the record's own fault. */
-static int is_environmental(int rc)
+int espl__dbw_is_environmental(int rc)
 {
 	return rc == ESPL_EDB || rc == ESPL_ENOMEM || rc == ESPL_ESYS;
-}
-
-/* ---- files ------------------------------------------------------------- */
-
-static void log_msg(espl_dbw *w, const char *level, const char *fmt, ...) ESPL_PRINTF(3, 4);
-static void log_msg(espl_dbw *w, const char *level, const char *fmt, ...)
-{
-	char msg[ESPL_ERROR_MAX + 256];
-	va_list ap;
-	if (!w->o.on_log)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	w->o.on_log(level, msg, w->o.user);
-}
-
-static int fsync_dir_of(const char *path)
-{
-	char copy[PATH_MAX];
-	snprintf(copy, sizeof copy, "%s", path);
-	int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
-	if (fd < 0)
-		return -1;
-	int rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Append one record as a JSON line to path (fd cached in *fd) and fsync. */
-static int append_line(const char *path, int *fd, const rec *r, espl_error *err)
-{
-	json_t *j = rec_json(r);
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
-	if (!text)
-		return espl_fail(err, ESPL_ENOMEM, "out of memory writing %s", path);
-	int created = 0;
-	if (*fd < 0) {
-		created = access(path, F_OK) < 0;
-		*fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	}
-	size_t len = strlen(text);
-	text[len] = '\n'; /* replaces the NUL; json_dumps left room for nothing else */
-	off_t end = *fd < 0 ? -1 : lseek(*fd, 0, SEEK_END);
-	int rc = *fd < 0 || end < 0 ? -1 : write_all(*fd, text, len + 1);
-	if (rc == 0)
-		rc = fsync(*fd);
-	if (rc < 0 && end >= 0) {
-		/* A full disk can take half a line: cut it off, or the next line
-		 * appended would be glued to it and both lost at replay. */
-		int e = errno;
-		if (ftruncate(*fd, end) < 0) {
-			/* the replay drops a damaged line; the record is reported unsaved */
-		}
-		errno = e;
-	}
-	if (rc == 0 && created)
-		rc = fsync_dir_of(path);
-	free(text);
-	if (rc < 0) {
-		int e = errno;
-		if (*fd >= 0) {
-			close(*fd);
-			*fd = -1;
-		}
-		errno = e;
-		return espl_fail_errno(err, "cannot append to %s", path);
-	}
-	return ESPL_OK;
-}
-
-static void reject(espl_dbw *w, const rec *r, const espl_error *why)
-{
-	espl_error e;
-	int fd = -1;
-	if (append_line(w->rejected_path, &fd, r, &e) < 0)
-		log_msg(w, "error", "record refused by the database (%s) and not saved: %s", why->msg,
-			e.msg);
-	else
-		log_msg(w, "error", "record refused by the database, kept in %s: %s", w->rejected_path,
-			why->msg);
-	if (fd >= 0)
-		close(fd);
-	w->stats.rejected++;
 }
 
 /* ---- state ------------------------------------------------------------- */
@@ -570,7 +154,7 @@ static void set_state(espl_dbw *w, int state, const char *reason)
 	if (changed && w->o.on_state)
 		w->o.on_state(state, reason, w->o.user);
 	if (changed)
-		log_msg(w, "error", "%s", reason);
+		espl__dbw_log_msg(w, "error", "%s", reason);
 }
 
 static void start_spooling(espl_dbw *w, const espl_error *why)
@@ -593,9 +177,9 @@ static int append_spooled(espl_dbw *w, const rec *r, espl_error *e)
 		if (!path)
 			continue;
 		espl_error why;
-		if (append_line(path, fd, r, &why) == 0) {
+		if (espl__dbw_append_line(path, fd, r, &why) == 0) {
 			if (stage != w->spool_stage && stage == 2)
-				log_msg(w, "warn", "the spool %s cannot be written; records now go to %s",
+				espl__dbw_log_msg(w, "warn", "the spool %s cannot be written; records now go to %s",
 				        w->spool_path, path);
 			w->spool_stage = stage;
 			return ESPL_OK;
@@ -641,8 +225,8 @@ static int write_group(espl_dbw *w, rec **g, size_t n, espl_error *err)
 	ESPL_TRY(espl_db_begin(w->db, err));
 	for (size_t i = 0; i < n; i++) {
 		espl_error e;
-		int rc = apply(w, g[i], &e);
-		if (rc < 0 && is_environmental(rc)) {
+		int rc = espl__dbw_apply(w, g[i], &e);
+		if (rc < 0 && espl__dbw_is_environmental(rc)) {
 			espl_db_rollback(w->db);
 			*err = e;
 			return rc;
@@ -683,19 +267,19 @@ static void write_one(espl_dbw *w, rec *r)
 		return;
 	}
 	clear_outcome(r);
-	int rc = apply(w, r, &e);
+	int rc = espl__dbw_apply(w, r, &e);
 	if (rc == 0) {
 		w->stats.written++;
 		w->stats.transactions++;
 		return;
 	}
-	if (is_environmental(rc)) {
+	if (espl__dbw_is_environmental(rc)) {
 		start_spooling(w, &e);
 		spool_or_drop(w, r);
 		return;
 	}
 	record_failure(r, rc, &e);
-	reject(w, r, &e);
+	espl__dbw_reject(w, r, &e);
 }
 
 static void write_records(espl_dbw *w, rec **g, size_t n)
@@ -706,7 +290,7 @@ static void write_records(espl_dbw *w, rec **g, size_t n)
 			if (g[i]->ack.rc < 0) {
 				espl_error why = { g[i]->ack.rc, "" };
 				snprintf(why.msg, sizeof why.msg, "%s", g[i]->ack.error);
-				reject(w, g[i], &why);
+				espl__dbw_reject(w, g[i], &why);
 			} else {
 				w->stats.written++;
 			}
@@ -738,7 +322,7 @@ static void finish(espl_dbw *w, rec **g, size_t n)
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < n; i++) {
 		rec *r = g[i];
-		int unsaved = r->type != R_SYNC && r->ack.rc < 0 && is_environmental(r->ack.rc);
+		int unsaved = r->type != R_SYNC && r->ack.rc < 0 && espl__dbw_is_environmental(r->ack.rc);
 		r->done = 1;
 		if (unsaved && !r->waited) {
 			hold(w, r);
@@ -747,17 +331,17 @@ static void finish(espl_dbw *w, rec **g, size_t n)
 		if (unsaved) {
 			/* The producer frees r; keep a copy to save at stop. */
 			rec *copy = NULL;
-			json_t *j = rec_json(r);
+			json_t *j = espl__dbw_rec_json(r);
 			char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 			json_decref(j);
-			if (text && rec_from_json(text, &copy, NULL) == 0) {
+			if (text && espl__dbw_rec_from_json(text, &copy, NULL) == 0) {
 				copy->type = r->type;
 				hold(w, copy);
 			}
 			free(text);
 		}
 		if (!r->waited)
-			rec_free(r);
+			espl__dbw_rec_free(r);
 	}
 	w->stats.queued -= n;
 	pthread_cond_broadcast(&w->done);
@@ -795,305 +379,6 @@ static void *writer_main(void *arg)
 	}
 	free(g);
 	return NULL;
-}
-
-/* ---- producers --------------------------------------------------------- */
-
-static size_t queue_limit(const espl_dbw *w)
-{
-	return w->o.max_queue > 0 ? (size_t)w->o.max_queue : 10000;
-}
-
-/* Append r to the queue and wake the writer; w->mu is held. */
-static void append_locked(espl_dbw *w, rec *r)
-{
-	if (w->tail)
-		w->tail->next = r;
-	else
-		w->head = r;
-	w->tail = r;
-	w->stats.queued++;
-	pthread_cond_signal(&w->work);
-}
-
-static int refuse_oom(rec *r, espl_error *err)
-{
-	rec_free(r);
-	return espl_fail(err, ESPL_ENOMEM, "out of memory queuing a database record");
-}
-
-static int enqueue(espl_dbw *w, rec *r, int oom, int wait, espl_error *err)
-{
-	if (oom)
-		return refuse_oom(r, err);
-	r->waited = wait;
-	pthread_mutex_lock(&w->mu);
-	/* Backpressure: a producer far ahead of the disk waits for room rather
-	 * than filling memory. */
-	while (w->stats.queued >= queue_limit(w) && !w->stopping)
-		pthread_cond_wait(&w->done, &w->mu);
-	if (w->stopping) {
-		pthread_mutex_unlock(&w->mu);
-		rec_free(r);
-		return espl_fail(err, ESPL_EDB, "the database writer is stopping; record refused");
-	}
-	append_locked(w, r);
-	if (!wait) {
-		pthread_mutex_unlock(&w->mu);
-		return ESPL_OK;
-	}
-	while (!r->done)
-		pthread_cond_wait(&w->done, &w->mu);
-	pthread_mutex_unlock(&w->mu);
-	return ESPL_OK;
-}
-
-/* Queue r unless that would mean waiting (the queue is full) or the record
- * could only be dropped later (the writer is spooling or stopping): then
- * drop it.  For records that are worth having but never worth a wait. */
-static int enqueue_or_drop(espl_dbw *w, rec *r, int oom, espl_error *err)
-{
-	if (oom)
-		return refuse_oom(r, err);
-	pthread_mutex_lock(&w->mu);
-	int room = !w->stopping && w->state == ESPL_DBW_OK && w->stats.queued < queue_limit(w);
-	if (room)
-		append_locked(w, r);
-	pthread_mutex_unlock(&w->mu);
-	if (!room)
-		rec_free(r);
-	return ESPL_OK;
-}
-
-/* Wait for r, then report and free it. */
-static int await(espl_dbw *w, rec *r, int oom, espl_dbw_ack *ack, espl_error *err)
-{
-	ESPL_TRY(enqueue(w, r, oom, 1, err));
-	int rc = r->ack.rc;
-	if (rc < 0)
-		espl_fail(err, rc, "%s", r->ack.error);
-	if (ack)
-		*ack = r->ack;
-	rec_free(r);
-	return rc;
-}
-
-static rec *new_rec(int type, espl_error *err)
-{
-	rec *r = calloc(1, sizeof *r);
-	if (!r)
-		espl_fail(err, ESPL_ENOMEM, "out of memory queuing a database record");
-	else
-		r->type = type;
-	return r;
-}
-
-int espl_dbw_begin_batch(espl_dbw *w, const espl_db_recipe *recipe, const espl_db_batch *batch,
-			 espl_error *err)
-{
-	int oom = 0;
-	rec *r = new_rec(R_BATCH_BEGIN, err);
-	if (!r)
-		return ESPL_ENOMEM;
-	copy_station(r, &w->o.station, &oom);
-	copy_recipe(r, recipe, &oom);
-	copy_batch(r, batch, &oom);
-	return await(w, r, oom, NULL, err);
-}
-
-int espl_dbw_end_batch(espl_dbw *w, const char *batch_uuid, int64_t ended_ms, espl_error *err)
-{
-	rec *r = new_rec(R_BATCH_END, err);
-	if (!r)
-		return ESPL_ENOMEM;
-	snprintf(r->batch_uuid, sizeof r->batch_uuid, "%s", batch_uuid);
-	r->ended_ms = ended_ms;
-	return await(w, r, 0, NULL, err);
-}
-
-int espl_dbw_begin_unit(espl_dbw *w, const espl_db_unit *unit, espl_error *err)
-{
-	int oom = 0;
-	rec *r = new_rec(R_UNIT_BEGIN, err);
-	if (!r)
-		return ESPL_ENOMEM;
-	copy_unit(r, unit, &oom);
-	return await(w, r, oom, NULL, err);
-}
-
-int espl_dbw_end_unit(espl_dbw *w, const espl_db_unit *unit, const espl_db_step *steps,
-		      size_t n_steps, espl_dbw_ack *ack, espl_error *err)
-{
-	int oom = 0;
-	rec *r = new_rec(R_UNIT_END, err);
-	if (!r)
-		return ESPL_ENOMEM;
-	copy_unit(r, unit, &oom);
-	copy_steps(r, steps, n_steps, &oom);
-	if (!ack)
-		return enqueue(w, r, oom, 0, err);
-	return await(w, r, oom, ack, err);
-}
-
-int espl_dbw_step_done(espl_dbw *w, const char *unit_uuid, const espl_db_step *step,
-		       espl_error *err)
-{
-	int oom = 0;
-	if (!unit_uuid || !*unit_uuid || !step)
-		return espl_fail(err, ESPL_EARG, "a progressive step needs its unit's uuid");
-	rec *r = new_rec(R_UNIT_STEP, err);
-	if (!r)
-		return ESPL_ENOMEM;
-	snprintf(r->unit.uuid, sizeof r->unit.uuid, "%s", unit_uuid);
-	copy_steps(r, step, 1, &oom);
-	return enqueue_or_drop(w, r, oom, err);
-}
-
-int espl_dbw_event(espl_dbw *w, const espl_db_event *event, espl_error *err)
-{
-	int oom = 0;
-	rec *r = new_rec(R_EVENT, err);
-	if (!r)
-		return ESPL_ENOMEM;
-	copy_event(r, event, &oom);
-	return enqueue(w, r, oom, 0, err);
-}
-
-int espl_dbw_sync(espl_dbw *w, espl_error *err)
-{
-	rec *r = new_rec(R_SYNC, err);
-	if (!r)
-		return ESPL_ENOMEM;
-	return await(w, r, 0, NULL, err);
-}
-
-int espl_dbw_state(espl_dbw *w, char *reason, size_t reason_size)
-{
-	pthread_mutex_lock(&w->mu);
-	int s = w->state;
-	if (reason && reason_size)
-		snprintf(reason, reason_size, "%s", s == ESPL_DBW_OK ? "" : w->reason);
-	pthread_mutex_unlock(&w->mu);
-	return s;
-}
-
-void espl_dbw_get_stats(espl_dbw *w, espl_dbw_stats *stats)
-{
-	pthread_mutex_lock(&w->mu);
-	*stats = w->stats;
-	pthread_mutex_unlock(&w->mu);
-}
-
-const char *espl_dbw_spool_path(const espl_dbw *w)
-{
-	return w->spool_path;
-}
-
-/* ---- replay ------------------------------------------------------------ */
-
-static void sha256_hex(const char *data, size_t len, char out[ESPL_DB_HASH_SIZE])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-	for (unsigned i = 0; i < mdlen && i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
-/* Apply every line in one transaction.  A line the database refuses as wrong
- * goes to the rejected file; an environmental failure aborts (spool kept). */
-static int replay_lines(espl_dbw *w, const char *path, char *text, const char *sha,
-			espl_dbw_startup *info, espl_error *err)
-{
-	int count = 0;
-	ESPL_TRY(espl_db_begin(w->db, err));
-	for (char *line = text, *next; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (!next) {
-			/* A last line without its newline was being written when the
-			 * process died; it was never acknowledged as saved. */
-			log_msg(w, "warn", "spool %s: ignoring an incomplete last line", path);
-			break;
-		}
-		*next++ = '\0';
-		if (!*line)
-			continue;
-		rec *r;
-		espl_error e;
-		int rc = rec_from_json(line, &r, &e);
-		if (rc == ESPL_ENOMEM) {
-			espl_db_rollback(w->db);
-			*err = e;
-			return rc;
-		}
-		if (rc < 0) {
-			log_msg(w, "error", "spool %s: unreadable line dropped (%s): %.200s", path,
-				e.msg, line);
-			info->rejected++;
-			continue;
-		}
-		rc = apply(w, r, &e);
-		if (rc < 0 && is_environmental(rc)) {
-			rec_free(r);
-			espl_db_rollback(w->db);
-			*err = e;
-			return rc;
-		}
-		if (rc < 0) {
-			reject(w, r, &e);
-			info->rejected++;
-		} else {
-			count++;
-		}
-		rec_free(r);
-	}
-	int rc = espl_db_spool_mark(w->db, sha, count, err);
-	if (rc == 0)
-		rc = espl_db_commit(w->db, err);
-	else
-		espl_db_rollback(w->db);
-	if (rc == 0)
-		info->replayed += count;
-	return rc;
-}
-
-/* The largest spool replayed: a unit record is a few KB, so this is some
- * tens of thousands of units, far more than a station makes while its
- * database is down; a larger file is not a spool. */
-#define SPOOL_FILE_MAX (512u << 20)
-
-static int replay_one(espl_dbw *w, const char *path, espl_dbw_startup *info, espl_error *err)
-{
-	char *text;
-	size_t len = 0;
-	char sha[ESPL_DB_HASH_SIZE];
-	if (access(path, F_OK) < 0)
-		return ESPL_OK;
-	int before = info->replayed;
-	ESPL_TRY(espl__file_read(path, SPOOL_FILE_MAX, "spool", &text, &len, err));
-	sha256_hex(text, len, sha);
-	int rc = espl_db_spool_seen(w->db, sha, err);
-	if (rc == 0)
-		rc = replay_lines(w, path, text, sha, info, err);
-	free(text);
-	if (rc < 0) {
-		espl_error_prefix(err, "records from an earlier run wait in %s and cannot be replayed "
-				  "into the database",
-				  path);
-		return rc;
-	}
-	if (unlink(path) < 0 || fsync_dir_of(path) < 0)
-		return espl_fail_errno(err, "replayed %s but cannot remove it", path);
-	log_msg(w, "info", "replayed %d records from %s", info->replayed - before, path);
-	return ESPL_OK;
-}
-
-/* The spool beside the database first, then the fallback: the order the
- * records were made in. */
-static int replay_spool(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
-{
-	ESPL_TRY(replay_one(w, w->spool_path, info, err));
-	return w->fallback_path ? replay_one(w, w->fallback_path, info, err) : ESPL_OK;
 }
 
 /* ---- start / stop ------------------------------------------------------ */
@@ -1135,7 +420,7 @@ static void dbw_free(espl_dbw *w)
 	while (w->held_head) {
 		rec *r = w->held_head;
 		w->held_head = r->next;
-		rec_free(r);
+		espl__dbw_rec_free(r);
 	}
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->work);
@@ -1188,14 +473,14 @@ static int prepare_db(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
 				.busy_timeout_ms = w->o.busy_timeout_ms,
 				.max_pages = w->o.max_pages };
 	ESPL_TRY(espl_db_open(&w->db, &dbo, err));
-	ESPL_TRY(replay_spool(w, info, err));
+	ESPL_TRY(espl__dbw_replay_spool(w, info, err));
 	int rc = espl_db_interrupt_stale(w->db, &w->o.station,
 					 "the station stopped before this unit completed",
 					 espl_db_now_ms(), &info->interrupted, err);
 	if (rc < 0)
 		espl_error_prefix(err, "recording interrupted units of an earlier run");
 	else if (info->interrupted)
-		log_msg(w, "warn", "%d units of an earlier run never completed; recorded as INTERRUPTED",
+		espl__dbw_log_msg(w, "warn", "%d units of an earlier run never completed; recorded as INTERRUPTED",
 			info->interrupted);
 	return rc;
 }
@@ -1266,7 +551,7 @@ int espl_dbw_start(espl_dbw **out, const espl_dbw_options *opts, espl_dbw_startu
  * never cut (the line is as long as the record), so it replays as it is. */
 static void log_unsaved(espl_dbw *w, const rec *r)
 {
-	json_t *j = rec_json(r);
+	json_t *j = espl__dbw_rec_json(r);
 	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
 	const char *fmt = "UNSAVED RECORD (append this line to %s, then start the station): %s";
@@ -1296,7 +581,7 @@ static int save_held(espl_dbw *w, int *rescued, espl_error *err)
 		lost++;
 	}
 	if (*rescued)
-		log_msg(w, "info", "%d unit records held in memory were saved in a spool at stop", *rescued);
+		espl__dbw_log_msg(w, "info", "%d unit records held in memory were saved in a spool at stop", *rescued);
 	if (lost)
 		return espl_fail(err, ESPL_EDB,
 				 "%d records could be saved neither in %s nor in a spool (%s%s%s); each "
@@ -1335,7 +620,7 @@ int espl_dbw_fallback_spool_path(const char *db_path, const char *dir, char *out
 	char *abs = realpath(db_path, NULL);
 	const char *name = abs ? abs : db_path;
 	char sha[ESPL_DB_HASH_SIZE], base[PATH_MAX];
-	sha256_hex(name, strlen(name), sha);
+	espl__dbw_sha256_hex(name, strlen(name), sha);
 	snprintf(base, sizeof base, "%s", name);
 	int n = snprintf(out, cap, "%s/%s-%.16s.spool", dir, basename(base), sha);
 	free(abs);
