@@ -61,7 +61,6 @@ function applySnapshot(s) {
     Object.assign(p, { state: row.state || 'idle', step: row.step || '', mac: row.mac || '',
       result: row.result || '', note: row.note || '', error: '', done: row.done || 0, total: row.total || 0,
       passed: row.passed || 0, failed: row.failed || 0 });
-    if (row.gone) p.state = row.state;
   }
   setBanner(s.db_problem ? 'DATABASE: ' + s.db_problem : s.stopping ? 'STOPPING: ' + s.stopping : '');
 }

@@ -31,7 +31,8 @@
  * buffer is full its events are dropped and that browser gets a fresh
  * snapshot once it reads again.  Each connection has its own thread
  * (libmicrohttpd's thread-per-connection mode), so a stuck one blocks only
- * itself.
+ * itself; its kernel send buffer is bounded too (16 KB).  A stream sends at
+ * most ten times a second, whatever the event rate.
  *
  * The module never prints.  Thread safety: espl_web_event may be called from
  * any number of threads at once; start and stop from one thread.  With a ui,
