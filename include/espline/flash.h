@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdbool.h>
+
 #include "espline/error.h"
 #include "espline/image.h"
 #include "espline/loader.h"
@@ -30,6 +32,27 @@ int espl_flash_erase_chip(espl_loader *l, espl_error *err);
 
 /* Erase [addr, addr+len); both must be multiples of 4096. */
 int espl_flash_erase_region(espl_loader *l, uint32_t addr, uint32_t len, espl_error *err);
+
+#define ESPL_FLASH_BLOCK (64u * 1024u)
+
+/* What espl_flash_erase_dirty found and did. */
+typedef struct espl_erase_check {
+	unsigned blocks;          /* 64 KiB blocks on the chip */
+	unsigned checked;         /* blocks hashed (fewer once a chip erase was decided) */
+	unsigned dirty;           /* of those, not all 0xFF */
+	bool chip_erased;         /* most blocks were dirty: one chip erase instead */
+	uint64_t bytes_erased;
+} espl_erase_check;
+
+/* The guarantee of espl_flash_erase_chip, without erasing what is blank:
+ * every 64 KiB block whose index has skip[i] false is hashed on the chip
+ * (stub MD5) and erased only if it is not all 0xFF; consecutive dirty blocks
+ * go in one region erase.  Once more than half the chip's blocks are dirty
+ * it stops hashing and erases the whole chip.  skip (may be NULL = none)
+ * has one entry per block: blocks the caller will overwrite entirely
+ * anyway (the stub erases ahead of a write), so their bytes do not matter.
+ * Needs the stub.  out is filled also on error (as far as it got). */
+int espl_flash_erase_dirty(espl_loader *l, const bool *skip, espl_erase_check *out, espl_error *err);
 
 enum espl_write_flags {
 	ESPL_WRITE_COMPRESS = 1, /* use the image's deflate stream (stub only; ignored in ROM mode) */

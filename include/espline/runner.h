@@ -83,6 +83,9 @@ typedef struct espl_step_result {
 	                                 * whole image, or the 16 KiB chunks that
 	                                 * matched when only some differed) */
 	bool skipped;                   /* write with skip_unchanged: nothing needed writing */
+	/* erase: chip: 64 KiB blocks hashed and found not blank (the rest were
+	 * blank or are written later; bytes = what was erased) */
+	unsigned blocks_checked, blocks_dirty;
 	/* verify: the region that failed, else the last one checked; write and
 	 * write_init_data: the image (expected = its MD5; actual = the chip's
 	 * before writing, when skip_unchanged asked for it) */

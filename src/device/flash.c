@@ -96,6 +96,87 @@ int espl_flash_erase_region(espl_loader *l, uint32_t addr, uint32_t len, espl_er
 	return 0;
 }
 
+/* The MD5 of one 64 KiB block of 0xFF (no static buffer: workers share this). */
+static int blank_block_md5(uint8_t md5[16], espl_error *err)
+{
+	uint8_t ff[ESPL_SECTOR_SIZE];
+	unsigned n = 16;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	int ok = c && EVP_DigestInit_ex(c, EVP_md5(), NULL);
+	memset(ff, 0xFF, sizeof ff);
+	for (unsigned i = 0; ok && i < ESPL_FLASH_BLOCK / sizeof ff; i++)
+		ok = EVP_DigestUpdate(c, ff, sizeof ff);
+	ok = ok && EVP_DigestFinal_ex(c, md5, &n);
+	EVP_MD_CTX_free(c);
+	return ok ? ESPL_OK : espl_fail(err, ESPL_ENOMEM, "computing the MD5 of a blank block failed");
+}
+
+/* Hash blocks until done or more than half the chip is dirty. */
+static int find_dirty_blocks(espl_loader *l, const bool *skip, bool *dirty, espl_erase_check *out,
+                             espl_error *err)
+{
+	uint8_t blank[16], md5[16];
+	ESPL_TRY(blank_block_md5(blank, err));
+	for (unsigned b = 0; b < out->blocks; b++) {
+		if (skip && skip[b])
+			continue;
+		ESPL_TRY(espl_flash_md5(l, b * ESPL_FLASH_BLOCK, ESPL_FLASH_BLOCK, md5, err));
+		out->checked++;
+		dirty[b] = memcmp(md5, blank, 16) != 0;
+		out->dirty += dirty[b];
+		if (out->dirty > out->blocks / 2) {
+			out->chip_erased = true;
+			return ESPL_OK;
+		}
+	}
+	return ESPL_OK;
+}
+
+static int erase_dirty_runs(espl_loader *l, const bool *dirty, espl_erase_check *out, espl_error *err)
+{
+	for (unsigned b = 0; b < out->blocks;) {
+		unsigned end = b;
+		while (end < out->blocks && dirty[end])
+			end++;
+		if (end == b) {
+			b++;
+			continue;
+		}
+		uint32_t len = (end - b) * ESPL_FLASH_BLOCK;
+		ESPL_TRY(espl_flash_erase_region(l, b * ESPL_FLASH_BLOCK, len, err));
+		out->bytes_erased += len;
+		b = end;
+	}
+	return ESPL_OK;
+}
+
+int espl_flash_erase_dirty(espl_loader *l, const bool *skip, espl_erase_check *out, espl_error *err)
+{
+	size_t fsize = espl_loader_flash_size(l);
+	memset(out, 0, sizeof *out);
+	ESPL_TRY(require_stub(l, "checking the flash for blank blocks", err));
+	if (!fsize || fsize % ESPL_FLASH_BLOCK) { /* unknown size: only a chip erase is sure */
+		out->chip_erased = true;
+		return espl_flash_erase_chip(l, err);
+	}
+	out->blocks = (unsigned)(fsize / ESPL_FLASH_BLOCK);
+	bool *dirty = calloc(out->blocks, sizeof *dirty);
+	if (!dirty)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	int rc = find_dirty_blocks(l, skip, dirty, out, err);
+	if (rc == ESPL_OK && out->chip_erased) {
+		rc = espl_flash_erase_chip(l, err);
+		out->bytes_erased = fsize;
+	} else if (rc == ESPL_OK) {
+		rc = erase_dirty_runs(l, dirty, out, err);
+	}
+	free(dirty);
+	if (rc == ESPL_OK)
+		espl_loader_log(l, ESPL_LOG_INFO, "blank check: %u of %u blocks hashed, %u dirty, %s", out->checked,
+		                out->blocks, out->dirty, out->chip_erased ? "chip erased" : "dirty blocks erased");
+	return rc;
+}
+
 /* ---- write -------------------------------------------------------------- */
 
 int espl_flash_check_fits(espl_loader *l, const espl_image *img, espl_error *err)

@@ -75,13 +75,46 @@ int espl__runner_stopped(const unit *u)
 	return u->o->stop && *u->o->stop;
 }
 
+/* Blocks that a later write step overwrites from end to end: the stub
+ * erases ahead of that write, so what they hold now does not matter. */
+static bool *blocks_written_later(const unit *u, size_t nblocks)
+{
+	bool *covered = calloc(nblocks ? nblocks : 1, sizeof *covered);
+	if (!covered)
+		return NULL;
+	for (const espl_step *t = u->step + 1; t < u->r->steps + u->r->n_steps; t++) {
+		if (t->kind != ESPL_STEP_WRITE)
+			continue;
+		uint64_t start = t->write.address, end = start + t->write.file.size;
+		for (uint64_t b = (start + ESPL_FLASH_BLOCK - 1) / ESPL_FLASH_BLOCK;
+		     b < nblocks && (b + 1) * ESPL_FLASH_BLOCK <= end; b++)
+			covered[b] = true;
+	}
+	return covered;
+}
+
+/* erase: chip, with the same result (every byte 0xFF before the writes)
+ * without erasing blocks that are blank already (espl_flash_erase_dirty). */
+static int erase_chip_where_dirty(unit *u, espl_step_result *sr, espl_error *err)
+{
+	espl_erase_check ec;
+	bool *skip = blocks_written_later(u, u->res->chip.flash_size / ESPL_FLASH_BLOCK);
+	if (!skip)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	int rc = espl_flash_erase_dirty(u->l, skip, &ec, err);
+	free(skip);
+	sr->bytes += ec.bytes_erased;
+	sr->blocks_checked = ec.checked;
+	sr->blocks_dirty = ec.dirty;
+	return rc;
+}
+
 static int do_erase(unit *u, espl_step_result *sr, espl_error *err)
 {
 	const espl_step *s = u->step;
 	if (s->erase.chip) {
-		ESPL_TRY(espl_flash_erase_chip(u->l, err));
+		ESPL_TRY(erase_chip_where_dirty(u, sr, err));
 		add_op(u, OP_ERASE_ALL, 0, 0, NULL);
-		sr->bytes += u->res->chip.flash_size;
 		return within_timeout(u, err);
 	}
 	for (size_t k = 0; k < s->erase.n_regions; k++) {

@@ -120,6 +120,22 @@ static void fill_zero_fields(sim_chip_config *cfg)
 		cfg->xtal_mhz = 26;
 }
 
+/* dirty=: leftovers of earlier use in chosen or random sectors. */
+static void make_used(sim_chip *c)
+{
+	uint32_t x = c->cfg.flash_seed ? c->cfg.flash_seed : 0x9E3779B9u;
+	uint32_t sectors = (uint32_t)(c->flash.size / SIM_FLASH_SECTOR);
+	for (size_t i = 0; i < c->cfg.n_dirty_at; i++)
+		sim_flash_dirty_sector(&c->flash, c->cfg.dirty_at[i] / SIM_FLASH_SECTOR, &x);
+	for (uint32_t s = 0; c->cfg.dirty_pct && s < sectors; s++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		if (x % 100 < c->cfg.dirty_pct)
+			sim_flash_dirty_sector(&c->flash, s, &x);
+	}
+}
+
 sim_chip *sim_chip_new(const sim_chip_config *cfg, const sim_chip_io *io)
 {
 	sim_chip *c = calloc(1, sizeof *c);
@@ -137,6 +153,7 @@ sim_chip *sim_chip_new(const sim_chip_config *cfg, const sim_chip_io *io)
 		sim_chip_free(c);
 		return NULL;
 	}
+	make_used(c);
 	c->flash.stuck_sector = c->cfg.faults.stuck_sector;
 	/* Any NOR part, not only one that claims more than its die, ignores
 	 * the address bits above its capacity: a loader command past the end

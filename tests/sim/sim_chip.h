@@ -27,6 +27,8 @@ typedef struct sim_chip_faults {
 	long reset_at_flash_offset; /* -1 = none; likewise, requesting a reset */
 } sim_chip_faults;
 
+#define SIM_DIRTY_MAX 32
+
 typedef struct sim_chip_config {
 	uint8_t mac[6];             /* OUI must follow esptool's rule (see protocol notes 4.2) */
 	uint32_t jedec_id;          /* e.g. 0x1640EF: Winbond, 4 MB (capacity byte 0x16) */
@@ -34,7 +36,14 @@ typedef struct sim_chip_config {
 	unsigned xtal_mhz;          /* 26 or 40 */
 	sim_chip_faults faults;
 	int flash_random;           /* 1 = start with pseudo-random bytes, not 0xFF (catches missing erases) */
-	uint32_t flash_seed;        /* seed for flash_random */
+	uint32_t flash_seed;        /* seed for flash_random and dirty_pct */
+	/* A used module (dirty=): besides these, the flash starts all 0xFF, as
+	 * from the factory.  Each 4 KiB sector is dirty (pseudo-random bytes)
+	 * with probability dirty_pct %, and so is every sector holding one of
+	 * dirty_at[0..n_dirty_at). */
+	unsigned dirty_pct;
+	uint32_t dirty_at[SIM_DIRTY_MAX];
+	size_t n_dirty_at;
 } sim_chip_config;
 
 /* Fill *cfg with a healthy 4 MB ESP8266: MAC 18:FE:34:00:00:01, jedec_id

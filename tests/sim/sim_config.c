@@ -79,12 +79,16 @@ const char *sim_options_usage(void)
 "                         default 500), brownout:MS (a reset MS after every EN\n"
 "                         rise), dead-xtal (silent, never answers),\n"
 "                         exception[:MS] (Fatal exception MS after the banner)\n"
+"  --dirty D              a used module: none (default, all 0xFF as from the\n"
+"                         factory), P% (each 4 KiB sector dirty with\n"
+"                         probability P, seeded) or ADDR+ADDR+... (the sectors\n"
+"                         holding these addresses hold random bytes)\n"
 "\n"
 "Per-device overrides:\n"
 "  --dev K:SETTINGS       K is an index or a range A-B; SETTINGS is a comma list\n"
 "                         of link=, boot=, flash=, jedec=, xtal=, mac=, port=,\n"
 "                         rom_max_baud=, modes=, claim=, marker=, fw_baud=,\n"
-"                         fw_boot_ms=, boot_fault=,\n"
+"                         fw_boot_ms=, boot_fault=, dirty=,\n"
 "                         fault=SPEC (adds; repeatable) and fault=none (clears)\n"
 "  e.g. --devices 8 --flash 4MB --dev 3:flash=1MB,xtal=40,fault=corrupt@2000\n"
 "\n"
@@ -198,6 +202,42 @@ static int set_flash(sim_device_config *d, const char *v, char *err, size_t errl
 	return 0;
 }
 
+/* dirty=none | P% | ADDR+ADDR+...: a used module (sim_chip_config). */
+static int set_dirty(sim_device_config *d, const char *v, char *err, size_t errlen)
+{
+	uint64_t n;
+	size_t len = strlen(v);
+	d->chip.dirty_pct = 0;
+	d->chip.n_dirty_at = 0;
+	if (!strcmp(v, "none"))
+		return 0;
+	if (len > 1 && v[len - 1] == '%') {
+		char num[16];
+		if (len > sizeof num)
+			return fail(err, errlen, "bad dirty \"%s\": a percentage like 50%%", v);
+		memcpy(num, v, len - 1);
+		num[len - 1] = 0;
+		if (sim_parse_size(num, &n) || n > 100)
+			return fail(err, errlen, "bad dirty \"%s\": a percentage 0%%..100%%", v);
+		d->chip.dirty_pct = (unsigned)n;
+		return 0;
+	}
+	char *list = strdup(v), *save = NULL;
+	if (!list)
+		return fail(err, errlen, "out of memory");
+	int rc = 0;
+	for (char *a = strtok_r(list, "+", &save); a && !rc; a = strtok_r(NULL, "+", &save)) {
+		if (d->chip.n_dirty_at >= SIM_DIRTY_MAX)
+			rc = fail(err, errlen, "dirty=: at most %d addresses", SIM_DIRTY_MAX);
+		else if (sim_parse_size(a, &n) || n > 0xFFFFFFFFu)
+			rc = fail(err, errlen, "bad dirty address \"%s\": like 0x3000", a);
+		else
+			d->chip.dirty_at[d->chip.n_dirty_at++] = (uint32_t)n;
+	}
+	free(list);
+	return rc;
+}
+
 static int set_setting(sim_device_config *d, const char *key, const char *v, char *err, size_t errlen)
 {
 	uint64_t n;
@@ -262,6 +302,8 @@ static int set_setting(sim_device_config *d, const char *key, const char *v, cha
 		if (sim_boot_parse_fault(v, &d->boot_model))
 			return fail(err, errlen, "bad boot_fault \"%s\": none, loop[:MS], brownout:MS, "
 			            "dead-xtal or exception[:MS]", v);
+	} else if (!strcmp(key, "dirty")) {
+		return set_dirty(d, v, err, errlen);
 	} else if (!strcmp(key, "fault")) {
 		if (!strcmp(v, "none")) {
 			d->nfaults = 0;
@@ -350,6 +392,8 @@ static int finish_device(sim_options *o, sim_device_config *d, char *err, size_t
 		d->port = o->port_base + d->index;
 	}
 	sim_fault_chip_faults(d->faults, d->nfaults, &d->chip.faults);
+	if (!d->chip.flash_seed)
+		d->chip.flash_seed = (uint32_t)(o->seed * 2654435761u + d->index + 1);
 	if (d->boot_model.fault == SIM_BOOT_FAULT_DEAD_XTAL)
 		d->chip.faults.silent = 1; /* no clock: the loader cannot answer either */
 	return 0;
@@ -395,7 +439,7 @@ int sim_options_parse(int argc, char **argv, sim_options *o, char *err, size_t e
 
 	static const char *const device_opts[] = { "link", "boot", "flash", "jedec", "xtal", "mac", "fault",
 	                                           "rom_max_baud", "modes", "claim", "marker", "fw_baud",
-	                                           "fw_boot_ms", "boot_fault" };
+	                                           "fw_boot_ms", "boot_fault", "dirty" };
 	for (int i = 1; i < argc && !rc; i++) {
 		const char *arg = argv[i];
 		const char *v;

@@ -7,6 +7,23 @@
 #include <string.h>
 #include <unistd.h>
 
+static uint8_t xorshift_byte(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return (uint8_t)*x;
+}
+
+void sim_flash_dirty_sector(sim_flash *f, uint32_t sector, uint32_t *x)
+{
+	uint64_t addr = (uint64_t)sector * SIM_FLASH_SECTOR;
+	if (addr + SIM_FLASH_SECTOR > f->size)
+		return;
+	for (size_t i = 0; i < SIM_FLASH_SECTOR; i++)
+		f->data[addr + i] = xorshift_byte(x);
+}
+
 int sim_flash_init(sim_flash *f, size_t size, int random, uint32_t seed)
 {
 	f->data = malloc(size ? size : 1);
@@ -21,12 +38,8 @@ int sim_flash_init(sim_flash *f, size_t size, int random, uint32_t seed)
 	}
 	/* xorshift32: deterministic per seed so a failing test can be replayed */
 	uint32_t x = seed ? seed : 0x2545F491u;
-	for (size_t i = 0; i < size; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		f->data[i] = (uint8_t)x;
-	}
+	for (size_t i = 0; i < size; i++)
+		f->data[i] = xorshift_byte(&x);
 	return 0;
 }
 

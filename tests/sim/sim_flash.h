@@ -57,6 +57,9 @@ uint64_t sim_flash_alias(const sim_flash *f, uint64_t addr);
 /* All 0xFF, or pseudo-random bytes from seed when random is set. 0 / -ENOMEM. */
 int sim_flash_init(sim_flash *f, size_t size, int random, uint32_t seed);
 void sim_flash_free(sim_flash *f);
+/* Fill one 4 KiB sector with pseudo-random bytes from *x (xorshift32 state,
+ * advanced): a used module's leftovers.  Sectors past the end are ignored. */
+void sim_flash_dirty_sector(sim_flash *f, uint32_t sector, uint32_t *x);
 
 int sim_flash_erase_sector(sim_flash *f, uint32_t sector, uint64_t *us);
 int sim_flash_erase_block(sim_flash *f, uint32_t block, uint64_t *us);
