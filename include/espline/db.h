@@ -247,15 +247,17 @@ int espl_db_spool_mark(espl_db *db, const char *sha256_hex, int records,
  * then for each step in index order: step, kind, address, length,
  *   expected_md5, actual_md5, bytes, duration_ms, retries, result, error.
  * batch is the batch's hash.  out receives 64 lowercase hex digits.
+ * Returns 0, or ESPL_ENOMEM (out is then "") when OpenSSL cannot allocate
+ * a digest context.
  */
-void espl_db_unit_hash(int64_t seq, const char *prev_hash, const char *batch_hash,
-		       const espl_db_unit *unit, const espl_db_step *steps,
-		       size_t n_steps, char out[ESPL_DB_HASH_SIZE]);
+int espl_db_unit_hash(int64_t seq, const char *prev_hash, const char *batch_hash,
+		      const espl_db_unit *unit, const espl_db_step *steps,
+		      size_t n_steps, char out[ESPL_DB_HASH_SIZE]);
 /* The hash of a batch, same encoding: "espline-batch:1:1\n", uuid, name,
  * operator, started_ms, planned, station, host, version, recipe, recipe_sha256,
- * then per image: image, image_sha256. */
-void espl_db_batch_hash(const espl_db_station *station, const espl_db_recipe *recipe,
-			const espl_db_batch *batch, char out[ESPL_DB_HASH_SIZE]);
+ * then per image: image, image_sha256.  Returns as espl_db_unit_hash. */
+int espl_db_batch_hash(const espl_db_station *station, const espl_db_recipe *recipe,
+		       const espl_db_batch *batch, char out[ESPL_DB_HASH_SIZE]);
 
 /* Result of walking the chain. */
 typedef struct espl_db_verify_result {

@@ -407,7 +407,12 @@ static int verify_batches(PGconn *conn, espl_central_verify_result *res, espl_er
 		espl_db_recipe rec = { .name = pv(r, i, 9), .sha256 = pv(r, i, 10), .images = im,
 				       .n_images = im ? n : 0 };
 		char want[ESPL_DB_HASH_SIZE];
-		espl_db_batch_hash(&st, &rec, &b, want);
+		if (!im || espl_db_batch_hash(&st, &rec, &b, want) < 0) {
+			free(im);
+			json_decref(doc);
+			PQclear(r);
+			return espl_fail(err, ESPL_ENOMEM, "out of memory hashing batch %s", b.uuid);
+		}
 		if (strcmp(want, PQgetvalue(r, i, 5)) != 0 && res->ok) {
 			res->ok = 0;
 			snprintf(res->batch_problem, sizeof res->batch_problem,
@@ -429,16 +434,17 @@ typedef struct unit_row {
 	const espl_report_unit *ru;
 } unit_row;
 
-static void unit_row_hash(void *ctx, char want[ESPL_DB_HASH_SIZE])
+static int unit_row_hash(void *ctx, char want[ESPL_DB_HASH_SIZE])
 {
 	unit_row *row = ctx;
 	espl_db_step *steps;
 	json_t *doc;
 	size_t n = steps_from_json(pv(row->r, 0, 28), &doc, &steps);
-	espl_db_unit_hash(row->ru->seq, pv(row->r, 0, 29), pv(row->r, 0, 30), &row->ru->unit,
-			  steps, n, want);
+	int rc = espl_db_unit_hash(row->ru->seq, pv(row->r, 0, 29), pv(row->r, 0, 30),
+				   &row->ru->unit, steps, n, want);
 	free(steps);
 	json_decref(doc);
+	return rc;
 }
 
 /* Columns: UNIT_SELECT (0..27), steps (28), prev_hash (29), batch hash (30). */
@@ -448,9 +454,8 @@ static int walk_unit(const PGresult *r, void *user)
 	espl_report_unit ru;
 	row_to_unit(r, 0, &ru);
 	unit_row row = { r, &ru };
-	espl__chain_unit(w, ru.seq, ru.unit.uuid, ru.unit.mac, pv(r, 0, 29), ru.hash,
-			 unit_row_hash, &row);
-	return 0;
+	return espl__chain_unit(w, ru.seq, ru.unit.uuid, ru.unit.mac, pv(r, 0, 29), ru.hash,
+				unit_row_hash, &row);
 }
 
 static int verify_chain(PGconn *conn, espl_central_chain *ch, espl_error *err)
@@ -458,9 +463,12 @@ static int verify_chain(PGconn *conn, espl_central_chain *ch, espl_error *err)
 	espl__chain_walk w;
 	espl__chain_start(&w, ESPL__CHAIN_SINK(ch));
 	const char *v[] = { ch->origin };
-	ESPL_TRY(stream(conn, UNIT_SELECT STEPS_JSON ", u.prev_hash, b.hash" FROM_UNITS
+	int rc = stream(conn, UNIT_SELECT STEPS_JSON ", u.prev_hash, b.hash" FROM_UNITS
 			" WHERE u.origin = $1 ORDER BY u.seq, u.id",
-			1, v, walk_unit, &w, err));
+			1, v, walk_unit, &w, err);
+	if (rc == ESPL_ENOMEM) /* from walk_unit, which has no err to fill */
+		return espl_fail(err, rc, "out of memory walking the chain of %s", ch->origin);
+	ESPL_TRY(rc);
 	ch->units_checked += w.units;
 	espl__chain_end(&w, ch->head_seq, ch->head_hash, "the head the station reported");
 	return ESPL_OK;

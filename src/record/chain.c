@@ -53,11 +53,13 @@ static void h_finish(EVP_MD_CTX *c, char out[ESPL_DB_HASH_SIZE])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* A digest context with the tag hashed in; NULL when OpenSSL cannot
+ * allocate one (the callers return ESPL_ENOMEM). */
 static EVP_MD_CTX *h_start(const char *tag)
 {
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	if (!c)
-		abort(); /* OpenSSL cannot allocate a few hundred bytes: nothing is sane */
+		return NULL;
 	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
 	h_str(c, tag, "1");
 	return c;
@@ -102,21 +104,28 @@ static void h_step(EVP_MD_CTX *c, const espl_db_step *s)
 	h_str(c, "error", s->error);
 }
 
-void espl_db_unit_hash(int64_t seq, const char *prev_hash, const char *batch_hash,
-		       const espl_db_unit *unit, const espl_db_step *steps,
-		       size_t n_steps, char out[ESPL_DB_HASH_SIZE])
+int espl_db_unit_hash(int64_t seq, const char *prev_hash, const char *batch_hash,
+		      const espl_db_unit *unit, const espl_db_step *steps,
+		      size_t n_steps, char out[ESPL_DB_HASH_SIZE])
 {
 	EVP_MD_CTX *c = h_start("espline-unit");
+	out[0] = '\0';
+	if (!c)
+		return ESPL_ENOMEM;
 	h_unit(c, seq, prev_hash, batch_hash, unit);
 	for (size_t i = 0; i < n_steps; i++)
 		h_step(c, &steps[i]);
 	h_finish(c, out);
+	return ESPL_OK;
 }
 
-void espl_db_batch_hash(const espl_db_station *station, const espl_db_recipe *recipe,
-			const espl_db_batch *batch, char out[ESPL_DB_HASH_SIZE])
+int espl_db_batch_hash(const espl_db_station *station, const espl_db_recipe *recipe,
+		       const espl_db_batch *batch, char out[ESPL_DB_HASH_SIZE])
 {
 	EVP_MD_CTX *c = h_start("espline-batch");
+	out[0] = '\0';
+	if (!c)
+		return ESPL_ENOMEM;
 	h_str(c, "uuid", batch->uuid);
 	h_str(c, "name", batch->name);
 	h_str(c, "operator", batch->operator_name);
@@ -132,6 +141,7 @@ void espl_db_batch_hash(const espl_db_station *station, const espl_db_recipe *re
 		h_str(c, "image_sha256", recipe->images[i].sha256);
 	}
 	h_finish(c, out);
+	return ESPL_OK;
 }
 
 /* ---- the chain walk (shared with central_query.c) --------------------- */
@@ -164,8 +174,8 @@ void espl__chain_start(espl__chain_walk *w, espl__chain_sink sink)
 	snprintf(w->prev_hash, sizeof w->prev_hash, "%s", ZERO_HASH);
 }
 
-void espl__chain_unit(espl__chain_walk *w, int64_t seq, const char *uuid, const char *mac,
-		      const char *prev, const char *hash, espl__chain_hash_fn want_fn, void *ctx)
+int espl__chain_unit(espl__chain_walk *w, int64_t seq, const char *uuid, const char *mac,
+		     const char *prev, const char *hash, espl__chain_hash_fn want_fn, void *ctx)
 {
 	if (seq != w->expect) {
 		if (seq > w->expect + 1)
@@ -187,7 +197,9 @@ void espl__chain_unit(espl__chain_walk *w, int64_t seq, const char *uuid, const 
 				    seq, uuid, seq - 1, w->prev_uuid[0] ? w->prev_uuid : "none");
 	} else {
 		char want[ESPL_DB_HASH_SIZE];
-		want_fn(ctx, want);
+		int rc = want_fn(ctx, want);
+		if (rc < 0)
+			return rc;
 		if (!hash || strcmp(hash, want) != 0)
 			espl__chain_problem(w->sink, seq, uuid,
 					    "changed: unit seq %" PRId64 " (%s, MAC %s): its fields or "
@@ -198,6 +210,7 @@ void espl__chain_unit(espl__chain_walk *w, int64_t seq, const char *uuid, const 
 	snprintf(w->prev_hash, sizeof w->prev_hash, "%s", hash ? hash : "");
 	snprintf(w->prev_uuid, sizeof w->prev_uuid, "%s", uuid);
 	w->units++;
+	return ESPL_OK;
 }
 
 void espl__chain_end(espl__chain_walk *w, int64_t head_seq, const char *head_hash,
@@ -264,9 +277,10 @@ static int verify_batches(espl_db *db, espl_db_verify_result *r, espl_error *err
 		rec.images = images;
 		rec.n_images = n;
 		char want[ESPL_DB_HASH_SIZE];
-		espl_db_batch_hash(&st, &rec, &batch, want);
+		if (rc == 0 && espl_db_batch_hash(&st, &rec, &batch, want) < 0)
+			rc = espl_fail(err, ESPL_ENOMEM, "out of memory hashing batch %s", batch.uuid);
 		const char *have = espl__db_col_text(b, 5);
-		if (!have || strcmp(have, want) != 0)
+		if (rc == 0 && (!have || strcmp(have, want) != 0))
 			espl__chain_problem(ESPL__CHAIN_SINK(r), 0, batch.uuid,
 					    "changed: batch '%s' (%s): its name, operator, station, "
 					    "recipe or image hashes no longer match the batch hash",
@@ -285,14 +299,15 @@ static int verify_batches(espl_db *db, espl_db_verify_result *r, espl_error *err
 	return rc;
 }
 
-static void sha256_text(const char *text, char out[ESPL_DB_HASH_SIZE])
+static int sha256_text(const char *text, char out[ESPL_DB_HASH_SIZE])
 {
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	if (!c)
-		abort(); /* as in h_start */
+		return ESPL_ENOMEM;
 	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
 	EVP_DigestUpdate(c, text, strlen(text));
 	h_finish(c, out);
+	return ESPL_OK;
 }
 
 /* A recipe's stored text must still have the SHA-256 stored beside it,
@@ -307,7 +322,11 @@ static int verify_recipes(espl_db *db, espl_db_verify_result *r, espl_error *err
 		const char *name = espl__db_col_text(s, 0), *have = espl__db_col_text(s, 1);
 		const char *yaml = espl__db_col_text(s, 2);
 		char want[ESPL_DB_HASH_SIZE];
-		sha256_text(yaml ? yaml : "", want);
+		if (sha256_text(yaml ? yaml : "", want) < 0) {
+			sqlite3_finalize(s);
+			return espl_fail(err, ESPL_ENOMEM, "out of memory hashing recipe '%s'",
+					 name ? name : "");
+		}
 		if (!have || strcmp(have, want) != 0)
 			espl__chain_problem(ESPL__CHAIN_SINK(r), 0, "",
 					    "changed: recipe '%s' (sha256 %.16s...): its stored text no longer "
@@ -327,11 +346,13 @@ typedef struct unit_row {
 	espl_db_unit unit;
 } unit_row;
 
-static void unit_row_hash(void *ctx, char want[ESPL_DB_HASH_SIZE])
+static int unit_row_hash(void *ctx, char want[ESPL_DB_HASH_SIZE])
 {
 	unit_row *row = ctx;
 	EVP_MD_CTX *c = h_start("espline-unit");
 	espl_db_step step;
+	if (!c)
+		return ESPL_ENOMEM;
 	h_unit(c, row->seq, row->prev, row->batch_hash, &row->unit);
 	sqlite3_bind_int64(row->st, 1, row->id);
 	while (sqlite3_step(row->st) == SQLITE_ROW) {
@@ -340,6 +361,7 @@ static void unit_row_hash(void *ctx, char want[ESPL_DB_HASH_SIZE])
 	}
 	sqlite3_reset(row->st);
 	h_finish(c, want);
+	return ESPL_OK;
 }
 
 static int verify_chain(espl_db *db, espl_db_verify_result *r, espl__chain_walk *w,
@@ -364,8 +386,12 @@ static int verify_chain(espl_db *db, espl_db_verify_result *r, espl__chain_walk 
 				 .batch_hash = espl__db_col_text(u, 3),
 				 .id = sqlite3_column_int64(u, 4) };
 		espl__db_row_to_unit(u, 5, &row.unit);
-		espl__chain_unit(w, row.seq, row.unit.uuid, row.unit.mac, row.prev,
-				 espl__db_col_text(u, 2), unit_row_hash, &row);
+		if (espl__chain_unit(w, row.seq, row.unit.uuid, row.unit.mac, row.prev,
+				     espl__db_col_text(u, 2), unit_row_hash, &row) < 0) {
+			rc = espl_fail(err, ESPL_ENOMEM, "out of memory hashing unit %s",
+				       row.unit.uuid);
+			break;
+		}
 		r->units_checked++;
 	}
 	if (rc == 0 && step != SQLITE_DONE)

@@ -53,16 +53,18 @@ typedef struct espl__chain_walk {
 
 /* Computes the hash a unit should have (its fields and steps); called only
  * when the unit is in its place and linked to the one before it. */
-typedef void (*espl__chain_hash_fn)(void *ctx, char want[ESPL_DB_HASH_SIZE]);
+typedef int (*espl__chain_hash_fn)(void *ctx, char want[ESPL_DB_HASH_SIZE]);
 
 /* Start a walk at seq 1 after the all-zero hash. */
 void espl__chain_start(espl__chain_walk *w, espl__chain_sink sink);
 
 /* Feed the next sealed unit: its seq, uuid, MAC (NULL: unknown), stored
- * prev_hash and hash (NULL: missing); want computes its expected hash. */
-void espl__chain_unit(espl__chain_walk *w, int64_t seq, const char *uuid, const char *mac,
-		      const char *prev_hash, const char *hash, espl__chain_hash_fn want,
-		      void *ctx);
+ * prev_hash and hash (NULL: missing); want computes its expected hash and
+ * returns 0 or a negative code (ESPL_ENOMEM), which this returns: the walk
+ * cannot go on.  Otherwise 0, problems go to the sink. */
+int espl__chain_unit(espl__chain_walk *w, int64_t seq, const char *uuid, const char *mac,
+		     const char *prev_hash, const char *hash, espl__chain_hash_fn want,
+		     void *ctx);
 
 /* After the last unit: check it against the head its owner recorded
  * (head_seq units, the last one's hash head_hash), named by head_name in

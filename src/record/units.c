@@ -94,7 +94,8 @@ static int insert_batch(espl_db *db, const espl_db_station *station,
 	char hash[ESPL_DB_HASH_SIZE];
 	ESPL_TRY(put_station(db, station, &station_id, err));
 	ESPL_TRY(put_recipe(db, recipe, &recipe_id, err));
-	espl_db_batch_hash(station, recipe, batch, hash);
+	if (espl_db_batch_hash(station, recipe, batch, hash) < 0)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory hashing batch %s", batch->uuid);
 	sqlite3_stmt *s = espl__db_stmt(db, ST_BATCH_INS, err);
 	if (!s)
 		return err->code;
@@ -324,7 +325,8 @@ static int seal(espl_db *db, int64_t unit_id, int64_t batch_id, const char *batc
 		return rc == SQLITE_DONE ? espl_fail(err, ESPL_EDB, "database %s: chain head missing",
 						     db->path)
 					 : espl__db_sql_fail(db, err, rc, "reading the chain head");
-	espl_db_unit_hash(seq, prev, batch_hash, u, steps, n, out->hash);
+	if (espl_db_unit_hash(seq, prev, batch_hash, u, steps, n, out->hash) < 0)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory hashing unit %s", u->uuid);
 	out->seq = seq;
 
 	if (!(s = espl__db_stmt(db, ST_UNIT_SEAL, err)))
