@@ -2,6 +2,7 @@
  * include/espline/web.h.  HTTP itself is libmicrohttpd's (Debian's
  * libmicrohttpd-dev): no request is parsed here beyond its URL arguments. */
 #include "espline/web.h"
+#include "station/web_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,60 +26,6 @@
 #include "station/web_assets.h"
 #include "util/clock.h"
 #include "util/file.h"
-
-#define BODY_MAX 1024               /* login token or control request */
-#define HEADER_MEMORY (16 * 1024)   /* per connection: request line + headers */
-#define KEEPALIVE_S 15              /* SSE comment so proxies keep the stream */
-#define PROGRESS_EVERY_MS 250       /* progress events per port, at most */
-#define COALESCE_MS 100             /* a stream sends at most ten times a second */
-#define MAX_TRACKED_PORTS 256
-#define HISTORY_BATCHES 200
-#define COOKIE "espline_token"
-#define SOCKET_SEND_BUFFER (16 * 1024)  /* kernel bytes per connection (Linux doubles it) */
-
-/* Every response: no inline script, no framing, no sniffing, no referrer. */
-#define CSP "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " \
-	    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-
-/* One event stream (one browser's GET /events). */
-typedef struct stream {
-	struct stream *next;
-	espl_web *web;
-	pthread_cond_t wake;  /* signalled when buf stops being empty */
-	char *buf;            /* SSE text waiting for the browser */
-	size_t len, cap;      /* cap: stream_buffer, or a larger snapshot's size */
-	int resync;           /* events were dropped: send a fresh snapshot first */
-	int64_t last_send_ms;
-	unsigned long long dropped;
-} stream;
-
-typedef struct port_clock {
-	char port[128];
-	int64_t last_ms;
-} port_clock;
-
-struct espl_web {
-	espl_web_options o;
-	char *token;
-	char *db_path;
-	struct MHD_Daemon *daemon;
-	unsigned port;
-	pthread_mutex_t lock;      /* streams, clocks, and the order of ui events */
-	pthread_condattr_t mono;   /* every condition variable waits on CLOCK_MONOTONIC */
-	stream *streams;
-	unsigned n_streams;
-	int stopping;
-	port_clock clocks[MAX_TRACKED_PORTS];
-	size_t n_clocks;
-	unsigned long long streams_served, overflows;
-};
-
-/* Per request: the body of a POST, bounded. */
-typedef struct request {
-	char body[BODY_MAX + 1];
-	size_t len;
-	int too_big;
-} request;
 
 /* ------------------------------------------------------------------ */
 /* addresses and tokens                                                 */
@@ -248,7 +195,7 @@ static void common_headers(struct MHD_Response *r, const char *cache)
 
 /* Every response goes out here: the common headers, then queued (r is
  * released; NULL, a response that could not be made, closes the connection). */
-static enum MHD_Result send_response(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+enum MHD_Result espl__web_send_response(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
                                      const char *type, const char *cache)
 {
 	if (!r)
@@ -262,35 +209,35 @@ static enum MHD_Result send_response(struct MHD_Connection *c, unsigned status, 
 }
 
 /* body is malloc'd and becomes the response's (NULL: out of memory -> 500). */
-static enum MHD_Result reply_owned(struct MHD_Connection *c, unsigned status, const char *type, char *body,
+enum MHD_Result espl__web_reply_owned(struct MHD_Connection *c, unsigned status, const char *type, char *body,
                                    size_t len)
 {
 	if (!body)
-		return send_response(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+		return espl__web_send_response(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                     MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT), NULL, "no-store");
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
 	if (!r)
 		free(body);
-	return send_response(c, status, r, type, "no-store");
+	return espl__web_send_response(c, status, r, type, "no-store");
 }
 
-static enum MHD_Result reply_json_text(struct MHD_Connection *c, unsigned status, char *text)
+enum MHD_Result espl__web_reply_json_text(struct MHD_Connection *c, unsigned status, char *text)
 {
-	return reply_owned(c, status, "application/json; charset=utf-8", text, text ? strlen(text) : 0);
+	return espl__web_reply_owned(c, status, "application/json; charset=utf-8", text, text ? strlen(text) : 0);
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *message)
+enum MHD_Result espl__web_reply_error(struct MHD_Connection *c, unsigned status, const char *message)
 {
 	json_t *o = json_pack("{s:s}", "error", message);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
-	return reply_json_text(c, status, text);
+	return espl__web_reply_json_text(c, status, text);
 }
 
 static enum MHD_Result reply_asset(struct MHD_Connection *c, const espl_web_asset *a)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(a->size, (void *)a->data, MHD_RESPMEM_PERSISTENT);
-	return send_response(c, MHD_HTTP_OK, r, a->type, "no-cache");
+	return espl__web_send_response(c, MHD_HTTP_OK, r, a->type, "no-cache");
 }
 
 static const espl_web_asset *find_asset(const char *url)
@@ -304,376 +251,6 @@ static const espl_web_asset *find_asset(const char *url)
 }
 
 /* ------------------------------------------------------------------ */
-/* live: event streams                                                  */
-
-/* Append SSE text to one stream; a full buffer drops it all and asks for a
- * snapshot instead (the events in it are superseded by the state). */
-static void stream_push(espl_web *w, stream *s, const char *text, size_t n)
-{
-	if (s->resync)
-		return;
-	if (s->len + n > s->cap) {
-		s->len = 0;
-		s->resync = 1;
-		s->dropped++;
-		w->overflows++;
-		pthread_cond_signal(&s->wake);
-		return;
-	}
-	memcpy(s->buf + s->len, text, n);
-	if (!s->len)  /* only the first event wakes the stream's thread */
-		pthread_cond_signal(&s->wake);
-	s->len += n;
-}
-
-/* "data: JSON\n\n" (JSON from jansson's compact form has no newline). */
-static char *sse_frame(char *json, size_t *n)
-{
-	if (!json)
-		return NULL;
-	size_t jl = strlen(json);
-	char *f = malloc(jl + 9);
-	if (f) {
-		memcpy(f, "data: ", 6);
-		memcpy(f + 6, json, jl);
-		memcpy(f + 6 + jl, "\n\n", 3);
-		*n = jl + 8;
-	}
-	free(json);
-	return f;
-}
-
-/* Snapshot into the stream, in place of what it held; w->lock held, so no
- * event slips between.  A snapshot larger than the buffer (hundreds of
- * ports) grows it once: events are bounded, the state must get through. */
-static void stream_snapshot(espl_web *w, stream *s)
-{
-	size_t n = 0;
-	char *frame = sse_frame(espl_ui_snapshot_text(w->o.ui), &n), *grown;
-	s->len = 0;
-	s->resync = 1;
-	if (frame && n > s->cap && (grown = realloc(s->buf, n))) {
-		s->buf = grown;
-		s->cap = n;
-	}
-	if (frame && n <= s->cap) {
-		memcpy(s->buf, frame, n);
-		s->len = n;
-		s->resync = 0;
-	}
-	free(frame);
-}
-
-static int progress_due(espl_web *w, const espl_station_event *ev)
-{
-	if (!ev->port || !ev->progress)
-		return 0;
-	int64_t now = espl__now_ms();
-	port_clock *pc = NULL;
-	for (size_t i = 0; i < w->n_clocks && !pc; i++)
-		if (strcmp(w->clocks[i].port, ev->port) == 0)
-			pc = &w->clocks[i];
-	if (!pc) {
-		if (w->n_clocks == MAX_TRACKED_PORTS)
-			return 0;
-		pc = &w->clocks[w->n_clocks++];
-		snprintf(pc->port, sizeof pc->port, "%s", ev->port);
-		pc->last_ms = 0;
-	}
-	int last = ev->progress->total && ev->progress->done >= ev->progress->total;
-	if (!last && now - pc->last_ms < PROGRESS_EVERY_MS)
-		return 0;
-	pc->last_ms = now;
-	return 1;
-}
-
-void espl_web_event(espl_web *w, const espl_station_event *ev)
-{
-	pthread_mutex_lock(&w->lock);
-	if (w->o.ui)
-		espl_ui_event(w->o.ui, ev);
-	if (w->o.ui && w->streams && (ev->kind != ESPL_EV_PROGRESS || progress_due(w, ev))) {
-		size_t n = 0;
-		char *frame = sse_frame(espl_ui_event_text(w->o.ui, ev), &n);
-		for (stream *s = w->streams; s && frame; s = s->next)
-			stream_push(w, s, frame, n);
-		for (stream *s = w->streams; s && !frame; s = s->next) {
-			s->resync = 1;  /* out of memory: this event is lost to everyone */
-			pthread_cond_signal(&s->wake);
-		}
-		free(frame);
-	}
-	pthread_mutex_unlock(&w->lock);
-}
-
-/* libmicrohttpd asks for the next bytes of a stream (its own thread).  It
- * sends at most every COALESCE_MS, so that a busy station costs each
- * browser ten wake-ups a second, not one per event. */
-static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
-{
-	stream *s = cls;
-	espl_web *w = s->web;
-	(void)pos;
-	pthread_mutex_lock(&w->lock);
-	int64_t rest = s->last_send_ms + COALESCE_MS - espl__now_ms();
-	if (rest > 0 && !w->stopping) {
-		pthread_mutex_unlock(&w->lock);
-		espl__sleep_ms((unsigned)rest);
-		pthread_mutex_lock(&w->lock);
-	}
-	struct timespec until = espl__mono_after_ms(KEEPALIVE_S * 1000);
-	while (!w->stopping && !s->len && !s->resync)
-		if (pthread_cond_timedwait(&s->wake, &w->lock, &until) == ETIMEDOUT)
-			break;
-	if (w->stopping && (!s->len || s->resync)) {  /* the last events go out first */
-		pthread_mutex_unlock(&w->lock);
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	}
-	if (s->resync)
-		stream_snapshot(w, s);
-	size_t n;
-	if (!s->len) {  /* nothing for a while: a comment keeps the connection */
-		static const char ping[] = ": keepalive\n\n";
-		n = sizeof ping - 1 < max ? sizeof ping - 1 : max;
-		memcpy(buf, ping, n);
-	} else {
-		n = s->len < max ? s->len : max;
-		memcpy(buf, s->buf, n);
-		memmove(s->buf, s->buf + n, s->len - n);
-		s->len -= n;
-	}
-	s->last_send_ms = espl__now_ms();
-	pthread_mutex_unlock(&w->lock);
-	return (ssize_t)n;
-}
-
-static void stream_free(void *cls)
-{
-	stream *s = cls;
-	espl_web *w = s->web;
-	pthread_mutex_lock(&w->lock);
-	for (stream **p = &w->streams; *p; p = &(*p)->next)
-		if (*p == s) {
-			*p = s->next;
-			w->n_streams--;
-			break;
-		}
-	pthread_mutex_unlock(&w->lock);
-	pthread_cond_destroy(&s->wake);
-	free(s->buf);
-	free(s);
-}
-
-static enum MHD_Result serve_events(espl_web *w, struct MHD_Connection *c)
-{
-	stream *s = calloc(1, sizeof *s);
-	if (!s || !(s->buf = malloc(s->cap = w->o.stream_buffer))) {
-		free(s);
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-	}
-	s->web = w;
-	pthread_cond_init(&s->wake, &w->mono);
-	pthread_mutex_lock(&w->lock);
-	if (w->n_streams >= w->o.max_streams) {
-		pthread_mutex_unlock(&w->lock);
-		pthread_cond_destroy(&s->wake);
-		free(s->buf);
-		free(s);
-		return reply_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event streams");
-	}
-	stream_snapshot(w, s);
-	s->next = w->streams;
-	w->streams = s;
-	w->n_streams++;
-	w->streams_served++;
-	pthread_mutex_unlock(&w->lock);
-	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
-	if (!r) {
-		stream_free(s);
-		return MHD_NO;
-	}
-	return send_response(c, MHD_HTTP_OK, r, "text/event-stream; charset=utf-8", "no-store");
-}
-
-/* ------------------------------------------------------------------ */
-/* history                                                              */
-
-/* A report.h function writing into memory: buf is malloc'd, or NULL. */
-typedef struct memout {
-	FILE *f;
-	char *buf;
-	size_t len;
-} memout;
-
-static int memout_open(memout *m)
-{
-	m->buf = NULL;
-	m->len = 0;
-	m->f = open_memstream(&m->buf, &m->len);
-	return m->f ? 0 : -1;
-}
-
-static char *memout_close(memout *m, int ok)
-{
-	fclose(m->f);
-	if (!ok) {
-		free(m->buf);
-		m->buf = NULL;
-	}
-	return m->buf;
-}
-
-static int open_history(espl_web *w, espl_db **db, espl_error *err)
-{
-	espl_db_options o = { .path = w->db_path, .read_only = 1, .busy_timeout_ms = 2000 };
-	return espl_db_open(db, &o, err);
-}
-
-static enum MHD_Result reply_db_error(struct MHD_Connection *c, const espl_error *err, int rc)
-{
-	return reply_error(c, rc == ESPL_ENOTFOUND ? MHD_HTTP_NOT_FOUND : MHD_HTTP_INTERNAL_SERVER_ERROR, err->msg);
-}
-
-/* History rows in the export's JSON form (without steps, as `espline
- * history` shows none). */
-typedef struct history_out {
-	FILE *f;
-	int64_t index;
-} history_out;
-
-static int history_unit(const espl_report_unit *u, void *user)
-{
-	history_out *h = user;
-	return espl_report_export_unit(h->f, ESPL_EXPORT_JSON, h->index++, u, NULL, 0) < 0 ? ESPL_ESYS : 0;
-}
-
-static enum MHD_Result serve_history(struct MHD_Connection *c, espl_db *db)
-{
-	const char *mac = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
-	char norm[18];
-	if (!mac || espl_db_normalize_mac(mac, norm) < 0)
-		return reply_error(c, MHD_HTTP_BAD_REQUEST, "mac=AA:BB:CC:DD:EE:FF is needed");
-	memout m;
-	espl_error err = { 0, "" };
-	if (memout_open(&m) < 0)
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-	history_out ctx = { m.f, 0 };
-	espl_report_export_header(m.f, ESPL_EXPORT_JSON);
-	int n = espl_report_history(db, norm, history_unit, &ctx, &err);
-	if (n >= 0)
-		espl_report_export_footer(m.f, ESPL_EXPORT_JSON, ctx.index);
-	char *body = memout_close(&m, n >= 0);
-	if (n < 0)
-		return reply_db_error(c, &err, n);
-	return reply_json_text(c, MHD_HTTP_OK, body);
-}
-
-static int batch_json(const espl_report_batch *b, void *user)
-{
-	json_t *list = user, *o = json_object();
-	char started[32], ended[32] = "";
-	espl_report_format_time(b->started_ms, started);
-	if (b->ended_ms)
-		espl_report_format_time(b->ended_ms, ended);
-	json_object_set_new(o, "uuid", json_string(b->uuid));
-	json_object_set_new(o, "name", json_string(b->name));
-	json_object_set_new(o, "station", json_string(b->station));
-	json_object_set_new(o, "host", json_string(b->host));
-	json_object_set_new(o, "recipe", json_string(b->recipe));
-	json_object_set_new(o, "operator", json_string(b->operator_name));
-	json_object_set_new(o, "started", json_string(started));
-	json_object_set_new(o, "ended", json_string(ended));
-	json_object_set_new(o, "planned", json_integer(b->planned));
-	json_object_set_new(o, "units", json_integer(b->units));
-	json_object_set_new(o, "passed", json_integer(b->passed));
-	json_object_set_new(o, "failed", json_integer(b->failed));
-	json_array_append_new(list, o);
-	return 0;
-}
-
-static enum MHD_Result serve_batches(struct MHD_Connection *c, espl_db *db)
-{
-	espl_error err = { 0, "" };
-	json_t *list = json_array();
-	int n = espl_report_batches(db, HISTORY_BATCHES, batch_json, list, &err);
-	char *text = n >= 0 ? json_dumps(list, JSON_COMPACT) : NULL;
-	json_decref(list);
-	if (n < 0)
-		return reply_db_error(c, &err, n);
-	return reply_json_text(c, MHD_HTTP_OK, text);
-}
-
-static void filter_from(struct MHD_Connection *c, espl_report_filter *f)
-{
-	memset(f, 0, sizeof *f);
-	f->batch = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "batch");
-	if (f->batch && !*f->batch)
-		f->batch = NULL;
-}
-
-static enum MHD_Result serve_report(struct MHD_Connection *c, espl_db *db)
-{
-	espl_report_filter f;
-	espl_report r;
-	espl_error err = { 0, "" };
-	memout m;
-	filter_from(c, &f);
-	int rc = espl_report_build(db, &f, &r, &err);
-	if (rc < 0)
-		return reply_db_error(c, &err, rc);
-	if (memout_open(&m) < 0) {
-		espl_report_free(&r);
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-	}
-	rc = espl_report_print_json(m.f, &r);
-	espl_report_free(&r);
-	return reply_json_text(c, MHD_HTTP_OK, memout_close(&m, rc == ESPL_OK));
-}
-
-static enum MHD_Result serve_export(struct MHD_Connection *c, espl_db *db, int format)
-{
-	espl_report_filter f;
-	espl_error err = { 0, "" };
-	memout m;
-	filter_from(c, &f);
-	if (memout_open(&m) < 0)
-		return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-	int n = espl_report_export(db, &f, format, m.f, &err);
-	size_t len;
-	char *body = memout_close(&m, n >= 0);
-	if (n < 0)
-		return reply_db_error(c, &err, n);
-	len = strlen(body);
-	return reply_owned(c, MHD_HTTP_OK, format == ESPL_EXPORT_CSV ? "text/csv; charset=utf-8"
-	                                                             : "application/json; charset=utf-8",
-	                   body, len);
-}
-
-static enum MHD_Result serve_db(espl_web *w, struct MHD_Connection *c, const char *url)
-{
-	espl_db *db;
-	espl_error err = { 0, "" };
-	if (!w->db_path)
-		return reply_error(c, MHD_HTTP_NOT_FOUND, "this server has no history database");
-	int rc = open_history(w, &db, &err);
-	if (rc < 0)
-		return reply_db_error(c, &err, rc);
-	enum MHD_Result r;
-	if (strcmp(url, "/api/batches") == 0)
-		r = serve_batches(c, db);
-	else if (strcmp(url, "/api/report") == 0)
-		r = serve_report(c, db);
-	else if (strcmp(url, "/api/history") == 0)
-		r = serve_history(c, db);
-	else if (strcmp(url, "/api/export.csv") == 0)
-		r = serve_export(c, db, ESPL_EXPORT_CSV);
-	else
-		r = serve_export(c, db, ESPL_EXPORT_JSON);
-	espl_db_close(db);
-	return r;
-}
-
-/* ------------------------------------------------------------------ */
 /* requests                                                             */
 
 static enum MHD_Result serve_info(espl_web *w, struct MHD_Connection *c)
@@ -682,7 +259,7 @@ static enum MHD_Result serve_info(espl_web *w, struct MHD_Connection *c)
 	                      w->o.control != NULL);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
-	return reply_json_text(c, MHD_HTTP_OK, text);
+	return espl__web_reply_json_text(c, MHD_HTTP_OK, text);
 }
 
 static enum MHD_Result serve_login(espl_web *w, struct MHD_Connection *c, request *rq)
@@ -692,14 +269,14 @@ static enum MHD_Result serve_login(espl_web *w, struct MHD_Connection *c, reques
 	int ok = given && (!w->token || token_equal(given, w->token));
 	free(given);
 	if (!ok)
-		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "wrong token");
+		return espl__web_reply_error(c, MHD_HTTP_UNAUTHORIZED, "wrong token");
 	struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	if (r && w->token) {
 		char cookie[ESPL_WEB_TOKEN_MAX + 64];
 		snprintf(cookie, sizeof cookie, COOKIE "=%s; HttpOnly; SameSite=Strict; Path=/", w->token);
 		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
 	}
-	return send_response(c, MHD_HTTP_NO_CONTENT, r, NULL, "no-store");
+	return espl__web_send_response(c, MHD_HTTP_NO_CONTENT, r, NULL, "no-store");
 }
 
 static enum MHD_Result serve_control(espl_web *w, struct MHD_Connection *c)
@@ -708,16 +285,16 @@ static enum MHD_Result serve_control(espl_web *w, struct MHD_Connection *c)
 	const char *port = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "port");
 	const char *marker = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Espline-Control");
 	if (!w->o.control)
-		return reply_error(c, MHD_HTTP_FORBIDDEN, "read-only: start the station with --http-control");
+		return espl__web_reply_error(c, MHD_HTTP_FORBIDDEN, "read-only: start the station with --http-control");
 	if (!marker || strcmp(marker, "1") != 0)
-		return reply_error(c, MHD_HTTP_FORBIDDEN, "control requests carry X-Espline-Control: 1");
+		return espl__web_reply_error(c, MHD_HTTP_FORBIDDEN, "control requests carry X-Espline-Control: 1");
 	if (!action || (strcmp(action, "stop") && strcmp(action, "pause") && strcmp(action, "resume")))
-		return reply_error(c, MHD_HTTP_BAD_REQUEST, "action=stop|pause|resume is needed");
+		return espl__web_reply_error(c, MHD_HTTP_BAD_REQUEST, "action=stop|pause|resume is needed");
 	espl_error err = { 0, "" };
 	int rc = w->o.control(w->o.control_ctx, action, port && *port ? port : NULL, &err);
 	if (rc == ESPL_OK)
-		return reply_json_text(c, MHD_HTTP_OK, strdup("{\"ok\":true}"));
-	return reply_error(c, rc == ESPL_EUNSUPPORTED ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_CONFLICT,
+		return espl__web_reply_json_text(c, MHD_HTTP_OK, strdup("{\"ok\":true}"));
+	return espl__web_reply_error(c, rc == ESPL_EUNSUPPORTED ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_CONFLICT,
 	                   err.msg[0] ? err.msg : espl_strerror(rc));
 }
 
@@ -739,25 +316,25 @@ static enum MHD_Result route(espl_web *w, struct MHD_Connection *c, const char *
 	if (post && strcmp(url, "/api/login") == 0)
 		return serve_login(w, c, rq);
 	if (strncmp(url, "/api/", 5) != 0 && strcmp(url, "/events") != 0)
-		return reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
+		return espl__web_reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
 	if (!authorized(w, c))
-		return reply_error(c, MHD_HTTP_UNAUTHORIZED, "a token is needed");
+		return espl__web_reply_error(c, MHD_HTTP_UNAUTHORIZED, "a token is needed");
 	if (strcmp(url, "/api/control") == 0)
-		return post ? serve_control(w, c) : reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only");
+		return post ? serve_control(w, c) : espl__web_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only");
 	if (post)
-		return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
+		return espl__web_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only");
 	if (strcmp(url, "/api/info") == 0)
 		return serve_info(w, c);
 	if (strcmp(url, "/events") == 0 || strcmp(url, "/api/state") == 0) {
 		if (!w->o.ui)
-			return reply_error(c, MHD_HTTP_NOT_FOUND, "no live station here (espline serve)");
+			return espl__web_reply_error(c, MHD_HTTP_NOT_FOUND, "no live station here (espline serve)");
 		if (url[1] == 'e')
-			return serve_events(w, c);
-		return reply_json_text(c, MHD_HTTP_OK, espl_ui_snapshot_text(w->o.ui));
+			return espl__web_serve_events(w, c);
+		return espl__web_reply_json_text(c, MHD_HTTP_OK, espl_ui_snapshot_text(w->o.ui));
 	}
 	if (is_db_route(url))
-		return serve_db(w, c, url);
-	return reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
+		return espl__web_serve_db(w, c, url);
+	return espl__web_reply_error(c, MHD_HTTP_NOT_FOUND, "no such page");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -769,13 +346,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 	(void)version;
 	if (!rq) {
 		if (!post && strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
-			return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD or POST");
+			return espl__web_reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD or POST");
 		if (!(rq = calloc(1, sizeof *rq)))
 			return MHD_NO;
 		*req_cls = rq;
 		const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (length && strtoull(length, NULL, 10) > BODY_MAX)
-			return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+			return espl__web_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
 		if (!post)
 			return route(w, c, url, 0, rq);
 		return MHD_YES;
@@ -789,7 +366,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	if (rq->too_big)
-		return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+		return espl__web_reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
 	return route(w, c, url, post, rq);
 }
 
