@@ -12,8 +12,9 @@
 # Private headers ("layer/name.h") belong to their folder.  A header this
 # table does not know is an error, so a new module has to be placed.
 #
-# Also checked: every src/*.c is in a layer folder, and no two library
-# sources share a file name (ar keeps one member per name).
+# Also checked: every src/*.c is in a layer folder, no two library sources
+# share a file name (ar keeps one member per name), and no file in src/ is
+# over 700 lines (split it along its sections instead).
 set -u
 cd "$(dirname "$0")/../.."
 
@@ -100,6 +101,10 @@ stray=$(ls src/*.c src/*.h 2>/dev/null)
 dups=$(ls src/*/*.c | grep -v '^src/cli/' | xargs -n1 basename | sort | uniq -d)
 [ -z "$dups" ] && ok "library sources have distinct file names" ||
 	notok "library sources share a file name: $dups"
+
+long=$(wc -l src/*/*.c src/*/*.h | awk '$2 != "total" && $1 > 700 { printf "%s (%d) ", $2, $1 }')
+[ -z "$long" ] && ok "no file in src/ is over 700 lines" ||
+	notok "files in src/ over 700 lines: $long"
 
 echo "1..$n"
 [ "$bad" -eq 0 ]
