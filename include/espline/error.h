@@ -40,6 +40,7 @@ enum espl_code {
 	ESPL_EBUSY = -15,        /* resource in use (port locked by another program) */
 	ESPL_EPERM = -16,        /* permission denied */
 	ESPL_EPART = -17,        /* an ESP8266, but not a part the recipe accepts (expect:) */
+	ESPL_EBOOT = -18,        /* programmed, but the firmware did not boot (boot_check) */
 };
 
 /* Longest message kept; longer ones are truncated, never overflowed. */

@@ -32,6 +32,18 @@
  *     - write_init_data: { file, sha256, blank: true|false, rf_cal: keep|erase }
  *     - verify: md5 | { regions: [ {address, length}, ... ] }
  *     - reset: run | stay
+ *     - boot_check: { expect: [REGEX, ...], reject: [REGEX, ...], baud: N,
+ *                     settle: DURATION, timeout: DURATION }
+ *
+ *   connect.reset may also be a fixture's commands (no shell; each a
+ *   string split at blanks): { download: [CMD, ...], run: [CMD, ...] }.
+ *   expect.flash_capacity: verified, expect.crystal_mhz: 26|40 (screening:
+ *   a fake-capacity part and init data for the wrong crystal fail).
+ *
+ *   boot_check restarts the module into its firmware and judges its first
+ *   boot (include/espline/boot.h); it is the last step (it takes the place
+ *   of `reset: run`).  Its patterns are POSIX extended regexes, checked
+ *   here (an invalid one is reported at its position).
  *
  * `expect` is top-level only: it is checked once, right after the unit is
  * identified and before any step touches the flash, so a wrong part is never
@@ -76,6 +88,10 @@
 #define ESPL_SHA256_HEX_LEN 64
 #define ESPL_RECIPE_MAX_LIST 32       /* flash_manufacturer, mac_oui entries */
 #define ESPL_INIT_DATA_MAX ESPL_RECIPE_SECTOR
+/* esp_init_data_default.bin byte 48, crystal_26m_en: 0 = 40 MHz, 1 = 26 MHz,
+ * 2 = 24 MHz (esp8266/Arduino cores/esp8266/core_esp8266_phy.cpp; the
+ * esp8089 Linux driver's init table names the same byte). */
+#define ESPL_INIT_DATA_CRYSTAL_BYTE 48
 
 /* A place in the recipe file, 1-based, as printed in messages. */
 typedef struct espl_recipe_pos {
@@ -97,7 +113,19 @@ typedef void (*espl_recipe_diag_fn)(void *ctx, const espl_recipe_diag *d);
 enum espl_connect_reset {
 	ESPL_CONNECT_RESET_AUTO,   /* DTR/RTS auto-reset circuit (NodeMCU style) */
 	ESPL_CONNECT_RESET_NONE,   /* a jig holds GPIO0 low; power-cycle by hand */
+	ESPL_CONNECT_RESET_FIXTURE,/* the fixture's commands pull EN and GPIO0 */
 };
+
+#define ESPL_FIXTURE_MAX_CMDS 8
+
+/* A fixture's reset commands: each runs without a shell (argv split at
+ * blanks), must exit 0 within ESPL_FIXTURE_TIMEOUT_MS (link/fixture.h). */
+typedef struct espl_recipe_fixture {
+	char *download[ESPL_FIXTURE_MAX_CMDS];  /* into the ROM loader (GPIO0 low) */
+	size_t n_download;
+	char *run[ESPL_FIXTURE_MAX_CMDS];       /* into the firmware (GPIO0 high) */
+	size_t n_run;
+} espl_recipe_fixture;
 
 enum espl_stub_mode {
 	ESPL_STUB_BUILTIN,         /* the device layer's default stub file */
@@ -111,6 +139,7 @@ typedef struct espl_recipe_connect {
 	unsigned flash_baud;       /* baud after the stub is running */
 	enum espl_stub_mode stub;
 	char *stub_path;           /* absolute, for ESPL_STUB_FILE */
+	espl_recipe_fixture fixture;/* for ESPL_CONNECT_RESET_FIXTURE */
 	bool reset_default, baud_default, flash_baud_default, stub_default;
 	/* The flash_baud the default step timeouts were computed for (set by
 	 * load): a caller that changes flash_baud afterwards (--flash-baud)
@@ -145,7 +174,10 @@ typedef struct espl_recipe_expect {
 	uint8_t manufacturers[ESPL_RECIPE_MAX_LIST];
 	size_t n_ouis;             /* 0 = any OUI */
 	uint8_t ouis[ESPL_RECIPE_MAX_LIST][3];
+	bool flash_capacity;       /* flash_capacity: verified (no address aliasing) */
+	unsigned crystal_mhz;      /* 26 or 40; 0 = no condition */
 	espl_recipe_pos pos;       /* the `expect` key, for runtime messages */
+	espl_recipe_pos capacity_pos, crystal_pos;
 } espl_recipe_expect;
 
 typedef struct espl_region {
@@ -170,7 +202,10 @@ enum espl_step_kind {
 	ESPL_STEP_WRITE_INIT_DATA,
 	ESPL_STEP_VERIFY,
 	ESPL_STEP_RESET,
+	ESPL_STEP_BOOT_CHECK,
 };
+
+#define ESPL_BOOT_PATTERNS_MAX 16
 
 enum espl_rf_cal { ESPL_RF_CAL_KEEP, ESPL_RF_CAL_ERASE };
 
@@ -211,6 +246,15 @@ typedef struct espl_step {
 	struct {
 		bool run;              /* run: start the application; stay: bootloader */
 	} reset;
+	struct {
+		char *expect[ESPL_BOOT_PATTERNS_MAX];  /* all must match, in order */
+		size_t n_expect;
+		char *reject[ESPL_BOOT_PATTERNS_MAX];  /* besides the built-in ones */
+		size_t n_reject;
+		unsigned baud;         /* the firmware's UART rate (115200) */
+		unsigned settle_ms;    /* keep watching for rejects after the last expect (50 ms) */
+		bool baud_default, settle_default;
+	} boot;
 } espl_step;
 
 typedef struct espl_recipe {

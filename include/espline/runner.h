@@ -92,6 +92,10 @@ typedef struct espl_step_result {
 	uint32_t md5_address, md5_length;
 	char expected_md5[33], actual_md5[33];
 	espl_error error;               /* of the last attempt, if it failed */
+	/* Text kept with the step (malloc'd, escaped, or NULL): boot_check's
+	 * captured boot log; the screening checks' findings on the last
+	 * verify step.  Freed by espl_unit_result_clear. */
+	char *detail;
 } espl_step_result;
 
 typedef struct espl_unit_result {

@@ -59,11 +59,27 @@ static void put_duration(unsigned ms)
 		printf("%ums", ms);
 }
 
+static void show_strings(const char *key, char *const *v, size_t n)
+{
+	printf("%s: [", key);
+	for (size_t i = 0; i < n; i++) {
+		fputs(i ? ", " : "", stdout);
+		put_quoted(v[i]);
+	}
+	puts("]");
+}
+
 static void show_connect(const espl_recipe *r)
 {
 	const espl_recipe_connect *c = &r->connect;
-	printf("connect:\n  reset: %s%s\n", c->reset == ESPL_CONNECT_RESET_AUTO ? "auto" : "none",
-	       dflt(c->reset_default));
+	if (c->reset == ESPL_CONNECT_RESET_FIXTURE) {
+		puts("connect:\n  reset:  # a fixture's commands, run without a shell");
+		show_strings("    download", c->fixture.download, c->fixture.n_download);
+		show_strings("    run", c->fixture.run, c->fixture.n_run);
+	} else {
+		printf("connect:\n  reset: %s%s\n", c->reset == ESPL_CONNECT_RESET_AUTO ? "auto" : "none",
+		       dflt(c->reset_default));
+	}
 	printf("  baud: %u%s\n  flash_baud: %u%s\n", c->baud, dflt(c->baud_default), c->flash_baud,
 	       dflt(c->flash_baud_default));
 	if (c->stub == ESPL_STUB_GENERATION) {
@@ -93,7 +109,7 @@ static void show_expect(const espl_recipe *r)
 {
 	const espl_recipe_expect *e = &r->expect;
 	char buf[16];
-	if (!e->flash_size_min && !e->n_manufacturers && !e->n_ouis) {
+	if (!e->flash_size_min && !e->n_manufacturers && !e->n_ouis && !e->flash_capacity && !e->crystal_mhz) {
 		puts("expect: {}  # no conditions: any ESP8266 is programmed");
 		return;
 	}
@@ -112,6 +128,10 @@ static void show_expect(const espl_recipe *r)
 		for (size_t i = 0; i < e->n_ouis; i++)
 			printf("    - \"%02X:%02X:%02X\"\n", e->ouis[i][0], e->ouis[i][1], e->ouis[i][2]);
 	}
+	if (e->flash_capacity)
+		puts("  flash_capacity: verified  # after the last verify: no address alias holds the image");
+	if (e->crystal_mhz)
+		printf("  crystal_mhz: %u  # the unit's crystal, and byte 48 of the init data\n", e->crystal_mhz);
 }
 
 static void show_file(const char *key, const espl_recipe_file *f)
@@ -196,6 +216,14 @@ static void show_step(const espl_recipe *r, const espl_step *s)
 		break;
 	case ESPL_STEP_RESET:
 		printf("  - reset: %s\n", s->reset.run ? "run" : "stay");
+		break;
+	case ESPL_STEP_BOOT_CHECK:
+		printf("  - boot_check:\n");
+		show_strings("      expect", s->boot.expect, s->boot.n_expect);
+		show_strings("      reject", s->boot.reject, s->boot.n_reject);
+		printf("      # and always rejected: rf_cal, csum err, Fatal exception, wdt reset\n");
+		printf("      baud: %u%s\n", s->boot.baud, dflt(s->boot.baud_default));
+		printf("      settle: %ums%s\n", s->boot.settle_ms, dflt(s->boot.settle_default));
 		break;
 	}
 	printf("    retries: %u%s\n    timeout: ", s->retries, dflt(s->retries_default));

@@ -1,6 +1,7 @@
 /* plan.c - the read-only plan a recipe runs from, shared by every unit;
  * see include/espline/runner.h. */
 #include "espline/runner.h"
+#include "espline/boot.h"
 #include "job/runner_int.h"
 #include "util/clock.h"
 #include <stdio.h>
@@ -63,7 +64,8 @@ int espl_plan_new(const espl_recipe *r, espl_plan **out, espl_error *err)
 	p->r = r;
 	p->write_src = calloc(r->n_steps, sizeof *p->write_src);
 	p->init_img = calloc(r->n_steps, sizeof *p->init_img);
-	if (!p->write_src || !p->init_img) {
+	p->boot_rules = calloc(r->n_steps, sizeof *p->boot_rules);
+	if (!p->write_src || !p->init_img || !p->boot_rules) {
 		espl_plan_free(p);
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
 	}
@@ -79,6 +81,12 @@ int espl_plan_new(const espl_recipe *r, espl_plan **out, espl_error *err)
 			rc = plan_error(r, s->write.file.pos, err);
 		else if (s->kind == ESPL_STEP_WRITE_INIT_DATA)
 			rc = plan_init_data(p, i, err);
+		else if (s->kind == ESPL_STEP_BOOT_CHECK &&
+		         espl_boot_rules_new((const char *const *)s->boot.expect, s->boot.n_expect,
+		                             (const char *const *)s->boot.reject, s->boot.n_reject, &p->boot_rules[i], err) < 0)
+			rc = plan_error(r, s->pos, err);
+		if (s->kind == ESPL_STEP_VERIFY)
+			p->last_verify = i;
 		if (rc < 0) {
 			espl_plan_free(p);
 			return rc;
@@ -103,9 +111,12 @@ void espl_plan_free(espl_plan *p)
 			espl_image_source_free(p->write_src[i]);
 		for (size_t k = 0; p->init_img && k < N_SYS_SIZES; k++)
 			espl_image_free(p->init_img[i][k]);
+		if (p->boot_rules)
+			espl_boot_rules_free(p->boot_rules[i]);
 	}
 	free(p->write_src);
 	free(p->init_img);
+	free(p->boot_rules);
 	if (p->have_stub)
 		espl_stub_free(&p->stub);
 	free(p);

@@ -12,6 +12,7 @@
 
 #include "espline/flash.h"
 #include "espline/image.h"
+#include "espline/fixture.h"
 #include "espline/reset.h"
 #include "espline/stub.h"
 
@@ -81,6 +82,9 @@ static int check_expect(const espl_recipe *r, const espl_chip_info *chip, espl_e
 		return espl_fail(err, ESPL_EPART, "expect.flash_manufacturer (line %u): flash manufacturer 0x%02X (%s) is not one of %s",
 		                 e->pos.line, chip->flash_manufacturer, got ? got : "unknown", list);
 	}
+	if (e->crystal_mhz && chip->xtal_mhz != e->crystal_mhz)
+		return espl_fail(err, ESPL_EPART, "expect.crystal_mhz (line %u): the unit has a %u MHz crystal; the recipe's init data is for %u MHz (byte %d of esp_init_data: 0 = 40 MHz, 1 = 26 MHz)",
+		                 e->crystal_pos.line, chip->xtal_mhz, e->crystal_mhz, ESPL_INIT_DATA_CRYSTAL_BYTE);
 	if (e->n_ouis) {
 		for (size_t i = 0; i < e->n_ouis; i++)
 			if (memcmp(e->ouis[i], chip->mac, 3) == 0)
@@ -151,7 +155,7 @@ static void loader_options(const espl_plan *p, const espl_runner_options *o, esp
 	espl_loader_options_init(lo);
 	lo->baud = o->rom_baud ? o->rom_baud : r->connect.baud;
 	lo->flash_baud = r->connect.flash_baud;
-	lo->reset = r->connect.reset == ESPL_CONNECT_RESET_NONE ? ESPL_RESET_NONE : ESPL_RESET_AUTO;
+	lo->reset = r->connect.reset == ESPL_CONNECT_RESET_AUTO ? ESPL_RESET_AUTO : ESPL_RESET_NONE;
 	lo->stub = &p->stub;
 	lo->connect_attempts = o->connect_attempts;
 	lo->connect_timeout_ms = o->connect_timeout_ms;
@@ -266,7 +270,12 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 	u->o = o;
 	u->res = res;
 	loader_options(p, o, &lo);
-	if (espl_loader_connect(port, &lo, &u->l, &e) < 0) {
+	if (p->r->connect.reset == ESPL_CONNECT_RESET_FIXTURE &&
+	    espl_fixture_run(p->r->connect.fixture.download, p->r->connect.fixture.n_download, "download",
+	                     ESPL_FIXTURE_TIMEOUT_MS, &e) < 0) {
+		espl_port_close(port);
+		fail_phase(res, "connect", &e);
+	} else if (espl_loader_connect(port, &lo, &u->l, &e) < 0) {
 		fail_phase(res, "connect", &e);
 	} else {
 		res->connected = true;
@@ -301,6 +310,8 @@ int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner
 
 void espl_unit_result_clear(espl_unit_result *res)
 {
+	for (size_t i = 0; res->steps && i < res->n_steps; i++)
+		free(res->steps[i].detail);
 	free(res->steps);
 	res->steps = NULL;
 	res->n_steps = 0;

@@ -6,6 +6,8 @@
  *             end, the public entry points
  *   plan.c    the shared read-only plan: images, init data, the stub
  *   steps.c   the steps on one unit: erase, write, verify, reset, retries
+ *   boot_step.c  after the flash is written: the screening checks
+ *             (expect.flash_capacity, expect.crystal_mhz) and boot_check
  *
  * Thread-safety: as runner.h; a unit belongs to its worker thread, a plan
  * is read-only once made.
@@ -38,6 +40,8 @@ struct espl_plan {
 	bool have_stub;
 	espl_image_source **write_src;             /* per step; NULL unless write */
 	espl_image *(*init_img)[N_SYS_SIZES];      /* per step; NULL unless write_init_data */
+	struct espl_boot_rules **boot_rules;       /* per step; NULL unless boot_check */
+	size_t last_verify;                        /* index of the last verify step (screening) */
 	char blank_md5[33];                        /* of one sector of 0xFF */
 };
 
@@ -80,5 +84,13 @@ int espl__runner_stopped(const unit *u);
 bool espl__runner_retryable(int code);
 /* Run step index with its retries; fills u->res->steps[index]. */
 int espl__runner_run_step(unit *u, size_t index);
+
+/* boot_step.c */
+/* After verify step index: when it is the recipe's last verify, the
+ * screening checks (their findings go to sr->detail). */
+int espl__runner_screen(unit *u, size_t index, espl_step_result *sr, espl_error *err);
+/* The boot_check step: restart into the firmware, read and judge the boot;
+ * the capture goes to sr->detail. */
+int espl__runner_boot_check(unit *u, size_t index, espl_step_result *sr, espl_error *err);
 
 #endif /* ESPLINE_JOB_RUNNER_INT_H */

@@ -366,8 +366,10 @@ static int do_step(unit *u, size_t index, espl_step_result *sr, espl_error *err)
 	case ESPL_STEP_WRITE: return do_write(u, index, sr, err);
 	case ESPL_STEP_WRITE_INIT_DATA: return do_init_data(u, index, sr, err);
 	case ESPL_STEP_VERIFY:
-		return u->step->verify.all ? verify_written(u, sr, err) : verify_regions(u, sr, err);
+		ESPL_TRY(u->step->verify.all ? verify_written(u, sr, err) : verify_regions(u, sr, err));
+		return espl__runner_screen(u, index, sr, err);
 	case ESPL_STEP_RESET: return do_reset(u, err);
+	case ESPL_STEP_BOOT_CHECK: return espl__runner_boot_check(u, index, sr, err);
 	}
 	return espl_fail(err, ESPL_EARG, "unknown step kind %d", (int)u->step->kind);
 }
@@ -384,6 +386,8 @@ static void reset_step_result(espl_step_result *sr)
 	sr->skipped = false;
 	sr->md5_address = sr->md5_length = 0;
 	sr->expected_md5[0] = sr->actual_md5[0] = '\0';
+	free(sr->detail);
+	sr->detail = NULL;
 }
 
 /* Before a retry: get back in step with the chip.  When it had to be

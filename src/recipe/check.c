@@ -74,6 +74,7 @@ void espl__recipe_fill_default_timeouts(espl_recipe *r)
 			s->timeout_ms = secs_ms(bytes, 8, 10); /* esptool: 8 s/MB for MD5 */
 			break;
 		case ESPL_STEP_RESET:
+		case ESPL_STEP_BOOT_CHECK:
 			s->timeout_ms = 5000;
 			break;
 		}
@@ -322,6 +323,7 @@ void espl__recipe_check_layout(parse_ctx *c, const espl_recipe *r, uint32_t syst
 			layout_verify(c, l, s);
 			break;
 		case ESPL_STEP_RESET:
+		case ESPL_STEP_BOOT_CHECK:
 			break;
 		}
 	}
@@ -341,10 +343,18 @@ void espl__recipe_check_steps(parse_ctx *c, espl_recipe *r, yaml_node_t *steps_k
 	size_t resets = 0;
 	for (size_t i = 0; i < r->n_steps; i++) {
 		const espl_step *s = &r->steps[i];
-		if (s->kind == ESPL_STEP_RESET && i + 1 < r->n_steps)
-			espl__yaml_error(&c->y, r->steps[i + 1].pos, "%s comes after reset (line %u); reset must be the last step",
+		if (s->kind == ESPL_STEP_BOOT_CHECK && i + 1 < r->n_steps)
+			espl__yaml_error(&c->y, r->steps[i + 1].pos, "%s comes after boot_check (line %u); boot_check must be the last step: it starts the firmware itself, in place of 'reset: run'",
 			         espl_step_kind_name(r->steps[i + 1].kind), s->pos.line);
-		resets += s->kind == ESPL_STEP_RESET;
+		else if (s->kind == ESPL_STEP_RESET && i + 1 < r->n_steps)
+			espl__yaml_error(&c->y, r->steps[i + 1].pos, "%s comes after reset (line %u); reset must be the last step%s",
+			         espl_step_kind_name(r->steps[i + 1].kind), s->pos.line,
+			         r->steps[i + 1].kind == ESPL_STEP_BOOT_CHECK ? " (boot_check resets the module itself: drop the reset step)" : "");
+		if (s->kind == ESPL_STEP_BOOT_CHECK && r->connect.reset == ESPL_CONNECT_RESET_NONE)
+			espl__yaml_error(&c->y, s->pos, "boot_check needs a way to restart the module into its firmware, and connect.reset is none: use reset: auto (DTR/RTS), or a fixture's commands, connect: { reset: { run: [\"CMD ...\"] } }");
+		if (s->kind == ESPL_STEP_BOOT_CHECK && r->connect.reset == ESPL_CONNECT_RESET_FIXTURE && !r->connect.fixture.n_run)
+			espl__yaml_error(&c->y, s->pos, "boot_check needs connect.reset.run: the fixture's commands that restart the module with GPIO0 high");
+		resets += s->kind == ESPL_STEP_RESET || s->kind == ESPL_STEP_BOOT_CHECK;
 	}
 	if (resets == 0 && r->n_steps > 0)
 		espl__yaml_warn(&c->y, espl__yaml_pos(steps_key), "no reset step: units stay in the bootloader after programming (add '- reset: run' to start the application)");

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <openssl/evp.h>
+#include <regex.h>
 #include <yaml.h>
 
 #include "espline/loader.h"
@@ -20,6 +21,57 @@
 
 /* ------------------------------------------------------------------ */
 /* top-level sections                                                   */
+
+/* A list of strings (or one string) into out[0..*n); false after an error. */
+static bool string_list(parse_ctx *c, yaml_node_t *n, const char *what, size_t max, char **out, size_t *count)
+{
+	char buf[64];
+	yaml_node_item_t *start = NULL, *end = NULL;
+	if (n->type == YAML_SEQUENCE_NODE) {
+		start = n->data.sequence.items.start;
+		end = n->data.sequence.items.top;
+	}
+	size_t total = n->type == YAML_SEQUENCE_NODE ? (size_t)(end - start) : 1;
+	if (n->type == YAML_MAPPING_NODE || total > max) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected a list of at most %zu strings, got %s", what, max,
+		                n->type == YAML_MAPPING_NODE ? "a mapping" : "more");
+		return false;
+	}
+	for (size_t i = 0; i < total; i++) {
+		yaml_node_t *e = n->type == YAML_SEQUENCE_NODE ? espl__yaml_node(&c->y, start[i]) : n;
+		const char *v = espl__yaml_scalar(e);
+		if (!v || !*v) {
+			espl__yaml_error(&c->y, espl__yaml_pos(e), "%s[%zu]: expected a non-empty string, got %s", what, i + 1,
+			                espl__yaml_describe(e, buf, sizeof buf));
+			return false;
+		}
+		if (!(out[*count] = strdup(v))) {
+			espl__yaml_error(&c->y, espl__yaml_pos(e), "out of memory");
+			return false;
+		}
+		(*count)++;
+	}
+	return true;
+}
+
+/* connect.reset: { download: [CMD...], run: [CMD...] }: a fixture. */
+static void parse_fixture(parse_ctx *c, yaml_node_t *n)
+{
+	static const char *const names[] = { "download", "run" };
+	espl_recipe_connect *cn = &c->r->connect;
+	espl__yaml_fields f = { names, 2, { 0 }, { 0 } };
+	yaml_node_t *v;
+
+	espl__yaml_read_fields(&c->y, n, "in connect.reset", &f, NULL, NULL);
+	if ((v = espl__yaml_field(&f, "download")))
+		string_list(c, v, "connect.reset.download", ESPL_FIXTURE_MAX_CMDS, cn->fixture.download, &cn->fixture.n_download);
+	if ((v = espl__yaml_field(&f, "run")))
+		string_list(c, v, "connect.reset.run", ESPL_FIXTURE_MAX_CMDS, cn->fixture.run, &cn->fixture.n_run);
+	if (!cn->fixture.n_download && !cn->fixture.n_run)
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "connect.reset: a fixture needs download: [commands] and/or run: [commands], e.g. { run: [\"jig-reset --run\"] }");
+	cn->reset = ESPL_CONNECT_RESET_FIXTURE;
+	cn->reset_default = false;
+}
 
 void espl__recipe_parse_connect(parse_ctx *c, yaml_node_t *n)
 {
@@ -32,7 +84,9 @@ void espl__recipe_parse_connect(parse_ctx *c, yaml_node_t *n)
 	if (!espl__yaml_want_mapping(&c->y, n, "connect", "{ reset: auto, baud: 115200 }"))
 		return;
 	espl__yaml_read_fields(&c->y, n, "in connect", &f, NULL, NULL);
-	if ((v = espl__yaml_field(&f, "reset"))) {
+	if ((v = espl__yaml_field(&f, "reset")) && v->type == YAML_MAPPING_NODE) {
+		parse_fixture(c, v);
+	} else if (v) {
 		int i = espl__yaml_choice(&c->y, v, "connect.reset", resets, 2);
 		if (i >= 0) {
 			cn->reset = i == 0 ? ESPL_CONNECT_RESET_AUTO : ESPL_CONNECT_RESET_NONE;
@@ -190,9 +244,12 @@ static bool oui_item(parse_ctx *c, yaml_node_t *n, const char *what, size_t i)
 
 void espl__recipe_parse_expect(parse_ctx *c, yaml_node_t *key, yaml_node_t *n)
 {
-	static const char *const names[] = { "flash_size_min", "flash_manufacturer", "mac_oui" };
+	static const char *const names[] = { "flash_size_min", "flash_manufacturer", "mac_oui", "flash_capacity",
+	                                     "crystal_mhz" };
+	static const char *const verified[] = { "verified" };
+	static const char *const crystals[] = { "26", "40" };
 	espl_recipe_expect *e = &c->r->expect;
-	espl__yaml_fields f = { names, 3, { 0 }, { 0 } };
+	espl__yaml_fields f = { names, 5, { 0 }, { 0 } };
 	yaml_node_t *v;
 
 	e->pos = espl__yaml_pos(key);
@@ -210,13 +267,24 @@ void espl__recipe_parse_expect(parse_ctx *c, yaml_node_t *key, yaml_node_t *n)
 		for_each_item(c, v, "expect.flash_manufacturer", ESPL_RECIPE_MAX_LIST, manufacturer_item);
 	if ((v = espl__yaml_field(&f, "mac_oui")))
 		for_each_item(c, v, "expect.mac_oui", ESPL_RECIPE_MAX_LIST, oui_item);
+	if ((v = espl__yaml_field(&f, "flash_capacity")) && espl__yaml_choice(&c->y, v, "expect.flash_capacity", verified, 1) == 0) {
+		e->flash_capacity = true;
+		e->capacity_pos = espl__yaml_pos(v);
+	}
+	if ((v = espl__yaml_field(&f, "crystal_mhz"))) {
+		int i = espl__yaml_choice(&c->y, v, "expect.crystal_mhz", crystals, 2);
+		if (i >= 0) {
+			e->crystal_mhz = i == 0 ? 26 : 40;
+			e->crystal_pos = espl__yaml_pos(v);
+		}
+	}
 }
 
 /* ------------------------------------------------------------------ */
 /* steps                                                                */
 
 static const char *const step_keys[] = { "erase", "write", "write_init_data", "verify", "reset",
-                                         "retries", "timeout" };
+                                         "boot_check", "retries", "timeout" };
 #define N_STEP_KEYS (sizeof step_keys / sizeof step_keys[0])
 
 static const char *const write_keys[] = { "file", "address", "sha256", "compress", "skip_unchanged",
@@ -224,6 +292,7 @@ static const char *const write_keys[] = { "file", "address", "sha256", "compress
 static const char *const init_keys[] = { "file", "sha256", "blank", "rf_cal", "retries", "timeout" };
 static const char *const region_list_keys[] = { "regions", "retries", "timeout" };
 static const char *const region_keys[] = { "address", "length" };
+static const char *const boot_keys[] = { "expect", "reject", "baud", "settle", "retries", "timeout" };
 
 static bool keys_contain(const char *const *names, size_t n, const char *k)
 {
@@ -458,6 +527,68 @@ static void parse_init_data(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opt
 	}
 }
 
+/* Patterns compile here so that a bad one is reported at its position. */
+static void boot_patterns(parse_ctx *c, yaml_node_t *n, const char *what, char **out, size_t *count)
+{
+	size_t before = *count;
+	if (!string_list(c, n, what, ESPL_BOOT_PATTERNS_MAX, out, count))
+		return;
+	for (size_t i = before; i < *count; i++) {
+		regex_t re;
+		int rc = regcomp(&re, out[i], REG_EXTENDED | REG_NOSUB);
+		yaml_node_t *e = n->type == YAML_SEQUENCE_NODE ? espl__yaml_node(&c->y, n->data.sequence.items.start[i]) : n;
+		if (rc != 0) {
+			char why[128];
+			regerror(rc, &re, why, sizeof why);
+			espl__yaml_error(&c->y, espl__yaml_pos(e), "%s[%zu]: not a valid regular expression (POSIX extended): %s",
+			                what, i + 1, why);
+			continue;
+		}
+		regfree(&re);
+	}
+}
+
+static void parse_boot_check(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
+{
+	espl__yaml_fields f = { boot_keys, 6, { 0 }, { 0 } };
+	yaml_node_t *x;
+
+	if (espl__yaml_is_null(v))
+		return; /* - boot_check: with every default */
+	if (!espl__yaml_want_mapping(&c->y, v, "boot_check", "{ expect: [\"NodeMCU [0-9.]+\"], timeout: 5s }"))
+		return;
+	espl__yaml_read_fields(&c->y, v, "in boot_check", &f, NULL, NULL);
+	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	if ((x = espl__yaml_field(&f, "expect")))
+		boot_patterns(c, x, "boot_check.expect", s->boot.expect, &s->boot.n_expect);
+	if ((x = espl__yaml_field(&f, "reject")))
+		boot_patterns(c, x, "boot_check.reject", s->boot.reject, &s->boot.n_reject);
+	if ((x = espl__yaml_field(&f, "baud"))) {
+		uint32_t b;
+		if (espl__recipe_get_u32(c, x, "boot_check.baud", &b)) {
+			if (b < 9600 || b > 4000000)
+				espl__yaml_error(&c->y, espl__yaml_pos(x), "boot_check.baud: expected a baud rate from 9600 to 4000000, got %u", b);
+			else {
+				s->boot.baud = b;
+				s->boot.baud_default = false;
+			}
+		}
+	}
+	if ((x = espl__yaml_field(&f, "settle"))) {
+		unsigned ms;
+		const char *sv = espl__yaml_scalar(x);
+		char buf[64];
+		if (!sv || espl_recipe_parse_duration_ms(sv, &ms) < 0 || ms > 60000)
+			espl__yaml_error(&c->y, espl__yaml_pos(x), "boot_check.settle: expected a duration up to 60s such as 50ms, got %s",
+			                espl__yaml_describe(x, buf, sizeof buf));
+		else {
+			s->boot.settle_ms = ms;
+			s->boot.settle_default = false;
+		}
+	}
+}
+
 static void parse_reset(parse_ctx *c, yaml_node_t *v, espl_step *s)
 {
 	static const char *const modes[] = { "run", "stay" };
@@ -481,6 +612,7 @@ static bool explain_misplaced(parse_ctx *c, yaml_node_t *k, const espl_step *s, 
 	case ESPL_STEP_WRITE: inner = write_keys; n = 5; break;
 	case ESPL_STEP_WRITE_INIT_DATA: inner = init_keys; n = 4; break;
 	case ESPL_STEP_ERASE: case ESPL_STEP_VERIFY: inner = region_list_keys; n = 1; break;
+	case ESPL_STEP_BOOT_CHECK: inner = boot_keys; n = 4; break;
 	default: break;
 	}
 	if (inner && keys_contain(inner, n, name)) {
@@ -500,8 +632,12 @@ static void set_step_defaults(espl_step *s)
 	s->init_data.blank = true;
 	s->init_data.rf_cal = ESPL_RF_CAL_ERASE;
 	s->init_data.blank_default = s->init_data.rf_cal_default = true;
+	s->boot.baud = 115200;
+	s->boot.settle_ms = 50;
+	s->boot.baud_default = s->boot.settle_default = true;
 	switch (s->kind) {
 	case ESPL_STEP_WRITE: case ESPL_STEP_WRITE_INIT_DATA: s->retries = 2; break;
+	case ESPL_STEP_BOOT_CHECK: s->retries = 0; break; /* a boot that failed is an answer */
 	default: s->retries = 1; break;
 	}
 }
@@ -544,7 +680,7 @@ void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, e
 			espl__yaml_unknown_key(&c->y, others[i], in, step_keys, N_STEP_KEYS);
 	if (kind < 0) {
 		if (n_others == 0)
-			espl__yaml_error(&c->y, espl__yaml_pos(item), "steps[%u]: expected one of erase, write, write_init_data, verify or reset",
+			espl__yaml_error(&c->y, espl__yaml_pos(item), "steps[%u]: expected one of erase, write, write_init_data, verify, reset or boot_check",
 			         number);
 		return;
 	}
@@ -557,6 +693,7 @@ void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, e
 	case ESPL_STEP_WRITE_INIT_DATA: parse_init_data(c, v, s, &o); break;
 	case ESPL_STEP_VERIFY: parse_verify(c, v, s, &o); break;
 	case ESPL_STEP_RESET: parse_reset(c, v, s); break;
+	case ESPL_STEP_BOOT_CHECK: parse_boot_check(c, v, s, &o); break;
 	}
 	apply_opts(c, &o, s);
 }

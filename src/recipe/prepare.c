@@ -93,6 +93,12 @@ static void free_file(espl_recipe_file *f)
 	free(f->data);
 }
 
+static void free_strings(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+}
+
 void espl_recipe_free(espl_recipe *r)
 {
 	if (!r)
@@ -103,8 +109,12 @@ void espl_recipe_free(espl_recipe *r)
 		free(s->verify.regions);
 		free_file(&s->write.file);
 		free_file(&s->init_data.file);
+		free_strings(s->boot.expect, s->boot.n_expect);
+		free_strings(s->boot.reject, s->boot.n_reject);
 	}
 	free(r->steps);
+	free_strings(r->connect.fixture.download, r->connect.fixture.n_download);
+	free_strings(r->connect.fixture.run, r->connect.fixture.n_run);
 	free(r->connect.stub_path);
 	free(r->name);
 	free(r->path);

@@ -183,6 +183,7 @@ static const char *const step_kind_names[] = {
 	[ESPL_STEP_WRITE_INIT_DATA] = "write_init_data",
 	[ESPL_STEP_VERIFY] = "verify",
 	[ESPL_STEP_RESET] = "reset",
+	[ESPL_STEP_BOOT_CHECK] = "boot_check",
 };
 _Static_assert(sizeof step_kind_names / sizeof step_kind_names[0] == N_STEP_KINDS,
 	       "one name per step kind");

@@ -28,8 +28,8 @@
 #define MAX_RETRIES 10
 #define MAX_TIMEOUT_MS 3600000u
 
-/* Step kinds ESPL_STEP_ERASE .. ESPL_STEP_RESET, in the order of the names. */
-#define N_STEP_KINDS 5
+/* Step kinds ESPL_STEP_ERASE .. ESPL_STEP_BOOT_CHECK, in the order of the names. */
+#define N_STEP_KINDS 6
 
 /* A recipe being parsed, with its diagnostics. */
 typedef struct parse_ctx {

@@ -127,6 +127,7 @@ static void map_step(const espl_unit_result *res, size_t i, espl_db_step *out)
 		}
 		break;
 	case ESPL_STEP_RESET:
+	case ESPL_STEP_BOOT_CHECK:
 		break;
 	}
 }

@@ -27,6 +27,7 @@ const char *espl_strerror(int code)
 	case ESPL_EBUSY: return "busy";
 	case ESPL_EPERM: return "permission denied";
 	case ESPL_EPART: return "wrong part";
+	case ESPL_EBOOT: return "did not boot";
 	default: return "unknown error";
 	}
 }
