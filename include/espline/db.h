@@ -55,7 +55,7 @@
 #include "espline/error.h"
 
 /* Schema version this code writes; older databases are migrated on open. */
-#define ESPL_DB_SCHEMA_VERSION 3
+#define ESPL_DB_SCHEMA_VERSION 4
 /* Relative to the current directory, like any other path a user types. */
 #define ESPL_DB_DEFAULT_PATH "db/espline.sqlite"
 #define ESPL_DB_ENV "ESPLINE_DB"
@@ -137,6 +137,10 @@ typedef struct espl_db_step {
 	int retries;
 	int result;               /* enum espl_db_result */
 	const char *error;
+	const char *detail;       /* text kept with the step (boot_check's boot
+	                           * log, screening findings) or NULL; hashed
+	                           * only when present, so older records keep
+	                           * their hashes */
 } espl_db_step;
 
 typedef struct espl_db_event {

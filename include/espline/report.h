@@ -45,6 +45,10 @@ typedef struct espl_report_unit {
 	const char *operator_name; /* the batch's operator; NULL if none was recorded */
 	int64_t seq;            /* chain position, 0 while not sealed */
 	const char *hash;       /* chain hash, NULL while not sealed */
+	/* The steps' kept text ("boot_check (step 5):\n<boot log>"), escaped
+	 * when stored; NULL when none (and from the central database, whose
+	 * JSON export carries it per step instead). */
+	const char *details;
 } espl_report_unit;
 
 /* Return non-zero from the callback to stop early (that value is returned). */

@@ -235,6 +235,8 @@ static const char *const migrations[ESPL_CENTRAL_SCHEMA_VERSION + 1] = {
 	"  expected_md5 text, actual_md5 text, bytes bigint NOT NULL,"
 	"  duration_ms bigint NOT NULL, retries int NOT NULL, result text NOT NULL,"
 	"  error text, PRIMARY KEY (unit_id, idx));",
+	/* v2: text kept with a step (boot_check's boot log, screening). */
+	[2] = "ALTER TABLE steps ADD COLUMN detail text;",
 };
 
 static int schema_version(PGconn *conn, const char *ci, int *version, espl_error *err)

@@ -26,7 +26,8 @@
 	", (SELECT json_agg(json_build_object('index', t.idx, 'kind', t.kind,"          \
 	"    'address', t.address, 'length', t.length, 'expected_md5', t.expected_md5,"  \
 	"    'actual_md5', t.actual_md5, 'bytes', t.bytes, 'duration_ms', t.duration_ms,"\
-	"    'retries', t.retries, 'result', t.result, 'error', t.error) ORDER BY t.idx)" \
+	"    'retries', t.retries, 'result', t.result, 'error', t.error,"                 \
+	"    'detail', t.detail) ORDER BY t.idx)"                                          \
 	"    FROM steps AS t WHERE t.unit_id = u.id)"
 #define FROM_UNITS                                                                     \
 	" FROM units AS u JOIN batches AS b ON b.id = u.batch_id"                      \
@@ -137,6 +138,7 @@ static size_t steps_from_json(const char *text, json_t **doc, espl_db_step **out
 		v[i].retries = (int)json_integer_value(json_object_get(o, "retries"));
 		v[i].result = espl_db_result_parse(json_string_value(json_object_get(o, "result")));
 		v[i].error = json_string_value(json_object_get(o, "error"));
+		v[i].detail = json_string_value(json_object_get(o, "detail"));
 	}
 	*out = v;
 	return n;

@@ -149,6 +149,7 @@ static char *steps_json(const espl_db_replica *x)
 		json_object_set_new(o, "retries", json_integer(st->retries));
 		json_object_set_new(o, "result", json_string(espl_db_result_name(st->result)));
 		json_object_set_new(o, "error", jstr(st->error));
+		json_object_set_new(o, "detail", jstr(st->detail));
 		json_array_append_new(a, o);
 	}
 	char *text = json_dumps(a, JSON_COMPACT);
@@ -167,12 +168,12 @@ static const char unit_sql[] =
 	" $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)"
 	" ON CONFLICT (uuid) DO NOTHING RETURNING id)"
 	" INSERT INTO steps (unit_id, idx, kind, address, length, expected_md5, actual_md5,"
-	" bytes, duration_ms, retries, result, error)"
+	" bytes, duration_ms, retries, result, error, detail)"
 	" SELECT u.id, s.idx, s.kind, s.address, s.length, s.expected_md5, s.actual_md5,"
-	" s.bytes, s.duration_ms, s.retries, s.result, s.error"
+	" s.bytes, s.duration_ms, s.retries, s.result, s.error, s.detail"
 	" FROM u, jsonb_to_recordset($24::jsonb) AS s(idx int, kind text, address bigint,"
 	" length bigint, expected_md5 text, actual_md5 text, bytes bigint, duration_ms bigint,"
-	" retries int, result text, error text)";
+	" retries int, result text, error text, detail text)";
 
 static int put_unit(sender *s, const espl_db_replica *x, espl_error *err)
 {

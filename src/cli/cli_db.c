@@ -169,6 +169,24 @@ static void close_source(espl_db *db, PGconn *conn)
 
 /* ---- history ----------------------------------------------------------- */
 
+/* Each line indented under the unit; stored escaped, shown escaped again
+ * in case the database was written by something else. */
+static void print_details(const char *details)
+{
+	char line[1024];
+	for (const char *p = details; *p;) {
+		size_t n = strcspn(p, "\n");
+		snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), p);
+		/* stored escaped already: only a line with a raw control byte
+		 * (a database written by something else) is escaped again */
+		bool raw = false;
+		for (const char *c = line; *c && !raw; c++)
+			raw = (unsigned char)*c < 0x20 || *c == 0x7F;
+		printf("      %s\n", raw ? espl_cli_shown(line) : line);
+		p += n + (p[n] == '\n');
+	}
+}
+
 static int print_history_unit(const espl_report_unit *ru, void *user)
 {
 	const espl_db_unit *u = &ru->unit;
@@ -190,6 +208,8 @@ static int print_history_unit(const espl_report_unit *ru, void *user)
 	       u->crystal_mhz, u->duration_ms / 1000.0, espl_cli_shown(u->uuid));
 	if (u->error && *u->error)
 		printf("    error (%s): %s\n", u->error_kind ? espl_cli_shown(u->error_kind) : "?", espl_cli_shown(u->error));
+	if (ru->details)
+		print_details(ru->details);
 	if (ru->repeat_of && *ru->repeat_of)
 		printf("    REPEAT: this MAC had already passed in this batch (unit %s)\n",
 		       espl_cli_shown(ru->repeat_of));

@@ -225,8 +225,12 @@ static void judge_line(judge_state *s, const char *line)
 		on_halt(s, line, false);
 	else if (strncmp(line, ROM_CSUM, strlen(ROM_CSUM)) == 0) {
 		j->rom_done = true;
-		if (++s->csums >= 2 && j->banners < 2)
-			decide(s, ESPL_BOOT_LOOP, "boot loop: the ROM loaded the image %u times", s->csums);
+		if (++s->csums >= 2 && j->banners < 2) {
+			char causes[160];
+			causes_text(j, causes, sizeof causes);
+			decide(s, ESPL_BOOT_LOOP, "boot loop: the module reset and the ROM loaded the image again (%u ROM logs; reset cause read: %s; the later banners came while espline listened at the firmware's rate, unreadable)",
+			       s->csums, *causes ? causes : "none");
+		}
 	}
 	for (size_t i = 0; i < r->n_reject; i++)
 		if (regexec(&r->reject[i], line, 0, NULL, 0) == 0) {

@@ -102,6 +102,8 @@ static void h_step(EVP_MD_CTX *c, const espl_db_step *s)
 	h_int(c, "retries", s->retries);
 	h_str(c, "result", espl_db_result_name(s->result));
 	h_str(c, "error", s->error);
+	if (s->detail) /* absent from records made before the column existed */
+		h_str(c, "detail", s->detail);
 }
 
 int espl_db_unit_hash(int64_t seq, const char *prev_hash, const char *batch_hash,
@@ -375,9 +377,15 @@ static int verify_chain(espl_db *db, espl_db_verify_result *r, espl__chain_walk 
 				       &u, err);
 	if (rc == 0)
 		rc = espl__db_prepare_once(db,
-					   "SELECT idx, kind, address, length, expected_md5,"
-					   " actual_md5, bytes, duration_ms, retries, result, error"
-					   " FROM steps WHERE unit_id = ?1 ORDER BY idx",
+					   /* detail: schema v4 on; verify reads older
+					    * databases as they are (no migration) */
+					   espl_db_schema_version(db) >= 4
+						   ? "SELECT idx, kind, address, length, expected_md5,"
+						     " actual_md5, bytes, duration_ms, retries, result, error, detail"
+						     " FROM steps WHERE unit_id = ?1 ORDER BY idx"
+						   : "SELECT idx, kind, address, length, expected_md5,"
+						     " actual_md5, bytes, duration_ms, retries, result, error"
+						     " FROM steps WHERE unit_id = ?1 ORDER BY idx",
 					   &st, err);
 	int step = SQLITE_DONE;
 	while (rc == 0 && (step = sqlite3_step(u)) == SQLITE_ROW) {

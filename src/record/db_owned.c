@@ -66,6 +66,7 @@ void espl__db_steps_free(espl_db_step *steps, size_t n)
 		FREE_CONST(steps[i].kind);
 		FREE_CONST(steps[i].expected_md5);
 		FREE_CONST(steps[i].actual_md5);
+		FREE_CONST(steps[i].detail);
 		FREE_CONST(steps[i].error);
 	}
 	free(steps);

@@ -101,6 +101,7 @@ void espl__dbw_copy_steps(rec *r, const espl_db_step *steps, size_t n, int *oom)
 		r->steps[i].expected_md5 = espl__strdup_oom(steps[i].expected_md5, oom);
 		r->steps[i].actual_md5 = espl__strdup_oom(steps[i].actual_md5, oom);
 		r->steps[i].error = espl__strdup_oom(steps[i].error, oom);
+		r->steps[i].detail = espl__strdup_oom(steps[i].detail, oom);
 	}
 }
 

@@ -168,7 +168,7 @@ int espl__db_read_steps(espl_db *db, int64_t unit_id, espl_db_step **steps, size
 	sqlite3_stmt *s;
 	ESPL_TRY(espl__db_prepare_once(db,
 			      "SELECT idx, kind, address, length, expected_md5, actual_md5, bytes,"
-			      " duration_ms, retries, result, error FROM steps WHERE unit_id = ?1"
+			      " duration_ms, retries, result, error, detail FROM steps WHERE unit_id = ?1"
 			      " ORDER BY idx",
 			      &s, err));
 	sqlite3_bind_int64(s, 1, unit_id);
@@ -190,6 +190,7 @@ int espl__db_read_steps(espl_db *db, int64_t unit_id, espl_db_step **steps, size
 		st->expected_md5 = dup_col(s, 4, oom);
 		st->actual_md5 = dup_col(s, 5, oom);
 		st->error = dup_col(s, 10, oom);
+		st->detail = dup_col(s, 11, oom);
 	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)

@@ -32,6 +32,23 @@ const char *const espl_export_columns[ESPL_EXPORT_NCOLUMNS + 1] = {
 	"    FROM recipe_images WHERE recipe_id = r.id ORDER BY position)),"           \
 	" u.repeat_of, u.seq, u.hash, u.id, b.operator"
 
+/* Column 28: the steps' kept text, from schema v4 on.  Read commands never
+ * migrate, so an older database answers NULL. */
+#define DETAILS_V4                                                                   \
+	", (SELECT group_concat(t.kind || ' (step ' || (t.idx + 1) || '):' || char(10)"  \
+	"    || t.detail, char(10)) FROM steps AS t"                                     \
+	"    WHERE t.unit_id = u.id AND t.detail IS NOT NULL)"
+
+static const char *details_col(espl_db *db)
+{
+	return espl_db_schema_version(db) >= 4 ? DETAILS_V4 : ", NULL";
+}
+
+static const char *detail_step_col(espl_db *db)
+{
+	return espl_db_schema_version(db) >= 4 ? "detail" : "NULL";
+}
+
 static int sql_fail(espl_db *db, espl_error *err, const char *what)
 {
 	return espl_fail(err, ESPL_EDB, "database %s: %s: %s", espl_db_filename(db), what,
@@ -94,6 +111,7 @@ static void row_to_report_unit(sqlite3_stmt *s, espl_report_unit *ru)
 	ru->seq = sqlite3_column_int64(s, 24);
 	ru->hash = txt(s, 25);
 	ru->operator_name = txt(s, 27);
+	ru->details = sqlite3_column_count(s) > 28 ? txt(s, 28) : NULL;
 }
 
 /* Step s, handing each row to cb; returns rows seen or a negative code. */
@@ -123,10 +141,10 @@ int espl_report_history(espl_db *db, const char *mac, espl_report_unit_cb cb, vo
 		return espl_fail(err, ESPL_EARG,
 				 "'%s' is not a MAC address (expected e.g. 5c:cf:7f:01:02:03)",
 				 mac ? mac : "");
-	if (sqlite3_prepare_v2(espl_db_sqlite(db),
-			       UNIT_SELECT FROM_UNITS
-			       " WHERE u.mac = ?1 ORDER BY u.started_ms DESC, u.id DESC",
-			       -1, &s, NULL) != SQLITE_OK)
+	char sql[2048];
+	snprintf(sql, sizeof sql, "%s%s%s WHERE u.mac = ?1 ORDER BY u.started_ms DESC, u.id DESC",
+		 UNIT_SELECT, details_col(db), FROM_UNITS);
+	if (sqlite3_prepare_v2(espl_db_sqlite(db), sql, -1, &s, NULL) != SQLITE_OK)
 		return sql_fail(db, err, "preparing the history query");
 	sqlite3_bind_text(s, 1, norm, -1, SQLITE_TRANSIENT);
 	int rc = each_unit(db, s, cb, user, err);
@@ -486,6 +504,8 @@ static json_t *step_json(const espl_db_step *st)
 	json_object_set_new(o, "retries", json_integer(st->retries));
 	json_object_set_new(o, "result", json_string(espl_db_result_name(st->result)));
 	json_object_set_new(o, "error", json_string(nz(st->error)));
+	if (st->detail)
+		json_object_set_new(o, "detail", json_string(st->detail));
 	return o;
 }
 
@@ -573,6 +593,7 @@ static size_t load_steps(sqlite3_stmt *s, int64_t unit_id, espl_db_step **out)
 		st->retries = sqlite3_column_int(s, 8);
 		st->result = espl_db_result_parse(txt(s, 9));
 		st->error = dup_or_null(txt(s, 10));
+		st->detail = dup_or_null(txt(s, 11));
 	}
 	sqlite3_reset(s);
 	*out = v;
@@ -586,6 +607,7 @@ static void free_steps(espl_db_step *v, size_t n)
 		free((void *)v[i].expected_md5);
 		free((void *)v[i].actual_md5);
 		free((void *)v[i].error);
+		free((void *)v[i].detail);
 	}
 	free(v);
 }
@@ -619,8 +641,9 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 	export_ctx c = { .out = out };
 	if (format != ESPL_EXPORT_CSV && format != ESPL_EXPORT_JSON)
 		return espl_fail(err, ESPL_EARG, "export format must be csv or json");
-	ESPL_TRY(prepare_filtered(db, UNIT_SELECT FROM_UNITS, f, NULL, "ORDER BY u.started_ms, u.id",
-				  &s, err));
+	char head[1024], steps_sql[512];
+	snprintf(head, sizeof head, "%s%s%s", UNIT_SELECT, details_col(db), FROM_UNITS);
+	ESPL_TRY(prepare_filtered(db, head, f, NULL, "ORDER BY u.started_ms, u.id", &s, err));
 	int rc;
 	espl_report_export_header(out, format);
 	if (format == ESPL_EXPORT_CSV) {
@@ -628,11 +651,11 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 		if (rc == ESPL_ESYS)
 			rc = espl_fail(err, ESPL_ESYS, "cannot write the export");
 	} else {
-		if (sqlite3_prepare_v2(espl_db_sqlite(db),
-				       "SELECT idx, kind, address, length, expected_md5, actual_md5,"
-				       " bytes, duration_ms, retries, result, error FROM steps"
-				       " WHERE unit_id = ?1 ORDER BY idx",
-				       -1, &c.steps, NULL) != SQLITE_OK) {
+		snprintf(steps_sql, sizeof steps_sql,
+			 "SELECT idx, kind, address, length, expected_md5, actual_md5,"
+			 " bytes, duration_ms, retries, result, error, %s FROM steps"
+			 " WHERE unit_id = ?1 ORDER BY idx", detail_step_col(db));
+		if (sqlite3_prepare_v2(espl_db_sqlite(db), steps_sql, -1, &c.steps, NULL) != SQLITE_OK) {
 			sqlite3_finalize(s);
 			return sql_fail(db, err, "preparing the steps query");
 		}

@@ -114,6 +114,11 @@ static const char *const migrations[ESPL_DB_SCHEMA_VERSION + 1] = {
 	"INSERT INTO outbox (kind, ref, queued_ms) SELECT 'unit', uuid,"
 	"  CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) FROM units"
 	"  WHERE seq IS NOT NULL ORDER BY seq;",
+
+	/* v4: text kept with a step: boot_check's captured boot log, the
+	 * screening checks' findings (issue 15).  NULL for older rows. */
+	[4] =
+	"ALTER TABLE steps ADD COLUMN detail TEXT;",
 };
 
 /* ---- open, pragmas, migration ----------------------------------------- */

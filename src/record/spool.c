@@ -76,6 +76,8 @@ static json_t *step_json(const espl_db_step *s)
 	json_object_set_new(j, "retries", json_integer(s->retries));
 	json_object_set_new(j, "result", json_string(espl_db_result_name(s->result)));
 	json_object_set_new(j, "error", jstr(s->error));
+	if (s->detail)
+		json_object_set_new(j, "detail", jstr(s->detail));
 	return j;
 }
 
@@ -200,6 +202,7 @@ static int steps_from_json(json_t *a, rec *r, int *oom)
 		st->retries = (int)get_i(s, "retries");
 		st->result = espl_db_result_parse(json_string_value(json_object_get(s, "result")));
 		st->error = get_s(s, "error", oom);
+		st->detail = get_s(s, "detail", oom);
 	}
 	return ESPL_OK;
 }

@@ -250,7 +250,7 @@ static int find_unit(espl_db *db, const char *uuid, unit_state *st, espl_error *
 	return ESPL_OK;
 }
 
-/* Bind a step's columns to parameters 2..12 (1 is the unit). */
+/* Bind a step's columns to parameters 2..13 (1 is the unit). */
 static void bind_step(sqlite3_stmt *s, const espl_db_step *st)
 {
 	sqlite3_bind_int(s, 2, st->index);
@@ -264,6 +264,7 @@ static void bind_step(sqlite3_stmt *s, const espl_db_step *st)
 	sqlite3_bind_int(s, 10, st->retries);
 	espl__db_bind_text(s, 11, espl_db_result_name(st->result));
 	espl__db_bind_text(s, 12, st->error);
+	espl__db_bind_text(s, 13, st->detail);
 }
 
 static int insert_steps(espl_db *db, int64_t unit_id, const espl_db_step *steps, size_t n,
@@ -530,6 +531,7 @@ void espl__db_row_to_step(sqlite3_stmt *s, espl_db_step *st)
 	st->retries = sqlite3_column_int(s, 8);
 	st->result = espl_db_result_parse(espl__db_col_text(s, 9));
 	st->error = espl__db_col_text(s, 10);
+	st->detail = sqlite3_column_count(s) > 11 ? espl__db_col_text(s, 11) : NULL;
 }
 
 static int interrupt_one(espl_db *db, const char *uuid, const char *reason, int64_t now_ms,

@@ -102,6 +102,7 @@ static void map_step(const espl_unit_result *res, size_t i, espl_db_step *out)
 	out->retries = sr->attempts > 0 ? (int)sr->attempts - 1 : 0;
 	out->result = step_result(sr);
 	out->error = sr->status == ESPL_STEP_FAILED ? sr->error.msg : NULL;
+	out->detail = sr->detail;
 	switch (s->kind) {
 	case ESPL_STEP_WRITE:
 	case ESPL_STEP_WRITE_INIT_DATA:
