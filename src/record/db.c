@@ -44,8 +44,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			   " ended_ms = ?13, duration_ms = ?14, result = ?15, error_kind = ?16,"
 			   " error = ?17 WHERE uuid = ?1",
 	[ST_STEP_INS] = "INSERT INTO steps (unit_id, idx, kind, address, length, expected_md5,"
-			" actual_md5, bytes, duration_ms, retries, result, error, detail)"
-			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+			" actual_md5, bytes, duration_ms, retries, result, error)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
 	[ST_REPEAT_FIND] = "SELECT uuid FROM units WHERE batch_id = ?1 AND mac = ?2"
 			   " AND result = 'PASS' AND id <> ?3 ORDER BY seq LIMIT 1",
 	[ST_REPEAT_SET] = "UPDATE units SET repeat_of = ?2 WHERE id = ?1",
@@ -69,11 +69,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	 * a sealed unit must not change what its hash covers); replaces a row
 	 * of the same index. */
 	[ST_STEP_PROGRESS] = "INSERT OR REPLACE INTO steps (unit_id, idx, kind, address, length,"
-			     " expected_md5, actual_md5, bytes, duration_ms, retries, result, error,"
-			     " detail)"
-			     " SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 FROM units"
+			     " expected_md5, actual_md5, bytes, duration_ms, retries, result, error)"
+			     " SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM units"
 			     " WHERE uuid = ?1 AND result = 'RUNNING'",
 	[ST_STEPS_CLEAR] = "DELETE FROM steps WHERE unit_id = ?1",
+	/* A step's kept text (schema v4), set only when there is some, so that
+	 * writing into an older database still works for steps without it. */
+	[ST_STEP_DETAIL] = "UPDATE steps SET detail = ?3 WHERE unit_id = ?1 AND idx = ?2",
+	[ST_STEP_DETAIL_PROGRESS] = "UPDATE steps SET detail = ?3 WHERE idx = ?2 AND unit_id ="
+				    " (SELECT id FROM units WHERE uuid = ?1 AND result = 'RUNNING')",
 };
 
 /* ---- small helpers ----------------------------------------------------- */

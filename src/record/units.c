@@ -250,7 +250,7 @@ static int find_unit(espl_db *db, const char *uuid, unit_state *st, espl_error *
 	return ESPL_OK;
 }
 
-/* Bind a step's columns to parameters 2..13 (1 is the unit). */
+/* Bind a step's columns to parameters 2..12 (1 is the unit). */
 static void bind_step(sqlite3_stmt *s, const espl_db_step *st)
 {
 	sqlite3_bind_int(s, 2, st->index);
@@ -264,7 +264,25 @@ static void bind_step(sqlite3_stmt *s, const espl_db_step *st)
 	sqlite3_bind_int(s, 10, st->retries);
 	espl__db_bind_text(s, 11, espl_db_result_name(st->result));
 	espl__db_bind_text(s, 12, st->error);
-	espl__db_bind_text(s, 13, st->detail);
+}
+
+/* The step's detail, when it has one: statement ST_STEP_DETAIL (key: the
+ * unit's row id) or ST_STEP_DETAIL_PROGRESS (key: its uuid). */
+static int set_detail(espl_db *db, int which, int64_t unit_id, const char *unit_uuid,
+		      const espl_db_step *st, espl_error *err)
+{
+	if (!st->detail)
+		return ESPL_OK;
+	sqlite3_stmt *s = espl__db_stmt(db, which, err);
+	if (!s)
+		return err->code;
+	if (unit_uuid)
+		espl__db_bind_text(s, 1, unit_uuid);
+	else
+		sqlite3_bind_int64(s, 1, unit_id);
+	sqlite3_bind_int(s, 2, st->index);
+	espl__db_bind_text(s, 3, st->detail);
+	return espl__db_run(db, s, err, "recording a step's text");
 }
 
 static int insert_steps(espl_db *db, int64_t unit_id, const espl_db_step *steps, size_t n,
@@ -277,6 +295,7 @@ static int insert_steps(espl_db *db, int64_t unit_id, const espl_db_step *steps,
 		sqlite3_bind_int64(s, 1, unit_id);
 		bind_step(s, &steps[i]);
 		ESPL_TRY(espl__db_run(db, s, err, "recording a step"));
+		ESPL_TRY(set_detail(db, ST_STEP_DETAIL, unit_id, NULL, &steps[i], err));
 	}
 	return ESPL_OK;
 }
@@ -449,7 +468,8 @@ int espl_db_step_done(espl_db *db, const char *unit_uuid, const espl_db_step *st
 		return err->code;
 	espl__db_bind_text(s, 1, unit_uuid);
 	bind_step(s, step);
-	return espl__db_run(db, s, err, "recording a finished step");
+	ESPL_TRY(espl__db_run(db, s, err, "recording a finished step"));
+	return set_detail(db, ST_STEP_DETAIL_PROGRESS, 0, unit_uuid, step, err);
 }
 
 int espl_db_end_unit(espl_db *db, const espl_db_unit *unit, const espl_db_step *steps,

@@ -190,7 +190,7 @@ static void test_migration_queues_old_records(void **state)
 	assert_true(espl_db_origin(db, origin, &err) < 0); /* v2 has none */
 	espl_db_close(db);
 	db = open_db(f->path, 0);
-	assert_int_equal(espl_db_schema_version(db), 3);
+	assert_int_equal(espl_db_schema_version(db), ESPL_DB_SCHEMA_VERSION);
 	assert_int_equal(espl_db_origin(db, origin, &err), 0);
 	assert_int_equal(strlen(origin), 36);
 	assert_int_equal(origin[14], '4');
