@@ -67,6 +67,26 @@ static void note_image_header(parse_ctx *c, espl_recipe *r, const espl_step *s)
 		         espl__recipe_base_name(f->path), f->size ? f->data[0] : 0);
 }
 
+/* expect.crystal_mhz: the init data must be for that crystal (byte 48,
+ * crystal_26m_en: 0 = 40 MHz, 1 = 26 MHz, 2 = 24 MHz). */
+static void check_init_crystal(parse_ctx *c, const espl_recipe *r, const espl_recipe_file *f)
+{
+	unsigned want = r->expect.crystal_mhz;
+	if (!want)
+		return;
+	if (f->size <= ESPL_INIT_DATA_CRYSTAL_BYTE) {
+		espl_yaml_error(&c->y, f->pos, "write_init_data.file: %s is %u bytes, too short to say its crystal (byte %d), and expect.crystal_mhz (line %u) asks for %u MHz",
+		                f->path, f->size, ESPL_INIT_DATA_CRYSTAL_BYTE, r->expect.crystal_pos.line, want);
+		return;
+	}
+	uint8_t v = f->data[ESPL_INIT_DATA_CRYSTAL_BYTE];
+	unsigned mhz = v == 0 ? 40 : v == 1 ? 26 : v == 2 ? 24 : 0;
+	if (mhz != want)
+		espl_yaml_error(&c->y, f->pos, "write_init_data.file: %s is init data for a %s crystal (byte %d = %u), but expect.crystal_mhz (line %u) is %u: the RF would run off frequency",
+		                f->path, mhz == 40 ? "40 MHz" : mhz == 26 ? "26 MHz" : mhz == 24 ? "24 MHz" : "unknown",
+		                ESPL_INIT_DATA_CRYSTAL_BYTE, v, r->expect.crystal_pos.line, want);
+}
+
 int espl_recipe_prepare(espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_ctx, espl_error *err)
 {
 	parse_ctx c = espl__recipe_ctx(r->path, r, diag_fn, diag_ctx, err);
@@ -78,8 +98,9 @@ int espl_recipe_prepare(espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_
 		if (s->kind == ESPL_STEP_WRITE && read_file_data(&c, &s->write.file, "write.file") == 0 &&
 		    s->write.address == 0)
 			note_image_header(&c, r, s);
-		if (s->kind == ESPL_STEP_WRITE_INIT_DATA)
-			read_file_data(&c, &s->init_data.file, "write_init_data.file");
+		if (s->kind == ESPL_STEP_WRITE_INIT_DATA &&
+		    read_file_data(&c, &s->init_data.file, "write_init_data.file") == 0)
+			check_init_crystal(&c, r, &s->init_data.file);
 	}
 	if (c.y.errors)
 		return ESPL_ERECIPE;

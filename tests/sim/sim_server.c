@@ -43,6 +43,12 @@
 #define WRITE_STALL_US 2000000      /* a host that reads nothing for this long loses bytes */
 #define RANDOM_FAULT_LOG_MAX 5      /* log this many random hits per kind, then only count */
 #define SELF_RESET_MIN_US 10000    /* real time between self-resets, whatever the time scale */
+/* Real time before the chip's UART output changes rate (the ROM's rate,
+ * then the firmware's), whatever the time scale: a host reading the boot
+ * needs a gap to switch its own rate, as it has on a real chip (250 ms
+ * from the ROM's last line to NodeMCU's banner); at --time-scale 0 there
+ * would be none. */
+#define RATE_SWITCH_MIN_US 150000
 
 enum { OP_FLASH_END = 0x04, OP_FLASH_DEFL_END = 0x12 };
 
@@ -902,7 +908,10 @@ static void emit_boot_log(sim_device *d, int download, int rst_cause)
 		VLOG(d, "boot: %s%s%s", plan->outcome, plan->banner[0] ? ": " : "", plan->banner);
 	for (size_t i = 0; i < plan->nsteps && !tx_stopped(d); i++) {
 		const sim_boot_step *st = &plan->step[i];
-		boot_wait(d, sim_mono_us() + scaled_us(d, st->delay_us));
+		uint64_t wait = scaled_us(d, st->delay_us);
+		if (i > 0 && st->baud != plan->step[i - 1].baud && wait < RATE_SWITCH_MIN_US)
+			wait = RATE_SWITCH_MIN_US;
+		boot_wait(d, sim_mono_us() + wait);
 		if (tx_stopped(d))
 			return;
 		/* the UART runs at st->baud however the host is set */
