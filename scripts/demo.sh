@@ -4,7 +4,9 @@
 #
 # Starts espline-sim with 8 simulated ESP8266 modules behind RFC 2217 ports
 # (4, 8 and 16 MB parts, one 1 MB part the recipe refuses, one whose flash
-# has a sector stuck at 1 bits, so writing it fails), programs them all as one batch
+# has a sector stuck at 1 bits, so writing it fails, one whose flash part
+# cannot do the recipe's DIO mode, so it verifies but does not boot),
+# programs them all as one batch
 # with recipes/nodemcu-4mb.yaml, records every unit in db/espline.sqlite,
 # stops the simulator and shows how to ask the database about it.
 #
@@ -37,13 +39,15 @@ echo "demo: starting 8 simulated ESP8266 modules (espline-sim, RFC 2217, time sc
 	--dev 2:flash=16MB --dev 6:flash=8MB \
 	--dev 5:flash=1MB \
 	--dev 4:fault=stuck@0x21000 \
+	--dev 7:modes=dout \
 	--ready-file "$work/ready" >"$work/sim.out" 2>"$work/sim.err" &
 sim_pid=$!
 for _ in $(seq 200); do [ -s "$work/ready" ] && break; sleep 0.05; done
 [ -s "$work/ready" ] && cp "$work/ready" "$work/devices" || { echo "demo: the simulator did not start:" >&2; cat "$work/sim.err" >&2; exit 1; }
 sed 's/^/  /' "$work/devices"
 echo "  (device 5 has 1 MB of flash: the recipe needs 4 MB and refuses it;"
-echo "   device 4 has a flash sector stuck at 1 bits: writing it fails)"
+echo "   device 4 has a flash sector stuck at 1 bits: writing it fails;"
+echo "   device 7's flash part can only do DOUT: it verifies by MD5, but does not boot)"
 echo
 
 ports=()
@@ -62,12 +66,14 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 1 ]; then
 	exit "$rc"
 fi
 mac=$(awk 'NR == 1 { for (i = 4; i <= NF; i++) if ($i ~ /^mac=/) print substr($i, 5) }' "$work/devices")
+mac7=$(awk '$2 == 7 { for (i = 4; i <= NF; i++) if ($i ~ /^mac=/) print substr($i, 5) }' "$work/devices")
 cat <<EOF
 
 demo: done.  Every unit is recorded in $DB.  Ask it:
 
   $E report --batch $BATCH --db $DB       # yield, failures by reason, per-port yield
   $E history $mac --db $DB       # every time this MAC was programmed
+  $E history $mac7 --db $DB       # the unit that verified but did not boot, with its boot log
   $E export --format csv --batch $BATCH --db $DB > units.csv
   $E db verify --db $DB                   # walk the tamper-evident hash chain
   sqlite3 $DB "select mac, port, result, error_kind from units order by id desc limit 8"

@@ -25,8 +25,9 @@
 #     reason names a step, that step is the last one recorded and it failed;
 #   - never RUNNING or INTERRUPTED;
 #   - the faults that cannot end well (silent chip, wrong chip, 1MB/2MB/512KB
-#     flash, a stuck sector where the images have 0 bits) FAIL with the phase
-#     that names them; a stuck sector that stays 0xFF, and short stalls, PASS.
+#     flash, a stuck sector where the images have 0 bits, a unit that
+#     verifies but does not boot: loop, exception, brown-out, a flash mode
+#     the part cannot do) FAIL with the phase that names them (0 PASS); a stuck sector that stays 0xFF, and short stalls, PASS.
 # And over all units: single dropped or corrupted bytes are recovered by the
 # retries in >= 95% of the units that carried one, and so are chip resets
 # (reconnect, identify again, redo the step).
@@ -132,6 +133,14 @@ cases() {
 	for s in $(seq $((4 * d))); do printf 'silent chip\tfault=silent\n'; done
 	for s in $(seq $((4 * d))); do printf 'wrong chip (ESP32)\tfault=wrong-chip\n'; done
 	for s in 512KB 1MB 2MB 1MB 2MB 512KB 1MB 2MB 1MB 2MB 1MB 2MB 1MB 2MB 1MB; do printf 'small flash (%s)\tflash=%s\n' "$s" "$s"; done
+	# Units that verify by MD5 but do not boot (docs/boot-model.md): the
+	# recipe's boot_check must fail every one of them.
+	for s in $(seq $((2 * d))); do
+		printf 'boot: loop (watchdog)\tboot_fault=loop\n'
+		printf 'boot: exception after the banner\tboot_fault=exception:20\n'
+		printf 'boot: brown-out resets\tboot_fault=brownout:200\n'
+		printf 'boot: flash mode the part cannot do (DOUT only)\tmodes=dout\n'
+	done
 	return 0
 }
 # Slow cases (timeouts, stalls, unplug pauses) share rounds so that the
@@ -237,7 +246,7 @@ while IFS=$US read -r label spec port mac result kind error steps last flash rma
 		rel_specific_reason "$kind" "$error" || violation "$what: FAIL without a specific reason: kind '$kind', error '$error'"
 		phase=${kind%%:*}
 		case $phase in
-		erase | write | write_init_data | verify | reset)
+		erase | write | write_init_data | verify | reset | boot_check)
 			[ "$last" = "$phase FAIL" ] || violation "$what: FAIL in step '$phase' but the last recorded step is '$last' ($steps steps)" ;;
 		connect | identify | expect)
 			[ "$steps" = 0 ] || violation "$what: FAIL in '$phase' (before any step) with $steps steps recorded" ;;
@@ -253,6 +262,7 @@ while IFS=$US read -r label spec port mac result kind error steps last flash rma
 	'silent chip') must='connect: timeout' ;;
 	'wrong chip'*) must='connect: wrong chip' ;;
 	'small flash'*) must='expect: ' ;;
+	'boot: '*) must='boot_check: did not boot' ;;
 	'stuck sector (image has 0 bits)') must='FAIL' ;;
 	'stuck sector (all 0xFF there)' | 'stall rx 1.5 s' | 'stall tx 1.5 s') must=PASS ;;
 	esac
