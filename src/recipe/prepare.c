@@ -75,14 +75,14 @@ static void check_init_crystal(parse_ctx *c, const espl_recipe *r, const espl_re
 	if (!want)
 		return;
 	if (f->size <= ESPL_INIT_DATA_CRYSTAL_BYTE) {
-		espl_yaml_error(&c->y, f->pos, "write_init_data.file: %s is %u bytes, too short to say its crystal (byte %d), and expect.crystal_mhz (line %u) asks for %u MHz",
+		espl__yaml_error(&c->y, f->pos, "write_init_data.file: %s is %u bytes, too short to say its crystal (byte %d), and expect.crystal_mhz (line %u) asks for %u MHz",
 		                f->path, f->size, ESPL_INIT_DATA_CRYSTAL_BYTE, r->expect.crystal_pos.line, want);
 		return;
 	}
 	uint8_t v = f->data[ESPL_INIT_DATA_CRYSTAL_BYTE];
 	unsigned mhz = v == 0 ? 40 : v == 1 ? 26 : v == 2 ? 24 : 0;
 	if (mhz != want)
-		espl_yaml_error(&c->y, f->pos, "write_init_data.file: %s is init data for a %s crystal (byte %d = %u), but expect.crystal_mhz (line %u) is %u: the RF would run off frequency",
+		espl__yaml_error(&c->y, f->pos, "write_init_data.file: %s is init data for a %s crystal (byte %d = %u), but expect.crystal_mhz (line %u) is %u: the RF would run off frequency",
 		                f->path, mhz == 40 ? "40 MHz" : mhz == 26 ? "26 MHz" : mhz == 24 ? "24 MHz" : "unknown",
 		                ESPL_INIT_DATA_CRYSTAL_BYTE, v, r->expect.crystal_pos.line, want);
 }

@@ -25,8 +25,8 @@ declare -A RANK=(
 declare -A PUBLIC=(
 	[error.h]=util
 	[port.h]=port [rfc2217.h]=port
-	[slip.h]=link [reset.h]=link
-	[loader.h]=device [stub.h]=device [esp8266.h]=device [flash.h]=device
+	[slip.h]=link [reset.h]=link [fixture.h]=link
+	[loader.h]=device [stub.h]=device [esp8266.h]=device [flash.h]=device [boot.h]=device
 	[flash_vendor.h]=device [flashmap.h]=device [image.h]=device
 	[recipe.h]=recipe
 	[runner.h]=job
