@@ -5,10 +5,11 @@
  *
  * Against a module that already holds a bootable image (bench/boot.sh
  * prepares a simulated one), each round does, one after the other:
- *   bare   the least any host can do: DTR/RTS reset into the firmware
- *          (espl_reset_to_app, 100 ms EN pulse) with the port at the
- *          firmware's rate, then read until the line holding MARKER has
- *          ended.  This is the firmware's own boot time as a host sees it.
+ *   bare   the least a host can do: DTR/RTS reset into the firmware
+ *          (espl_reset_to_app, 100 ms EN pulse) with the port at the ROM's
+ *          rate, read until the ROM's "csum" line, switch to the
+ *          firmware's rate at once, read until the line holding MARKER
+ *          has ended.  The firmware's own boot time as a host sees it.
  *   check  espl_boot_check with expect [MARKER] (the boot_check step's
  *          work: ROM log at the crystal's rate, rate switch, firmware
  *          output, judgement, 50 ms settle).
@@ -37,30 +38,44 @@ static int restart(void *ctx, espl_port *p, espl_error *err)
 	return espl_reset_to_app(p, err);
 }
 
-/* bare: reset, read at fw_baud until MARKER's line ends; ms or -1 */
-static double bare(espl_port *p, unsigned fw_baud, const char *marker)
+/* Read until buf holds a complete line containing text (after *len bytes
+ * already there); ms budget.  0 when found. */
+static int read_line_with(espl_port *p, char *buf, size_t cap, size_t *len, const char *text, double until)
 {
 	espl_error err;
-	char buf[8192];
-	size_t len = 0;
-	if (espl_port_set_baud(p, fw_baud, &err) < 0 || espl_port_flush_input(p, &err) < 0)
-		return -1;
-	double t0 = now_ms();
-	if (espl_reset_to_app(p, &err) < 0)
-		return -1;
-	while (now_ms() - t0 < 5000) {
-		int n = espl_port_read(p, (uint8_t *)buf + len, sizeof buf - 1 - len, 10, &err);
+	while (now_ms() < until) {
+		int n = espl_port_read(p, (uint8_t *)buf + *len, cap - 1 - *len, 5, &err);
 		if (n > 0) {
-			len += (size_t)n;
-			buf[len] = '\0';
-			const char *m = memmem(buf, len, marker, strlen(marker));
-			if (m && memchr(m, '\n', (size_t)(buf + len - m)))
-				return now_ms() - t0;
-			if (len + 1 >= sizeof buf)
+			*len += (size_t)n;
+			buf[*len] = '\0';
+			const char *m = memmem(buf, *len, text, strlen(text));
+			if (m && memchr(m, '\n', (size_t)(buf + *len - m)))
+				return 0;
+			if (*len + 1 >= cap)
 				return -1;
 		}
 	}
 	return -1;
+}
+
+/* bare: reset with the port at the ROM rate, read until the ROM's "csum"
+ * line, switch to the firmware's rate at once, read until MARKER's line
+ * ends: the least a host that reads both parts can do.  ms or -1. */
+static double bare(espl_port *p, unsigned rom_baud, unsigned fw_baud, const char *marker)
+{
+	espl_error err;
+	char buf[8192];
+	size_t len = 0;
+	if (espl_port_set_baud(p, rom_baud, &err) < 0 || espl_port_flush_input(p, &err) < 0)
+		return -1;
+	double t0 = now_ms();
+	if (espl_reset_to_app(p, &err) < 0 || read_line_with(p, buf, sizeof buf, &len, "csum 0x", t0 + 5000) < 0 ||
+	    espl_port_set_baud(p, fw_baud, &err) < 0)
+		return -1;
+	len = 0;
+	if (read_line_with(p, buf, sizeof buf, &len, marker, t0 + 5000) < 0)
+		return -1;
+	return now_ms() - t0;
 }
 
 static int cmp(const void *a, const void *b)
@@ -91,7 +106,7 @@ int main(int argc, char **argv)
 	                         .timeout_ms = 5000, .settle_ms = 50, .restart = restart };
 	for (int i = 0; i < rounds; i++) {
 		espl_boot_capture cap;
-		b[i] = bare(p, fw, argv[4]);
+		b[i] = bare(p, cfg.rom_baud, fw, argv[4]);
 		double t0 = now_ms();
 		int rc = espl_boot_check(p, &cfg, &cap, &err);
 		c[i] = now_ms() - t0;

@@ -19,6 +19,7 @@
 #   units    bench/units.sh   units per hour of a 16-port station
 #   db       bench/db.sh      the traceability database at 1,000,000 units
 #   central  bench/central.sh replication to PostgreSQL
+#   boot     bench/boot.sh    what boot_check costs beyond the firmware's boot
 #   web      bench/web.sh     the gang with --http and 20 SSE clients vs without
 #   stubs    bench/stubs.sh   the legacy stub vs esp-flasher-stub on one module
 #
@@ -36,11 +37,11 @@ benches=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--write) [ $# -ge 2 ] || { echo "bench: --write needs a file" >&2; exit 2; }; out=$2; shift 2 ;;
-	device | gang | units | db | central | web | stubs) benches+=("$1"); shift ;;
-	*) echo "bench: unknown benchmark or option: $1 (device, gang, units, db, central, web, stubs, --write FILE)" >&2; exit 2 ;;
+	device | gang | units | db | central | web | stubs | boot) benches+=("$1"); shift ;;
+	*) echo "bench: unknown benchmark or option: $1 (device, gang, units, db, central, web, stubs, boot, --write FILE)" >&2; exit 2 ;;
 	esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(device gang units db central web stubs)
+[ ${#benches[@]} -gt 0 ] || benches=(device gang units db central web stubs boot)
 [ -z "$out" ] || case $out in /*) ;; *) out=$OLDPWD/$out ;; esac  # relative to the caller's folder
 export BUILD=${BUILD:-build} TIME_SCALE=${TIME_SCALE:-1}
 
@@ -93,6 +94,17 @@ stubs_section() {
 	echo "115200, stub at 460800, wall time of the espline process, the two alternating."
 	echo
 	./stubs.sh
+}
+boot_section() {
+	echo "The \`boot_check\` step's cost beyond the firmware's own boot (issue 15: at most the firmware's"
+	echo "boot time + 100 ms).  One simulated 4 MB ESP8266 at real speed (26 MHz crystal: ROM log at"
+	echo "74880 baud, NodeMCU's banner at 115200 about 250 ms after loading) over RFC 2217, holding the"
+	echo "demo image and its init data.  Each round: *bare boot* = the least a host can do, a DTR/RTS"
+	echo "reset (100 ms EN pulse), reading the ROM log at 74880 up to its csum line, then at once at 115200"
+	echo "until the banner line ends; *boot_check* = \`espl_boot_check\` (reset, ROM log at 74880, rate switch after 60 ms"
+	echo "of quiet, banner at 115200, judgement, 50 ms settle).  Overhead = boot_check - bare boot."
+	echo
+	./boot.sh 20
 }
 central_section() {
 	echo '```text'
@@ -151,6 +163,7 @@ document() {
 	section central "Central PostgreSQL (bench/central.sh)" central_section
 	section web "The web view under load (bench/web.sh)" web_section
 	section stubs "Legacy stub and esp-flasher-stub (bench/stubs.sh)" stubs_section
+	section boot "First-boot check (bench/boot.sh)" boot_section
 	echo
 	echo "Took $(( ($(date +%s) - started + 30) / 60 )) min; load average at the end $(load)."
 }

@@ -116,6 +116,10 @@ check "the JSON export carries the step's detail" grep -q '"kind":"boot_check".*
 fails no-init 0 'step 4 (boot_check, line 10): reject pattern "rf_cal" matched the line "rf_cal[0] !=0x05,is 0xFF": the SDK found no valid init data at (flash size - 16 KiB) of the size the image header declares (missing, stale or misplaced esp_init_data)'
 fails stale-init 0 'rf_cal[0] !=0x05,is 0x04'
 fails qio 3 'image rejected by the ROM: checksum error, and its segment headers read as zeros after the first ("load 0x00000000, len 0,"): the flash part cannot do the SPI mode in the image header (e.g. QIO on a DIO-only part); set flash.mode to dio or dout'
+tap_run 60 "$E" run "$R/qio.yaml" --json --batch qio-json --count 1 --db "$DB" --port "$(sim_dev_port boot 3)"
+LOG=$T/out
+check "  ... --json: the step_done event names boot_check, FAIL and the reason" \
+	grep -q '"event":"step_done".*"step":"boot_check".*"result":"FAIL".*"error":"image rejected by the ROM' "$T/out"
 fails corrupt 0 'image rejected by the ROM: checksum error ("csum err" after 3 segments): the bytes at 0x0 are not the image that was verified, or the image itself is corrupt'
 check "  ... although its write and verify passed (the pin matched)" grep -q "step 4/5 verify passed" "$T/out"
 fails header-4mb 1 "layout:"
@@ -135,7 +139,7 @@ LOG=
 passes=$(sqlite3 "$DB" "select count(*) from units where result = 'PASS'")
 check_eq "exactly one PASS in the database (the good unit)" "$passes" 1
 kinds=$(sqlite3 "$DB" "select count(*) from units where error_kind = 'boot_check: did not boot'")
-check_eq "10 units failed in boot_check" "$kinds" 10
+check_eq "11 units failed in boot_check" "$kinds" 11
 empty=$(sqlite3 "$DB" "select count(*) from steps where kind = 'boot_check' and (detail is null or detail = '') and result = 'FAIL' and error not like '%no ROM banner%'")
 check_eq "every failed boot_check kept what the module printed" "$empty" 0
 "$E" db verify --db "$DB" >"$T/verify" 2>&1
