@@ -69,6 +69,12 @@ int espl__db_tx_close(espl_db *db, int kind, int rc, espl_error *err);
 /* units.c */
 void espl__db_row_to_unit(sqlite3_stmt *s, int c, espl_db_unit *u);
 void espl__db_row_to_step(sqlite3_stmt *s, espl_db_step *st);
+/* Schema v4's step detail in a query: "detail" or "NULL" for an older
+ * database (read commands never migrate it). */
+const char *espl__db_step_detail_col(espl_db *db);
+/* Column 28 of a report's unit query (report.c): ", (SELECT ...)" joining
+ * the unit's step details "kind (step N):\n<detail>", or ", NULL". */
+const char *espl__db_unit_details_col(espl_db *db);
 
 /* outbox.c */
 int espl__db_queue_outbox(espl_db *db, const char *kind, const char *ref, espl_error *err);

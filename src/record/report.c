@@ -1,5 +1,6 @@
 /* report.c - history, reports and export; see include/espline/report.h. */
 #include "espline/report.h"
+#include "record/db_int.h"
 #include "record/report_export.h"
 #include "util/str.h"
 
@@ -31,23 +32,6 @@ const char *const espl_export_columns[ESPL_EXPORT_NCOLUMNS + 1] = {
 	" (SELECT group_concat(x, ';') FROM (SELECT name || '=' || sha256 AS x"        \
 	"    FROM recipe_images WHERE recipe_id = r.id ORDER BY position)),"           \
 	" u.repeat_of, u.seq, u.hash, u.id, b.operator"
-
-/* Column 28: the steps' kept text, from schema v4 on.  Read commands never
- * migrate, so an older database answers NULL. */
-#define DETAILS_V4                                                                   \
-	", (SELECT group_concat(t.kind || ' (step ' || (t.idx + 1) || '):' || char(10)"  \
-	"    || t.detail, char(10)) FROM steps AS t"                                     \
-	"    WHERE t.unit_id = u.id AND t.detail IS NOT NULL)"
-
-static const char *details_col(espl_db *db)
-{
-	return espl_db_schema_version(db) >= 4 ? DETAILS_V4 : ", NULL";
-}
-
-static const char *detail_step_col(espl_db *db)
-{
-	return espl_db_schema_version(db) >= 4 ? "detail" : "NULL";
-}
 
 static int sql_fail(espl_db *db, espl_error *err, const char *what)
 {
@@ -143,7 +127,7 @@ int espl_report_history(espl_db *db, const char *mac, espl_report_unit_cb cb, vo
 				 mac ? mac : "");
 	char sql[2048];
 	snprintf(sql, sizeof sql, "%s%s%s WHERE u.mac = ?1 ORDER BY u.started_ms DESC, u.id DESC",
-		 UNIT_SELECT, details_col(db), FROM_UNITS);
+		 UNIT_SELECT, espl__db_unit_details_col(db), FROM_UNITS);
 	if (sqlite3_prepare_v2(espl_db_sqlite(db), sql, -1, &s, NULL) != SQLITE_OK)
 		return sql_fail(db, err, "preparing the history query");
 	sqlite3_bind_text(s, 1, norm, -1, SQLITE_TRANSIENT);
@@ -642,7 +626,7 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 	if (format != ESPL_EXPORT_CSV && format != ESPL_EXPORT_JSON)
 		return espl_fail(err, ESPL_EARG, "export format must be csv or json");
 	char head[1024], steps_sql[512];
-	snprintf(head, sizeof head, "%s%s%s", UNIT_SELECT, details_col(db), FROM_UNITS);
+	snprintf(head, sizeof head, "%s%s%s", UNIT_SELECT, espl__db_unit_details_col(db), FROM_UNITS);
 	ESPL_TRY(prepare_filtered(db, head, f, NULL, "ORDER BY u.started_ms, u.id", &s, err));
 	int rc;
 	espl_report_export_header(out, format);
@@ -654,7 +638,7 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 		snprintf(steps_sql, sizeof steps_sql,
 			 "SELECT idx, kind, address, length, expected_md5, actual_md5,"
 			 " bytes, duration_ms, retries, result, error, %s FROM steps"
-			 " WHERE unit_id = ?1 ORDER BY idx", detail_step_col(db));
+			 " WHERE unit_id = ?1 ORDER BY idx", espl__db_step_detail_col(db));
 		if (sqlite3_prepare_v2(espl_db_sqlite(db), steps_sql, -1, &c.steps, NULL) != SQLITE_OK) {
 			sqlite3_finalize(s);
 			return sql_fail(db, err, "preparing the steps query");

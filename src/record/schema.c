@@ -303,6 +303,22 @@ const char *espl_db_filename(const espl_db *db)
 	return db->path;
 }
 
+/* A step's detail column arrived in schema v4; read commands never
+ * migrate, so an older database answers NULL for it. */
+const char *espl__db_step_detail_col(espl_db *db)
+{
+	return espl_db_schema_version(db) >= 4 ? "detail" : "NULL";
+}
+
+const char *espl__db_unit_details_col(espl_db *db)
+{
+	return espl_db_schema_version(db) >= 4
+		       ? ", (SELECT group_concat(t.kind || ' (step ' || (t.idx + 1) || '):' || char(10)"
+			 "    || t.detail, char(10)) FROM steps AS t"
+			 "    WHERE t.unit_id = u.id AND t.detail IS NOT NULL)"
+		       : ", NULL";
+}
+
 int espl_db_schema_version(espl_db *db)
 {
 	return db->version;
