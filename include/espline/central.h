@@ -67,8 +67,9 @@ typedef struct espl_central_stats {
 	char last_error[ESPL_ERROR_MAX];
 } espl_central_stats;
 
-/* The connection string to use: cli if non-empty, else $ESPLINE_CENTRAL if
- * non-empty, else NULL (replication off). */
+/* The connection string to use: cli if non-empty, else NULL (replication
+ * off).  The library reads no environment: the CLI passes $ESPLINE_CENTRAL
+ * (ESPL_CENTRAL_ENV) when --central is not given. */
 const char *espl_central_conninfo(const char *cli);
 
 /* Copy conninfo with any password (URI user:password@, ?password=,

@@ -173,8 +173,10 @@ typedef struct espl_db_options {
 	                             schemas with it; never above the current one */
 } espl_db_options;
 
-/* The path to use: cli_path if given, else $ESPLINE_DB if set and non-empty,
- * else ESPL_DB_DEFAULT_PATH (relative to the current directory). */
+/* The path to use: cli_path if given and non-empty, else
+ * ESPL_DB_DEFAULT_PATH (relative to the current directory).  The library
+ * reads no environment: the CLI passes $ESPLINE_DB (ESPL_DB_ENV) as the
+ * path when --db is not given. */
 const char *espl_db_path(const char *cli_path);
 
 /* Open (and create, and migrate) a database.  ESPL_ENOTFOUND if it does not

@@ -121,7 +121,8 @@ typedef struct espl_supervisor_options {
 	const char *operator_name;    /* may be NULL */
 	/* database */
 	const char *db_path;          /* NULL: espl_db_path(NULL) */
-	const char *central;          /* PostgreSQL URL; NULL: $ESPLINE_CENTRAL or none */
+	const char *central;          /* PostgreSQL URL; NULL or "": none (the CLI
+	                                 passes $ESPLINE_CENTRAL) */
 	const char *station_name;     /* NULL: the host name */
 	const char *version;          /* espline version recorded with the batch */
 	long long db_max_pages;       /* >0: database quota in pages (tests provoke "disk full") */

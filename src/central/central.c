@@ -23,10 +23,7 @@
 
 const char *espl_central_conninfo(const char *cli)
 {
-	if (cli && *cli)
-		return cli;
-	const char *env = getenv(ESPL_CENTRAL_ENV);
-	return env && *env ? env : NULL;
+	return cli && *cli ? cli : NULL;
 }
 
 static int is_uri(const char *s)

@@ -14,6 +14,11 @@
 #define ESPL__STR_(x) #x
 #define ESPL__STR(x) ESPL__STR_(x)
 
+/* given when it is non-empty, else the environment variable env when it is
+ * set and non-empty, else NULL: how an option falls back to its variable
+ * ($ESPLINE_DB, $ESPLINE_CENTRAL).  Only the CLI reads the environment. */
+const char *espl__cli_or_env(const char *given, const char *env);
+
 /* Exit codes scripts can rely on. */
 enum espl_exit {
 	ESPL_EXIT_OK = 0,        /* success; for run/write/verify: every unit passed */

@@ -86,6 +86,8 @@ static int parse_args(int argc, char **argv, const char *allowed, db_args *a)
 			goto bad;
 		*slot = value;
 	}
+	a->db = espl__cli_or_env(a->db, ESPL_DB_ENV);
+	a->central = espl__cli_or_env(a->central, ESPL_CENTRAL_ENV);
 	return ESPL_EXIT_OK;
 bad:
 	fprintf(stderr, "espline %s: unexpected argument (try espline %s --help)\n", argv[0],

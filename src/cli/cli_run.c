@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "espline/central.h"
 #include "espline/db.h"
 #include "espline/recipe.h"
 #include "espline/stub.h"
@@ -330,6 +331,9 @@ static int run_main(int argc, char **argv)
 	int code = parse_args(argc, argv, &a);
 	if (code)
 		return code < 0 ? ESPL_EXIT_OK : code;
+	a.db = espl__cli_or_env(a.db, ESPL_DB_ENV);
+	if (!a.central) /* --central "" turns replication off, whatever the variable */
+		a.central = espl__cli_or_env(NULL, ESPL_CENTRAL_ENV);
 	if ((code = load_plan(&a, &r, &plan)) != ESPL_EXIT_OK)
 		return code;
 

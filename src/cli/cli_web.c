@@ -145,6 +145,7 @@ static int serve_main(int argc, char **argv)
 	/* The database must exist: serve never creates one. */
 	espl_db *probe;
 	espl_error err = { 0, "" };
+	db = espl__cli_or_env(db, ESPL_DB_ENV);
 	espl_db_options dbo = { .path = espl_db_path(db), .read_only = 1 };
 	if (espl_db_open(&probe, &dbo, &err) < 0) {
 		fprintf(stderr, "espline serve: %s\n", espl_cli_shown(err.msg));

@@ -39,6 +39,14 @@ const char *espl_cli_spool_dir(void)
 	return dir && *dir ? dir : "/var/tmp/espline-spool";
 }
 
+const char *espl__cli_or_env(const char *given, const char *env)
+{
+	if (given && *given)
+		return given;
+	const char *v = getenv(env);
+	return v && *v ? v : NULL;
+}
+
 int espl_cli_exit_for(int code)
 {
 	switch (code) {

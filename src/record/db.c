@@ -101,12 +101,7 @@ int espl_db_result_parse(const char *name)
 
 const char *espl_db_path(const char *cli_path)
 {
-	if (cli_path && *cli_path)
-		return cli_path;
-	const char *env = getenv(ESPL_DB_ENV);
-	if (env && *env)
-		return env;
-	return ESPL_DB_DEFAULT_PATH;
+	return cli_path && *cli_path ? cli_path : ESPL_DB_DEFAULT_PATH;
 }
 
 int64_t espl_db_now_ms(void)
