@@ -94,7 +94,7 @@ function applyEvent(e) {
       } else live.interrupted++;
       break;
     case 'unit_recorded':
-      if (e.repeat_of) for (const q of live.ports.values()) if (q.mac === e.mac) q.note = 'REPEAT: already passed in this batch';
+      if (e.repeat_of) for (const q of live.ports.values()) if (q.mac === e.mac) q.note = 'REPEAT: already passed before';
       break;
     case 'remove_wait': p.state = 'remove unit'; break;
     case 'unit_removed': p.state = 'removed'; break;
@@ -241,7 +241,7 @@ function renderUnit(u) {
   field(d, 'time', (Number(u.duration_ms) / 1000).toFixed(1) + ' s');
   field(d, 'unit', u.unit_uuid);
   if (u.error) field(d, 'error (' + (u.error_kind || '?') + ')', u.error);
-  if (u.repeat_of) field(d, 'REPEAT', 'this MAC had already passed in this batch (unit ' + u.repeat_of + ')');
+  if (u.repeat_of) field(d, 'REPEAT', 'this MAC had already passed (unit ' + u.repeat_of + ')');
   return d;
 }
 

@@ -129,7 +129,7 @@ void espl_report_format_time(int64_t ms, char out[32]);
 /* One batch, for a list of batches (batches.c); strings live until the
  * callback returns.  units/passed/failed count the recorded units. */
 typedef struct espl_report_batch {
-	const char *uuid, *name, *station, *host, *recipe, *operator_name;
+	const char *uuid, *name, *station, *host, *recipe, *operator_name, *recipe_sha256;
 	int64_t started_ms, ended_ms;   /* ended 0: still open (or never closed) */
 	int64_t planned, units, passed, failed;
 } espl_report_batch;
@@ -137,5 +137,11 @@ typedef int (*espl_report_batch_cb)(const espl_report_batch *b, void *user);
 /* The newest `limit` batches, newest first.  Returns the number listed, the
  * callback's non-zero value if it stopped early, or a negative code. */
 int espl_report_batches(espl_db *db, int limit, espl_report_batch_cb cb, void *user, espl_error *err);
+/* Every batch named name, newest first (cb may be NULL to count them).
+ * Returns the number found, the callback's non-zero value, or a negative
+ * code.  A batch name names one batch: `espline run` refuses to reuse one
+ * unless told to resume it. */
+int espl_report_batches_named(espl_db *db, const char *name, espl_report_batch_cb cb, void *user,
+                              espl_error *err);
 
 #endif /* ESPLINE_REPORT_H */

@@ -119,6 +119,10 @@ typedef struct espl_supervisor_options {
 	const char *batch_name;       /* NULL: "run-YYYYMMDD-HHMMSS" */
 	int count;                    /* BATCH: units to program */
 	const char *operator_name;    /* may be NULL */
+	/* Continue this recorded batch (uuid, operator, started_ms, planned as
+	 * recorded; the name is batch_name) instead of starting a new one.
+	 * NULL: a new batch.  The caller checked the name and the recipe. */
+	const espl_db_batch *resume;
 	/* database */
 	const char *db_path;          /* NULL: espl_db_path(NULL) */
 	const char *central;          /* PostgreSQL URL; NULL or "": none (the CLI

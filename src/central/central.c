@@ -122,17 +122,11 @@ void espl_central_redact(const char *conninfo, char *out, size_t size)
 		redact_keywords(conninfo, out, size);
 }
 
-void espl_central_scrub(const char *conninfo, char *text)
+/* Replace each occurrence of pw (n bytes) in text by "***" (a password
+ * shorter than that by as many '*': the text never grows).  The search goes
+ * on after each replacement, so a password made of '*' cannot loop. */
+static void mask(char *text, const char *pw, size_t n)
 {
-	PQconninfoOption *opts = conninfo ? PQconninfoParse(conninfo, NULL) : NULL;
-	const char *pw = NULL;
-	for (PQconninfoOption *o = opts; o && o->keyword; o++)
-		if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
-			pw = o->val;
-	size_t n = pw ? strlen(pw) : 0;
-	/* "***" in place of each occurrence; a password shorter than that is
-	 * masked with as many '*' (the text never grows).  The search goes on
-	 * after each replacement, so a password made of '*' cannot loop. */
 	for (char *p = text, *hit; n && (hit = strstr(p, pw)); p = hit + (n < 3 ? n : 3)) {
 		if (n < 3) {
 			memset(hit, '*', n);
@@ -141,7 +135,52 @@ void espl_central_scrub(const char *conninfo, char *text)
 		memcpy(hit, "***", 3);
 		memmove(hit + 3, hit + n, strlen(hit + n) + 1);
 	}
+}
+
+/* The password as written in conninfo, found without libpq (which cannot
+ * parse a malformed string, and whose messages quote the raw text, so a
+ * percent-encoded password appears encoded): in a URI the part between the
+ * first ':' of the user info and its last '@', and any password= value. */
+static void mask_raw(const char *conninfo, char *text)
+{
+	char pw[256];
+	const char *p = strstr(conninfo, "://");
+	if (p) {
+		p += 3;
+		size_t hostpart = strcspn(p, "/?#");
+		const char *at = NULL;
+		for (const char *q = p; q < p + hostpart; q++)
+			if (*q == '@')
+				at = q;
+		const char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+		if (colon && at - colon - 1 > 0 && (size_t)(at - colon - 1) < sizeof pw) {
+			memcpy(pw, colon + 1, (size_t)(at - colon - 1));
+			pw[at - colon - 1] = '\0';
+			mask(text, pw, strlen(pw));
+		}
+	}
+	for (const char *k = conninfo; (k = strstr(k, "password=")); ) {
+		k += 9;
+		size_t n = *k == '\'' ? strcspn(k + 1, "'") : strcspn(k, " \t&#");
+		const char *v = *k == '\'' ? k + 1 : k;
+		if (n && n < sizeof pw) {
+			memcpy(pw, v, n);
+			pw[n] = '\0';
+			mask(text, pw, n);
+		}
+	}
+}
+
+void espl_central_scrub(const char *conninfo, char *text)
+{
+	if (!conninfo)
+		return;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val && *o->val)
+			mask(text, o->val, strlen(o->val));
 	PQconninfoFree(opts);
+	mask_raw(conninfo, text);
 }
 
 /* ---- errors ------------------------------------------------------------ */

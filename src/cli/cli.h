@@ -98,6 +98,13 @@ void espl_cli_web_stop(const char *cmd, espl_web *w);
  * /var/tmp/espline-spool.  Best on another file system than the database. */
 const char *espl_cli_spool_dir(void);
 
+/* --central-file PATH: the central connection string (one line) from a
+ * file only its owner can read, so the password is not on the command line
+ * for `ps` to show.  Refused (exit 2, with how to fix it) when group or
+ * others may read it, when it is not a bounded regular file, or empty.
+ * *conninfo points to a static buffer. */
+int espl_cli_central_file(const char *cmd, const char *path, const char **conninfo);
+
 /* Map an ESPL_E* code to an exit code. */
 int espl_cli_exit_for(int code);
 

@@ -58,6 +58,16 @@ static int parse_args(int argc, char **argv, const char *allowed, db_args *a)
 			a->json = 1;
 			continue;
 		}
+		if (strcmp(name, "--central-file") == 0) {
+			const char *path = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+			int rc = path ? espl_cli_central_file(argv[0], path, &a->central) : ESPL_EXIT_USAGE;
+			if (!path)
+				fprintf(stderr, "espline %s: --central-file needs a file\n", argv[0]);
+			if (rc)
+				return rc;
+			a->use_central = 1;
+			continue;
+		}
 		if (strcmp(name, "--central") == 0) {
 			/* The URL is optional ($ESPLINE_CENTRAL): take the next word
 			 * only if it looks like a connection string. */
@@ -160,7 +170,24 @@ static int open_source(const char *cmd, const db_args *a, espl_db **db, PGconn *
 {
 	*db = NULL;
 	*conn = NULL;
-	return a->use_central ? open_central(cmd, a, conn) : open_db(cmd, a->db, 0, db);
+	int rc = a->use_central ? open_central(cmd, a, conn) : open_db(cmd, a->db, 0, db);
+	if (rc || !a->batch || !*db)
+		return rc;
+	/* --batch TYPO is an error, not an empty report */
+	espl_error err;
+	int n = espl_report_batches_named(*db, a->batch, NULL, NULL, &err);
+	if (n > 0)
+		return ESPL_EXIT_OK;
+	if (n < 0)
+		rc = fail(cmd, &err);
+	else {
+		fprintf(stderr, "espline %s: no batch named %s in %s\n", cmd, espl_cli_shown(a->batch),
+		        espl_cli_shown(espl_db_path(a->db)));
+		rc = ESPL_EXIT_FAIL;
+	}
+	espl_db_close(*db);
+	*db = NULL;
+	return rc;
 }
 
 static void close_source(espl_db *db, PGconn *conn)
@@ -213,7 +240,7 @@ static int print_history_unit(const espl_report_unit *ru, void *user)
 	if (ru->details)
 		print_details(ru->details);
 	if (ru->repeat_of && *ru->repeat_of)
-		printf("    REPEAT: this MAC had already passed in this batch (unit %s)\n",
+		printf("    REPEAT: this MAC had already passed (unit %s)\n",
 		       espl_cli_shown(ru->repeat_of));
 	return 0;
 }
@@ -229,7 +256,7 @@ static int cmd_history(int argc, char **argv)
 		       "port, recipe and image hashes.  Exit 1 if it never was.\n");
 		return ESPL_EXIT_OK;
 	}
-	int rc = parse_args(argc, argv, "--db --central", &a);
+	int rc = parse_args(argc, argv, "--db --central --central-file", &a);
 	if (rc)
 		return rc;
 	if (a.n_positional != 1) {
@@ -268,7 +295,7 @@ static int cmd_report(int argc, char **argv)
 		       "per-adapter yield.  DATE is UTC: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS].\n");
 		return ESPL_EXIT_OK;
 	}
-	int rc = parse_args(argc, argv, "--db --batch --since --json --central", &a);
+	int rc = parse_args(argc, argv, "--db --batch --since --json --central --central-file", &a);
 	if (rc || (rc = filter_from(argv[0], &a, &f)))
 		return rc;
 	if (a.n_positional) {
@@ -304,7 +331,7 @@ static int cmd_export(int argc, char **argv)
 		       "Unit records with stable column names (see include/espline/report.h).\n");
 		return ESPL_EXIT_OK;
 	}
-	int rc = parse_args(argc, argv, "--db --batch --since --format --output --central", &a);
+	int rc = parse_args(argc, argv, "--db --batch --since --format --output --central --central-file", &a);
 	if (rc || (rc = filter_from(argv[0], &a, &f)))
 		return rc;
 	int format = !a.format || strcmp(a.format, "csv") == 0 ? ESPL_EXPORT_CSV
@@ -493,7 +520,7 @@ static int cmd_db(int argc, char **argv)
 		       "Every db command opens the database read-only.\n");
 		return argc < 2 ? ESPL_EXIT_USAGE : ESPL_EXIT_OK;
 	}
-	int which, rc = parse_sub("db", argc, argv, "--db --central --anchor --output", subs, &a, &which);
+	int which, rc = parse_sub("db", argc, argv, "--db --central --central-file --anchor --output", subs, &a, &which);
 	if (rc)
 		return rc;
 	if (which == 0 && a.use_central)
@@ -583,7 +610,7 @@ static int cmd_sync(int argc, char **argv)
 		return argc < 2 ? ESPL_EXIT_USAGE : ESPL_EXIT_OK;
 	}
 	static const char *const subs[] = { "status", "push", NULL };
-	int push, rc = parse_sub("sync", argc, argv, "--db --json --central", subs, &a, &push);
+	int push, rc = parse_sub("sync", argc, argv, "--db --json --central --central-file", subs, &a, &push);
 	if (rc)
 		return rc;
 	int status = !push;

@@ -3,6 +3,7 @@
  * One --port and no mode is simply a station of one that programs one unit. */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "espline/central.h"
 #include "espline/db.h"
 #include "espline/recipe.h"
+#include "espline/report.h"
 #include "espline/stub.h"
 #include "espline/runner.h"
 #include "espline/supervisor.h"
@@ -25,7 +27,7 @@
 
 static const char run_help[] =
 	"usage: espline run RECIPE [--port SPEC ...] [--batch NAME --count N | --station]\n"
-	"                   [--db PATH] [--central URL] [--operator NAME] [--station-name NAME]\n"
+	"                   [--db PATH] [--central URL | --central-file F] [--operator NAME] [--station-name NAME]\n"
 	"                   [--json | --plain] [--baud N] [--flash-baud N] [--stub STUB]\n"
 	"                   [--http HOST:PORT [--http-token-file FILE] [--http-control]]\n\n"
 	"Program ESP8266 units with RECIPE, one worker thread per adapter, and record\n"
@@ -41,7 +43,11 @@ static const char run_help[] =
 	"                     (without --batch/--station: one unit per adapter found, then exit)\n"
 	"  --db PATH          database (default $ESPLINE_DB or db/espline.sqlite)\n"
 	"  --central URL      also replicate every unit to PostgreSQL (default $ESPLINE_CENTRAL);\n"
-	"                     the line never waits for it: see `espline sync status`\n"
+	"                     the line never waits for it: see `espline sync status`.  A URL\n"
+	"                     on the command line shows its password in `ps`: prefer\n"
+	"  --central-file F   the URL from file F (mode 600, one line), or $ESPLINE_CENTRAL\n"
+	"  --resume           add units to the existing batch --batch NAME (same recipe); without\n"
+	"                     it a batch name already in the database is refused\n"
 	"  --operator NAME    recorded with the batch and every unit's record (chained);\n"
 	"                     default $ESPLINE_OPERATOR, else the login name (refused when\n"
 	"                     $ESPLINE_REQUIRE_OPERATOR=1)\n"
@@ -66,7 +72,7 @@ typedef struct run_args {
 	const char *ports[MAX_PORTS];
 	size_t n_ports;
 	const char *batch, *db, *central, *operator_name, *station_name;
-	int count, station, json, plain;
+	int count, station, json, plain, resume;
 	unsigned baud, flash_baud;
 	const char *stub;
 	espl_cli_web_args web;
@@ -168,7 +174,8 @@ static int check_names(const run_args *a)
 
 static int parse_args(int argc, char **argv, run_args *a)
 {
-	enum { O_BATCH = 256, O_COUNT, O_STATION, O_DB, O_OPERATOR, O_NAME, O_JSON, O_PLAIN, O_BAUD, O_FBAUD, O_CENTRAL, O_STUB };
+	enum { O_BATCH = 256, O_COUNT, O_STATION, O_DB, O_OPERATOR, O_NAME, O_JSON, O_PLAIN, O_BAUD, O_FBAUD, O_CENTRAL, O_STUB,
+	       O_RESUME, O_CENTRAL_FILE };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },      { "batch", required_argument, NULL, O_BATCH },
 		{ "count", required_argument, NULL, O_COUNT }, { "station", no_argument, NULL, O_STATION },
@@ -177,6 +184,8 @@ static int parse_args(int argc, char **argv, run_args *a)
 		{ "station-name", required_argument, NULL, O_NAME }, { "json", no_argument, NULL, O_JSON },
 		{ "plain", no_argument, NULL, O_PLAIN },       { "baud", required_argument, NULL, O_BAUD },
 		{ "flash-baud", required_argument, NULL, O_FBAUD }, { "stub", required_argument, NULL, O_STUB },
+		{ "resume", no_argument, NULL, O_RESUME },
+		{ "central-file", required_argument, NULL, O_CENTRAL_FILE },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_WEB_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -207,6 +216,12 @@ static int parse_args(int argc, char **argv, run_args *a)
 		case O_STATION: a->station = 1; break;
 		case O_DB: a->db = optarg; break;
 		case O_CENTRAL: a->central = optarg; break;
+		case O_CENTRAL_FILE: {
+			int rc = espl_cli_central_file("run", optarg, &a->central);
+			if (rc)
+				return rc;
+			break;
+		}
 		case O_OPERATOR: a->operator_name = optarg; break;
 		case O_NAME: a->station_name = optarg; break;
 		case O_JSON: a->json = 1; break;
@@ -217,6 +232,7 @@ static int parse_args(int argc, char **argv, run_args *a)
 				                   ESPL__STR(ESPL_BAUD_MAX) ", not", optarg);
 			break;
 		case O_STUB: a->stub = optarg; break;
+		case O_RESUME: a->resume = 1; break;
 		case O_FBAUD:
 			if (parse_baud(optarg, &a->flash_baud) < 0)
 				return usage_error("--flash-baud needs a rate from " ESPL__STR(ESPL_BAUD_MIN)
@@ -317,6 +333,68 @@ static int exit_code(int rc, const espl_station_totals *t, run_view *v)
 	return ESPL_EXIT_OK;
 }
 
+/* The batch named by --batch as recorded, copied out of the callback. */
+typedef struct found_batch {
+	int n;
+	espl_db_batch b;
+	char operator_name[128], recipe_sha256[ESPL_DB_HASH_SIZE], started[32];
+	int64_t units;
+} found_batch;
+
+static int keep_newest(const espl_report_batch *b, void *user)
+{
+	found_batch *f = user;
+	if (f->n++ == 0) {
+		snprintf(f->b.uuid, sizeof f->b.uuid, "%s", b->uuid);
+		snprintf(f->operator_name, sizeof f->operator_name, "%s", b->operator_name);
+		snprintf(f->recipe_sha256, sizeof f->recipe_sha256, "%s", b->recipe_sha256);
+		f->b.operator_name = b->operator_name[0] ? f->operator_name : NULL;
+		f->b.started_ms = b->started_ms;
+		f->b.planned = (int)b->planned;
+		f->units = b->units;
+		espl_report_format_time(b->started_ms, f->started);
+	}
+	return 0;
+}
+
+/* A batch name names one batch: refuse a name already recorded unless
+ * --resume, and resume only a batch of the same recipe.  A database that
+ * does not exist yet has no batches; one that cannot be read is left to
+ * the station to report. */
+static int check_batch(const run_args *a, const espl_recipe *r, const char *db_path, found_batch *f)
+{
+	espl_db *db;
+	espl_error err;
+	espl_db_options o = { .path = db_path, .read_only = 1 };
+	memset(f, 0, sizeof *f);
+	if (!a->batch)
+		return a->resume ? usage_error("--resume goes with --batch NAME", NULL) : 0;
+	if (espl_db_open(&db, &o, &err) == 0) {
+		int n = espl_report_batches_named(db, a->batch, keep_newest, f, &err);
+		espl_db_close(db);
+		if (n < 0)
+			f->n = 0;
+	}
+	if (f->n && !a->resume) {
+		fprintf(stderr, "espline run: batch %s already exists in %s (started %s, %" PRId64 " units); give "
+		        "--resume to add units to it, or choose another name\n", espl_cli_shown(a->batch),
+		        espl_cli_shown(db_path), f->started, f->units);
+		return ESPL_EXIT_USAGE;
+	}
+	if (!f->n && a->resume) {
+		fprintf(stderr, "espline run: --resume: there is no batch %s in %s to resume\n",
+		        espl_cli_shown(a->batch), espl_cli_shown(db_path));
+		return ESPL_EXIT_USAGE;
+	}
+	if (f->n && strcmp(f->recipe_sha256, r->sha256) != 0) {
+		fprintf(stderr, "espline run: --resume: batch %s was made with another recipe (sha256 %.16s...), "
+		        "not %s (sha256 %.16s...); start a new batch for a new recipe\n", espl_cli_shown(a->batch),
+		        f->recipe_sha256, espl_cli_shown(r->name), r->sha256);
+		return ESPL_EXIT_USAGE;
+	}
+	return 0;
+}
+
 static int run_main(int argc, char **argv)
 {
 	run_args a;
@@ -338,6 +416,12 @@ static int run_main(int argc, char **argv)
 		return code;
 
 	const char *db_path = espl_db_path(a.db);
+	found_batch resumed;
+	if ((code = check_batch(&a, r, db_path, &resumed)) != 0) {
+		espl_plan_free(plan);
+		espl_recipe_free(r);
+		return code;
+	}
 	espl_ui_options uo = { stdout, a.json ? ESPL_UI_JSON : a.plain ? ESPL_UI_PLAIN : ESPL_UI_AUTO, -1, 0,
 	                       r->name, db_path };
 	if (espl_ui_new(&uo, &ui, &err) < 0) {
@@ -350,6 +434,7 @@ static int run_main(int argc, char **argv)
 		.plan = plan, .ports = a.n_ports ? a.ports : NULL, .n_ports = a.n_ports,
 		.mode = a.station ? ESPL_STATION_CONTINUOUS : a.batch ? ESPL_STATION_BATCH : ESPL_STATION_ONCE,
 		.batch_name = a.batch, .count = a.count, .operator_name = a.operator_name,
+		.resume = resumed.n ? &resumed.b : NULL,
 		.db_path = db_path, .central = a.central, .station_name = a.station_name, .version = ESPLINE_RUN_VERSION,
 		.handle_signals = 1, .on_event = on_event, .on_tick = on_tick, .ctx = &view,
 	};

@@ -2,8 +2,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
+#include "util/file.h"
 #include "util/str.h"
 #include "espline/error.h"
 #include "espline/recipe.h"
@@ -45,6 +47,41 @@ const char *espl__cli_or_env(const char *given, const char *env)
 		return given;
 	const char *v = getenv(env);
 	return v && *v ? v : NULL;
+}
+
+int espl_cli_central_file(const char *cmd, const char *path, const char **conninfo)
+{
+	static char value[4096];
+	struct stat st;
+	espl_error err;
+	char *text;
+	size_t len;
+
+	if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+		fprintf(stderr, "espline %s: --central-file %s can be read by other users (mode %04o); it holds a "
+		        "password: chmod 600 %s\n", cmd, espl_cli_shown(path), (unsigned)(st.st_mode & 07777),
+		        espl_cli_shown(path));
+		return ESPL_EXIT_USAGE;
+	}
+	if (espl__file_read(path, sizeof value - 1, "central-file", &text, &len, &err) < 0) {
+		fprintf(stderr, "espline %s: %s\n", cmd, espl_cli_shown(err.msg));
+		return ESPL_EXIT_USAGE;
+	}
+	/* the first line, without surrounding blanks */
+	char *start = text + strspn(text, " \t\r\n");
+	size_t n = strcspn(start, "\r\n");
+	while (n && (start[n - 1] == ' ' || start[n - 1] == '\t'))
+		n--;
+	memcpy(value, start, n);
+	value[n] = '\0';
+	free(text);
+	if (!n) {
+		fprintf(stderr, "espline %s: --central-file %s is empty; it should hold one line, "
+		        "postgresql://USER:PASSWORD@HOST/DB\n", cmd, espl_cli_shown(path));
+		return ESPL_EXIT_USAGE;
+	}
+	*conninfo = value;
+	return ESPL_EXIT_OK;
 }
 
 int espl_cli_exit_for(int code)

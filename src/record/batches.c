@@ -5,15 +5,17 @@
 
 #include <sqlite3.h>
 
-#define BATCHES_SQL                                                                   \
+#define BATCHES_COLS                                                                  \
 	"SELECT b.uuid, b.name, s.name, s.host, r.name, b.operator, b.started_ms,"   \
 	" COALESCE(b.ended_ms, 0), b.planned,"                                        \
 	" (SELECT count(*) FROM units WHERE batch_id = b.id),"                        \
 	" (SELECT count(*) FROM units WHERE batch_id = b.id AND result = 'PASS'),"    \
-	" (SELECT count(*) FROM units WHERE batch_id = b.id AND result = 'FAIL')"     \
+	" (SELECT count(*) FROM units WHERE batch_id = b.id AND result = 'FAIL'),"    \
+	" r.sha256"                                                                   \
 	" FROM batches AS b JOIN stations AS s ON s.id = b.station_id"                \
-	" JOIN recipes AS r ON r.id = b.recipe_id"                                    \
-	" ORDER BY b.started_ms DESC, b.id DESC LIMIT ?"
+	" JOIN recipes AS r ON r.id = b.recipe_id"
+#define BATCHES_SQL BATCHES_COLS " ORDER BY b.started_ms DESC, b.id DESC LIMIT ?"
+#define BATCHES_NAMED_SQL BATCHES_COLS " WHERE b.name = ? ORDER BY b.started_ms DESC, b.id DESC"
 
 static const char *text_or_empty(sqlite3_stmt *s, int i)
 {
@@ -35,24 +37,27 @@ static void row_to_batch(sqlite3_stmt *s, espl_report_batch *b)
 	b->units = sqlite3_column_int64(s, 9);
 	b->passed = sqlite3_column_int64(s, 10);
 	b->failed = sqlite3_column_int64(s, 11);
+	b->recipe_sha256 = text_or_empty(s, 12);
 }
 
-int espl_report_batches(espl_db *db, int limit, espl_report_batch_cb cb, void *user, espl_error *err)
+static int list_batches(espl_db *db, const char *sql, int limit, const char *name, espl_report_batch_cb cb,
+                        void *user, espl_error *err)
 {
 	sqlite3 *conn = espl_db_sqlite(db);
 	sqlite3_stmt *s;
-	if (!cb || limit <= 0)
-		return espl_fail(err, ESPL_EARG, "batches: a callback and a positive limit are needed");
-	if (sqlite3_prepare_v2(conn, BATCHES_SQL, -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(conn, sql, -1, &s, NULL) != SQLITE_OK)
 		return espl_fail(err, ESPL_EDB, "database %s: listing batches: %s", espl_db_filename(db),
 		                 sqlite3_errmsg(conn));
-	sqlite3_bind_int(s, 1, limit);
-	int n = 0, rc, stop = 0;
+	if (name)
+		sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_int(s, 1, limit);
+	int n = 0, rc = SQLITE_DONE, stop = 0;
 	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		espl_report_batch b;
 		row_to_batch(s, &b);
 		n++;
-		stop = cb(&b, user);
+		stop = cb ? cb(&b, user) : 0;
 	}
 	if (!stop && rc != SQLITE_DONE) {
 		espl_fail(err, ESPL_EDB, "database %s: listing batches: %s", espl_db_filename(db),
@@ -62,4 +67,19 @@ int espl_report_batches(espl_db *db, int limit, espl_report_batch_cb cb, void *u
 	}
 	sqlite3_finalize(s);
 	return stop ? stop : n;
+}
+
+int espl_report_batches(espl_db *db, int limit, espl_report_batch_cb cb, void *user, espl_error *err)
+{
+	if (!cb || limit <= 0)
+		return espl_fail(err, ESPL_EARG, "batches: a callback and a positive limit are needed");
+	return list_batches(db, BATCHES_SQL, limit, NULL, cb, user, err);
+}
+
+int espl_report_batches_named(espl_db *db, const char *name, espl_report_batch_cb cb, void *user,
+                              espl_error *err)
+{
+	if (!name)
+		return espl_fail(err, ESPL_EARG, "batches: a name is needed");
+	return list_batches(db, BATCHES_NAMED_SQL, 0, name, cb, user, err);
 }

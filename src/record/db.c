@@ -46,8 +46,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_STEP_INS] = "INSERT INTO steps (unit_id, idx, kind, address, length, expected_md5,"
 			" actual_md5, bytes, duration_ms, retries, result, error)"
 			" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-	[ST_REPEAT_FIND] = "SELECT uuid FROM units WHERE batch_id = ?1 AND mac = ?2"
-			   " AND result = 'PASS' AND id <> ?3 ORDER BY seq LIMIT 1",
+	/* any earlier PASS of the MAC, in any batch (?1, the batch, is not
+	 * used: a module re-flashed in a later lot is still a repeat) */
+	[ST_REPEAT_FIND] = "SELECT uuid FROM units WHERE ?1 IS NOT NULL AND mac = ?2"
+			   " AND result = 'PASS' AND id <> ?3 AND seq IS NOT NULL ORDER BY seq LIMIT 1",
 	[ST_REPEAT_SET] = "UPDATE units SET repeat_of = ?2 WHERE id = ?1",
 	[ST_CHAIN_GET] = "SELECT seq, hash FROM chain WHERE id = 1",
 	[ST_CHAIN_SET] = "UPDATE chain SET seq = ?1, hash = ?2 WHERE id = 1",

@@ -348,7 +348,7 @@ int espl_report_print(FILE *out, const espl_report *r)
 		r->interrupted);
 	fprintf(out, "yield        %.2f%%  (passed / (passed + failed))\n", 100.0 * r->yield);
 	if (r->repeats)
-		fprintf(out, "repeats      %" PRId64 "  (MACs that had already passed in their batch)\n",
+		fprintf(out, "repeats      %" PRId64 "  (MACs that had already passed, in any batch)\n",
 			r->repeats);
 	fprintf(out,
 		"time/unit    p50 %.1f s  p90 %.1f s  p99 %.1f s  mean %.1f s  max %.1f s  "

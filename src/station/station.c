@@ -654,14 +654,20 @@ int espl_supervisor_new(const espl_supervisor_options *opts, espl_supervisor **o
 	s->host[sizeof s->host - 1] = '\0';
 	snprintf(s->station, sizeof s->station, "%s",
 	         opts->station_name && *opts->station_name ? opts->station_name : s->host);
-	if (espl_db_uuid(s->batch.uuid, err) < 0) {
-		free(s);
-		return err->code;
+	if (opts->resume) {
+		/* the same batch row again: recorded once (its hash is unchanged) */
+		s->batch = *opts->resume;
+		s->batch.name = s->batch_name;
+	} else {
+		if (espl_db_uuid(s->batch.uuid, err) < 0) {
+			free(s);
+			return err->code;
+		}
+		s->batch.name = s->batch_name;
+		s->batch.operator_name = opts->operator_name;
+		s->batch.started_ms = espl_db_now_ms();
+		s->batch.planned = opts->mode == ESPL_STATION_BATCH ? opts->count : 0;
 	}
-	s->batch.name = s->batch_name;
-	s->batch.operator_name = opts->operator_name;
-	s->batch.started_ms = espl_db_now_ms();
-	s->batch.planned = opts->mode == ESPL_STATION_BATCH ? opts->count : 0;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_rwlock_init(&s->dbw_lock, NULL);
 	s->q_tail = &s->q_head;

@@ -191,7 +191,7 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 			ui->repeats++;
 			row *u = row_of_unit(ui, ev->unit_uuid);
 			if (u)
-				snprintf(u->note, sizeof u->note, "%s", "REPEAT: this MAC already passed in this batch");
+				snprintf(u->note, sizeof u->note, "%s", "REPEAT: this MAC had already passed (this batch or an earlier one)");
 		}
 		if (ev->message)
 			add_message(ui, NULL, ev->message);
@@ -338,7 +338,8 @@ static void summary_text(espl_ui *ui, const espl_station_totals *t)
 	if (ui->interrupted)
 		fprintf(f, "  interrupted  %d\n", ui->interrupted);
 	if (ui->repeats)
-		fprintf(f, "  repeats      %d (MACs that had already passed in this batch)\n", ui->repeats);
+		fprintf(f, "  repeats      %d (MACs that had already passed, in this batch or an earlier one)\n",
+		        ui->repeats);
 	fprintf(f, "  yield        %.1f%%\n", done ? 100.0 * ui->passed / done : 0.0);
 	if (t && t->station_faults)
 		fprintf(f, "  station      %d fault%s (a port busy or not permitted: no unit, outside yield; see the log)\n",

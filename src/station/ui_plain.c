@@ -61,7 +61,7 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev)
 	case ESPL_EV_UNIT_RECORDED:
 		if (ev->repeat_of || ev->message)
 			fprintf(f, "%s %s: unit %s %s\n", clock, port, ev->unit_uuid ? ev->unit_uuid : "",
-			        ev->message ? ev->message : "REPEAT: this MAC already passed in this batch");
+			        ev->message ? ev->message : "REPEAT: this MAC had already passed (this batch or an earlier one)");
 		break;
 	case ESPL_EV_REMOVE_WAIT:
 		fprintf(f, "%s %s: remove the unit\n", clock, port);

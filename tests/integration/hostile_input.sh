@@ -112,6 +112,47 @@ run db verify --db "$ODB"
 check "the operator is chained: changing it is TAMPERED" eval '[ "$rc" -eq 1 ] && has "changed: batch '"'OP1'"'"'
 sqlite3 "$ODB" "UPDATE batches SET operator = 'ana' WHERE name = 'OP1'"
 
+# --- batch identity (item 5) --------------------------------------------------------
+run run "$T/r/jig.yaml" --batch OP1 --count 1 --port "$(sim_dev_port sim 3)" --db "$ODB"
+check "a batch name already recorded is refused without --resume: exit 2" eval \
+	'[ "$rc" -eq 2 ] && has "batch OP1 already exists in $ODB" && has "give --resume to add units to it"'
+check "... and nothing is recorded" [ "$(sqlite3 "$ODB" "select count(*) from batches where name = 'OP1'")" = 1 ]
+run run "$T/r/jig.yaml" --batch NEW1 --resume --count 1 --port "$(sim_dev_port sim 3)" --db "$ODB"
+check "--resume of a batch that does not exist: exit 2" eval '[ "$rc" -eq 2 ] && has "there is no batch NEW1"'
+sed 's/recipe: m/recipe: m2/' "$T/r/jig.yaml" >"$T/r/jig2.yaml"
+run run "$T/r/jig2.yaml" --batch OP1 --resume --count 1 --port "$(sim_dev_port sim 3)" --db "$ODB"
+check "--resume with another recipe: exit 2" eval '[ "$rc" -eq 2 ] && has "was made with another recipe"'
+run run "$T/r/jig.yaml" --batch OP1 --resume --count 1 --port "$(sim_dev_port sim 3)" --db "$ODB" --plain
+check "--resume adds the unit to the same batch (one batch row, 2 units, the operator kept)" eval \
+	'[ "$rc" -eq 0 ] && [ "$(sqlite3 "$ODB" "select count(*) || \" \" || min(operator) from batches where name = '"'OP1'"'")" = "1 ana" ] && [ "$(sqlite3 "$ODB" "select count(*) from units u join batches b on b.id = u.batch_id where b.name = '"'OP1'"'")" = 2 ]'
+run db verify --db "$ODB"
+check "... and the chain is intact" [ "$rc" -eq 0 ]
+run report --batch OP11 --db "$ODB"
+check "report --batch with an unknown name: exit 1, says so (it printed an empty report)" eval \
+	'[ "$rc" -eq 1 ] && has "no batch named OP11 in $ODB"'
+run export --format csv --batch OP11 --db "$ODB"
+check "export --batch with an unknown name: exit 1" [ "$rc" -eq 1 ]
+# the MAC of device 1 passed in OP1; re-flashed in another batch it is a repeat
+SIM_IDLE=60 sim_start sim2 --devices 2 --time-scale 0 || { echo "not ok - simulator 2 did not start"; exit 1; }
+run run "$T/r/jig.yaml" --batch OP4 --count 1 --json --port "$(sim_dev_port sim2 1)" --db "$ODB"
+check "a MAC that passed in an earlier batch is flagged as a repeat in a new one" eval \
+	'[ "$rc" -eq 0 ] && grep -qE "\"event\":\"unit_recorded\".*\"repeat_of\":\"[0-9a-f-]{36}\"" "$T/out"'
+
+# --- the central password (item 9) -------------------------------------------------
+printf 'postgresql://u:s3cretpw@[::1/db\n' >"$T/central"
+chmod 644 "$T/central"
+run report --central-file "$T/central"
+check "--central-file readable by others: exit 2, says how to fix it" eval \
+	'[ "$rc" -eq 2 ] && has "can be read by other users (mode 0644)" && has "chmod 600 $T/central" && ! has s3cretpw'
+chmod 600 "$T/central"
+run report --central-file "$T/central"
+check "--central-file with a malformed URL: libpq's message, password masked" eval \
+	'[ "$rc" -eq 4 ] && has "u:***@" && ! has s3cretpw'
+run report --central 'host=x password=s3cretpw sslmode=bogus'
+check "... also in keyword form" eval '! has s3cretpw && has "password=***"'
+run report --central 'postgresql://u:p%40ssw0rdx@[::1/db'
+check "... also percent-encoded (libpq quotes the raw text)" eval '! has "p%40ssw0rdx"'
+
 # --- station and setup faults have their own exit codes (item 8) -----------------
 ESPLINE_STUB=/dev/zero run run "$T/r/jig.yaml" --port "$(sim_dev_port sim 3)" --db "$DB"
 check "no usable flasher stub (\$ESPLINE_STUB=/dev/zero): exit 5 (a setup fault), not 3 (no device)" eval \

@@ -378,11 +378,11 @@ static void test_repeat_detection(void **state)
 	assert_string_equal(s3.repeat_of, p1.uuid);
 	espl_db_unit p3 = make_unit(b2.uuid, "5c:cf:7f:00:00:01", ESPL_DB_PASS, 4);
 	end_unit(db, &p3, &s4);
-	assert_string_equal(s4.repeat_of, ""); /* another batch */
+	assert_string_equal(s4.repeat_of, p1.uuid); /* another batch: still a repeat */
 	espl_db_unit other = make_unit(b1.uuid, "5c:cf:7f:00:00:02", ESPL_DB_PASS, 5);
 	end_unit(db, &other, &s5);
 	assert_string_equal(s5.repeat_of, "");
-	assert_int_equal(query_int(db, "SELECT count(repeat_of) FROM units"), 1);
+	assert_int_equal(query_int(db, "SELECT count(repeat_of) FROM units"), 2);
 	espl_db_close(db);
 }
 
