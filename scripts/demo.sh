@@ -4,9 +4,9 @@
 #
 # Starts espline-sim with 8 simulated ESP8266 modules behind RFC 2217 ports
 # (4, 8 and 16 MB parts, one 1 MB part the recipe refuses, one whose flash
-# has a sector stuck at 1 bits, so writing it fails, one whose flash part
-# cannot do the recipe's DIO mode, so it verifies but does not boot),
-# programs them all as one batch
+# has a sector stuck at 1 bits: the write goes through and the MD5 verify
+# fails, one whose flash part cannot do the recipe's DIO mode, so it
+# verifies but does not boot), programs them all as one batch
 # with recipes/nodemcu-4mb.yaml, records every unit in db/espline.sqlite,
 # stops the simulator and shows how to ask the database about it.
 #
@@ -46,7 +46,7 @@ for _ in $(seq 200); do [ -s "$work/ready" ] && break; sleep 0.05; done
 [ -s "$work/ready" ] && cp "$work/ready" "$work/devices" || { echo "demo: the simulator did not start:" >&2; cat "$work/sim.err" >&2; exit 1; }
 sed 's/^/  /' "$work/devices"
 echo "  (device 5 has 1 MB of flash: the recipe needs 4 MB and refuses it;"
-echo "   device 4 has a flash sector stuck at 1 bits: writing it fails;"
+echo "   device 4 has a flash sector stuck at 1 bits: its verify fails;"
 echo "   device 7's flash part can only do DOUT: it verifies by MD5, but does not boot)"
 echo
 

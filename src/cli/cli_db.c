@@ -436,10 +436,14 @@ static int db_info(espl_db *db, const char *path)
 		printf("spool     %s (the fallback) holds records waiting to be replayed (start a station)\n",
 		       espl_cli_shown(spool));
 	espl_db_sync_status st;
-	if (espl_db_sync_read(db, &st, NULL) == 0)
+	if (espl_db_sync_read(db, &st, NULL) == 0 && st.central[0])
 		printf("origin    %s\noutbox    %" PRId64 " records waiting for the central database"
 		       " (espline sync status)\n",
 		       st.origin, st.waiting);
+	else if (espl_db_sync_read(db, &st, NULL) == 0)
+		printf("origin    %s\ncentral   none configured (records are kept for one, should one be "
+		       "given with --central-file or $ESPLINE_CENTRAL)\n",
+		       st.origin);
 	return ESPL_EXIT_OK;
 }
 

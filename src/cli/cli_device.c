@@ -354,6 +354,8 @@ static int cmd_ports(int argc, char **argv)
 		return espl__cli_fail(&a, &err);
 	if (n == 0)
 		fprintf(stderr, "no serial ports found\n");
+	else
+		printf("%-28s %-9s %-20s %s\n", "PORT", "VID:PID", "SERIAL", "DESCRIPTION");
 	for (int i = 0; i < n; i++) {
 		char id[16] = "-";
 		if (list[i].vid || list[i].pid)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "espline/runner.h"
 #include "espline/recipe.h"
 
 static void recipe_usage(FILE *out)
@@ -247,17 +248,40 @@ static void show(const espl_recipe *r)
 		show_step(r, &r->steps[i]);
 }
 
+/* Everything `espline run` checks before it touches a device: the recipe,
+ * and the plan built from it (the flasher stub found and parsed, every
+ * image prepared for the flash sizes it may meet). */
+static int check_one(const char *path)
+{
+	espl_recipe *r = load_prepared(path);
+	espl_plan *plan = NULL;
+	espl_error err = { 0, "" };
+	if (!r)
+		return ESPL_EXIT_USAGE;
+	int rc = espl_plan_new(r, &plan, &err);
+	if (rc < 0) {
+		/* a recipe fault (already placed at FILE:LINE:COL) is 2; no usable
+		 * stub or memory is the station's (5), as for `espline run` */
+		if (rc == ESPL_ERECIPE)
+			fprintf(stderr, "%s\n", espl_cli_shown(err.msg));
+		else
+			fprintf(stderr, "%s: error: %s\n", espl_cli_shown(path), espl_cli_shown(err.msg));
+		espl_recipe_free(r);
+		return rc == ESPL_ERECIPE ? ESPL_EXIT_USAGE : ESPL_EXIT_STATION;
+	}
+	printf("%s: ok: recipe \"%s\", %zu steps\n", espl_cli_shown(path), espl_cli_shown(r->name), r->n_steps);
+	espl_plan_free(plan);
+	espl_recipe_free(r);
+	return ESPL_EXIT_OK;
+}
+
 static int cmd_check(int argc, char **argv)
 {
 	int rc = ESPL_EXIT_OK;
 	for (int i = 0; i < argc; i++) {
-		espl_recipe *r = load_prepared(argv[i]);
-		if (!r) {
-			rc = ESPL_EXIT_USAGE;
-			continue;
-		}
-		printf("%s: ok: recipe \"%s\", %zu steps\n", argv[i], r->name, r->n_steps);
-		espl_recipe_free(r);
+		int one = check_one(argv[i]);
+		if (one && (rc == ESPL_EXIT_OK || one == ESPL_EXIT_USAGE))
+			rc = one;
 	}
 	return rc;
 }

@@ -296,7 +296,7 @@ static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 			rc = use_stub_file(*r, a->stub, &err);
 		/* no usable stub (found by the search, not named by --stub), no
 		 * memory: the station's setup is at fault, not the recipe */
-		if (rc == ESPL_OK && (rc = espl_plan_new(*r, plan, &err)) < 0 && !a->stub)
+		if (rc == ESPL_OK && (rc = espl_plan_new(*r, plan, &err)) < 0 && rc != ESPL_ERECIPE && !a->stub)
 			setup_fault = 1;
 		if (rc < 0)
 			fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));

@@ -30,8 +30,10 @@ static void flash_params(const espl_recipe *r, espl_flash_params *p)
 
 static int plan_error(const espl_recipe *r, espl_recipe_pos pos, espl_error *err)
 {
+	/* the file at that place cannot be used as the recipe says: the
+	 * recipe's fault (exit 2), whatever the image code called it */
 	espl_error_prefix(err, "%s:%u:%u: error", r->path, pos.line, pos.column);
-	return err->code ? err->code : ESPL_ERECIPE;
+	return err->code = ESPL_ERECIPE;
 }
 
 static int plan_init_data(espl_plan *p, size_t i, espl_error *err)

@@ -445,6 +445,18 @@ static void export_fields(const espl_report_unit *ru, export_row *x)
 	memcpy(x->v, v, sizeof v);
 }
 
+/* The JSON type of an export column (docs/json-schema.md): counts and sizes
+ * are numbers, seq is a number or null while the unit is not sealed; ids
+ * (chip_id, flash_id) stay hex text, as everywhere else; the rest is text. */
+static json_t *export_json_value(const char *column, const char *text)
+{
+	static const char *const numbers[] = { "flash_size", "crystal_mhz", "duration_ms", "seq" };
+	for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+		if (strcmp(column, numbers[i]) == 0)
+			return *text ? json_integer(strtoll(text, NULL, 10)) : json_null();
+	return json_string(text);
+}
+
 static void csv_field(FILE *out, const char *s)
 {
 	if (!strpbrk(s, ",\"\r\n")) {
@@ -534,7 +546,7 @@ int espl_report_export_unit(FILE *out, int format, int64_t index, const espl_rep
 	}
 	json_t *o = json_object();
 	for (int i = 0; i < ESPL_EXPORT_NCOLUMNS; i++)
-		json_object_set_new(o, espl_export_columns[i], json_string(x.v[i]));
+		json_object_set_new(o, espl_export_columns[i], export_json_value(espl_export_columns[i], x.v[i]));
 	json_t *a = json_array();
 	for (size_t i = 0; i < n_steps; i++)
 		json_array_append_new(a, step_json(&steps[i]));
@@ -627,7 +639,7 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FIL
 		return espl_fail(err, ESPL_EARG, "export format must be csv or json");
 	char head[1024], steps_sql[512];
 	snprintf(head, sizeof head, "%s%s%s", UNIT_SELECT, espl__db_unit_details_col(db), FROM_UNITS);
-	ESPL_TRY(prepare_filtered(db, head, f, NULL, "ORDER BY u.started_ms, u.id", &s, err));
+	ESPL_TRY(prepare_filtered(db, head, f, NULL, "ORDER BY u.seq IS NULL, u.seq, u.started_ms, u.id", &s, err));
 	int rc;
 	espl_report_export_header(out, format);
 	if (format == ESPL_EXPORT_CSV) {

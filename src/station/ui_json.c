@@ -5,6 +5,7 @@
 #include "station/ui_int.h"
 #include "util/clock.h"
 #include "util/str.h"
+#include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -104,7 +105,9 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 		espl__ui_set_str(o, "error", ev->message);
 		espl__ui_set_str(o, "operator", ev->operator_name);
 		if (ev->unit && ev->unit->identified) {
-			json_object_set_new(o, "chip_id", json_integer(ev->unit->chip.chip_id));
+			char id[16];
+			snprintf(id, sizeof id, "0x%08" PRIx32, ev->unit->chip.chip_id);
+			espl__ui_set_str(o, "chip_id", id);  /* hex text, as in the export */
 			json_object_set_new(o, "flash_size", json_integer((json_int_t)ev->unit->chip.flash_size));
 		}
 		break;
@@ -118,6 +121,12 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 	case ESPL_EV_DB_STATE:
 		espl__ui_set_str(o, "state", ev->db_state == ESPL_DBW_OK ? "ok" : ev->db_state == ESPL_DBW_SPOOLING ? "spooling" : "failed");
 		espl__ui_set_str(o, "reason", ev->message);
+		break;
+	case ESPL_EV_FINISHED:
+		/* the batch's uuid, under the same key as in "started" */
+		json_object_del(o, "unit");
+		espl__ui_set_str(o, "batch_uuid", ev->unit_uuid);
+		espl__ui_set_str(o, "message", ev->message);
 		break;
 	case ESPL_EV_STOPPING:
 		espl__ui_set_str(o, "mode", ev->stop_level >= ESPL_STOP_ABORT ? "abort" : "graceful");
