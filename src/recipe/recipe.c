@@ -227,10 +227,30 @@ parse_ctx espl__recipe_ctx(const char *file, espl_recipe *r, espl_recipe_diag_fn
 	return c;
 }
 
+/* Decimal or 0x hex digits, perhaps with a KB/MB suffix: a number, if not
+ * one that fits. */
+static bool looks_numeric(const char *v)
+{
+	const char *d = v;
+	bool hex = d[0] == '0' && (d[1] == 'x' || d[1] == 'X');
+	if (hex)
+		d += 2;
+	size_t n = hex ? strspn(d, "0123456789abcdefABCDEF") : strspn(d, "0123456789");
+	if (!n)
+		return false;
+	d += n;
+	return !*d || !strcmp(d, "KB") || !strcmp(d, "MB");
+}
+
 bool espl__recipe_get_u32(parse_ctx *c, const yaml_node_t *n, const char *what, uint32_t *out)
 {
 	char buf[64];
 	const char *v = espl__yaml_scalar(n);
+	if (v && espl_recipe_parse_u32(v, out) < 0 && looks_numeric(v)) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: %s is out of range (at most 0xFFFFFFFF; the largest "
+		                 "ESP8266 flash is 16MB, 0x1000000)", what, espl__yaml_describe(n, buf, sizeof buf));
+		return false;
+	}
 	if (!v || espl_recipe_parse_u32(v, out) < 0) {
 		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected a number (decimal, 0x hex, or with a KB/MB suffix), got %s",
 		         what, espl__yaml_describe(n, buf, sizeof buf));

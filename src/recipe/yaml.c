@@ -281,9 +281,26 @@ int espl__yaml_choice(espl__yaml *y, const yaml_node_t *n, const char *what,
 /* ------------------------------------------------------------------ */
 /* documents                                                            */
 
-static void syntax_error(espl__yaml *y, const yaml_parser_t *p)
+/* Where byte offset off of text is, as line and column (in characters). */
+static espl_recipe_pos pos_of_offset(const char *text, size_t len, size_t off)
+{
+	espl_recipe_pos pos = { 1, 1 };
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (text[i] == '\n')
+			pos.line++, pos.column = 1;
+		else if (((unsigned char)text[i] & 0xC0) != 0x80)
+			pos.column++;
+	}
+	return pos;
+}
+
+static void syntax_error(espl__yaml *y, const yaml_parser_t *p, const char *text, size_t len)
 {
 	espl_recipe_pos pos = { (unsigned)p->problem_mark.line + 1, (unsigned)p->problem_mark.column + 1 };
+	/* the reader (bad UTF-8, a control character) gives a byte offset and
+	 * no mark: without this every such error was reported at 1:1 */
+	if (p->error == YAML_READER_ERROR)
+		pos = pos_of_offset(text, len, p->problem_offset);
 	const char *problem = p->problem ? p->problem : "unknown problem";
 	if (p->error == YAML_MEMORY_ERROR)
 		espl__yaml_error(y, pos, "out of memory while reading YAML");
@@ -306,7 +323,7 @@ unsigned espl__yaml_parse(espl__yaml *y, const char *text, size_t len, const cha
 	}
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&p, &doc)) {
-		syntax_error(y, &p);
+		syntax_error(y, &p, text, len);
 		yaml_parser_delete(&p);
 		return y->errors;
 	}
@@ -316,7 +333,7 @@ unsigned espl__yaml_parse(espl__yaml *y, const char *text, size_t len, const cha
 		espl__yaml_error(y, (espl_recipe_pos){ 1, 1 }, "%s", empty);
 	} else {
 		if (!yaml_parser_load(&p, &extra)) {
-			syntax_error(y, &p);
+			syntax_error(y, &p, text, len);
 		} else {
 			yaml_node_t *r2 = yaml_document_get_root_node(&extra);
 			if (r2)

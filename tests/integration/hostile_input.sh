@@ -153,6 +153,35 @@ check "... also in keyword form" eval '! has s3cretpw && has "password=***"'
 run report --central 'postgresql://u:p%40ssw0rdx@[::1/db'
 check "... also percent-encoded (libpq quotes the raw text)" eval '! has "p%40ssw0rdx"'
 
+# --- smaller things (item 11) -------------------------------------------------------
+printf 'recipe: x\nchip: esp8266\nsteps:\n  - write: { file: caf\xe9.bin, address: 0x0 }\n' >"$T/r/utf8.yaml"
+run recipe check "$T/r/utf8.yaml"
+check "a non-UTF-8 byte in a recipe is reported where it is, not at 1:1" eval \
+	'[ "$rc" -eq 2 ] && has "$T/r/utf8.yaml:4:24: error: invalid YAML: invalid trailing UTF-8 octet"'
+printf 'recipe: x\nchip: esp8266\nsteps:\n  - write: { file: images/nodemcu-demo.bin, address: 0x100000000 }\n  - verify: md5\n' >"$T/r/range.yaml"
+run recipe check "$T/r/range.yaml"
+check "an out-of-range address says so (not 'expected a number')" eval \
+	'[ "$rc" -eq 2 ] && has "write.address: '"'0x100000000'"' is out of range" && ! has "expected a number"'
+{ printf '\xe9\x03\x02\x20\x00\x00\x00\x00\x00\x00\x10\x40\xff\xff\x00\x00'; head -c 100 /dev/zero; } >"$T/r/images/short.bin"
+printf 'recipe: x\nchip: esp8266\nsteps:\n  - write: { file: images/short.bin, address: 0x0 }\n  - verify: md5\n' >"$T/r/short.yaml"
+run recipe check "$T/r/short.yaml"
+check "recipe check refuses a file at 0x0 that is not bootable (flash.size detect), as run does" eval \
+	'[ "$rc" -eq 2 ] && has "$T/r/short.yaml:4:20: error: short.bin:" && has "runs past the end of the file"'
+ESPLINE_STUB=/dev/zero run recipe check "$T/r/m.yaml"
+check "recipe check fails without a usable stub (it said ok): exit 5" eval \
+	'[ "$rc" -eq 5 ] && has "stub /dev/zero is a character device" && ! has ": ok:"'
+run ports "$(sim_dev_port sim 0)"
+check "espline ports prints a column header" eval '[ "$rc" -eq 0 ] && head -1 "$T/out" | grep -qE "^PORT +VID:PID +SERIAL +DESCRIPTION"'
+run db info --db "$ODB"
+check "db info does not count records as waiting for a central database never configured" eval \
+	'[ "$rc" -eq 0 ] && has "central   none configured" && ! has "waiting for the central"'
+run export --format json --batch OP1 --db "$ODB"
+check "the JSON export writes sizes and seq as numbers, ids as hex text" eval \
+	'jq -e ".[0] | (.flash_size|type) == \"number\" and (.seq|type) == \"number\" and (.chip_id|test(\"^0x[0-9a-f]{8}$\"))" "$T/out" >/dev/null'
+run export --format csv --db "$ODB"
+check "the CSV export is in seq order" eval \
+	'[ "$(tr -d "\r" <"$T/out" | awk -F, "NR > 1 && \$25 != \"\" { print \$25 }")" = "$(tr -d "\r" <"$T/out" | awk -F, "NR > 1 && \$25 != \"\" { print \$25 }" | sort -n)" ]'
+
 # --- station and setup faults have their own exit codes (item 8) -----------------
 ESPLINE_STUB=/dev/zero run run "$T/r/jig.yaml" --port "$(sim_dev_port sim 3)" --db "$DB"
 check "no usable flasher stub (\$ESPLINE_STUB=/dev/zero): exit 5 (a setup fault), not 3 (no device)" eval \
