@@ -78,12 +78,17 @@ probe_unplug() {
 # the first unplug that fails in erase or write, a fine pass the bytes of
 # the erase command before it.  The stream changes with the stub and the
 # loader, so this is measured, not written down.
+# The ERASE_FLASH frame is 10 bytes on the wire (two SLIP ends around an
+# 8-byte header), so the two fine passes, 16 bytes apart each and offset by
+# 8 from each other, probe every 8th byte of [first - 240, first + 8] and
+# always hit it.  (They were offset by 2 before: a frame that fell in the
+# 6-byte gap the two passes left was missed about one run in four.)
 erase_positions() {
 	local first
 	first=$(probe_unplug probe1 11000 250 | awk '$2 ~ /^(erase|write):/ { print $1; exit }')
 	[ -n "$first" ] || return 0
 	probe_unplug probe2 $((first - 240)) 16 | awk '$2 == "erase:" { print $1 }'
-	probe_unplug probe3 $((first - 250 + 8)) 16 | awk '$2 == "erase:" { print $1 }'
+	probe_unplug probe3 $((first - 240 + 8)) 16 | awk '$2 == "erase:" { print $1 }'
 }
 erase_positions | sort -n | head -n 4 >"$T/erase-positions"
 
