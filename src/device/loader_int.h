@@ -30,6 +30,10 @@
 /* Tries of a command that may safely be sent twice (a lost or corrupted
  * reply, or a corrupted command the chip rejected). */
 #define IDEMPOTENT_ATTEMPTS 3
+/* The word a fence after a resent command writes and reads back: the last
+ * word of the RTC user memory (0x60001100-0x600012FF on the ESP8266), which
+ * nothing uses while the chip is in download mode. */
+#define FENCE_REG 0x600012FCu
 /* Uploads of the flasher stub before connect gives up. */
 #define STUB_UPLOAD_ATTEMPTS 3
 /* SYNC tries at the current rate before a reconnect resets the chip. */

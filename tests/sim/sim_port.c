@@ -136,6 +136,15 @@ static int sp_write(espl_port *p, const uint8_t *buf, size_t len, espl_error *er
 			continue; /* lost on the wire: the loader times out */
 		if (sp->dec.len > 8 + 16 && fault_hits(&sp->corrupt, op))
 			f[8 + 16] ^= 0x01;
+		if (sp->held_len) {
+			sim_chip_handle_frame(sp->unit->chip, sp->held, sp->held_len);
+			sp->held_len = 0;
+		}
+		if (sp->dec.len <= sizeof sp->held && fault_hits(&sp->hold, op)) {
+			memcpy(sp->held, f, sp->dec.len);
+			sp->held_len = sp->dec.len;
+			continue;
+		}
 		sim_chip_handle_frame(sp->unit->chip, f, sp->dec.len);
 	}
 	return (int)len;
@@ -226,7 +235,7 @@ sim_port *sim_port_attach(sim_unit *u)
 	snprintf(sp->base.name, sizeof sp->base.name, "testchip");
 	sp->base.baud = 115200;
 	sp->unit = u;
-	sp->drop = sp->corrupt = sp->drop_reply = sp->corrupt_reply = no_fault;
+	sp->drop = sp->corrupt = sp->drop_reply = sp->corrupt_reply = sp->hold = no_fault;
 	u->port = sp;
 	u->chip_baud = 115200;
 	espl_slip_decoder_init(&sp->dec, sp->frame, sizeof sp->frame);

@@ -71,6 +71,11 @@ typedef struct sim_port {
 	                           * 24, after the data sub-header) flipped */
 	sim_port_fault drop_reply;    /* replies lost on the way back */
 	sim_port_fault corrupt_reply; /* replies with their value word flipped */
+	sim_port_fault hold;      /* requests held on a stalled line: the chip
+	                           * gets one only when the next request comes,
+	                           * just before it, so its reply is late */
+	uint8_t held[0x4100];
+	size_t held_len;
 } sim_port;
 
 /* A chip with cfg behind no port yet; NULL if the chip cannot be made. */
