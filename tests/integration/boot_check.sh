@@ -76,9 +76,10 @@ sim_launch boot --devices 9 --link rfc2217 --time-scale 0 \
 	--dev 7:boot=download --dev 8:xtal=40 || exit 1
 DB=$T/boot.sqlite
 
-# run_unit NAME DEV: one unit of recipe NAME on device DEV; output in $T/out
+# run_unit NAME DEV: one unit of recipe NAME on device DEV (batch NAME-DEV);
+# output in $T/out
 run_unit() {
-	tap_run 60 "$E" run "$R/$1.yaml" --plain --batch "$1" --count 1 --db "$DB" --port "$(sim_dev_port boot "$2")"
+	tap_run 60 "$E" run "$R/$1.yaml" --plain --batch "$1-$2" --count 1 --db "$DB" --port "$(sim_dev_port boot "$2")"
 	LOG=$T/out
 }
 # fails NAME DEV TEXT: the unit FAILs (exit 1, a FAIL line, no PASS) and
@@ -108,7 +109,7 @@ check "  ... and the crystal with the init data's byte 48" grep -q "26 MHz detec
 "$E" history "$mac0" --db "$DB" >"$T/hist" 2>&1
 LOG=$T/hist
 check "history shows the boot log" grep -q "boot_check (step 5):" "$T/hist"
-"$E" export --format json --db "$DB" --batch good >"$T/export.json" 2>&1
+"$E" export --format json --db "$DB" --batch good-0 >"$T/export.json" 2>&1
 LOG=$T/export.json
 check "the JSON export carries the step's detail" grep -q '"kind":"boot_check".*"detail":".*NodeMCU 3.0.0' "$T/export.json"
 
