@@ -92,10 +92,11 @@ typedef struct espl_loader_events {
 #define ESPL_BAUD_MAX 4000000
 
 typedef struct espl_loader_options {
-	unsigned baud;            /* rate for reset/sync/ROM; 0 = ESPL_DEFAULT_BAUD.  The ROM
-	                           * auto-bauds on SYNC, so a faster rate uploads the
-	                           * stub faster; if the ROM does not answer there in
-	                           * 2 connect rounds the loader falls back to 115200
+	unsigned baud;            /* rate for reset/sync/ROM; 0 = flash_baud (115200 with
+	                           * no_stub).  The ROM auto-bauds on SYNC, so a faster
+	                           * rate uploads the stub faster and needs no switch;
+	                           * if the ROM does not answer there within one short
+	                           * round (0.2 s) the loader falls back to 115200
 	                           * (logged as a warning) */
 	unsigned flash_baud;      /* rate once the stub runs; 0 = ESPL_DEFAULT_FLASH_BAUD;
 	                           * equal to baud = never switch */

@@ -135,7 +135,7 @@ enum espl_stub_mode {
 
 typedef struct espl_recipe_connect {
 	enum espl_connect_reset reset;
-	unsigned baud;             /* connect (ROM) baud */
+	unsigned baud;             /* connect (ROM) baud; see espl_recipe_rom_baud */
 	unsigned flash_baud;       /* baud after the stub is running */
 	enum espl_stub_mode stub;
 	char *stub_path;           /* absolute, for ESPL_STUB_FILE */
@@ -275,6 +275,12 @@ typedef struct espl_recipe {
 	 * espl_recipe_prepare. */
 	uint32_t image_declared_size;
 } espl_recipe;
+
+/* The rate to sync with the ROM at: connect.baud when the recipe gives it,
+ * else connect.flash_baud (issue 17: the ROM auto-bauds on SYNC, so the stub
+ * goes up at the fast rate and no baud switch is needed; the loader falls
+ * back to 115200 within 0.2 s if the ROM does not answer there). */
+unsigned espl_recipe_rom_baud(const espl_recipe *r);
 
 /* Parse and validate the recipe at path.  On success *out is a new recipe
  * (free with espl_recipe_free).  On failure returns ESPL_ERECIPE (or a file

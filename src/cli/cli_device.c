@@ -92,7 +92,8 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
 
 const char espl__cli_common_help[] =
 	"connection options:\n"
-	"  --baud N          rate for reset and sync (default " ESPL__STR(ESPL_DEFAULT_BAUD) ")\n"
+	"  --baud N          rate for reset and sync (default: the --flash-baud rate,\n"
+	"                    falling back to " ESPL__STR(ESPL_DEFAULT_BAUD) " within 0.2 s if the ROM is deaf there)\n"
 	"  --flash-baud N    rate once the flasher stub runs (default "
 	ESPL__STR(ESPL_DEFAULT_FLASH_BAUD) "; falls back\n"
 	"                    to --baud if the adapter or cable cannot do it)\n"

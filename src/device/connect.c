@@ -25,10 +25,10 @@ void espl_loader_options_init(espl_loader_options *o)
 
 static void apply_defaults(espl_loader_options *o)
 {
-	if (!o->baud)
-		o->baud = ESPL_DEFAULT_BAUD;
 	if (!o->flash_baud)
 		o->flash_baud = ESPL_DEFAULT_FLASH_BAUD;
+	if (!o->baud) /* the ROM auto-bauds: sync and upload the stub at the fast rate */
+		o->baud = o->no_stub ? ESPL_DEFAULT_BAUD : o->flash_baud;
 	if (o->connect_attempts <= 0)
 		o->connect_attempts = ESPL_DEFAULT_CONNECT_ATTEMPTS;
 	if (o->connect_timeout_ms <= 0)
@@ -38,6 +38,14 @@ static void apply_defaults(espl_loader_options *o)
 }
 
 /* ---- sync and connect --------------------------------------------------- */
+
+/* A fast line answers SYNC in a few ms (USB latency included): short tries
+ * find the ROM soon after it starts listening, so a fast connect does not
+ * wait out a 100 ms timeout for a SYNC that arrived before the ROM was up. */
+static unsigned sync_reply_ms(const espl_loader *l)
+{
+	return l->port->baud > ESPL_DEFAULT_BAUD ? FAST_SYNC_REPLY_MS : SYNC_REPLY_MS;
+}
 
 /* One SYNC try: on success *all_zero says whether every reply's value was 0
  * (the stub answers 0, the ROM junk). */
@@ -50,7 +58,7 @@ static int sync_once(espl_loader *l, int *all_zero, espl_error *err)
 	memcpy(payload, hdr, 4);
 	memset(payload + 4, 0x55, 32);
 	ESPL_TRY(espl__loader_discard_input(l, err));
-	ESPL_TRY(espl_loader_command(l, ESPL_OP_SYNC, payload, sizeof payload, 0, SYNC_REPLY_MS,
+	ESPL_TRY(espl_loader_command(l, ESPL_OP_SYNC, payload, sizeof payload, 0, sync_reply_ms(l),
 				     &value, NULL, 0, NULL, err));
 	*all_zero = value == 0;
 	/* Drain the other replies (the ROM sends 8) so they cannot be mistaken
@@ -134,8 +142,24 @@ static int sync_failed(espl_loader *l, int attempts, int64_t started, espl_error
 			 l->opt.reset == ESPL_RESET_NONE ? "; --reset none means the jig must do it" : "");
 }
 
+/* The ROM did not answer at a fast rate within FAST_SYNC_BUDGET_MS of the
+ * reset: talk at 115200 from now on.  The ROM is still in download mode
+ * and auto-bauds on the next SYNC, so no new reset is needed. */
+static int fall_back_to_115200(espl_loader *l, espl_error *err)
+{
+	espl_loader_log(l, ESPL_LOG_WARN, "no answer from the ROM at %u baud within %d ms; falling "
+			"back to %u baud (use connect.baud/--baud %u if this board or adapter cannot "
+			"sync fast)", l->rom_baud, FAST_SYNC_BUDGET_MS, ESPL_DEFAULT_BAUD, ESPL_DEFAULT_BAUD);
+	l->rom_baud = ESPL_DEFAULT_BAUD;
+	ESPL_TRY(espl_port_set_baud(l->port, l->rom_baud, err));
+	return espl__loader_flush_input(l, err);
+}
+
 /* Reset (per the options) and sync, at most `attempts` rounds within
- * deadline; *stub_running as for sync_once. */
+ * deadline; *stub_running as for sync_once.  At a ROM rate above 115200
+ * the first round tries it for FAST_SYNC_BUDGET_MS after the reset, then
+ * goes on at 115200 (fall_back_to_115200): the fast try costs at most that
+ * plus one short SYNC timeout. */
 static int reset_and_sync(espl_loader *l, int attempts, int64_t deadline, int *stub_running,
 			  espl_error *err)
 {
@@ -147,21 +171,33 @@ static int reset_and_sync(espl_loader *l, int attempts, int64_t deadline, int *s
 	for (attempt = 0; attempt < attempts && espl__ms_left(deadline) > 0; attempt++) {
 		if (l->opt.reset == ESPL_RESET_AUTO) {
 			unsigned delay = attempt % 2 ? ESPL_RESET_LONG_DELAY_MS : ESPL_RESET_DELAY_MS;
+			double t0 = espl__now_s();
 			ESPL_TRY(espl__loader_flush_input(l, err));
 			ESPL_TRY(espl_reset_to_bootloader(l->port, delay, err));
 			espl__loader_clear_noise(l);
+			l->ms_reset += (espl__now_s() - t0) * 1000.0;
 		}
+		int64_t fast_until = espl__now_ms() + FAST_SYNC_BUDGET_MS;
 		for (int t = 0; t < SYNC_TRIES_PER_RESET && espl__ms_left(deadline) > 0; t++) {
 			int rc = sync_once(l, stub_running, &last);
 			if (rc == 0) {
 				l->synced = 1;
-				espl_loader_log(l, ESPL_LOG_DEBUG, "synced after %d reset(s), %d tries",
-						attempt + 1, t + 1);
+				espl_loader_log(l, ESPL_LOG_DEBUG, "synced at %u baud after %d reset(s), %d tries",
+						l->port->baud, attempt + 1, t + 1);
 				return 0;
 			}
 			if (rc == ESPL_EDISCONNECTED || rc == ESPL_ESYS || rc == ESPL_EPERM) {
 				*err = last;
 				return rc;
+			}
+			if (l->rom_baud > ESPL_DEFAULT_BAUD) {
+				if (espl__ms_left(fast_until) > 0)
+					t--; /* fast tries are short: count the time, not the tries */
+				else {
+					ESPL_TRY(fall_back_to_115200(l, err));
+					t = -1;
+				}
+				continue;
 			}
 			espl__sleep_ms(50);
 		}
@@ -169,32 +205,12 @@ static int reset_and_sync(espl_loader *l, int attempts, int64_t deadline, int *s
 	return sync_failed(l, attempt, started, &last, err);
 }
 
-/* A ROM rate above 115200: the ROM auto-bauds on SYNC, but some chips and
- * adapters fail at fast rates.  Give the fast rate a bounded share of the
- * connect rounds, then fall back to 115200, which every ROM syncs at, for
- * the rest (at least one round each, so a one-round presence probe still
- * finds such a unit; the time budget is shared, so a dead unit fails no
- * later than before). */
+/* The ROM rate: a fast one gets a bounded try (see reset_and_sync); the
+ * time budget is shared, so a dead unit fails no later than before. */
 static int sync_with_fallback(espl_loader *l, int *stub_running, espl_error *err)
 {
 	int64_t deadline = espl__now_ms() + l->opt.connect_timeout_ms;
-	int attempts = l->opt.connect_attempts;
-	int fast = attempts - 1 < FAST_SYNC_ROUNDS ? attempts - 1 : FAST_SYNC_ROUNDS;
-
-	if (fast < 1)
-		fast = 1;
-	if (l->rom_baud <= ESPL_DEFAULT_BAUD)
-		return reset_and_sync(l, attempts, deadline, stub_running, err);
-	int rc = reset_and_sync(l, fast, deadline, stub_running, err);
-	if (rc != ESPL_ETIMEOUT)
-		return rc;
-	espl_loader_log(l, ESPL_LOG_WARN, "no answer from the ROM at %u baud in %d round(s); falling "
-			"back to %u baud (use connect.baud/--baud %u if this board or adapter cannot "
-			"sync fast)", l->rom_baud, fast, ESPL_DEFAULT_BAUD, ESPL_DEFAULT_BAUD);
-	l->rom_baud = ESPL_DEFAULT_BAUD;
-	ESPL_TRY(espl_port_set_baud(l->port, l->rom_baud, err));
-	ESPL_TRY(espl__loader_flush_input(l, err));
-	return reset_and_sync(l, attempts - fast > 1 ? attempts - fast : 1, deadline, stub_running, err);
+	return reset_and_sync(l, l->opt.connect_attempts, deadline, stub_running, err);
 }
 
 static int check_chip(espl_loader *l, espl_error *err)
@@ -315,6 +331,14 @@ static int try_fast_baud(espl_loader *l, espl_error *err)
 	return espl_fail(err, ESPL_ETIMEOUT, "no sane reply at %u baud", l->opt.flash_baud);
 }
 
+/* Add the time since *t to *phase_ms and restart *t. */
+static void phase_done(double *phase_ms, double *t)
+{
+	double now = espl__now_s();
+	*phase_ms += (now - *t) * 1000.0;
+	*t = now;
+}
+
 static int connect_once(espl_loader *l, int switch_baud, espl_error *err)
 {
 	int stub_running = 0;
@@ -323,18 +347,25 @@ static int connect_once(espl_loader *l, int switch_baud, espl_error *err)
 	l->mode = ESPL_MODE_ROM;
 	if (l->port->baud != l->rom_baud)
 		ESPL_TRY(espl_port_set_baud(l->port, l->rom_baud, err));
+	double t = espl__now_s(), reset_before = l->ms_reset;
 	ESPL_TRY(sync_with_fallback(l, &stub_running, err));
+	phase_done(&l->ms_sync, &t);
+	l->ms_sync -= l->ms_reset - reset_before; /* the resets have their own line */
 	if (stub_running) {
 		l->mode = ESPL_MODE_STUB;
 		espl_loader_log(l, ESPL_LOG_INFO, "flasher stub already running");
 	}
 	ESPL_TRY(check_chip(l, err));
+	phase_done(&l->ms_identify, &t);
 	if (l->opt.no_stub)
 		return 0;
 	if (l->mode == ESPL_MODE_ROM)
 		ESPL_TRY(upload_stub(l, err));
-	if (switch_baud && l->opt.flash_baud != l->port->baud)
-		return try_fast_baud(l, err);
+	phase_done(&l->ms_stub, &t);
+	if (switch_baud && l->opt.flash_baud != l->port->baud) {
+		ESPL_TRY(try_fast_baud(l, err));
+		phase_done(&l->ms_baud, &t);
+	}
 	return 0;
 }
 
@@ -402,11 +433,16 @@ int espl_loader_connect(espl_port *port, const espl_loader_options *opt, espl_lo
 	}
 	espl_slip_decoder_init(&l->dec, l->frame, sizeof l->frame);
 
+	double t0 = espl__now_s();
 	rc = connect_with_retry(l, err);
 	if (rc < 0) {
 		espl_loader_close(l);
 		return rc;
 	}
+	espl_loader_log(l, ESPL_LOG_INFO, "connected in %.0f ms: reset %.0f, sync %.0f, identify %.0f, "
+			"stub %.0f, baud switch %.0f (ROM at %u, now %u baud)", (espl__now_s() - t0) * 1000.0,
+			l->ms_reset, l->ms_sync, l->ms_identify, l->ms_stub, l->ms_baud, l->rom_baud,
+			l->port->baud);
 	*out = l;
 	return 0;
 }

@@ -23,7 +23,11 @@
 #define SYNC_TRIES_PER_RESET 5
 #define SYNC_REPLY_MS 100
 /* Connect rounds given to a ROM rate above 115200 before falling back. */
-#define FAST_SYNC_ROUNDS 2
+/* The first SYNC round at a ROM rate above 115200 tries it this long after
+ * the reset, then goes on at 115200 without a new reset: the loss when the
+ * fast rate fails (issue 17: at most 0.3 s, with one FAST_SYNC_REPLY_MS). */
+#define FAST_SYNC_BUDGET_MS 250
+#define FAST_SYNC_REPLY_MS 40   /* SYNC reply timeout above 115200 */
 #define SYNC_EXTRA_REPLIES 7
 #define MEM_END_ROM_MS 500
 #define OHAI_MS 3000
@@ -59,6 +63,9 @@ struct espl_loader {
 	int synced;               /* a SYNC was answered since the loader was made */
 	unsigned rom_baud;        /* rate the ROM syncs at: opt.baud, or 115200 after a fallback */
 	unsigned connects;        /* full connects (reset, sync, stub) so far */
+	/* where the connect's time went (ms since the loader was made, all
+	 * rounds): reset pulses, SYNC, chip check, stub upload, baud switch */
+	double ms_reset, ms_sync, ms_identify, ms_stub, ms_baud;
 
 	uint8_t tx[TX_CAP];
 };

@@ -153,7 +153,7 @@ static void loader_options(const espl_plan *p, const espl_runner_options *o, esp
 {
 	const espl_recipe *r = p->r;
 	espl_loader_options_init(lo);
-	lo->baud = o->rom_baud ? o->rom_baud : r->connect.baud;
+	lo->baud = o->rom_baud ? o->rom_baud : espl_recipe_rom_baud(r);
 	lo->flash_baud = r->connect.flash_baud;
 	lo->reset = r->connect.reset == ESPL_CONNECT_RESET_AUTO ? ESPL_RESET_AUTO : ESPL_RESET_NONE;
 	lo->stub = &p->stub;
@@ -294,7 +294,7 @@ int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner
 	espl_port *port;
 	espl_error e;
 	double started = espl__now_s();
-	unsigned baud = o->rom_baud ? o->rom_baud : p->r->connect.baud;
+	unsigned baud = o->rom_baud ? o->rom_baud : espl_recipe_rom_baud(p->r);
 
 	if (espl_port_open(port_spec, baud, &port, &e) < 0) {
 		if (init_result(p, port_spec, res) == ESPL_OK) {

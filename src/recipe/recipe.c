@@ -355,6 +355,11 @@ static void parse_steps(parse_ctx *c, yaml_node_t *n)
 		espl__recipe_parse_step(c, espl__yaml_node(&c->y, n->data.sequence.items.start[i]), (unsigned)i + 1, &c->r->steps[i]);
 }
 
+unsigned espl_recipe_rom_baud(const espl_recipe *r)
+{
+	return r->connect.baud_default ? r->connect.flash_baud : r->connect.baud;
+}
+
 static void set_recipe_defaults(espl_recipe *r)
 {
 	r->connect.reset = ESPL_CONNECT_RESET_AUTO;

@@ -309,13 +309,14 @@ static void queue_result(worker *w, espl_unit_result *res)
 static void remember_rom_baud(worker *w, const espl_unit_result *res)
 {
 	const espl_recipe *r = espl_plan_recipe(w->sup->o.plan);
-	if (w->rom_baud || !res->rom_baud || res->rom_baud >= r->connect.baud)
+	unsigned tried = espl_recipe_rom_baud(r);
+	if (w->rom_baud || !res->rom_baud || res->rom_baud >= tried)
 		return;
 	w->rom_baud = res->rom_baud;
 	char msg[200];
 	snprintf(msg, sizeof msg, "the ROM did not answer at %u baud on this port; its next units "
 	         "connect at %u (set connect.baud: %u in the recipe to skip the fast try)",
-	         r->connect.baud, res->rom_baud, res->rom_baud);
+	         tried, res->rom_baud, res->rom_baud);
 	espl__station_emit_simple(w->sup, ESPL_EV_LOG, w->info.path, "warn", msg);
 }
 

@@ -111,7 +111,7 @@ sim_stop f
 check "and its flash holds the image" cmp -s <(bytes 262144 0 "$T/f.flash/dev0.bin") "$img"
 sim_start g --time-scale 0 --flash 4MB --dev 0:rom_max_baud=115200
 write_fast g
-check "espline write --baud 921600 falls back and says so" has "no answer from the ROM at 921600 baud in 2 round(s); falling back to 115200 baud"
+check "espline write --baud 921600 falls back and says so" has "no answer from the ROM at 921600 baud within 250 ms; falling back to 115200 baud"
 check "and then runs the stub at 921600 (exit 0)" grep -q "stub at 921600 baud" "$T/out"
 sim_start h --time-scale 0 --flash 4MB
 write_fast h

@@ -96,6 +96,7 @@ static void options(espl_loader_options *o, log_capture *cap)
 {
 	espl_loader_options_init(o);
 	o->stub_path = stub_path;
+	o->baud = 115200;      /* the ROM at 115200, then a switch (connect.baud: 115200) */
 	o->flash_baud = 921600;
 	o->connect_attempts = 2;
 	o->connect_timeout_ms = 3000;
@@ -597,13 +598,56 @@ static void rom_baud_case(unsigned garble_above)
 	assert_int_equal(espl_loader_mode(l), ESPL_MODE_STUB);
 	if (garble_above) {
 		assert_int_equal(espl_loader_baud(l), 115200);
-		assert_non_null(strstr(cap.text, "no answer from the ROM at 921600 baud in 1 round(s); "
+		assert_non_null(strstr(cap.text, "no answer from the ROM at 921600 baud within 250 ms; "
 					     "falling back to 115200 baud"));
+		/* the bound (issue 17): the fast try costs its 250 ms budget plus
+		 * one 40 ms SYNC timeout, then the 115200 SYNC answers at once;
+		 * 200 ms of slack for a loaded machine */
+		const char *ph = strstr(cap.text, ", sync ");
+		assert_non_null(ph);
+		int sync_ms = atoi(ph + 7);
+		if (sync_ms > 250 + 40 + 200)
+			fail_msg("the fast try and fallback took %d ms of SYNC:\n%s", sync_ms, cap.text);
 	} else {
 		assert_int_equal(espl_loader_baud(l), 921600);
 		assert_null(strstr(cap.text, "falling back"));
 	}
 	espl_loader_close(l);
+}
+
+/* No ROM rate given (baud 0): the loader syncs at flash_baud and uploads
+ * the stub there, so no CHANGE_BAUDRATE is sent; a ROM deaf at that rate
+ * costs one short round (FAST_SYNC_BUDGET_MS), not more. */
+static void test_default_rom_baud_is_the_flash_baud(void **state)
+{
+	(void)state;
+	for (int deaf = 0; deaf <= 1; deaf++) {
+		sim_chip_config cfg = chip_config(1u << 20, 26);
+		chip_port *cp = new_chip_port(&cfg);
+		espl_loader_options o;
+		log_capture cap = { 0 };
+		espl_loader *l;
+		espl_error err;
+		options(&o, &cap);
+		o.baud = 0;
+		o.connect_attempts = 3;
+		if (deaf)
+			cp->garble_above = 115200;
+		int rc = espl_loader_connect(&cp->base, &o, &l, &err);
+		if (rc)
+			fail_msg("connect: %s", err.msg);
+		assert_int_equal(espl_loader_rom_baud(l), deaf ? 115200 : 921600);
+		assert_int_equal(espl_loader_baud(l), deaf ? 115200 : 921600);
+		assert_int_equal(strstr(cap.text, "falling back") != NULL, deaf);
+		/* a direct sync needs no switch: 1 boot, and the phase line says so
+		 * (a line that garbles 921600 also fails the switch after the
+		 * fallback: that costs a reconnect, as with connect.baud: 115200) */
+		if (!deaf && cp->boots != 1)
+			fail_msg("%d boots:\n%s", cp->boots, cap.text);
+		assert_non_null(strstr(cap.text, deaf ? "(ROM at 115200, now 115200 baud)"
+		                                      : "baud switch 0 (ROM at 921600, now 921600 baud)"));
+		espl_loader_close(l);
+	}
 }
 
 static void test_fast_rom_baud_syncs_directly(void **state)
@@ -898,6 +942,7 @@ int main(void)
 		cmocka_unit_test(test_fast_baud_refused_by_adapter),
 		cmocka_unit_test(test_fast_baud_garbled_falls_back),
 		cmocka_unit_test(test_fast_rom_baud_syncs_directly),
+		cmocka_unit_test(test_default_rom_baud_is_the_flash_baud),
 		cmocka_unit_test(test_fast_rom_baud_falls_back_to_115200),
 		cmocka_unit_test(test_rom_baud_then_flash_baud_passes_the_right_old_rate),
 		cmocka_unit_test(test_missing_stub),
