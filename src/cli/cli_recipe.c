@@ -81,8 +81,9 @@ static void show_connect(const espl_recipe *r)
 		printf("connect:\n  reset: %s%s\n", c->reset == ESPL_CONNECT_RESET_AUTO ? "auto" : "none",
 		       dflt(c->reset_default));
 	}
-	printf("  baud: %u%s\n  flash_baud: %u%s\n", c->baud, dflt(c->baud_default), c->flash_baud,
-	       dflt(c->flash_baud_default));
+	printf("  baud: %u%s\n  flash_baud: %u%s\n", espl_recipe_rom_baud(r),
+	       c->baud_default ? "  # default: the flash_baud (115200 if the ROM is deaf there)" : "",
+	       c->flash_baud, dflt(c->flash_baud_default));
 	if (c->stub == ESPL_STUB_GENERATION) {
 		printf("  stub: %s\n", c->stub_path);
 	} else if (c->stub == ESPL_STUB_FILE) {
