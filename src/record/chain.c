@@ -511,8 +511,9 @@ int espl_db_anchor_parse(const char *text, espl_db_anchor *a, espl_error *err)
 	    seq < 0 || strlen(origin) != ESPL_DB_UUID_SIZE - 1 || !is_hex64(hash))
 		return espl_fail(err, ESPL_EARG, "not an espline anchor (expected a line \"" ANCHOR_MAGIC
 		                 " origin=UUID seq=N hash=64 hex digits time=...\", as `espline db anchor` prints)");
-	snprintf(a->origin, sizeof a->origin, "%s", origin);
-	snprintf(a->hash, sizeof a->hash, "%s", hash);
+	/* lengths checked above: a uuid and 64 hex digits, each with its NUL */
+	memcpy(a->origin, origin, ESPL_DB_UUID_SIZE);
+	memcpy(a->hash, hash, ESPL_DB_HASH_SIZE);
 	a->seq = seq;
 	return ESPL_OK;
 }
