@@ -137,6 +137,15 @@ typedef int (*espl_report_batch_cb)(const espl_report_batch *b, void *user);
 /* The newest `limit` batches, newest first.  Returns the number listed, the
  * callback's non-zero value if it stopped early, or a negative code. */
 int espl_report_batches(espl_db *db, int limit, espl_report_batch_cb cb, void *user, espl_error *err);
+/* Device commands (espline erase, write, verify) recorded on the unit with
+ * this MAC (events of kind device-*), newest first: time, level, kind,
+ * message ("mac=... write 0x0 app.bin ... : PASS").  Returns the number,
+ * the callback's non-zero value, or a negative code. */
+typedef int (*espl_report_command_cb)(int64_t time_ms, const char *level, const char *kind,
+                                      const char *message, void *user);
+int espl_report_device_commands(espl_db *db, const char *mac, espl_report_command_cb cb, void *user,
+                                espl_error *err);
+
 /* Every batch named name, newest first (cb may be NULL to count them).
  * Returns the number found, the callback's non-zero value, or a negative
  * code.  A batch name names one batch: `espline run` refuses to reuse one

@@ -216,6 +216,17 @@ static void print_details(const char *details)
 	}
 }
 
+/* A device command recorded on the MAC (espline erase/write/verify). */
+static int print_command(int64_t time_ms, const char *level, const char *kind, const char *message, void *user)
+{
+	char when[32];
+	(void)level;
+	(void)user;
+	espl_report_format_time(time_ms, when);
+	printf("%s  %-11s by hand: %s\n", when, kind, espl_cli_shown(message));
+	return 0;
+}
+
 static int print_history_unit(const espl_report_unit *ru, void *user)
 {
 	const espl_db_unit *u = &ru->unit;
@@ -268,9 +279,11 @@ static int cmd_history(int argc, char **argv)
 		return rc;
 	int n = conn ? espl_central_history(conn, a.positional[0], print_history_unit, NULL, &err)
 		     : espl_report_history(db, a.positional[0], print_history_unit, NULL, &err);
+	int commands = db && n >= 0 ? espl_report_device_commands(db, a.positional[0], print_command, NULL, &err) : 0;
 	close_source(db, conn);
-	if (n < 0)
+	if (n < 0 || commands < 0)
 		return fail(argv[0], &err);
+	n += commands;
 	if (n == 0) {
 		printf("%s was never programmed (according to %s)\n", espl_cli_shown(a.positional[0]),
 		       a.use_central ? "the central database" : espl_cli_shown(espl_db_path(a.db)));

@@ -74,8 +74,17 @@ static void on_progress(void *ctx, const espl_progress *p)
 		p->rate / 1024.0, p->elapsed_s);
 }
 
+/* The last failure said, for the record of the command (single-threaded). */
+static char last_error[ESPL_ERROR_MAX];
+
+const char *espl__cli_last_error(void)
+{
+	return last_error;
+}
+
 int espl__cli_fail(const dev_args *a, const espl_error *err)
 {
+	snprintf(last_error, sizeof last_error, "%s", err->msg);
 	fprintf(stderr, "espline %s: error: %s\n", a->cmd, espl_cli_shown(err->msg));
 	return espl_cli_exit_for(err->code);
 }
@@ -106,6 +115,10 @@ const char espl__cli_common_help[] =
 	"                    scripts/install-deps.sh, then an installed esptool/esptool-js)\n"
 	"  --no-stub         talk to the ROM loader only (slow; no erase/verify/read)\n"
 	"  -v, --verbose     debug log     -q, --quiet  no progress\n"
+	"  --db PATH         erase, write, verify: where the command is recorded (the\n"
+	"                    MAC, the regions, the result; default $ESPLINE_DB, else\n"
+	"                    db/espline.sqlite); `espline history MAC` shows it\n"
+	"  --no-record       erase, write, verify: do not record the command\n"
 	"\nPORT: /dev/ttyUSB0, /dev/pts/N, a glob or usb:VID:PID matching exactly one\n"
 	"adapter, rfc2217://HOST:PORT or socket://HOST:PORT.\n"
 	"exit codes: 0 ok, 1 check failed (verify mismatch, wrong chip, image too big),\n"
@@ -113,7 +126,7 @@ const char espl__cli_common_help[] =
 
 enum opt_id {
 	OPT_BAUD = 1000, OPT_FLASH_BAUD, OPT_RESET, OPT_AFTER, OPT_STUB, OPT_NO_STUB, OPT_NO_COMPRESS,
-	OPT_VERIFY, OPT_MODE, OPT_SIZE, OPT_FREQ, OPT_REGION, OPT_HELP,
+	OPT_VERIFY, OPT_MODE, OPT_SIZE, OPT_FREQ, OPT_REGION, OPT_DB, OPT_NO_RECORD, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -129,6 +142,8 @@ static const struct option long_opts[] = {
 	{ "flash-size", required_argument, NULL, OPT_SIZE },
 	{ "flash-freq", required_argument, NULL, OPT_FREQ },
 	{ "region", required_argument, NULL, OPT_REGION },
+	{ "db", required_argument, NULL, OPT_DB },
+	{ "no-record", no_argument, NULL, OPT_NO_RECORD },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -184,6 +199,8 @@ static int apply_opt(dev_args *a, int c, const char *arg)
 	case OPT_SIZE: rc = espl_flash_size_parse(arg, &a->params.size, &err); break;
 	case OPT_FREQ: rc = espl_flash_freq_parse(arg, &a->params.freq, &err); break;
 	case OPT_REGION: a->region = 1; a->region_addr = arg; return 0;
+	case OPT_DB: a->db = arg; return 0;
+	case OPT_NO_RECORD: a->no_record = 1; return 0;
 	case 'v': a->verbose = 1; return 0;
 	case 'q': a->quiet = 1; return 0;
 	default: return ESPL_EXIT_USAGE;
@@ -433,7 +450,7 @@ static int cmd_erase(int argc, char **argv)
 	espl_error err;
 	uint32_t addr = 0, len = 0;
 	snprintf(help, sizeof help, "%s%s", erase_help_head, espl__cli_common_help);
-	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "L", help);
+	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "L" RECORD_OPTS, help);
 	if (rc >= 0)
 		return rc;
 	if (a.npos != (a.region ? 2 : 1)) {
@@ -454,11 +471,15 @@ static int cmd_erase(int argc, char **argv)
 	}
 	rc = espl__cli_connect_device(&a, a.pos[0], &v, &l, &chip);
 	if (rc == 0) {
+		char what[64] = "chip";
+		if (a.region)
+			snprintf(what, sizeof what, "region 0x%X+0x%X", addr, len);
 		rc = a.region ? espl_flash_erase_region(l, addr, len, &err) : espl_flash_erase_chip(l, &err);
 		rc = rc < 0 ? espl__cli_fail(&a, &err) : ESPL_EXIT_OK;
 		if (rc == ESPL_EXIT_OK && !a.quiet)
 			fprintf(stderr, "erase done\n");
 		espl__cli_finish(&a, l);
+		rc = espl__cli_record(&a, &chip, what, rc, rc ? espl__cli_last_error() : NULL);
 	}
 	free(a.pos);
 	return rc;

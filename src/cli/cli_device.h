@@ -13,6 +13,7 @@
 
 #include "espline/esp8266.h"
 #include "espline/flash.h"
+#include "espline/image.h"
 #include "espline/loader.h"
 
 #define MAX_FILES 32
@@ -30,6 +31,8 @@ typedef struct dev_args {
 	espl_flash_params params;
 	int region;                /* erase --region */
 	const char *region_addr;
+	const char *db;            /* --db: where device commands are recorded */
+	int no_record;             /* --no-record */
 	char **pos;                /* positional arguments after the options */
 	int npos;
 } dev_args;
@@ -45,6 +48,8 @@ typedef struct progress_view {
 /* cli_device.c */
 /* The help text of the connection options every device command takes. */
 extern const char espl__cli_common_help[];
+/* The message of the last espl__cli_fail ("" if none). */
+const char *espl__cli_last_error(void);
 /* Print err for command a->cmd; returns the exit code it maps to. */
 int espl__cli_fail(const dev_args *a, const espl_error *err);
 /* Parse a number argument (decimal, 0x hex, KB/MB); prints why not. */
@@ -57,5 +62,19 @@ int espl__cli_connect_device(dev_args *a, const char *spec, progress_view *v, es
 			     espl_chip_info *chip);
 /* Reset the chip per --after and close the loader. */
 void espl__cli_finish(dev_args *a, espl_loader *l);
+
+/* cli_record.c */
+/* The getopt letters of --db and --no-record, for erase, write and verify. */
+#define RECORD_OPTS "MN"
+/* Record a device command on an identified unit in the database (an event
+ * of kind "device-CMD": the MAC, what was done, the result), unless
+ * --no-record.  what describes the regions ("chip", "0x0 app.bin 262144
+ * bytes md5 ..."); code is the command's exit code, error its message
+ * (NULL when it succeeded).  Returns code, or ESPL_EXIT_DB when the command
+ * succeeded but its record could not be written (said on stderr). */
+int espl__cli_record(const dev_args *a, const espl_chip_info *chip, const char *what, int code,
+                     const char *error);
+/* "0xADDR NAME N bytes md5 HEX" for each image, ";"-separated, into out. */
+void espl__cli_describe_images(const espl_image *const *imgs, int n, char *out, size_t cap);
 
 #endif /* ESPLINE_CLI_DEVICE_H */

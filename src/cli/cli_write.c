@@ -135,7 +135,7 @@ static int run_files(dev_args *a, int do_write)
 	progress_view v = { 0 };
 	file_arg files[MAX_FILES];
 	const espl_image *imgs[MAX_FILES];
-	int nfiles = 0, rc;
+	int nfiles = 0, rc, images_ready = 0;
 	espl_loader *l = NULL;
 	espl_chip_info chip;
 	espl_error err;
@@ -153,9 +153,12 @@ static int run_files(dev_args *a, int do_write)
 			pthread_join(prep, NULL);
 	}
 	for (int i = 0; rc == 0 && i < nfiles; i++) {
-		if (espl_image_source_get(files[i].src, chip.flash_size, &imgs[i], &err) < 0)
+		if (espl_image_source_get(files[i].src, chip.flash_size, &imgs[i], &err) < 0) {
 			rc = espl__cli_fail(a, &err);
-		else if (imgs[i]->patched && !a->quiet)
+			break;
+		}
+		images_ready++;
+		if (imgs[i]->patched && !a->quiet)
 			fprintf(stderr, "%s: flash params set to 0x%02X%02X\n", imgs[i]->name,
 				imgs[i]->header[0], imgs[i]->header[1]);
 	}
@@ -174,7 +177,12 @@ static int run_files(dev_args *a, int do_write)
 	}
 	if (rc == 0 && !a->quiet)
 		fprintf(stderr, "%s done in %.1f s\n", a->cmd, espl__now_s() - t0);
-	espl__cli_finish(a, l);
+	if (l) {
+		char what[2048];
+		espl__cli_describe_images(imgs, images_ready, what, sizeof what);
+		espl__cli_finish(a, l);
+		rc = espl__cli_record(a, &chip, what, rc, rc ? espl__cli_last_error() : NULL);
+	}
 	free_files(files, nfiles);
 	return rc;
 }
@@ -195,7 +203,7 @@ static int cmd_write(int argc, char **argv)
 	char help[4096];
 	dev_args a;
 	snprintf(help, sizeof help, "%s%s", write_help_head, espl__cli_common_help);
-	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "GHIJK", help);
+	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "GHIJK" RECORD_OPTS, help);
 	if (rc >= 0)
 		return rc;
 	rc = run_files(&a, 1);
@@ -214,7 +222,7 @@ static int cmd_verify(int argc, char **argv)
 	char help[4096];
 	dev_args a;
 	snprintf(help, sizeof help, "%s%s", verify_help_head, espl__cli_common_help);
-	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "IJK", help);
+	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "IJK" RECORD_OPTS, help);
 	if (rc >= 0)
 		return rc;
 	rc = run_files(&a, 0);

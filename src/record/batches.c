@@ -4,6 +4,7 @@
 #include "espline/report.h"
 
 #include <sqlite3.h>
+#include <stdio.h>
 
 #define BATCHES_COLS                                                                  \
 	"SELECT b.uuid, b.name, s.name, s.host, r.name, b.operator, b.started_ms,"   \
@@ -82,4 +83,28 @@ int espl_report_batches_named(espl_db *db, const char *name, espl_report_batch_c
 	if (!name)
 		return espl_fail(err, ESPL_EARG, "batches: a name is needed");
 	return list_batches(db, BATCHES_NAMED_SQL, 0, name, cb, user, err);
+}
+
+int espl_report_device_commands(espl_db *db, const char *mac, espl_report_command_cb cb, void *user,
+                                espl_error *err)
+{
+	char norm[18], like[32];
+	sqlite3 *conn = espl_db_sqlite(db);
+	sqlite3_stmt *s;
+	if (!cb || espl_db_normalize_mac(mac, norm) < 0)
+		return espl_fail(err, ESPL_EARG, "device commands: a callback and a MAC are needed");
+	snprintf(like, sizeof like, "mac=%s %%", norm);
+	if (sqlite3_prepare_v2(conn, "SELECT time_ms, level, kind, message FROM events WHERE kind LIKE 'device-%'"
+	                       " AND message LIKE ?1 ORDER BY time_ms DESC, id DESC", -1, &s, NULL) != SQLITE_OK)
+		return espl_fail(err, ESPL_EDB, "database %s: device commands: %s", espl_db_filename(db),
+		                 sqlite3_errmsg(conn));
+	sqlite3_bind_text(s, 1, like, -1, SQLITE_TRANSIENT);
+	int n = 0, rc, stop = 0;
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		n++;
+		stop = cb(sqlite3_column_int64(s, 0), text_or_empty(s, 1), text_or_empty(s, 2), text_or_empty(s, 3),
+		          user);
+	}
+	sqlite3_finalize(s);
+	return stop ? stop : n;
 }

@@ -182,6 +182,26 @@ run export --format csv --db "$ODB"
 check "the CSV export is in seq order" eval \
 	'[ "$(tr -d "\r" <"$T/out" | awk -F, "NR > 1 && \$25 != \"\" { print \$25 }")" = "$(tr -d "\r" <"$T/out" | awk -F, "NR > 1 && \$25 != \"\" { print \$25 }" | sort -n)" ]'
 
+# --- device commands are recorded (item 10) ---------------------------------------
+DDB=$T/device.sqlite
+DEV=(--reset none --after stay --flash-baud 115200 -q --db "$DDB")
+run write "$(sim_dev_port sim2 0)" "${DEV[@]}" --verify 0x0 recipes/images/nodemcu-demo.bin
+run erase "$(sim_dev_port sim2 0)" "${DEV[@]}" --region 0x3FC000 0x4000
+run verify "$(sim_dev_port sim2 0)" "${DEV[@]}" 0x3FC000 recipes/images/esp_init_data_demo.bin
+check "a verify of an erased region fails (exit 1)" [ "$rc" -eq 1 ]
+run erase "$(sim_dev_port sim2 0)" "${DEV[@]}" --no-record --region 0x3FC000 0x4000
+check "erase, write and verify on a unit are recorded by default, --no-record is not" \
+	[ "$(sqlite3 "$DDB" "select group_concat(kind, ' ') from (select kind from events where kind like 'device-%' order by id)")" = "device-write device-erase device-verify" ]
+check "... each with the MAC, the regions and the result" eval \
+	'[ "$(sqlite3 "$DDB" "select count(*) from events where message like '"'mac=5c:cf:7f:a0:00:00 write 0x0 %nodemcu-demo.bin 262144 bytes md5 % PASS'"'")" = 1 ] && [ "$(sqlite3 "$DDB" "select level from events where kind = '"'device-verify'"'")" = error ]'
+run history 5c:cf:7f:a0:00:00 --db "$DDB"
+check "history shows the rework by hand, newest first" eval \
+	'[ "$rc" -eq 0 ] && [ "$(grep -c " by hand: " "$T/out")" = 3 ] && head -1 "$T/out" | grep -q "device-verify by hand: .*: FAIL: verify failed"'
+mkdir -p "$T/nodb" && chmod 555 "$T/nodb"
+run erase "$(sim_dev_port sim2 0)" --reset none --after stay --flash-baud 115200 -q --db /proc/nodb/x.sqlite --region 0x3FC000 0x4000
+check "a device command whose record cannot be written says so: exit 4" eval \
+	'[ "$rc" -eq 4 ] && has "was NOT recorded in /proc/nodb/x.sqlite"'
+
 # --- station and setup faults have their own exit codes (item 8) -----------------
 ESPLINE_STUB=/dev/zero run run "$T/r/jig.yaml" --port "$(sim_dev_port sim 3)" --db "$DB"
 check "no usable flasher stub (\$ESPLINE_STUB=/dev/zero): exit 5 (a setup fault), not 3 (no device)" eval \
