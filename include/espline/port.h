@@ -117,4 +117,9 @@ typedef struct espl_port_info {
  * *list is malloc'd; free it with free().  Returns the count (>= 0). */
 int espl_port_list(const char *spec, espl_port_info **list, espl_error *err);
 
+/* Is spec a port spec a user may give (device path or glob, usb:VID[:PID],
+ * rfc2217://HOST:PORT, socket://HOST:PORT)?  Syntax only: nothing is opened
+ * or looked up.  ESPL_EARG with a message saying what was expected. */
+int espl_port_spec_check(const char *spec, espl_error *err);
+
 #endif /* ESPLINE_PORT_H */

@@ -8,14 +8,24 @@
  * lists how they answer.
  *
  * The stub is never compiled in (license, and so that updating it needs no
- * rebuild).  Search order, first existing file wins:
+ * rebuild).  No path of the build tree is compiled in: an installed binary
+ * looks in installed places, and beside itself.  Search order, first
+ * existing file wins:
  *   1. the explicit path (--stub, a recipe's stub:), or a generation name:
  *      "legacy" or "esp-flasher-stub" search only that generation's files,
- *      third_party/stub/esp8266-legacy.json or esp8266.json first, then the
- *      installed esptool / esptool-js files of that generation
+ *      a source tree's third_party/stub/esp8266-legacy.json or esp8266.json
+ *      (as in 3) first, then the installed esptool / esptool-js files of that
+ *      generation
  *   2. $ESPLINE_STUB
- *   3. ESPLINE_SOURCE_DIR/third_party/stub/esp8266.json (scripts/install-deps.sh)
- *   4. an installed esptool (Python site-packages: targets/stub_flasher/1/
+ *   3. a source tree's third_party/stub/esp8266.json (scripts/install-deps.sh
+ *      makes it), for a binary one or two folders below that tree (build/,
+ *      build/asan/, build/tests/); only where that file exists
+ *   4. $XDG_DATA_HOME/espline/stub/esp8266.json (default ~/.local/share/...)
+ *   5. share/espline/stub/esp8266.json beside the binary's folder
+ *      (/usr/bin/espline -> /usr/share/espline/stub/esp8266.json)
+ *   6. ESPL_STUB_STATE_PATH, the copy `espline setup` makes for the service
+ *   7. /usr/local/share/espline/stub/, /usr/share/espline/stub/
+ *   8. an installed esptool (Python site-packages: targets/stub_flasher/1/
  *      esp8266.json, targets/stub_flasher/stub_flasher_8266.json) or esptool-js
  *      (global npm: lib/targets/stub_flasher/{esp8266,stub_flasher_8266}.json)
  * If none exists the error lists every path tried and how to get one.
@@ -62,6 +72,18 @@ int espl_stub_find(const char *explicit_path, espl_stub *stub, espl_error *err);
 size_t espl_stub_candidates(const char *explicit_path, char **paths, size_t max);
 
 void espl_stub_free(espl_stub *stub);
+
+/* Where `espline setup` puts the service's copy (root). */
+#define ESPL_STUB_STATE_PATH "/var/lib/espline/stub/esp8266.json"
+
+/* The stub files of an installed esptool or esptool-js that exist (search
+ * step 8), newest Python first; malloc'd strings the caller frees. */
+size_t espl_stub_installed_sources(char **paths, size_t max);
+
+/* Check that src is a stub (espl_stub_load_file) and copy it to dst,
+ * creating dst's folders (mode 0755) and replacing dst atomically (file mode
+ * 0644).  Errors: those of loading src, ESPL_ESYS/ESPL_EPERM writing dst. */
+int espl_stub_install(const char *src, const char *dst, espl_error *err);
 
 /* Upload with MEM_BEGIN/MEM_DATA/MEM_END, wait for "OHAI", switch the loader
  * to stub mode. */

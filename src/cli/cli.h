@@ -8,6 +8,7 @@
 #ifndef ESPLINE_CLI_H
 #define ESPLINE_CLI_H
 
+#include "espline/recipe.h"
 #include "espline/web.h"
 
 /* A macro's value as a string literal: "default " ESPL__STR(ESPL_DEFAULT_BAUD). */
@@ -104,6 +105,33 @@ const char *espl_cli_spool_dir(void);
  * others may read it, when it is not a bounded regular file, or empty.
  * *conninfo points to a static buffer. */
 int espl_cli_central_file(const char *cmd, const char *path, const char **conninfo);
+
+extern const espl_cli_command espl_cmd_station;  /* cli_station.c */
+extern const espl_cli_command espl_cmd_setup;    /* cli_setup.c */
+extern const espl_cli_command espl_cmd_version;  /* version.c */
+
+/* The release (VERSION) and the git revision of this build (version.c). */
+const char *espl_cli_version(void);
+const char *espl_cli_revision(void);
+
+/* The station file `espline run` and `espline station` read when none is
+ * given (the Makefile's SYSCONFDIR, /etc by default). */
+#ifndef ESPLINE_SYSCONFDIR
+#define ESPLINE_SYSCONFDIR "/etc"
+#endif
+#define ESPL_CLI_STATION_FILE ESPLINE_SYSCONFDIR "/espline/station.yaml"
+
+/* Load and prepare a recipe (files read, hashed, pins checked); NULL on
+ * failure, after the diagnostics were printed (cli_recipe.c). */
+espl_recipe *espl_cli_recipe_load(const char *path);
+
+/* s on stdout as a YAML double-quoted string: quotes, backslashes and
+ * control characters escaped (cli_recipe.c). */
+void espl_cli_put_quoted(const char *s);
+
+/* Load a station file; NULL on failure, after the diagnostics were printed
+ * (cli_station.c). */
+struct espl_station_file *espl_cli_station_load(const char *path);
 
 /* Map an ESPL_E* code to an exit code. */
 int espl_cli_exit_for(int code);

@@ -16,9 +16,7 @@ static void recipe_usage(FILE *out)
 	      out);
 }
 
-/* Load and prepare (files read, hashed, pins checked); NULL on failure after
- * the diagnostics were printed. */
-static espl_recipe *load_prepared(const char *path)
+espl_recipe *espl_cli_recipe_load(const char *path)
 {
 	espl_recipe *r = NULL;
 	espl_error err = { 0, "" };
@@ -36,13 +34,18 @@ static espl_recipe *load_prepared(const char *path)
 
 /* ---- show: YAML that re-parses to the same recipe --------------------- */
 
-static void put_quoted(const char *s)
+void espl_cli_put_quoted(const char *s)
 {
 	putchar('"');
 	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			putchar('\\');
-		putchar(*s);
+		unsigned char ch = (unsigned char)*s;
+		if (ch < 0x20 || ch == 0x7f)
+			printf("\\x%02x", ch);   /* a YAML double-quoted escape */
+		else {
+			if (ch == '"' || ch == '\\')
+				putchar('\\');
+			putchar(ch);
+		}
 	}
 	putchar('"');
 }
@@ -65,7 +68,7 @@ static void show_strings(const char *key, char *const *v, size_t n)
 	printf("%s: [", key);
 	for (size_t i = 0; i < n; i++) {
 		fputs(i ? ", " : "", stdout);
-		put_quoted(v[i]);
+		espl_cli_put_quoted(v[i]);
 	}
 	puts("]");
 }
@@ -88,7 +91,7 @@ static void show_connect(const espl_recipe *r)
 		printf("  stub: %s\n", c->stub_path);
 	} else if (c->stub == ESPL_STUB_FILE) {
 		fputs("  stub: ", stdout);
-		put_quoted(c->stub_path);
+		espl_cli_put_quoted(c->stub_path);
 		putchar('\n');
 	} else {
 		printf("  stub: builtin%s\n", dflt(c->stub_default));
@@ -139,7 +142,7 @@ static void show_expect(const espl_recipe *r)
 static void show_file(const char *key, const espl_recipe_file *f)
 {
 	printf("      %s: ", key);
-	put_quoted(f->path);
+	espl_cli_put_quoted(f->path);
 	printf("  # %u bytes\n", f->size);
 	if (f->pin[0])
 		printf("      sha256: \"%s\"  # pinned, matches\n", f->pin);
@@ -239,7 +242,7 @@ static void show(const espl_recipe *r)
 	printf("# recipe text sha256 %s\n", r->sha256);
 	puts("# Fully resolved: defaults filled in (marked), paths absolute.");
 	fputs("recipe: ", stdout);
-	put_quoted(r->name);
+	espl_cli_put_quoted(r->name);
 	puts("\nchip: esp8266");
 	show_connect(r);
 	show_flash(r);
@@ -254,7 +257,7 @@ static void show(const espl_recipe *r)
  * image prepared for the flash sizes it may meet). */
 static int check_one(const char *path)
 {
-	espl_recipe *r = load_prepared(path);
+	espl_recipe *r = espl_cli_recipe_load(path);
 	espl_plan *plan = NULL;
 	espl_error err = { 0, "" };
 	if (!r)
@@ -289,7 +292,7 @@ static int cmd_check(int argc, char **argv)
 
 static int cmd_show(const char *path)
 {
-	espl_recipe *r = load_prepared(path);
+	espl_recipe *r = espl_cli_recipe_load(path);
 	if (!r)
 		return ESPL_EXIT_USAGE;
 	show(r);

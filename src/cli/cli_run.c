@@ -18,20 +18,26 @@
 #include "espline/report.h"
 #include "espline/stub.h"
 #include "espline/runner.h"
+#include "espline/station_file.h"
 #include "espline/supervisor.h"
 #include "espline/ui.h"
 #include "util/str.h"
 
 #define MAX_PORTS 256
-#define ESPLINE_RUN_VERSION "0.1.0"
 
 static const char run_help[] =
-	"usage: espline run RECIPE [--port SPEC ...] [--batch NAME --count N | --station]\n"
+	"usage: espline run [RECIPE] [--station-file FILE] [--port SPEC ...]\n"
+	"                   [--batch NAME --count N | --station]\n"
 	"                   [--db PATH] [--central URL | --central-file F] [--operator NAME] [--station-name NAME]\n"
 	"                   [--json | --plain] [--baud N] [--flash-baud N] [--stub STUB]\n"
 	"                   [--http HOST:PORT [--http-token-file FILE] [--http-control]]\n\n"
 	"Program ESP8266 units with RECIPE, one worker thread per adapter, and record\n"
 	"every unit in the database.\n\n"
+	"  --station-file FILE\n"
+	"                     take the recipe, ports, operator rule, database, central URL,\n"
+	"                     web view and station name from FILE (espline-station(5)); the options\n"
+	"                     and RECIPE given here override it.  Without RECIPE and this\n"
+	"                     option: " ESPL_CLI_STATION_FILE ", if it exists\n"
 	"  --port SPEC        /dev/ttyUSB0, a glob '/dev/ttyUSB*', usb:VID:PID, rfc2217://HOST:PORT,\n"
 	"                     socket://HOST:PORT; repeatable.  Default: every CP210x, CH340,\n"
 	"                     CH9102 and FTDI adapter (usb:10c4:ea60 usb:1a86:7523 usb:1a86:55d4\n"
@@ -41,7 +47,8 @@ static const char run_help[] =
 	"                     for a unit, programs it, waits for it to be removed, ...\n"
 	"  --station          the same, until Ctrl-C; adapters plugged in later get a worker\n"
 	"                     (without --batch/--station: one unit per adapter found, then exit)\n"
-	"  --db PATH          database (default $ESPLINE_DB or db/espline.sqlite)\n"
+	"  --db PATH          database (default: the station file's, else $ESPLINE_DB,\n"
+	"                     else db/espline.sqlite)\n"
 	"  --central URL      also replicate every unit to PostgreSQL (default $ESPLINE_CENTRAL);\n"
 	"                     the line never waits for it: see `espline sync status`.  A URL\n"
 	"                     on the command line shows its password in `ps`: prefer\n"
@@ -68,7 +75,8 @@ static const char run_help[] =
 	"permitted, no flasher stub, out of memory; no unit recorded), 130 interrupted.\n";
 
 typedef struct run_args {
-	const char *recipe;
+	const char *recipe, *station_file;
+	int operator_required;       /* the station file's operator_required */
 	const char *ports[MAX_PORTS];
 	size_t n_ports;
 	const char *batch, *db, *central, *operator_name, *station_name;
@@ -149,6 +157,9 @@ static int choose_operator(run_args *a)
 		a->operator_name = env;
 		return 0;
 	}
+	if (a->operator_required)
+		return usage_error("this station requires an operator: give --operator NAME (or set "
+		                   "$ESPLINE_OPERATOR); the station file says operator_required: true", NULL);
 	if (required && *required && strcmp(required, "0") != 0)
 		return usage_error("this station requires an operator: give --operator NAME (or set "
 		                   "$ESPLINE_OPERATOR); $ESPLINE_REQUIRE_OPERATOR is set", NULL);
@@ -175,7 +186,7 @@ static int check_names(const run_args *a)
 static int parse_args(int argc, char **argv, run_args *a)
 {
 	enum { O_BATCH = 256, O_COUNT, O_STATION, O_DB, O_OPERATOR, O_NAME, O_JSON, O_PLAIN, O_BAUD, O_FBAUD, O_CENTRAL, O_STUB,
-	       O_RESUME, O_CENTRAL_FILE };
+	       O_RESUME, O_CENTRAL_FILE, O_STATION_FILE };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },      { "batch", required_argument, NULL, O_BATCH },
 		{ "count", required_argument, NULL, O_COUNT }, { "station", no_argument, NULL, O_STATION },
@@ -186,6 +197,7 @@ static int parse_args(int argc, char **argv, run_args *a)
 		{ "flash-baud", required_argument, NULL, O_FBAUD }, { "stub", required_argument, NULL, O_STUB },
 		{ "resume", no_argument, NULL, O_RESUME },
 		{ "central-file", required_argument, NULL, O_CENTRAL_FILE },
+		{ "station-file", required_argument, NULL, O_STATION_FILE },
 		{ "help", no_argument, NULL, 'h' },
 		CLI_WEB_LONG_OPTIONS,
 		{ NULL, 0, NULL, 0 },
@@ -233,6 +245,7 @@ static int parse_args(int argc, char **argv, run_args *a)
 			break;
 		case O_STUB: a->stub = optarg; break;
 		case O_RESUME: a->resume = 1; break;
+		case O_STATION_FILE: a->station_file = optarg; break;
 		case O_FBAUD:
 			if (parse_baud(optarg, &a->flash_baud) < 0)
 				return usage_error("--flash-baud needs a rate from " ESPL__STR(ESPL_BAUD_MIN)
@@ -249,18 +262,21 @@ static int parse_args(int argc, char **argv, run_args *a)
 		a->recipe = argv[optind++];
 	if (optind < argc)
 		return usage_error("unexpected argument", argv[optind]);
-	if (!a->recipe)
-		return usage_error("which recipe?", NULL);
+	if (!a->recipe && !a->station_file) {
+		if (access(ESPL_CLI_STATION_FILE, F_OK) != 0)
+			return usage_error("which recipe? (give RECIPE or --station-file FILE; there is no "
+			                   ESPL_CLI_STATION_FILE ")", NULL);
+		a->station_file = ESPL_CLI_STATION_FILE;
+	}
 	if (a->count && !a->batch)
 		return usage_error("--count goes with --batch NAME", NULL);
 	if (a->batch && !a->count && !a->station)
 		return usage_error("--batch NAME needs --count N (or --station for an open-ended batch)", NULL);
 	if (a->json && a->plain)
 		return usage_error("--json and --plain exclude each other", NULL);
-	if ((a->web.token_file || a->web.control) && !a->web.listen)
+	if ((a->web.token_file || a->web.control) && !a->web.listen && !a->station_file)
 		return usage_error("--http-token-file and --http-control go with --http HOST:PORT", NULL);
-	int rc = choose_operator(a);
-	return rc ? rc : check_names(a);
+	return 0;
 }
 
 /* --stub FILE|legacy|esp-flasher-stub: the recipe's connect.stub, as if it
@@ -395,7 +411,44 @@ static int check_batch(const run_args *a, const espl_recipe *r, const char *db_p
 	return 0;
 }
 
-static int run_main(int argc, char **argv)
+/* The station file fills in what the command line left out. */
+static int apply_station_file(run_args *a, espl_station_file **sfp)
+{
+	espl_station_file *sf = *sfp = espl_cli_station_load(a->station_file);
+	if (!sf)
+		return ESPL_EXIT_USAGE;
+	if (!a->recipe)
+		a->recipe = sf->recipe;
+	if (a->n_ports == 0)
+		for (size_t i = 0; i < sf->n_slots; i++)
+			a->ports[a->n_ports++] = sf->slots[i].port;
+	if (!a->db)
+		a->db = sf->database;
+	if (!a->station_name)
+		a->station_name = sf->name;
+	if (!a->web.listen)
+		a->web.listen = sf->web_bind;
+	if (!a->web.token_file)
+		a->web.token_file = sf->web_token_file;
+	/* the URL file as --central-file reads it: one line, owner-only */
+	if (!a->central && sf->central_url_file) {
+		int rc = espl_cli_central_file("run", sf->central_url_file, &a->central);
+		if (rc)
+			return rc;
+	}
+	if (sf->operator_required && !a->operator_name)
+		return usage_error("the station file says operator_required: give --operator NAME", NULL);
+	fprintf(stderr, "espline run: station file %s: recipe %s", espl_cli_shown(sf->path),
+	        espl_cli_shown(a->recipe));
+	for (size_t i = 0; i < sf->n_slots; i++)
+		fprintf(stderr, "%s%s=%s", i ? ", " : "; slots ", espl_cli_shown(sf->slots[i].slot),
+		        espl_cli_shown(sf->slots[i].port));
+	fputc('\n', stderr);
+	return ESPL_EXIT_OK;
+}
+
+/* The whole command; *sfp is the station file it read, if any. */
+static int run_all(int argc, char **argv, espl_station_file **sfp)
 {
 	run_args a;
 	espl_recipe *r = NULL;
@@ -409,6 +462,15 @@ static int run_main(int argc, char **argv)
 	int code = parse_args(argc, argv, &a);
 	if (code)
 		return code < 0 ? ESPL_EXIT_OK : code;
+	/* the options, then the station file, then the environment */
+	if (a.station_file && (code = apply_station_file(&a, sfp)) != ESPL_EXIT_OK)
+		return code;
+	if ((a.web.token_file || a.web.control) && !a.web.listen)
+		code = usage_error("--http-token-file and --http-control go with --http HOST:PORT", NULL);
+	if (code == ESPL_EXIT_OK && (code = choose_operator(&a)) == ESPL_EXIT_OK)
+		code = check_names(&a);
+	if (code != ESPL_EXIT_OK)
+		return code;
 	a.db = espl__cli_or_env(a.db, ESPL_DB_ENV);
 	if (!a.central) /* --central "" turns replication off, whatever the variable */
 		a.central = espl__cli_or_env(NULL, ESPL_CENTRAL_ENV);
@@ -435,7 +497,7 @@ static int run_main(int argc, char **argv)
 		.mode = a.station ? ESPL_STATION_CONTINUOUS : a.batch ? ESPL_STATION_BATCH : ESPL_STATION_ONCE,
 		.batch_name = a.batch, .count = a.count, .operator_name = a.operator_name,
 		.resume = resumed.n ? &resumed.b : NULL,
-		.db_path = db_path, .central = a.central, .station_name = a.station_name, .version = ESPLINE_RUN_VERSION,
+		.db_path = db_path, .central = a.central, .station_name = a.station_name, .version = espl_cli_version(),
 		.handle_signals = 1, .on_event = on_event, .on_tick = on_tick, .ctx = &view,
 	};
 	/* A test knob: a database quota, to provoke "database or disk is full". */
@@ -478,6 +540,14 @@ static int run_main(int argc, char **argv)
 	espl_ui_free(ui);
 	espl_plan_free(plan);
 	espl_recipe_free(r);
+	return code;
+}
+
+static int run_main(int argc, char **argv)
+{
+	espl_station_file *sf = NULL;
+	int code = run_all(argc, argv, &sf);
+	espl_station_file_free(sf);
 	return code;
 }
 

@@ -10,14 +10,13 @@
 #include "espline/error.h"
 #include "espline/recipe.h"
 
-#define ESPLINE_VERSION "0.1.0"
-
 /* Each subcommand lives in its own cli_*.c file; add it here. */
 static const espl_cli_command *const commands[] = {
-	&espl_cmd_recipe, &espl_cmd_run,
+	&espl_cmd_recipe, &espl_cmd_station, &espl_cmd_run,
 	&espl_cmd_history, &espl_cmd_report, &espl_cmd_export, &espl_cmd_db,
 	&espl_cmd_sync, &espl_cmd_serve,
 	&espl_cmd_ports, &espl_cmd_info, &espl_cmd_erase, &espl_cmd_write, &espl_cmd_verify, &espl_cmd_read,
+	&espl_cmd_setup, &espl_cmd_version,
 	NULL,
 };
 
@@ -99,7 +98,8 @@ int espl_cli_exit_for(int code)
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: espline COMMAND [ARGS...]   (espline COMMAND --help for details)\n\ncommands:\n");
+	fprintf(out, "usage: espline COMMAND [ARGS...]   (espline COMMAND --help for details)\n"
+	        "       espline --version | -V\n\ncommands:\n");
 	for (size_t i = 0; commands[i]; i++)
 		fprintf(out, "  %-10s %s\n", commands[i]->name, commands[i]->summary);
 }
@@ -110,10 +110,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return ESPL_EXIT_USAGE;
 	}
-	if (strcmp(argv[1], "--version") == 0) {
-		puts("espline " ESPLINE_VERSION);
-		return ESPL_EXIT_OK;
-	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)
+		return espl_cmd_version.run(1, argv + 1);
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
 		usage(stdout);
 		return ESPL_EXIT_OK;

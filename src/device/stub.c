@@ -2,18 +2,17 @@
  * include/espline/stub.h. */
 #include "espline/stub.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/file.h"
-
-#ifndef ESPLINE_SOURCE_DIR
-#define ESPLINE_SOURCE_DIR "."
-#endif
 
 #define MAX_CANDIDATES 48
 /* The ESP8266 stub is about 20 KB of base64; a file 50 times that is not a stub. */
@@ -222,6 +221,65 @@ static size_t add_installed(char **paths, size_t n, size_t max, int gen)
 	return n;
 }
 
+#define STUB_TAIL "espline/stub/esp8266.json"
+
+/* The folder `up` levels above the running program's own folder (from
+ * /proc/self/exe), or 0 when it cannot be known.  Nothing of the build
+ * tree is compiled in: an installed or moved binary looks beside itself. */
+static int exe_ancestor(unsigned up, char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	if (n <= 0 || (size_t)n >= len - 1)
+		return 0;
+	buf[n] = '\0';
+	for (unsigned i = 0; i <= up; i++) {
+		char *slash = strrchr(buf, '/');
+		if (!slash || slash == buf)
+			return 0;
+		*slash = '\0';
+	}
+	return 1;
+}
+
+/* A source tree's own copy (third_party/stub, made by
+ * scripts/install-deps.sh), for a binary in its build folder (build/espline,
+ * build/asan/espline, build/tests/test_*); listed only where it exists, so
+ * an installed program's messages name no source-tree paths. */
+static size_t add_source_tree(char **paths, size_t n, size_t max, const char *name)
+{
+	char dir[1024];
+	for (unsigned up = 1; up <= 2; up++) {
+		if (!exe_ancestor(up, dir, sizeof dir))
+			continue;
+		size_t before = n;
+		n = add(paths, n, max, "%s/third_party/stub/%s", dir, name);
+		if (n > before && access(paths[n - 1], R_OK) != 0)
+			free(paths[--n]);
+		else if (n > before)
+			break;
+	}
+	return n;
+}
+
+/* Installed places: the user's data folder, share/ beside the program's
+ * folder (/usr/bin/espline -> /usr/share), the copy `espline setup` makes for
+ * the service, then the usual system-wide share folders. */
+static size_t add_installed_espline(char **paths, size_t n, size_t max)
+{
+	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	char dir[1024];
+
+	if (xdg && xdg[0] == '/')
+		n = add(paths, n, max, "%s/%s", xdg, STUB_TAIL);
+	else if (home && *home)
+		n = add(paths, n, max, "%s/.local/share/%s", home, STUB_TAIL);
+	if (exe_ancestor(1, dir, sizeof dir))
+		n = add(paths, n, max, "%s/share/%s", dir, STUB_TAIL);
+	n = add(paths, n, max, "%s%s", ESPL_STUB_STATE_PATH, NULL);
+	n = add(paths, n, max, "%s%s", "/usr/local/share/" STUB_TAIL, NULL);
+	return add(paths, n, max, "%s%s", "/usr/share/" STUB_TAIL, NULL);
+}
+
 size_t espl_stub_candidates(const char *explicit_path, char **paths, size_t max)
 {
 	size_t n = 0;
@@ -229,15 +287,15 @@ size_t espl_stub_candidates(const char *explicit_path, char **paths, size_t max)
 
 	if (espl_stub_is_generation(explicit_path)) {
 		int legacy = strcmp(explicit_path, ESPL_STUB_LEGACY) == 0;
-		n = add(paths, n, max, "%s%s", ESPLINE_SOURCE_DIR,
-			legacy ? "/third_party/stub/esp8266-legacy.json" : "/third_party/stub/esp8266.json");
+		n = add_source_tree(paths, n, max, legacy ? "esp8266-legacy.json" : "esp8266.json");
 		return add_installed(paths, n, max, legacy ? 1 : 2);
 	}
 	if (explicit_path && *explicit_path)
 		return add(paths, n, max, "%s%s", explicit_path, NULL);
 	if (env && *env)
 		n = add(paths, n, max, "%s%s", env, NULL);
-	n = add(paths, n, max, "%s%s", ESPLINE_SOURCE_DIR, "/third_party/stub/esp8266.json");
+	n = add_source_tree(paths, n, max, "esp8266.json");
+	n = add_installed_espline(paths, n, max);
 	return add_installed(paths, n, max, 0);
 }
 
@@ -281,13 +339,89 @@ int espl_stub_find(const char *explicit_path, espl_stub *stub, espl_error *err)
 		list[0] = '\0';
 		for (size_t k = 0; k < n && len < sizeof list; k++)
 			len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "", paths[k]);
-		espl_fail(err, ESPL_ENOTFOUND, "no ESP8266 flasher stub found: run scripts/install-deps.sh "
-			  "(it copies one from esptool-js), or set ESPLINE_STUB=FILE.json, or pass --stub "
-			  "FILE.json (a recipe: connect: { stub: FILE.json }). "
-			  "Tried: %s", list);
+		espl_fail(err, ESPL_ENOTFOUND, "no ESP8266 flasher stub found: run `espline setup` (it "
+			  "copies one from an installed esptool-js or esptool, or says how to get one; in a "
+			  "source tree scripts/install-deps.sh does it), or set ESPLINE_STUB=FILE.json, or pass "
+			  "--stub FILE.json (a recipe: connect: { stub: FILE.json }). Tried: %s", list);
 	}
 	for (size_t k = 0; k < n; k++)
 		free(paths[k]);
+	return rc;
+}
+
+size_t espl_stub_installed_sources(char **paths, size_t max)
+{
+	char *patterns[MAX_CANDIDATES];
+	size_t np = add_installed(patterns, 0, MAX_CANDIDATES, 0), n = 0;
+	for (size_t i = 0; i < np; i++) {
+		char *hit = first_match(patterns[i]);
+		if (hit && n < max)
+			paths[n++] = hit;
+		else
+			free(hit);
+		free(patterns[i]);
+	}
+	return n;
+}
+
+/* ---- install (espline setup) ------------------------------------------- */
+
+static int make_parents(const char *path, espl_error *err)
+{
+	char dir[1024];
+	snprintf(dir, sizeof dir, "%s", path);
+	for (char *p = dir + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return espl_fail_errno(err, "cannot create folder %s", dir);
+		*p = '/';
+	}
+	return ESPL_OK;
+}
+
+static int write_atomically(const char *dst, const char *buf, size_t len, espl_error *err)
+{
+	char tmp[1100];
+	snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dst, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return espl_fail_errno(err, "cannot write %s", tmp);
+	size_t off = 0;
+	while (off < len) {
+		ssize_t w = write(fd, buf + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			break;
+		off += (size_t)w;
+	}
+	int ok = off == len && fchmod(fd, 0644) == 0 && fsync(fd) == 0;
+	if (close(fd) < 0)
+		ok = 0;
+	if (!ok || rename(tmp, dst) < 0) {
+		espl_fail_errno(err, "cannot write %s", dst);
+		unlink(tmp);
+		return err->code;
+	}
+	return ESPL_OK;
+}
+
+int espl_stub_install(const char *src, const char *dst, espl_error *err)
+{
+	espl_stub stub;
+	char *buf = NULL;
+	size_t len = 0;
+
+	ESPL_TRY(espl_stub_load_file(src, &stub, err));
+	espl_stub_free(&stub);
+	int rc = espl__file_read(src, STUB_FILE_MAX, "stub", &buf, &len, err);
+	if (rc == ESPL_OK)
+		rc = make_parents(dst, err);
+	if (rc == ESPL_OK)
+		rc = write_atomically(dst, buf, len, err);
+	free(buf);
 	return rc;
 }
 

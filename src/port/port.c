@@ -246,6 +246,27 @@ static int list_usb(const char *spec, espl_port_info **list, espl_error *err)
 	return kept;
 }
 
+int espl_port_spec_check(const char *spec, espl_error *err)
+{
+	unsigned vid, pid;
+	int has_pid;
+	if (!spec || !*spec)
+		return espl_fail(err, ESPL_EARG, "empty port");
+	if (is_net_spec(spec))
+		return espl__port_net_spec_check(spec, err);
+	if (strstr(spec, "://"))
+		return espl_fail(err, ESPL_EARG,
+		                 "bad port '%s': unknown scheme (expected a device path, "
+		                 "rfc2217://HOST:PORT or socket://HOST:PORT)", spec);
+	if (is_usb_filter(spec))
+		return parse_usb_filter(spec, &vid, &pid, &has_pid, err);
+	if (spec[0] != '/')
+		return espl_fail(err, ESPL_EARG, "bad port '%s': expected a device path such as "
+		                 "/dev/ttyUSB0 or /dev/espline/by-path/..., a glob, usb:VID:PID, "
+		                 "rfc2217://HOST:PORT or socket://HOST:PORT", spec);
+	return ESPL_OK;
+}
+
 int espl_port_list(const char *spec, espl_port_info **list, espl_error *err)
 {
 	*list = NULL;

@@ -26,6 +26,8 @@ int espl__port_serial_open(const char *path, unsigned baud, espl_port **out, esp
 int espl__port_tty_open(const char *path, unsigned baud, espl_port **out, espl_error *err);
 /* rfc2217://host:port[?ign_set_control] or socket://host:port. */
 int espl__port_net_open(const char *spec, unsigned baud, espl_port **out, espl_error *err);
+/* The syntax of an rfc2217:// or socket:// spec, without connecting. */
+int espl__port_net_spec_check(const char *spec, espl_error *err);
 
 /* Every serial port libserialport enumerates, sorted by path; *list is
  * malloc'd.  Returns the count or a negative code. */

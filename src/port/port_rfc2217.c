@@ -126,6 +126,13 @@ static int parse_spec(const char *spec, int *telnet, char *host, size_t hn, char
 	return ESPL_OK;
 }
 
+int espl__port_net_spec_check(const char *spec, espl_error *err)
+{
+	int telnet;
+	char host[256], port[16];
+	return parse_spec(spec, &telnet, host, sizeof host, port, sizeof port, err);
+}
+
 /* --- socket plumbing ----------------------------------------------------- */
 
 static int connect_one(const struct addrinfo *ai, int *fd_out)

@@ -118,17 +118,43 @@ static void test_search_order(void **state)
 		   sizeof explicit_path);
 
 	setenv("ESPLINE_STUB", env_path, 1);
+	setenv("XDG_DATA_HOME", dir, 1);
 	size_t n = espl_stub_candidates(NULL, paths, 64);
 	assert_true(n > 3);
 	assert_string_equal(paths[0], env_path);
-	assert_non_null(strstr(paths[1], "third_party/stub/esp8266.json"));
-	int saw_pip = 0, saw_npm = 0;
+	/* then the tree's copy (this test runs from build/tests/, two folders
+	 * below the tree), the user's, the one beside the binary's folder
+	 * (build/share here, /usr/share for /usr/bin/espline), the service's */
+	char xdg[160], exe[1024], beside[1100];
+	snprintf(xdg, sizeof xdg, "%s/espline/stub/esp8266.json", dir);
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	assert_true(len > 0);
+	exe[len] = '\0';
+	*strrchr(exe, '/') = '\0';
+	*strrchr(exe, '/') = '\0';
+	snprintf(beside, sizeof beside, "%s/share/espline/stub/esp8266.json", exe);
+	int saw_pip = 0, saw_npm = 0, at_xdg = -1, at_beside = -1, at_state = -1, at_tree = -1;
 	for (size_t i = 0; i < n; i++) {
 		saw_pip |= strstr(paths[i], "esptool/targets/stub_flasher/1/esp8266.json") != NULL;
 		saw_npm |= strstr(paths[i], "node_modules/esptool-js") != NULL;
+		if (strstr(paths[i], "/third_party/stub/esp8266.json"))
+			at_tree = (int)i;
+		if (strcmp(paths[i], xdg) == 0)
+			at_xdg = (int)i;
+		if (strcmp(paths[i], beside) == 0)
+			at_beside = (int)i;
+		if (strcmp(paths[i], ESPL_STUB_STATE_PATH) == 0)
+			at_state = (int)i;
 		free(paths[i]);
 	}
 	assert_true(saw_pip && saw_npm);
+	/* the tree's copy is listed only where it exists, and then first */
+	char tree_copy[1100];
+	*strrchr(exe, '/') = '\0';
+	snprintf(tree_copy, sizeof tree_copy, "%s/third_party/stub/esp8266.json", exe);
+	assert_int_equal(at_tree, access(tree_copy, R_OK) == 0 ? 1 : -1);
+	assert_true(at_xdg > 0 && at_beside > at_xdg && at_state > at_beside);
+	unsetenv("XDG_DATA_HOME");
 
 	/* explicit wins over the environment */
 	assert_int_equal(espl_stub_find(explicit_path, &stub, &err), 0);
@@ -177,6 +203,28 @@ static void test_generation_names(void **state)
 	unsetenv("ESPLINE_STUB");
 }
 
+/* espline setup: a checked, atomic copy into a folder made on the way */
+static void test_install(void **state)
+{
+	(void)state;
+	char src[128], dst[160], bad[128];
+	espl_stub stub;
+	espl_error err;
+	write_file("good.json", "{\"text\": \"Aw==\", \"text_start\": 3, \"entry\": 33}", src, sizeof src);
+	write_file("bad.json", "{\"text_start\": 3}", bad, sizeof bad);
+	snprintf(dst, sizeof dst, "%s/var/lib/espline/stub/esp8266.json", dir);
+	assert_int_equal(espl_stub_install(src, dst, &err), 0);
+	assert_int_equal(espl_stub_load_file(dst, &stub, &err), 0);
+	assert_int_equal(stub.entry, 33);
+	espl_stub_free(&stub);
+	/* not a stub: refused, and the installed copy is left as it was */
+	assert_int_equal(espl_stub_install(bad, dst, &err), ESPL_EARG);
+	assert_non_null(strstr(err.msg, "text"));
+	assert_int_equal(espl_stub_load_file(dst, &stub, &err), 0);
+	assert_int_equal(stub.entry, 33);
+	espl_stub_free(&stub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -185,6 +233,7 @@ int main(void)
 		cmocka_unit_test(test_load_invalid),
 		cmocka_unit_test(test_search_order),
 		cmocka_unit_test(test_generation_names),
+		cmocka_unit_test(test_install),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

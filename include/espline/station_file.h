@@ -1,0 +1,73 @@
+/*
+ * station_file.h - the station file: what a station runs with, written once
+ * (/etc/espline/station.yaml on an installed station, see espline-station(5))
+ * instead of typed on every command line.
+ *
+ *   station: line1-st2                  name recorded with every unit
+ *   recipe: recipes/nodemcu-4mb.yaml    required; relative to this file's folder
+ *   ports:                              the adapters, each with a slot name
+ *     - { slot: A1, port: /dev/espline/by-path/pci-0000:00:14.0-usb-0:2.1:1.0 }
+ *   operator_required: true             a batch needs an operator name
+ *   database: /var/lib/espline/espline.sqlite
+ *   central_url_file: /etc/espline/central.url   a file holding postgresql://...
+ *   web: { bind: 127.0.0.1:8080, token_file: /etc/espline/web.token }
+ *
+ * espl_station_file_load() reads and checks it without touching a device:
+ * YAML, types, unknown keys (with "did you mean"), slot names (unique,
+ * [A-Za-z0-9_.-]), port specs (syntax), the recipe (a readable file; its
+ * contents are the recipe loader's business, with its own file:line:col
+ * messages: `espline station check` runs both), the central URL file (readable,
+ * a postgresql:// URL), the web bind address (HOST:PORT; off loopback a
+ * token file is required) and the token file (readable, not readable by
+ * every user).  Every diagnostic goes to diag_fn as FILE:LINE:COL like a
+ * recipe's (recipe/yaml.c does both).  Paths come back absolute.
+ *
+ * The web keys are checked but nothing serves them yet (the web view is a
+ * later step); the central URL file is read by espl_station_file_central_url.
+ *
+ * Errors: ESPL_ERECIPE for a bad file (the first diagnostic is in *err),
+ * ESPL_ENOTFOUND / ESPL_EPERM / ESPL_ESYS when it cannot be read.
+ * Ownership: *out is the caller's, freed with espl_station_file_free.
+ * Threads: no shared state; a loaded file is read-only.
+ */
+#ifndef ESPLINE_STATION_FILE_H
+#define ESPLINE_STATION_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "espline/error.h"
+#include "espline/recipe.h"
+
+#define ESPL_STATION_MAX_SLOTS 256
+#define ESPL_STATION_SLOT_MAX 32     /* characters in a slot name */
+
+typedef struct espl_station_slot {
+	char *slot;                  /* "A1" */
+	char *port;                  /* a port spec, as espline run --port takes */
+	espl_recipe_pos pos;         /* of the list item */
+} espl_station_slot;
+
+typedef struct espl_station_file {
+	char *path;                  /* absolute */
+	char *name;                  /* station: NAME, or NULL (the host name) */
+	char *recipe;                /* absolute path of the recipe */
+	espl_station_slot *slots;    /* n_slots; none: every supported adapter */
+	size_t n_slots;
+	bool operator_required;
+	char *database;              /* absolute, or NULL */
+	char *central_url_file;      /* absolute, or NULL */
+	char *web_bind;              /* "HOST:PORT", or NULL */
+	char *web_token_file;        /* absolute, or NULL */
+} espl_station_file;
+
+int espl_station_file_load(const char *path, espl_recipe_diag_fn diag_fn, void *diag_ctx,
+                           espl_station_file **out, espl_error *err);
+
+/* The URL in central_url_file (its first line, trimmed) into buf. */
+int espl_station_file_central_url(const espl_station_file *sf, char *buf, size_t len,
+                                  espl_error *err);
+
+void espl_station_file_free(espl_station_file *sf);
+
+#endif /* ESPLINE_STATION_FILE_H */

@@ -1,0 +1,364 @@
+/* station_file.c - the station file; see include/espline/station_file.h.
+ * The YAML, the positions and the wording of errors are recipe/yaml.c's, so
+ * a station file reads like a recipe when it is wrong. */
+#include "espline/station_file.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "espline/port.h"
+#include "espline/web.h"
+#include "recipe/yaml.h"
+#include "util/file.h"
+#include "util/str.h"
+
+#define STATION_TEXT_MAX (256u << 10)
+#define SMALL_FILE_MAX 4096           /* a URL or a token */
+
+typedef struct station_ctx {
+	espl__yaml y;
+	espl_station_file *sf;
+	char *dir;                         /* the file's folder, for relative paths */
+} station_ctx;
+
+static char *dup_or_oom(station_ctx *c, const yaml_node_t *at, const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		espl__yaml_error(&c->y, espl__yaml_pos(at), "out of memory");
+	return d;
+}
+
+static char *absolute(station_ctx *c, const yaml_node_t *at, const char *p)
+{
+	if (p[0] == '/')
+		return dup_or_oom(c, at, p);
+	size_t n = strlen(c->dir) + strlen(p) + 2;
+	char *out = malloc(n);
+	if (!out) {
+		espl__yaml_error(&c->y, espl__yaml_pos(at), "out of memory");
+		return NULL;
+	}
+	snprintf(out, n, "%s/%s", c->dir, p);
+	return out;
+}
+
+/* A path key: a string, resolved from the file's folder. */
+static char *get_path(station_ctx *c, const yaml_node_t *n, const char *what)
+{
+	const char *v;
+	if (!espl__yaml_string(&c->y, n, what, &v))
+		return NULL;
+	return absolute(c, n, v);
+}
+
+/* A file that must exist and be readable by this user now. */
+static char *get_readable_file(station_ctx *c, const yaml_node_t *n, const char *what, struct stat *st)
+{
+	char *path = get_path(c, n, what);
+	if (!path)
+		return NULL;
+	const char *given = espl__yaml_scalar(n);
+	if (stat(path, st) < 0 || access(path, R_OK) < 0)
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: cannot read '%s' (resolved to %s): %s", what,
+		                given, path, strerror(errno));
+	else if (!S_ISREG(st->st_mode))
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: '%s' (resolved to %s) is not a regular file",
+		                what, given, path);
+	else
+		return path;
+	free(path);
+	return NULL;
+}
+
+/* The first line of a small file, trimmed; "" when it has none. */
+static int first_line(const char *path, char *buf, size_t len, espl_error *err)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return espl_fail_errno(err, "cannot open %s", path);
+	char line[SMALL_FILE_MAX];
+	if (!fgets(line, sizeof line, f))
+		line[0] = '\0';
+	fclose(f);
+	char *s = line, *e = line + strlen(line);
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	if (strlen(s) >= len)
+		return espl_fail(err, ESPL_EARG, "%s: the first line is too long", path);
+	memcpy(buf, s, strlen(s) + 1);
+	return ESPL_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* keys                                                                 */
+
+static void parse_recipe(station_ctx *c, const yaml_node_t *n)
+{
+	struct stat st;
+	c->sf->recipe = get_readable_file(c, n, "recipe", &st);
+}
+
+static bool slot_name_ok(station_ctx *c, const yaml_node_t *n, const char *v)
+{
+	size_t len = strlen(v);
+	bool ok = len <= ESPL_STATION_SLOT_MAX;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = isalnum((unsigned char)v[i]) || strchr("_.-", v[i]);
+	if (!ok)
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "slot: '%s' is not a slot name: use up to %d letters, "
+		                "digits, '_', '.' or '-', such as A1", v, ESPL_STATION_SLOT_MAX);
+	return ok;
+}
+
+/* Slot names and ports are each unique. */
+static bool slot_unique(station_ctx *c, const yaml_node_t *n, const char *v, bool is_port)
+{
+	for (size_t i = 0; i < c->sf->n_slots; i++) {
+		const espl_station_slot *o = &c->sf->slots[i];
+		if (strcmp(is_port ? o->port : o->slot, v) == 0) {
+			espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: '%s' is given twice (first at line %u)",
+			                is_port ? "port" : "slot", v, o->pos.line);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void parse_slot(station_ctx *c, yaml_node_t *item)
+{
+	static const char *const names[] = { "slot", "port" };
+	espl__yaml_fields f = { names, 2, { 0 }, { 0 } };
+	const char *slot = NULL, *port = NULL;
+	yaml_node_t *v;
+	espl_error perr;
+
+	if (!espl__yaml_want_mapping(&c->y, item, "ports[]", "{ slot: A1, port: /dev/ttyUSB0 }"))
+		return;
+	espl__yaml_read_fields(&c->y, item, "in a port", &f, NULL, NULL);
+	if (!(v = espl__yaml_field(&f, "slot")))
+		espl__yaml_missing_key(&c->y, item, "ports[]", "slot", "slot: A1");
+	else if (espl__yaml_string(&c->y, v, "slot", &slot) && (!slot_name_ok(c, v, slot) ||
+	                                                       !slot_unique(c, v, slot, false)))
+		slot = NULL;
+	if (!(v = espl__yaml_field(&f, "port")))
+		espl__yaml_missing_key(&c->y, item, "ports[]", "port", "port: /dev/espline/by-path/...");
+	else if (espl__yaml_string(&c->y, v, "port", &port)) {
+		if (espl_port_spec_check(port, &perr) < 0) {
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "port: %s", perr.msg);
+			port = NULL;
+		} else if (!slot_unique(c, v, port, true)) {
+			port = NULL;
+		}
+	}
+	if (!slot || !port)
+		return;
+	espl_station_slot *s = &c->sf->slots[c->sf->n_slots];
+	s->pos = espl__yaml_pos(item);
+	s->slot = dup_or_oom(c, item, slot);
+	s->port = dup_or_oom(c, item, port);
+	if (s->slot && s->port)
+		c->sf->n_slots++;
+	else {
+		free(s->slot);
+		free(s->port);
+	}
+}
+
+static void parse_ports(station_ctx *c, yaml_node_t *n)
+{
+	char buf[64];
+	if (n->type != YAML_SEQUENCE_NODE) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "ports: expected a list such as "
+		                "[ { slot: A1, port: /dev/ttyUSB0 } ], got %s",
+		                espl__yaml_describe(n, buf, sizeof buf));
+		return;
+	}
+	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (count == 0) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "ports: the list is empty; leave the key out to "
+		                "use every supported adapter");
+		return;
+	}
+	if (count > ESPL_STATION_MAX_SLOTS) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "ports: %zu ports, at most %d", count,
+		                ESPL_STATION_MAX_SLOTS);
+		return;
+	}
+	c->sf->slots = calloc(count, sizeof *c->sf->slots);
+	if (!c->sf->slots) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "out of memory");
+		return;
+	}
+	for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++)
+		parse_slot(c, espl__yaml_node(&c->y, *i));
+}
+
+static void parse_central(station_ctx *c, const yaml_node_t *n)
+{
+	struct stat st;
+	char url[SMALL_FILE_MAX];
+	espl_error ferr;
+	char *path = get_readable_file(c, n, "central_url_file", &st);
+	if (!path)
+		return;
+	c->sf->central_url_file = path;
+	if (first_line(path, url, sizeof url, &ferr) < 0)
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "central_url_file: %s", ferr.msg);
+	else if (strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0)
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "central_url_file: %s does not start with a "
+		                "postgresql:// URL on its first line", path);
+	else if (st.st_mode & S_IROTH)
+		espl__yaml_warn(&c->y, espl__yaml_pos(n), "central_url_file: %s is readable by every user "
+		               "and a URL may hold a password: chmod o-r %s", path, path);
+}
+
+/* The same rules as `espline run --http` and --http-token-file (web.c):
+ * an address to listen on, and a token file only its owner can read. */
+static void parse_web(station_ctx *c, yaml_node_t *key, yaml_node_t *n)
+{
+	static const char *const names[] = { "bind", "token_file" };
+	espl__yaml_fields f = { names, 2, { 0 }, { 0 } };
+	yaml_node_t *v;
+	const char *bind;
+	int loopback = 1;
+	espl_error werr;
+
+	if (!espl__yaml_want_mapping(&c->y, n, "web", "{ bind: 127.0.0.1:8080 }"))
+		return;
+	espl__yaml_read_fields(&c->y, n, "in web", &f, NULL, NULL);
+	if ((v = espl__yaml_field(&f, "bind")) && espl__yaml_string(&c->y, v, "web.bind", &bind)) {
+		loopback = espl_web_is_loopback(bind, &werr);
+		if (loopback < 0)
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "web.bind: %s", werr.msg);
+		else
+			c->sf->web_bind = dup_or_oom(c, v, bind);
+	}
+	if ((v = espl__yaml_field(&f, "token_file"))) {
+		char *token = NULL;
+		c->sf->web_token_file = get_path(c, v, "web.token_file");
+		if (c->sf->web_token_file && espl_web_load_token(c->sf->web_token_file, &token, &werr) < 0)
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "web.token_file: %s", werr.msg);
+		free(token);
+	} else if (loopback == 0) {
+		espl__yaml_error(&c->y, espl__yaml_pos(key), "web: binding to %s (not loopback) needs "
+		                "token_file: a file holding the access token", c->sf->web_bind);
+	}
+}
+
+static void parse_root(espl__yaml *y, yaml_node_t *root, void *ctx)
+{
+	static const char *const names[] = { "station", "recipe", "ports", "operator_required",
+	                                     "database", "central_url_file", "web" };
+	station_ctx *c = ctx;
+	espl__yaml_fields f = { names, 7, { 0 }, { 0 } };
+	yaml_node_t *v;
+	const char *name;
+
+	if (!espl__yaml_want_mapping(y, root, "station file", "recipe: ..., ports: [...]"))
+		return;
+	espl__yaml_read_fields(y, root, "at the top level", &f, NULL, NULL);
+	if ((v = espl__yaml_field(&f, "station")) && espl__yaml_string(y, v, "station", &name)) {
+		espl_error nerr;
+		if (espl__name_check(name, "station", &nerr) < 0)
+			espl__yaml_error(y, espl__yaml_pos(v), "%s", nerr.msg);
+		else
+			c->sf->name = dup_or_oom(c, v, name);
+	}
+	if (!(v = espl__yaml_field(&f, "recipe")))
+		espl__yaml_missing_key(y, root, "station file", "recipe",
+		                      "recipe: /usr/share/espline/recipes/nodemcu-4mb.yaml");
+	else
+		parse_recipe(c, v);
+	if ((v = espl__yaml_field(&f, "ports")))
+		parse_ports(c, v);
+	if ((v = espl__yaml_field(&f, "operator_required")))
+		espl__yaml_bool(y, v, "operator_required", &c->sf->operator_required);
+	if ((v = espl__yaml_field(&f, "database")))
+		c->sf->database = get_path(c, v, "database");
+	if ((v = espl__yaml_field(&f, "central_url_file")))
+		parse_central(c, v);
+	if ((v = espl__yaml_field(&f, "web")))
+		parse_web(c, espl__yaml_field_key(&f, "web"), v);
+}
+
+/* ------------------------------------------------------------------ */
+/* the file                                                             */
+
+static int locate(const char *path, espl_station_file *sf, char **dir, espl_error *err)
+{
+	sf->path = realpath(path, NULL);
+	if (!sf->path)
+		return espl_fail_errno(err, "cannot open station file %s", path);
+	*dir = strdup(sf->path);
+	if (!*dir)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	char *slash = strrchr(*dir, '/');
+	if (slash == *dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	return ESPL_OK;
+}
+
+int espl_station_file_load(const char *path, espl_recipe_diag_fn diag_fn, void *diag_ctx,
+                           espl_station_file **out, espl_error *err)
+{
+	espl_station_file *sf = calloc(1, sizeof *sf);
+	station_ctx c = { { path, "station file", NULL, diag_fn, diag_ctx, err, ESPL_ERECIPE, 0, 0 }, sf, NULL };
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	if (!sf)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	rc = locate(path, sf, &c.dir, err);
+	if (rc == ESPL_OK)
+		rc = espl__file_read(path, STATION_TEXT_MAX, "station file", &text, &len, err);
+	if (rc == ESPL_OK && espl__yaml_parse(&c.y, text, len, "the station file is empty; expected a "
+	                                     "mapping with at least recipe: FILE", parse_root, &c) > 0)
+		rc = ESPL_ERECIPE;
+	free(text);
+	free(c.dir);
+	if (rc < 0) {
+		espl_station_file_free(sf);
+		return rc;
+	}
+	*out = sf;
+	return ESPL_OK;
+}
+
+int espl_station_file_central_url(const espl_station_file *sf, char *buf, size_t len, espl_error *err)
+{
+	if (!sf->central_url_file)
+		return espl_fail(err, ESPL_ENOTFOUND, "%s names no central_url_file", sf->path);
+	return first_line(sf->central_url_file, buf, len, err);
+}
+
+void espl_station_file_free(espl_station_file *sf)
+{
+	if (!sf)
+		return;
+	for (size_t i = 0; i < sf->n_slots; i++) {
+		free(sf->slots[i].slot);
+		free(sf->slots[i].port);
+	}
+	free(sf->slots);
+	free(sf->path);
+	free(sf->name);
+	free(sf->recipe);
+	free(sf->database);
+	free(sf->central_url_file);
+	free(sf->web_bind);
+	free(sf->web_token_file);
+	free(sf);
+}
