@@ -9,6 +9,8 @@
 #   make asan     the test suite under AddressSanitizer + UBSan (build/asan)
 #   make tsan     the test suite under ThreadSanitizer (build/tsan)
 #   make deps     install missing Debian/npm dependencies (scripts/install-deps.sh)
+#   make install  install under $(DESTDIR)$(PREFIX) (default /usr/local; see the end)
+#   make deb      build the Debian package into build/deb/ (scripts/build-deb.sh)
 #
 # Binaries go to $(BUILD)/; the default build also links ./espline and
 # ./espline-sim at the top for convenience.
@@ -23,7 +25,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -Iinclude -Isrc \
-           -DESPLINE_SOURCE_DIR='"$(CURDIR)"' $(PKG_CFLAGS) -MMD -MP
+           $(PKG_CFLAGS) -MMD -MP
 LDLIBS  += $(PKG_LIBS) -lutil -lpthread -lm
 ifneq ($(SAN),)
 CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer
@@ -50,7 +52,7 @@ ESPLINE  := $(BUILD)/espline
 SIM      := $(BUILD)/espline-sim
 UNITS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all test check lint demo asan tsan deps clean bench
+.PHONY: all test check lint demo asan tsan deps clean bench install deb man
 # Keep the unit tests' objects: they are intermediate files to make, which
 # would otherwise delete and rebuild them on every run.
 .SECONDARY:
@@ -61,7 +63,11 @@ endif
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# Only tests may know where the source tree is (their data files); the
+# programs find everything at run time (no build path in an installed binary).
+$(BUILD)/obj/tests/%.o: CFLAGS += -DESPLINE_SOURCE_DIR='"$(CURDIR)"'
 
 $(WEB_ASSETS): $(WEB_FILES) scripts/embed-web.sh
 	@mkdir -p $(dir $@)
@@ -126,3 +132,80 @@ clean:
 	rm -rf build espline espline-sim
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- installing: make install, make deb ----------------------------------
+# make install [PREFIX=/usr/local] [DESTDIR=] installs the programs (espline,
+# and espline-sim for dry runs), the man pages, bash and zsh completion, the
+# sample recipes with their demo images and a sample station file under
+# share/espline/, the systemd unit, the sysusers.d user and the udev rules.
+# The flasher stub is not installed: `espline setup` copies one at run time.
+VERSION        := $(shell cat VERSION)
+ESPLINE_GIT_REV ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell \
+                   git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+UDEVRULESDIR   ?= $(PREFIX)/lib/udev/rules.d
+BASHCOMPDIR    ?= $(DATADIR)/bash-completion/completions
+ZSHCOMPDIR     ?= $(DATADIR)/zsh/vendor-completions
+INSTALL        ?= install
+
+# The version and the git revision reach one object file; a stamp that
+# changes only with them rebuilds it after a commit.
+VERSION_STAMP := $(BUILD)/version.stamp
+$(VERSION_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(VERSION) $(ESPLINE_GIT_REV)' | cmp -s - $@ || echo '$(VERSION) $(ESPLINE_GIT_REV)' >$@
+$(BUILD)/obj/src/cli/version.o: $(VERSION_STAMP)
+$(BUILD)/obj/src/cli/version.o: CFLAGS += -DESPLINE_VERSION='"$(VERSION)"' -DESPLINE_GIT_REV='"$(ESPLINE_GIT_REV)"'
+.PHONY: FORCE
+FORCE:
+
+MAN_PAGES := $(BUILD)/man/espline.1 $(BUILD)/man/espline-sim.1 $(BUILD)/man/espline-recipe.5 \
+             $(BUILD)/man/espline-station.5
+man: $(MAN_PAGES)
+$(BUILD)/man/espline.1: $(ESPLINE) docs/man/espline.1.head docs/man/espline.1.tail scripts/gen-man.sh
+	@mkdir -p $(dir $@)
+	scripts/gen-man.sh espline $(ESPLINE) docs/man/espline.1.head docs/man/espline.1.tail $(VERSION) >$@.tmp && mv $@.tmp $@
+$(BUILD)/man/espline-sim.1: $(SIM) docs/man/espline-sim.1.head docs/man/espline-sim.1.tail scripts/gen-man.sh
+	@mkdir -p $(dir $@)
+	scripts/gen-man.sh plain $(SIM) docs/man/espline-sim.1.head docs/man/espline-sim.1.tail $(VERSION) >$@.tmp && mv $@.tmp $@
+$(BUILD)/man/%.5: docs/man/%.5 scripts/gen-man.sh
+	@mkdir -p $(dir $@)
+	scripts/gen-man.sh page $< $(VERSION) >$@.tmp && mv $@.tmp $@
+
+DEMO_IMAGES := $(BUILD)/demo-images
+$(DEMO_IMAGES)/.done: tests/tools/mkdemo_images.c scripts/make-demo-images.sh
+	BUILD=$(BUILD) scripts/make-demo-images.sh $(DEMO_IMAGES) && touch $@
+
+subst = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@DATADIR@|$(DATADIR)|g'
+
+install: $(ESPLINE) $(SIM) $(MAN_PAGES) $(DEMO_IMAGES)/.done
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(DATADIR)/espline/recipes/images $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(SYSCONFDIR)/espline
+	$(INSTALL) -m 0755 $(ESPLINE) $(SIM) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0644 $(BUILD)/man/espline.1 $(BUILD)/man/espline-sim.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 $(BUILD)/man/espline-recipe.5 $(BUILD)/man/espline-station.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 recipes/*.yaml $(DESTDIR)$(DATADIR)/espline/recipes/
+	$(INSTALL) -m 0644 $(DEMO_IMAGES)/*.bin $(DESTDIR)$(DATADIR)/espline/recipes/images/
+	$(subst) dist/station.yaml.in >$(DESTDIR)$(DATADIR)/espline/station.yaml
+	test -e $(DESTDIR)$(SYSCONFDIR)/espline/station.yaml || \
+		$(INSTALL) -m 0644 $(DESTDIR)$(DATADIR)/espline/station.yaml $(DESTDIR)$(SYSCONFDIR)/espline/station.yaml
+	$(INSTALL) -m 0644 dist/completion/espline.bash $(DESTDIR)$(BASHCOMPDIR)/espline
+	ln -sf espline $(DESTDIR)$(BASHCOMPDIR)/espline-sim
+	$(INSTALL) -m 0644 dist/completion/_espline $(DESTDIR)$(ZSHCOMPDIR)/_espline
+	$(subst) dist/systemd/espline.service.in >$(DESTDIR)$(SYSTEMDUNITDIR)/espline.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/espline.service
+	$(INSTALL) -m 0644 dist/udev/70-espline.rules $(DESTDIR)$(UDEVRULESDIR)/
+	if [ -n "$(SYSUSERSDIR)" ]; then $(INSTALL) -d $(DESTDIR)$(SYSUSERSDIR) && \
+		$(INSTALL) -m 0644 dist/sysusers/espline.conf $(DESTDIR)$(SYSUSERSDIR)/; fi
+
+# The .deb: dpkg-buildpackage on a copy of the tree in build/deb/ (so the
+# tree stays clean and the next build is incremental), then lintian.
+deb:
+	@ESPLINE_GIT_REV=$(ESPLINE_GIT_REV) scripts/build-deb.sh

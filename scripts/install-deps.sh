@@ -2,7 +2,9 @@
 # install-deps.sh - install everything espline needs to build and test, by
 # package name, on Debian 12.  Idempotent: quiet when all is present.
 #
-#   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm, cppcheck (make lint), chromium (browser tests)
+#   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm, cppcheck (make lint), chromium (browser tests);
+#         for the Debian package and its test (tests/integration/install.sh):
+#         debhelper, lintian, fakeroot, systemd, udev, man-db, groff, zsh, strace
 #   npm:  esptool-js at the exact versions pinned in tests/interop/package-lock.json
 #         (0.7.0, and 0.4.7 under the alias esptool-js-legacy), puppeteer-core as
 #         pinned in tests/browser/package-lock.json
@@ -18,6 +20,7 @@ APT_PACKAGES=(
 	libserialport-dev libsqlite3-dev sqlite3 libyaml-dev zlib1g-dev
 	libssl-dev libjansson-dev libcmocka-dev libpq-dev postgresql
 	valgrind nodejs libmicrohttpd-dev chromium cppcheck
+	debhelper lintian fakeroot systemd udev man-db groff-base zsh strace util-linux
 )
 
 sudo_cmd=()
