@@ -17,13 +17,13 @@
  * [A-Za-z0-9_.-]), port specs (syntax), the recipe (a readable file; its
  * contents are the recipe loader's business, with its own file:line:col
  * messages: `espline station check` runs both), the central URL file (readable,
- * a postgresql:// URL), the web bind address (HOST:PORT; off loopback a
- * token file is required) and the token file (readable, not readable by
- * every user).  Every diagnostic goes to diag_fn as FILE:LINE:COL like a
+ * a postgresql:// URL), the web bind address and token file (by web.c's own
+ * rules, as `espline run --http` and --http-token-file: an address to
+ * listen on, a token file only its owner can read; off loopback a token
+ * file is required).  Every diagnostic goes to diag_fn as FILE:LINE:COL like a
  * recipe's (recipe/yaml.c does both).  Paths come back absolute.
  *
- * The web keys are checked but nothing serves them yet (the web view is a
- * later step); the central URL file is read by espl_station_file_central_url.
+ * The central URL file is read by espl_station_file_central_url.
  *
  * Errors: ESPL_ERECIPE for a bad file (the first diagnostic is in *err),
  * ESPL_ENOTFOUND / ESPL_EPERM / ESPL_ESYS when it cannot be read.

@@ -79,7 +79,7 @@ static int cmd_show(const char *path)
 	show_value("database", sf->database, "$ESPLINE_DB, else db/espline.sqlite");
 	show_value("central_url_file", sf->central_url_file, "$ESPLINE_CENTRAL, else no replication");
 	printf("web:\n");
-	show_value("  bind", sf->web_bind, "none (the web view is not served yet)");
+	show_value("  bind", sf->web_bind, "none (no web view)");
 	show_value("  token_file", sf->web_token_file, "none");
 	espl_station_file_free(sf);
 	return ESPL_EXIT_OK;

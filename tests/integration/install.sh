@@ -38,7 +38,7 @@ LOG=
 depends=$(dpkg-deb -f "$deb" Depends)
 deps_ok() {
 	local p
-	for p in libc6 libserialport0 libsqlite3-0 libyaml-0-2 libjansson4 libssl3 libpq5 zlib1g; do
+	for p in libc6 libserialport0 libsqlite3-0 libyaml-0-2 libjansson4 libssl3 libpq5 zlib1g libmicrohttpd12; do
 		grep -qE "(^|, )$p( |,|$)" <<<"$depends" || return 1
 	done
 }
@@ -228,8 +228,8 @@ RECIPE=$R/usr/share/espline/recipes/nodemcu-4mb.yaml
 printf 'postgresql://espline@db.example/line\n' >"$S/central.url"; chmod 0640 "$S/central.url"
 printf 'postgresql://espline@db.example/line\n' >"$S/open.url"; chmod 0644 "$S/open.url"
 printf 'mysql://x\n' >"$S/mysql.url"
-printf 's3cret\n' >"$S/token"; chmod 0640 "$S/token"
-printf 's3cret\n' >"$S/open-token"; chmod 0644 "$S/open-token"
+printf 'install-test-token-0123456789\n' >"$S/token"; chmod 0600 "$S/token"
+printf 'install-test-token-0123456789\n' >"$S/open-token"; chmod 0644 "$S/open-token"
 printf 'recipe: x\nchip: esp8266\nsteps:\n  - wirte: {}\n' >"$S/bad-recipe.yaml"
 # name | file text | the whole message, after "S/NAME.yaml:" (docs/bad-input.md)
 station_case() {
@@ -263,11 +263,11 @@ station_case bad-port "recipe: $RECIPE\nports:\n  - { slot: A1, port: \"tcp://10
 station_case missing-port "recipe: $RECIPE\nports:\n  - { slot: A1 }\n" \
 	"3:5: error: ports[]: missing required key 'port' (for example port: /dev/espline/by-path/...)"
 station_case bad-bind "recipe: $RECIPE\nweb: { bind: \"localhost:http\" }\n" \
-	"2:14: error: web.bind: expected HOST:PORT such as 127.0.0.1:8080 or [::1]:8080 (PORT 1..65535), got 'localhost:http'"
+	"2:14: error: web.bind: --http localhost:http: expected HOST:PORT with a port 0-65535"
 station_case open-bind "recipe: $RECIPE\nweb: { bind: \"0.0.0.0:8080\" }\n" \
 	"2:1: error: web: binding to 0.0.0.0:8080 (not loopback) needs token_file: a file holding the access token"
 station_case token-readable "recipe: $RECIPE\nweb: { bind: \"0.0.0.0:8080\", token_file: open-token }\n" \
-	"2:42: error: web.token_file: $S/open-token is readable by every user; the token must stay secret: chmod o-r $S/open-token"
+	"2:42: error: web.token_file: token file $S/open-token: readable by others (chmod 600 it)"
 station_case central-not-url "recipe: $RECIPE\ncentral_url_file: mysql.url\n" \
 	"2:19: error: central_url_file: $S/mysql.url does not start with a postgresql:// URL on its first line"
 printf 'recipe: bad-recipe.yaml\n' >"$S/names-bad-recipe.yaml"
@@ -327,7 +327,8 @@ sim=\$!
 for _ in \$(seq 200); do [ -s "$P2/ready2" ] && break; sleep 0.05; done
 { grep -v '^ports:' "$P2/station.yaml" | grep -v '^  - { slot' | sed "s|$T/var/espline.sqlite|$T/var/service.sqlite|"
   echo "ports:"
-  awk '{ printf "  - { slot: B%d, port: \"%s\" }\\n", \$2 + 1, \$3 }' "$P2/ready2"; } >"$P2/service.yaml"
+  awk '{ printf "  - { slot: B%d, port: \"%s\" }\\n", \$2 + 1, \$3 }' "$P2/ready2"
+  echo 'web: { bind: "127.0.0.1:0" }'; } >"$P2/service.yaml"
 espline run --station --plain --station-file "$P2/service.yaml" >"$P2/service.out" 2>&1 &
 run=\$!
 for _ in \$(seq 300); do
@@ -393,6 +394,7 @@ check "espline history shows the unit (PASS)" eval '[ "$(cat "$P2/history.rc")" 
 LOG=$P2/verify.out
 check "espline db verify: the hash chain is intact" [ "$(cat "$P2/verify.rc")" = 0 ]
 LOG=$P2/service.out
+check "the station file's web.bind starts the web view" grep -q 'web view at http://127.0.0.1:[1-9]' "$P2/service.out"
 check "SIGTERM (systemctl stop) ends the service station with exit 130" [ "$(cat "$P2/service.rc")" = 130 ]
 check "... the two units in progress finished and were recorded PASS, none left RUNNING" \
 	[ "$(sqlite3 "$T/var/service.sqlite" "select group_concat(result) from units;")" = "PASS,PASS" ]
