@@ -436,8 +436,7 @@ static int apply_station_file(run_args *a, espl_station_file **sfp)
 		if (rc)
 			return rc;
 	}
-	if (sf->operator_required && !a->operator_name)
-		return usage_error("the station file says operator_required: give --operator NAME", NULL);
+	a->operator_required = sf->operator_required;
 	fprintf(stderr, "espline run: station file %s: recipe %s", espl_cli_shown(sf->path),
 	        espl_cli_shown(a->recipe));
 	for (size_t i = 0; i < sf->n_slots; i++)

@@ -288,10 +288,10 @@ check "a central URL file every user may read: a warning at its FILE:LINE:COL, e
 tap_run 10 "$IE" run --station-file "$S/duplicate-slot.yaml" --batch x --count 1
 check "espline run --station-file with a bad file: exit 2, the same FILE:LINE:COL message" \
 	eval '[ "$rc" -eq 2 ] && has "$S/duplicate-slot.yaml:4:13: error: slot: '"'A1'"' is given twice"'
-tap_run 10 "$IE" run --station-file "$S/good.yaml" --batch x --count 1 --db "$T/never.sqlite"
+tap_run 10 env -u ESPLINE_OPERATOR "$IE" run --station-file "$S/good.yaml" --batch x --count 1 --db "$T/never.sqlite"
 check "operator_required: run refuses to start without --operator (exit 2), nothing recorded" \
 	eval '[ "$rc" -eq 2 ] && [ ! -e "$T/never.sqlite" ] &&
-	      grep -qxF "espline run: the station file says operator_required: give --operator NAME (espline run --help)" "$T/out"'
+	      grep -qxF "espline run: this station requires an operator: give --operator NAME (or set \$ESPLINE_OPERATOR); the station file says operator_required: true (espline run --help)" "$T/out"'
 LOG=
 
 # --- 3. the installed station, with the source tree out of reach -----------
