@@ -32,7 +32,7 @@ declare -A PUBLIC=(
 	[runner.h]=job
 	[db.h]=record [dbwriter.h]=record [report.h]=record
 	[central.h]=central [central_query.h]=central
-	[supervisor.h]=station [ui.h]=station [record.h]=station [web.h]=station
+	[supervisor.h]=station [ui.h]=station [record.h]=station [web.h]=station [station_file.h]=station
 )
 
 n=0 bad=0
