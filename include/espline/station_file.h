@@ -23,7 +23,7 @@
  * file is required).  Every diagnostic goes to diag_fn as FILE:LINE:COL like a
  * recipe's (recipe/yaml.c does both).  Paths come back absolute.
  *
- * The central URL file is read by espl_station_file_central_url.
+ * `espline run` reads the central URL file as --central-file does.
  *
  * Errors: ESPL_ERECIPE for a bad file (the first diagnostic is in *err),
  * ESPL_ENOTFOUND / ESPL_EPERM / ESPL_ESYS when it cannot be read.
@@ -63,10 +63,6 @@ typedef struct espl_station_file {
 
 int espl_station_file_load(const char *path, espl_recipe_diag_fn diag_fn, void *diag_ctx,
                            espl_station_file **out, espl_error *err);
-
-/* The URL in central_url_file (its first line, trimmed) into buf. */
-int espl_station_file_central_url(const espl_station_file *sf, char *buf, size_t len,
-                                  espl_error *err);
 
 void espl_station_file_free(espl_station_file *sf);
 

@@ -216,9 +216,10 @@ static void parse_central(station_ctx *c, const yaml_node_t *n)
 	else if (strncmp(url, "postgresql://", 13) != 0 && strncmp(url, "postgres://", 11) != 0)
 		espl__yaml_error(&c->y, espl__yaml_pos(n), "central_url_file: %s does not start with a "
 		                "postgresql:// URL on its first line", path);
-	else if (st.st_mode & S_IROTH)
-		espl__yaml_warn(&c->y, espl__yaml_pos(n), "central_url_file: %s is readable by every user "
-		               "and a URL may hold a password: chmod o-r %s", path, path);
+	else if (st.st_mode & 077)  /* the rule of espline run --central-file */
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "central_url_file: %s can be read by other users "
+		                 "(mode %04o); it holds a password: chmod 600 %s", path,
+		                 (unsigned)(st.st_mode & 07777), path);
 }
 
 /* The same rules as `espline run --http` and --http-token-file (web.c):
@@ -335,13 +336,6 @@ int espl_station_file_load(const char *path, espl_recipe_diag_fn diag_fn, void *
 	}
 	*out = sf;
 	return ESPL_OK;
-}
-
-int espl_station_file_central_url(const espl_station_file *sf, char *buf, size_t len, espl_error *err)
-{
-	if (!sf->central_url_file)
-		return espl_fail(err, ESPL_ENOTFOUND, "%s names no central_url_file", sf->path);
-	return first_line(sf->central_url_file, buf, len, err);
 }
 
 void espl_station_file_free(espl_station_file *sf)

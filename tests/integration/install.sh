@@ -225,9 +225,9 @@ LOG=
 S=$T/st
 mkdir -p "$S"
 RECIPE=$R/usr/share/espline/recipes/nodemcu-4mb.yaml
-printf 'postgresql://espline@db.example/line\n' >"$S/central.url"; chmod 0640 "$S/central.url"
+printf 'postgresql://espline@db.example/line\n' >"$S/central.url"; chmod 0600 "$S/central.url"
 printf 'postgresql://espline@db.example/line\n' >"$S/open.url"; chmod 0644 "$S/open.url"
-printf 'mysql://x\n' >"$S/mysql.url"
+printf 'mysql://x\n' >"$S/mysql.url"; chmod 0600 "$S/mysql.url"
 printf 'install-test-token-0123456789\n' >"$S/token"; chmod 0600 "$S/token"
 printf 'install-test-token-0123456789\n' >"$S/open-token"; chmod 0644 "$S/open-token"
 printf 'recipe: x\nchip: esp8266\nsteps:\n  - wirte: {}\n' >"$S/bad-recipe.yaml"
@@ -283,8 +283,8 @@ LOG=$T/out
 check "a good station file: espline station check exits 0, no warning" eval '[ "$rc" -eq 0 ] && ! has warning'
 printf 'recipe: %s\ncentral_url_file: open.url\n' "$RECIPE" >"$S/open-url.yaml"
 tap_run 10 "$IE" station check "$S/open-url.yaml"
-check "a central URL file every user may read: a warning at its FILE:LINE:COL, exit 0" eval '[ "$rc" -eq 0 ] &&
-	grep -qxF "$S/open-url.yaml:2:19: warning: central_url_file: $S/open.url is readable by every user and a URL may hold a password: chmod o-r $S/open.url" "$T/out"'
+check "a central URL file others may read: an error at its FILE:LINE:COL, exit 2" eval '[ "$rc" -eq 2 ] &&
+	grep -qxF "$S/open-url.yaml:2:19: error: central_url_file: $S/open.url can be read by other users (mode 0644); it holds a password: chmod 600 $S/open.url" "$T/out"'
 tap_run 10 "$IE" run --station-file "$S/duplicate-slot.yaml" --batch x --count 1
 check "espline run --station-file with a bad file: exit 2, the same FILE:LINE:COL message" \
 	eval '[ "$rc" -eq 2 ] && has "$S/duplicate-slot.yaml:4:13: error: slot: '"'A1'"' is given twice"'
