@@ -438,8 +438,7 @@ int espl__loader_link_error(int rc)
 	       rc == ESPL_EUNSUPPORTED;
 }
 
-/* A value for the fence word that no earlier reply carried: the clock
- * mixed with the attempt, never 0, all ones or the last value read. */
+/* A fence value no earlier reply carried: never 0, ~0 or the last read. */
 static uint32_t fence_value(int attempt, uint32_t avoid)
 {
 	uint32_t v = (uint32_t)espl__now_ms() * 2654435761u ^ 0x5EED0000u ^ (uint32_t)attempt << 24;
@@ -473,12 +472,11 @@ static int fence_once(espl_loader *l, uint32_t v, espl_error *err)
 			 "the fence value", MAX_SKIPPED_REPLIES);
 }
 
-/* A command was sent again and answered: the first copy may still be on
- * its way (a line that stalls delivers both copies late), and its reply
- * would answer the next command of the same kind, so that each READ_REG
- * returned the register before it (the fault matrix caught a PASS recorded
- * with the MAC 18:fe:34:00:00:00 that way).  Replies carry no sequence
- * number, so fence the line before the next command. */
+/* A command was sent again and answered: the first copy may still come (a
+ * stalled line delivers both late), and its reply would answer the next
+ * command of its kind: each READ_REG would return the register before it
+ * (a PASS recorded with MAC 18:fe:34:00:00:00).  Replies have no sequence
+ * number, so fence the line. */
 static int fence_stale_replies(espl_loader *l, uint32_t last_value, espl_error *err)
 {
 	int rc = ESPL_OK;
