@@ -47,8 +47,9 @@ typedef struct espl_erase_check {
 /* The guarantee of espl_flash_erase_chip, without erasing what is blank:
  * every 64 KiB block whose index has skip[i] false is hashed on the chip
  * (stub MD5) and erased only if it is not all 0xFF; consecutive dirty blocks
- * go in one region erase.  Once more than half the chip's blocks are dirty
- * it stops hashing and erases the whole chip.  skip (may be NULL = none)
+ * go in one region erase.  Blocks are sampled spread over the chip; once
+ * more than half of its blocks, or the first 8 samples, are dirty it stops
+ * hashing and erases the whole chip.  skip (may be NULL = none)
  * has one entry per block: blocks the caller will overwrite entirely
  * anyway (the stub erases ahead of a write), so their bytes do not matter.
  * Needs the stub.  out is filled also on error (as far as it got). */

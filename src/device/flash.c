@@ -111,20 +111,30 @@ static int blank_block_md5(uint8_t md5[16], espl_error *err)
 	return ok ? ESPL_OK : espl_fail(err, ESPL_ENOMEM, "computing the MD5 of a blank block failed");
 }
 
-/* Hash blocks until done or more than half the chip is dirty. */
+/* Blocks are hashed in a spread order (a stride coprime with the power-of-
+ * two block count), so the first few samples span the chip. */
+#define SAMPLE_STRIDE 17u
+/* This many samples, all dirty: a used chip; erase it whole at once rather
+ * than hash half of it first (a chip erase is always correct). */
+#define ALL_DIRTY_SAMPLES 8u
+
+/* Hash blocks until done or a chip erase is decided. */
 static int find_dirty_blocks(espl_loader *l, const bool *skip, bool *dirty, espl_erase_check *out,
                              espl_error *err)
 {
 	uint8_t blank[16], md5[16];
 	ESPL_TRY(blank_block_md5(blank, err));
-	for (unsigned b = 0; b < out->blocks; b++) {
+	/* 17 is prime: the stride visits every block unless the count is a multiple */
+	unsigned stride = out->blocks % SAMPLE_STRIDE ? SAMPLE_STRIDE : 1;
+	for (unsigned i = 0; i < out->blocks; i++) {
+		unsigned b = (unsigned)((uint64_t)i * stride % out->blocks);
 		if (skip && skip[b])
 			continue;
 		ESPL_TRY(espl_flash_md5(l, b * ESPL_FLASH_BLOCK, ESPL_FLASH_BLOCK, md5, err));
 		out->checked++;
 		dirty[b] = memcmp(md5, blank, 16) != 0;
 		out->dirty += dirty[b];
-		if (out->dirty > out->blocks / 2) {
+		if (out->dirty > out->blocks / 2 || (out->checked >= ALL_DIRTY_SAMPLES && out->dirty == out->checked)) {
 			out->chip_erased = true;
 			return ESPL_OK;
 		}
