@@ -243,12 +243,13 @@ static int exe_ancestor(unsigned up, char *buf, size_t len)
 
 /* A source tree's own copy (third_party/stub, made by
  * scripts/install-deps.sh), for a binary in its build folder (build/espline,
- * build/asan/espline, build/tests/test_*); listed only where it exists, so
- * an installed program's messages name no source-tree paths. */
+ * build/asan/espline, build/tests/test_*, build/asan/tests/test_*: up to
+ * three folders up); listed only where it exists, so an installed
+ * program's messages name no source-tree paths. */
 static size_t add_source_tree(char **paths, size_t n, size_t max, const char *name)
 {
 	char dir[1024];
-	for (unsigned up = 1; up <= 2; up++) {
+	for (unsigned up = 1; up <= 3; up++) {
 		if (!exe_ancestor(up, dir, sizeof dir))
 			continue;
 		size_t before = n;

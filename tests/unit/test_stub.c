@@ -148,11 +148,17 @@ static void test_search_order(void **state)
 		free(paths[i]);
 	}
 	assert_true(saw_pip && saw_npm);
-	/* the tree's copy is listed only where it exists, and then first */
+	/* the tree's copy is listed only where it exists, and then first: this
+	 * test runs two (build/tests) or three (build/asan/tests) folders below
+	 * the tree */
 	char tree_copy[1100];
-	*strrchr(exe, '/') = '\0';
-	snprintf(tree_copy, sizeof tree_copy, "%s/third_party/stub/esp8266.json", exe);
-	assert_int_equal(at_tree, access(tree_copy, R_OK) == 0 ? 1 : -1);
+	int tree_exists = 0;
+	for (int up = 2; up <= 3 && !tree_exists; up++) {
+		*strrchr(exe, '/') = '\0';
+		snprintf(tree_copy, sizeof tree_copy, "%s/third_party/stub/esp8266.json", exe);
+		tree_exists = access(tree_copy, R_OK) == 0;
+	}
+	assert_int_equal(at_tree, tree_exists ? 1 : -1);
 	assert_true(at_xdg > 0 && at_beside > at_xdg && at_state > at_beside);
 	unsetenv("XDG_DATA_HOME");
 
