@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "device/dev_bytes.h"
 #include "espline/loader.h"
 #include "espline/slip.h"
 
@@ -38,6 +39,16 @@
  * word of the RTC user memory (0x60001100-0x600012FF on the ESP8266), which
  * nothing uses while the chip is in download mode. */
 #define FENCE_REG 0x600012FCu
+
+/* WRITE_REG's payload: address, value, mask, delay (µs), little-endian. */
+static inline void espl__put_write_reg(uint8_t p[16], uint32_t addr, uint32_t value,
+				       uint32_t mask, uint32_t delay_us)
+{
+	espl__put_le32(p, addr);
+	espl__put_le32(p + 4, value);
+	espl__put_le32(p + 8, mask);
+	espl__put_le32(p + 12, delay_us);
+}
 /* Uploads of the flasher stub before connect gives up. */
 #define STUB_UPLOAD_ATTEMPTS 3
 /* SYNC tries at the current rate before a reconnect resets the chip. */

@@ -453,10 +453,7 @@ static uint32_t fence_value(int attempt, uint32_t avoid)
 static int fence_once(espl_loader *l, uint32_t v, espl_error *err)
 {
 	uint8_t p[16];
-	espl__put_le32(p, FENCE_REG);
-	espl__put_le32(p + 4, v);
-	espl__put_le32(p + 8, 0xFFFFFFFFu);
-	espl__put_le32(p + 12, 0);
+	espl__put_write_reg(p, FENCE_REG, v, 0xFFFFFFFFu, 0);
 	ESPL_TRY(espl_loader_command(l, ESPL_OP_WRITE_REG, p, sizeof p, 0, ESPL_TIMEOUT_DEFAULT_MS,
 				     NULL, NULL, 0, NULL, err));
 	ESPL_TRY(espl__loader_send_command(l, ESPL_OP_READ_REG, p, 4, NULL, 0, 0, err));
@@ -535,10 +532,7 @@ int espl_loader_write_reg(espl_loader *l, uint32_t addr, uint32_t value, uint32_
 			  uint32_t delay_us, espl_error *err)
 {
 	uint8_t p[16];
-	espl__put_le32(p, addr);
-	espl__put_le32(p + 4, value);
-	espl__put_le32(p + 8, mask);
-	espl__put_le32(p + 12, delay_us);
+	espl__put_write_reg(p, addr, value, mask, delay_us);
 	int rc = espl_loader_command_idempotent(l, ESPL_OP_WRITE_REG, p, sizeof p, 0,
 						ESPL_TIMEOUT_DEFAULT_MS, NULL, NULL, 0, NULL, err);
 	if (rc < 0)
