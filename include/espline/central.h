@@ -52,8 +52,7 @@ typedef struct espl_central_options {
 	int group_max;            /* records per central transaction; 0: 200 */
 	int poll_ms;              /* look at the outbox this often when idle; 0: 1000 */
 	int backoff_min_ms;       /* first retry delay; 0: 250 */
-	int backoff_max_ms;       /* longest retry delay; 0: $ESPLINE_CENTRAL_BACKOFF_MAX_MS
-	                             or 10000 */
+	int backoff_max_ms;       /* longest retry delay; 0: 10000 */
 	/* Diagnostics ("info", "warn", "error"), on the sender thread. */
 	void (*on_log)(const char *level, const char *message, void *user);
 	void *user;

@@ -103,6 +103,9 @@ typedef struct espl_loader_options {
 	int reset;                /* enum espl_reset_mode (reset.h); default AUTO */
 	int no_stub;              /* 1 = stay with the ROM loader */
 	const char *stub_path;    /* --stub; NULL = search (stub.h) */
+	/* The search places from the environment (stub.h); NULL = none.  Must
+	 * outlive the loader. */
+	const struct espl_stub_env *stub_env;
 	int connect_attempts;     /* resets to try; 0 = ESPL_DEFAULT_CONNECT_ATTEMPTS */
 	int connect_timeout_ms;   /* total budget for reset + sync;
 	                           * 0 = ESPL_DEFAULT_CONNECT_TIMEOUT_MS */

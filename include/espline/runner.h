@@ -43,12 +43,14 @@
 #include "espline/loader.h"
 #include "espline/port.h"
 #include "espline/recipe.h"
+#include "espline/stub.h"
 
 typedef struct espl_plan espl_plan;
 
 /* Build the shared work for a loaded and prepared recipe (the recipe must
- * outlive the plan).  Loads the stub (connect.stub or the default search). */
-int espl_plan_new(const espl_recipe *r, espl_plan **out, espl_error *err);
+ * outlive the plan).  Loads the stub (connect.stub or the default search,
+ * with the places of stub_env, which may be NULL: stub.h). */
+int espl_plan_new(const espl_recipe *r, const espl_stub_env *stub_env, espl_plan **out, espl_error *err);
 void espl_plan_free(espl_plan *p);
 const espl_recipe *espl_plan_recipe(const espl_plan *p);
 

@@ -16,11 +16,12 @@
  *      a source tree's third_party/stub/esp8266-legacy.json or esp8266.json
  *      (as in 3) first, then the installed esptool / esptool-js files of that
  *      generation
- *   2. $ESPLINE_STUB
+ *   2. $ESPLINE_STUB (env->stub)
  *   3. a source tree's third_party/stub/esp8266.json (scripts/install-deps.sh
  *      makes it), for a binary one or two folders below that tree (build/,
  *      build/asan/, build/tests/); only where that file exists
- *   4. $XDG_DATA_HOME/espline/stub/esp8266.json (default ~/.local/share/...)
+ *   4. $XDG_DATA_HOME/espline/stub/esp8266.json (env->data_home; without it
+ *      env->home/.local/share/...)
  *   5. share/espline/stub/esp8266.json beside the binary's folder
  *      (/usr/bin/espline -> /usr/share/espline/stub/esp8266.json)
  *   6. ESPL_STUB_STATE_PATH, the copy `espline setup` makes for the service
@@ -29,6 +30,10 @@
  *      esp8266.json, targets/stub_flasher/stub_flasher_8266.json) or esptool-js
  *      (global npm: lib/targets/stub_flasher/{esp8266,stub_flasher_8266}.json)
  * If none exists the error lists every path tried and how to get one.
+ *
+ * The library reads no environment variable: the places that come from the
+ * environment (2, 4, and the user's pip/npm folders of 8) are passed in an
+ * espl_stub_env that the program fills (src/cli); NULL skips them.
  *
  * Thread safety: a loaded espl_stub is read-only and may be shared; loading
  * touches only the file system and the caller's objects.
@@ -53,6 +58,15 @@ typedef struct espl_stub {
 	uint32_t entry;
 } espl_stub;
 
+/* The search places that come from the user's environment; each NULL or ""
+ * when absent.  The strings must outlive the calls (and a loader given
+ * them in espl_loader_options.stub_env). */
+typedef struct espl_stub_env {
+	const char *stub;        /* $ESPLINE_STUB: a stub file, tried after --stub */
+	const char *data_home;   /* $XDG_DATA_HOME (used only when absolute) */
+	const char *home;        /* $HOME: ~/.local/share, pip's and npm's user folders */
+} espl_stub_env;
+
 /* Parse one JSON file (keys text, text_start, entry; optional data,
  * data_start; others ignored).  Errors name the file and the bad key. */
 int espl_stub_load_file(const char *path, espl_stub *stub, espl_error *err);
@@ -64,12 +78,12 @@ int espl_stub_load_file(const char *path, espl_stub *stub, espl_error *err);
 int espl_stub_is_generation(const char *s);
 
 /* Find and load per the search order above; explicit may be NULL, a path or
- * a generation name. */
-int espl_stub_find(const char *explicit_path, espl_stub *stub, espl_error *err);
+ * a generation name; env may be NULL (no places from the environment). */
+int espl_stub_find(const char *explicit_path, const espl_stub_env *env, espl_stub *stub, espl_error *err);
 
 /* Candidate paths in search order (for messages and tests); returns how many
  * were written to paths[0..max) (each a malloc'd string the caller frees). */
-size_t espl_stub_candidates(const char *explicit_path, char **paths, size_t max);
+size_t espl_stub_candidates(const char *explicit_path, const espl_stub_env *env, char **paths, size_t max);
 
 void espl_stub_free(espl_stub *stub);
 
@@ -78,7 +92,7 @@ void espl_stub_free(espl_stub *stub);
 
 /* The stub files of an installed esptool or esptool-js that exist (search
  * step 8), newest Python first; malloc'd strings the caller frees. */
-size_t espl_stub_installed_sources(char **paths, size_t max);
+size_t espl_stub_installed_sources(const espl_stub_env *env, char **paths, size_t max);
 
 /* Check that src is a stub (espl_stub_load_file) and copy it to dst,
  * creating dst's folders (mode 0755) and replacing dst atomically (file mode

@@ -132,6 +132,7 @@ typedef struct espl_supervisor_options {
 	long long db_max_pages;       /* >0: database quota in pages (tests provoke "disk full") */
 	const char *spool_dir;        /* the fallback spool's folder, best on another file
 	                                 system than the database (espl_dbw_options); NULL: none */
+	int central_backoff_max_ms;   /* the sender's longest retry delay; 0: its default */
 	/* timing (0 = default) */
 	int scan_ms;                  /* adapter enumeration period, default 1000 */
 	int presence_ms;              /* unit present / removed probe period, default 500 */

@@ -41,7 +41,8 @@ enum espl_ui_mode {
 typedef struct espl_ui_options {
 	FILE *out;              /* NULL: stdout */
 	int mode;               /* enum espl_ui_mode */
-	int color;              /* -1: when out is a terminal and NO_COLOR is unset */
+	int color;              /* -1: when out is a terminal (the CLI passes 0
+	                           when $NO_COLOR is set) */
 	int redraw_ms;          /* TABLE: minimum time between frames; 0: 250 */
 	const char *recipe;     /* shown in the header */
 	const char *db_path;    /* shown in the header and the summary */

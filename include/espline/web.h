@@ -89,9 +89,10 @@ void espl_web_event(espl_web *w, const espl_station_event *ev);
 void espl_web_stop(espl_web *w);
 
 /* The token from file when it is not NULL (a bounded regular file not
- * readable by others; surrounding white space trimmed), else from
- * $ESPLINE_HTTP_TOKEN.  *out is malloc'd, NULL when neither is given (ESPL_OK).
- * Never from the command line: it would show in ps and shell history. */
-int espl_web_load_token(const char *file, char **out, espl_error *err);
+ * readable by others; surrounding white space trimmed), else from env_value
+ * (the program passes $ESPLINE_HTTP_TOKEN; NULL or "" = none).  *out is
+ * malloc'd, NULL when neither is given (ESPL_OK).  Never from the command
+ * line: it would show in ps and shell history. */
+int espl_web_load_token(const char *file, const char *env_value, char **out, espl_error *err);
 
 #endif /* ESPLINE_WEB_H */

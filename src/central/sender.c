@@ -381,11 +381,7 @@ static void set_connected(espl_central *c, int on)
 
 static int backoff_max(const espl_central_options *o)
 {
-	if (o->backoff_max_ms > 0)
-		return o->backoff_max_ms;
-	const char *env = getenv("ESPLINE_CENTRAL_BACKOFF_MAX_MS");
-	int v = env ? atoi(env) : 0;
-	return v > 0 ? v : 10000;
+	return o->backoff_max_ms > 0 ? o->backoff_max_ms : 10000;
 }
 
 static void *sender_main(void *arg)

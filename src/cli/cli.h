@@ -9,6 +9,7 @@
 #define ESPLINE_CLI_H
 
 #include "espline/recipe.h"
+#include "espline/stub.h"
 #include "espline/web.h"
 
 /* A macro's value as a string literal: "default " ESPL__STR(ESPL_DEFAULT_BAUD). */
@@ -19,6 +20,18 @@
  * set and non-empty, else NULL: how an option falls back to its variable
  * ($ESPLINE_DB, $ESPLINE_CENTRAL).  Only the CLI reads the environment. */
 const char *espl__cli_or_env(const char *given, const char *env);
+
+/* cli_env.c: the variables the library takes as options. */
+/* $ESPLINE_STUB, $XDG_DATA_HOME, $HOME for the stub search (stub.h); the
+ * same static struct on every call, refreshed. */
+const espl_stub_env *espl_cli_stub_env(void);
+/* $NO_COLOR set and non-empty: no colours, even on a terminal. */
+int espl_cli_no_color(void);
+/* $ESPLINE_HTTP_TOKEN, or NULL when unset or empty. */
+const char *espl_cli_http_token_env(void);
+/* $ESPLINE_CENTRAL_BACKOFF_MAX_MS (a test knob: the sender's longest retry
+ * delay), or 0 (the default) when unset or not in 1..3600000. */
+int espl_cli_central_backoff_max_ms(void);
 
 /* Exit codes scripts can rely on. */
 enum espl_exit {

@@ -295,6 +295,7 @@ int espl__cli_connect_device(dev_args *a, const char *spec, progress_view *v, es
 	v->tty = isatty(STDERR_FILENO);
 	v->quiet = a->quiet;
 	v->verbose = a->verbose;
+	a->lo.stub_env = espl_cli_stub_env();
 	a->lo.events.ctx = v;
 	a->lo.events.log = on_log;
 	a->lo.events.progress = on_progress;
@@ -307,7 +308,7 @@ int espl__cli_connect_device(dev_args *a, const char *spec, progress_view *v, es
 		if (err.code == ESPL_ENOTFOUND && strstr(err.msg, "stub")) {
 			/* The message may be cut short: list every place looked. */
 			char *paths[64];
-			size_t n = espl_stub_candidates(a->lo.stub_path, paths, 64);
+			size_t n = espl_stub_candidates(a->lo.stub_path, a->lo.stub_env, paths, 64);
 			rc = espl__cli_fail(a, &err);
 			fprintf(stderr, "stub locations tried:\n");
 			for (size_t i = 0; i < n; i++) {

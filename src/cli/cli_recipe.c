@@ -262,7 +262,7 @@ static int check_one(const char *path)
 	espl_error err = { 0, "" };
 	if (!r)
 		return ESPL_EXIT_USAGE;
-	int rc = espl_plan_new(r, &plan, &err);
+	int rc = espl_plan_new(r, espl_cli_stub_env(), &plan, &err);
 	if (rc < 0) {
 		/* a recipe fault (already placed at FILE:LINE:COL) is 2; no usable
 		 * stub or memory is the station's (5), as for `espline run` */

@@ -312,7 +312,7 @@ static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 			rc = use_stub_file(*r, a->stub, &err);
 		/* no usable stub (found by the search, not named by --stub), no
 		 * memory: the station's setup is at fault, not the recipe */
-		if (rc == ESPL_OK && (rc = espl_plan_new(*r, plan, &err)) < 0 && rc != ESPL_ERECIPE && !a->stub)
+		if (rc == ESPL_OK && (rc = espl_plan_new(*r, espl_cli_stub_env(), plan, &err)) < 0 && rc != ESPL_ERECIPE && !a->stub)
 			setup_fault = 1;
 		if (rc < 0)
 			fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
@@ -483,7 +483,8 @@ static int run_all(int argc, char **argv, espl_station_file **sfp)
 		espl_recipe_free(r);
 		return code;
 	}
-	espl_ui_options uo = { stdout, a.json ? ESPL_UI_JSON : a.plain ? ESPL_UI_PLAIN : ESPL_UI_AUTO, -1, 0,
+	espl_ui_options uo = { stdout, a.json ? ESPL_UI_JSON : a.plain ? ESPL_UI_PLAIN : ESPL_UI_AUTO,
+	                       espl_cli_no_color() ? 0 : -1, 0,
 	                       r->name, db_path };
 	if (espl_ui_new(&uo, &ui, &err) < 0) {
 		fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
@@ -505,6 +506,7 @@ static int run_all(int argc, char **argv, espl_station_file **sfp)
 	/* The fallback spool: on another file system than the database, so a
 	 * full disk does not take both (README, "Traceability"). */
 	so.spool_dir = espl_cli_spool_dir();
+	so.central_backoff_max_ms = espl_cli_central_backoff_max_ms();
 	if (a.station && a.batch)
 		so.mode = ESPL_STATION_CONTINUOUS;  /* an open-ended batch with a name */
 	memset(&totals, 0, sizeof totals);

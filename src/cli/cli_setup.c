@@ -42,7 +42,8 @@ static void how_to_get_one(void)
 /* Root: the service's place; anyone else: the user's data folder. */
 static int default_destination(char *buf, size_t len)
 {
-	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	const espl_stub_env *env = espl_cli_stub_env();
+	const char *xdg = env->data_home, *home = env->home;
 	if (geteuid() == 0)
 		snprintf(buf, len, "%s", ESPL_STUB_STATE_PATH);
 	else if (xdg && xdg[0] == '/')
@@ -58,7 +59,7 @@ static int check_only(void)
 {
 	espl_stub stub;
 	espl_error err = { 0, "" };
-	if (espl_stub_find(NULL, &stub, &err) < 0) {
+	if (espl_stub_find(NULL, espl_cli_stub_env(), &stub, &err) < 0) {
 		fprintf(stderr, "espline setup: %s\n", espl_cli_shown(err.msg));
 		how_to_get_one();
 		return ESPL_EXIT_FAIL;
@@ -82,7 +83,7 @@ static int install(const char *from, const char *to)
 		return ESPL_EXIT_USAGE;
 	}
 	if (!from) {
-		n = espl_stub_installed_sources(sources, MAX_SOURCES);
+		n = espl_stub_installed_sources(espl_cli_stub_env(), sources, MAX_SOURCES);
 		if (n == 0) {
 			if (access(dst, R_OK) == 0) {
 				printf("espline setup: no esptool-js or esptool installed; keeping %s\n",

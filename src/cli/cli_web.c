@@ -40,7 +40,7 @@ int espl_cli_web_start(const char *cmd, const espl_cli_web_args *a, espl_ui *ui,
 	*out = NULL;
 	if (!a->listen)
 		return ESPL_EXIT_OK;
-	if (espl_web_load_token(a->token_file, &token, &err) < 0) {
+	if (espl_web_load_token(a->token_file, espl_cli_http_token_env(), &token, &err) < 0) {
 		fprintf(stderr, "espline %s: %s\n", cmd, espl_cli_shown(err.msg));
 		return ESPL_EXIT_USAGE;
 	}

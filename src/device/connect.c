@@ -258,7 +258,7 @@ static int upload_stub(espl_loader *l, espl_error *err)
 	int rc;
 
 	if (!stub) {
-		ESPL_TRY(espl_stub_find(l->stub_path, &own, err));
+		ESPL_TRY(espl_stub_find(l->stub_path, l->opt.stub_env, &own, err));
 		stub = &own;
 	}
 	espl_loader_log(l, ESPL_LOG_DEBUG, "uploading flasher stub from %s", stub->path);

@@ -172,7 +172,7 @@ int espl_stub_is_generation(const char *s)
  * only.  esptool's set 1 and esptool-js's stub_flasher_8266.json are the
  * legacy stub; esptool's set 2 and esptool-js 0.7's esp8266.json are
  * esp-flasher-stub. */
-static size_t add_installed(char **paths, size_t n, size_t max, int gen)
+static size_t add_installed(char **paths, size_t n, size_t max, int gen, const char *home)
 {
 	static const char *const user_py[] = {
 		"%s/.local/lib/python3*/site-packages/%s",
@@ -200,7 +200,8 @@ static size_t add_installed(char **paths, size_t n, size_t max, int gen)
 		"esptool-js/lib/targets/stub_flasher/stub_flasher_8266.json",
 	};
 	static const int npm_gen[] = { 2, 1 };
-	const char *home = getenv("HOME");
+	if (home && !*home)
+		home = NULL;
 
 	for (size_t t = 0; t < 3; t++) {
 		if (gen ? py_gen[t] != gen : t == 2)  /* set 2 only when asked for: as before */
@@ -265,9 +266,9 @@ static size_t add_source_tree(char **paths, size_t n, size_t max, const char *na
 /* Installed places: the user's data folder, share/ beside the program's
  * folder (/usr/bin/espline -> /usr/share), the copy `espline setup` makes for
  * the service, then the usual system-wide share folders. */
-static size_t add_installed_espline(char **paths, size_t n, size_t max)
+static size_t add_installed_espline(char **paths, size_t n, size_t max, const espl_stub_env *env)
 {
-	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+	const char *xdg = env->data_home, *home = env->home;
 	char dir[1024];
 
 	if (xdg && xdg[0] == '/')
@@ -281,23 +282,26 @@ static size_t add_installed_espline(char **paths, size_t n, size_t max)
 	return add(paths, n, max, "%s%s", "/usr/share/" STUB_TAIL, NULL);
 }
 
-size_t espl_stub_candidates(const char *explicit_path, char **paths, size_t max)
+size_t espl_stub_candidates(const char *explicit_path, const espl_stub_env *env, char **paths, size_t max)
 {
+	static const espl_stub_env none = { NULL, NULL, NULL };
 	size_t n = 0;
-	const char *env = getenv("ESPLINE_STUB");
+
+	if (!env)
+		env = &none;
 
 	if (espl_stub_is_generation(explicit_path)) {
 		int legacy = strcmp(explicit_path, ESPL_STUB_LEGACY) == 0;
 		n = add_source_tree(paths, n, max, legacy ? "esp8266-legacy.json" : "esp8266.json");
-		return add_installed(paths, n, max, legacy ? 1 : 2);
+		return add_installed(paths, n, max, legacy ? 1 : 2, env->home);
 	}
 	if (explicit_path && *explicit_path)
 		return add(paths, n, max, "%s%s", explicit_path, NULL);
-	if (env && *env)
-		n = add(paths, n, max, "%s%s", env, NULL);
+	if (env->stub && *env->stub)
+		n = add(paths, n, max, "%s%s", env->stub, NULL);
 	n = add_source_tree(paths, n, max, "esp8266.json");
-	n = add_installed_espline(paths, n, max);
-	return add_installed(paths, n, max, 0);
+	n = add_installed_espline(paths, n, max, env);
+	return add_installed(paths, n, max, 0, env->home);
 }
 
 /* First readable file matching pattern (which may contain '*'), or NULL. */
@@ -316,10 +320,10 @@ static char *first_match(const char *pattern)
 	return found;
 }
 
-int espl_stub_find(const char *explicit_path, espl_stub *stub, espl_error *err)
+int espl_stub_find(const char *explicit_path, const espl_stub_env *env, espl_stub *stub, espl_error *err)
 {
 	char *paths[MAX_CANDIDATES];
-	size_t n = espl_stub_candidates(explicit_path, paths, MAX_CANDIDATES);
+	size_t n = espl_stub_candidates(explicit_path, env, paths, MAX_CANDIDATES);
 	int rc = ESPL_ENOTFOUND;
 	size_t i;
 
@@ -350,10 +354,10 @@ int espl_stub_find(const char *explicit_path, espl_stub *stub, espl_error *err)
 	return rc;
 }
 
-size_t espl_stub_installed_sources(char **paths, size_t max)
+size_t espl_stub_installed_sources(const espl_stub_env *env, char **paths, size_t max)
 {
 	char *patterns[MAX_CANDIDATES];
-	size_t np = add_installed(patterns, 0, MAX_CANDIDATES, 0), n = 0;
+	size_t np = add_installed(patterns, 0, MAX_CANDIDATES, 0, env ? env->home : NULL), n = 0;
 	for (size_t i = 0; i < np; i++) {
 		char *hit = first_match(patterns[i]);
 		if (hit && n < max)

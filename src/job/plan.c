@@ -51,7 +51,7 @@ static int plan_init_data(espl_plan *p, size_t i, espl_error *err)
 	return ESPL_OK;
 }
 
-int espl_plan_new(const espl_recipe *r, espl_plan **out, espl_error *err)
+int espl_plan_new(const espl_recipe *r, const espl_stub_env *stub_env, espl_plan **out, espl_error *err)
 {
 	espl_plan *p;
 	espl_flash_params params;
@@ -94,7 +94,8 @@ int espl_plan_new(const espl_recipe *r, espl_plan **out, espl_error *err)
 			return rc;
 		}
 	}
-	int rc = espl_stub_find(r->connect.stub == ESPL_STUB_BUILTIN ? NULL : r->connect.stub_path, &p->stub, err);
+	int rc = espl_stub_find(r->connect.stub == ESPL_STUB_BUILTIN ? NULL : r->connect.stub_path, stub_env,
+	                       &p->stub, err);
 	if (rc < 0) {
 		espl_plan_free(p);
 		return rc;

@@ -342,6 +342,7 @@ static int start_central(espl_supervisor *s, espl_error *err)
 	if (!conninfo)
 		return ESPL_OK;
 	espl_central_options co = { .conninfo = conninfo, .db_path = espl_db_path(s->o.db_path),
+				    .backoff_max_ms = s->o.central_backoff_max_ms,
 				    .on_log = espl__station_on_db_log, .user = s };
 	char red[256], msg[320];
 	espl_central_redact(conninfo, red, sizeof red);

@@ -246,7 +246,7 @@ static void parse_web(station_ctx *c, yaml_node_t *key, yaml_node_t *n)
 	if ((v = espl__yaml_field(&f, "token_file"))) {
 		char *token = NULL;
 		c->sf->web_token_file = get_path(c, v, "web.token_file");
-		if (c->sf->web_token_file && espl_web_load_token(c->sf->web_token_file, &token, &werr) < 0)
+		if (c->sf->web_token_file && espl_web_load_token(c->sf->web_token_file, NULL, &token, &werr) < 0)
 			espl__yaml_error(&c->y, espl__yaml_pos(v), "web.token_file: %s", werr.msg);
 		free(token);
 	} else if (loopback == 0) {

@@ -240,10 +240,8 @@ int espl_ui_new(const espl_ui_options *opts, espl_ui **out, espl_error *err)
 	int tty = isatty(fileno(ui->out));
 	if (ui->o.mode == ESPL_UI_AUTO)
 		ui->o.mode = tty ? ESPL_UI_TABLE : ESPL_UI_PLAIN;
-	if (ui->o.color < 0) {
-		const char *no = getenv("NO_COLOR");
-		ui->o.color = tty && !(no && *no) && ui->o.mode != ESPL_UI_JSON;
-	}
+	if (ui->o.color < 0)
+		ui->o.color = tty && ui->o.mode != ESPL_UI_JSON;
 	if (ui->o.redraw_ms <= 0)
 		ui->o.redraw_ms = 250;
 	if (ui->o.mode != ESPL_UI_JSON) {

@@ -138,7 +138,7 @@ static int read_token_file(const char *file, char **out, espl_error *err)
 	return *out ? ESPL_OK : espl_fail(err, ESPL_ENOMEM, "out of memory");
 }
 
-int espl_web_load_token(const char *file, char **out, espl_error *err)
+int espl_web_load_token(const char *file, const char *env_value, char **out, espl_error *err)
 {
 	*out = NULL;
 	int rc;
@@ -146,10 +146,9 @@ int espl_web_load_token(const char *file, char **out, espl_error *err)
 		if ((rc = read_token_file(file, out, err)) < 0)
 			return rc;
 	} else {
-		const char *env = getenv("ESPLINE_HTTP_TOKEN");
-		if (!env || !*env)
+		if (!env_value || !*env_value)
 			return ESPL_OK;
-		if (!(*out = trimmed_copy(env, strlen(env))))
+		if (!(*out = trimmed_copy(env_value, strlen(env_value))))
 			return espl_fail(err, ESPL_ENOMEM, "out of memory");
 	}
 	if ((rc = check_token(*out, file ? file : "$ESPLINE_HTTP_TOKEN", err)) < 0) {

@@ -14,7 +14,8 @@
 #
 # Also checked: every src/*.c is in a layer folder, no two library sources
 # share a file name (ar keeps one member per name), and no file in src/ is
-# over 700 lines (split it along its sections instead).
+# over 700 lines (split it along its sections instead), and only src/cli
+# calls getenv.
 set -u
 cd "$(dirname "$0")/../.."
 
@@ -101,6 +102,12 @@ stray=$(ls src/*.c src/*.h 2>/dev/null)
 dups=$(ls src/*/*.c | grep -v '^src/cli/' | xargs -n1 basename | sort | uniq -d)
 [ -z "$dups" ] && ok "library sources have distinct file names" ||
 	notok "library sources share a file name: $dups"
+
+# The library reads no environment variable: the program (src/cli) reads
+# them and passes the values in through options structs.
+env=$(grep -nE '\b(secure_)?getenv[[:space:]]*\(' src/*/*.c src/*/*.h include/espline/*.h | grep -v '^src/cli/')
+[ -z "$env" ] && ok "getenv only in src/cli" ||
+	notok "the library reads the environment (move it to src/cli, pass it in): $env"
 
 long=$(wc -l src/*/*.c src/*/*.h | awk '$2 != "total" && $1 > 700 { printf "%s (%d) ", $2, $1 }')
 [ -z "$long" ] && ok "no file in src/ is over 700 lines" ||

@@ -148,7 +148,7 @@ static void load_plan(const char *name, const char *text, fixture *fx)
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	if (espl_recipe_load(path, NULL, NULL, &fx->recipe, &err) < 0 ||
 	    espl_recipe_prepare(fx->recipe, NULL, NULL, &err) < 0 ||
-	    espl_plan_new(fx->recipe, &fx->plan, &err) < 0)
+	    espl_plan_new(fx->recipe, NULL, &fx->plan, &err) < 0)
 		fail_msg("%s: %s", name, err.msg);
 }
 
@@ -765,7 +765,7 @@ static void test_plan_needs_prepared_recipe(void **state)
 	write_file("unprepared.yaml", text, strlen(text));
 	snprintf(path, sizeof path, "%s/unprepared.yaml", dir);
 	assert_int_equal(espl_recipe_load(path, NULL, NULL, &r, &err), ESPL_OK);
-	assert_int_equal(espl_plan_new(r, &p, &err), ESPL_EARG);
+	assert_int_equal(espl_plan_new(r, NULL, &p, &err), ESPL_EARG);
 	assert_null(p);
 	espl_recipe_free(r);
 }
@@ -787,7 +787,7 @@ static void test_pin_mismatch_nothing_runs(void **state)
 	assert_non_null(strstr(err.msg, "sha256 mismatch"));
 	assert_non_null(strstr(err.msg, "the recipe pins 0000000000000000000000000000000000000000000000000000000000000000"));
 	espl_plan *p = (espl_plan *)1;
-	assert_int_equal(espl_plan_new(r, &p, &err), ESPL_EARG);
+	assert_int_equal(espl_plan_new(r, NULL, &p, &err), ESPL_EARG);
 	assert_null(p);
 	espl_recipe_free(r);
 }

@@ -117,9 +117,12 @@ static void test_search_order(void **state)
 	write_file("explicit.json", "{\"text\": \"Ag==\", \"text_start\": 2, \"entry\": 22}", explicit_path,
 		   sizeof explicit_path);
 
-	setenv("ESPLINE_STUB", env_path, 1);
-	setenv("XDG_DATA_HOME", dir, 1);
-	size_t n = espl_stub_candidates(NULL, paths, 64);
+	/* The library reads no environment: the program passes these in.  The
+	 * real variables are set to other places, which must not show. */
+	setenv("ESPLINE_STUB", "/from-environ/env.json", 1);
+	setenv("XDG_DATA_HOME", "/from-environ", 1);
+	espl_stub_env env = { .stub = env_path, .data_home = dir, .home = "/home/nobody" };
+	size_t n = espl_stub_candidates(NULL, &env, paths, 64);
 	assert_true(n > 3);
 	assert_string_equal(paths[0], env_path);
 	/* then the tree's copy (this test runs from build/tests/, two folders
@@ -137,6 +140,7 @@ static void test_search_order(void **state)
 	for (size_t i = 0; i < n; i++) {
 		saw_pip |= strstr(paths[i], "esptool/targets/stub_flasher/1/esp8266.json") != NULL;
 		saw_npm |= strstr(paths[i], "node_modules/esptool-js") != NULL;
+		assert_null(strstr(paths[i], "/from-environ"));
 		if (strstr(paths[i], "/third_party/stub/esp8266.json"))
 			at_tree = (int)i;
 		if (strcmp(paths[i], xdg) == 0)
@@ -163,19 +167,27 @@ static void test_search_order(void **state)
 	unsetenv("XDG_DATA_HOME");
 
 	/* explicit wins over the environment */
-	assert_int_equal(espl_stub_find(explicit_path, &stub, &err), 0);
+	assert_int_equal(espl_stub_find(explicit_path, &env, &stub, &err), 0);
 	assert_int_equal(stub.entry, 22);
 	espl_stub_free(&stub);
-	assert_int_equal(espl_stub_find(NULL, &stub, &err), 0);
+	assert_int_equal(espl_stub_find(NULL, &env, &stub, &err), 0);
 	assert_int_equal(stub.entry, 11);
 	espl_stub_free(&stub);
 
 	/* an explicit path that does not exist is an error, not a fallback */
 	char missing[160];
 	snprintf(missing, sizeof missing, "%s/nope.json", dir);
-	assert_int_equal(espl_stub_find(missing, &stub, &err), ESPL_ENOTFOUND);
+	assert_int_equal(espl_stub_find(missing, &env, &stub, &err), ESPL_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "nope.json"));
-	unsetenv("ESPLINE_STUB");
+
+	/* no environment given: none of its places is listed */
+	n = espl_stub_candidates(NULL, NULL, paths, 64);
+	assert_true(n > 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_null(strstr(paths[i], env_path));
+		assert_null(strstr(paths[i], "/home/nobody"));
+		free(paths[i]);
+	}
 }
 
 /* "legacy" / "esp-flasher-stub" search only that generation's files */
@@ -183,13 +195,13 @@ static void test_generation_names(void **state)
 {
 	(void)state;
 	char *paths[64];
-	setenv("ESPLINE_STUB", "/nowhere/env.json", 1);
+	espl_stub_env env = { .stub = "/nowhere/env.json" };
 	static const char *const want_first[2] = { "third_party/stub/esp8266-legacy.json",
 						   "third_party/stub/esp8266.json" };
 	static const char *const names[2] = { ESPL_STUB_LEGACY, ESPL_STUB_ESP_FLASHER };
 	for (int g = 0; g < 2; g++) {
 		assert_true(espl_stub_is_generation(names[g]));
-		size_t n = espl_stub_candidates(names[g], paths, 64);
+		size_t n = espl_stub_candidates(names[g], &env, paths, 64);
 		assert_true(n > 1);
 		assert_non_null(strstr(paths[0], want_first[g]));
 		for (size_t i = 0; i < n; i++) {
