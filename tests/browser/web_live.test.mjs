@@ -141,8 +141,14 @@ try {
   await paint.close();
   const hist = await browser.newPage();
   await hist.setViewport({ width: 1400, height: 1200 });
+  await hist.setRequestInterception(true);
+  hist.on("request", (r) => (r.url().endsWith("/api/info") ? setTimeout(() => r.continue(), 1500) : r.continue()));
   await hist.goto(server.url + "#history", { waitUntil: "domcontentloaded" });
-  const rows = await waitFor(() => hist.$$eval("#batches tbody tr", (rs) => rs.map((r) => r.textContent)), 5000);
+  // The history section is hidden until the page has fetched /api/info, and
+  // an empty array is truthy: wait for rows, or a slow start loses the typed
+  // MAC below to a hidden input.
+  const rows = await waitFor(() => hist.$$eval("#batches tbody tr",
+    (rs) => (rs.length ? rs.map((r) => r.textContent) : null)), 5000);
   ok(rows && rows.some((r) => r.includes(batch)), "the batch list shows the hostile batch name as text",
     JSON.stringify(rows));
 
