@@ -191,7 +191,7 @@ install: $(ESPLINE) $(SIM) $(MAN_PAGES) $(DEMO_IMAGES)/.done
 	$(INSTALL) -m 0755 $(ESPLINE) $(SIM) $(DESTDIR)$(BINDIR)/
 	$(INSTALL) -m 0644 $(BUILD)/man/espline.1 $(BUILD)/man/espline-sim.1 $(DESTDIR)$(MANDIR)/man1/
 	$(INSTALL) -m 0644 $(BUILD)/man/espline-recipe.5 $(BUILD)/man/espline-station.5 $(DESTDIR)$(MANDIR)/man5/
-	$(INSTALL) -m 0644 recipes/*.yaml $(DESTDIR)$(DATADIR)/espline/recipes/
+	$(INSTALL) -m 0644 recipes/*.yaml recipes/*.csv recipes/*.tmpl $(DESTDIR)$(DATADIR)/espline/recipes/
 	$(INSTALL) -m 0644 $(DEMO_IMAGES)/*.bin $(DESTDIR)$(DATADIR)/espline/recipes/images/
 	$(subst) dist/station.yaml.in >$(DESTDIR)$(DATADIR)/espline/station.yaml
 	test -e $(DESTDIR)$(SYSCONFDIR)/espline/station.yaml || \

@@ -54,6 +54,7 @@
 
 #include "espline/db.h"
 #include "espline/error.h"
+#include "espline/serials.h"
 
 typedef struct espl_dbw espl_dbw;
 
@@ -104,6 +105,7 @@ typedef struct espl_dbw_startup {
 	int replayed;          /* records replayed from a spool */
 	int rejected;          /* spool records the database refused as wrong */
 	int interrupted;       /* stale RUNNING units sealed as INTERRUPTED */
+	int voided;            /* their open serial/CSV reservations, voided */
 } espl_dbw_startup;
 
 typedef struct espl_dbw_stats {
@@ -163,6 +165,14 @@ int espl_dbw_step_done(espl_dbw *w, const char *unit_uuid, const espl_db_step *s
 		       espl_error *err);
 /* Never waits. */
 int espl_dbw_event(espl_dbw *w, const espl_db_event *event, espl_error *err);
+/* Reserve a unit's serial number and CSV row (serials.h) and wait for the
+ * answer; a writer that is not writing to the database refuses (ESPL_EDB):
+ * numbers never come from a spool. */
+int espl_dbw_reserve(espl_dbw *w, const espl_db_reserve_req *q, espl_db_reserved *out,
+		     espl_error *err);
+/* List a CSV file's keys (serials.h) and wait; *unused may be NULL. */
+int espl_dbw_csv_register(espl_dbw *w, const char *source, const char *const *keys, size_t n,
+			  int64_t *unused, espl_error *err);
 /* Wait until every record queued before this call is saved (or refused). */
 int espl_dbw_sync(espl_dbw *w, espl_error *err);
 

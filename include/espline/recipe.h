@@ -34,6 +34,19 @@
  *     - reset: run | stay
  *     - boot_check: { expect: [REGEX, ...], reject: [REGEX, ...], baud: N,
  *                     settle: DURATION, timeout: DURATION }
+ *     - write_unit_data: { address, size, template: FILE, pad: 0xFF,
+ *                     skip_unchanged, from_csv: FILE, csv_key: COLUMN,
+ *                     secret_columns: [COLUMN, ...],
+ *                     csv_policy: commit_on_pass|void_on_fail }
+ *   serial: { counter: NAME, format: "PX-{year}{week:02}-{seq:06}",
+ *             policy: commit_on_pass|void_on_fail, reuse_for_mac: true,
+ *             first: N }
+ *
+ *   write_unit_data renders its template (include/espline/unitdata.h) for
+ *   each unit, pads it to size and writes it like any other region (MD5
+ *   verified, skip_unchanged); at most one step names a CSV file, and its
+ *   row is the unit's for every template.  The serial number is reserved
+ *   in the database when the unit starts and committed when it passes.
  *
  *   connect.reset may also be a fixture's commands (no shell; each a
  *   string split at blanks): { download: [CMD, ...], run: [CMD, ...] }.
@@ -83,6 +96,8 @@
 
 #include "espline/error.h"
 #include "espline/flash_vendor.h"
+
+struct espl_csv;
 
 #define ESPL_RECIPE_SECTOR 0x1000u
 #define ESPL_SHA256_HEX_LEN 64
@@ -203,7 +218,39 @@ enum espl_step_kind {
 	ESPL_STEP_VERIFY,
 	ESPL_STEP_RESET,
 	ESPL_STEP_BOOT_CHECK,
+	ESPL_STEP_WRITE_UNIT_DATA,
 };
+
+/* What a FAIL does to the serial number or CSV row a unit reserved. */
+enum espl_identity_policy {
+	ESPL_POLICY_COMMIT_ON_PASS = 0, /* FAIL returns it: the next unit gets it */
+	ESPL_POLICY_VOID_ON_FAIL = 1,   /* FAIL voids it (recorded); never used again */
+};
+
+/* serial: numbers from a named counter in the database (unitdata.h). */
+typedef struct espl_recipe_serial {
+	bool enabled;
+	char *counter;             /* the counter's name */
+	char *format;              /* checked: has {seq}, only serial fields */
+	enum espl_identity_policy policy;
+	bool reuse_for_mac;        /* a MAC that has a serial keeps it (default) */
+	uint32_t first;            /* the first number a new counter gives (1) */
+	bool policy_default, reuse_default, first_default;
+	espl_recipe_pos pos, format_pos;
+} espl_recipe_serial;
+
+/* from_csv: one row per unit, each row used once (csvtable.h). */
+typedef struct espl_recipe_csv {
+	char *path;                /* absolute; NULL: no CSV */
+	char *key_column;          /* NULL: the first column */
+	char *secret[ESPL_RECIPE_MAX_LIST]; /* never stored: only their SHA-256 */
+	size_t n_secret;
+	enum espl_identity_policy policy;   /* default void_on_fail: a failed unit
+	                                       may hold the row's secret already */
+	bool policy_default;
+	struct espl_csv *table;    /* after prepare */
+	espl_recipe_pos pos, key_pos, secret_pos;
+} espl_recipe_csv;
 
 #define ESPL_BOOT_PATTERNS_MAX 16
 
@@ -255,6 +302,14 @@ typedef struct espl_step {
 		unsigned settle_ms;    /* keep watching for rejects after the last expect (50 ms) */
 		bool baud_default, settle_default;
 	} boot;
+	struct {
+		uint32_t address, size;    /* the region: rendered bytes, then pad */
+		espl_recipe_file tmpl;     /* the template (text, unitdata.h) */
+		uint8_t pad;               /* fills the region after the text (0xFF) */
+		bool skip_unchanged;
+		bool pad_default, skip_unchanged_default;
+		espl_recipe_pos address_pos, size_pos;
+	} unit_data;
 } espl_step;
 
 typedef struct espl_recipe {
@@ -267,6 +322,8 @@ typedef struct espl_recipe {
 	espl_recipe_connect connect;
 	espl_recipe_flash flash;
 	espl_recipe_expect expect;
+	espl_recipe_serial serial;
+	espl_recipe_csv csv;
 	espl_step *steps;
 	size_t n_steps;
 	bool prepared;

@@ -100,6 +100,16 @@ typedef struct espl_step_result {
 	char *detail;
 } espl_step_result;
 
+#define ESPL_SERIAL_MAX 64
+
+/* What makes a unit unique beyond its chip: reserved for it by the caller
+ * (the station, from its database) when the recipe asks for it. */
+typedef struct espl_unit_identity {
+	char serial[ESPL_SERIAL_MAX];   /* "" when the recipe has no serial */
+	long csv_row;                   /* the unit's row of recipe->csv.table; -1 = none */
+	const char *batch;              /* {batch}; NULL = "" */
+} espl_unit_identity;
+
 typedef struct espl_unit_result {
 	bool pass;
 	char port[128];
@@ -121,7 +131,12 @@ typedef struct espl_unit_result {
 	/* The first thing that went wrong, with context: "step 3 (write, line
 	 * 21): ..." or "connect: ..." or "expect.flash_size_min (line 9): ...". */
 	espl_error first_error;
-	const char *failed_phase;       /* "connect", "identify", "expect", "layout", "step", "stopped", NULL */
+	const char *failed_phase;       /* "connect", "identify", "expect", "layout", "identity",
+	                                 * "unit data", "step", "stopped", NULL */
+	/* Set by the reserve event (before any step, after expect and the
+	 * layout passed); reserved says it was called and succeeded. */
+	espl_unit_identity identity;
+	bool reserved;
 } espl_unit_result;
 
 typedef struct espl_runner_events {
@@ -131,6 +146,12 @@ typedef struct espl_runner_events {
 	void (*step_done)(void *ctx, const espl_step_result *s);
 	/* The unit was identified (result->chip is valid). May be NULL. */
 	void (*identified)(void *ctx, const espl_unit_result *u);
+	/* The recipe has a serial, a CSV or write_unit_data: fill u->identity
+	 * (serial, CSV row) after the unit passed expect and the layout check,
+	 * before any step.  A negative return fails the unit before its flash
+	 * is touched (ESPL_EINTERRUPTED: recorded as stopped).  NULL with such
+	 * a recipe: the unit fails ("needs a station with a database"). */
+	int (*reserve)(void *ctx, espl_unit_result *u, espl_error *err);
 } espl_runner_events;
 
 typedef struct espl_runner_options {

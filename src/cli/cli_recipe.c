@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "espline/runner.h"
+#include "espline/csvtable.h"
 #include "espline/recipe.h"
 
 static void recipe_usage(FILE *out)
@@ -182,6 +183,41 @@ static void show_system_area(const espl_recipe *r, const espl_step *s)
 	putchar('\n');
 }
 
+static void show_unit_data(const espl_recipe *r, const espl_step *s)
+{
+	const espl_recipe_csv *c = &r->csv;
+	printf("  - write_unit_data:\n      address: 0x%06x\n      size: 0x%x\n", s->unit_data.address, s->unit_data.size);
+	show_file("template", &s->unit_data.tmpl);
+	printf("      pad: 0x%02X%s\n", s->unit_data.pad, dflt(s->unit_data.pad_default));
+	printf("      skip_unchanged: %s%s\n", s->unit_data.skip_unchanged ? "true" : "false",
+	       dflt(s->unit_data.skip_unchanged_default));
+	if (!c->path || c->pos.line < s->pos.line || (s + 1 < r->steps + r->n_steps && c->pos.line >= s[1].pos.line))
+		return;
+	printf("      from_csv: ");
+	espl_cli_put_quoted(c->path);
+	printf("  # %zu rows\n      csv_key: ", c->table ? espl_csv_rows(c->table) : 0);
+	espl_cli_put_quoted(c->table ? espl_csv_column_name(c->table, espl_csv_key_column(c->table)) : "?");
+	puts(c->key_column ? "" : "  # default: the first column");
+	show_strings("      secret_columns", c->secret, c->n_secret);
+	printf("      csv_policy: %s%s\n", c->policy == ESPL_POLICY_VOID_ON_FAIL ? "void_on_fail" : "commit_on_pass",
+	       dflt(c->policy_default));
+}
+
+static void show_serial(const espl_recipe *r)
+{
+	const espl_recipe_serial *s = &r->serial;
+	if (!s->enabled)
+		return;
+	fputs("serial:  # reserved when a unit starts, committed when it passes\n  counter: ", stdout);
+	espl_cli_put_quoted(s->counter);
+	fputs("\n  format: ", stdout);
+	espl_cli_put_quoted(s->format);
+	printf("\n  policy: %s%s\n", s->policy == ESPL_POLICY_VOID_ON_FAIL ? "void_on_fail" : "commit_on_pass",
+	       dflt(s->policy_default));
+	printf("  reuse_for_mac: %s%s\n", s->reuse_for_mac ? "true" : "false", dflt(s->reuse_default));
+	printf("  first: %u%s\n", s->first, dflt(s->first_default));
+}
+
 static void show_step(const espl_recipe *r, const espl_step *s)
 {
 	switch (s->kind) {
@@ -230,6 +266,9 @@ static void show_step(const espl_recipe *r, const espl_step *s)
 		printf("      baud: %u%s\n", s->boot.baud, dflt(s->boot.baud_default));
 		printf("      settle: %ums%s\n", s->boot.settle_ms, dflt(s->boot.settle_default));
 		break;
+	case ESPL_STEP_WRITE_UNIT_DATA:
+		show_unit_data(r, s);
+		break;
 	}
 	printf("    retries: %u%s\n    timeout: ", s->retries, dflt(s->retries_default));
 	put_duration(s->timeout_ms);
@@ -247,6 +286,7 @@ static void show(const espl_recipe *r)
 	show_connect(r);
 	show_flash(r);
 	show_expect(r);
+	show_serial(r);
 	puts("steps:");
 	for (size_t i = 0; i < r->n_steps; i++)
 		show_step(r, &r->steps[i]);

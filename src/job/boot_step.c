@@ -16,7 +16,7 @@
 /* screening: expect.flash_capacity and expect.crystal_mhz               */
 
 /* Append a line to the step's detail text. */
-static void add_detail(espl_step_result *sr, const char *line)
+void espl__runner_add_detail(espl_step_result *sr, const char *line)
 {
 	size_t had = sr->detail ? strlen(sr->detail) : 0, add = strlen(line);
 	char *grown = realloc(sr->detail, had + add + 2);
@@ -62,14 +62,14 @@ static int check_capacity(unit *u, espl_step_result *sr, espl_error *err)
 			real = k;
 	}
 	if (real) {
-		add_detail(sr, line);
+		espl__runner_add_detail(sr, line);
 		return espl_fail(err, ESPL_EPART, "expect.flash_capacity (line %u): fake flash capacity: the JEDEC id claims %s but the image at 0x%X reads back again at 0x%X: the part wraps there; real size %s",
 		                 e->capacity_pos.line, espl_recipe_format_size(size, a, sizeof a), img->address,
 		                 img->address + real, espl_recipe_format_size(real, b, sizeof b));
 	}
 	snprintf(line + (used < sizeof line ? used : sizeof line - 1), sizeof line - (used < sizeof line ? used : sizeof line - 1),
 	         ": no alias, %s verified", espl_recipe_format_size(size, a, sizeof a));
-	add_detail(sr, line);
+	espl__runner_add_detail(sr, line);
 	return ESPL_OK;
 }
 
@@ -86,7 +86,7 @@ static void note_crystal(unit *u, espl_step_result *sr)
 	}
 	snprintf(line, sizeof line, "crystal_mhz: %u MHz expected, %u MHz detected; init data byte %d = %d",
 	         u->r->expect.crystal_mhz, u->res->chip.xtal_mhz, ESPL_INIT_DATA_CRYSTAL_BYTE, byte48);
-	add_detail(sr, line);
+	espl__runner_add_detail(sr, line);
 }
 
 int espl__runner_screen(unit *u, size_t index, espl_step_result *sr, espl_error *err)

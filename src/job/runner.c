@@ -199,6 +199,10 @@ static void run_unit(unit *u)
 		fail_phase(res, "layout", &e);
 		return;
 	}
+	if (espl__runner_identity(u, &e) < 0) {
+		fail_phase(res, e.code == ESPL_EINTERRUPTED ? "stopped" : res->reserved ? "unit data" : "identity", &e);
+		return;
+	}
 	for (size_t i = 0; i < res->n_steps; i++) {
 		if (espl__runner_stopped(u)) {
 			espl_fail(&e, ESPL_EINTERRUPTED, "stopped before step %zu", i + 1);
@@ -282,6 +286,7 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 		res->connect_s = espl__now_s() - started;
 		res->rom_baud = espl_loader_rom_baud(u->l);
 		run_unit(u);
+		espl__runner_free_unit_data(u);
 		espl_loader_close(u->l);
 	}
 	free(u);

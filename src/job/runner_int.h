@@ -8,6 +8,8 @@
  *   steps.c   the steps on one unit: erase, write, verify, reset, retries
  *   boot_step.c  after the flash is written: the screening checks
  *             (expect.flash_capacity, expect.crystal_mhz) and boot_check
+ *   unit_data.c  the unit's identity reserved, write_unit_data rendered
+ *             and written
  *
  * Thread-safety: as runner.h; a unit belongs to its worker thread, a plan
  * is read-only once made.
@@ -69,6 +71,7 @@ typedef struct unit {
 	size_t confirmed_at[ESPL_UNIT_MAX_REGIONS];
 	double attempt_started;
 	const espl_step *step;
+	espl_image **unit_data;    /* per step: the rendered write_unit_data (unit_data.c) */
 } unit;
 
 /* runner.c */
@@ -85,7 +88,24 @@ bool espl__runner_retryable(int code);
 /* Run step index with its retries; fills u->res->steps[index]. */
 int espl__runner_run_step(unit *u, size_t index);
 
+/* Write a prepared image as a step's region (write, write_init_data,
+ * write_unit_data: one write path), honouring skip_unchanged. */
+int espl__runner_write_image(unit *u, const espl_image *img, bool compress, bool skip_unchanged,
+                             const char *what, espl_step_result *sr, espl_error *err);
+
+/* unit_data.c */
+/* Whether the recipe needs the unit's identity (serial, CSV, unit data). */
+bool espl__runner_needs_identity(const espl_recipe *r);
+/* Reserve the identity (options' reserve event) and render every
+ * write_unit_data step's bytes into u->unit_data. */
+int espl__runner_identity(unit *u, espl_error *err);
+/* The write_unit_data step. */
+int espl__runner_write_unit_data(unit *u, size_t index, espl_step_result *sr, espl_error *err);
+void espl__runner_free_unit_data(unit *u);
+
 /* boot_step.c */
+/* Append a line to the step's detail text. */
+void espl__runner_add_detail(espl_step_result *sr, const char *line);
 /* After verify step index: when it is the recipe's last verify, the
  * screening checks (their findings go to sr->detail). */
 int espl__runner_screen(unit *u, size_t index, espl_step_result *sr, espl_error *err);

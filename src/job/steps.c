@@ -55,6 +55,7 @@ static double step_budget_ms(const unit *u)
 	unsigned planned = u->r->connect.timeouts_baud, actual = espl_loader_baud(u->l);
 	double ms = s->timeout_ms;
 	uint64_t bytes = s->kind == ESPL_STEP_WRITE ? s->write.file.size
+	               : s->kind == ESPL_STEP_WRITE_UNIT_DATA ? s->unit_data.size
 	               : s->kind == ESPL_STEP_WRITE_INIT_DATA ? s->init_data.file.size + ESPL_RECIPE_SECTOR : 0;
 	if (s->timeout_default && bytes && actual && planned && actual < planned)
 		ms += (double)bytes * 10 * 1000 / actual - (double)bytes * 10 * 1000 / planned;
@@ -156,8 +157,8 @@ static int write_changed(unit *u, const espl_image *img, bool compress, const ui
 	return ESPL_OK;
 }
 
-static int write_image(unit *u, const espl_image *img, bool compress, bool skip_unchanged,
-                       const char *what, espl_step_result *sr, espl_error *err)
+int espl__runner_write_image(unit *u, const espl_image *img, bool compress, bool skip_unchanged,
+                             const char *what, espl_step_result *sr, espl_error *err)
 {
 	bool same = false;
 	uint8_t chip[16];
@@ -196,7 +197,7 @@ static int do_write(unit *u, size_t index, espl_step_result *sr, espl_error *err
 	const espl_step *s = u->step;
 	const espl_image *img;
 	ESPL_TRY(espl_image_source_get(u->plan->write_src[index], u->res->chip.flash_size, &img, err));
-	return write_image(u, img, s->write.compress, s->write.skip_unchanged,
+	return espl__runner_write_image(u, img, s->write.compress, s->write.skip_unchanged,
 	                   espl__runner_base_name(s->write.file.path), sr, err);
 }
 
@@ -212,7 +213,7 @@ static int do_init_data(unit *u, size_t index, espl_step_result *sr, espl_error 
 		sr->bytes += ESPL_RECIPE_SECTOR;
 	}
 	snprintf(what, sizeof what, "init data %s", espl__runner_base_name(s->init_data.file.path));
-	ESPL_TRY(write_image(u, img, true, false, what, sr, err));
+	ESPL_TRY(espl__runner_write_image(u, img, true, false, what, sr, err));
 	if (s->init_data.blank) {
 		/* erasing gives exactly blank.bin's bytes without sending them */
 		ESPL_TRY(espl_flash_erase_region(u->l, u->area.blank, ESPL_RECIPE_SECTOR, err));
@@ -370,6 +371,7 @@ static int do_step(unit *u, size_t index, espl_step_result *sr, espl_error *err)
 		return espl__runner_screen(u, index, sr, err);
 	case ESPL_STEP_RESET: return do_reset(u, err);
 	case ESPL_STEP_BOOT_CHECK: return espl__runner_boot_check(u, index, sr, err);
+	case ESPL_STEP_WRITE_UNIT_DATA: return espl__runner_write_unit_data(u, index, sr, err);
 	}
 	return espl_fail(err, ESPL_EARG, "unknown step kind %d", (int)u->step->kind);
 }

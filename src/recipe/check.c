@@ -37,6 +37,8 @@ static uint64_t step_write_bytes(const espl_step *s)
 		return espl__recipe_round_up(s->write.file.size, 4);
 	if (s->kind == ESPL_STEP_WRITE_INIT_DATA)
 		return espl__recipe_round_up(s->init_data.file.size, 4) + (s->init_data.blank ? ESPL_RECIPE_SECTOR : 0);
+	if (s->kind == ESPL_STEP_WRITE_UNIT_DATA)
+		return s->unit_data.size;
 	return 0;
 }
 
@@ -58,7 +60,8 @@ void espl__recipe_fill_default_timeouts(espl_recipe *r)
 			s->timeout_ms = s->erase.chip ? 120000 : secs_ms(bytes, 30, 10);
 			break;
 		case ESPL_STEP_WRITE:
-		case ESPL_STEP_WRITE_INIT_DATA: {
+		case ESPL_STEP_WRITE_INIT_DATA:
+		case ESPL_STEP_WRITE_UNIT_DATA: {
 			/* erase+program at 40 s/MB (esptool) plus the wire time of
 			 * the uncompressed bytes at flash_baud, 10 bits a byte */
 			uint64_t b = step_write_bytes(s);
@@ -318,6 +321,10 @@ void espl__recipe_check_layout(parse_ctx *c, const espl_recipe *r, uint32_t syst
 		case ESPL_STEP_WRITE_INIT_DATA:
 			if (s->init_data.file.path)
 				layout_init_data(c, l, s, system_size);
+			break;
+		case ESPL_STEP_WRITE_UNIT_DATA:
+			add_op(c, l, OP_WRITE, s->unit_data.address, s->unit_data.size, s, s->unit_data.address_pos,
+			       "write_unit_data", false);
 			break;
 		case ESPL_STEP_VERIFY:
 			layout_verify(c, l, s);

@@ -23,7 +23,7 @@
 /* top-level sections                                                   */
 
 /* A list of strings (or one string) into out[0..*n); false after an error. */
-static bool string_list(parse_ctx *c, yaml_node_t *n, const char *what, size_t max, char **out, size_t *count)
+bool espl__recipe_string_list(parse_ctx *c, yaml_node_t *n, const char *what, size_t max, char **out, size_t *count)
 {
 	char buf[64];
 	yaml_node_item_t *start = NULL, *end = NULL;
@@ -64,9 +64,9 @@ static void parse_fixture(parse_ctx *c, yaml_node_t *n)
 
 	espl__yaml_read_fields(&c->y, n, "in connect.reset", &f, NULL, NULL);
 	if ((v = espl__yaml_field(&f, "download")))
-		string_list(c, v, "connect.reset.download", ESPL_FIXTURE_MAX_CMDS, cn->fixture.download, &cn->fixture.n_download);
+		espl__recipe_string_list(c, v, "connect.reset.download", ESPL_FIXTURE_MAX_CMDS, cn->fixture.download, &cn->fixture.n_download);
 	if ((v = espl__yaml_field(&f, "run")))
-		string_list(c, v, "connect.reset.run", ESPL_FIXTURE_MAX_CMDS, cn->fixture.run, &cn->fixture.n_run);
+		espl__recipe_string_list(c, v, "connect.reset.run", ESPL_FIXTURE_MAX_CMDS, cn->fixture.run, &cn->fixture.n_run);
 	if (!cn->fixture.n_download && !cn->fixture.n_run)
 		espl__yaml_error(&c->y, espl__yaml_pos(n), "connect.reset: a fixture needs download: [commands] and/or run: [commands], e.g. { run: [\"jig-reset --run\"] }");
 	cn->reset = ESPL_CONNECT_RESET_FIXTURE;
@@ -284,7 +284,7 @@ void espl__recipe_parse_expect(parse_ctx *c, yaml_node_t *key, yaml_node_t *n)
 /* steps                                                                */
 
 static const char *const step_keys[] = { "erase", "write", "write_init_data", "verify", "reset",
-                                         "boot_check", "retries", "timeout" };
+                                         "boot_check", "write_unit_data", "retries", "timeout" };
 #define N_STEP_KEYS (sizeof step_keys / sizeof step_keys[0])
 
 static const char *const write_keys[] = { "file", "address", "sha256", "compress", "skip_unchanged",
@@ -302,11 +302,6 @@ static bool keys_contain(const char *const *names, size_t n, const char *k)
 	return false;
 }
 
-/* retries/timeout may sit beside the step key or inside its mapping. */
-typedef struct step_opts {
-	yaml_node_t *retries, *timeout;
-} step_opts;
-
 static void take_opt(parse_ctx *c, yaml_node_t **slot, yaml_node_t *key, yaml_node_t *value,
                      const char *name)
 {
@@ -318,6 +313,12 @@ static void take_opt(parse_ctx *c, yaml_node_t **slot, yaml_node_t *key, yaml_no
 		return;
 	}
 	*slot = value;
+}
+
+void espl__recipe_take_opts(parse_ctx *c, const espl__yaml_fields *f, step_opts *o)
+{
+	take_opt(c, &o->retries, espl__yaml_field_key(f, "retries"), espl__yaml_field(f, "retries"), "retries");
+	take_opt(c, &o->timeout, espl__yaml_field_key(f, "timeout"), espl__yaml_field(f, "timeout"), "timeout");
 }
 
 static void apply_opts(parse_ctx *c, const step_opts *o, espl_step *s)
@@ -431,8 +432,7 @@ static void parse_erase(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o
 	}
 	espl__yaml_fields f = { region_list_keys, 3, { 0 }, { 0 } };
 	espl__yaml_read_fields(&c->y, v, "in erase", &f, NULL, NULL);
-	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	espl__recipe_take_opts(c, &f, o);
 	yaml_node_t *r = espl__yaml_field(&f, "regions");
 	if (!r)
 		espl__yaml_missing_key(&c->y, v, "erase", "regions", "regions: [ { address: 0x3FB000, length: 4KB } ]");
@@ -455,8 +455,7 @@ static void parse_verify(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *
 	}
 	espl__yaml_fields f = { region_list_keys, 3, { 0 }, { 0 } };
 	espl__yaml_read_fields(&c->y, v, "in verify", &f, NULL, NULL);
-	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	espl__recipe_take_opts(c, &f, o);
 	yaml_node_t *r = espl__yaml_field(&f, "regions");
 	if (!r)
 		espl__yaml_missing_key(&c->y, v, "verify", "regions", "regions: [ { address: 0x0, length: 64KB } ]");
@@ -472,8 +471,7 @@ static void parse_write(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o
 	if (!espl__yaml_want_mapping(&c->y, v, "write", "{ file: app.bin, address: 0x0 }"))
 		return;
 	espl__yaml_read_fields(&c->y, v, "in write", &f, NULL, NULL);
-	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	espl__recipe_take_opts(c, &f, o);
 	if (!(x = espl__yaml_field(&f, "file")))
 		espl__yaml_missing_key(&c->y, v, "write", "file", "file: firmware.bin");
 	else
@@ -506,8 +504,7 @@ static void parse_init_data(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opt
 	if (!espl__yaml_want_mapping(&c->y, v, "write_init_data", "{ file: esp_init_data_default.bin }"))
 		return;
 	espl__yaml_read_fields(&c->y, v, "in write_init_data", &f, NULL, NULL);
-	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	espl__recipe_take_opts(c, &f, o);
 	if (!(x = espl__yaml_field(&f, "file")))
 		espl__yaml_missing_key(&c->y, v, "write_init_data", "file", "file: esp_init_data_default.bin");
 	else if (espl__recipe_get_file(c, x, "write_init_data.file", &s->init_data.file) &&
@@ -531,7 +528,7 @@ static void parse_init_data(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opt
 static void boot_patterns(parse_ctx *c, yaml_node_t *n, const char *what, char **out, size_t *count)
 {
 	size_t before = *count;
-	if (!string_list(c, n, what, ESPL_BOOT_PATTERNS_MAX, out, count))
+	if (!espl__recipe_string_list(c, n, what, ESPL_BOOT_PATTERNS_MAX, out, count))
 		return;
 	for (size_t i = before; i < *count; i++) {
 		regex_t re;
@@ -558,8 +555,7 @@ static void parse_boot_check(parse_ctx *c, yaml_node_t *v, espl_step *s, step_op
 	if (!espl__yaml_want_mapping(&c->y, v, "boot_check", "{ expect: [\"NodeMCU [0-9.]+\"], timeout: 5s }"))
 		return;
 	espl__yaml_read_fields(&c->y, v, "in boot_check", &f, NULL, NULL);
-	take_opt(c, &o->retries, espl__yaml_field_key(&f, "retries"), espl__yaml_field(&f, "retries"), "retries");
-	take_opt(c, &o->timeout, espl__yaml_field_key(&f, "timeout"), espl__yaml_field(&f, "timeout"), "timeout");
+	espl__recipe_take_opts(c, &f, o);
 	if ((x = espl__yaml_field(&f, "expect")))
 		boot_patterns(c, x, "boot_check.expect", s->boot.expect, &s->boot.n_expect);
 	if ((x = espl__yaml_field(&f, "reject")))
@@ -635,8 +631,10 @@ static void set_step_defaults(espl_step *s)
 	s->boot.baud = 115200;
 	s->boot.settle_ms = 50;
 	s->boot.baud_default = s->boot.settle_default = true;
+	s->unit_data.pad = 0xFF;
+	s->unit_data.pad_default = s->unit_data.skip_unchanged_default = true;
 	switch (s->kind) {
-	case ESPL_STEP_WRITE: case ESPL_STEP_WRITE_INIT_DATA: s->retries = 2; break;
+	case ESPL_STEP_WRITE: case ESPL_STEP_WRITE_INIT_DATA: case ESPL_STEP_WRITE_UNIT_DATA: s->retries = 2; break;
 	case ESPL_STEP_BOOT_CHECK: s->retries = 0; break; /* a boot that failed is an answer */
 	default: s->retries = 1; break;
 	}
@@ -680,7 +678,7 @@ void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, e
 			espl__yaml_unknown_key(&c->y, others[i], in, step_keys, N_STEP_KEYS);
 	if (kind < 0) {
 		if (n_others == 0)
-			espl__yaml_error(&c->y, espl__yaml_pos(item), "steps[%u]: expected one of erase, write, write_init_data, verify, reset or boot_check",
+			espl__yaml_error(&c->y, espl__yaml_pos(item), "steps[%u]: expected one of erase, write, write_init_data, write_unit_data, verify, reset or boot_check",
 			         number);
 		return;
 	}
@@ -694,6 +692,7 @@ void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, e
 	case ESPL_STEP_VERIFY: parse_verify(c, v, s, &o); break;
 	case ESPL_STEP_RESET: parse_reset(c, v, s); break;
 	case ESPL_STEP_BOOT_CHECK: parse_boot_check(c, v, s, &o); break;
+	case ESPL_STEP_WRITE_UNIT_DATA: espl__recipe_parse_unit_data(c, v, s, &o); break;
 	}
 	apply_opts(c, &o, s);
 }

@@ -101,7 +101,11 @@ int espl_recipe_prepare(espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_
 		if (s->kind == ESPL_STEP_WRITE_INIT_DATA &&
 		    read_file_data(&c, &s->init_data.file, "write_init_data.file") == 0)
 			check_init_crystal(&c, r, &s->init_data.file);
+		if (s->kind == ESPL_STEP_WRITE_UNIT_DATA)
+			read_file_data(&c, &s->unit_data.tmpl, "write_unit_data.template");
 	}
+	if (c.y.errors == 0)
+		espl__recipe_prepare_unit_data(&c, r);
 	if (c.y.errors)
 		return ESPL_ERECIPE;
 	r->prepared = true;
@@ -130,10 +134,12 @@ void espl_recipe_free(espl_recipe *r)
 		free(s->verify.regions);
 		free_file(&s->write.file);
 		free_file(&s->init_data.file);
+		free_file(&s->unit_data.tmpl);
 		free_strings(s->boot.expect, s->boot.n_expect);
 		free_strings(s->boot.reject, s->boot.n_reject);
 	}
 	free(r->steps);
+	espl__recipe_free_unit_data(r);
 	free_strings(r->connect.fixture.download, r->connect.fixture.n_download);
 	free_strings(r->connect.fixture.run, r->connect.fixture.n_run);
 	free(r->connect.stub_path);

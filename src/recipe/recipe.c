@@ -184,6 +184,7 @@ static const char *const step_kind_names[] = {
 	[ESPL_STEP_VERIFY] = "verify",
 	[ESPL_STEP_RESET] = "reset",
 	[ESPL_STEP_BOOT_CHECK] = "boot_check",
+	[ESPL_STEP_WRITE_UNIT_DATA] = "write_unit_data",
 };
 _Static_assert(sizeof step_kind_names / sizeof step_kind_names[0] == N_STEP_KINDS,
 	       "one name per step kind");
@@ -372,13 +373,18 @@ static void set_recipe_defaults(espl_recipe *r)
 	r->flash.mode = ESPL_FLASH_KEEP;
 	r->flash.freq = ESPL_FLASH_KEEP;
 	r->flash.size_default = r->flash.mode_default = r->flash.freq_default = true;
+	r->serial.reuse_for_mac = true;
+	r->serial.first = 1;
+	r->serial.policy_default = r->serial.reuse_default = r->serial.first_default = true;
+	r->csv.policy = ESPL_POLICY_VOID_ON_FAIL;
+	r->csv.policy_default = true;
 }
 
 static void parse_root(parse_ctx *c, yaml_node_t *root)
 {
-	static const char *const names[] = { "recipe", "chip", "connect", "flash", "expect", "steps" };
+	static const char *const names[] = { "recipe", "chip", "connect", "flash", "expect", "serial", "steps" };
 	static const char *const chips[] = { "esp8266" };
-	espl__yaml_fields f = { names, 6, { 0 }, { 0 } };
+	espl__yaml_fields f = { names, 7, { 0 }, { 0 } };
 	yaml_node_t *v;
 	char buf[64];
 
@@ -406,6 +412,8 @@ static void parse_root(parse_ctx *c, yaml_node_t *root)
 		espl__recipe_parse_flash(c, v);
 	if ((v = espl__yaml_field(&f, "expect")))
 		espl__recipe_parse_expect(c, espl__yaml_field_key(&f, "expect"), v);
+	if ((v = espl__yaml_field(&f, "serial")))
+		espl__recipe_parse_serial(c, espl__yaml_field_key(&f, "serial"), v);
 	if (!(v = espl__yaml_field(&f, "steps"))) {
 		espl__yaml_missing_key(&c->y, root, "recipe", "steps", "steps: [ - write: {...}, - verify: md5 ]");
 		return;

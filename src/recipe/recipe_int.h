@@ -5,6 +5,8 @@
  *   recipe.c   small helpers, value parsing, files, the document (load/free)
  *   yaml.c     YAML access with file:line:col diagnostics
  *   parse.c    the top-level sections and the steps
+ *   parse_unit.c  the serial section and the write_unit_data step
+ *   csvtable.c, unitdata.c  per-unit data (their own public headers)
  *   check.c    default timeouts and the layout rules (bounds, overlaps,
  *              erase-after-write, verify coverage)
  *   prepare.c  the shared read-only plan: images read, hashed, compressed
@@ -28,8 +30,8 @@
 #define MAX_RETRIES 10
 #define MAX_TIMEOUT_MS 3600000u
 
-/* Step kinds ESPL_STEP_ERASE .. ESPL_STEP_BOOT_CHECK, in the order of the names. */
-#define N_STEP_KINDS 6
+/* Step kinds ESPL_STEP_ERASE .. ESPL_STEP_WRITE_UNIT_DATA, in the order of the names. */
+#define N_STEP_KINDS 7
 
 /* A recipe being parsed, with its diagnostics. */
 typedef struct parse_ctx {
@@ -55,6 +57,22 @@ void espl__recipe_parse_connect(parse_ctx *c, yaml_node_t *n);
 void espl__recipe_parse_flash(parse_ctx *c, yaml_node_t *n);
 void espl__recipe_parse_expect(parse_ctx *c, yaml_node_t *key, yaml_node_t *n);
 void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, espl_step *s);
+/* retries/timeout may sit beside the step key or inside its mapping. */
+typedef struct step_opts {
+	yaml_node_t *retries, *timeout;
+} step_opts;
+/* Take a step's retries and timeout from its mapping's fields f. */
+void espl__recipe_take_opts(parse_ctx *c, const espl__yaml_fields *f, step_opts *o);
+bool espl__recipe_string_list(parse_ctx *c, yaml_node_t *n, const char *what, size_t max, char **out,
+                              size_t *count);
+
+/* parse_unit.c */
+void espl__recipe_parse_serial(parse_ctx *c, yaml_node_t *key, yaml_node_t *n);
+void espl__recipe_parse_unit_data(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o);
+/* prepare: the CSV file read and checked, every template checked and
+ * rendered for each CSV row against its size. */
+void espl__recipe_prepare_unit_data(parse_ctx *c, espl_recipe *r);
+void espl__recipe_free_unit_data(espl_recipe *r);
 
 /* check.c */
 void espl__recipe_fill_default_timeouts(espl_recipe *r);

@@ -132,6 +132,10 @@ int espl__dbw_apply(espl_dbw *w, rec *r, espl_error *err)
 		return espl_db_add_event(w->db, &r->event, err);
 	case R_UNIT_STEP:
 		return espl_db_step_done(w->db, r->unit.uuid, r->steps, err);
+	case R_RESERVE:
+		return espl_db_reserve(w->db, &r->reserve, &r->reserved, err);
+	case R_CSV_REGISTER:
+		return espl_db_csv_register(w->db, r->reserve.csv_source, r->keys, r->n_keys, &r->unused, err);
 	default:
 		return ESPL_OK;
 	}
@@ -257,6 +261,12 @@ static void spool_or_drop(espl_dbw *w, rec *r)
 		clear_outcome(r);
 		return;
 	}
+	if (r->type == R_RESERVE || r->type == R_CSV_REGISTER) {
+		r->ack.rc = ESPL_EDB;
+		snprintf(r->ack.error, sizeof r->ack.error, "the database cannot be written, and serial numbers "
+		         "and CSV rows come only from it: %.300s", w->reason);
+		return;
+	}
 	spool(w, r);
 }
 
@@ -280,7 +290,8 @@ static void write_one(espl_dbw *w, rec *r)
 		return;
 	}
 	record_failure(r, rc, &e);
-	espl__dbw_reject(w, r, &e);
+	if (!REC_IS_QUESTION(r->type))
+		espl__dbw_reject(w, r, &e);
 }
 
 static void write_records(espl_dbw *w, rec **g, size_t n)
@@ -288,7 +299,9 @@ static void write_records(espl_dbw *w, rec **g, size_t n)
 	espl_error e;
 	if (w->state == ESPL_DBW_OK && n > 1 && write_group(w, g, n, &e) == 0) {
 		for (size_t i = 0; i < n; i++) {
-			if (g[i]->ack.rc < 0) {
+			if (g[i]->ack.rc < 0 && REC_IS_QUESTION(g[i]->type)) {
+				continue;
+			} else if (g[i]->ack.rc < 0) {
 				espl_error why = { g[i]->ack.rc, "" };
 				snprintf(why.msg, sizeof why.msg, "%s", g[i]->ack.error);
 				espl__dbw_reject(w, g[i], &why);
@@ -323,7 +336,7 @@ static void finish(espl_dbw *w, rec **g, size_t n)
 	pthread_mutex_lock(&w->mu);
 	for (size_t i = 0; i < n; i++) {
 		rec *r = g[i];
-		int unsaved = r->type != R_SYNC && r->ack.rc < 0 && espl__dbw_is_environmental(r->ack.rc);
+		int unsaved = !REC_IS_QUESTION(r->type) && r->ack.rc < 0 && espl__dbw_is_environmental(r->ack.rc);
 		r->done = 1;
 		if (unsaved && !r->waited) {
 			hold(w, r);
@@ -475,7 +488,17 @@ static int prepare_db(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
 				.max_pages = w->o.max_pages };
 	ESPL_TRY(espl_db_open(&w->db, &dbo, err));
 	ESPL_TRY(espl__dbw_replay_spool(w, info, err));
-	int rc = espl_db_interrupt_stale(w->db, &w->o.station,
+	/* before the stale units are sealed: their reservations are voided,
+	 * not returned, whatever the policy (the units may hold them) */
+	int rc = espl_db_void_open(w->db, espl_db_now_ms(), &info->voided, err);
+	if (rc < 0) {
+		espl_error_prefix(err, "voiding the serial numbers and CSV rows of an earlier run's unfinished units");
+		return rc;
+	}
+	if (info->voided)
+		espl__dbw_log_msg(w, "warn", "%d serial numbers or CSV rows reserved by unfinished units of an earlier run were voided",
+			info->voided);
+	rc = espl_db_interrupt_stale(w->db, &w->o.station,
 					 "the station stopped before this unit completed",
 					 espl_db_now_ms(), &info->interrupted, err);
 	if (rc < 0)

@@ -20,11 +20,16 @@
 #include <stdint.h>
 
 #include "espline/dbwriter.h"
+#include "espline/serials.h"
 
 /* R_UNIT_STEP comes after R_EVENT: progressive step rows are never spooled,
  * so reading a spool back does not know them. */
 enum rec_type { R_BATCH_BEGIN, R_BATCH_END, R_UNIT_BEGIN, R_UNIT_END, R_EVENT, R_SYNC,
-		R_UNIT_STEP };
+		R_UNIT_STEP, R_RESERVE, R_CSV_REGISTER };
+/* R_RESERVE and R_CSV_REGISTER are questions to the database, not records:
+ * never spooled, never held, never rejected to a file (a producer waits
+ * for the answer). */
+#define REC_IS_QUESTION(t) ((t) == R_RESERVE || (t) == R_CSV_REGISTER || (t) == R_SYNC)
 
 /* One queued record: owned deep copies of what the producer gave. */
 typedef struct rec {
@@ -40,6 +45,12 @@ typedef struct rec {
 	espl_db_event event;
 	char batch_uuid[ESPL_DB_UUID_SIZE]; /* batch_end */
 	int64_t ended_ms;                    /* batch_end */
+	espl_db_reserve_req reserve;         /* R_RESERVE (strings borrowed: the
+	                                        producer waits) */
+	espl_db_reserved reserved;
+	const char *const *keys;             /* R_CSV_REGISTER (borrowed) */
+	size_t n_keys;
+	int64_t unused;
 	/* outcome */
 	int waited;   /* a producer waits for it and frees it */
 	int done;

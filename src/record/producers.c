@@ -181,6 +181,43 @@ int espl_dbw_event(espl_dbw *w, const espl_db_event *event, espl_error *err)
 	return enqueue(w, r, oom, 0, err);
 }
 
+/* A question waits for its answer like a record, but never stays in a
+ * spool: await() hands back what the database said. */
+int espl_dbw_reserve(espl_dbw *w, const espl_db_reserve_req *q, espl_db_reserved *out,
+		     espl_error *err)
+{
+	rec *r = new_rec(R_RESERVE, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	r->reserve = *q;
+	ESPL_TRY(enqueue(w, r, 0, 1, err));
+	int rc = r->ack.rc;
+	if (rc < 0)
+		espl_fail(err, rc, "%s", r->ack.error);
+	*out = r->reserved;
+	espl__dbw_rec_free(r);
+	return rc;
+}
+
+int espl_dbw_csv_register(espl_dbw *w, const char *source, const char *const *keys, size_t n,
+			  int64_t *unused, espl_error *err)
+{
+	rec *r = new_rec(R_CSV_REGISTER, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	r->reserve.csv_source = source;
+	r->keys = keys;
+	r->n_keys = n;
+	ESPL_TRY(enqueue(w, r, 0, 1, err));
+	int rc = r->ack.rc;
+	if (rc < 0)
+		espl_fail(err, rc, "%s", r->ack.error);
+	if (unused)
+		*unused = r->unused;
+	espl__dbw_rec_free(r);
+	return rc;
+}
+
 int espl_dbw_sync(espl_dbw *w, espl_error *err)
 {
 	rec *r = new_rec(R_SYNC, err);

@@ -119,6 +119,28 @@ static const char *const migrations[ESPL_DB_SCHEMA_VERSION + 1] = {
 	 * screening checks' findings (issue 15).  NULL for older rows. */
 	[4] =
 	"ALTER TABLE steps ADD COLUMN detail TEXT;",
+
+	/* v5: serial numbers and CSV rows handed to units (issue 16;
+	 * include/espline/serials.h).  Only keys of CSV rows, never cells. */
+	[5] =
+	"CREATE TABLE serials ("
+	"  id INTEGER PRIMARY KEY, counter TEXT NOT NULL, seq INTEGER NOT NULL,"
+	"  serial TEXT NOT NULL UNIQUE,"
+	"  state TEXT NOT NULL CHECK (state IN ('reserved','committed','returned','voided')),"
+	"  void_on_fail INTEGER NOT NULL DEFAULT 0, mac TEXT, unit_uuid TEXT,"
+	"  changed_ms INTEGER NOT NULL, reason TEXT, UNIQUE (counter, seq));"
+	"CREATE INDEX serials_unit ON serials (unit_uuid);"
+	"CREATE INDEX serials_mac ON serials (counter, mac);"
+	"CREATE TABLE csv_rows ("
+	"  id INTEGER PRIMARY KEY, source TEXT NOT NULL, key TEXT NOT NULL, position INTEGER,"
+	"  state TEXT NOT NULL CHECK (state IN ('unused','reserved','committed','returned','voided')),"
+	"  void_on_fail INTEGER NOT NULL DEFAULT 0, mac TEXT, unit_uuid TEXT,"
+	"  changed_ms INTEGER, reason TEXT, UNIQUE (source, key));"
+	"CREATE INDEX csv_rows_free ON csv_rows (source, position);"
+	"CREATE INDEX csv_rows_unit ON csv_rows (unit_uuid);"
+	"CREATE TABLE unit_identity ("
+	"  unit_uuid TEXT PRIMARY KEY, serial TEXT, csv_source TEXT, csv_key TEXT) WITHOUT ROWID;"
+	"CREATE INDEX unit_identity_serial ON unit_identity (serial);",
 };
 
 /* ---- open, pragmas, migration ----------------------------------------- */

@@ -1,5 +1,6 @@
 /* units.c - batches, units, steps and events, and reading units back; see include/espline/db.h and src/record/db_int.h. */
 #include "espline/db.h"
+#include "espline/serials.h"
 #include "record/db_int.h"
 #include "record/db_owned.h"
 #include "util/clock.h"
@@ -451,6 +452,8 @@ static int complete_unit(espl_db *db, const espl_db_unit *u, const espl_db_step 
 		rc = flag_repeat(db, st.id, batch_id, u->mac, out->repeat_of, err);
 	if (rc == 0)
 		rc = seal(db, st.id, batch_id, batch_hash, u, steps, n, out, err);
+	if (rc == 0) /* the unit's serial and CSV row follow its result, atomically */
+		rc = espl_db_settle(db, u->uuid, u->result, u->ended_ms ? u->ended_ms : espl_db_now_ms(), err);
 	espl__db_steps_free(owned, owned ? n : 0);
 	ESPL_TRY(rc);
 	return espl__db_queue_outbox(db, "unit", u->uuid, err);

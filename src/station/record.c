@@ -106,6 +106,7 @@ static void map_step(const espl_unit_result *res, size_t i, espl_db_step *out)
 	switch (s->kind) {
 	case ESPL_STEP_WRITE:
 	case ESPL_STEP_WRITE_INIT_DATA:
+	case ESPL_STEP_WRITE_UNIT_DATA:
 		if (w) {
 			out->address = w->address;
 			out->length = w->length;

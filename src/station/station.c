@@ -394,7 +394,8 @@ static int start_database(espl_supervisor *s, espl_error *err)
 	dopt.on_commit = kick_central;
 	dopt.user = s;
 	ESPL_TRY(espl_dbw_start(&s->dbw, &dopt, &info, err));
-	int rc = start_central(s, err);
+	int rc = espl__station_identity_ready(s, err);
+	rc = rc < 0 ? rc : start_central(s, err);
 	if (rc < 0) {
 		espl_error ignored;
 		stop_writer(s, &ignored);

@@ -24,6 +24,7 @@
 #include "espline/dbwriter.h"
 #include "espline/record.h"
 #include "espline/supervisor.h"
+#include "espline/runner.h"
 
 #define TICK_MS 50
 #define PROGRESS_EVERY_MS 100
@@ -112,5 +113,12 @@ void espl__station_on_db_unit(const espl_dbw_ack *ack, void *user);
 void espl__station_on_db_log(const char *level, const char *message, void *user);
 /* A worker thread's body; arg is its worker. */
 void *espl__station_worker_main(void *arg);
+
+/* identity.c */
+/* Before the first unit: the recipe's CSV keys listed in the database;
+ * fails (the station must not start) when no row is left. */
+int espl__station_identity_ready(espl_supervisor *s, espl_error *err);
+/* The runner's reserve event; ctx is the worker. */
+int espl__station_reserve(void *ctx, espl_unit_result *res, espl_error *err);
 
 #endif /* ESPLINE_STATION_INT_H */

@@ -333,7 +333,7 @@ static int program_unit(worker *w, int waiting)
 	}
 	espl_runner_options_init(&ro);
 	ro.loader_events = (espl_loader_events){ w, on_loader_log, on_loader_progress };
-	ro.events = (espl_runner_events){ w, on_step_start, on_step_done, on_identified };
+	ro.events = (espl_runner_events){ w, on_step_start, on_step_done, on_identified, espl__station_reserve };
 	ro.stop = &w->stop_unit;
 	ro.rom_baud = w->rom_baud;
 	if (waiting) {

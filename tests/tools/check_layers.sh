@@ -29,9 +29,9 @@ declare -A PUBLIC=(
 	[slip.h]=link [reset.h]=link [fixture.h]=link
 	[loader.h]=device [stub.h]=device [esp8266.h]=device [flash.h]=device [boot.h]=device
 	[flash_vendor.h]=device [flashmap.h]=device [image.h]=device
-	[recipe.h]=recipe
+	[recipe.h]=recipe [csvtable.h]=recipe [unitdata.h]=recipe
 	[runner.h]=job
-	[db.h]=record [dbwriter.h]=record [report.h]=record
+	[db.h]=record [dbwriter.h]=record [serials.h]=record [report.h]=record
 	[central.h]=central [central_query.h]=central
 	[supervisor.h]=station [ui.h]=station [record.h]=station [web.h]=station [station_file.h]=station
 )
