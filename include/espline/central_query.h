@@ -31,7 +31,7 @@ int espl_central_history(struct pg_conn *conn, const char *mac, espl_report_unit
 			 void *user, espl_error *err);
 int espl_central_report(struct pg_conn *conn, const espl_report_filter *filter,
 			espl_report *out, espl_error *err);
-int espl_central_export(struct pg_conn *conn, const espl_report_filter *filter, int format,
+int espl_central_export(struct pg_conn *conn, const espl_report_filter *filter, enum espl_export_format format,
 			FILE *out, espl_error *err);
 
 /* One station's chain as found centrally. */

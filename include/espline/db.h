@@ -120,7 +120,7 @@ typedef struct espl_db_unit {
 	int64_t started_ms;
 	int64_t ended_ms;                   /* 0 while running */
 	int64_t duration_ms;
-	int result;                         /* enum espl_db_result */
+	enum espl_db_result result;
 	const char *error_kind;             /* short reason for grouping, e.g. "timeout" */
 	const char *error;                  /* first error with its context */
 } espl_db_unit;
@@ -135,7 +135,7 @@ typedef struct espl_db_step {
 	uint64_t bytes;           /* bytes sent over the wire */
 	int64_t duration_ms;
 	int retries;
-	int result;               /* enum espl_db_result */
+	enum espl_db_result result;
 	const char *error;
 	const char *detail;       /* text kept with the step (boot_check's boot
 	                           * log, screening findings) or NULL; hashed
@@ -331,7 +331,7 @@ enum espl_db_outbox_kind { ESPL_DB_OUTBOX_BATCH = 1, ESPL_DB_OUTBOX_UNIT = 2 };
  * espl_db_replicas_free. */
 typedef struct espl_db_replica {
 	int64_t id;                            /* outbox position (increasing) */
-	int kind;                              /* enum espl_db_outbox_kind */
+	enum espl_db_outbox_kind kind;
 	int64_t queued_ms;
 	espl_db_station station;
 	espl_db_recipe recipe;

@@ -47,7 +47,7 @@ enum espl_code {
 #define ESPL_ERROR_MAX 512
 
 typedef struct espl_error {
-	int code;                   /* one of enum espl_code */
+	enum espl_code code;        /* ESPL_OK or a negative ESPL_E* */
 	char msg[ESPL_ERROR_MAX];   /* human-readable, no trailing newline */
 } espl_error;
 

@@ -33,23 +33,35 @@
 /* Values for espl_flash_params fields besides the header codes. */
 enum { ESPL_PARAM_KEEP = -1, ESPL_PARAM_DETECT = -2 };
 
-/* Header codes: mode 0..3 (qio qout dio dout); size = byte-3 high nibble
- * value (0x00 512KB, 0x10 256KB, 0x20 1MB, ... 0x90 16MB); freq = low
- * nibble (0x0 40m, 0x1 26m, 0x2 20m, 0xF 80m).  Or KEEP; size may be DETECT. */
+/* Image-header codes (protocol notes 8.2): the SPI mode (byte 2) and the
+ * flash frequency (byte 3, low nibble); KEEP leaves the header's value. */
+enum espl_flash_mode {
+	ESPL_FLASH_MODE_KEEP = ESPL_PARAM_KEEP,
+	ESPL_FLASH_QIO = 0, ESPL_FLASH_QOUT = 1, ESPL_FLASH_DIO = 2, ESPL_FLASH_DOUT = 3,
+};
+enum espl_flash_freq {
+	ESPL_FREQ_KEEP = ESPL_PARAM_KEEP,
+	ESPL_FREQ_40M = 0x0, ESPL_FREQ_26M = 0x1, ESPL_FREQ_20M = 0x2, ESPL_FREQ_80M = 0xF,
+};
+
+/* size = byte-3 high nibble value (0x00 512KB, 0x10 256KB, 0x20 1MB, ...
+ * 0x90 16MB), or KEEP, or DETECT. */
 typedef struct espl_flash_params {
-	int mode, size, freq;
+	enum espl_flash_mode mode;
+	int size;
+	enum espl_flash_freq freq;
 } espl_flash_params;
 
 /* All KEEP. */
 void espl_flash_params_keep(espl_flash_params *p);
 
 /* Parse option values ("dio", "4MB", "40m", "keep", "detect" for size). */
-int espl_flash_mode_parse(const char *s, int *code, espl_error *err);
+int espl_flash_mode_parse(const char *s, enum espl_flash_mode *code, espl_error *err);
 int espl_flash_size_parse(const char *s, int *code, espl_error *err);
-int espl_flash_freq_parse(const char *s, int *code, espl_error *err);
-const char *espl_flash_mode_name(int code);
+int espl_flash_freq_parse(const char *s, enum espl_flash_freq *code, espl_error *err);
+const char *espl_flash_mode_name(enum espl_flash_mode code);
 const char *espl_flash_size_name(int code);
-const char *espl_flash_freq_name(int code);
+const char *espl_flash_freq_name(enum espl_flash_freq code);
 /* Header size code for a flash size in bytes (plain names only), -1 if the
  * header cannot express it. */
 int espl_flash_size_code(size_t bytes);

@@ -47,6 +47,7 @@
 
 #include "espline/error.h"
 #include "espline/port.h"
+#include "espline/reset.h"
 
 typedef struct espl_loader espl_loader;
 
@@ -100,7 +101,7 @@ typedef struct espl_loader_options {
 	                           * (logged as a warning) */
 	unsigned flash_baud;      /* rate once the stub runs; 0 = ESPL_DEFAULT_FLASH_BAUD;
 	                           * equal to baud = never switch */
-	int reset;                /* enum espl_reset_mode (reset.h); default AUTO */
+	enum espl_reset_mode reset; /* reset.h; default AUTO */
 	int no_stub;              /* 1 = stay with the ROM loader */
 	const char *stub_path;    /* --stub; NULL = search (stub.h) */
 	/* The search places from the environment (stub.h); NULL = none.  Must
@@ -150,7 +151,7 @@ int espl_loader_hard_reset(espl_loader *l, espl_error *err);
 
 /* --- state --------------------------------------------------------------- */
 
-int espl_loader_mode(const espl_loader *l);        /* enum espl_loader_mode */
+enum espl_loader_mode espl_loader_mode(const espl_loader *l);
 unsigned espl_loader_baud(const espl_loader *l);   /* current host baud */
 /* The rate the ROM answered SYNC at: options.baud, or 115200 after a fallback. */
 unsigned espl_loader_rom_baud(const espl_loader *l);
@@ -217,7 +218,7 @@ int espl_loader_command(espl_loader *l, uint8_t op, const uint8_t *data, size_t 
  * keep waiting), or a negative error: ESPL_EDEVICE (error status, decoded in
  * err), ESPL_EPROTO (malformed), ESPL_EUNSUPPORTED (the ROM rejected the
  * command).  Any output pointer may be NULL. */
-int espl_loader_parse_reply(int mode, uint8_t op, const uint8_t *frame, size_t len,
+int espl_loader_parse_reply(enum espl_loader_mode mode, uint8_t op, const uint8_t *frame, size_t len,
 			    uint32_t *value, uint8_t *out, size_t out_cap, size_t *out_len,
 			    unsigned *status, espl_error *err);
 

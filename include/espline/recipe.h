@@ -96,6 +96,7 @@
 
 #include "espline/error.h"
 #include "espline/flash_vendor.h"
+#include "espline/image.h"
 
 struct espl_csv;
 
@@ -168,17 +169,13 @@ enum espl_flash_size_mode {
 	ESPL_FLASH_SIZE_FIXED,     /* flash.size bytes */
 };
 
-#define ESPL_FLASH_KEEP (-1)
 
-/* Image-header codes (protocol notes 8.2). */
-enum espl_flash_mode { ESPL_FLASH_QIO = 0, ESPL_FLASH_QOUT = 1, ESPL_FLASH_DIO = 2, ESPL_FLASH_DOUT = 3 };
-enum espl_flash_freq { ESPL_FREQ_40M = 0x0, ESPL_FREQ_26M = 0x1, ESPL_FREQ_20M = 0x2, ESPL_FREQ_80M = 0xF };
 
 typedef struct espl_recipe_flash {
 	enum espl_flash_size_mode size_mode;
 	uint32_t size;             /* bytes, for ESPL_FLASH_SIZE_FIXED */
-	int mode;                  /* enum espl_flash_mode or ESPL_FLASH_KEEP */
-	int freq;                  /* enum espl_flash_freq or ESPL_FLASH_KEEP */
+	enum espl_flash_mode mode; /* image.h; or ESPL_FLASH_MODE_KEEP */
+	enum espl_flash_freq freq; /* image.h; or ESPL_FREQ_KEEP */
 	bool size_default, mode_default, freq_default;
 	espl_recipe_pos size_pos;
 } espl_recipe_flash;
@@ -397,9 +394,8 @@ int espl_recipe_parse_oui(const char *s, uint8_t oui[3]);
 
 /* espl_flash_manufacturer_name(id): include/espline/flash_vendor.h. */
 
-/* Names for printing: "qio", "40m", "4MB", "detect", "keep", ... */
-const char *espl_recipe_mode_name(int mode);
-const char *espl_recipe_freq_name(int freq);
+/* Names for printing: flash mode and frequency names are image.h's
+ * espl_flash_mode_name and espl_flash_freq_name ("dio", "40m", "keep"). */
 const char *espl_step_kind_name(enum espl_step_kind kind);
 /* "512KB", "4MB", or "0x12345" when not a whole KB; buf holds >= 16 bytes. */
 const char *espl_recipe_format_size(uint32_t bytes, char *buf, size_t len);

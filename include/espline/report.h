@@ -105,7 +105,7 @@ enum espl_export_format { ESPL_EXPORT_CSV, ESPL_EXPORT_JSON };
  * kind, address, length, expected_md5, actual_md5, bytes, duration_ms,
  * retries, result, error).  Returns the number of units written.
  */
-int espl_report_export(espl_db *db, const espl_report_filter *filter, int format, FILE *out,
+int espl_report_export(espl_db *db, const espl_report_filter *filter, enum espl_export_format format, FILE *out,
 		       espl_error *err);
 extern const char *const espl_export_columns[];
 #define ESPL_EXPORT_NCOLUMNS 27
@@ -114,11 +114,11 @@ extern const char *const espl_export_columns[];
  * the same percentiles and the same export rows. */
 /* Fill timed, p50/p90/p99, mean and max from n durations (sorted in place). */
 void espl_report_set_durations(espl_report *r, int64_t *durations, size_t n);
-void espl_report_export_header(FILE *out, int format);
+void espl_report_export_header(FILE *out, enum espl_export_format format);
 /* One unit; index is its 0-based position in the export (JSON separators). */
-int espl_report_export_unit(FILE *out, int format, int64_t index, const espl_report_unit *u,
+int espl_report_export_unit(FILE *out, enum espl_export_format format, int64_t index, const espl_report_unit *u,
 			    const espl_db_step *steps, size_t n_steps);
-void espl_report_export_footer(FILE *out, int format, int64_t count);
+void espl_report_export_footer(FILE *out, enum espl_export_format format, int64_t count);
 
 /* "2026-11-25", "2026-11-25T08:54", "2026-11-25 08:54:37", optional ".mmm" and
  * "Z" (times are UTC) -> ms since the epoch.  0 or ESPL_EARG. */

@@ -32,8 +32,8 @@ enum espl_reset_mode {
 #define ESPL_RESET_HOLD_MS 100
 
 /* Parse "auto" / "none" (also "no_reset", "no-reset"). */
-int espl_reset_mode_parse(const char *s, int *mode, espl_error *err);
-const char *espl_reset_mode_name(int mode);
+int espl_reset_mode_parse(const char *s, enum espl_reset_mode *mode, espl_error *err);
+const char *espl_reset_mode_name(enum espl_reset_mode mode);
 
 /* Classic sequence: EN low with GPIO0 high, wait 100 ms, GPIO0 low and EN
  * high (the chip samples GPIO0 low), wait delay_ms, release GPIO0. */

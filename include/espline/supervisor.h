@@ -49,6 +49,7 @@
 #include <stdint.h>
 
 #include "espline/db.h"
+#include "espline/dbwriter.h"
 #include "espline/error.h"
 #include "espline/loader.h"
 #include "espline/runner.h"
@@ -96,7 +97,7 @@ typedef struct espl_station_event {
 	const char *step;             /* step kind name */
 	unsigned step_number, n_steps;
 	const espl_progress *progress;
-	int result;                   /* enum espl_db_result (UNIT_DONE), step: PASS/FAIL */
+	enum espl_db_result result;   /* UNIT_DONE; STEP_DONE: PASS or FAIL */
 	double duration_s;
 	const char *error_kind;
 	const char *message;
@@ -106,8 +107,8 @@ typedef struct espl_station_event {
 	int64_t seq;                  /* UNIT_RECORDED */
 	const char *repeat_of;        /* UNIT_RECORDED: uuid of an earlier PASS, or NULL */
 	int spooled;                  /* UNIT_RECORDED */
-	int db_state;                 /* DB_STATE: enum espl_dbw_state */
-	int stop_level;               /* STOPPING */
+	enum espl_dbw_state db_state; /* DB_STATE */
+	enum espl_stop_level stop_level; /* STOPPING */
 	int count;                    /* STARTED: planned units (0 = open-ended) */
 } espl_station_event;
 
@@ -115,7 +116,7 @@ typedef struct espl_supervisor_options {
 	const espl_plan *plan;        /* shared read-only by every worker */
 	const char *const *ports;     /* specs; NULL/0: espl_supervisor_default_ports */
 	size_t n_ports;
-	int mode;                     /* enum espl_station_mode */
+	enum espl_station_mode mode;
 	const char *batch_name;       /* NULL: "run-YYYYMMDD-HHMMSS" */
 	int count;                    /* BATCH: units to program */
 	const char *operator_name;    /* may be NULL */

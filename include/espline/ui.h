@@ -40,7 +40,7 @@ enum espl_ui_mode {
 
 typedef struct espl_ui_options {
 	FILE *out;              /* NULL: stdout */
-	int mode;               /* enum espl_ui_mode */
+	enum espl_ui_mode mode;
 	int color;              /* -1: when out is a terminal (the CLI passes 0
 	                           when $NO_COLOR is set) */
 	int redraw_ms;          /* TABLE: minimum time between frames; 0: 250 */

@@ -358,7 +358,7 @@ static int export_row(const PGresult *r, void *user)
 	return rc;
 }
 
-int espl_central_export(PGconn *conn, const espl_report_filter *f, int format, FILE *out,
+int espl_central_export(PGconn *conn, const espl_report_filter *f, enum espl_export_format format, FILE *out,
 			espl_error *err)
 {
 	filter_sql q;

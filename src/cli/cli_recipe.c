@@ -107,8 +107,8 @@ static void show_flash(const espl_recipe *r)
 	                   : f->size_mode == ESPL_FLASH_SIZE_KEEP ? "keep"
 	                   : espl_recipe_format_size(f->size, buf, sizeof buf);
 	printf("flash:\n  size: %s%s\n", size, dflt(f->size_default));
-	printf("  mode: %s%s\n", espl_recipe_mode_name(f->mode), dflt(f->mode_default));
-	printf("  freq: %s%s\n", espl_recipe_freq_name(f->freq), dflt(f->freq_default));
+	printf("  mode: %s%s\n", espl_flash_mode_name(f->mode), dflt(f->mode_default));
+	printf("  freq: %s%s\n", espl_flash_freq_name(f->freq), dflt(f->freq_default));
 }
 
 static void show_expect(const espl_recipe *r)

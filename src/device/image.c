@@ -27,10 +27,10 @@ typedef struct code_name {
 } code_name;
 
 static const code_name modes[] = {
-	{ 0, "qio" }, { 1, "qout" }, { 2, "dio" }, { 3, "dout" },
+	{ ESPL_FLASH_QIO, "qio" }, { ESPL_FLASH_QOUT, "qout" }, { ESPL_FLASH_DIO, "dio" }, { ESPL_FLASH_DOUT, "dout" },
 };
 static const code_name freqs[] = {
-	{ 0x0, "40m" }, { 0x1, "26m" }, { 0x2, "20m" }, { 0xF, "80m" },
+	{ ESPL_FREQ_40M, "40m" }, { ESPL_FREQ_26M, "26m" }, { ESPL_FREQ_20M, "20m" }, { ESPL_FREQ_80M, "80m" },
 };
 static const code_name sizes[] = {
 	{ 0x10, "256KB" }, { 0x00, "512KB" }, { 0x20, "1MB" }, { 0x30, "2MB" }, { 0x40, "4MB" },
@@ -84,12 +84,17 @@ static int parse_param(const code_name *t, size_t n, const char *what, const cha
 
 void espl_flash_params_keep(espl_flash_params *p)
 {
-	p->mode = p->size = p->freq = ESPL_PARAM_KEEP;
+	p->mode = ESPL_FLASH_MODE_KEEP;
+	p->size = ESPL_PARAM_KEEP;
+	p->freq = ESPL_FREQ_KEEP;
 }
 
-int espl_flash_mode_parse(const char *s, int *code, espl_error *err)
+int espl_flash_mode_parse(const char *s, enum espl_flash_mode *code, espl_error *err)
 {
-	return parse_param(modes, COUNT(modes), "mode", s, 0, code, err);
+	int v;
+	ESPL_TRY(parse_param(modes, COUNT(modes), "mode", s, 0, &v, err));
+	*code = (enum espl_flash_mode)v;
+	return ESPL_OK;
 }
 
 int espl_flash_size_parse(const char *s, int *code, espl_error *err)
@@ -97,14 +102,17 @@ int espl_flash_size_parse(const char *s, int *code, espl_error *err)
 	return parse_param(sizes, COUNT(sizes), "size", s, 1, code, err);
 }
 
-int espl_flash_freq_parse(const char *s, int *code, espl_error *err)
+int espl_flash_freq_parse(const char *s, enum espl_flash_freq *code, espl_error *err)
 {
-	return parse_param(freqs, COUNT(freqs), "frequency", s, 0, code, err);
+	int v;
+	ESPL_TRY(parse_param(freqs, COUNT(freqs), "frequency", s, 0, &v, err));
+	*code = (enum espl_flash_freq)v;
+	return ESPL_OK;
 }
 
-const char *espl_flash_mode_name(int code) { return name_of(modes, COUNT(modes), code); }
+const char *espl_flash_mode_name(enum espl_flash_mode code) { return name_of(modes, COUNT(modes), (int)code); }
 const char *espl_flash_size_name(int code) { return name_of(sizes, COUNT(sizes), code); }
-const char *espl_flash_freq_name(int code) { return name_of(freqs, COUNT(freqs), code); }
+const char *espl_flash_freq_name(enum espl_flash_freq code) { return name_of(freqs, COUNT(freqs), (int)code); }
 
 int espl_flash_size_code(size_t bytes)
 {
@@ -177,8 +185,8 @@ int espl_image_parse(const uint8_t *data, size_t len, espl_image_info *info, esp
 
 static int all_keep(const espl_flash_params *p)
 {
-	return !p || (p->mode == ESPL_PARAM_KEEP && p->size == ESPL_PARAM_KEEP &&
-		      p->freq == ESPL_PARAM_KEEP);
+	return !p || (p->mode == ESPL_FLASH_MODE_KEEP && p->size == ESPL_PARAM_KEEP &&
+		      p->freq == ESPL_FREQ_KEEP);
 }
 
 int espl_image_patch(uint8_t *data, size_t len, const espl_flash_params *p, espl_error *err)
@@ -196,9 +204,9 @@ int espl_image_patch(uint8_t *data, size_t len, const espl_flash_params *p, espl
 		espl_error_prefix(err, "cannot set flash mode/size/frequency");
 		return err->code;
 	}
-	b2 = p->mode == ESPL_PARAM_KEEP ? data[2] : (uint8_t)p->mode;
+	b2 = p->mode == ESPL_FLASH_MODE_KEEP ? data[2] : (uint8_t)p->mode;
 	b3 = (uint8_t)((p->size == ESPL_PARAM_KEEP ? (data[3] & 0xF0) : p->size) |
-		       (p->freq == ESPL_PARAM_KEEP ? (data[3] & 0x0F) : p->freq));
+		       (p->freq == ESPL_FREQ_KEEP ? (data[3] & 0x0F) : p->freq));
 	if (b2 == data[2] && b3 == data[3])
 		return 0;
 	data[2] = b2;

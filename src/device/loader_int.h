@@ -58,7 +58,7 @@ struct espl_loader {
 	espl_port *port;
 	espl_loader_options opt;
 	char *stub_path;          /* owned copy of opt.stub_path */
-	int mode;
+	enum espl_loader_mode mode;
 	size_t flash_size;
 	unsigned last_status;
 

@@ -14,7 +14,7 @@
 
 /* ---- state, events ----------------------------------------------- */
 
-int espl_loader_mode(const espl_loader *l) { return l->mode; }
+enum espl_loader_mode espl_loader_mode(const espl_loader *l) { return l->mode; }
 unsigned espl_loader_baud(const espl_loader *l) { return l->port->baud; }
 espl_port *espl_loader_port(espl_loader *l) { return l->port; }
 const espl_loader_options *espl_loader_opts(const espl_loader *l) { return &l->opt; }
@@ -343,7 +343,7 @@ static int check_reply(int mode, uint8_t op, const uint8_t *f, size_t flen, uint
 	return 0;
 }
 
-int espl_loader_parse_reply(int mode, uint8_t op, const uint8_t *frame, size_t len, uint32_t *value,
+int espl_loader_parse_reply(enum espl_loader_mode mode, uint8_t op, const uint8_t *frame, size_t len, uint32_t *value,
 			    uint8_t *out, size_t out_cap, size_t *out_len, unsigned *status,
 			    espl_error *err)
 {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-int espl_reset_mode_parse(const char *s, int *mode, espl_error *err)
+int espl_reset_mode_parse(const char *s, enum espl_reset_mode *mode, espl_error *err)
 {
 	if (strcmp(s, "auto") == 0 || strcmp(s, "default_reset") == 0) {
 		*mode = ESPL_RESET_AUTO;
@@ -20,7 +20,7 @@ int espl_reset_mode_parse(const char *s, int *mode, espl_error *err)
 	return espl_fail(err, ESPL_EARG, "unknown reset mode '%s' (use auto or none)", s);
 }
 
-const char *espl_reset_mode_name(int mode)
+const char *espl_reset_mode_name(enum espl_reset_mode mode)
 {
 	return mode == ESPL_RESET_NONE ? "none" : "auto";
 }

@@ -168,14 +168,14 @@ void espl__recipe_parse_flash(parse_ctx *c, yaml_node_t *n)
 	if ((v = espl__yaml_field(&f, "mode"))) {
 		int i = espl__yaml_choice(&c->y, v, "flash.mode", modes, 5);
 		if (i >= 0) {
-			fl->mode = i == 4 ? ESPL_FLASH_KEEP : i;
+			espl_flash_mode_parse(modes[i], &fl->mode, NULL);  /* the same names, and "keep" */
 			fl->mode_default = false;
 		}
 	}
 	if ((v = espl__yaml_field(&f, "freq"))) {
 		int i = espl__yaml_choice(&c->y, v, "flash.freq", freqs, 5);
 		if (i >= 0) {
-			fl->freq = i == 4 ? ESPL_FLASH_KEEP : espl__recipe_freq_code((size_t)i);
+			espl_flash_freq_parse(freqs[i], &fl->freq, NULL);
 			fl->freq_default = false;
 		}
 	}

@@ -54,8 +54,8 @@ static int read_file_data(parse_ctx *c, espl_recipe_file *f, const char *what)
 static void note_image_header(parse_ctx *c, espl_recipe *r, const espl_step *s)
 {
 	const espl_recipe_file *f = &s->write.file;
-	bool patching = r->flash.size_mode != ESPL_FLASH_SIZE_KEEP || r->flash.mode != ESPL_FLASH_KEEP ||
-	                r->flash.freq != ESPL_FLASH_KEEP;
+	bool patching = r->flash.size_mode != ESPL_FLASH_SIZE_KEEP || r->flash.mode != ESPL_FLASH_MODE_KEEP ||
+	                r->flash.freq != ESPL_FREQ_KEEP;
 	if (f->size >= 8 && f->data[0] == 0xE9) {
 		r->image_declared_size = espl__recipe_header_code_to_size(f->data[3] >> 4);
 		return;

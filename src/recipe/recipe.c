@@ -147,36 +147,6 @@ int espl_recipe_parse_oui(const char *s, uint8_t oui[3])
 	return *s == '\0' ? 0 : -1;
 }
 
-static const char *const flash_mode_names[] = { "qio", "qout", "dio", "dout" };
-
-const char *espl_recipe_mode_name(int mode)
-{
-	if (mode == ESPL_FLASH_KEEP)
-		return "keep";
-	return mode >= 0 && mode < 4 ? flash_mode_names[mode] : "?";
-}
-
-static const struct {
-	int code;
-	const char *name;
-} flash_freqs[] = { { ESPL_FREQ_40M, "40m" }, { ESPL_FREQ_26M, "26m" },
-                    { ESPL_FREQ_20M, "20m" }, { ESPL_FREQ_80M, "80m" } };
-
-int espl__recipe_freq_code(size_t i)
-{
-	return flash_freqs[i].code;
-}
-
-const char *espl_recipe_freq_name(int freq)
-{
-	if (freq == ESPL_FLASH_KEEP)
-		return "keep";
-	for (size_t i = 0; i < 4; i++)
-		if (flash_freqs[i].code == freq)
-			return flash_freqs[i].name;
-	return "?";
-}
-
 static const char *const step_kind_names[] = {
 	[ESPL_STEP_ERASE] = "erase",
 	[ESPL_STEP_WRITE] = "write",
@@ -370,8 +340,8 @@ static void set_recipe_defaults(espl_recipe *r)
 	r->connect.reset_default = r->connect.baud_default = true;
 	r->connect.flash_baud_default = r->connect.stub_default = true;
 	r->flash.size_mode = ESPL_FLASH_SIZE_DETECT;
-	r->flash.mode = ESPL_FLASH_KEEP;
-	r->flash.freq = ESPL_FLASH_KEEP;
+	r->flash.mode = ESPL_FLASH_MODE_KEEP;
+	r->flash.freq = ESPL_FREQ_KEEP;
 	r->flash.size_default = r->flash.mode_default = r->flash.freq_default = true;
 	r->serial.reuse_for_mac = true;
 	r->serial.first = 1;

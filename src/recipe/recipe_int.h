@@ -40,8 +40,6 @@ typedef struct parse_ctx {
 } parse_ctx;
 
 /* recipe.c */
-/* The flash.freq code of the i-th name in 40m, 26m, 20m, 80m. */
-int espl__recipe_freq_code(size_t i);
 uint32_t espl__recipe_round_up(uint32_t v, uint32_t to);
 int espl__recipe_sha256_hex(const void *data, size_t len, char out[ESPL_SHA256_HEX_LEN + 1]);
 bool espl__recipe_is_header_flash_size(uint32_t bytes);

@@ -149,7 +149,7 @@ int espl__dbw_is_environmental(int rc)
 
 /* ---- state ------------------------------------------------------------- */
 
-static void set_state(espl_dbw *w, int state, const char *reason)
+static void set_state(espl_dbw *w, enum espl_dbw_state state, const char *reason)
 {
 	pthread_mutex_lock(&w->mu);
 	int changed = w->state != state;

@@ -34,7 +34,7 @@ enum rec_type { R_BATCH_BEGIN, R_BATCH_END, R_UNIT_BEGIN, R_UNIT_END, R_EVENT, R
 /* One queued record: owned deep copies of what the producer gave. */
 typedef struct rec {
 	struct rec *next;
-	int type;
+	enum rec_type type;
 	espl_db_station station;
 	espl_db_recipe recipe;
 	espl_db_image *images;
@@ -74,7 +74,7 @@ struct espl_dbw {
 	rec *head, *tail;
 	rec *held_head, *held_tail; /* neither written nor spooled */
 	int stopping;
-	int state;
+	enum espl_dbw_state state;
 	char reason[ESPL_ERROR_MAX];
 	espl_dbw_stats stats;
 	int spool_fd;

@@ -505,7 +505,7 @@ static json_t *step_json(const espl_db_step *st)
 	return o;
 }
 
-void espl_report_export_header(FILE *out, int format)
+void espl_report_export_header(FILE *out, enum espl_export_format format)
 {
 	if (format == ESPL_EXPORT_CSV) {
 		for (int i = 0; i < ESPL_EXPORT_NCOLUMNS; i++)
@@ -516,13 +516,13 @@ void espl_report_export_header(FILE *out, int format)
 	}
 }
 
-void espl_report_export_footer(FILE *out, int format, int64_t count)
+void espl_report_export_footer(FILE *out, enum espl_export_format format, int64_t count)
 {
 	if (format == ESPL_EXPORT_JSON)
 		fputs(count ? "\n]\n" : "]\n", out);
 }
 
-int espl__report_export_finish(FILE *out, int format, int64_t count, espl_error *err)
+int espl__report_export_finish(FILE *out, enum espl_export_format format, int64_t count, espl_error *err)
 {
 	espl_report_export_footer(out, format, count);
 	if (fflush(out) != 0 || ferror(out))
@@ -530,7 +530,7 @@ int espl__report_export_finish(FILE *out, int format, int64_t count, espl_error 
 	return (int)(count > INT32_MAX ? INT32_MAX : count);
 }
 
-int espl_report_export_unit(FILE *out, int format, int64_t index, const espl_report_unit *ru,
+int espl_report_export_unit(FILE *out, enum espl_export_format format, int64_t index, const espl_report_unit *ru,
 			    const espl_db_step *steps, size_t n_steps)
 {
 	export_row x;
@@ -630,7 +630,7 @@ static int export_json_rows(espl_db *db, sqlite3_stmt *s, export_ctx *c, espl_er
 	return ESPL_OK;
 }
 
-int espl_report_export(espl_db *db, const espl_report_filter *f, int format, FILE *out,
+int espl_report_export(espl_db *db, const espl_report_filter *f, enum espl_export_format format, FILE *out,
 		       espl_error *err)
 {
 	sqlite3_stmt *s;

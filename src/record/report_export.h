@@ -11,6 +11,6 @@
 
 /* Close an export of count units: the footer, then a flush.  Returns the
  * count (capped at INT32_MAX), or ESPL_ESYS when the stream failed. */
-int espl__report_export_finish(FILE *out, int format, int64_t count, espl_error *err);
+int espl__report_export_finish(FILE *out, enum espl_export_format format, int64_t count, espl_error *err);
 
 #endif /* ESPLINE_REPORT_EXPORT_H */

@@ -65,11 +65,11 @@ static void fuzz_image_check_patch(const uint8_t *d, size_t len, const espl_flas
 	if (rc == 1)
 		FUZZ_CHECK(copy[2] != d[2] || copy[3] != d[3]);
 	if (rc >= 0 && len >= 4 && p->size != ESPL_PARAM_DETECT) {
-		if (p->mode != ESPL_PARAM_KEEP)
+		if (p->mode != ESPL_FLASH_MODE_KEEP)
 			FUZZ_CHECK(copy[2] == (uint8_t)p->mode);
 		if (p->size != ESPL_PARAM_KEEP)
 			FUZZ_CHECK((copy[3] & 0xF0) == (uint8_t)p->size);
-		if (p->freq != ESPL_PARAM_KEEP)
+		if (p->freq != ESPL_FREQ_KEEP)
 			FUZZ_CHECK((copy[3] & 0x0F) == (uint8_t)p->freq);
 	}
 	if (parsed && rc >= 0) {

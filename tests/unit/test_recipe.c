@@ -509,8 +509,8 @@ static void test_defaults(void **state)
 	assert_int_equal(r->connect.stub, ESPL_STUB_BUILTIN);
 	assert_true(r->connect.baud_default && r->connect.flash_baud_default && r->connect.stub_default);
 	assert_int_equal(r->flash.size_mode, ESPL_FLASH_SIZE_DETECT);
-	assert_int_equal(r->flash.mode, ESPL_FLASH_KEEP);
-	assert_int_equal(r->flash.freq, ESPL_FLASH_KEEP);
+	assert_int_equal(r->flash.mode, ESPL_FLASH_MODE_KEEP);
+	assert_int_equal(r->flash.freq, ESPL_FREQ_KEEP);
 	assert_int_equal(r->expect.n_manufacturers, 0);
 	assert_int_equal(r->expect.flash_size_min, 0);
 
@@ -786,9 +786,9 @@ static void test_names(void **state)
 	assert_int_equal(espl_flash_manufacturer_by_name("cypress", &id), 0); /* an alias */
 	assert_int_equal(id, 0x01);
 	assert_int_equal(espl_flash_manufacturer_by_name("Acme", &id), -1);
-	assert_string_equal(espl_recipe_mode_name(ESPL_FLASH_DIO), "dio");
-	assert_string_equal(espl_recipe_mode_name(ESPL_FLASH_KEEP), "keep");
-	assert_string_equal(espl_recipe_freq_name(ESPL_FREQ_80M), "80m");
+	assert_string_equal(espl_flash_mode_name(ESPL_FLASH_DIO), "dio");
+	assert_string_equal(espl_flash_mode_name(ESPL_FLASH_MODE_KEEP), "keep");
+	assert_string_equal(espl_flash_freq_name(ESPL_FREQ_80M), "80m");
 	assert_string_equal(espl_recipe_format_size(4u << 20, buf, sizeof buf), "4MB");
 	assert_string_equal(espl_recipe_format_size(512u << 10, buf, sizeof buf), "512KB");
 	assert_string_equal(espl_recipe_format_size(0x2064, buf, sizeof buf), "0x2064");
