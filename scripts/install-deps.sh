@@ -4,7 +4,9 @@
 #
 #   apt:  compilers, libraries (-dev), sqlite3, nodejs + npm, cppcheck (make lint), chromium (browser tests);
 #         for the Debian package and its test (tests/integration/install.sh):
-#         debhelper, lintian, fakeroot, systemd, udev, man-db, groff, zsh, strace
+#         debhelper, lintian, fakeroot, systemd, udev, man-db, groff, zsh, strace;
+#         for the RFC 2217 reset test: ser2net (a real serial server) and
+#         python3-serial (pyserial's RFC 2217 client, as esptool uses it)
 #   npm:  esptool-js at the exact versions pinned in tests/interop/package-lock.json
 #         (0.7.0, and 0.4.7 under the alias esptool-js-legacy), puppeteer-core as
 #         pinned in tests/browser/package-lock.json
@@ -21,6 +23,7 @@ APT_PACKAGES=(
 	libssl-dev libjansson-dev libcmocka-dev libpq-dev postgresql
 	valgrind nodejs libmicrohttpd-dev chromium cppcheck
 	debhelper lintian fakeroot systemd udev man-db groff-base zsh strace util-linux
+	ser2net python3-serial
 )
 
 sudo_cmd=()

@@ -131,7 +131,8 @@ int main(int argc, char **argv)
 	}
 	sim_server_options so = {
 		.time_scale = o.time_scale, .link_dir = o.link_dir, .flash_dir = o.flash_dir,
-		.en_delay_ms = o.en_delay_ms, .seed = o.seed, .verbose = o.verbose,
+		.en_delay_ms = o.en_delay_ms,
+		.line_latency_ms = o.line_latency_ms, .line_jitter_ms = o.line_jitter_ms, .seed = o.seed, .verbose = o.verbose,
 		.stop_fd = stop[0], .ctx = &a, .log = log_line, .announce = announce,
 	};
 	int status = 0;

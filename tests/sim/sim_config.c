@@ -3,6 +3,7 @@
  */
 #include "sim_config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,6 +43,10 @@ const char *sim_options_usage(void)
 "  --exit-after-idle S    exit after S seconds without host traffic on any device\n"
 "  --port-base P          device K listens on 127.0.0.1:P+K (default: free ports)\n"
 "  --en-delay MS          EN capacitor: EN rises MS ms after release (default 10)\n"
+"  --line-latency MS[:J]  RFC 2217: each DTR/RTS change takes effect MS ms (plus\n"
+"                         a seeded random 0..J ms) after it arrives, in order,\n"
+"                         and is acknowledged then, as through a serial server\n"
+"                         on a slow network (default 0: at once)\n"
 "  --seed N               seed for random faults and line noise (default 1);\n"
 "                         device K uses N+K\n"
 "  -v, --verbose          log every reset, boot, baud change and connection\n"
@@ -372,6 +377,27 @@ static int parse_double(const char *v, double lo, double *out)
 	return 0;
 }
 
+/* "MS" or "MS:JITTER", each 0..10000 ms. */
+static int parse_latency(const char *v, unsigned *ms, unsigned *jitter)
+{
+	char *end;
+	errno = 0;
+	unsigned long a = strtoul(v, &end, 10), b = 0;
+	if (errno || end == v || a > 10000 || !isdigit((unsigned char)*v))
+		return -1;
+	if (*end == ':') {
+		const char *j = end + 1;
+		b = strtoul(j, &end, 10);
+		if (errno || end == j || b > 10000 || !isdigit((unsigned char)*j))
+			return -1;
+	}
+	if (*end)
+		return -1;
+	*ms = (unsigned)a;
+	*jitter = (unsigned)b;
+	return 0;
+}
+
 /* Fill in what depends on other settings, then check consistency. */
 static int finish_device(sim_options *o, sim_device_config *d, char *err, size_t errlen)
 {
@@ -494,6 +520,10 @@ int sim_options_parse(int argc, char **argv, sim_options *o, char *err, size_t e
 				rc = fail(err, errlen, "bad --en-delay \"%s\": 0..10000 ms", v);
 			else
 				o->en_delay_ms = (unsigned)n;
+		} else if (VALUE("--line-latency")) {
+			NEED();
+			if (parse_latency(v, &o->line_latency_ms, &o->line_jitter_ms))
+				rc = fail(err, errlen, "bad --line-latency \"%s\": MS or MS:JITTER, 0..10000 ms", v);
 		} else if (VALUE("--seed")) {
 			NEED();
 			if (sim_parse_size(v, &o->seed))

@@ -51,6 +51,8 @@ typedef struct sim_options {
 	double exit_after_idle;     /* seconds without host traffic; 0 = run until signalled */
 	unsigned port_base;         /* device K listens on port_base + K; 0 = any free port */
 	unsigned en_delay_ms;       /* EN capacitor: rise time after reset is released */
+	unsigned line_latency_ms;   /* RFC 2217 SET-CONTROL applied this late (0 = at once) */
+	unsigned line_jitter_ms;    /* ... plus a seeded random 0..jitter ms */
 	uint64_t seed;              /* fault/noise RNG; device K uses seed + K */
 	int verbose;
 	int help;                   /* --help was given: print sim_options_usage() */

@@ -52,6 +52,11 @@
 
 enum { OP_FLASH_END = 0x04, OP_FLASH_DEFL_END = 0x12 };
 
+/* SET-CONTROL changes in flight at once; a reset sequence needs 6. */
+#define LINE_Q_MAX 16
+/* Changes arriving closer than this came in one TCP segment. */
+#define LINE_BURST_US 1000
+
 struct sim_device {
 	sim_device_config cfg;
 	sim_server_options opt;
@@ -80,6 +85,11 @@ struct sim_device {
 	unsigned chip_baud;      /* what the chip's UART runs at; 0 = auto-baud (ROM) */
 	sim_reset rst;
 	int held;                /* EN low: the chip does nothing */
+	/* RFC 2217 DTR/RTS changes waiting out --line-latency, oldest first */
+	struct { uint64_t at; uint8_t value; } line_q[LINE_Q_MAX];
+	unsigned line_q_head, line_q_len;
+	uint64_t line_rng;
+	uint64_t line_arrived, line_delay; /* the last change's arrival and delay (us) */
 	int latched_download;    /* GPIO0 at the last boot */
 
 	/* host -> chip */
@@ -351,6 +361,7 @@ static void dev_wait(sim_device *d, uint64_t deadline);
 static void dev_boot(sim_device *d, int download, int rst_cause);
 static void dev_unplug(sim_device *d, unsigned ms);
 static void dev_hold(sim_device *d);
+static void poll_en_rise(sim_device *d, uint64_t now);
 
 /* --- host -> chip ------------------------------------------------------- */
 
@@ -443,13 +454,20 @@ static void refresh_pty_baud(sim_device *d)
 	set_host_baud(d, baud);
 }
 
-static void set_lines(sim_device *d, int dtr, int rts)
+/* The lines change at time `at` (real us; a queued change may be applied
+ * late, but counts from when it was due). */
+static void set_lines_at(sim_device *d, int dtr, int rts, uint64_t at)
 {
 	if (dtr == d->rst.dtr && rts == d->rst.rts)
 		return;
 	VLOG(d, "DTR=%d RTS=%d", dtr, rts);
-	if (sim_reset_set_lines(&d->rst, dtr, rts, sim_mono_us()) == SIM_RESET_HOLD)
+	if (sim_reset_set_lines(&d->rst, dtr, rts, at) == SIM_RESET_HOLD)
 		dev_hold(d);
+}
+
+static void set_lines(sim_device *d, int dtr, int rts)
+{
+	set_lines_at(d, dtr, rts, sim_mono_us());
 }
 
 static uint8_t control_state(sim_device *d, uint8_t request)
@@ -463,6 +481,73 @@ static uint8_t control_state(sim_device *d, uint8_t request)
 	}
 }
 
+/* One DTR/RTS SET-CONTROL: acknowledged when it takes effect, as a server
+ * that answers after setting the line does. */
+static void apply_line_change(sim_device *d, uint8_t v, uint64_t at)
+{
+	uint8_t out[ESPL_RFC2217_BUILD_MAX(1)];
+	int dtr = d->rst.dtr, rts = d->rst.rts;
+	if (v == ESPL_RFC2217_DTR_ON || v == ESPL_RFC2217_DTR_OFF)
+		dtr = v == ESPL_RFC2217_DTR_ON;
+	else
+		rts = v == ESPL_RFC2217_RTS_ON;
+	link_control(d, out, espl_rfc2217_build_byte(ESPL_RFC2217_SERVER(ESPL_RFC2217_SET_CONTROL), v, out));
+	set_lines_at(d, dtr, rts, at);
+}
+
+/* --line-latency: a serial server on a slow network.  Each change takes
+ * effect latency + 0..jitter ms after it arrived, never before the change
+ * sent ahead of it (one TCP stream keeps order).  Changes that arrive
+ * together (within LINE_BURST_US: one TCP segment) share one delay, as the
+ * server then sets the lines back to back.  So changes sent apart (a client
+ * that waits for each acknowledgement, like pyserial's) reach the pins
+ * apart, and changes sent in one write reach them together. */
+static void queue_line_change(sim_device *d, uint8_t v)
+{
+	if (d->line_q_len == LINE_Q_MAX) {
+		/* A client flooding changes: the oldest takes effect now. */
+		apply_line_change(d, d->line_q[d->line_q_head].value, sim_mono_us());
+		d->line_q_head = (d->line_q_head + 1) % LINE_Q_MAX;
+		d->line_q_len--;
+	}
+	uint64_t now = sim_mono_us();
+	if (!d->line_arrived || now - d->line_arrived > LINE_BURST_US) {
+		uint64_t jitter = d->opt.line_jitter_ms ? sim_rng_next(&d->line_rng) % (d->opt.line_jitter_ms * 1000ull + 1) : 0;
+		d->line_delay = d->opt.line_latency_ms * 1000ull + jitter;
+	}
+	d->line_arrived = now;
+	uint64_t at = now + d->line_delay;
+	if (d->line_q_len) {
+		uint64_t prev = d->line_q[(d->line_q_head + d->line_q_len - 1) % LINE_Q_MAX].at;
+		if (at < prev)
+			at = prev;
+	}
+	unsigned tail = (d->line_q_head + d->line_q_len) % LINE_Q_MAX;
+	d->line_q[tail].at = at;
+	d->line_q[tail].value = v;
+	d->line_q_len++;
+}
+
+/* Due changes in the order of their times, each after the EN rise that came
+ * before it: a device thread that wakes late (a loaded machine) must not let
+ * a later change overtake the boot it should have followed. */
+static void apply_due_line_changes(sim_device *d, uint64_t now)
+{
+	while (d->line_q_len && d->line_q[d->line_q_head].at <= now) {
+		uint8_t v = d->line_q[d->line_q_head].value;
+		uint64_t at = d->line_q[d->line_q_head].at;
+		d->line_q_head = (d->line_q_head + 1) % LINE_Q_MAX;
+		d->line_q_len--;
+		poll_en_rise(d, at);
+		apply_line_change(d, v, at);
+	}
+}
+
+static uint64_t next_line_change(const sim_device *d)
+{
+	return d->line_q_len ? d->line_q[d->line_q_head].at : 0;
+}
+
 static void handle_com_port(sim_device *d, const espl_telnet_event *ev)
 {
 	uint8_t out[ESPL_RFC2217_BUILD_MAX(ESPL_TELNET_SB_MAX)];
@@ -474,23 +559,24 @@ static void handle_com_port(sim_device *d, const espl_telnet_event *ev)
 		return;
 	case ESPL_RFC2217_SET_CONTROL: {
 		uint8_t v = (uint8_t)ev->cpo_value;
-		int dtr = d->rst.dtr, rts = d->rst.rts;
 		switch (v) {
-		case ESPL_RFC2217_DTR_ON: dtr = 1; break;
-		case ESPL_RFC2217_DTR_OFF: dtr = 0; break;
-		case ESPL_RFC2217_RTS_ON: rts = 1; break;
-		case ESPL_RFC2217_RTS_OFF: rts = 0; break;
+		case ESPL_RFC2217_DTR_ON: case ESPL_RFC2217_DTR_OFF:
+		case ESPL_RFC2217_RTS_ON: case ESPL_RFC2217_RTS_OFF:
+			if (d->opt.line_latency_ms || d->opt.line_jitter_ms)
+				queue_line_change(d, v);
+			else
+				apply_line_change(d, v, sim_mono_us());
+			return;
 		case ESPL_RFC2217_FLOW_REQUEST: case ESPL_RFC2217_BREAK_REQUEST:
 		case ESPL_RFC2217_DTR_REQUEST: case ESPL_RFC2217_RTS_REQUEST:
 		case ESPL_RFC2217_INFLOW_REQUEST:
 			link_control(d, out, espl_rfc2217_build_byte(ESPL_RFC2217_SERVER(ESPL_RFC2217_SET_CONTROL),
 			                                             control_state(d, v), out));
 			return;
-		default: break;
+		default:
+			link_control(d, out, espl_rfc2217_build_reply(ev, out));
+			return;
 		}
-		link_control(d, out, espl_rfc2217_build_reply(ev, out));
-		set_lines(d, dtr, rts);
-		return;
 	}
 	case ESPL_RFC2217_PURGE_DATA:
 		/* The client empties the server's receive buffer: chip bytes
@@ -560,6 +646,7 @@ static void client_gone(sim_device *d)
 {
 	VLOG(d, "client disconnected");
 	close_client(d);
+	d->line_q_len = 0; /* changes still in flight die with the connection */
 	/* Closing a USB-UART drops DTR and RTS (HUPCL). */
 	set_lines(d, 0, 0);
 }
@@ -681,14 +768,21 @@ static void dev_plug_in(sim_device *d)
 }
 
 /* Timers: EN rising, re-plug, a pty host coming back. */
+static void poll_en_rise(sim_device *d, uint64_t now)
+{
+	int download;
+	/* A pty has no lines: its GPIO0 is strapped by --boot; on RFC 2217,
+	 * boot=download means a jig holding GPIO0 low. */
+	if (!d->busy && d->powered && sim_reset_poll(&d->rst, now, &download) == SIM_RESET_BOOT)
+		dev_boot(d, download || d->cfg.boot == SIM_BOOT_DOWNLOAD, SIM_RST_EXTERNAL);
+}
+
 static void dev_timers(sim_device *d, uint64_t now)
 {
+	apply_due_line_changes(d, now);
+	poll_en_rise(d, now);
 	if (!d->busy) {
 		int download;
-		/* A pty has no lines: its GPIO0 is strapped by --boot; on
-		 * RFC 2217, boot=download means a jig holding GPIO0 low. */
-		if (d->powered && sim_reset_poll(&d->rst, now, &download) == SIM_RESET_BOOT)
-			dev_boot(d, download || d->cfg.boot == SIM_BOOT_DOWNLOAD, SIM_RST_EXTERNAL);
 		if (d->powered && !d->held && d->self_reset_at && now >= d->self_reset_at) {
 			/* watchdog, restart or brown-out: the straps are sampled again */
 			d->self_reset_at = 0;
@@ -741,6 +835,7 @@ static void dev_serve(sim_device *d, uint64_t deadline, int until_input)
 		}
 		if (d->cfg.link == SIM_LINK_PTY && d->fd >= 0 && !d->host_present)
 			wake = min_deadline(wake, d->host_check_at);
+		wake = min_deadline(wake, next_line_change(d));
 		int timeout = -1;
 		if (wake) {
 			uint64_t us = wake > now ? wake - now : 0;
@@ -1114,6 +1209,7 @@ int sim_device_open(const sim_device_config *cfg, const sim_server_options *opt,
 	uint64_t seed = opt->seed + cfg->index;
 	sim_fault_engine_init(&d->fe, cfg->faults, cfg->nfaults, seed);
 	d->noise_rng = seed ^ 0x5DEECE66Dull;
+	d->line_rng = seed ^ 0x9E3779B97F4A7C15ull;
 	sim_reset_init(&d->rst, (uint64_t)opt->en_delay_ms * 1000u);
 	atomic_store(&d->last_activity, sim_mono_us());
 

@@ -39,6 +39,8 @@ typedef struct sim_server_options {
 	const char *link_dir;     /* NULL = no symlinks */
 	const char *flash_dir;    /* NULL = no persistence */
 	unsigned en_delay_ms;     /* EN capacitor rise time (real ms, never scaled) */
+	unsigned line_latency_ms; /* RFC 2217 DTR/RTS changes take effect this late... */
+	unsigned line_jitter_ms;  /* ...plus 0..jitter ms (real ms, never scaled) */
 	uint64_t seed;            /* device K uses seed + K */
 	int verbose;
 	int stop_fd;              /* becomes readable when the process should stop */
