@@ -40,7 +40,7 @@ const live = {
 function portState(name) {
   let p = live.ports.get(name);
   if (!p) {
-    p = { port: name, state: 'idle', step: '', mac: '', result: '', note: '', error: '', done: 0, total: 0,
+    p = { port: name, slot: '', state: 'idle', step: '', mac: '', result: '', note: '', error: '', done: 0, total: 0,
       passed: 0, failed: 0 };
     live.ports.set(name, p);
   }
@@ -58,7 +58,7 @@ function applySnapshot(s) {
   live.ports = new Map();
   for (const row of s.ports || []) {
     const p = portState(row.port);
-    Object.assign(p, { state: row.state || 'idle', step: row.step || '', mac: row.mac || '',
+    Object.assign(p, { slot: row.slot || '', state: row.state || 'idle', step: row.step || '', mac: row.mac || '',
       result: row.result || '', note: row.note || '', error: '', done: row.done || 0, total: row.total || 0,
       passed: row.passed || 0, failed: row.failed || 0 });
   }
@@ -67,6 +67,7 @@ function applySnapshot(s) {
 
 function applyEvent(e) {
   const p = e.port ? portState(e.port) : null;
+  if (p && e.slot) p.slot = e.slot;
   switch (e.event) {
     case 'snapshot': applySnapshot(e); break;
     case 'started':
@@ -126,6 +127,10 @@ function renderTile(p) {
   const t = el('div', 'tile tile-' + look);
   t.dataset.port = p.port;
   t.dataset.status = word;
+  if (p.slot) {
+    t.dataset.slot = p.slot;
+    t.appendChild(el('div', 'tile-slot', p.slot));
+  }
   t.appendChild(el('div', 'tile-port', p.port));
   t.appendChild(el('div', 'tile-status', word));
   if (p.state === 'programming') {
@@ -164,7 +169,9 @@ function renderLive() {
   $('uph').textContent = hours > 0 && done ? Math.round(done / hours).toString() : '-';
   const tiles = $('tiles');
   clear(tiles);
-  const names = [...live.ports.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  // Tiles in slot order (A1, A2, ..., A10), then the unnamed ports.
+  const key = (n) => (live.ports.get(n).slot ? '0 ' + live.ports.get(n).slot : '1 ' + n);
+  const names = [...live.ports.keys()].sort((a, b) => key(a).localeCompare(key(b), undefined, { numeric: true }));
   for (const n of names) tiles.appendChild(renderTile(live.ports.get(n)));
   const reasons = $('reasons');
   clear(reasons);
@@ -232,7 +239,8 @@ function renderUnit(u) {
   d.appendChild(head);
   field(d, 'batch', u.batch);
   field(d, 'station', u.station + '@' + u.host);
-  field(d, 'port', u.port || '-');
+  field(d, 'port', (u.slot ? 'slot ' + u.slot + '  ' : '') + (u.port || '-'));
+  if (u.barcode) field(d, 'scanned', u.barcode);
   field(d, 'adapter', u.adapter_serial || u.adapter_location || '-');
   field(d, 'recipe', u.recipe + ' (sha256 ' + u.recipe_sha256 + ')');
   if (u.images) field(d, 'images', u.images);

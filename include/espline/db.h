@@ -55,7 +55,7 @@
 #include "espline/error.h"
 
 /* Schema version this code writes; older databases are migrated on open. */
-#define ESPL_DB_SCHEMA_VERSION 5
+#define ESPL_DB_SCHEMA_VERSION 6
 /* Relative to the current directory, like any other path a user types. */
 #define ESPL_DB_DEFAULT_PATH "db/espline.sqlite"
 #define ESPL_DB_ENV "ESPLINE_DB"
@@ -123,6 +123,11 @@ typedef struct espl_db_unit {
 	enum espl_db_result result;
 	const char *error_kind;             /* short reason for grouping, e.g. "timeout" */
 	const char *error;                  /* first error with its context */
+	/* Binding the physical unit (schema v6; NULL when not used, and then
+	 * left out of the unit's hash, so older records hash as they did): */
+	const char *slot;                   /* the station file's slot name ("A1") */
+	const char *barcode;                /* the code scanned for this unit */
+	const char *label;                  /* the label text rendered on PASS (ZPL) */
 } espl_db_unit;
 
 typedef struct espl_db_step {

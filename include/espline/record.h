@@ -33,6 +33,9 @@ typedef struct espl_record_context {
 	const char *port;             /* the port name to record; NULL: res->port */
 	const char *adapter_serial;   /* USB serial number or NULL */
 	const char *adapter_location; /* USB bus location or NULL */
+	const char *slot;             /* the station file's slot name or NULL */
+	const char *barcode;          /* the code scanned for the unit or NULL */
+	const char *label;            /* the label text rendered on PASS or NULL */
 } espl_record_context;
 
 /* A unit record with storage for the strings the mapping composes. */

@@ -55,8 +55,10 @@ typedef struct espl_report_unit {
 typedef int (*espl_report_unit_cb)(const espl_report_unit *u, void *user);
 
 /* Every unit with this MAC (any spelling espl_db_normalize_mac accepts),
- * newest first.  Returns the number of units, or a negative code. */
-int espl_report_history(espl_db *db, const char *mac, espl_report_unit_cb cb, void *user,
+ * or, when key is not a MAC, every unit whose scanned code (barcode) is
+ * exactly key; newest first.  Returns the number of units, or a negative
+ * code. */
+int espl_report_history(espl_db *db, const char *key, espl_report_unit_cb cb, void *user,
 			espl_error *err);
 
 typedef struct espl_report_group {
@@ -97,7 +99,8 @@ enum espl_export_format { ESPL_EXPORT_CSV, ESPL_EXPORT_JSON };
  *   unit_uuid, batch, batch_uuid, station, host, recipe, recipe_sha256,
  *   images, mac, chip_id, flash_id, manufacturer, flash_size, crystal_mhz,
  *   port, adapter_serial, adapter_location, started, ended, duration_ms,
- *   result, error_kind, error, repeat_of, seq, hash
+ *   result, error_kind, error, repeat_of, seq, hash, operator, slot,
+ *   barcode, label (the label's ZPL text)
  * chip_id and flash_id are hex ("0x00a1b2c3", "0x1640ef"); started and ended
  * are ISO 8601 UTC with milliseconds ("2026-11-25T08:54:37.123Z", empty while
  * running).  CSV: RFC 4180 with a header line.  JSON: an array with one object
@@ -108,7 +111,7 @@ enum espl_export_format { ESPL_EXPORT_CSV, ESPL_EXPORT_JSON };
 int espl_report_export(espl_db *db, const espl_report_filter *filter, enum espl_export_format format, FILE *out,
 		       espl_error *err);
 extern const char *const espl_export_columns[];
-#define ESPL_EXPORT_NCOLUMNS 27
+#define ESPL_EXPORT_NCOLUMNS 30
 
 /* Building blocks, for stores other than the local SQLite (central_query.h):
  * the same percentiles and the same export rows. */

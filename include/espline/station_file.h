@@ -7,6 +7,10 @@
  *   recipe: recipes/nodemcu-4mb.yaml    required; relative to this file's folder
  *   ports:                              the adapters, each with a slot name
  *     - { slot: A1, port: /dev/espline/by-path/pci-0000:00:14.0-usb-0:2.1:1.0 }
+ *     - { slot: A2, usb_serial: "0001A2F3" }   the adapter with this USB serial
+ *     - { slot: A3, usb_path: "1-1.3" }        the adapter in this USB socket
+ *       (a slot keeps its name when the adapters re-enumerate: /dev/ttyUSBn
+ *       changes, the socket path and the adapter's serial number do not)
  *   operator_required: true             a batch needs an operator name
  *   database: /var/lib/espline/espline.sqlite
  *   central_url_file: /etc/espline/central.url   a file holding postgresql://...
@@ -42,11 +46,25 @@
 #define ESPL_STATION_MAX_SLOTS 256
 #define ESPL_STATION_SLOT_MAX 32     /* characters in a slot name */
 
+/* A slot: a name and exactly one way to find its adapter. */
 typedef struct espl_station_slot {
 	char *slot;                  /* "A1" */
-	char *port;                  /* a port spec, as espline run --port takes */
+	char *port;                  /* a port spec, as espline run --port takes, or NULL */
+	char *usb_serial;            /* the adapter's USB serial number, or NULL */
+	char *usb_path;              /* the USB socket ("1-1.3", espline ports), or NULL */
 	espl_recipe_pos pos;         /* of the list item */
 } espl_station_slot;
+
+/* The slot an enumerated adapter (path, USB serial, USB location) belongs
+ * to: a port equal to the path (or a glob matching it), else the same USB
+ * serial number, else the same USB socket.  NULL when none. */
+const espl_station_slot *espl_station_slot_find(const espl_station_slot *slots, size_t n,
+                                                const char *path, const char *usb_serial,
+                                                const char *usb_location);
+
+/* Whether a slot list names an adapter by USB serial or socket (then every
+ * supported adapter must be enumerated to find them). */
+int espl_station_slots_need_usb(const espl_station_slot *slots, size_t n);
 
 typedef struct espl_station_file {
 	char *path;                  /* absolute */

@@ -53,6 +53,7 @@
 #include "espline/error.h"
 #include "espline/loader.h"
 #include "espline/runner.h"
+#include "espline/station_file.h"
 
 typedef struct espl_supervisor espl_supervisor;
 
@@ -92,6 +93,7 @@ typedef struct espl_station_event {
 	enum espl_station_event_kind kind;
 	int64_t time_ms;              /* wall clock */
 	const char *port;             /* NULL for station-wide events */
+	const char *slot;             /* the port's slot name (station file), or NULL */
 	const char *unit_uuid;
 	const char *mac;
 	const char *step;             /* step kind name */
@@ -116,6 +118,12 @@ typedef struct espl_supervisor_options {
 	const espl_plan *plan;        /* shared read-only by every worker */
 	const char *const *ports;     /* specs; NULL/0: espl_supervisor_default_ports */
 	size_t n_ports;
+	/* The station file's slots: each adapter found is named by the slot it
+	 * matches (espl_station_slot_find), in every event and unit record.
+	 * When a slot names its adapter by USB serial or socket, an adapter
+	 * that matches no slot is left alone (said once). */
+	const espl_station_slot *slots;
+	size_t n_slots;
 	enum espl_station_mode mode;
 	const char *batch_name;       /* NULL: "run-YYYYMMDD-HHMMSS" */
 	int count;                    /* BATCH: units to program */

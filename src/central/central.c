@@ -273,6 +273,10 @@ static const char *const migrations[ESPL_CENTRAL_SCHEMA_VERSION + 1] = {
 	"  error text, PRIMARY KEY (unit_id, idx));",
 	/* v2: text kept with a step (boot_check's boot log, screening). */
 	[2] = "ALTER TABLE steps ADD COLUMN detail text;",
+	/* v3: binding the physical unit (issue 16): slot, scanned code, label. */
+	[3] = "ALTER TABLE units ADD COLUMN slot text, ADD COLUMN barcode text,"
+	      " ADD COLUMN label text;"
+	      "CREATE INDEX units_barcode ON units (barcode) WHERE barcode IS NOT NULL;",
 };
 
 static int schema_version(PGconn *conn, const char *ci, int *version, espl_error *err)

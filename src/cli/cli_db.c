@@ -246,6 +246,11 @@ static int print_history_unit(const espl_report_unit *ru, void *user)
 	       "  %.1f s  unit %s\n",
 	       u->chip_id, u->flash_id, espl_cli_shown(u->manufacturer), u->flash_size / 1024,
 	       u->crystal_mhz, u->duration_ms / 1000.0, espl_cli_shown(u->uuid));
+	if (u->slot || u->barcode)
+		printf("    slot %s  scanned %s\n", u->slot ? espl_cli_shown(u->slot) : "-",
+		       u->barcode ? espl_cli_shown(u->barcode) : "-");
+	if (u->label)
+		printf("    label %s\n", espl_cli_shown(u->label));
 	if (u->error && *u->error)
 		printf("    error (%s): %s\n", u->error_kind ? espl_cli_shown(u->error_kind) : "?", espl_cli_shown(u->error));
 	if (ru->details)

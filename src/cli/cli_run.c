@@ -84,6 +84,7 @@ typedef struct run_args {
 	unsigned baud, flash_baud;
 	const char *stub;
 	espl_cli_web_args web;
+	const espl_station_file *sf; /* --station-file, or NULL */
 } run_args;
 
 /* Counts the CLI needs for its exit code, beside what the ui shows. */
@@ -419,9 +420,17 @@ static int apply_station_file(run_args *a, espl_station_file **sfp)
 		return ESPL_EXIT_USAGE;
 	if (!a->recipe)
 		a->recipe = sf->recipe;
-	if (a->n_ports == 0)
+	a->sf = sf;
+	if (a->n_ports == 0) {
 		for (size_t i = 0; i < sf->n_slots; i++)
-			a->ports[a->n_ports++] = sf->slots[i].port;
+			if (sf->slots[i].port)
+				a->ports[a->n_ports++] = sf->slots[i].port;
+		/* slots named by USB serial or socket are found among every
+		 * supported adapter */
+		for (size_t i = 0; espl_station_slots_need_usb(sf->slots, sf->n_slots) &&
+		                   espl_supervisor_default_ports[i] && a->n_ports < MAX_PORTS; i++)
+			a->ports[a->n_ports++] = espl_supervisor_default_ports[i];
+	}
 	if (!a->db)
 		a->db = sf->database;
 	if (!a->station_name)
@@ -439,9 +448,12 @@ static int apply_station_file(run_args *a, espl_station_file **sfp)
 	a->operator_required = sf->operator_required;
 	fprintf(stderr, "espline run: station file %s: recipe %s", espl_cli_shown(sf->path),
 	        espl_cli_shown(a->recipe));
-	for (size_t i = 0; i < sf->n_slots; i++)
-		fprintf(stderr, "%s%s=%s", i ? ", " : "; slots ", espl_cli_shown(sf->slots[i].slot),
-		        espl_cli_shown(sf->slots[i].port));
+	for (size_t i = 0; i < sf->n_slots; i++) {
+		const espl_station_slot *s = &sf->slots[i];
+		fprintf(stderr, "%s%s=", i ? ", " : "; slots ", espl_cli_shown(s->slot));
+		fprintf(stderr, "%s%s", s->port ? "" : s->usb_serial ? "usb_serial:" : "usb_path:",
+		        espl_cli_shown(s->port ? s->port : s->usb_serial ? s->usb_serial : s->usb_path));
+	}
 	fputc('\n', stderr);
 	return ESPL_EXIT_OK;
 }
@@ -494,6 +506,7 @@ static int run_all(int argc, char **argv, espl_station_file **sfp)
 	view.ui = ui;
 	espl_supervisor_options so = {
 		.plan = plan, .ports = a.n_ports ? a.ports : NULL, .n_ports = a.n_ports,
+		.slots = a.sf ? a.sf->slots : NULL, .n_slots = a.sf ? a.sf->n_slots : 0,
 		.mode = a.station ? ESPL_STATION_CONTINUOUS : a.batch ? ESPL_STATION_BATCH : ESPL_STATION_ONCE,
 		.batch_name = a.batch, .count = a.count, .operator_name = a.operator_name,
 		.resume = resumed.n ? &resumed.b : NULL,

@@ -71,8 +71,9 @@ static int cmd_show(const char *path)
 	for (size_t i = 0; i < sf->n_slots; i++) {
 		printf("  - { slot: ");
 		espl_cli_put_quoted(sf->slots[i].slot);
-		printf(", port: ");
-		espl_cli_put_quoted(sf->slots[i].port);
+		const espl_station_slot *s = &sf->slots[i];
+		printf(", %s: ", s->port ? "port" : s->usb_serial ? "usb_serial" : "usb_path");
+		espl_cli_put_quoted(s->port ? s->port : s->usb_serial ? s->usb_serial : s->usb_path);
 		printf(" }\n");
 	}
 	printf("operator_required: %s\n", sf->operator_required ? "true" : "false");

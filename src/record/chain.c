@@ -87,6 +87,12 @@ static void h_unit(EVP_MD_CTX *c, int64_t seq, const char *prev, const char *bat
 	h_str(c, "result", espl_db_result_name(u->result));
 	h_str(c, "error_kind", u->error_kind);
 	h_str(c, "error", u->error);
+	if (u->slot) /* absent from records made before the columns existed */
+		h_str(c, "slot", u->slot);
+	if (u->barcode)
+		h_str(c, "barcode", u->barcode);
+	if (u->label)
+		h_str(c, "label", u->label);
 }
 
 static void h_step(EVP_MD_CTX *c, const espl_db_step *s)
@@ -371,9 +377,13 @@ static int verify_chain(espl_db *db, espl_db_verify_result *r, espl__chain_walk 
 {
 	sqlite3_stmt *u = NULL, *st = NULL;
 	int rc = espl__db_prepare_once(db,
-				       "SELECT u.seq, u.prev_hash, u.hash, b.hash, u.id, " UNIT_COLS
-				       " FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
-				       " WHERE u.seq IS NOT NULL ORDER BY u.seq",
+				       espl_db_schema_version(db) >= 6
+					       ? "SELECT u.seq, u.prev_hash, u.hash, b.hash, u.id, " UNIT_COLS
+						 UNIT_IDENT_COLS " FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
+						 " WHERE u.seq IS NOT NULL ORDER BY u.seq"
+					       : "SELECT u.seq, u.prev_hash, u.hash, b.hash, u.id, " UNIT_COLS
+						 ", NULL, NULL, NULL FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
+						 " WHERE u.seq IS NOT NULL ORDER BY u.seq",
 				       &u, err);
 	if (rc == 0)
 		rc = espl__db_prepare_once(db,

@@ -61,7 +61,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_STALE_LIST] = "SELECT u.uuid FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
 			  " JOIN stations AS s ON s.id = b.station_id"
 			  " WHERE u.result = 'RUNNING' AND s.name = ?1 AND s.host = ?2",
-	[ST_UNIT_LOAD] = "SELECT " UNIT_COLS " FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
+	[ST_UNIT_LOAD] = "SELECT " UNIT_COLS UNIT_IDENT_COLS " FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
 			 " WHERE u.uuid = ?1",
 	[ST_SPOOL_SEEN] = "SELECT 1 FROM replayed_spools WHERE sha256 = ?1",
 	[ST_SPOOL_MARK] = "INSERT OR IGNORE INTO replayed_spools (sha256, replayed_ms, records)"
@@ -77,6 +77,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_STEPS_CLEAR] = "DELETE FROM steps WHERE unit_id = ?1",
 	/* A step's kept text (schema v4), set only when there is some, so that
 	 * writing into an older database still works for steps without it. */
+	/* A unit's slot, barcode and label (schema v6), set only when it has
+	 * one of them, for the same reason. */
+	[ST_UNIT_IDENT] = "UPDATE units SET slot = ?2, barcode = ?3, label = ?4 WHERE uuid = ?1",
+	[ST_UNIT_LOAD_V5] = "SELECT " UNIT_COLS ", NULL, NULL, NULL FROM units AS u"
+			    " JOIN batches AS b ON b.id = u.batch_id WHERE u.uuid = ?1",
 	[ST_STEP_DETAIL] = "UPDATE steps SET detail = ?3 WHERE unit_id = ?1 AND idx = ?2",
 	[ST_STEP_DETAIL_PROGRESS] = "UPDATE steps SET detail = ?3 WHERE idx = ?2 AND unit_id ="
 				    " (SELECT id FROM units WHERE uuid = ?1 AND result = 'RUNNING')",

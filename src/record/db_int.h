@@ -36,7 +36,11 @@
 	" u.flash_size, u.crystal_mhz, u.port, u.adapter_serial,"             \
 	" u.adapter_location, u.started_ms, u.ended_ms, u.duration_ms,"       \
 	" u.result, u.error_kind, u.error"
-#define UNIT_NCOLS 17
+/* Schema v6 (slot, barcode, label); writer-side queries, whose database is
+ * always migrated, append it to UNIT_COLS; read commands ask
+ * espl__db_unit_ident_cols. */
+#define UNIT_IDENT_COLS ", u.slot, u.barcode, u.label"
+#define UNIT_NCOLS 20
 
 enum stmt_id {
 	ST_STATION_INS, ST_STATION_ID, ST_RECIPE_INS, ST_RECIPE_ID, ST_IMAGE_INS,
@@ -44,7 +48,7 @@ enum stmt_id {
 	ST_UNIT_UPDATE, ST_STEP_INS, ST_REPEAT_FIND, ST_REPEAT_SET, ST_CHAIN_GET,
 	ST_CHAIN_SET, ST_UNIT_SEAL, ST_BATCH_COUNT, ST_EVENT_INS, ST_STALE_LIST,
 	ST_UNIT_LOAD, ST_SPOOL_SEEN, ST_SPOOL_MARK, ST_OUTBOX_INS, ST_STEP_PROGRESS,
-	ST_STEPS_CLEAR, ST_STEP_DETAIL, ST_STEP_DETAIL_PROGRESS, ST_COUNT
+	ST_STEPS_CLEAR, ST_STEP_DETAIL, ST_STEP_DETAIL_PROGRESS, ST_UNIT_IDENT, ST_UNIT_LOAD_V5, ST_COUNT
 };
 
 struct espl_db {
@@ -72,6 +76,7 @@ void espl__db_row_to_step(sqlite3_stmt *s, espl_db_step *st);
 /* Schema v4's step detail in a query: "detail" or "NULL" for an older
  * database (read commands never migrate it). */
 const char *espl__db_step_detail_col(espl_db *db);
+const char *espl__db_unit_ident_cols(espl_db *db);
 /* Column 28 of a report's unit query (report.c): ", (SELECT ...)" joining
  * the unit's step details "kind (step N):\n<detail>", or ", NULL". */
 const char *espl__db_unit_details_col(espl_db *db);

@@ -49,6 +49,9 @@ void espl__db_unit_free_strings(espl_db_unit *u)
 	FREE_CONST(u->adapter_location);
 	FREE_CONST(u->error_kind);
 	FREE_CONST(u->error);
+	FREE_CONST(u->slot);
+	FREE_CONST(u->barcode);
+	FREE_CONST(u->label);
 }
 
 void espl__db_event_free_strings(espl_db_event *e)

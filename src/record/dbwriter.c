@@ -82,6 +82,9 @@ void espl__dbw_copy_unit(rec *r, const espl_db_unit *u, int *oom)
 	r->unit.adapter_location = espl__strdup_oom(u->adapter_location, oom);
 	r->unit.error_kind = espl__strdup_oom(u->error_kind, oom);
 	r->unit.error = espl__strdup_oom(u->error, oom);
+	r->unit.slot = espl__strdup_oom(u->slot, oom);
+	r->unit.barcode = espl__strdup_oom(u->barcode, oom);
+	r->unit.label = espl__strdup_oom(u->label, oom);
 	snprintf(r->ack.uuid, sizeof r->ack.uuid, "%s", u->uuid);
 }
 

@@ -16,7 +16,8 @@ const char *const espl_export_columns[ESPL_EXPORT_NCOLUMNS + 1] = {
 	"unit_uuid", "batch", "batch_uuid", "station", "host", "recipe", "recipe_sha256",
 	"images", "mac", "chip_id", "flash_id", "manufacturer", "flash_size", "crystal_mhz",
 	"port", "adapter_serial", "adapter_location", "started", "ended", "duration_ms",
-	"result", "error_kind", "error", "repeat_of", "seq", "hash", "operator", NULL,
+	"result", "error_kind", "error", "repeat_of", "seq", "hash", "operator", "slot", "barcode",
+	"label", NULL,
 };
 
 /* Tables every query joins; filters below add fixed clauses with bound values. */
@@ -95,7 +96,10 @@ static void row_to_report_unit(sqlite3_stmt *s, espl_report_unit *ru)
 	ru->seq = sqlite3_column_int64(s, 24);
 	ru->hash = txt(s, 25);
 	ru->operator_name = txt(s, 27);
-	ru->details = sqlite3_column_count(s) > 28 ? txt(s, 28) : NULL;
+	u->slot = txt(s, 28);     /* espl__db_unit_ident_cols */
+	u->barcode = txt(s, 29);
+	u->label = txt(s, 30);
+	ru->details = sqlite3_column_count(s) > 31 ? txt(s, 31) : NULL;
 }
 
 /* Step s, handing each row to cb; returns rows seen or a negative code. */
@@ -116,21 +120,23 @@ static int each_unit(espl_db *db, sqlite3_stmt *s, espl_report_unit_cb cb, void 
 	return n;
 }
 
-int espl_report_history(espl_db *db, const char *mac, espl_report_unit_cb cb, void *user,
+int espl_report_history(espl_db *db, const char *key, espl_report_unit_cb cb, void *user,
 			espl_error *err)
 {
 	char norm[18];
 	sqlite3_stmt *s;
-	if (espl_db_normalize_mac(mac, norm) < 0)
+	int by_mac = espl_db_normalize_mac(key, norm) == 0;
+	if (!by_mac && (!key || !*key || espl_db_schema_version(db) < 5))
 		return espl_fail(err, ESPL_EARG,
-				 "'%s' is not a MAC address (expected e.g. 5c:cf:7f:01:02:03)",
-				 mac ? mac : "");
+				 "'%s' is not a MAC address (expected e.g. 5c:cf:7f:01:02:03)%s",
+				 key ? key : "", key && *key ? " and this database has no scanned codes" : "");
 	char sql[2048];
-	snprintf(sql, sizeof sql, "%s%s%s WHERE u.mac = ?1 ORDER BY u.started_ms DESC, u.id DESC",
-		 UNIT_SELECT, espl__db_unit_details_col(db), FROM_UNITS);
+	snprintf(sql, sizeof sql, "%s%s%s%s WHERE %s ORDER BY u.started_ms DESC, u.id DESC",
+		 UNIT_SELECT, espl__db_unit_ident_cols(db), espl__db_unit_details_col(db), FROM_UNITS,
+		 by_mac ? "u.mac = ?1" : "u.barcode = ?1");
 	if (sqlite3_prepare_v2(espl_db_sqlite(db), sql, -1, &s, NULL) != SQLITE_OK)
 		return sql_fail(db, err, "preparing the history query");
-	sqlite3_bind_text(s, 1, norm, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 1, by_mac ? norm : key, -1, SQLITE_TRANSIENT);
 	int rc = each_unit(db, s, cb, user, err);
 	sqlite3_finalize(s);
 	return rc;
@@ -440,7 +446,8 @@ static void export_fields(const espl_report_unit *ru, export_row *x)
 		x->flash, nz(u->manufacturer), x->size, x->crystal, nz(u->port),
 		nz(u->adapter_serial), nz(u->adapter_location), x->started, x->ended, x->dur,
 		espl_db_result_name(u->result), nz(u->error_kind), nz(u->error),
-		nz(ru->repeat_of), x->seq, nz(ru->hash), nz(ru->operator_name),
+		nz(ru->repeat_of), x->seq, nz(ru->hash), nz(ru->operator_name), nz(u->slot),
+		nz(u->barcode), nz(u->label),
 	};
 	memcpy(x->v, v, sizeof v);
 }
@@ -638,7 +645,8 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, enum espl_expor
 	if (format != ESPL_EXPORT_CSV && format != ESPL_EXPORT_JSON)
 		return espl_fail(err, ESPL_EARG, "export format must be csv or json");
 	char head[1024], steps_sql[512];
-	snprintf(head, sizeof head, "%s%s%s", UNIT_SELECT, espl__db_unit_details_col(db), FROM_UNITS);
+	snprintf(head, sizeof head, "%s%s%s%s", UNIT_SELECT, espl__db_unit_ident_cols(db),
+		 espl__db_unit_details_col(db), FROM_UNITS);
 	ESPL_TRY(prepare_filtered(db, head, f, NULL, "ORDER BY u.seq IS NULL, u.seq, u.started_ms, u.id", &s, err));
 	int rc;
 	espl_report_export_header(out, format);

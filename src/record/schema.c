@@ -141,6 +141,15 @@ static const char *const migrations[ESPL_DB_SCHEMA_VERSION + 1] = {
 	"CREATE TABLE unit_identity ("
 	"  unit_uuid TEXT PRIMARY KEY, serial TEXT, csv_source TEXT, csv_key TEXT) WITHOUT ROWID;"
 	"CREATE INDEX unit_identity_serial ON unit_identity (serial);",
+
+	/* v6: binding the physical unit (issue 16): the station's slot name,
+	 * the scanned code (searchable: espline history CODE) and the text of
+	 * the label printed on PASS.  NULL for older rows. */
+	[6] =
+	"ALTER TABLE units ADD COLUMN slot TEXT;"
+	"ALTER TABLE units ADD COLUMN barcode TEXT;"
+	"ALTER TABLE units ADD COLUMN label TEXT;"
+	"CREATE INDEX units_barcode ON units (barcode) WHERE barcode IS NOT NULL;",
 };
 
 /* ---- open, pragmas, migration ----------------------------------------- */
@@ -330,6 +339,12 @@ const char *espl_db_filename(const espl_db *db)
 const char *espl__db_step_detail_col(espl_db *db)
 {
 	return espl_db_schema_version(db) >= 4 ? "detail" : "NULL";
+}
+
+/* The unit's slot, barcode and label arrived in schema v6. */
+const char *espl__db_unit_ident_cols(espl_db *db)
+{
+	return espl_db_schema_version(db) >= 6 ? UNIT_IDENT_COLS : ", NULL, NULL, NULL";
 }
 
 const char *espl__db_unit_details_col(espl_db *db)

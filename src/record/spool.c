@@ -59,6 +59,12 @@ static json_t *unit_json(const espl_db_unit *u)
 	json_object_set_new(j, "result", json_string(espl_db_result_name(u->result)));
 	json_object_set_new(j, "error_kind", jstr(u->error_kind));
 	json_object_set_new(j, "error", jstr(u->error));
+	if (u->slot) /* left out when unset, so older readers see what they knew */
+		json_object_set_new(j, "slot", jstr(u->slot));
+	if (u->barcode)
+		json_object_set_new(j, "barcode", jstr(u->barcode));
+	if (u->label)
+		json_object_set_new(j, "label", jstr(u->label));
 	return j;
 }
 
@@ -177,6 +183,9 @@ static void unit_from_json(json_t *j, espl_db_unit *u, int *oom)
 	u->result = espl_db_result_parse(json_string_value(json_object_get(j, "result")));
 	u->error_kind = get_s(j, "error_kind", oom);
 	u->error = get_s(j, "error", oom);
+	u->slot = get_s(j, "slot", oom);
+	u->barcode = get_s(j, "barcode", oom);
+	u->label = get_s(j, "label", oom);
 }
 
 static int steps_from_json(json_t *a, rec *r, int *oom)

@@ -192,6 +192,21 @@ static void bind_unit(sqlite3_stmt *s, const espl_db_unit *u, int64_t batch_id)
 	espl__db_bind_text(s, 17, u->error);
 }
 
+/* The unit's slot, barcode and label, when it has any (schema v6). */
+static int set_ident(espl_db *db, const espl_db_unit *u, espl_error *err)
+{
+	if (!u->slot && !u->barcode && !u->label)
+		return ESPL_OK;
+	sqlite3_stmt *s = espl__db_stmt(db, ST_UNIT_IDENT, err);
+	if (!s)
+		return err->code;
+	espl__db_bind_text(s, 1, u->uuid);
+	espl__db_bind_text(s, 2, u->slot);
+	espl__db_bind_text(s, 3, u->barcode);
+	espl__db_bind_text(s, 4, u->label);
+	return espl__db_run(db, s, err, "recording the unit's slot, code and label");
+}
+
 /* The stored form of a unit: MAC normalized where it parses. */
 static espl_db_unit normalized(const espl_db_unit *u, char mac[18])
 {
@@ -215,7 +230,8 @@ int espl_db_begin_unit(espl_db *db, const espl_db_unit *unit, espl_error *err)
 	if (!s)
 		return err->code;
 	bind_unit(s, &u, batch_id);
-	return espl__db_run(db, s, err, "recording the unit's start");
+	ESPL_TRY(espl__db_run(db, s, err, "recording the unit's start"));
+	return set_ident(db, &u, err);
 }
 
 typedef struct unit_state {
@@ -441,6 +457,7 @@ static int complete_unit(espl_db *db, const espl_db_unit *u, const espl_db_step 
 		return err->code;
 	bind_unit(s, u, batch_id);
 	ESPL_TRY(espl__db_run(db, s, err, "recording the unit"));
+	ESPL_TRY(set_ident(db, u, err));
 	if (!st.found) {
 		ESPL_TRY(find_unit(db, u->uuid, &st, err));
 		if (!st.found)
@@ -538,6 +555,9 @@ void espl__db_row_to_unit(sqlite3_stmt *s, int c, espl_db_unit *u)
 	u->result = espl_db_result_parse(espl__db_col_text(s, c + 14));
 	u->error_kind = espl__db_col_text(s, c + 15);
 	u->error = espl__db_col_text(s, c + 16);
+	u->slot = espl__db_col_text(s, c + 17);
+	u->barcode = espl__db_col_text(s, c + 18);
+	u->label = espl__db_col_text(s, c + 19);
 }
 
 void espl__db_row_to_step(sqlite3_stmt *s, espl_db_step *st)
@@ -560,7 +580,7 @@ void espl__db_row_to_step(sqlite3_stmt *s, espl_db_step *st)
 static int interrupt_one(espl_db *db, const char *uuid, const char *reason, int64_t now_ms,
 			 espl_error *err)
 {
-	sqlite3_stmt *s = espl__db_stmt(db, ST_UNIT_LOAD, err);
+	sqlite3_stmt *s = espl__db_stmt(db, espl_db_schema_version(db) >= 6 ? ST_UNIT_LOAD : ST_UNIT_LOAD_V5, err);
 	if (!s)
 		return err->code;
 	espl__db_bind_text(s, 1, uuid);

@@ -68,6 +68,9 @@ void espl_record_begin(const espl_unit_result *res, const espl_record_context *c
 	out->port = ctx->port ? ctx->port : res->port;
 	out->adapter_serial = ctx->adapter_serial && *ctx->adapter_serial ? ctx->adapter_serial : NULL;
 	out->adapter_location = ctx->adapter_location && *ctx->adapter_location ? ctx->adapter_location : NULL;
+	out->slot = ctx->slot && *ctx->slot ? ctx->slot : NULL;
+	out->barcode = ctx->barcode && *ctx->barcode ? ctx->barcode : NULL;
+	out->label = ctx->label && *ctx->label ? ctx->label : NULL;
 	out->started_ms = res->started_unix_ms;
 	out->result = ESPL_DB_RUNNING;
 }

@@ -118,16 +118,54 @@ int espl_supervisor_enumerate(const char *const *specs, size_t n_specs, espl_por
 	return n;
 }
 
+void espl__station_worker_emit(worker *w, espl_station_event *ev)
+{
+	ev->port = w->info.path;
+	ev->slot = w->slot[0] ? w->slot : NULL;
+	espl__station_emit(w->sup, ev);
+}
+
+void espl__station_worker_emit_simple(worker *w, enum espl_station_event_kind kind, const char *level,
+                                      const char *message)
+{
+	espl_station_event ev = { .kind = kind, .level = level, .message = message };
+	espl__station_worker_emit(w, &ev);
+}
+
 /* ------------------------------------------------------------------ */
 /* supervisor thread: workers                                           */
 
+/* An adapter that matches none of the station file's slots when slots name
+ * their adapters by USB serial or socket: left alone, and said once. */
+static int ignored_adapter(espl_supervisor *s, const espl_port_info *info)
+{
+	if (!espl_station_slots_need_usb(s->o.slots, s->o.n_slots))
+		return 0;
+	for (int i = 0; i < s->n_ignored; i++)
+		if (strcmp(s->ignored[i], info->path) == 0)
+			return 1;
+	if (s->n_ignored < (int)(sizeof s->ignored / sizeof s->ignored[0]))
+		snprintf(s->ignored[s->n_ignored++], sizeof s->ignored[0], "%s", info->path);
+	char msg[512];
+	snprintf(msg, sizeof msg, "not one of the station file's slots (USB serial %s, socket %s): left alone",
+	         info->serial[0] ? info->serial : "none", info->location[0] ? info->location : "unknown");
+	espl__station_emit_simple(s, ESPL_EV_LOG, info->path, "info", msg);
+	return 1;
+}
+
 static int start_worker(espl_supervisor *s, const espl_port_info *info)
 {
+	const espl_station_slot *slot = espl_station_slot_find(s->o.slots, s->o.n_slots, info->path,
+	                                                      info->serial, info->location);
+	if (!slot && ignored_adapter(s, info))
+		return ESPL_OK;
 	worker *w = calloc(1, sizeof *w);
 	if (!w)
 		return ESPL_ENOMEM;
 	w->sup = s;
 	w->info = *info;
+	if (slot)
+		snprintf(w->slot, sizeof w->slot, "%s", slot->slot);
 	atomic_init(&w->removed, 0);
 	atomic_init(&w->finished, 0);
 	if (pthread_create(&w->thread, NULL, espl__station_worker_main, w) != 0) {
@@ -138,8 +176,8 @@ static int start_worker(espl_supervisor *s, const espl_port_info *info)
 	w->next = s->workers;
 	s->workers = w;
 	s->totals.ports_seen++;
-	espl__station_emit_simple(s, ESPL_EV_PORT_ADDED, w->info.path, "info",
-	            info->description[0] ? info->description : NULL);
+	espl__station_worker_emit_simple(w, ESPL_EV_PORT_ADDED, "info",
+	                                 info->description[0] ? info->description : NULL);
 	return ESPL_OK;
 }
 
@@ -183,7 +221,7 @@ static void reap(espl_supervisor *s)
 		}
 		pthread_join(w->thread, NULL);
 		*pp = w->next;
-		espl__station_emit_simple(s, ESPL_EV_PORT_REMOVED, w->info.path, "info",
+		espl__station_worker_emit_simple(w, ESPL_EV_PORT_REMOVED, "info",
 		            atomic_load(&w->removed) ? "the adapter was unplugged" : "the worker finished");
 		free(w);
 	}
@@ -220,7 +258,9 @@ static void record_item(espl_supervisor *s, result_item *it)
 {
 	espl_record rec;
 	espl_error err = { 0, "" };
-	espl_record_context ctx = { s->batch.uuid, it->unit_uuid, it->port, it->serial, it->location };
+	espl_record_context ctx = { .batch_uuid = s->batch.uuid, .unit_uuid = it->unit_uuid, .port = it->port,
+	                            .adapter_serial = it->serial, .adapter_location = it->location,
+	                            .slot = it->slot, .barcode = it->barcode, .label = it->label };
 
 	if (espl_record_from_result(&it->res, &ctx, &rec, &err) < 0) {
 		espl__station_emit_simple(s, ESPL_EV_LOG, it->port, "error", err.msg);
@@ -228,7 +268,8 @@ static void record_item(espl_supervisor *s, result_item *it)
 	}
 	save_record(s, &rec);
 	count_result(s, rec.unit.result);
-	espl_station_event ev = { .kind = ESPL_EV_UNIT_DONE, .port = it->port, .unit_uuid = it->unit_uuid,
+	espl_station_event ev = { .kind = ESPL_EV_UNIT_DONE, .port = it->port,
+	                          .slot = it->slot[0] ? it->slot : NULL, .unit_uuid = it->unit_uuid,
 	                          .mac = rec.unit.mac, .result = rec.unit.result,
 	                          .duration_s = it->res.duration_s, .unit = &it->res,
 	                          .error_kind = rec.unit.error_kind, .message = rec.unit.error,
@@ -254,6 +295,7 @@ static void record_items(espl_supervisor *s, result_item *list)
 		result_item *next = list->next;
 		record_item(s, list);
 		espl_unit_result_clear(&list->res);
+		free(list->label);
 		free(list);
 		list = next;
 	}
@@ -467,7 +509,7 @@ static void abort_now(espl_supervisor *s)
 	for (size_t i = 0; i < n; i++) {
 		save_record(s, &recs[i]);
 		count_result(s, ESPL_DB_INTERRUPTED);
-		espl_station_event ev = { .kind = ESPL_EV_UNIT_DONE, .port = recs[i].unit.port,
+		espl_station_event ev = { .kind = ESPL_EV_UNIT_DONE, .port = recs[i].unit.port, .slot = recs[i].unit.slot,
 		                          .unit_uuid = recs[i].unit.uuid, .mac = recs[i].unit.mac,
 		                          .result = ESPL_DB_INTERRUPTED, .error_kind = recs[i].unit.error_kind,
 		                          .message = recs[i].unit.error, .level = "warn",

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,27 +120,78 @@ static bool slot_name_ok(station_ctx *c, const yaml_node_t *n, const char *v)
 	return ok;
 }
 
-/* Slot names and ports are each unique. */
-static bool slot_unique(station_ctx *c, const yaml_node_t *n, const char *v, bool is_port)
+/* Slot names are unique, and so is each way of naming an adapter (what:
+ * "port", "usb_serial", "usb_path"; NULL for the slot name). */
+static bool slot_unique(station_ctx *c, const yaml_node_t *n, const char *v, const char *what)
 {
 	for (size_t i = 0; i < c->sf->n_slots; i++) {
 		const espl_station_slot *o = &c->sf->slots[i];
-		if (strcmp(is_port ? o->port : o->slot, v) == 0) {
+		const char *w = o->port ? o->port : o->usb_serial ? o->usb_serial : o->usb_path;
+		if (strcmp(what ? w : o->slot, v) == 0) {
 			espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: '%s' is given twice (first at line %u)",
-			                is_port ? "port" : "slot", v, o->pos.line);
+			                what ? what : "slot", v, o->pos.line);
 			return false;
 		}
 	}
 	return true;
 }
 
+/* An adapter's USB serial number or socket path: printable, no spaces. */
+static bool usb_id_ok(station_ctx *c, const yaml_node_t *n, const char *what, const char *v)
+{
+	size_t len = strlen(v);
+	bool ok = len > 0 && len < 64;
+	for (size_t i = 0; ok && i < len; i++)
+		ok = isgraph((unsigned char)v[i]);
+	if (!ok)
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: '%s' is not a USB %s: up to 63 printable "
+		                "characters without spaces (`espline ports` shows them)", what, v,
+		                strcmp(what, "usb_path") == 0 ? "socket path such as 1-1.3" : "serial number");
+	return ok;
+}
+
+/* Where a slot's adapter is: exactly one of port, usb_serial, usb_path. */
+static const char *slot_where(station_ctx *c, yaml_node_t *item, espl__yaml_fields *f, const char **key)
+{
+	static const char *const keys[] = { "port", "usb_serial", "usb_path" };
+	const char *found = NULL, *v;
+	yaml_node_t *n, *first = NULL;
+	espl_error perr;
+
+	for (size_t i = 0; i < 3; i++) {
+		if (!(n = espl__yaml_field(f, keys[i])))
+			continue;
+		if (first) {
+			espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: a slot names its adapter one way: port, "
+			                "usb_serial or usb_path, not two", keys[i]);
+			return NULL;
+		}
+		first = n;
+		*key = keys[i];
+		if (!espl__yaml_string(&c->y, n, keys[i], &v))
+			return NULL;
+		if (i == 0 && espl_port_spec_check(v, &perr) < 0) {
+			espl__yaml_error(&c->y, espl__yaml_pos(n), "port: %s", perr.msg);
+			return NULL;
+		}
+		if (i > 0 && !usb_id_ok(c, n, keys[i], v))
+			return NULL;
+		if (!slot_unique(c, n, v, keys[i]))
+			return NULL;
+		found = v;
+	}
+	if (!first)
+		espl__yaml_missing_key(&c->y, item, "ports[]", "port", "port: /dev/espline/by-path/... "
+		                      "(or usb_serial: SERIAL, or usb_path: 1-1.3)");
+	return found;
+}
+
 static void parse_slot(station_ctx *c, yaml_node_t *item)
 {
-	static const char *const names[] = { "slot", "port" };
-	espl__yaml_fields f = { names, 2, { 0 }, { 0 } };
-	const char *slot = NULL, *port = NULL;
+	static const char *const names[] = { "slot", "port", "usb_serial", "usb_path" };
+	espl__yaml_fields f = { names, 4, { 0 }, { 0 } };
+	const char *slot = NULL, *where, *key = NULL;
 	yaml_node_t *v;
-	espl_error perr;
 
 	if (!espl__yaml_want_mapping(&c->y, item, "ports[]", "{ slot: A1, port: /dev/ttyUSB0 }"))
 		return;
@@ -147,29 +199,22 @@ static void parse_slot(station_ctx *c, yaml_node_t *item)
 	if (!(v = espl__yaml_field(&f, "slot")))
 		espl__yaml_missing_key(&c->y, item, "ports[]", "slot", "slot: A1");
 	else if (espl__yaml_string(&c->y, v, "slot", &slot) && (!slot_name_ok(c, v, slot) ||
-	                                                       !slot_unique(c, v, slot, false)))
+	                                                       !slot_unique(c, v, slot, NULL)))
 		slot = NULL;
-	if (!(v = espl__yaml_field(&f, "port")))
-		espl__yaml_missing_key(&c->y, item, "ports[]", "port", "port: /dev/espline/by-path/...");
-	else if (espl__yaml_string(&c->y, v, "port", &port)) {
-		if (espl_port_spec_check(port, &perr) < 0) {
-			espl__yaml_error(&c->y, espl__yaml_pos(v), "port: %s", perr.msg);
-			port = NULL;
-		} else if (!slot_unique(c, v, port, true)) {
-			port = NULL;
-		}
-	}
-	if (!slot || !port)
+	where = slot_where(c, item, &f, &key);
+	if (!slot || !where)
 		return;
 	espl_station_slot *s = &c->sf->slots[c->sf->n_slots];
 	s->pos = espl__yaml_pos(item);
 	s->slot = dup_or_oom(c, item, slot);
-	s->port = dup_or_oom(c, item, port);
-	if (s->slot && s->port)
+	char *w = dup_or_oom(c, item, where);
+	*(strcmp(key, "port") == 0 ? &s->port : strcmp(key, "usb_serial") == 0 ? &s->usb_serial : &s->usb_path) = w;
+	if (s->slot && w)
 		c->sf->n_slots++;
 	else {
 		free(s->slot);
-		free(s->port);
+		free(w);
+		memset(s, 0, sizeof *s);
 	}
 }
 
@@ -345,6 +390,8 @@ void espl_station_file_free(espl_station_file *sf)
 	for (size_t i = 0; i < sf->n_slots; i++) {
 		free(sf->slots[i].slot);
 		free(sf->slots[i].port);
+		free(sf->slots[i].usb_serial);
+		free(sf->slots[i].usb_path);
 	}
 	free(sf->slots);
 	free(sf->path);
@@ -355,4 +402,31 @@ void espl_station_file_free(espl_station_file *sf)
 	free(sf->web_bind);
 	free(sf->web_token_file);
 	free(sf);
+}
+
+/* ------------------------------------------------------------------ */
+/* slots and adapters                                                   */
+
+const espl_station_slot *espl_station_slot_find(const espl_station_slot *slots, size_t n,
+                                                const char *path, const char *usb_serial,
+                                                const char *usb_location)
+{
+	for (size_t i = 0; i < n; i++) {
+		const espl_station_slot *s = &slots[i];
+		if (s->port && path && (strcmp(s->port, path) == 0 || fnmatch(s->port, path, FNM_PATHNAME) == 0))
+			return s;
+		if (s->usb_serial && usb_serial && strcmp(s->usb_serial, usb_serial) == 0)
+			return s;
+		if (s->usb_path && usb_location && strcmp(s->usb_path, usb_location) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+int espl_station_slots_need_usb(const espl_station_slot *slots, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!slots[i].port)
+			return 1;
+	return 0;
 }

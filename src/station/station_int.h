@@ -29,6 +29,7 @@
 #define TICK_MS 50
 #define PROGRESS_EVERY_MS 100
 #define REMOVED_AFTER_MISSES 2
+#define ESPL_BARCODE_MAX 128          /* a scanned code, with its NUL */
 
 /* The unit a worker is programming, as the database knows it (begin
  * record), so that an abort can record it INTERRUPTED.  Guarded by the
@@ -37,12 +38,14 @@ typedef struct current_unit {
 	int active;
 	espl_db_unit begin;          /* strings point into the buffers below */
 	char mac[18], manufacturer[48], port[256], serial[128], location[64];
+	char slot[ESPL_STATION_SLOT_MAX + 1], barcode[ESPL_BARCODE_MAX];
 } current_unit;
 
 typedef struct worker {
 	struct espl_supervisor *sup;
 	pthread_t thread;
 	espl_port_info info;
+	char slot[ESPL_STATION_SLOT_MAX + 1]; /* "" when the port has no slot name */
 	atomic_int removed;          /* supervisor -> worker: the adapter vanished */
 	atomic_int finished;         /* worker -> supervisor: the thread is about to end */
 	current_unit cur;            /* guarded by sup->lock */
@@ -65,6 +68,9 @@ typedef struct result_item {
 	espl_unit_result res;
 	char unit_uuid[ESPL_DB_UUID_SIZE];
 	char port[256], serial[128], location[64];
+	char slot[ESPL_STATION_SLOT_MAX + 1];
+	char barcode[ESPL_BARCODE_MAX];  /* "" when none was scanned */
+	char *label;                     /* the label rendered on PASS (malloc'd) or NULL */
 } result_item;
 
 struct espl_supervisor {
@@ -91,6 +97,8 @@ struct espl_supervisor {
 	espl_central *_Atomic central;
 	/* supervisor thread only */
 	worker *workers;
+	char ignored[16][256];        /* adapters that match no slot, said once */
+	int n_ignored;
 	int db_state_shown;
 	int stop_shown;
 	sigset_t sigs;
@@ -103,6 +111,10 @@ struct espl_supervisor {
 void espl__station_emit(espl_supervisor *s, espl_station_event *ev);
 void espl__station_emit_simple(espl_supervisor *s, enum espl_station_event_kind kind,
 			       const char *port, const char *level, const char *message);
+/* Hand a worker's event on, with its port and slot filled in. */
+void espl__station_worker_emit(struct worker *w, espl_station_event *ev);
+void espl__station_worker_emit_simple(struct worker *w, enum espl_station_event_kind kind,
+                                      const char *level, const char *message);
 /* Whether a port spec is a URL (rfc2217://, socket://), not a device path. */
 int espl__station_is_url(const char *spec);
 

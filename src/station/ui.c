@@ -103,6 +103,10 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 {
 	row *r = ev->port ? espl__ui_find_row(ui, ev->port) : NULL;
 
+	if (r && ev->slot && !r->slot[0]) {
+		snprintf(r->slot, sizeof r->slot, "%s", ev->slot);
+		ui->any_slot = 1;
+	}
 	switch (ev->kind) {
 	case ESPL_EV_STARTED:
 		snprintf(ui->batch, sizeof ui->batch, "%s", ev->message ? ev->message : "");
@@ -265,7 +269,7 @@ int espl_ui_mode(const espl_ui *ui)
  * own. */
 typedef struct escaped_event {
 	espl_station_event ev;
-	char port[256], unit_uuid[64], mac[64], step[64], error_kind[128], message[1024], level[32],
+	char port[256], slot[64], unit_uuid[64], mac[64], step[64], error_kind[128], message[1024], level[32],
 		repeat_of[64], operator_name[96];
 } escaped_event;
 
@@ -273,6 +277,7 @@ static void escape_event(const espl_station_event *in, escaped_event *e)
 {
 	e->ev = *in;
 	e->ev.port = escaped(in->port, e->port, sizeof e->port);
+	e->ev.slot = escaped(in->slot, e->slot, sizeof e->slot);
 	e->ev.unit_uuid = escaped(in->unit_uuid, e->unit_uuid, sizeof e->unit_uuid);
 	e->ev.mac = escaped(in->mac, e->mac, sizeof e->mac);
 	e->ev.step = escaped(in->step, e->step, sizeof e->step);

@@ -37,6 +37,7 @@
 
 typedef struct row {
 	char port[128];
+	char slot[40];         /* the station file's slot name, "" if none */
 	char state[24];
 	char step[40];
 	char mac[18];
@@ -79,6 +80,7 @@ struct espl_ui {
 	char db_problem[256];
 	int64_t start_ms, last_draw_ms;
 	int drawn;
+	int any_slot;             /* a row has a slot name: the table shows SLOT */
 };
 
 /* ui.c */

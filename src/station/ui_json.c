@@ -68,6 +68,7 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 	json_object_set_new(o, "event", json_string(event_names[ev->kind]));
 	espl__ui_json_time(o, ev->time_ms);
 	espl__ui_set_str(o, "port", ev->port);
+	espl__ui_set_str(o, "slot", ev->slot);
 	espl__ui_set_str(o, "unit", ev->unit_uuid);
 	espl__ui_set_str(o, "mac", ev->mac);
 	espl__ui_set_str(o, "level", ev->level);
@@ -192,6 +193,8 @@ static json_t *row_json(const row *r)
 {
 	json_t *o = json_object();
 	espl__ui_set_str(o, "port", r->port);
+	if (r->slot[0])
+		espl__ui_set_str(o, "slot", r->slot);
 	espl__ui_set_str(o, "state", r->state);
 	espl__ui_set_str(o, "step", r->step);
 	espl__ui_set_str(o, "mac", r->mac);

@@ -22,7 +22,12 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev)
 {
 	FILE *f = ui->out;
 	char clock[16];
+	char named[320];
 	const char *port = ev->port ? ev->port : "station";
+	if (ev->port && ev->slot) {  /* "A1 /dev/ttyUSB0" */
+		snprintf(named, sizeof named, "%s %s", ev->slot, ev->port);
+		port = named;
+	}
 
 	espl__ui_clock_text(ev->time_ms, clock);
 	switch (ev->kind) {

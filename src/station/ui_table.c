@@ -57,6 +57,8 @@ static void draw_row(espl_ui *ui, const row *r)
 	char bar[96];
 	const char *st = style_for_result(ui, r->result);
 	bar_text(r, bar, sizeof bar);
+	if (ui->any_slot)
+		fprintf(ui->out, "%-6.6s ", r->slot[0] ? r->slot : "-");
 	fprintf(ui->out, "%-26.26s %-12.12s %-18.18s %-41s %-17s %s%-6s%s %4d %4d %s%.60s%s" EOL "\n", r->port,
 	        r->state, r->step, bar, r->mac[0] ? r->mac : "-", st,
 	        r->result[0] ? (strcmp(r->result, "INTERRUPTED") == 0 ? "INTR" : r->result) : "-",
@@ -99,6 +101,8 @@ void espl__ui_draw(espl_ui *ui)
 		fprintf(f, "%sDATABASE: %s%s" EOL "\n", ui->o.color ? FAIL_STYLE : "", ui->db_problem, ui->o.color ? RESET : "");
 	if (ui->stopping[0])
 		fprintf(f, "%sSTOPPING: %s%s" EOL "\n", ui->o.color ? WARN_STYLE : "", ui->stopping, ui->o.color ? RESET : "");
+	if (ui->any_slot)
+		fprintf(f, "%s%-6s %s", ui->o.color ? DIM : "", "SLOT", ui->o.color ? RESET : "");
 	fprintf(f, "%s%-26s %-12s %-18s %-41s %-17s %-6s %4s %4s %s%s" EOL "\n", ui->o.color ? DIM : "", "PORT",
 	        "STATE", "STEP", "PROGRESS", "MAC", "RESULT", "PASS", "FAIL", "NOTE", ui->o.color ? RESET : "");
 	for (size_t i = 0; i < ui->n_rows; i++)

@@ -101,7 +101,7 @@ static void on_loader_log(void *ctx, int level, const char *msg)
 	worker *w = ctx;
 	if (!w->in_unit || level < ESPL_LOG_WARN)
 		return;
-	espl__station_emit_simple(w->sup, ESPL_EV_LOG, w->info.path, "warn", msg);
+	espl__station_worker_emit_simple(w, ESPL_EV_LOG, "warn", msg);
 }
 
 static void on_loader_progress(void *ctx, const espl_progress *p)
@@ -115,19 +115,19 @@ static void on_loader_progress(void *ctx, const espl_progress *p)
 	if (!edge && now - w->last_progress_ms < PROGRESS_EVERY_MS)
 		return;
 	w->last_progress_ms = now;
-	espl_station_event ev = { .kind = ESPL_EV_PROGRESS, .port = w->info.path,
-	                          .unit_uuid = w->unit_uuid, .step = p->step, .progress = p };
-	espl__station_emit(w->sup, &ev);
+	espl_station_event ev = { .kind = ESPL_EV_PROGRESS, .unit_uuid = w->unit_uuid, .step = p->step,
+	                          .progress = p };
+	espl__station_worker_emit(w, &ev);
 }
 
 static void on_step_start(void *ctx, const espl_step_result *sr)
 {
 	worker *w = ctx;
 	check_abort(w);
-	espl_station_event ev = { .kind = ESPL_EV_STEP_START, .port = w->info.path, .unit_uuid = w->unit_uuid,
+	espl_station_event ev = { .kind = ESPL_EV_STEP_START, .unit_uuid = w->unit_uuid,
 	                          .step = espl_step_kind_name(sr->step->kind), .step_number = sr->step->number,
 	                          .n_steps = (unsigned)espl_plan_recipe(w->sup->o.plan)->n_steps };
-	espl__station_emit(w->sup, &ev);
+	espl__station_worker_emit(w, &ev);
 }
 
 /* Queue the finished step's row so that a unit cut short by a crash shows
@@ -152,13 +152,13 @@ static void on_step_done(void *ctx, const espl_step_result *sr)
 	worker *w = ctx;
 	check_abort(w);
 	record_step(w, sr);
-	espl_station_event ev = { .kind = ESPL_EV_STEP_DONE, .port = w->info.path, .unit_uuid = w->unit_uuid,
+	espl_station_event ev = { .kind = ESPL_EV_STEP_DONE, .unit_uuid = w->unit_uuid,
 	                          .step = espl_step_kind_name(sr->step->kind), .step_number = sr->step->number,
 	                          .n_steps = (unsigned)espl_plan_recipe(w->sup->o.plan)->n_steps,
 	                          .result = sr->status == ESPL_STEP_PASSED ? ESPL_DB_PASS : ESPL_DB_FAIL,
 	                          .duration_s = sr->duration_s,
 	                          .message = sr->status == ESPL_STEP_FAILED ? sr->error.msg : NULL };
-	espl__station_emit(w->sup, &ev);
+	espl__station_worker_emit(w, &ev);
 }
 
 static void set_current(worker *w, const espl_db_unit *u)
@@ -171,22 +171,28 @@ static void set_current(worker *w, const espl_db_unit *u)
 	snprintf(c->port, sizeof c->port, "%s", u->port ? u->port : "");
 	snprintf(c->serial, sizeof c->serial, "%s", u->adapter_serial ? u->adapter_serial : "");
 	snprintf(c->location, sizeof c->location, "%s", u->adapter_location ? u->adapter_location : "");
+	snprintf(c->slot, sizeof c->slot, "%s", u->slot ? u->slot : "");
+	snprintf(c->barcode, sizeof c->barcode, "%s", u->barcode ? u->barcode : "");
 	c->begin.mac = c->mac[0] ? c->mac : NULL;
 	c->begin.manufacturer = c->manufacturer[0] ? c->manufacturer : NULL;
 	c->begin.port = c->port;
 	c->begin.adapter_serial = c->serial[0] ? c->serial : NULL;
 	c->begin.adapter_location = c->location[0] ? c->location : NULL;
+	c->begin.slot = c->slot[0] ? c->slot : NULL;
+	c->begin.barcode = c->barcode[0] ? c->barcode : NULL;
 	c->active = 1;
 	pthread_mutex_unlock(&w->sup->lock);
 }
 
 static void record_context(worker *w, espl_record_context *ctx)
 {
+	memset(ctx, 0, sizeof *ctx);
 	ctx->batch_uuid = w->sup->batch.uuid;
 	ctx->unit_uuid = w->unit_uuid;
 	ctx->port = w->info.path;
 	ctx->adapter_serial = w->info.serial;
 	ctx->adapter_location = w->info.location;
+	ctx->slot = w->slot;
 }
 
 /* The unit answered: write its RUNNING row before any step touches the
@@ -195,7 +201,7 @@ static void on_identified(void *ctx, const espl_unit_result *res)
 {
 	worker *w = ctx;
 	espl_supervisor *s = w->sup;
-	espl_record_context rc_ctx;
+	espl_record_context rc_ctx = { 0 };
 	espl_db_unit begin;
 	espl_error err = { 0, "" };
 
@@ -204,16 +210,16 @@ static void on_identified(void *ctx, const espl_unit_result *res)
 	record_context(w, &rc_ctx);
 	espl_record_begin(res, &rc_ctx, &begin);
 	set_current(w, &begin);
-	espl_station_event ev = { .kind = ESPL_EV_IDENTIFIED, .port = w->info.path, .unit_uuid = w->unit_uuid,
+	espl_station_event ev = { .kind = ESPL_EV_IDENTIFIED, .unit_uuid = w->unit_uuid,
 	                          .mac = res->chip.mac_str, .unit = res };
-	espl__station_emit(s, &ev);
+	espl__station_worker_emit(w, &ev);
 	if (begin_unit_record(s, &begin, &err) == ESPL_OK && atomic_load(&s->db_state) == 0) {
 		w->begun = 1;
 	} else {
 		char msg[ESPL_ERROR_MAX + 128];
 		snprintf(msg, sizeof msg, "not programming %s: the database cannot record it (%s)",
 		         res->chip.mac_str, err.msg[0] ? err.msg : "it is spooling: see the database message");
-		espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, "error", msg);
+		espl__station_worker_emit_simple(w, ESPL_EV_LOG, "error", msg);
 		w->stop_unit = 1;
 	}
 	check_abort(w);
@@ -250,7 +256,7 @@ static int port_fault(worker *w, const espl_unit_result *res)
 	char msg[ESPL_ERROR_MAX + 64];
 	snprintf(msg, sizeof msg, "%s: %s (no unit recorded)", station ? "station fault" : "port unreachable",
 	         res->first_error.msg);
-	espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, station ? "error" : "warn", msg);
+	espl__station_worker_emit_simple(w, ESPL_EV_LOG, station ? "error" : "warn", msg);
 	record_station_event(s, station ? "station-fault" : "port-unreachable", msg);
 	return PORT_FAULT;
 }
@@ -276,7 +282,7 @@ static void queue_result(worker *w, espl_unit_result *res)
 	if (!it) {
 		/* Without memory the unit stays RUNNING in the database; the
 		 * next start seals it INTERRUPTED. */
-		espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, "error", "out of memory: unit result lost");
+		espl__station_worker_emit_simple(w, ESPL_EV_LOG, "error", "out of memory: unit result lost");
 		espl_unit_result_clear(res);
 		pthread_mutex_lock(&s->lock);
 		w->cur.active = 0;
@@ -288,6 +294,7 @@ static void queue_result(worker *w, espl_unit_result *res)
 	snprintf(it->port, sizeof it->port, "%s", w->info.path);
 	snprintf(it->serial, sizeof it->serial, "%s", w->info.serial);
 	snprintf(it->location, sizeof it->location, "%s", w->info.location);
+	snprintf(it->slot, sizeof it->slot, "%s", w->slot);
 	/* recipe_name etc. point into the shared recipe; steps move with it */
 	pthread_mutex_lock(&s->lock);
 	w->cur.active = 0;
@@ -317,7 +324,7 @@ static void remember_rom_baud(worker *w, const espl_unit_result *res)
 	snprintf(msg, sizeof msg, "the ROM did not answer at %u baud on this port; its next units "
 	         "connect at %u (set connect.baud: %u in the recipe to skip the fast try)",
 	         tried, res->rom_baud, res->rom_baud);
-	espl__station_emit_simple(w->sup, ESPL_EV_LOG, w->info.path, "warn", msg);
+	espl__station_worker_emit_simple(w, ESPL_EV_LOG, "warn", msg);
 }
 
 static int program_unit(worker *w, int waiting)
@@ -328,7 +335,7 @@ static int program_unit(worker *w, int waiting)
 	espl_error err;
 
 	if (espl_db_uuid(w->unit_uuid, &err) < 0) {
-		espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, "error", err.msg);
+		espl__station_worker_emit_simple(w, ESPL_EV_LOG, "error", err.msg);
 		return NO_UNIT;
 	}
 	espl_runner_options_init(&ro);
@@ -357,7 +364,7 @@ static int program_unit(worker *w, int waiting)
 	if (waiting && means_no_unit(&res)) {
 		if (strcmp(w->waiting_msg, res.first_error.msg) != 0) {
 			snprintf(w->waiting_msg, sizeof w->waiting_msg, "%s", res.first_error.msg);
-			espl__station_emit_simple(s, ESPL_EV_WAITING, w->info.path, "info", w->waiting_msg);
+			espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", w->waiting_msg);
 		}
 		espl_unit_result_clear(&res);
 		return NO_UNIT;
@@ -426,11 +433,11 @@ static void worker_pause(worker *w, int ms)
 static void wait_removal(worker *w)
 {
 	int misses = 0;
-	espl__station_emit_simple(w->sup, ESPL_EV_REMOVE_WAIT, w->info.path, "info", NULL);
+	espl__station_worker_emit_simple(w, ESPL_EV_REMOVE_WAIT, "info", NULL);
 	while (!worker_should_leave(w)) {
 		misses = unit_present(w) ? 0 : misses + 1;
 		if (misses >= REMOVED_AFTER_MISSES) {
-			espl__station_emit_simple(w->sup, ESPL_EV_UNIT_REMOVED, w->info.path, "info", NULL);
+			espl__station_worker_emit_simple(w, ESPL_EV_UNIT_REMOVED, "info", NULL);
 			return;
 		}
 		worker_pause(w, w->sup->o.presence_ms);
@@ -468,7 +475,7 @@ void *espl__station_worker_main(void *arg)
 	int once = s->o.mode == ESPL_STATION_ONCE;
 
 	if (!once)
-		espl__station_emit_simple(s, ESPL_EV_WAITING, w->info.path, "info", NULL);
+		espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
 	while (may_start_unit(w)) {
 		if (!claim_slot(s)) {
 			worker_pause(w, s->o.presence_ms);
@@ -486,7 +493,7 @@ void *espl__station_worker_main(void *arg)
 			break;
 		wait_removal(w);
 		if (may_start_unit(w))
-			espl__station_emit_simple(s, ESPL_EV_WAITING, w->info.path, "info", NULL);
+			espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
 	}
 	atomic_store(&w->finished, 1);
 	return NULL;

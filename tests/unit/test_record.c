@@ -58,7 +58,7 @@ static void make_result(espl_unit_result *res)
 
 static const espl_record_context ctx = {
 	"11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222",
-	"/dev/ttyUSB3", "A10KX7Q2", "1-1.3",
+	"/dev/ttyUSB3", "A10KX7Q2", "1-1.3", "A3", "PCB-0042", "^XA^FDlabel^FS^XZ",
 };
 
 static void test_pass_maps_every_field(void **state)
@@ -81,6 +81,9 @@ static void test_pass_maps_every_field(void **state)
 	assert_string_equal(rec.unit.port, "/dev/ttyUSB3");  /* the context's name wins */
 	assert_string_equal(rec.unit.adapter_serial, "A10KX7Q2");
 	assert_string_equal(rec.unit.adapter_location, "1-1.3");
+	assert_string_equal(rec.unit.slot, "A3");
+	assert_string_equal(rec.unit.barcode, "PCB-0042");
+	assert_string_equal(rec.unit.label, "^XA^FDlabel^FS^XZ");
 	assert_int_equal(rec.unit.started_ms, 1764000000000);
 	assert_int_equal(rec.unit.duration_ms, 3500);
 	assert_int_equal(rec.unit.ended_ms, 1764000003500);
