@@ -5,6 +5,7 @@
  *
  *   station.c  the supervisor thread: enumeration, scans, reaping, results,
  *              stop requests, the database writer, the run loop, life cycle
+ *   ports.c    enumeration, slot names, the events of a port
  *   worker.c   one worker thread per adapter: presence, one unit at a time
  *              through the runner, its records on their way to the writer
  *
@@ -115,6 +116,10 @@ void espl__station_emit_simple(espl_supervisor *s, enum espl_station_event_kind 
 void espl__station_worker_emit(struct worker *w, espl_station_event *ev);
 void espl__station_worker_emit_simple(struct worker *w, enum espl_station_event_kind kind,
                                       const char *level, const char *message);
+/* ports.c: an adapter that matches none of the station file's slots while
+ * slots name their adapters by USB serial or socket: 1 (said once, left
+ * alone), else 0.  Supervisor thread. */
+int espl__station_ignored_adapter(espl_supervisor *s, const espl_port_info *info);
 /* Whether a port spec is a URL (rfc2217://, socket://), not a device path. */
 int espl__station_is_url(const char *spec);
 
