@@ -49,6 +49,7 @@ typedef struct espl_report_unit {
 	 * when stored; NULL when none (and from the central database, whose
 	 * JSON export carries it per step instead). */
 	const char *details;
+	const char *serial;     /* the serial number reserved for the unit, or NULL */
 } espl_report_unit;
 
 /* Return non-zero from the callback to stop early (that value is returned). */
@@ -111,7 +112,7 @@ enum espl_export_format { ESPL_EXPORT_CSV, ESPL_EXPORT_JSON };
 int espl_report_export(espl_db *db, const espl_report_filter *filter, enum espl_export_format format, FILE *out,
 		       espl_error *err);
 extern const char *const espl_export_columns[];
-#define ESPL_EXPORT_NCOLUMNS 30
+#define ESPL_EXPORT_NCOLUMNS 31
 
 /* Building blocks, for stores other than the local SQLite (central_query.h):
  * the same percentiles and the same export rows. */

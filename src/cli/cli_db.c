@@ -239,6 +239,8 @@ static int print_history_unit(const espl_report_unit *ru, void *user)
 	       espl_cli_shown(ru->station), espl_cli_shown(ru->host), u->port ? espl_cli_shown(u->port) : "-",
 	       espl_cli_shown(u->adapter_serial && *u->adapter_serial ? u->adapter_serial
 	                                                     : (u->adapter_location ? u->adapter_location : "-")));
+	if (ru->serial && *ru->serial)
+		printf("    serial %s\n", espl_cli_shown(ru->serial));
 	printf("    recipe %s (sha256 %s)\n", espl_cli_shown(ru->recipe), espl_cli_shown(ru->recipe_sha256));
 	if (ru->images)
 		printf("    images %s\n", espl_cli_shown(ru->images));

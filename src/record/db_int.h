@@ -77,9 +77,12 @@ void espl__db_row_to_step(sqlite3_stmt *s, espl_db_step *st);
  * database (read commands never migrate it). */
 const char *espl__db_step_detail_col(espl_db *db);
 const char *espl__db_unit_ident_cols(espl_db *db);
-/* Column 28 of a report's unit query (report.c): ", (SELECT ...)" joining
+/* Column 32 of a report's unit query (report.c): ", (SELECT ...)" joining
  * the unit's step details "kind (step N):\n<detail>", or ", NULL". */
 const char *espl__db_unit_details_col(espl_db *db);
+/* Column 31 of a report's unit query, after the slot, barcode and label and before the details: the unit's
+ * serial number (schema v5, serials.h), or ", NULL". */
+const char *espl__db_unit_serial_col(espl_db *db);
 
 /* outbox.c */
 int espl__db_queue_outbox(espl_db *db, const char *kind, const char *ref, espl_error *err);

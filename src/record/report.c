@@ -17,7 +17,7 @@ const char *const espl_export_columns[ESPL_EXPORT_NCOLUMNS + 1] = {
 	"images", "mac", "chip_id", "flash_id", "manufacturer", "flash_size", "crystal_mhz",
 	"port", "adapter_serial", "adapter_location", "started", "ended", "duration_ms",
 	"result", "error_kind", "error", "repeat_of", "seq", "hash", "operator", "slot", "barcode",
-	"label", NULL,
+	"label", "serial", NULL,
 };
 
 /* Tables every query joins; filters below add fixed clauses with bound values. */
@@ -99,7 +99,9 @@ static void row_to_report_unit(sqlite3_stmt *s, espl_report_unit *ru)
 	u->slot = txt(s, 28);     /* espl__db_unit_ident_cols */
 	u->barcode = txt(s, 29);
 	u->label = txt(s, 30);
-	ru->details = sqlite3_column_count(s) > 31 ? txt(s, 31) : NULL;
+	/* espl__db_unit_serial_col, then espl__db_unit_details_col */
+	ru->serial = sqlite3_column_count(s) > 31 ? txt(s, 31) : NULL;
+	ru->details = sqlite3_column_count(s) > 32 ? txt(s, 32) : NULL;
 }
 
 /* Step s, handing each row to cb; returns rows seen or a negative code. */
@@ -125,15 +127,20 @@ int espl_report_history(espl_db *db, const char *key, espl_report_unit_cb cb, vo
 {
 	char norm[18];
 	sqlite3_stmt *s;
+	/* not a MAC: a scanned code (schema v6) or a serial number (v5) */
 	int by_mac = espl_db_normalize_mac(key, norm) == 0;
-	if (!by_mac && (!key || !*key || espl_db_schema_version(db) < 5))
+	int version = espl_db_schema_version(db);
+	if (!by_mac && (!key || !*key || version < 5))
 		return espl_fail(err, ESPL_EARG,
 				 "'%s' is not a MAC address (expected e.g. 5c:cf:7f:01:02:03)%s",
-				 key ? key : "", key && *key ? " and this database has no scanned codes" : "");
+				 key ? key : "", key && *key ? " and this database has no serial numbers nor scanned codes" : "");
 	char sql[2048];
-	snprintf(sql, sizeof sql, "%s%s%s%s WHERE %s ORDER BY u.started_ms DESC, u.id DESC",
-		 UNIT_SELECT, espl__db_unit_ident_cols(db), espl__db_unit_details_col(db), FROM_UNITS,
-		 by_mac ? "u.mac = ?1" : "u.barcode = ?1");
+	snprintf(sql, sizeof sql, "%s%s%s%s%s WHERE %s ORDER BY u.started_ms DESC, u.id DESC",
+		 UNIT_SELECT, espl__db_unit_ident_cols(db), espl__db_unit_serial_col(db), espl__db_unit_details_col(db),
+		 FROM_UNITS,
+		 by_mac ? "u.mac = ?1"
+		 : version >= 6 ? "(u.barcode = ?1 OR u.uuid IN (SELECT unit_uuid FROM unit_identity WHERE serial = ?1))"
+		                : "u.uuid IN (SELECT unit_uuid FROM unit_identity WHERE serial = ?1)");
 	if (sqlite3_prepare_v2(espl_db_sqlite(db), sql, -1, &s, NULL) != SQLITE_OK)
 		return sql_fail(db, err, "preparing the history query");
 	sqlite3_bind_text(s, 1, by_mac ? norm : key, -1, SQLITE_TRANSIENT);
@@ -447,7 +454,7 @@ static void export_fields(const espl_report_unit *ru, export_row *x)
 		nz(u->adapter_serial), nz(u->adapter_location), x->started, x->ended, x->dur,
 		espl_db_result_name(u->result), nz(u->error_kind), nz(u->error),
 		nz(ru->repeat_of), x->seq, nz(ru->hash), nz(ru->operator_name), nz(u->slot),
-		nz(u->barcode), nz(u->label),
+		nz(u->barcode), nz(u->label), nz(ru->serial),
 	};
 	memcpy(x->v, v, sizeof v);
 }
@@ -645,8 +652,8 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, enum espl_expor
 	if (format != ESPL_EXPORT_CSV && format != ESPL_EXPORT_JSON)
 		return espl_fail(err, ESPL_EARG, "export format must be csv or json");
 	char head[1024], steps_sql[512];
-	snprintf(head, sizeof head, "%s%s%s%s", UNIT_SELECT, espl__db_unit_ident_cols(db),
-		 espl__db_unit_details_col(db), FROM_UNITS);
+	snprintf(head, sizeof head, "%s%s%s%s%s", UNIT_SELECT, espl__db_unit_ident_cols(db),
+		 espl__db_unit_serial_col(db), espl__db_unit_details_col(db), FROM_UNITS);
 	ESPL_TRY(prepare_filtered(db, head, f, NULL, "ORDER BY u.seq IS NULL, u.seq, u.started_ms, u.id", &s, err));
 	int rc;
 	espl_report_export_header(out, format);

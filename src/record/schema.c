@@ -347,6 +347,13 @@ const char *espl__db_unit_ident_cols(espl_db *db)
 	return espl_db_schema_version(db) >= 6 ? UNIT_IDENT_COLS : ", NULL, NULL, NULL";
 }
 
+const char *espl__db_unit_serial_col(espl_db *db)
+{
+	return espl_db_schema_version(db) >= 5
+		       ? ", (SELECT i.serial FROM unit_identity AS i WHERE i.unit_uuid = u.uuid)"
+		       : ", NULL";
+}
+
 const char *espl__db_unit_details_col(espl_db *db)
 {
 	return espl_db_schema_version(db) >= 4

@@ -318,8 +318,9 @@ static void test_history_newest_first(void **state)
 				      "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
 	seen none = { 0 };
 	assert_int_equal(espl_report_history(f->db, "5c:cf:7f:ff:ff:ff", collect, &none, &err), 0);
-	/* not a MAC: searched as a scanned code, which no unit here has */
+	/* not a MAC: looked up as a serial number (issue 16); none here */
 	assert_int_equal(espl_report_history(f->db, "not-a-mac", collect, &none, &err), 0);
+	assert_int_equal(none.n, 0);
 	assert_int_equal(espl_report_history(f->db, "", collect, &none, &err), ESPL_EARG);
 }
 

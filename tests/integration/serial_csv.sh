@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# serial_csv.sh - per-unit identity (issue 16 part A): serial numbers from
+# the database's counter and one CSV row per unit, rendered through a
+# template, written and MD5-verified at 0x3F8000.  A batch on the simulator;
+# then the station is killed (kill -9) at random moments of several batches:
+# no CSV row and no serial may ever reach two modules' flash, and every row
+# must end used by a PASS unit, voided (with an event) or unused.  An
+# exhausted CSV stops the station before programming.  No secret CSV cell
+# may appear in the database, its WAL, the station's output or an export.
+# KILLS (default 5) sets the number of kills.  TAP output.
+set -u
+. "$(dirname "$0")/../lib/tap.sh"
+. tests/lib/sim.sh
+env_tempdir serial-csv
+TAP_SHOW=("$T/out")
+DB=$T/units.sqlite
+q() { sqlite3 "$DB" "$1"; }
+KILLS=${KILLS:-5}
+
+make_demo_images || { echo "not ok 1 - demo images"; exit 1; }
+mkdir -p "$T/r/images" && cp recipes/images/* "$T/r/images/" && cp recipes/unit-data.tmpl "$T/r/"
+sed -e 's|from_csv: devices.csv|from_csv: rows.csv|' recipes/serial-csv.yaml >"$T/r/unit.yaml"
+# 40 rows of fake secrets, each cell unique so a grep finds exactly it
+{
+	echo "device_id,wifi_psk,cert"
+	for i in $(seq -w 1 40); do
+		printf 'dev-%s,psk-%s%s,"-----BEGIN FAKE-----\ncert-%s%s\n-----END FAKE-----"\n' "$i" "$i" "$(openssl rand -hex 8)" \
+			"$i" "$(openssl rand -hex 12)"
+	done
+} >"$T/r/rows.csv"
+secrets() { grep -o 'psk-[0-9a-f]*\|cert-[0-9a-f]*' "$T/r/rows.csv"; }
+
+# ---- one batch, 4 modules ------------------------------------------------
+sim_start s0 --time-scale 0 --devices 4 --link rfc2217 --mac 5c:cf:7f:10:00:00
+mapfile -t ports < <(sim_ports_args s0 4)
+tap_run 60 "$E" run "$T/r/unit.yaml" --batch B0 --count 4 --plain --db "$DB" "${ports[@]}"
+cp "$T/out" "$T/station-B0.log"
+check "a batch of 4 with serials and CSV rows passes" [ "$rc" -eq 0 ]
+check_eq "4 serials committed, all different" "$(q "select count(distinct serial) from serials where state = 'committed'")" 4
+check_eq "4 CSV rows committed, to 4 MACs" "$(q "select count(distinct mac) from csv_rows where state = 'committed'")" 4
+sim_stop s0
+f0=$(sim_flash s0 0)
+serial0=$(q "select serial from serials where mac = '5c:cf:7f:10:00:00'")
+key0=$(q "select key from csv_rows where mac = '5c:cf:7f:10:00:00'")
+psk0=$(awk -F, -v k="$key0" '$1 == k { print $2 }' "$T/r/rows.csv")
+bytes 4096 $((0x3F8000)) "$f0" >"$T/region0.bin"
+check "module 0's flash holds its serial, MAC, row key and secret at 0x3F8000" \
+	grep -q "^serial=$serial0\$" "$T/region0.bin" -a
+grep -q "^mac=5c:cf:7f:10:00:00\$" "$T/region0.bin" && grep -q "^device=$key0\$" "$T/region0.bin" &&
+	grep -q "^psk=$psk0\$" "$T/region0.bin" && ok "... and the MAC, row key and secret" || not_ok "... and the MAC, row key and secret"
+pad=$(tail -c +"$(($(grep -c '' <(head -c 4096 "$T/region0.bin" | tr -d '\377')) ))" "$T/region0.bin" | tail -c 16 | od -An -tx1 | tr -d ' \n')
+check_eq "the rest of the region is padded with 0xFF" "$pad" "ffffffffffffffffffffffffffffffff"
+detail=$(q "select s.detail from steps s join units u on u.id = s.unit_id where u.mac = '5c:cf:7f:10:00:00' and s.kind = 'write_unit_data'")
+want_sha=$(sha256sum "$T/region0.bin" | cut -d' ' -f1)
+check "the record keeps the region's SHA-256, the serial and the row key" \
+	grep -q "sha256 $want_sha" <<<"$detail"
+psk_sha=$(printf %s "$psk0" | sha256sum | cut -d' ' -f1)
+check "... and the SHA-256 of the secret cell, not the cell" grep -q "secret wifi_psk sha256 $psk_sha" <<<"$detail"
+tap_run 20 "$E" history "$serial0" --db "$DB"
+check "history finds the unit by its serial" has "5c:cf:7f:10:00:00"
+check "history shows the serial" has "serial $serial0"
+tap_run 20 "$E" export --db "$DB" --format csv
+cp "$T/out" "$T/export.csv"
+check "the CSV export has a serial column with the serial" \
+	bash -c "head -1 '$T/export.csv' | grep -q ',serial' && grep -q '$serial0' '$T/export.csv'"
+tap_run 20 "$E" export --db "$DB" --format json
+cp "$T/out" "$T/export.json"
+check "the JSON export carries it too" grep -q "\"serial\": *\"$serial0\"" "$T/export.json"
+tap_run 20 "$E" db verify --db "$DB"
+check "the hash chain verifies" [ "$rc" -eq 0 ]
+
+# ---- kill -9 at random moments ---------------------------------------------
+for k in $(seq 1 "$KILLS"); do
+	sim_start "k$k" --time-scale 0 --devices 4 --link rfc2217 --mac "5c:cf:7f:2$k:00:00"
+	mapfile -t ports < <(sim_ports_args "k$k" 4)
+	ms=$((50 + RANDOM % 700))
+	"$E" run "$T/r/unit.yaml" --batch "K$k" --count 4 --plain --db "$DB" "${ports[@]}" >"$T/station-K$k.log" 2>&1 &
+	pid=$!
+	sleep "$(printf '0.%03d' "$ms")"
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	tap_note "kill $k after ${ms} ms"
+	sim_stop "k$k"
+done
+# one more batch: it starts by voiding what the last kill left open
+sim_start s1 --time-scale 0 --devices 2 --link rfc2217 --mac 5c:cf:7f:30:00:00
+mapfile -t ports < <(sim_ports_args s1 2)
+tap_run 60 "$E" run "$T/r/unit.yaml" --batch B1 --count 2 --plain --db "$DB" "${ports[@]}"
+cp "$T/out" "$T/station-B1.log"
+check "a batch after the kills passes" [ "$rc" -eq 0 ]
+sim_stop s1
+check_eq "no reservation is left open" "$(q "select count(*) from serials where state = 'reserved'") $(q "select count(*) from csv_rows where state = 'reserved'")" "0 0"
+
+# What each module's flash holds, over every run: a key or a serial in
+# two flashes would be a duplicate handed out.
+for f in "$T"/*.flash/dev*.bin; do
+	bytes 4096 $((0x3F8000)) "$f" | tr -d '\377' | grep -a '^device=\|^serial=' | sed "s|\$| $f|"
+done >"$T/in-flash.txt"
+dups=$(awk '{ print $1 }' "$T/in-flash.txt" | sort | uniq -d)
+check_eq "no CSV row and no serial is in two modules' flash" "$dups" ""
+tap_note "$(awk '$1 ~ /^device=/' "$T/in-flash.txt" | wc -l) modules hold a row"
+bad=""
+while read -r item _; do
+	case $item in
+	device=*) st=$(q "select state from csv_rows where key = '${item#device=}'") ;;
+	serial=*) st=$(q "select state from serials where serial = '${item#serial=}'") ;;
+	esac
+	[ "$st" = committed ] || [ "$st" = voided ] || bad+="$item:$st "
+done <"$T/in-flash.txt"
+check_eq "every row or serial in a flash is committed or voided, never free again" "$bad" ""
+check_eq "every committed row belongs to a PASS unit" \
+	"$(q "select count(*) from csv_rows c left join units u on u.uuid = c.unit_uuid where c.state = 'committed' and u.result is not 'PASS'")" 0
+check_eq "every row is used, voided or unused" \
+	"$(q "select count(*) from csv_rows where state not in ('committed', 'voided', 'unused')") $(q "select count(*) from csv_rows")" "0 40"
+check_eq "every voided row and serial has its event" \
+	"$(q "select count(*) from csv_rows where state = 'voided'") $(q "select count(*) from serials where state = 'voided'")" \
+	"$(q "select count(*) from events where kind = 'identity-voided' and message like 'CSV row%'") $(q "select count(*) from events where kind = 'identity-voided' and message like 'serial%'")"
+tap_note "rows: $(q "select state || ' ' || count(*) from csv_rows group by state" | tr '\n' ' ')"
+
+# ---- an exhausted CSV --------------------------------------------------------
+left=$(q "select count(*) from csv_rows where state = 'unused'")
+head -1 "$T/r/rows.csv" >"$T/r/two.csv" && grep -A2 '^dev-' "$T/r/rows.csv" | grep -v '^--$' | tail -6 >>"$T/r/two.csv"
+sed -e 's|from_csv: rows.csv|from_csv: two.csv|' -e 's|counter: demo-product|counter: other|' -e 's|format: .*|format: "OT-{seq:04}"|' "$T/r/unit.yaml" >"$T/r/two.yaml"
+sim_start s2 --time-scale 0 --devices 3 --link rfc2217 --mac 5c:cf:7f:40:00:00
+mapfile -t ports < <(sim_ports_args s2 3)
+tap_run 60 "$E" run "$T/r/two.yaml" --batch B2 --count 3 --plain --db "$DB" "${ports[@]}"
+cp "$T/out" "$T/station-B2.log"
+check_eq "a CSV with 2 rows gives 2 PASS units of 3" "$(q "select count(*) from units u join batches b on b.id = u.batch_id where b.name = 'B2' and u.result = 'PASS'")" 2
+check "the station says the CSV is used up" has "two.csv is used up"
+tap_run 60 "$E" run "$T/r/two.yaml" --batch B3 --count 1 --plain --db "$DB" "${ports[0]}" "${ports[1]}"
+cp "$T/out" "$T/station-B3.log"
+check "started again, it refuses before programming" bash -c "[ $rc -ne 0 ] && grep -q 'used up' '$T/out' && grep -q 'No unit was programmed' '$T/out'"
+sim_stop s2
+tap_note "$left rows of rows.csv were left unused"
+
+# ---- secrets ------------------------------------------------------------------
+found=""
+while read -r s; do
+	grep -rlaF -- "$s" "$DB" "$DB"-wal "$DB".spool "$T"/station-*.log "$T"/export.* 2>/dev/null && found+="$s "
+done < <(secrets)
+check_eq "no secret cell is in the database, its WAL, the logs or the exports" "$found" ""
+tap_done
