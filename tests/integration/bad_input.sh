@@ -168,6 +168,47 @@ check "missing stub file (connect.stub): exit 2 before touching a port" [ "$rc" 
 check "... names the file as written and as resolved" \
 	has "$R/stub.yaml:3:51: error: connect.stub: cannot read 'nostub.json' (resolved to $R/nostub.json): No such file or directory"
 
+# --- per-unit data (issue 16): templates, sizes, overlaps, CSV files ---------------
+printf 'serial={serial}\nx={nosuch}\n' >"$R/unknown.tmpl"
+printf 'serial={serial}\n' >"$R/ok.tmpl"
+printf 'cert={csv.cert}\n' >"$R/cert.tmpl"
+printf 'k,v\na,1\nb,2\n' >"$R/ok.csv"
+printf 'k,v,w\na,1,2\nb,2\n' >"$R/ragged.csv"
+printf 'k,v\na,1\na,2\n' >"$R/dup.csv"
+printf 'k,v\na,\xff\xfe\n' >"$R/latin1.csv"
+unit_recipe() { # NAME ADDRESS SIZE TEMPLATE CSV
+	sed -e "s|^steps:|serial: { counter: c, format: \"S-{seq:04}\" }\nsteps:|" \
+	    -e "s|  - verify: md5|  - write_unit_data: { address: $2, size: $3, template: $4, from_csv: $5 }\n  - verify: md5|" \
+	    "$R/good.yaml" >"$R/$1.yaml"
+}
+unit_recipe ud-field 0x3F8000 4KB unknown.tmpl ok.csv
+unit_recipe ud-big 0x3F8000 8 ok.tmpl ok.csv
+unit_recipe ud-overlap 0x1000 4KB ok.tmpl ok.csv
+unit_recipe ud-column 0x3F8000 4KB cert.tmpl ok.csv
+unit_recipe ud-ragged 0x3F8000 4KB ok.tmpl ragged.csv
+unit_recipe ud-dup 0x3F8000 4KB ok.tmpl dup.csv
+unit_recipe ud-latin1 0x3F8000 4KB ok.tmpl latin1.csv
+chmod 644 "$R"/*.yaml "$R"/*.tmpl "$R"/*.csv
+ud_check() { # NAME WHAT MESSAGE
+	ud_msg=$3
+	run me "$R/$1.yaml" --port "$(port 0)" --db "$DB"
+	check "$2: exit 2 before touching a port" eval '[ "$rc" -eq 2 ] && has "$ud_msg"'
+}
+ud_check ud-field "a template field that does not exist" \
+	"$R/ud-field.yaml:9:64: error: write_unit_data.template: $R/unknown.tmpl line 2, column 3: unknown field {nosuch} in a unit-data template; known: serial, mac, mac_hex, chip_id, batch, date, year, month, day, week, csv.COLUMN"
+ud_check ud-big "unit data rendered larger than its size" \
+	"$R/ud-big.yaml:9:49: error: write_unit_data.size: with the row at $R/ok.csv:2, rendered unit data is 14 bytes, more than the 8 bytes it may take"
+ud_check ud-overlap "unit data overlapping another write" \
+	"error: write_unit_data (0x1000..0x1fff) overlaps step 2 (write, line 8) at 0x0..0x3ffff; writes are erased in 4 KiB sectors, so two writes must not share a sector"
+ud_check ud-column "a template naming a column the CSV does not have" \
+	"$R/cert.tmpl line 1, column 6: {csv.cert}: the CSV file has no column 'cert'"
+ud_check ud-ragged "a CSV row with a missing column" \
+	"$R/ud-ragged.yaml:9:83: error: write_unit_data.from_csv: $R/ragged.csv:3: this row has 2 fields, the header has 3 columns (a missing column or a stray comma?)"
+ud_check ud-dup "a CSV with a duplicate key" \
+	"$R/ud-dup.yaml:9:83: error: write_unit_data.from_csv: $R/dup.csv:3: duplicate key 'a' in column 'k' (first at line 2); every row needs its own key"
+ud_check ud-latin1 "a CSV that is not UTF-8" \
+	"$R/ud-latin1.yaml:9:83: error: write_unit_data.from_csv: $R/latin1.csv:2: byte 0xFF at offset 6 is not UTF-8 text; save the file as UTF-8"
+
 # --- and a good unit still passes on the same station ---------------------------------
 run me "$R/good.yaml" --port "$(port 0)" --db "$DB"
 check "the good unit passes afterwards (exit 0)" [ "$rc" -eq 0 ]
