@@ -54,6 +54,25 @@ int espl_plan_new(const espl_recipe *r, const espl_stub_env *stub_env, espl_plan
 void espl_plan_free(espl_plan *p);
 const espl_recipe *espl_plan_recipe(const espl_plan *p);
 
+/* Where a unit failed.  The text of each (espl_phase_name) is what the
+ * database's error_kind, the events and the reports carry. */
+enum espl_phase {
+	ESPL_PHASE_NONE = 0,       /* nothing failed (yet) */
+	ESPL_PHASE_CONNECT,        /* reset, sync, stub, baud */
+	ESPL_PHASE_IDENTIFY,       /* reading the chip: MAC, flash id */
+	ESPL_PHASE_EXPECT,         /* the recipe's expect: conditions */
+	ESPL_PHASE_LAYOUT,         /* the images do not fit this chip's flash */
+	ESPL_PHASE_IDENTITY,       /* the unit's identity (serial number) */
+	ESPL_PHASE_UNIT_DATA,      /* the unit's data, once its identity was reserved */
+	ESPL_PHASE_STEP,           /* a recipe step */
+	ESPL_PHASE_VERIFY,         /* a region never verified after its last write */
+	ESPL_PHASE_STOPPED,        /* the run was stopped before the unit ended */
+};
+
+/* "connect", "identify", "expect", "layout", "identity", "unit data",
+ * "step", "verify", "stopped"; NULL for ESPL_PHASE_NONE. */
+const char *espl_phase_name(enum espl_phase phase);
+
 enum espl_step_status {
 	ESPL_STEP_NOT_RUN = 0,    /* an earlier step failed, or the run was stopped */
 	ESPL_STEP_PASSED,
@@ -131,8 +150,7 @@ typedef struct espl_unit_result {
 	/* The first thing that went wrong, with context: "step 3 (write, line
 	 * 21): ..." or "connect: ..." or "expect.flash_size_min (line 9): ...". */
 	espl_error first_error;
-	const char *failed_phase;       /* "connect", "identify", "expect", "layout", "identity",
-	                                 * "unit data", "step", "stopped", NULL */
+	enum espl_phase failed_phase;   /* ESPL_PHASE_NONE while nothing failed */
 	/* Set by the reserve event (before any step, after expect and the
 	 * layout passed); reserved says it was called and succeeded. */
 	espl_unit_identity identity;

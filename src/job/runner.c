@@ -122,15 +122,32 @@ void espl_runner_options_init(espl_runner_options *o)
 	memset(o, 0, sizeof *o);
 }
 
-static void fail_phase(espl_unit_result *res, const char *phase, const espl_error *e)
+const char *espl_phase_name(enum espl_phase phase)
 {
-	if (res->failed_phase)
+	switch (phase) {
+	case ESPL_PHASE_NONE: break;
+	case ESPL_PHASE_CONNECT: return "connect";
+	case ESPL_PHASE_IDENTIFY: return "identify";
+	case ESPL_PHASE_EXPECT: return "expect";
+	case ESPL_PHASE_LAYOUT: return "layout";
+	case ESPL_PHASE_IDENTITY: return "identity";
+	case ESPL_PHASE_UNIT_DATA: return "unit data";
+	case ESPL_PHASE_STEP: return "step";
+	case ESPL_PHASE_VERIFY: return "verify";
+	case ESPL_PHASE_STOPPED: return "stopped";
+	}
+	return NULL;
+}
+
+static void fail_phase(espl_unit_result *res, enum espl_phase phase, const espl_error *e)
+{
+	if (res->failed_phase != ESPL_PHASE_NONE)
 		return;
 	res->failed_phase = phase;
-	if (strcmp(phase, "step") == 0) /* the message starts "step N (...)" */
+	if (phase == ESPL_PHASE_STEP) /* the message starts "step N (...)" */
 		espl_fail(&res->first_error, e->code, "%s", e->msg);
 	else
-		espl_fail(&res->first_error, e->code, "%s: %s", phase, e->msg);
+		espl_fail(&res->first_error, e->code, "%s: %s", espl_phase_name(phase), e->msg);
 }
 
 static int init_result(const espl_plan *p, const char *port_name, espl_unit_result *res)
@@ -185,28 +202,29 @@ static void run_unit(unit *u)
 	espl_error e;
 
 	if (identify_with_retry(u, &e) < 0) {
-		fail_phase(res, "identify", &e);
+		fail_phase(res, ESPL_PHASE_IDENTIFY, &e);
 		return;
 	}
 	res->identified = true;
 	if (u->o->events.identified)
 		u->o->events.identified(u->o->events.ctx, res);
 	if (check_expect(u->r, &res->chip, &e) < 0) {
-		fail_phase(res, "expect", &e);
+		fail_phase(res, ESPL_PHASE_EXPECT, &e);
 		return;
 	}
 	if (place_system_area(u, &e) < 0) {
-		fail_phase(res, "layout", &e);
+		fail_phase(res, ESPL_PHASE_LAYOUT, &e);
 		return;
 	}
 	if (espl__runner_identity(u, &e) < 0) {
-		fail_phase(res, e.code == ESPL_EINTERRUPTED ? "stopped" : res->reserved ? "unit data" : "identity", &e);
+		fail_phase(res, e.code == ESPL_EINTERRUPTED ? ESPL_PHASE_STOPPED
+		                : res->reserved ? ESPL_PHASE_UNIT_DATA : ESPL_PHASE_IDENTITY, &e);
 		return;
 	}
 	for (size_t i = 0; i < res->n_steps; i++) {
 		if (espl__runner_stopped(u)) {
 			espl_fail(&e, ESPL_EINTERRUPTED, "stopped before step %zu", i + 1);
-			fail_phase(res, "stopped", &e);
+			fail_phase(res, ESPL_PHASE_STOPPED, &e);
 			return;
 		}
 		if (espl__runner_run_step(u, i) < 0) {
@@ -217,7 +235,7 @@ static void run_unit(unit *u)
 				snprintf(tries, sizeof tries, ", after %u attempts", sr->attempts);
 			espl_fail(&e, sr->error.code, "step %u (%s, line %u)%s: %s", s->number,
 			          espl_step_kind_name(s->kind), s->pos.line, tries, sr->error.msg);
-			fail_phase(res, "step", &e);
+			fail_phase(res, ESPL_PHASE_STEP, &e);
 			return;
 		}
 	}
@@ -229,18 +247,18 @@ static int finish(espl_unit_result *res, double started)
 	res->duration_s = espl__now_s() - started;
 	for (size_t i = 0; i < res->n_steps; i++)
 		all_passed &= res->steps[i].status == ESPL_STEP_PASSED;
-	for (size_t i = 0; i < res->n_regions && !res->failed_phase; i++)
+	for (size_t i = 0; i < res->n_regions && res->failed_phase == ESPL_PHASE_NONE; i++)
 		if (!res->regions[i].verified) {
 			espl_error e;
 			espl_fail(&e, ESPL_EMISMATCH, "%s at 0x%X written by step %u was never verified",
 			          res->regions[i].what, res->regions[i].address, res->regions[i].step);
-			fail_phase(res, "verify", &e);
+			fail_phase(res, ESPL_PHASE_VERIFY, &e);
 		}
-	res->pass = all_passed && !res->failed_phase && res->identified;
-	if (!res->pass && !res->failed_phase) {
+	res->pass = all_passed && res->failed_phase == ESPL_PHASE_NONE && res->identified;
+	if (!res->pass && res->failed_phase == ESPL_PHASE_NONE) {
 		espl_error e;
 		espl_fail(&e, ESPL_EARG, "not every step passed");
-		fail_phase(res, "step", &e);
+		fail_phase(res, ESPL_PHASE_STEP, &e);
 	}
 	return res->pass ? ESPL_OK : (res->first_error.code ? res->first_error.code : ESPL_EMISMATCH);
 }
@@ -266,7 +284,7 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 	if (!u) {
 		espl_port_close(port);
 		espl_fail(&e, ESPL_ENOMEM, "out of memory");
-		fail_phase(res, "connect", &e);
+		fail_phase(res, ESPL_PHASE_CONNECT, &e);
 		return finish(res, started);
 	}
 	u->plan = p;
@@ -278,9 +296,9 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 	    espl_fixture_run(p->r->connect.fixture.download, p->r->connect.fixture.n_download, "download",
 	                     ESPL_FIXTURE_TIMEOUT_MS, &e) < 0) {
 		espl_port_close(port);
-		fail_phase(res, "connect", &e);
+		fail_phase(res, ESPL_PHASE_CONNECT, &e);
 	} else if (espl_loader_connect(port, &lo, &u->l, &e) < 0) {
-		fail_phase(res, "connect", &e);
+		fail_phase(res, ESPL_PHASE_CONNECT, &e);
 	} else {
 		res->connected = true;
 		res->connect_s = espl__now_s() - started;
@@ -303,7 +321,7 @@ int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner
 
 	if (espl_port_open(port_spec, baud, &port, &e) < 0) {
 		if (init_result(p, port_spec, res) == ESPL_OK) {
-			fail_phase(res, "connect", &e);
+			fail_phase(res, ESPL_PHASE_CONNECT, &e);
 			res->port_fault = true;
 		}
 		return finish(res, started);

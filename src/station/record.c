@@ -7,7 +7,7 @@
 
 static int was_stopped(const espl_unit_result *res)
 {
-	return (res->failed_phase && strcmp(res->failed_phase, "stopped") == 0) ||
+	return res->failed_phase == ESPL_PHASE_STOPPED ||
 	       res->first_error.code == ESPL_EINTERRUPTED;
 }
 
@@ -28,7 +28,7 @@ static const espl_step_result *failed_step(const espl_unit_result *res)
 
 void espl_record_error_kind(const espl_unit_result *res, char *out, size_t len)
 {
-	const char *phase = res->failed_phase ? res->failed_phase : "unit";
+	const char *phase = res->failed_phase != ESPL_PHASE_NONE ? espl_phase_name(res->failed_phase) : "unit";
 	const espl_step_result *sr;
 
 	if (res->pass) {
@@ -39,7 +39,7 @@ void espl_record_error_kind(const espl_unit_result *res, char *out, size_t len)
 		snprintf(out, len, "%s", "interrupted");
 		return;
 	}
-	sr = strcmp(phase, "step") == 0 ? failed_step(res) : NULL;
+	sr = res->failed_phase == ESPL_PHASE_STEP ? failed_step(res) : NULL;
 	if (sr)
 		snprintf(out, len, "%s: %s", espl_step_kind_name(sr->step->kind), espl_strerror(sr->error.code));
 	else

@@ -123,7 +123,7 @@ static void test_fail_keeps_reason_and_skips_steps_not_run(void **state)
 	espl_error err;
 	make_result(&res);
 	res.pass = false;
-	res.failed_phase = "step";
+	res.failed_phase = ESPL_PHASE_STEP;
 	espl_fail(&res.first_error, ESPL_EDISCONNECTED, "2 (write, line 21), after all attempts: port gone");
 	srs[1].status = ESPL_STEP_FAILED;
 	srs[1].attempts = 3;
@@ -150,19 +150,30 @@ static void test_phases_and_interrupts(void **state)
 	char kind[64];
 	make_result(&res);
 	res.pass = false;
-	res.failed_phase = "expect";
+	res.failed_phase = ESPL_PHASE_EXPECT;
 	espl_fail(&res.first_error, ESPL_EPART, "expect.flash_size_min: too small");
 	assert_int_equal(espl_record_result(&res), ESPL_DB_FAIL);
 	espl_record_error_kind(&res, kind, sizeof kind);
 	assert_string_equal(kind, "expect: wrong part");
 
-	res.failed_phase = "connect";
+	res.failed_phase = ESPL_PHASE_CONNECT;
 	res.identified = res.connected = false;
 	espl_fail(&res.first_error, ESPL_ETIMEOUT, "no reply");
 	espl_record_error_kind(&res, kind, sizeof kind);
 	assert_string_equal(kind, "connect: timeout");
 
-	res.failed_phase = "stopped";
+	/* every phase has its own text (the database's error_kind); none has none */
+	assert_null(espl_phase_name(ESPL_PHASE_NONE));
+	for (int p = ESPL_PHASE_CONNECT; p <= ESPL_PHASE_STOPPED; p++) {
+		assert_non_null(espl_phase_name((enum espl_phase)p));
+		for (int q = ESPL_PHASE_CONNECT; q < p; q++)
+			assert_string_not_equal(espl_phase_name((enum espl_phase)p), espl_phase_name((enum espl_phase)q));
+	}
+	res.failed_phase = ESPL_PHASE_UNIT_DATA;
+	espl_record_error_kind(&res, kind, sizeof kind);
+	assert_string_equal(kind, "unit data: timeout");
+
+	res.failed_phase = ESPL_PHASE_STOPPED;
 	espl_fail(&res.first_error, ESPL_EINTERRUPTED, "stopped before step 2");
 	assert_int_equal(espl_record_result(&res), ESPL_DB_INTERRUPTED);
 	espl_record_error_kind(&res, kind, sizeof kind);

@@ -249,7 +249,7 @@ static void test_full_recipe_passes(void **state)
 	if (rc)
 		fail_msg("unit failed: %s\nlog:\n%s", res.first_error.msg, ob.log);
 	assert_true(res.pass);
-	assert_null(res.failed_phase);
+	assert_int_equal(res.failed_phase, ESPL_PHASE_NONE);
 	assert_true(res.connected && res.identified);
 	assert_string_equal(res.chip.mac_str, "5c:cf:7f:12:34:56");
 	assert_int_equal(res.chip.flash_size, 4u << 20);
@@ -479,7 +479,7 @@ static void test_expect_failures_touch_nothing(void **state)
 		assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_EPART);
 		assert_false(res.pass);
 		assert_true(res.identified);
-		assert_string_equal(res.failed_phase, "expect");
+		assert_int_equal(res.failed_phase, ESPL_PHASE_EXPECT);
 		assert_string_equal(res.first_error.msg, cases[i].want);
 		for (size_t k = 0; k < res.n_steps; k++)
 			assert_int_equal(res.steps[k].status, ESPL_STEP_NOT_RUN);
@@ -540,7 +540,7 @@ static void test_retry_recovers_from_one_lost_command(void **state)
 	assert_false(res.pass);
 	assert_int_equal(res.steps[1].attempts, 2);
 	assert_int_equal(res.steps[1].status, ESPL_STEP_FAILED);
-	assert_string_equal(res.failed_phase, "step");
+	assert_int_equal(res.failed_phase, ESPL_PHASE_STEP);
 	assert_non_null(strstr(res.first_error.msg, "step 2 (verify, line 6), after 2 attempts: "));
 	assert_false(res.regions[0].verified);
 	espl_unit_result_clear(&res);
@@ -653,7 +653,7 @@ static void test_identify_link_error_reconnects(void **state)
 		} else {
 			assert_int_equal(rc, ESPL_ETIMEOUT);
 			assert_false(res.pass);
-			assert_string_equal(res.failed_phase, "identify");
+			assert_int_equal(res.failed_phase, ESPL_PHASE_IDENTIFY);
 		}
 		espl_unit_result_clear(&res);
 		free_unit(uc);
@@ -688,7 +688,7 @@ static void test_md5_mismatch_fails_without_retry(void **state)
 	snprintf(msg, sizeof msg, "step 2 (verify, line 6): fw.bin at 0x8000 (24576 bytes): the chip's MD5 is %s, expected %s",
 	         res.steps[1].actual_md5, want);
 	assert_string_equal(res.first_error.msg, msg);
-	assert_string_equal(res.failed_phase, "step");
+	assert_int_equal(res.failed_phase, ESPL_PHASE_STEP);
 	espl_unit_result_clear(&res);
 	free_unit(uc);
 	free_plan(&fx);
@@ -745,7 +745,7 @@ static void test_layout_checked_for_the_detected_size(void **state)
 	uint8_t *flash = flash_of(small, &size);
 	memset(flash, 0x33, size);
 	assert_int_equal(run_on(&fx, small, NULL, &ob, &res), ESPL_ERECIPE);
-	assert_string_equal(res.failed_phase, "layout");
+	assert_int_equal(res.failed_phase, ESPL_PHASE_LAYOUT);
 	assert_non_null(strstr(res.first_error.msg, "init data init.bin (0xfc000..0xfc07f) overlaps step 1 (write, line 5) at 0xf8000..0xfdfff"));
 	assert_int_equal(flash_of(small, &size)[0xF8000], 0x33);
 	espl_unit_result_clear(&res);
@@ -809,7 +809,7 @@ static void test_stop_flag_stops_before_the_next_step(void **state)
 	chip_port *cp = attach(uc);
 	assert_int_equal(espl_runner_run_port(fx.plan, &cp->base, &o, &res), ESPL_EINTERRUPTED);
 	assert_false(res.pass);
-	assert_string_equal(res.failed_phase, "stopped");
+	assert_int_equal(res.failed_phase, ESPL_PHASE_STOPPED);
 	assert_string_equal(res.first_error.msg, "stopped: stopped before step 1");
 	assert_int_equal(res.steps[0].status, ESPL_STEP_NOT_RUN);
 	assert_int_equal(flash[0], 0x11);
