@@ -87,6 +87,7 @@ enum espl_station_event_kind {
 	ESPL_EV_DB_STATE,      /* db_state changed: message = reason */
 	ESPL_EV_STOPPING,      /* stop_level, message = why */
 	ESPL_EV_FINISHED,      /* the run is over; message = summary line */
+	ESPL_EV_COUNT          /* the number of kinds, not an event */
 };
 
 typedef struct espl_station_event {
@@ -109,6 +110,8 @@ typedef struct espl_station_event {
 	int64_t seq;                  /* UNIT_RECORDED */
 	const char *repeat_of;        /* UNIT_RECORDED: uuid of an earlier PASS, or NULL */
 	int spooled;                  /* UNIT_RECORDED */
+	bool unplugged;               /* PORT_REMOVED: the adapter went away (else
+	                                 its worker finished) */
 	enum espl_dbw_state db_state; /* DB_STATE */
 	enum espl_stop_level stop_level; /* STOPPING */
 	int count;                    /* STARTED: planned units (0 = open-ended) */

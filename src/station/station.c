@@ -103,6 +103,17 @@ static int scan(espl_supervisor *s, int start_new, espl_error *err)
 	return n;
 }
 
+/* The port's row turns "unplugged" or "finished" from the flag, not from
+ * the message's words. */
+static void port_removed(worker *w, bool unplugged)
+{
+	espl_station_event ev = {
+		.kind = ESPL_EV_PORT_REMOVED, .level = "info", .unplugged = unplugged,
+		.message = unplugged ? "the adapter was unplugged" : "the worker finished",
+	};
+	espl__station_worker_emit(w, &ev);
+}
+
 /* Join workers whose thread ended. */
 static void reap(espl_supervisor *s)
 {
@@ -115,8 +126,7 @@ static void reap(espl_supervisor *s)
 		}
 		pthread_join(w->thread, NULL);
 		*pp = w->next;
-		espl__station_worker_emit_simple(w, ESPL_EV_PORT_REMOVED, "info",
-		            atomic_load(&w->removed) ? "the adapter was unplugged" : "the worker finished");
+		port_removed(w, atomic_load(&w->removed));
 		free(w);
 	}
 }

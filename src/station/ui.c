@@ -52,7 +52,7 @@ row *espl__ui_find_row(espl_ui *ui, const char *port)
 	row *r = &ui->rows[ui->n_rows++];
 	memset(r, 0, sizeof *r);
 	snprintf(r->port, sizeof r->port, "%s", port);
-	snprintf(r->state, sizeof r->state, "%s", "idle");
+	r->state = ROW_IDLE;
 	r->decile = -1;
 	return r;
 }
@@ -99,6 +99,45 @@ static void add_reason(espl_ui *ui, const char *kind, const char *example)
 /* ------------------------------------------------------------------ */
 /* state kept from the events (all modes, for the summary)              */
 
+const ui_event espl__ui_events[ESPL_EV_COUNT] = {
+	[ESPL_EV_STARTED] = { "started", "batch started", ROW_UNCHANGED },
+	[ESPL_EV_PORT_ADDED] = { "port_added", "adapter added", ROW_READY },
+	[ESPL_EV_PORT_REMOVED] = { "port_removed", "worker ended", ROW_FINISHED },  /* or UNPLUGGED */
+	[ESPL_EV_WAITING] = { "waiting", "waiting for a unit", ROW_WAITING },
+	[ESPL_EV_IDENTIFIED] = { "identified", "unit connected", ROW_PROGRAMMING },
+	[ESPL_EV_STEP_START] = { "step_start", "step", ROW_UNCHANGED },
+	[ESPL_EV_PROGRESS] = { "progress", NULL, ROW_UNCHANGED },
+	[ESPL_EV_STEP_DONE] = { "step_done", "step done", ROW_UNCHANGED },
+	[ESPL_EV_UNIT_DONE] = { "unit_done", "unit done", ROW_UNCHANGED },  /* DONE if programming */
+	[ESPL_EV_UNIT_RECORDED] = { "unit_recorded", "unit recorded", ROW_UNCHANGED },
+	[ESPL_EV_REMOVE_WAIT] = { "remove_wait", "remove the unit", ROW_REMOVE_UNIT },
+	[ESPL_EV_UNIT_REMOVED] = { "unit_removed", "unit removed", ROW_REMOVED },
+	[ESPL_EV_LOG] = { "log", NULL, ROW_UNCHANGED },
+	[ESPL_EV_DB_STATE] = { "db_state", "database", ROW_UNCHANGED },
+	[ESPL_EV_STOPPING] = { "stopping", "stopping", ROW_UNCHANGED },
+	[ESPL_EV_FINISHED] = { "finished", "finished", ROW_UNCHANGED },
+};
+
+const char *espl__ui_state_name(enum row_state state)
+{
+	static const char *const names[] = {
+		[ROW_UNCHANGED] = "?", [ROW_IDLE] = "idle", [ROW_READY] = "ready", [ROW_WAITING] = "waiting",
+		[ROW_PROGRAMMING] = "programming", [ROW_DONE] = "done", [ROW_REMOVE_UNIT] = "remove unit",
+		[ROW_REMOVED] = "removed", [ROW_UNPLUGGED] = "unplugged", [ROW_FINISHED] = "finished",
+	};
+	return (size_t)state < sizeof names / sizeof *names && names[state] ? names[state] : "?";
+}
+
+/* The state the event sets: its kind's, or what the event itself says. */
+static enum row_state state_after(const espl_station_event *ev, enum row_state now)
+{
+	if (ev->kind == ESPL_EV_PORT_REMOVED && ev->unplugged)
+		return ROW_UNPLUGGED;
+	if (ev->kind == ESPL_EV_UNIT_DONE)
+		return now == ROW_PROGRAMMING ? ROW_DONE : now;
+	return espl__ui_events[ev->kind].state != ROW_UNCHANGED ? espl__ui_events[ev->kind].state : now;
+}
+
 static void track(espl_ui *ui, const espl_station_event *ev)
 {
 	row *r = ev->port ? espl__ui_find_row(ui, ev->port) : NULL;
@@ -107,6 +146,9 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 		snprintf(r->slot, sizeof r->slot, "%s", ev->slot);
 		ui->any_slot = 1;
 	}
+	if (r)
+		r->state = state_after(ev, r->state);
+
 	switch (ev->kind) {
 	case ESPL_EV_STARTED:
 		snprintf(ui->batch, sizeof ui->batch, "%s", ev->message ? ev->message : "");
@@ -115,20 +157,16 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 	case ESPL_EV_PORT_ADDED:
 		if (r) {
 			r->gone = 0;
-			snprintf(r->state, sizeof r->state, "%s", "ready");
 		}
 		break;
 	case ESPL_EV_PORT_REMOVED:
 		if (r) {
 			r->gone = 1;
-			snprintf(r->state, sizeof r->state, "%s",
-			         ev->message && strstr(ev->message, "unplugged") ? "unplugged" : "finished");
 			r->has_progress = 0;
 		}
 		break;
 	case ESPL_EV_WAITING:
 		if (r) {
-			snprintf(r->state, sizeof r->state, "%s", "waiting");
 			r->step[0] = '\0';
 			r->has_progress = 0;
 			snprintf(r->note, sizeof r->note, "%.90s", ev->message ? ev->message : "insert a unit");
@@ -136,7 +174,6 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 		break;
 	case ESPL_EV_IDENTIFIED:
 		if (r) {
-			snprintf(r->state, sizeof r->state, "%s", "programming");
 			snprintf(r->mac, sizeof r->mac, "%s", ev->mac ? ev->mac : "");
 			snprintf(r->unit_uuid, sizeof r->unit_uuid, "%s", ev->unit_uuid ? ev->unit_uuid : "");
 			r->result[0] = r->note[0] = r->step[0] = '\0';
@@ -161,8 +198,6 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 		break;
 	case ESPL_EV_UNIT_DONE:
 		if (r) {
-			if (strcmp(r->state, "programming") == 0)
-				snprintf(r->state, sizeof r->state, "%s", "done");
 			r->step[0] = '\0';
 			snprintf(r->result, sizeof r->result, "%s", espl__ui_result_name(ev->result));
 			if (ev->mac)
@@ -200,14 +235,6 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 		if (ev->message)
 			add_message(ui, NULL, ev->message);
 		break;
-	case ESPL_EV_REMOVE_WAIT:
-		if (r)
-			snprintf(r->state, sizeof r->state, "%s", "remove unit");
-		break;
-	case ESPL_EV_UNIT_REMOVED:
-		if (r)
-			snprintf(r->state, sizeof r->state, "%s", "removed");
-		break;
 	case ESPL_EV_LOG:
 		if (ev->message && ev->level && strcmp(ev->level, "info") != 0)
 			add_message(ui, ev->port, ev->message);
@@ -218,8 +245,7 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 	case ESPL_EV_STOPPING:
 		snprintf(ui->stopping, sizeof ui->stopping, "%.250s", ev->message ? ev->message : "stopping");
 		break;
-	case ESPL_EV_STEP_DONE:
-	case ESPL_EV_FINISHED:
+	default:  /* the state alone (above) */
 		break;
 	}
 }

@@ -35,10 +35,34 @@
 #define WARN_STYLE "\033[1;33m"
 #define DIM "\033[2m"
 
+/* A port's state in the views (the JSON "state" text: espl__ui_state_name),
+ * set by the event that causes it (espl__ui_events). */
+enum row_state {
+	ROW_UNCHANGED = 0,     /* in espl__ui_events: the event leaves it */
+	ROW_IDLE,              /* "idle": seen, no event yet */
+	ROW_READY,             /* "ready": its worker started */
+	ROW_WAITING,           /* "waiting": for a unit */
+	ROW_PROGRAMMING,       /* "programming" */
+	ROW_DONE,              /* "done": the unit ended */
+	ROW_REMOVE_UNIT,       /* "remove unit": waits for the unit to be taken out */
+	ROW_REMOVED,           /* "removed": it was taken out */
+	ROW_UNPLUGGED,         /* "unplugged": the adapter went away */
+	ROW_FINISHED,          /* "finished": its worker ended */
+};
+
+/* What the views know of each event kind: adding a kind means adding its
+ * line to the table in ui.c; the views' switches fall back on it. */
+typedef struct ui_event {
+	const char *name;      /* JSON "event" */
+	const char *phrase;    /* the plain view's words: "PORT: phrase[: message]" */
+	enum row_state state;  /* the port's state after it */
+} ui_event;
+extern const ui_event espl__ui_events[ESPL_EV_COUNT];
+
 typedef struct row {
 	char port[128];
 	char slot[40];         /* the station file's slot name, "" if none */
-	char state[24];
+	enum row_state state;
 	char step[40];
 	char mac[18];
 	char result[16];       /* "PASS", "FAIL", "INTERRUPTED", "" */
@@ -84,6 +108,7 @@ struct espl_ui {
 };
 
 /* ui.c */
+const char *espl__ui_state_name(enum row_state state);
 void espl__ui_clock_text(int64_t ms, char out[16]);
 const char *espl__ui_result_name(int result);
 row *espl__ui_find_row(espl_ui *ui, const char *port);

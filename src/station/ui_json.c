@@ -20,17 +20,6 @@
 /* ------------------------------------------------------------------ */
 /* JSON                                                                 */
 
-static const char *const event_names[] = {
-	[ESPL_EV_STARTED] = "started", [ESPL_EV_PORT_ADDED] = "port_added",
-	[ESPL_EV_PORT_REMOVED] = "port_removed", [ESPL_EV_WAITING] = "waiting",
-	[ESPL_EV_IDENTIFIED] = "identified", [ESPL_EV_STEP_START] = "step_start",
-	[ESPL_EV_PROGRESS] = "progress", [ESPL_EV_STEP_DONE] = "step_done",
-	[ESPL_EV_UNIT_DONE] = "unit_done", [ESPL_EV_UNIT_RECORDED] = "unit_recorded",
-	[ESPL_EV_REMOVE_WAIT] = "remove_wait", [ESPL_EV_UNIT_REMOVED] = "unit_removed",
-	[ESPL_EV_LOG] = "log", [ESPL_EV_DB_STATE] = "db_state", [ESPL_EV_STOPPING] = "stopping",
-	[ESPL_EV_FINISHED] = "finished",
-};
-
 void espl__ui_set_str(json_t *o, const char *key, const char *value)
 {
 	if (value)
@@ -65,7 +54,7 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 	json_t *o = json_object();
 	if (!o)
 		return NULL;
-	json_object_set_new(o, "event", json_string(event_names[ev->kind]));
+	json_object_set_new(o, "event", json_string(espl__ui_events[ev->kind].name));
 	espl__ui_json_time(o, ev->time_ms);
 	espl__ui_set_str(o, "port", ev->port);
 	espl__ui_set_str(o, "slot", ev->slot);
@@ -195,7 +184,7 @@ static json_t *row_json(const row *r)
 	espl__ui_set_str(o, "port", r->port);
 	if (r->slot[0])
 		espl__ui_set_str(o, "slot", r->slot);
-	espl__ui_set_str(o, "state", r->state);
+	espl__ui_set_str(o, "state", espl__ui_state_name(r->state));
 	espl__ui_set_str(o, "step", r->step);
 	espl__ui_set_str(o, "mac", r->mac);
 	espl__ui_set_str(o, "result", r->result);

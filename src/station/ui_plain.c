@@ -37,9 +37,6 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev)
 		        ev->operator_name ? ev->operator_name : "-", ui->o.recipe ? ui->o.recipe : "?",
 		        ui->o.db_path ? ui->o.db_path : "?");
 		break;
-	case ESPL_EV_PORT_ADDED:
-		fprintf(f, "%s %s: adapter added%s%s\n", clock, port, ev->message ? ": " : "", ev->message ? ev->message : "");
-		break;
 	case ESPL_EV_PORT_REMOVED:
 		fprintf(f, "%s %s: worker ended (%s)\n", clock, port, ev->message ? ev->message : "");
 		break;
@@ -68,12 +65,6 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev)
 			fprintf(f, "%s %s: unit %s %s\n", clock, port, ev->unit_uuid ? ev->unit_uuid : "",
 			        ev->message ? ev->message : "REPEAT: this MAC had already passed (this batch or an earlier one)");
 		break;
-	case ESPL_EV_REMOVE_WAIT:
-		fprintf(f, "%s %s: remove the unit\n", clock, port);
-		break;
-	case ESPL_EV_UNIT_REMOVED:
-		fprintf(f, "%s %s: unit removed\n", clock, port);
-		break;
 	case ESPL_EV_LOG:
 		fprintf(f, "%s %s: %s: %s\n", clock, port, ev->level ? ev->level : "info", ev->message ? ev->message : "");
 		break;
@@ -90,6 +81,11 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev)
 		break;
 	case ESPL_EV_PROGRESS:
 		return;
+	default:  /* the event's phrase (ui.c's table), and its message */
+		fprintf(f, "%s %s: %s%s%s\n", clock, port, espl__ui_events[ev->kind].phrase ? espl__ui_events[ev->kind].phrase : espl__ui_events[ev->kind].name,
+		        ev->message ? ": " : "",
+		        ev->message ? ev->message : "");
+		break;
 	}
 	fflush(f);
 }

@@ -60,7 +60,7 @@ static void draw_row(espl_ui *ui, const row *r)
 	if (ui->any_slot)
 		fprintf(ui->out, "%-6.6s ", r->slot[0] ? r->slot : "-");
 	fprintf(ui->out, "%-26.26s %-12.12s %-18.18s %-41s %-17s %s%-6s%s %4d %4d %s%.60s%s" EOL "\n", r->port,
-	        r->state, r->step, bar, r->mac[0] ? r->mac : "-", st,
+	        espl__ui_state_name(r->state), r->step, bar, r->mac[0] ? r->mac : "-", st,
 	        r->result[0] ? (strcmp(r->result, "INTERRUPTED") == 0 ? "INTR" : r->result) : "-",
 	        *st ? RESET : "", r->passed, r->failed, ui->o.color && strncmp(r->note, "REPEAT", 6) == 0 ? WARN_STYLE : "",
 	        r->note, ui->o.color && strncmp(r->note, "REPEAT", 6) == 0 ? RESET : "");
