@@ -92,7 +92,7 @@ int espl__cli_fail(const dev_args *a, const espl_error *err)
 static int usage_error(const char *cmd, const char *fmt, const char *arg)
 {
 	fprintf(stderr, "espline %s: ", cmd);
-	fprintf(stderr, fmt, arg);
+	fprintf(stderr, fmt, espl_cli_shown(arg));  /* arg may be what the user typed */
 	fprintf(stderr, " (espline %s --help)\n", cmd);
 	return ESPL_EXIT_USAGE;
 }
@@ -254,6 +254,19 @@ int espl__cli_parse_args(dev_args *a, int argc, char **argv, const char *allowed
 	return -1;
 }
 
+int espl__cli_device_command(int argc, char **argv, const char *allowed, const char *help_head,
+                             int (*body)(dev_args *a))
+{
+	char help[4096];
+	dev_args a;
+	snprintf(help, sizeof help, "%s%s", help_head, espl__cli_common_help);
+	int rc = espl__cli_parse_args(&a, argc, argv, allowed, help);
+	if (rc < 0)
+		rc = body(&a);
+	free(a.pos);
+	return rc;
+}
+
 /* ---- connecting --------------------------------------------------------- */
 
 /* A glob or usb:VID:PID must name exactly one adapter here. */
@@ -393,30 +406,20 @@ static const char info_help_head[] =
 	"Connect and print what the module is: chip, MAC, chip id, crystal, flash JEDEC\n"
 	"id, vendor and size, and where the SDK's init data goes for that size.\n\n";
 
-static int cmd_info(int argc, char **argv)
+static int run_info(dev_args *a)
 {
-	char help[4096];
-	dev_args a;
 	progress_view v = { 0 };
 	espl_loader *l;
 	espl_chip_info chip;
 	espl_flashmap map;
 	espl_error err;
 	char size[16];
-	snprintf(help, sizeof help, "%s%s", info_help_head, espl__cli_common_help);
-	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS, help);
-	if (rc >= 0)
-		return rc;
-	if (a.npos != 1) {
-		free(a.pos);
+	if (a->npos != 1)
 		return usage_error("info", "needs exactly one PORT%s", "");
-	}
-	rc = espl__cli_connect_device(&a, a.pos[0], &v, &l, &chip);
-	if (rc) {
-		free(a.pos);
+	int rc = espl__cli_connect_device(a, a->pos[0], &v, &l, &chip);
+	if (rc)
 		return rc;
-	}
-	printf("port:        %s\n", a.pos[0]);
+	printf("port:        %s\n", espl_cli_shown(a->pos[0]));
 	printf("chip:        %s\n", chip.chip);
 	printf("mac:         %s\n", chip.mac_str);
 	printf("chip id:     0x%06x\n", chip.chip_id);
@@ -430,9 +433,13 @@ static int cmd_info(int argc, char **argv)
 		       map.blank);
 	printf("loader:      %s at %u baud\n", espl_loader_mode(l) == ESPL_MODE_STUB ? "stub" : "ROM",
 	       espl_loader_baud(l));
-	espl__cli_finish(&a, l);
-	free(a.pos);
+	espl__cli_finish(a, l);
 	return ESPL_EXIT_OK;
+}
+
+static int cmd_info(int argc, char **argv)
+{
+	return espl__cli_device_command(argc, argv, CONN_OPTS, info_help_head, run_info);
 }
 
 /* ---- erase -------------------------------------------------------------- */
@@ -441,49 +448,42 @@ static const char erase_help_head[] =
 	"usage: espline erase PORT [--region ADDR LEN] [options]\n\n"
 	"Erase the whole flash, or LEN bytes from ADDR (both multiples of 4096).\n\n";
 
-static int cmd_erase(int argc, char **argv)
+static int run_erase(dev_args *a)
 {
-	char help[4096];
-	dev_args a;
 	progress_view v = { 0 };
 	espl_loader *l;
 	espl_chip_info chip;
 	espl_error err;
 	uint32_t addr = 0, len = 0;
-	snprintf(help, sizeof help, "%s%s", erase_help_head, espl__cli_common_help);
-	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "L" RECORD_OPTS, help);
-	if (rc >= 0)
+	int rc;
+	if (a->npos != (a->region ? 2 : 1))
+		return usage_error("erase", a->region ? "needs PORT and --region ADDR LEN%s"
+						      : "needs exactly one PORT%s", "");
+	if (a->region && ((rc = espl__cli_parse_u32("erase", "address", a->region_addr, &addr)) ||
+			  (rc = espl__cli_parse_u32("erase", "length", a->pos[1], &len))))
 		return rc;
-	if (a.npos != (a.region ? 2 : 1)) {
-		free(a.pos);
-		return usage_error("erase", a.region ? "needs PORT and --region ADDR LEN%s"
-						     : "needs exactly one PORT%s", "");
-	}
-	if (a.region && ((rc = espl__cli_parse_u32("erase", "address", a.region_addr, &addr)) ||
-			 (rc = espl__cli_parse_u32("erase", "length", a.pos[1], &len)))) {
-		free(a.pos);
-		return rc;
-	}
-	if (a.region && (addr % 4096 || len % 4096 || len == 0)) {
-		free(a.pos);
+	if (a->region && (addr % 4096 || len % 4096 || len == 0)) {
 		fprintf(stderr, "espline erase: --region 0x%X 0x%X: address and length must be non-zero "
 			"multiples of 4096 (0x1000)\n", addr, len);
 		return ESPL_EXIT_USAGE;
 	}
-	rc = espl__cli_connect_device(&a, a.pos[0], &v, &l, &chip);
-	if (rc == 0) {
-		char what[64] = "chip";
-		if (a.region)
-			snprintf(what, sizeof what, "region 0x%X+0x%X", addr, len);
-		rc = a.region ? espl_flash_erase_region(l, addr, len, &err) : espl_flash_erase_chip(l, &err);
-		rc = rc < 0 ? espl__cli_fail(&a, &err) : ESPL_EXIT_OK;
-		if (rc == ESPL_EXIT_OK && !a.quiet)
-			fprintf(stderr, "erase done\n");
-		espl__cli_finish(&a, l);
-		rc = espl__cli_record(&a, &chip, what, rc, rc ? espl__cli_last_error() : NULL);
-	}
-	free(a.pos);
-	return rc;
+	rc = espl__cli_connect_device(a, a->pos[0], &v, &l, &chip);
+	if (rc)
+		return rc;
+	char what[64] = "chip";
+	if (a->region)
+		snprintf(what, sizeof what, "region 0x%X+0x%X", addr, len);
+	rc = a->region ? espl_flash_erase_region(l, addr, len, &err) : espl_flash_erase_chip(l, &err);
+	rc = rc < 0 ? espl__cli_fail(a, &err) : ESPL_EXIT_OK;
+	if (rc == ESPL_EXIT_OK && !a->quiet)
+		fprintf(stderr, "erase done\n");
+	espl__cli_finish(a, l);
+	return espl__cli_record(a, &chip, what, rc, rc ? espl__cli_last_error() : NULL);
+}
+
+static int cmd_erase(int argc, char **argv)
+{
+	return espl__cli_device_command(argc, argv, CONN_OPTS "L" RECORD_OPTS, erase_help_head, run_erase);
 }
 
 /* ---- read --------------------------------------------------------------- */
@@ -492,53 +492,51 @@ static const char read_help_head[] =
 	"usage: espline read PORT [options] ADDR LEN OUT\n\n"
 	"Read LEN bytes of flash from ADDR into the file OUT (LEN may be e.g. 4MB).\n\n";
 
-static int cmd_read(int argc, char **argv)
+/* Read into memory, then write OUT (so a failed read leaves no file). */
+static int read_to_file(dev_args *a, espl_loader *l, uint32_t addr, uint32_t len, uint8_t *buf)
 {
-	char help[4096];
-	dev_args a;
+	espl_error err;
+	if (espl_flash_read(l, addr, len, buf, &err) < 0)
+		return espl__cli_fail(a, &err);
+	FILE *f = fopen(a->pos[3], "wb");
+	if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
+		fprintf(stderr, "espline read: cannot write %s: %s\n", espl_cli_shown(a->pos[3]), strerror(errno));
+		return ESPL_EXIT_STATION;
+	}
+	if (!a->quiet)
+		fprintf(stderr, "read %u bytes from 0x%X into %s\n", len, addr, espl_cli_shown(a->pos[3]));
+	return ESPL_EXIT_OK;
+}
+
+static int run_read(dev_args *a)
+{
 	progress_view v = { 0 };
 	espl_loader *l;
 	espl_chip_info chip;
-	espl_error err;
 	uint32_t addr, len;
-	uint8_t *buf = NULL;
-	snprintf(help, sizeof help, "%s%s", read_help_head, espl__cli_common_help);
-	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS, help);
-	if (rc >= 0)
-		return rc;
-	if (a.npos != 4) {
-		free(a.pos);
+	int rc;
+	if (a->npos != 4)
 		return usage_error("read", "needs PORT ADDR LEN OUT%s", "");
-	}
-	if ((rc = espl__cli_parse_u32("read", "address", a.pos[1], &addr)) ||
-	    (rc = espl__cli_parse_u32("read", "length", a.pos[2], &len))) {
-		free(a.pos);
+	if ((rc = espl__cli_parse_u32("read", "address", a->pos[1], &addr)) ||
+	    (rc = espl__cli_parse_u32("read", "length", a->pos[2], &len)))
 		return rc;
-	}
-	buf = malloc(len ? len : 1);
+	uint8_t *buf = malloc(len ? len : 1);
 	if (!buf) {
-		free(a.pos);
 		fprintf(stderr, "espline read: out of memory\n");
 		return ESPL_EXIT_STATION;
 	}
-	rc = espl__cli_connect_device(&a, a.pos[0], &v, &l, &chip);
+	rc = espl__cli_connect_device(a, a->pos[0], &v, &l, &chip);
 	if (rc == 0) {
-		if (espl_flash_read(l, addr, len, buf, &err) < 0) {
-			rc = espl__cli_fail(&a, &err);
-		} else {
-			FILE *f = fopen(a.pos[3], "wb");
-			if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
-				fprintf(stderr, "espline read: cannot write %s: %s\n", espl_cli_shown(a.pos[3]), strerror(errno));
-				rc = ESPL_EXIT_STATION;
-			} else if (!a.quiet) {
-				fprintf(stderr, "read %u bytes from 0x%X into %s\n", len, addr, a.pos[3]);
-			}
-		}
-		espl__cli_finish(&a, l);
+		rc = read_to_file(a, l, addr, len, buf);
+		espl__cli_finish(a, l);
 	}
 	free(buf);
-	free(a.pos);
 	return rc;
+}
+
+static int cmd_read(int argc, char **argv)
+{
+	return espl__cli_device_command(argc, argv, CONN_OPTS, read_help_head, run_read);
 }
 
 const espl_cli_command espl_cmd_ports = { "ports", "list serial adapters", cmd_ports };

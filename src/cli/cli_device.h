@@ -57,6 +57,11 @@ int espl__cli_parse_u32(const char *cmd, const char *what, const char *s, uint32
 /* Parse the options in allowed and the positional arguments into a. */
 int espl__cli_parse_args(dev_args *a, int argc, char **argv, const char *allowed,
 			 const char *help);
+/* The frame of a device command: parse with the help text help_head plus
+ * the connection options' help, run body unless that gave an exit code
+ * (help, usage error), free the arguments.  Returns the exit code. */
+int espl__cli_device_command(int argc, char **argv, const char *allowed, const char *help_head,
+                             int (*body)(dev_args *a));
 /* Open spec and connect, with progress on v; *chip identifies the module. */
 int espl__cli_connect_device(dev_args *a, const char *spec, progress_view *v, espl_loader **l,
 			     espl_chip_info *chip);

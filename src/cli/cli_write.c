@@ -91,7 +91,7 @@ static int check_layout(const dev_args *a, espl_loader *l, const espl_image *con
 				imgs[i]->name, imgs[i]->address);
 			return ESPL_EXIT_USAGE;
 		}
-		if (a->cmd[0] == 'w' && (prev_end - 1) / ESPL_SECTOR_SIZE == imgs[i]->address / ESPL_SECTOR_SIZE) {
+		if (strcmp(a->cmd, "write") == 0 && (prev_end - 1) / ESPL_SECTOR_SIZE == imgs[i]->address / ESPL_SECTOR_SIZE) {
 			fprintf(stderr, "espline %s: %s ends in the 4 KiB sector where %s starts (0x%X): "
 				"writing it would erase the end of %s; align it to 0x1000 or merge the files\n",
 				a->cmd, imgs[i - 1]->name, imgs[i]->name, imgs[i]->address, imgs[i - 1]->name);
@@ -130,8 +130,10 @@ static void *prepare_images(void *arg)
 	return NULL;
 }
 
-static int run_files(dev_args *a, int do_write)
+/* write and verify: which one is a->cmd. */
+static int run_files(dev_args *a)
 {
+	int do_write = strcmp(a->cmd, "write") == 0;
 	progress_view v = { 0 };
 	file_arg files[MAX_FILES];
 	const espl_image *imgs[MAX_FILES];
@@ -200,15 +202,7 @@ static const char write_help_head[] =
 
 static int cmd_write(int argc, char **argv)
 {
-	char help[4096];
-	dev_args a;
-	snprintf(help, sizeof help, "%s%s", write_help_head, espl__cli_common_help);
-	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "GHIJK" RECORD_OPTS, help);
-	if (rc >= 0)
-		return rc;
-	rc = run_files(&a, 1);
-	free(a.pos);
-	return rc;
+	return espl__cli_device_command(argc, argv, CONN_OPTS "GHIJK" RECORD_OPTS, write_help_head, run_files);
 }
 
 static const char verify_help_head[] =
@@ -219,15 +213,7 @@ static const char verify_help_head[] =
 
 static int cmd_verify(int argc, char **argv)
 {
-	char help[4096];
-	dev_args a;
-	snprintf(help, sizeof help, "%s%s", verify_help_head, espl__cli_common_help);
-	int rc = espl__cli_parse_args(&a, argc, argv, CONN_OPTS "IJK" RECORD_OPTS, help);
-	if (rc >= 0)
-		return rc;
-	rc = run_files(&a, 0);
-	free(a.pos);
-	return rc;
+	return espl__cli_device_command(argc, argv, CONN_OPTS "IJK" RECORD_OPTS, verify_help_head, run_files);
 }
 
 const espl_cli_command espl_cmd_write = { "write", "write files to flash (--verify)", cmd_write };
