@@ -20,6 +20,7 @@
 #   db       bench/db.sh      the traceability database at 1,000,000 units
 #   central  bench/central.sh replication to PostgreSQL
 #   boot     bench/boot.sh    what boot_check costs beyond the firmware's boot
+#   unitdata bench/unitdata.sh what a serial, a CSV row and write_unit_data cost per unit
 #   web      bench/web.sh     the gang with --http and 20 SSE clients vs without
 #   stubs    bench/stubs.sh   the legacy stub vs esp-flasher-stub on one module
 #
@@ -37,11 +38,11 @@ benches=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--write) [ $# -ge 2 ] || { echo "bench: --write needs a file" >&2; exit 2; }; out=$2; shift 2 ;;
-	device | gang | units | db | central | web | stubs | boot) benches+=("$1"); shift ;;
-	*) echo "bench: unknown benchmark or option: $1 (device, gang, units, db, central, web, stubs, boot, --write FILE)" >&2; exit 2 ;;
+	device | gang | units | db | central | web | stubs | boot | unitdata) benches+=("$1"); shift ;;
+	*) echo "bench: unknown benchmark or option: $1 (device, gang, units, db, central, web, stubs, boot, unitdata, --write FILE)" >&2; exit 2 ;;
 	esac
 done
-[ ${#benches[@]} -gt 0 ] || benches=(device gang units db central web stubs boot)
+[ ${#benches[@]} -gt 0 ] || benches=(device gang units db central web stubs boot unitdata)
 [ -z "$out" ] || case $out in /*) ;; *) out=$OLDPWD/$out ;; esac  # relative to the caller's folder
 export BUILD=${BUILD:-build} TIME_SCALE=${TIME_SCALE:-1}
 
@@ -106,6 +107,14 @@ boot_section() {
 	echo
 	./boot.sh 20
 }
+unitdata_section() {
+	echo "What per-unit data costs (issue 16: at most 0.2 s per unit at 921600): the same recipe with and"
+	echo "without a serial from the database's counter, a CSV row (a PEM-sized secret cell) and a 4 KiB"
+	echo "write_unit_data region, MD5-verified; 4 simulated modules at real speed over RFC 2217, 3 batches"
+	echo "each way, alternating."
+	echo
+	./unitdata.sh
+}
 central_section() {
 	echo '```text'
 	./central.sh ${CENTRAL_UNITS:+"$CENTRAL_UNITS"}
@@ -164,6 +173,7 @@ document() {
 	section web "The web view under load (bench/web.sh)" web_section
 	section stubs "Legacy stub and esp-flasher-stub (bench/stubs.sh)" stubs_section
 	section boot "First-boot check (bench/boot.sh)" boot_section
+	section unitdata "Per-unit data (bench/unitdata.sh)" unitdata_section
 	echo
 	echo "Took $(( ($(date +%s) - started + 30) / 60 )) min; load average at the end $(load)."
 }
