@@ -69,6 +69,12 @@ const char *sim_options_usage(void)
 "                         a chip/adapter that fails above N: faster frames\n"
 "                         reach the ROM as noise and get no answer.  The stub's\n"
 "                         CHANGE_BAUDRATE is not limited\n"
+"  --adapter-max-baud N   the USB-serial adapter runs at most N baud: at a\n"
+"                         faster host rate every byte either way is noise\n"
+"                         (ROM, stub and boot log alike)\n"
+"  --marginal N:P         host rates above N, up to the adapter's maximum, flip\n"
+"                         one bit of a byte either way with probability P\n"
+"                         (seeded, see --seed), e.g. --marginal 1500000:1e-4\n"
 "  --modes LIST           SPI modes the flash part can do, a comma list of qio,\n"
 "                         qout, dio, dout (default all; in --dev lists join\n"
 "                         them with +: modes=dio+dout); an image whose header\n"
@@ -92,7 +98,7 @@ const char *sim_options_usage(void)
 "Per-device overrides:\n"
 "  --dev K:SETTINGS       K is an index or a range A-B; SETTINGS is a comma list\n"
 "                         of link=, boot=, flash=, jedec=, xtal=, mac=, port=,\n"
-"                         rom_max_baud=, modes=, claim=, marker=, fw_baud=,\n"
+"                         rom_max_baud=, adapter_max_baud=, marginal=, modes=, claim=, marker=, fw_baud=,\n"
 "                         fw_boot_ms=, boot_fault=, dirty=,\n"
 "                         fault=SPEC (adds; repeatable) and fault=none (clears)\n"
 "  e.g. --devices 8 --flash 4MB --dev 3:flash=1MB,xtal=40,fault=corrupt@2000\n"
@@ -243,6 +249,25 @@ static int set_dirty(sim_device_config *d, const char *v, char *err, size_t errl
 	return rc;
 }
 
+/* marginal=N:P (see --help). */
+static int parse_marginal(sim_device_config *d, const char *v, char *err, size_t errlen)
+{
+	char rate[32];
+	const char *colon = strchr(v, ':');
+	uint64_t n;
+	char *end;
+	if (!colon || (size_t)(colon - v) >= sizeof rate)
+		return fail(err, errlen, "bad marginal \"%s\": RATE:P, e.g. 1500000:1e-4", v);
+	memcpy(rate, v, (size_t)(colon - v));
+	rate[colon - v] = '\0';
+	double p = strtod(colon + 1, &end);
+	if (sim_parse_size(rate, &n) || n < 300 || n > 12000000 || end == colon + 1 || *end || !(p > 0.0) || p > 1.0)
+		return fail(err, errlen, "bad marginal \"%s\": RATE:P with 0 < P <= 1, e.g. 1500000:1e-4", v);
+	d->adapter.marginal_baud = (unsigned)n;
+	d->adapter.marginal_p = p;
+	return 0;
+}
+
 static int set_setting(sim_device_config *d, const char *key, const char *v, char *err, size_t errlen)
 {
 	uint64_t n;
@@ -283,6 +308,12 @@ static int set_setting(sim_device_config *d, const char *key, const char *v, cha
 		if (sim_parse_size(v, &n) || n < 300 || n > 12000000)
 			return fail(err, errlen, "bad rom_max_baud \"%s\": a baud rate like 115200", v);
 		d->rom_max_baud = (unsigned)n;
+	} else if (!strcmp(key, "adapter_max_baud")) {
+		if (sim_parse_size(v, &n) || n < 300 || n > 12000000)
+			return fail(err, errlen, "bad adapter_max_baud \"%s\": a baud rate like 2000000", v);
+		d->adapter.max_baud = (unsigned)n;
+	} else if (!strcmp(key, "marginal")) {
+		return parse_marginal(d, v, err, errlen);
 	} else if (!strcmp(key, "modes")) {
 		if (sim_boot_parse_modes(v, &d->boot_model.spi_modes))
 			return fail(err, errlen, "bad modes \"%s\": a comma list of qio, qout, dio, dout", v);
@@ -465,7 +496,8 @@ int sim_options_parse(int argc, char **argv, sim_options *o, char *err, size_t e
 
 	static const char *const device_opts[] = { "link", "boot", "flash", "jedec", "xtal", "mac", "fault",
 	                                           "rom_max_baud", "modes", "claim", "marker", "fw_baud",
-	                                           "fw_boot_ms", "boot_fault", "dirty" };
+	                                           "fw_boot_ms", "boot_fault", "dirty", "adapter_max_baud",
+	                                           "marginal" };
 	for (int i = 1; i < argc && !rc; i++) {
 		const char *arg = argv[i];
 		const char *v;

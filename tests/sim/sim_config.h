@@ -18,6 +18,7 @@
 #include "sim_boot.h"
 #include "sim_chip.h"
 #include "sim_fault.h"
+#include "sim_wire.h"
 
 #define SIM_MAX_DEVICES 64
 
@@ -36,6 +37,8 @@ typedef struct sim_device_config {
 	unsigned rom_max_baud;      /* 0 = the ROM auto-bauds at any rate; else host rates above
 	                               it never sync (a chip/adapter that fails there): the ROM
 	                               hears noise until the host comes down to this rate */
+	sim_adapter adapter;        /* adapter_max_baud=, marginal=: the USB-serial bridge's
+	                               limits on the host's rate (sim_wire.h) */
 	sim_boot_config boot_model; /* what it prints after a reset (sim_boot.h); its xtal_mhz
 	                               follows chip.xtal_mhz after parsing */
 	size_t claim_size;          /* claim=: the JEDEC id claims this much (> flash: a fake part) */

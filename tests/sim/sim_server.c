@@ -109,6 +109,8 @@ struct sim_device {
 
 	sim_fault_engine fe;
 	uint64_t noise_rng;
+	uint64_t adapter_rng;     /* the adapter's marginal-rate bit flips */
+	unsigned long adapter_hits; /* bytes the adapter changed, both ways */
 
 	/* calls into the chip (or a boot in progress) */
 	int busy;
@@ -391,6 +393,17 @@ static int rom_cannot_sync(const sim_device *d)
 	       d->host_baud > d->cfg.rom_max_baud;
 }
 
+/* A byte through the USB-serial adapter at the host's rate (its limits:
+ * adapter_max_baud=, marginal=). */
+static uint8_t through_adapter(sim_device *d, uint8_t b)
+{
+	int hit;
+	uint8_t out = sim_wire_through_adapter(&d->cfg.adapter, d->host_baud, b, &d->adapter_rng, &hit);
+	if (hit && ++d->adapter_hits <= RANDOM_FAULT_LOG_MAX)
+		VLOG(d, "adapter at %u baud changed a byte (0x%02x -> 0x%02x)", d->host_baud, b, out);
+	return out;
+}
+
 /* One byte from the host, as read at time now. */
 static void rx_byte(sim_device *d, uint8_t b, uint64_t now)
 {
@@ -420,6 +433,7 @@ static void rx_byte(sim_device *d, uint8_t b, uint64_t now)
 	b = v.byte;
 	if (!sim_wire_compatible(d->host_baud, d->chip_baud) || rom_cannot_sync(d))
 		b = sim_wire_noise(&d->noise_rng);
+	b = through_adapter(d, b);
 	if (queue_len(d) >= IN_CAP)
 		return; /* overrun: cannot happen, reads are limited to the free space */
 	if (d->in_tail == IN_CAP) {
@@ -948,7 +962,7 @@ static void dev_tx(sim_device *d, const uint8_t *bytes, size_t n, unsigned line_
 			continue;
 		size_t copies = garble ? sim_wire_garbled_len(1, line_baud, d->host_baud) : 1;
 		for (size_t c = 0; c < copies; c++) {
-			chunk[m++] = garble ? sim_wire_noise(&d->noise_rng) : v.byte;
+			chunk[m++] = through_adapter(d, garble ? sim_wire_noise(&d->noise_rng) : v.byte);
 			if (m >= chunk_max) {
 				tx_flush(d, chunk, m, line_baud);
 				m = 0;
@@ -1210,6 +1224,7 @@ int sim_device_open(const sim_device_config *cfg, const sim_server_options *opt,
 	sim_fault_engine_init(&d->fe, cfg->faults, cfg->nfaults, seed);
 	d->noise_rng = seed ^ 0x5DEECE66Dull;
 	d->line_rng = seed ^ 0x9E3779B97F4A7C15ull;
+	d->adapter_rng = seed ^ 0xA5A5A5A5DEADBEEFull;
 	sim_reset_init(&d->rst, (uint64_t)opt->en_delay_ms * 1000u);
 	atomic_store(&d->last_activity, sim_mono_us());
 

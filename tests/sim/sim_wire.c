@@ -43,6 +43,23 @@ uint8_t sim_wire_noise(uint64_t *rng)
 	return b == 0xC0 ? 0xF0 : b;
 }
 
+uint8_t sim_wire_through_adapter(const sim_adapter *a, unsigned baud, uint8_t b, uint64_t *rng,
+                                 int *hit)
+{
+	uint8_t out = b;
+	if (a->max_baud && baud > a->max_baud) {
+		out = sim_wire_noise(rng);
+	} else if (a->marginal_baud && baud > a->marginal_baud && a->marginal_p > 0.0) {
+		/* 53 random bits as a uniform number in [0, 1) */
+		double u = (double)(sim_rng_next(rng) >> 11) / 9007199254740992.0;
+		if (u < a->marginal_p)
+			out = (uint8_t)(b ^ (1u << (sim_rng_next(rng) & 7)));
+	}
+	if (hit)
+		*hit = out != b;
+	return out;
+}
+
 unsigned sim_wire_boot_baud(unsigned xtal_mhz)
 {
 	if (xtal_mhz == 0)

@@ -36,6 +36,23 @@ size_t sim_wire_garbled_len(size_t n, unsigned tx_baud, unsigned rx_baud);
  * ("Invalid head of packet") but never fakes a SLIP delimiter. */
 uint8_t sim_wire_noise(uint64_t *rng);
 
+/* A USB-serial adapter and its cable, as a line sees them: above max_baud
+ * nothing it passes is intelligible (a CH340 asked for 3 Mbaud); above
+ * marginal_baud, up to max_baud, each byte has one bit flipped with
+ * probability marginal_p (a rate the bridge or the cable barely makes).
+ * Zero fields mean no limit.  Applies to both directions. */
+typedef struct sim_adapter {
+	unsigned max_baud;
+	unsigned marginal_baud;
+	double marginal_p;
+} sim_adapter;
+
+/* What arrives of byte b sent through adapter a with the line at baud; the
+ * randomness comes from *rng (seeded by the caller, so runs repeat).
+ * *hit (may be NULL) is set to 1 when the byte was changed, else 0. */
+uint8_t sim_wire_through_adapter(const sim_adapter *a, unsigned baud, uint8_t b, uint64_t *rng,
+                                 int *hit);
+
 /* Bytes a chip with this crystal prints its boot log at (74880 for 26 MHz,
  * 115200 for 40 MHz: the ROM's divider assumes 40 MHz). */
 unsigned sim_wire_boot_baud(unsigned xtal_mhz);

@@ -214,6 +214,34 @@ static void run_engine(uint64_t seed, sim_byte_verdict *out, size_t n, unsigned 
 	*corrupts = e.injected[SIM_RX][SIM_FAULT_CORRUPT];
 }
 
+/* The adapter model: noise above its maximum, seeded bit flips at a
+ * marginal rate, nothing at or below the marginal threshold. */
+static void test_adapter_limits(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	const sim_adapter a = { .max_baud = 2000000, .marginal_baud = 1500000, .marginal_p = 0.01 };
+	uint64_t r1 = 42, r2 = 42, r3 = 42;
+	unsigned flips = 0, noise = 0, clean = 0;
+	for (unsigned i = 0; i < N; i++) {
+		uint8_t b = (uint8_t)(i * 7), x, y;
+		int hit;
+		x = sim_wire_through_adapter(&a, 2000000, b, &r1, &hit);
+		y = sim_wire_through_adapter(&a, 2000000, b, &r2, NULL);
+		assert_int_equal(x, y); /* same seed, same bytes */
+		assert_int_equal(hit, x != b);
+		if (x != b) {
+			flips++;
+			assert_int_equal(popcount8(x ^ b), 1);
+		}
+		noise += sim_wire_through_adapter(&a, 3000000, b, &r3, NULL) != b;
+		clean += sim_wire_through_adapter(&a, 1500000, b, &r3, NULL) == b;
+	}
+	assert_true(flips > 150 && flips < 250);   /* p = 0.01 of 20000 */
+	assert_true(noise > N * 9 / 10);           /* above the maximum: noise */
+	assert_int_equal(clean, N);                /* at the threshold: untouched */
+}
+
 static void test_engine_random_is_seeded(void **state)
 {
 	(void)state;
@@ -1361,6 +1389,7 @@ int main(void)
 		cmocka_unit_test(test_engine_drop_at_n),
 		cmocka_unit_test(test_engine_corrupt_at_n),
 		cmocka_unit_test(test_engine_random_is_seeded),
+		cmocka_unit_test(test_adapter_limits),
 		cmocka_unit_test(test_engine_stall_unplug_reset),
 		cmocka_unit_test(test_reset_truth_table),
 		cmocka_unit_test(test_reset_classic_sequence),
