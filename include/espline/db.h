@@ -55,7 +55,7 @@
 #include "espline/error.h"
 
 /* Schema version this code writes; older databases are migrated on open. */
-#define ESPL_DB_SCHEMA_VERSION 6
+#define ESPL_DB_SCHEMA_VERSION 7
 /* Relative to the current directory, like any other path a user types. */
 #define ESPL_DB_DEFAULT_PATH "db/espline.sqlite"
 #define ESPL_DB_ENV "ESPLINE_DB"
@@ -240,6 +240,19 @@ int espl_db_add_event(espl_db *db, const espl_db_event *event, espl_error *err);
 int espl_db_interrupt_stale(espl_db *db, const espl_db_station *station,
 			    const char *reason, int64_t now_ms, int *count,
 			    espl_error *err);
+
+/* The baud rate an adapter's flasher stub last worked at (the recipe's
+ * flash_baud ladder: issue 17), by adapter: "usb:SERIAL" for a USB
+ * adapter with a serial number, else its port path.  Not chained: it
+ * describes the station's hardware, not a unit.  Schema 7 and later. */
+typedef struct espl_db_adapter_rate {
+	char adapter[264];  /* "usb:" + a 128-byte serial, or a 256-byte path */
+	unsigned baud;
+} espl_db_adapter_rate;
+int espl_db_adapter_rate_set(espl_db *db, const char *adapter, unsigned baud, int64_t now_ms,
+			     espl_error *err);
+/* Every remembered rate; *out is malloc'd (free it), *count entries. */
+int espl_db_adapter_rates(espl_db *db, espl_db_adapter_rate **out, size_t *count, espl_error *err);
 
 /* Spool replay bookkeeping: was a spool with this SHA-256 already replayed?
  * (1 yes, 0 no, <0 error) / remember that it was (inside the replay txn). */

@@ -173,6 +173,15 @@ int espl_dbw_reserve(espl_dbw *w, const espl_db_reserve_req *q, espl_db_reserved
 /* List a CSV file's keys (serials.h) and wait; *unused may be NULL. */
 int espl_dbw_csv_register(espl_dbw *w, const char *source, const char *const *keys, size_t n,
 			  int64_t *unused, espl_error *err);
+/* The baud rate an adapter's stub last worked at (espl_db_adapter_rate_set;
+ * adapter as there), from the table read at start and kept up to date by
+ * espl_dbw_adapter_rate; 0 = none known.  Never waits for the disk. */
+unsigned espl_dbw_adapter_rate_get(espl_dbw *w, const char *adapter);
+/* Remember it: in memory at once, and a row in the database through the
+ * writer.  Never waits; best effort, like espl_dbw_step_done (the row is
+ * dropped, never spooled, when the writer cannot take it now). */
+int espl_dbw_adapter_rate(espl_dbw *w, const char *adapter, unsigned baud, espl_error *err);
+
 /* Wait until every record queued before this call is saved (or refused). */
 int espl_dbw_sync(espl_dbw *w, espl_error *err);
 

@@ -91,6 +91,8 @@ typedef struct espl_loader_events {
  * command line (--baud, --flash-baud) accept. */
 #define ESPL_BAUD_MIN 9600
 #define ESPL_BAUD_MAX 4000000
+/* Rates in a baud ladder (connect.flash_baud as a list) at most. */
+#define ESPL_BAUD_LADDER_MAX 8
 
 typedef struct espl_loader_options {
 	unsigned baud;            /* rate for reset/sync/ROM; 0 = flash_baud (115200 with
@@ -100,7 +102,15 @@ typedef struct espl_loader_options {
 	                           * round (0.2 s) the loader falls back to 115200
 	                           * (logged as a warning) */
 	unsigned flash_baud;      /* rate once the stub runs; 0 = ESPL_DEFAULT_FLASH_BAUD;
-	                           * equal to baud = never switch */
+	                           * equal to baud = never switch.  The top of the
+	                           * baud ladder when lower_bauds are given */
+	/* The rest of the baud ladder: lower rates, highest first.  When the
+	 * switch to a rate fails, the loader tries the next one (resetting the
+	 * chip when the stub had switched to a rate the line cannot carry);
+	 * espl_loader_step_down goes one rung down during a write.  With a
+	 * ladder, baud 0 means its last rate.  n_lower_bauds 0 = no ladder. */
+	unsigned lower_bauds[ESPL_BAUD_LADDER_MAX - 1];
+	int n_lower_bauds;
 	enum espl_reset_mode reset; /* reset.h; default AUTO */
 	int no_stub;              /* 1 = stay with the ROM loader */
 	const char *stub_path;    /* --stub; NULL = search (stub.h) */
@@ -155,6 +165,9 @@ enum espl_loader_mode espl_loader_mode(const espl_loader *l);
 unsigned espl_loader_baud(const espl_loader *l);   /* current host baud */
 /* The rate the ROM answered SYNC at: options.baud, or 115200 after a fallback. */
 unsigned espl_loader_rom_baud(const espl_loader *l);
+/* The rate the flasher stub was last proven to work at (after connect, or
+ * after espl_loader_step_down); 0 = the stub never ran. */
+unsigned espl_loader_flash_baud(const espl_loader *l);
 /* How many times the loader connected from the start (reset, sync, chip
  * check, stub): 1 after a first connect; more when espl_loader_reconnect
  * found the stub gone (the chip had reset) or the fast rate failed. */
@@ -272,6 +285,16 @@ uint32_t espl_rom_erase_size(uint32_t offset, uint32_t size);
 
 /* Stub-only commands: fail with ESPL_EUNSUPPORTED in ROM mode. */
 int espl_loader_change_baud(espl_loader *l, unsigned baud, espl_error *err);
+
+/* During a write that keeps failing (blocks lost or garbled): switch the
+ * stub one rung down the baud ladder (CHANGE_BAUDRATE at the current rate,
+ * proved by a register read at the new one), so the caller can send the
+ * same block again and go on; the stub keeps its write state across the
+ * command.  ESPL_EUNSUPPORTED when there is no lower rung (check with
+ * espl_loader_can_step_down); a link error when the chip could be found at
+ * neither rate (reconnecting then uses the lower rate). */
+int espl_loader_step_down(espl_loader *l, espl_error *err);
+int espl_loader_can_step_down(const espl_loader *l);
 int espl_loader_spi_set_params(espl_loader *l, uint32_t flash_size, espl_error *err);
 
 /* Wait for the stub's "OHAI" greeting frame; switches mode to STUB. */

@@ -20,7 +20,7 @@
  *
  *   recipe: NAME                     required
  *   chip: esp8266                    required; the only chip supported
- *   connect: { reset: auto|none, baud: N, flash_baud: N,
+ *   connect: { reset: auto|none, baud: N, flash_baud: N | [N, N, ...],
  *              stub: builtin|legacy|esp-flasher-stub|PATH }
  *   flash: { size: detect|keep|256KB..16MB, mode: qio|qout|dio|dout|keep,
  *            freq: 40m|26m|20m|80m|keep }
@@ -98,6 +98,8 @@
 #include "espline/flash_vendor.h"
 #include "espline/image.h"
 
+#include "espline/loader.h"
+
 struct espl_csv;
 
 #define ESPL_RECIPE_SECTOR 0x1000u
@@ -152,7 +154,11 @@ enum espl_stub_mode {
 typedef struct espl_recipe_connect {
 	enum espl_connect_reset reset;
 	unsigned baud;             /* connect (ROM) baud; see espl_recipe_rom_baud */
-	unsigned flash_baud;       /* baud after the stub is running */
+	unsigned flash_baud;       /* baud after the stub is running; with a ladder, its top */
+	/* flash_baud given as a list (a baud ladder): the rates after the
+	 * first, highest first; n_lower_bauds 0 = a single rate */
+	unsigned lower_bauds[ESPL_BAUD_LADDER_MAX - 1];
+	size_t n_lower_bauds;
 	enum espl_stub_mode stub;
 	char *stub_path;           /* absolute, for ESPL_STUB_FILE */
 	espl_recipe_fixture fixture;/* for ESPL_CONNECT_RESET_FIXTURE */
@@ -331,10 +337,14 @@ typedef struct espl_recipe {
 } espl_recipe;
 
 /* The rate to sync with the ROM at: connect.baud when the recipe gives it,
- * else connect.flash_baud (issue 17: the ROM auto-bauds on SYNC, so the stub
- * goes up at the fast rate and no baud switch is needed; the loader falls
- * back to 115200 within 0.2 s if the ROM does not answer there). */
+ * else connect.flash_baud, the last (lowest) rate of a ladder (issue 17:
+ * the ROM auto-bauds on SYNC, so the stub goes up at the fast rate and no
+ * baud switch is needed; the loader falls back to 115200 within 0.3 s if
+ * the ROM does not answer there). */
 unsigned espl_recipe_rom_baud(const espl_recipe *r);
+
+/* Set connect.flash_baud to one rate (no ladder), e.g. from --flash-baud. */
+void espl_recipe_set_flash_baud(espl_recipe *r, unsigned baud);
 
 /* Parse and validate the recipe at path.  On success *out is a new recipe
  * (free with espl_recipe_free).  On failure returns ESPL_ERECIPE (or a file

@@ -142,6 +142,8 @@ typedef struct espl_unit_result {
 	uint32_t system_flash_size;     /* size the init-data addresses were computed for */
 	double connect_s, duration_s;
 	unsigned rom_baud;              /* the rate the ROM answered at (0 = not connected) */
+	unsigned flash_baud;            /* the rate the stub last worked at: the baud
+	                                   ladder's rung it ended on (0 = no stub) */
 	int64_t started_unix_ms;        /* wall clock at the start */
 	size_t n_steps;
 	espl_step_result *steps;        /* n_steps entries, in recipe order */
@@ -183,6 +185,9 @@ typedef struct espl_runner_options {
 	/* The ROM rate to sync at instead of the recipe's connect.baud (0 =
 	 * the recipe's): a station lowers it for a port whose unit fell back. */
 	unsigned rom_baud;
+	/* Start the recipe's flash_baud ladder at the highest rate not above
+	 * this one (a rate that worked on this adapter before; 0 = the top). */
+	unsigned flash_baud_start;
 } espl_runner_options;
 
 /* Fill o with defaults (no callbacks, no stop flag). */

@@ -85,9 +85,13 @@ static void show_connect(const espl_recipe *r)
 		printf("connect:\n  reset: %s%s\n", c->reset == ESPL_CONNECT_RESET_AUTO ? "auto" : "none",
 		       dflt(c->reset_default));
 	}
-	printf("  baud: %u%s\n  flash_baud: %u%s\n", espl_recipe_rom_baud(r),
-	       c->baud_default ? "  # default: the flash_baud (115200 if the ROM is deaf there)" : "",
-	       c->flash_baud, dflt(c->flash_baud_default));
+	printf("  baud: %u%s\n", espl_recipe_rom_baud(r), !c->baud_default ? ""
+	       : c->n_lower_bauds ? "  # default: the ladder's last rate (115200 if the ROM is deaf there)"
+	       : "  # default: the flash_baud (115200 if the ROM is deaf there)");
+	printf("  flash_baud: %s%u", c->n_lower_bauds ? "[" : "", c->flash_baud);
+	for (size_t i = 0; i < c->n_lower_bauds; i++)
+		printf(", %u", c->lower_bauds[i]);
+	printf("%s%s\n", c->n_lower_bauds ? "]" : "", dflt(c->flash_baud_default));
 	if (c->stub == ESPL_STUB_GENERATION) {
 		printf("  stub: %s\n", c->stub_path);
 	} else if (c->stub == ESPL_STUB_FILE) {

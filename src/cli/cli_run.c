@@ -308,7 +308,7 @@ static int load_plan(const run_args *a, espl_recipe **r, espl_plan **plan)
 		if (a->baud)
 			(*r)->connect.baud = a->baud;
 		if (a->flash_baud)
-			(*r)->connect.flash_baud = a->flash_baud;
+			espl_recipe_set_flash_baud(*r, a->flash_baud);
 		if (a->stub)
 			rc = use_stub_file(*r, a->stub, &err);
 		/* no usable stub (found by the search, not named by --stub), no

@@ -27,8 +27,13 @@ static void apply_defaults(espl_loader_options *o)
 {
 	if (!o->flash_baud)
 		o->flash_baud = ESPL_DEFAULT_FLASH_BAUD;
-	if (!o->baud) /* the ROM auto-bauds: sync and upload the stub at the fast rate */
-		o->baud = o->no_stub ? ESPL_DEFAULT_BAUD : o->flash_baud;
+	if (o->n_lower_bauds < 0 || o->n_lower_bauds > ESPL_BAUD_LADDER_MAX - 1)
+		o->n_lower_bauds = 0;
+	/* The ROM auto-bauds: sync and upload the stub at the fast rate, the
+	 * ladder's last (safest) one; the stub then climbs to the top. */
+	if (!o->baud)
+		o->baud = o->no_stub ? ESPL_DEFAULT_BAUD
+		        : o->n_lower_bauds ? o->lower_bauds[o->n_lower_bauds - 1] : o->flash_baud;
 	if (o->connect_attempts <= 0)
 		o->connect_attempts = ESPL_DEFAULT_CONNECT_ATTEMPTS;
 	if (o->connect_timeout_ms <= 0)
@@ -268,69 +273,6 @@ static int upload_stub(espl_loader *l, espl_error *err)
 	return rc;
 }
 
-int espl_loader_change_baud(espl_loader *l, unsigned baud, espl_error *err)
-{
-	uint8_t p[8];
-	unsigned old = l->port->baud;
-
-	ESPL_TRY(espl__loader_require_stub(l, "changing the baud rate", err));
-	espl__put_le32(p, baud);
-	espl__put_le32(p + 4, old);
-	ESPL_TRY(espl_loader_command(l, ESPL_OP_CHANGE_BAUDRATE, p, sizeof p, 0,
-				     ESPL_TIMEOUT_DEFAULT_MS, NULL, NULL, 0, NULL, err));
-	/* The stub answered at the old rate and switches ~10 ms later. */
-	if (espl_port_drain(l->port, err) < 0 || espl_port_set_baud(l->port, baud, err) < 0) {
-		espl_error_prefix(err, "switching %s to %u baud", l->port->name, baud);
-		return err->code;
-	}
-	/* The stub switches ~10 ms after its reply left; esptool waits 50 ms,
-	 * 20 ms is enough (the reply reached us after it left) and the caller
-	 * proves the new rate with a register read anyway. */
-	espl__sleep_ms(20);
-	return espl__loader_flush_input(l, err);
-}
-
-/* Switch to flash_baud and prove it works with one register read.  An
- * adapter that refuses the rate is found out before the chip is told, so
- * that case needs no reconnect: we just stay at the old rate. */
-static int try_fast_baud(espl_loader *l, espl_error *err)
-{
-	uint32_t magic;
-	unsigned old = l->port->baud;
-	espl_error probe;
-	if (espl_port_set_baud(l->port, l->opt.flash_baud, &probe) < 0) {
-		ESPL_TRY(espl_port_set_baud(l->port, old, err));
-		espl_loader_log(l, ESPL_LOG_WARN, "%s; staying at %u baud", probe.msg, old);
-		return 0;
-	}
-	ESPL_TRY(espl_port_set_baud(l->port, old, err));
-	int rc = espl_loader_change_baud(l, l->opt.flash_baud, err);
-	if (rc < 0 && !espl__loader_link_error(rc))
-		return rc;
-	if (rc < 0) {
-		/* The reply was lost or garbled: the stub may have switched or
-		 * not.  Ask at the new rate, then at the old one. */
-		espl_loader_log(l, ESPL_LOG_DEBUG, "%s; probing both rates", err->msg);
-		ESPL_TRY(espl_port_set_baud(l->port, l->opt.flash_baud, err));
-		espl__sleep_ms(20);
-		ESPL_TRY(espl__loader_flush_input(l, err));
-	}
-	if (espl_loader_read_reg(l, ESPL_CHIP_MAGIC_REG, &magic, err) == 0 &&
-	    magic == ESPL_ESP8266_MAGIC)
-		return 0;
-	if (rc < 0) {
-		ESPL_TRY(espl_port_set_baud(l->port, old, err));
-		ESPL_TRY(espl__loader_flush_input(l, err));
-		if (espl_loader_read_reg(l, ESPL_CHIP_MAGIC_REG, &magic, err) == 0 &&
-		    magic == ESPL_ESP8266_MAGIC) {
-			espl_loader_log(l, ESPL_LOG_WARN, "the chip did not switch to %u baud; staying "
-					"at %u baud", l->opt.flash_baud, old);
-			return 0;
-		}
-	}
-	return espl_fail(err, ESPL_ETIMEOUT, "no sane reply at %u baud", l->opt.flash_baud);
-}
-
 /* Add the time since *t to *phase_ms and restart *t. */
 static void phase_done(double *phase_ms, double *t)
 {
@@ -362,10 +304,11 @@ static int connect_once(espl_loader *l, int switch_baud, espl_error *err)
 	if (l->mode == ESPL_MODE_ROM)
 		ESPL_TRY(upload_stub(l, err));
 	phase_done(&l->ms_stub, &t);
-	if (switch_baud && l->opt.flash_baud != l->port->baud) {
-		ESPL_TRY(try_fast_baud(l, err));
+	if (switch_baud && espl__loader_target_baud(l) != l->port->baud) {
+		ESPL_TRY(espl__loader_climb(l, err));
 		phase_done(&l->ms_baud, &t);
 	}
+	l->stub_baud = l->port->baud;
 	return 0;
 }
 
@@ -397,13 +340,18 @@ int espl_loader_reconnect(espl_loader *l, espl_error *err)
 static int connect_with_retry(espl_loader *l, espl_error *err)
 {
 	int rc = connect_once(l, 1, err);
-	if (rc < 0 && l->mode == ESPL_MODE_STUB && l->opt.reset == ESPL_RESET_AUTO &&
-	    l->opt.flash_baud != l->rom_baud && rc != ESPL_EDISCONNECTED) {
-		/* The fast rate failed after the stub switched: the chip now
-		 * listens at a rate we cannot use.  Start over at the old one. */
+	/* A fast rate failed after the stub switched to it: the chip now
+	 * listens at a rate we cannot use.  Reset and connect again, one rung
+	 * down the ladder, or at the ROM's rate once the ladder is used up. */
+	while (rc < 0 && l->mode == ESPL_MODE_STUB && l->opt.reset == ESPL_RESET_AUTO &&
+	       espl__loader_target_baud(l) != l->rom_baud && rc != ESPL_EDISCONNECTED) {
+		unsigned failed = espl__loader_target_baud(l);
+		int lower = espl__loader_next_rung(l);
 		espl_loader_log(l, ESPL_LOG_WARN, "%u baud did not work (%s); reconnecting at %u baud",
-				l->opt.flash_baud, err ? err->msg : "", l->rom_baud);
-		return connect_once(l, 0, err);
+				failed, err ? err->msg : "", lower ? espl__loader_target_baud(l) : l->rom_baud);
+		rc = connect_once(l, lower, err);
+		if (!lower)
+			break;
 	}
 	if (rc < 0 && l->synced && espl__loader_link_error(rc)) {
 		espl_loader_log(l, ESPL_LOG_WARN, "connect failed (%s); connecting again", err->msg);

@@ -199,11 +199,18 @@ int espl_flash_check_fits(espl_loader *l, const espl_image *img, espl_error *err
 	return 0;
 }
 
+/* Errors at one rate before a write steps down the baud ladder: a block
+ * that failed twice in a row, or this many failed sends in the write. */
+#define STEP_DOWN_AFTER_ERRORS 3
+
 /* Send one block, again after a timeout or a block the stub rejected
  * (bad length or checksum: a byte lost or changed on the way), never after
- * any other error. */
+ * any other error.  *errors counts failed sends at the current rate in
+ * this write: when the line keeps failing and the baud ladder has a lower
+ * rate, step down to it and send the block again there (the write goes on
+ * where it was). */
 static int send_block(espl_loader *l, int compressed, const uint8_t *data, size_t len, uint32_t seq,
-		      uint32_t nblocks, int timeout_ms, espl_error *err)
+		      uint32_t nblocks, int timeout_ms, int *errors, espl_error *err)
 {
 	int attempts = espl_loader_opts(l)->write_block_attempts;
 	int rc = 0;
@@ -214,7 +221,19 @@ static int send_block(espl_loader *l, int compressed, const uint8_t *data, size_
 			return 0;
 		int retry = rc == ESPL_ETIMEOUT ||
 			    (rc == ESPL_EDEVICE && espl_loader_last_was_rejected_block(l));
-		if (!retry || a == attempts)
+		if (!retry)
+			break;
+		++*errors;
+		if ((a >= 2 || *errors >= STEP_DOWN_AFTER_ERRORS) && espl_loader_can_step_down(l)) {
+			espl_loader_log(l, ESPL_LOG_DEBUG, "block %u/%u: %s", seq + 1, nblocks, err->msg);
+			rc = espl_loader_step_down(l, err);
+			if (rc < 0)
+				break;
+			*errors = 0;
+			a = 0; /* the block starts its tries afresh at the lower rate */
+			continue;
+		}
+		if (a == attempts)
 			break;
 		espl_loader_log(l, ESPL_LOG_WARN, "block %u/%u: %s; retrying (%d/%d)", seq + 1, nblocks,
 				err->msg, a + 1, attempts);
@@ -226,7 +245,7 @@ static int send_block(espl_loader *l, int compressed, const uint8_t *data, size_
 static int write_compressed(espl_loader *l, const espl_image *img, step *s, espl_error *err)
 {
 	uint32_t n = (uint32_t)img->zblocks;
-	int prev_timeout = ESPL_TIMEOUT_DEFAULT_MS;
+	int prev_timeout = ESPL_TIMEOUT_DEFAULT_MS, errors = 0;
 	size_t done = 0;
 
 	ESPL_TRY(espl_loader_flash_begin(l, 1, (uint32_t)img->size, n, ESPL_STUB_WRITE_BLOCK,
@@ -238,7 +257,7 @@ static int write_compressed(espl_loader *l, const espl_image *img, step *s, espl
 		 * this one, so allow for the larger of the two. */
 		int t = espl_timeout_for(ESPL_WRITE_MS_PER_MB, img->zblock_out[seq]);
 		int timeout = t > prev_timeout ? t : prev_timeout;
-		ESPL_TRY(send_block(l, 1, img->zdata + off, len, seq, n, timeout, err));
+		ESPL_TRY(send_block(l, 1, img->zdata + off, len, seq, n, timeout, &errors, err));
 		prev_timeout = t;
 		done += img->zblock_out[seq];
 		step_update(s, done);
@@ -254,7 +273,7 @@ static int write_plain(espl_loader *l, const espl_image *img, step *s, espl_erro
 	size_t bs = stub ? ESPL_STUB_WRITE_BLOCK : ESPL_ROM_WRITE_BLOCK;
 	uint32_t n = (uint32_t)((img->size + bs - 1) / bs);
 	uint8_t *pad = malloc(bs);
-	int rc;
+	int rc, errors = 0;
 
 	if (!pad)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
@@ -269,7 +288,7 @@ static int write_plain(espl_loader *l, const espl_image *img, step *s, espl_erro
 			memset(pad + len, 0xFF, bs - len);
 			p = pad;
 		}
-		rc = send_block(l, 0, p, bs, seq, n, espl_timeout_for(ESPL_WRITE_MS_PER_MB, bs), err);
+		rc = send_block(l, 0, p, bs, seq, n, espl_timeout_for(ESPL_WRITE_MS_PER_MB, bs), &errors, err);
 		if (rc == 0)
 			step_update(s, off + len);
 	}

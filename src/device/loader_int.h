@@ -30,6 +30,13 @@
 #define FAST_SYNC_BUDGET_MS 250
 #define FAST_SYNC_REPLY_MS 40   /* SYNC reply timeout above 115200 */
 #define SYNC_EXTRA_REPLIES 7
+/* A rate just switched to is proved by a READ_REG with this timeout (sent
+ * up to IDEMPOTENT_ATTEMPTS times): a rate the line cannot carry costs at
+ * most ~0.6 s, not three default timeouts. */
+#define BAUD_PROBE_MS 200
+/* CHANGE_BAUDRATE tries when stepping down during a write (the command
+ * itself may be garbled on the marginal line; it has no checksum). */
+#define STEP_DOWN_TRIES 3
 #define MEM_END_ROM_MS 500
 #define OHAI_MS 3000
 /* Tries of a command that may safely be sent twice (a lost or corrupted
@@ -74,6 +81,9 @@ struct espl_loader {
 	int synced;               /* a SYNC was answered since the loader was made */
 	unsigned rom_baud;        /* rate the ROM syncs at: opt.baud, or 115200 after a fallback */
 	unsigned connects;        /* full connects (reset, sync, stub) so far */
+	int rung;                 /* the baud ladder's rung the stub should run at:
+	                           * 0 = opt.flash_baud, k = opt.lower_bauds[k - 1] */
+	unsigned stub_baud;       /* the rate the stub last answered at (0 = none yet) */
 	/* where the connect's time went (ms since the loader was made, all
 	 * rounds): reset pulses, SYNC, chip check, stub upload, baud switch */
 	double ms_reset, ms_sync, ms_identify, ms_stub, ms_baud;
@@ -92,6 +102,18 @@ int espl__loader_link_error(int rc);
 /* Send one command without waiting for its reply. */
 int espl__loader_send_command(espl_loader *l, uint8_t op, const uint8_t *a, size_t alen,
 			      const uint8_t *b, size_t blen, uint32_t chk, espl_error *err);
+/* baud.c: the baud ladder.  The rate of the current rung. */
+unsigned espl__loader_target_baud(const espl_loader *l);
+/* Go one rung down (returns 1), or 0 when on the last one. */
+int espl__loader_next_rung(espl_loader *l);
+/* With the stub running: switch it to the current rung, or the highest
+ * lower one that works.  A rate the adapter refuses, or that the chip does
+ * not take up, is skipped at no cost.  Returns 0 (at some rate that
+ * works, possibly still the old one) or a negative error when the chip
+ * switched to a rate that does not work (it can only be reset then;
+ * l->rung already names the failed rate). */
+int espl__loader_climb(espl_loader *l, espl_error *err);
+
 /* ESPL_EUNSUPPORTED naming `what` unless the flasher stub is running. */
 int espl__loader_require_stub(espl_loader *l, const char *what, espl_error *err);
 

@@ -166,12 +166,28 @@ static int init_result(const espl_plan *p, const char *port_name, espl_unit_resu
 	return ESPL_OK;
 }
 
+/* The recipe's flash_baud ladder, from the highest rate not above start
+ * (a rate that worked on this adapter before; 0 = from the top). */
+static void set_ladder(const espl_recipe *r, unsigned start, espl_loader_options *lo)
+{
+	const espl_recipe_connect *cn = &r->connect;
+	unsigned all[ESPL_BAUD_LADDER_MAX];
+	size_t n = cn->n_lower_bauds + 1, first = 0;
+	all[0] = cn->flash_baud;
+	memcpy(all + 1, cn->lower_bauds, cn->n_lower_bauds * sizeof *all);
+	while (start && first + 1 < n && all[first] > start)
+		first++;
+	lo->flash_baud = all[first];
+	lo->n_lower_bauds = (int)(n - first - 1);
+	memcpy(lo->lower_bauds, all + first + 1, (size_t)lo->n_lower_bauds * sizeof *all);
+}
+
 static void loader_options(const espl_plan *p, const espl_runner_options *o, espl_loader_options *lo)
 {
 	const espl_recipe *r = p->r;
 	espl_loader_options_init(lo);
 	lo->baud = o->rom_baud ? o->rom_baud : espl_recipe_rom_baud(r);
-	lo->flash_baud = r->connect.flash_baud;
+	set_ladder(r, o->flash_baud_start, lo);
 	lo->reset = r->connect.reset == ESPL_CONNECT_RESET_AUTO ? ESPL_RESET_AUTO : ESPL_RESET_NONE;
 	lo->stub = &p->stub;
 	lo->connect_attempts = o->connect_attempts;
@@ -304,6 +320,7 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 		res->connect_s = espl__now_s() - started;
 		res->rom_baud = espl_loader_rom_baud(u->l);
 		run_unit(u);
+		res->flash_baud = espl_loader_flash_baud(u->l);
 		espl__runner_free_unit_data(u);
 		espl_loader_close(u->l);
 	}

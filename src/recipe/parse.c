@@ -93,23 +93,11 @@ void espl__recipe_parse_connect(parse_ctx *c, yaml_node_t *n)
 			cn->reset_default = false;
 		}
 	}
-	const char *bauds[] = { "baud", "flash_baud" };
-	unsigned *targets[] = { &cn->baud, &cn->flash_baud };
-	bool *defaults[] = { &cn->baud_default, &cn->flash_baud_default };
-	for (int i = 0; i < 2; i++) {
-		uint32_t b;
-		char what[32];
-		snprintf(what, sizeof what, "connect.%s", bauds[i]);
-		if (!(v = espl__yaml_field(&f, bauds[i])) || !espl__recipe_get_u32(c, v, what, &b))
-			continue;
-		if (b < ESPL_BAUD_MIN || b > ESPL_BAUD_MAX) {
-			espl__yaml_error(&c->y, espl__yaml_pos(v), "%s: expected a baud rate from %u to %u, got %u",
-			                 what, ESPL_BAUD_MIN, ESPL_BAUD_MAX, b);
-			continue;
-		}
-		*targets[i] = b;
-		*defaults[i] = false;
-	}
+	if ((v = espl__yaml_field(&f, "baud")) && espl__recipe_get_bauds(c, v, "connect.baud", &cn->baud, NULL, NULL))
+		cn->baud_default = false;
+	if ((v = espl__yaml_field(&f, "flash_baud")) &&
+	    espl__recipe_get_bauds(c, v, "connect.flash_baud", &cn->flash_baud, cn->lower_bauds, &cn->n_lower_bauds))
+		cn->flash_baud_default = false;
 	if ((v = espl__yaml_field(&f, "stub"))) {
 		const char *s;
 		if (espl__yaml_string(&c->y, v, "connect.stub", &s)) {

@@ -230,6 +230,55 @@ bool espl__recipe_get_u32(parse_ctx *c, const yaml_node_t *n, const char *what, 
 	return true;
 }
 
+/* One baud rate in range, or false with a diagnostic. */
+static bool get_baud(parse_ctx *c, const yaml_node_t *n, const char *what, unsigned *out)
+{
+	uint32_t b;
+	if (!espl__recipe_get_u32(c, n, what, &b))
+		return false;
+	if (b < ESPL_BAUD_MIN || b > ESPL_BAUD_MAX) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected a baud rate from %u to %u, got %u",
+		                 what, ESPL_BAUD_MIN, ESPL_BAUD_MAX, b);
+		return false;
+	}
+	*out = b;
+	return true;
+}
+
+bool espl__recipe_get_bauds(parse_ctx *c, yaml_node_t *n, const char *what, unsigned *first,
+                            unsigned *rest, size_t *n_rest)
+{
+	if (n->type != YAML_SEQUENCE_NODE || !rest)
+		return get_baud(c, n, what, first);
+	size_t count = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (count < 1 || count > ESPL_BAUD_LADDER_MAX) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: a ladder of 1 to %d baud rates, highest first, "
+		                 "e.g. [2000000, 1500000, 921600]", what, ESPL_BAUD_LADDER_MAX);
+		return false;
+	}
+	unsigned got[ESPL_BAUD_LADDER_MAX];
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *item = espl__yaml_node(&c->y, n->data.sequence.items.start[i]);
+		if (!item || !get_baud(c, item, what, &got[i]))
+			return false;
+		if (i && got[i] >= got[i - 1]) {
+			espl__yaml_error(&c->y, espl__yaml_pos(item), "%s: the ladder goes from the highest rate "
+			                 "down (%u is not below %u)", what, got[i], got[i - 1]);
+			return false;
+		}
+	}
+	*first = got[0];
+	*n_rest = count - 1;
+	memcpy(rest, got + 1, *n_rest * sizeof *rest);
+	return true;
+}
+
+void espl_recipe_set_flash_baud(espl_recipe *r, unsigned baud)
+{
+	r->connect.flash_baud = baud;
+	r->connect.n_lower_bauds = 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* files                                                                */
 
@@ -328,7 +377,10 @@ static void parse_steps(parse_ctx *c, yaml_node_t *n)
 
 unsigned espl_recipe_rom_baud(const espl_recipe *r)
 {
-	return r->connect.baud_default ? r->connect.flash_baud : r->connect.baud;
+	const espl_recipe_connect *cn = &r->connect;
+	if (!cn->baud_default)
+		return cn->baud;
+	return cn->n_lower_bauds ? cn->lower_bauds[cn->n_lower_bauds - 1] : cn->flash_baud;
 }
 
 static void set_recipe_defaults(espl_recipe *r)

@@ -47,6 +47,11 @@ uint32_t espl__recipe_header_code_to_size(uint8_t code);
 parse_ctx espl__recipe_ctx(const char *file, espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_ctx,
                             espl_error *err);
 bool espl__recipe_get_u32(parse_ctx *c, const yaml_node_t *n, const char *what, uint32_t *out);
+/* A baud rate, or (with rest non-NULL) a ladder: a list of up to
+ * ESPL_BAUD_LADDER_MAX rates, highest first, the first in *first and the
+ * others in rest[0..*n_rest).  A single number leaves *n_rest alone. */
+bool espl__recipe_get_bauds(parse_ctx *c, yaml_node_t *n, const char *what, unsigned *first,
+                            unsigned *rest, size_t *n_rest);
 bool espl__recipe_get_file(parse_ctx *c, const yaml_node_t *n, const char *what, espl_recipe_file *f);
 bool espl__recipe_get_sha256(parse_ctx *c, const yaml_node_t *n, const char *what, espl_recipe_file *f);
 

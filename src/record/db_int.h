@@ -9,6 +9,7 @@
  *   chain.c   canonical serialization, hashes, the chain check
  *   units.c   batches, units, steps, events, reading units back
  *   outbox.c  replication: origin, outbox, sync state
+ *   adapters.c the baud rate each adapter last worked at
  *
  * Thread-safety: as db.h, one thread uses a handle at a time.
  */

@@ -139,6 +139,8 @@ int espl__dbw_apply(espl_dbw *w, rec *r, espl_error *err)
 		return espl_db_reserve(w->db, &r->reserve, &r->reserved, err);
 	case R_CSV_REGISTER:
 		return espl_db_csv_register(w->db, r->reserve.csv_source, r->keys, r->n_keys, &r->unused, err);
+	case R_ADAPTER_RATE:
+		return espl_db_adapter_rate_set(w->db, r->rate.adapter, r->rate.baud, espl_db_now_ms(), err);
 	default:
 		return ESPL_OK;
 	}
@@ -257,10 +259,11 @@ static void clear_outcome(rec *r)
 }
 
 /* A progressive step row the database cannot take is dropped, not spooled:
- * the unit's end record (spooled) carries every step anyway. */
+ * the unit's end record (spooled) carries every step anyway.  So is an
+ * adapter's rate: the next station start finds that rate again. */
 static void spool_or_drop(espl_dbw *w, rec *r)
 {
-	if (r->type == R_UNIT_STEP) {
+	if (r->type == R_UNIT_STEP || r->type == R_ADAPTER_RATE) {
 		clear_outcome(r);
 		return;
 	}
@@ -448,6 +451,7 @@ static void dbw_free(espl_dbw *w)
 	free(w->st_name);
 	free(w->st_host);
 	free(w->st_version);
+	free(w->rates);
 	free(w);
 }
 
@@ -501,6 +505,7 @@ static int prepare_db(espl_dbw *w, espl_dbw_startup *info, espl_error *err)
 	if (info->voided)
 		espl__dbw_log_msg(w, "warn", "%d serial numbers or CSV rows reserved by unfinished units of an earlier run were voided",
 			info->voided);
+	ESPL_TRY(espl_db_adapter_rates(w->db, &w->rates, &w->n_rates, err));
 	rc = espl_db_interrupt_stale(w->db, &w->o.station,
 					 "the station stopped before this unit completed",
 					 espl_db_now_ms(), &info->interrupted, err);

@@ -22,10 +22,11 @@
 #include "espline/dbwriter.h"
 #include "espline/serials.h"
 
-/* R_UNIT_STEP comes after R_EVENT: progressive step rows are never spooled,
- * so reading a spool back does not know them. */
+/* R_UNIT_STEP and R_ADAPTER_RATE come after R_EVENT: progressive step rows
+ * and adapter rates are never spooled, so reading a spool back does not
+ * know them. */
 enum rec_type { R_BATCH_BEGIN, R_BATCH_END, R_UNIT_BEGIN, R_UNIT_END, R_EVENT, R_SYNC,
-		R_UNIT_STEP, R_RESERVE, R_CSV_REGISTER };
+		R_UNIT_STEP, R_RESERVE, R_CSV_REGISTER, R_ADAPTER_RATE };
 /* R_RESERVE and R_CSV_REGISTER are questions to the database, not records:
  * never spooled, never held, never rejected to a file (a producer waits
  * for the answer). */
@@ -51,6 +52,7 @@ typedef struct rec {
 	const char *const *keys;             /* R_CSV_REGISTER (borrowed) */
 	size_t n_keys;
 	int64_t unused;
+	espl_db_adapter_rate rate;           /* adapter_rate */
 	/* outcome */
 	int waited;   /* a producer waits for it and frees it */
 	int done;
@@ -79,6 +81,10 @@ struct espl_dbw {
 	espl_dbw_stats stats;
 	int spool_fd;
 	int lock_fd;
+	/* The adapters' remembered baud rates: read at start, kept up to date
+	 * by espl_dbw_adapter_rate (guarded by mu). */
+	espl_db_adapter_rate *rates;
+	size_t n_rates;
 };
 
 /* dbwriter.c */

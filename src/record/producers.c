@@ -247,3 +247,53 @@ const char *espl_dbw_spool_path(const espl_dbw *w)
 {
 	return w->spool_path;
 }
+
+/* Under w->mu: the entry for adapter, or NULL. */
+static espl_db_adapter_rate *find_rate(espl_dbw *w, const char *adapter)
+{
+	for (size_t i = 0; i < w->n_rates; i++)
+		if (strcmp(w->rates[i].adapter, adapter) == 0)
+			return &w->rates[i];
+	return NULL;
+}
+
+unsigned espl_dbw_adapter_rate_get(espl_dbw *w, const char *adapter)
+{
+	pthread_mutex_lock(&w->mu);
+	const espl_db_adapter_rate *e = adapter ? find_rate(w, adapter) : NULL;
+	unsigned baud = e ? e->baud : 0;
+	pthread_mutex_unlock(&w->mu);
+	return baud;
+}
+
+/* Under w->mu: remember the rate in memory (0 when out of memory). */
+static int keep_rate(espl_dbw *w, const char *adapter, unsigned baud)
+{
+	espl_db_adapter_rate *e = find_rate(w, adapter);
+	if (!e) {
+		espl_db_adapter_rate *grown = realloc(w->rates, (w->n_rates + 1) * sizeof *grown);
+		if (!grown)
+			return 0;
+		w->rates = grown;
+		e = &w->rates[w->n_rates++];
+		snprintf(e->adapter, sizeof e->adapter, "%s", adapter);
+	}
+	e->baud = baud;
+	return 1;
+}
+
+int espl_dbw_adapter_rate(espl_dbw *w, const char *adapter, unsigned baud, espl_error *err)
+{
+	if (!adapter || !*adapter || strlen(adapter) >= sizeof ((espl_db_adapter_rate *)0)->adapter || !baud)
+		return espl_fail(err, ESPL_EARG, "an adapter's rate needs its name (at most %zu bytes) and a rate",
+				 sizeof ((espl_db_adapter_rate *)0)->adapter - 1);
+	rec *r = new_rec(R_ADAPTER_RATE, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	snprintf(r->rate.adapter, sizeof r->rate.adapter, "%s", adapter);
+	r->rate.baud = baud;
+	pthread_mutex_lock(&w->mu);
+	int kept = keep_rate(w, adapter, baud);
+	pthread_mutex_unlock(&w->mu);
+	return enqueue_or_drop(w, r, !kept, err);
+}

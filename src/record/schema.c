@@ -150,6 +150,12 @@ static const char *const migrations[ESPL_DB_SCHEMA_VERSION + 1] = {
 	"ALTER TABLE units ADD COLUMN barcode TEXT;"
 	"ALTER TABLE units ADD COLUMN label TEXT;"
 	"CREATE INDEX units_barcode ON units (barcode) WHERE barcode IS NOT NULL;",
+
+	/* v7: the baud rate each adapter's stub last worked at (the baud
+	 * ladder's memory, issue 17); not chained. */
+	[7] =
+	"CREATE TABLE adapter_rates (adapter TEXT PRIMARY KEY, baud INTEGER NOT NULL,"
+	"  updated_ms INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 /* ---- open, pragmas, migration ----------------------------------------- */

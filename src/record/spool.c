@@ -23,7 +23,7 @@
 static const char *const type_names[] = {
 	[R_BATCH_BEGIN] = "batch_begin", [R_BATCH_END] = "batch_end",
 	[R_UNIT_BEGIN] = "unit_begin", [R_UNIT_END] = "unit_end", [R_EVENT] = "event",
-	[R_SYNC] = "sync", [R_UNIT_STEP] = "unit_step",
+	[R_SYNC] = "sync", [R_UNIT_STEP] = "unit_step", [R_ADAPTER_RATE] = "adapter_rate",
 };
 
 /* ---- JSON form (spool and rejected files) ----------------------------- */
@@ -127,6 +127,10 @@ json_t *espl__dbw_rec_json(const rec *r)
 		}
 		break;
 	}
+	case R_ADAPTER_RATE: /* only ever written to the rejected file */
+		json_object_set_new(j, "adapter", json_string(r->rate.adapter));
+		json_object_set_new(j, "baud", json_integer(r->rate.baud));
+		break;
 	case R_UNIT_STEP: /* only ever written to the rejected file */
 		json_object_set_new(j, "unit_uuid", json_string(r->unit.uuid));
 		if (r->n_steps)

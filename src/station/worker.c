@@ -327,6 +327,52 @@ static void remember_rom_baud(worker *w, const espl_unit_result *res)
 	espl__station_worker_emit_simple(w, ESPL_EV_LOG, "warn", msg);
 }
 
+/* The name the database remembers this adapter's rate under: its USB
+ * serial number (it follows the adapter to another socket), else its path. */
+static void adapter_key(const worker *w, char *out, size_t cap)
+{
+	if (w->info.serial[0])
+		snprintf(out, cap, "usb:%s", w->info.serial);
+	else
+		snprintf(out, cap, "%s", w->info.path);
+}
+
+/* The flash_baud ladder's rate that last worked on this adapter (0 = none
+ * known: start from the top). */
+static unsigned remembered_flash_baud(worker *w)
+{
+	espl_supervisor *s = w->sup;
+	char key[sizeof ((espl_db_adapter_rate *)0)->adapter];
+	unsigned baud = 0;
+	adapter_key(w, key, sizeof key);
+	pthread_rwlock_rdlock(&s->dbw_lock);
+	if (!s->dbw_closed && s->dbw)
+		baud = espl_dbw_adapter_rate_get(s->dbw, key);
+	pthread_rwlock_unlock(&s->dbw_lock);
+	return baud;
+}
+
+/* A unit passed with the stub at a rate other than the one remembered
+ * (the ladder stepped down, or nothing was known): remember it, so the
+ * next unit on this adapter, in this run or the next, starts there. */
+static void remember_flash_baud(worker *w, unsigned was, const espl_unit_result *res)
+{
+	espl_supervisor *s = w->sup;
+	char key[sizeof ((espl_db_adapter_rate *)0)->adapter];
+	espl_error err;
+	if (!res->pass || !res->flash_baud || res->flash_baud == was)
+		return;
+	adapter_key(w, key, sizeof key);
+	pthread_rwlock_rdlock(&s->dbw_lock);
+	if (!s->dbw_closed && s->dbw)
+		(void)espl_dbw_adapter_rate(s->dbw, key, res->flash_baud, &err); /* best effort */
+	pthread_rwlock_unlock(&s->dbw_lock);
+	char msg[160];
+	snprintf(msg, sizeof msg, "the flasher stub worked at %u baud on this adapter; its next units "
+	         "start there", res->flash_baud);
+	espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, "info", msg);
+}
+
 static int program_unit(worker *w, int waiting)
 {
 	espl_supervisor *s = w->sup;
@@ -343,6 +389,7 @@ static int program_unit(worker *w, int waiting)
 	ro.events = (espl_runner_events){ w, on_step_start, on_step_done, on_identified, espl__station_reserve };
 	ro.stop = &w->stop_unit;
 	ro.rom_baud = w->rom_baud;
+	ro.flash_baud_start = remembered_flash_baud(w);
 	if (waiting) {
 		ro.connect_attempts = 2;
 		ro.connect_timeout_ms = s->o.presence_connect_ms;
@@ -355,6 +402,7 @@ static int program_unit(worker *w, int waiting)
 	w->in_unit = 0;
 	w->res = NULL;
 	remember_rom_baud(w, &res);
+	remember_flash_baud(w, ro.flash_baud_start, &res);
 	if (res.port_fault) {
 		int rc = port_fault(w, &res);
 		espl_unit_result_clear(&res);

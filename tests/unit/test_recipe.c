@@ -238,6 +238,18 @@ static const bad_case bad_cases[] = {
 	  "3:19: connect.reset: expected auto or none, got 'no_reset'" },
 	{ "baud_out_of_range", HEAD "connect: { baud: 300 }\nsteps:\n" WRITE_APP VERIFY,
 	  "3:18: connect.baud: expected a baud rate from 9600 to 4000000, got 300" },
+	{ "ladder_not_descending",
+	  HEAD "connect: { flash_baud: [2000000, 921600, 1500000] }\nsteps:\n" WRITE_APP VERIFY,
+	  "3:42: connect.flash_baud: the ladder goes from the highest rate down (1500000 is not below 921600)" },
+	{ "ladder_rate_out_of_range",
+	  HEAD "connect: { flash_baud: [5000000, 921600] }\nsteps:\n" WRITE_APP VERIFY,
+	  "3:25: connect.flash_baud: expected a baud rate from 9600 to 4000000, got 5000000" },
+	{ "ladder_empty",
+	  HEAD "connect: { flash_baud: [] }\nsteps:\n" WRITE_APP VERIFY,
+	  "3:24: connect.flash_baud: a ladder of 1 to 8 baud rates, highest first, e.g. [2000000, 1500000, 921600]" },
+	{ "rom_baud_no_list",
+	  HEAD "connect: { baud: [921600] }\nsteps:\n" WRITE_APP VERIFY,
+	  "3:18: connect.baud: expected a number (decimal, 0x hex, or with a KB/MB suffix), got a list" },
 	{ "mac_oui_bad", HEAD "expect:\n  mac_oui: [\"5C:CF:7F\", \"5C:CF\"]\nsteps:\n" WRITE_APP VERIFY,
 	  "4:25: expect.mac_oui[2]: expected the first three MAC bytes as \"5C:CF:7F\", got '5C:CF'" },
 	{ "manufacturer_unknown", HEAD "expect:\n  flash_manufacturer: [Winbond, Acme]\nsteps:\n" WRITE_APP VERIFY,
@@ -491,6 +503,34 @@ static void test_stub_generation(void **state)
 		assert_false(r->connect.stub_default);
 		espl_recipe_free(r);
 	}
+}
+
+/* connect.flash_baud as a ladder; a single number is a ladder of one. */
+static void test_baud_ladder(void **state)
+{
+	(void)state;
+	diags g;
+	espl_error err = { 0, "" };
+	espl_recipe *r = load("ladder.yaml",
+		HEAD "connect: { flash_baud: [3000000, 2000000, 1500000, 921600] }\nsteps:\n" WRITE_APP VERIFY, &g, &err);
+	assert_non_null(r);
+	assert_int_equal(r->connect.flash_baud, 3000000);
+	assert_int_equal(r->connect.n_lower_bauds, 3);
+	assert_int_equal(r->connect.lower_bauds[0], 2000000);
+	assert_int_equal(r->connect.lower_bauds[2], 921600);
+	assert_false(r->connect.flash_baud_default);
+	assert_int_equal(espl_recipe_rom_baud(r), 921600); /* the ROM syncs at the last rate */
+	espl_recipe_set_flash_baud(r, 460800);              /* --flash-baud: one rate, no ladder */
+	assert_int_equal(r->connect.n_lower_bauds, 0);
+	assert_int_equal(espl_recipe_rom_baud(r), 460800);
+	espl_recipe_free(r);
+
+	r = load("one.yaml", HEAD "connect: { flash_baud: 2000000 }\nsteps:\n" WRITE_APP VERIFY, &g, &err);
+	assert_non_null(r);
+	assert_int_equal(r->connect.flash_baud, 2000000);
+	assert_int_equal(r->connect.n_lower_bauds, 0);
+	assert_int_equal(espl_recipe_rom_baud(r), 2000000);
+	espl_recipe_free(r);
 }
 
 static void test_defaults(void **state)
@@ -803,6 +843,7 @@ int main(void)
 		cmocka_unit_test(test_warning_fixed_size_above_expect_min),
 		cmocka_unit_test(test_full_recipe_structure),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_baud_ladder),
 		cmocka_unit_test(test_stub_generation),
 		cmocka_unit_test(test_default_timeouts_scale_with_size),
 		cmocka_unit_test(test_relative_paths),
