@@ -332,6 +332,25 @@ async function loadBatches() {
   }
 }
 
+// Every station the central database knows (espline serve --central): a
+// word and a colour for its state, never colour alone.
+async function loadStations() {
+  const r = await api('/api/stations');
+  const list = await r.json();
+  const tb = $('stations').querySelector('tbody');
+  clear(tb);
+  for (const s of list) {
+    const tr = el('tr', s.live ? 'station-live' : 'station-idle');
+    tr.dataset.station = s.station + '@' + s.host;
+    tr.appendChild(el('td', null, s.station + '@' + s.host));
+    tr.appendChild(el('td', 'state', s.live ? (s.open ? 'LIVE' : 'LIVE (batch closed)') : 'IDLE'));
+    for (const c of [s.batch, s.recipe, s.units + (s.planned ? ' / ' + s.planned : ''), s.passed, s.failed,
+      s.last_unit || '-'])
+      tr.appendChild(el('td', null, c));
+    tb.appendChild(tr);
+  }
+}
+
 // ------------------------------------------------------------------- pages
 
 let info = null;
@@ -346,7 +365,11 @@ function route() {
   const want = location.hash === '#history' || !info.live ? 'history' : 'live';
   $('live').hidden = want !== 'live';
   $('history').hidden = want !== 'history';
-  if (want === 'history') loadBatches().catch(() => {});
+  if (want === 'history') {
+    loadBatches().catch(() => {});
+    $('stations-section').hidden = !info.stations;
+    if (info.stations) loadStations().catch(() => {});
+  }
 }
 
 async function start() {

@@ -59,4 +59,22 @@ int espl_central_verify(struct pg_conn *conn,
 			void (*cb)(const espl_central_chain *chain, void *user), void *user,
 			espl_central_verify_result *res, espl_error *err);
 
+/* The newest `limit` batches of every station, newest first, as
+ * espl_report_batches lists a local database's (central_batches.c). */
+int espl_central_batches(struct pg_conn *conn, int limit, espl_report_batch_cb cb, void *user, espl_error *err);
+
+/* Each station (name and host) that ever sent a batch, with its latest
+ * batch and the end of its newest unit: what a line overview shows.
+ * Strings live until the callback returns. */
+typedef struct espl_central_station {
+	const char *station, *host, *batch, *recipe;
+	int64_t batch_started_ms, batch_ended_ms;  /* ended 0: still open */
+	int64_t planned, units, passed, failed;     /* of that batch, as received */
+	int64_t last_unit_ms;                       /* 0: no unit yet */
+} espl_central_station;
+typedef int (*espl_central_station_cb)(const espl_central_station *s, void *user);
+/* Returns the number of stations, the callback's non-zero value if it
+ * stopped early, or a negative code. */
+int espl_central_stations(struct pg_conn *conn, espl_central_station_cb cb, void *user, espl_error *err);
+
 #endif /* ESPLINE_CENTRAL_QUERY_H */

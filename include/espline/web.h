@@ -45,7 +45,9 @@
 
 #include <stddef.h>
 
+#include "espline/central_query.h"
 #include "espline/error.h"
+#include "espline/report.h"
 #include "espline/supervisor.h"
 #include "espline/ui.h"
 
@@ -57,6 +59,21 @@ typedef struct espl_web espl_web;
  * error's message).  Called on a connection thread. */
 typedef int (*espl_web_control_fn)(void *ctx, const char *action, const char *port, espl_error *err);
 
+/* Where the history pages read, when it is not a local database (espline
+ * serve --central).  The calls have report.h's contracts (central_query.h
+ * implements them for PostgreSQL).  They may come from several connection
+ * threads at once: the source serialises what must be.  stations may be
+ * NULL (no overview of the stations). */
+typedef struct espl_web_history {
+	void *ctx;
+	int (*batches)(void *ctx, int limit, espl_report_batch_cb cb, void *user, espl_error *err);
+	int (*history)(void *ctx, const char *key, espl_report_unit_cb cb, void *user, espl_error *err);
+	int (*report)(void *ctx, const espl_report_filter *f, espl_report *out, espl_error *err);
+	int (*export_units)(void *ctx, const espl_report_filter *f, enum espl_export_format format, FILE *out,
+	                    espl_error *err);
+	int (*stations)(void *ctx, espl_central_station_cb cb, void *user, espl_error *err);
+} espl_web_history;
+
 #define ESPL_WEB_TOKEN_MIN 16
 #define ESPL_WEB_TOKEN_MAX 256
 
@@ -65,6 +82,7 @@ typedef struct espl_web_options {
 	const char *token;           /* NULL: none (only allowed on loopback without control) */
 	espl_ui *ui;                 /* the live station; NULL: no live view */
 	const char *db_path;         /* the history database; NULL: no history pages */
+	const espl_web_history *history; /* instead of db_path: another source (copied) */
 	espl_web_control_fn control; /* non-NULL: control allowed (needs a token) */
 	void *control_ctx;
 	unsigned max_connections;    /* 0: 64 */

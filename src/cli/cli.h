@@ -82,6 +82,7 @@ typedef struct espl_cli_web_args {
 	const char *listen;       /* --http HOST:PORT; NULL: no server */
 	const char *token_file;   /* --http-token-file FILE (else $ESPLINE_HTTP_TOKEN) */
 	int control;              /* --http-control */
+	const espl_web_history *history; /* serve --central: read there, not the database */
 } espl_cli_web_args;
 
 enum { CLI_OPT_HTTP = 1000, CLI_OPT_HTTP_TOKEN_FILE, CLI_OPT_HTTP_CONTROL };

@@ -1,6 +1,7 @@
 /* cli_web.c - the browser view from the command line: `espline serve --db
  * FILE` (history only) and the --http options of `espline run` (web.h). */
 #include <getopt.h>
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,15 +9,23 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "espline/central.h"
+#include "espline/central_query.h"
 #include "espline/db.h"
 #include "espline/web.h"
 
 static const char serve_help[] =
-	"usage: espline serve [--db PATH] [--http HOST:PORT] [--http-token-file FILE]\n\n"
+	"usage: espline serve [--db PATH | --central [URL] | --central-file FILE]\n"
+	"                     [--http HOST:PORT] [--http-token-file FILE]\n\n"
 	"Serve the history of a database to a browser, read-only: batches, batch\n"
-	"reports with failures by reason, CSV/JSON export, and a search by MAC that\n"
-	"shows what `espline history` shows.  Runs until Ctrl-C.\n\n"
+	"reports with failures by reason, CSV/JSON export, and a search by MAC (or\n"
+	"scanned code) that shows what `espline history` shows.  Runs until Ctrl-C.\n\n"
 	"  --db PATH             database (default $ESPLINE_DB or db/espline.sqlite)\n"
+	"  --central [URL]       every station's records from the central PostgreSQL\n"
+	"                        (URL, else $ESPLINE_CENTRAL), with each station's\n"
+	"                        latest batch and whether it is live\n"
+	"  --central-file FILE   the central connection string from a file only you\n"
+	"                        can read\n"
 	CLI_WEB_OPTIONS_HELP;
 
 /* The control the page may ask for: stopping the station.  A slot cannot be
@@ -45,7 +54,7 @@ int espl_cli_web_start(const char *cmd, const espl_cli_web_args *a, espl_ui *ui,
 		return ESPL_EXIT_USAGE;
 	}
 	espl_web_options o = {
-		.listen = a->listen, .token = token, .ui = ui, .db_path = db_path,
+		.listen = a->listen, .token = token, .ui = ui, .db_path = db_path, .history = a->history,
 		.control = a->control ? control_station : NULL, .control_ctx = sup,
 	};
 	int rc = espl_web_start(&o, out, &err);
@@ -102,6 +111,103 @@ int espl_cli_web_option(int opt, const char *arg, espl_cli_web_args *a)
 	}
 }
 
+/* serve --central: one connection, used by one request at a time (a PGconn
+ * belongs to one thread), made again after the server went away. */
+typedef struct central_source {
+	pthread_mutex_t lock;
+	PGconn *conn;
+	const char *conninfo;
+} central_source;
+
+static int central_ready(central_source *cs, espl_error *err)
+{
+	if (cs->conn && PQstatus(cs->conn) == CONNECTION_OK)
+		return ESPL_OK;
+	espl_central_disconnect(cs->conn);
+	cs->conn = NULL;
+	return espl_central_connect(&cs->conn, cs->conninfo, err);
+}
+
+#define CENTRAL_CALL(ctx, err, call)                        \
+	do {                                                \
+		central_source *cs_ = ctx;                  \
+		pthread_mutex_lock(&cs_->lock);             \
+		int rc_ = central_ready(cs_, err);          \
+		PGconn *conn = cs_->conn;                   \
+		if (rc_ >= 0)                               \
+			rc_ = (call);                       \
+		pthread_mutex_unlock(&cs_->lock);           \
+		return rc_;                                 \
+	} while (0)
+
+static int central_batches(void *ctx, int limit, espl_report_batch_cb cb, void *user, espl_error *err)
+{
+	CENTRAL_CALL(ctx, err, espl_central_batches(conn, limit, cb, user, err));
+}
+
+static int central_history(void *ctx, const char *key, espl_report_unit_cb cb, void *user, espl_error *err)
+{
+	CENTRAL_CALL(ctx, err, espl_central_history(conn, key, cb, user, err));
+}
+
+static int central_report(void *ctx, const espl_report_filter *f, espl_report *out, espl_error *err)
+{
+	CENTRAL_CALL(ctx, err, espl_central_report(conn, f, out, err));
+}
+
+static int central_export(void *ctx, const espl_report_filter *f, enum espl_export_format format, FILE *out,
+                          espl_error *err)
+{
+	CENTRAL_CALL(ctx, err, espl_central_export(conn, f, format, out, err));
+}
+
+static int central_stations(void *ctx, espl_central_station_cb cb, void *user, espl_error *err)
+{
+	CENTRAL_CALL(ctx, err, espl_central_stations(conn, cb, user, err));
+}
+
+/* Connect once before serving, so a wrong URL is an error at start. */
+static int central_source_open(central_source *cs, const char *conninfo, espl_web_history *h)
+{
+	espl_error err = { 0, "" };
+	if (!conninfo) {
+		fprintf(stderr, "espline serve: --central needs a connection string (postgresql://...) or $%s\n",
+		        ESPL_CENTRAL_ENV);
+		return ESPL_EXIT_USAGE;
+	}
+	*cs = (central_source){ .conninfo = conninfo };
+	pthread_mutex_init(&cs->lock, NULL);
+	if (espl_central_connect(&cs->conn, conninfo, &err) < 0) {
+		fprintf(stderr, "espline serve: %s\n", espl_cli_shown(err.msg));
+		pthread_mutex_destroy(&cs->lock);
+		return ESPL_EXIT_DB;
+	}
+	*h = (espl_web_history){ .ctx = cs, .batches = central_batches, .history = central_history,
+		                 .report = central_report, .export_units = central_export,
+		                 .stations = central_stations };
+	return ESPL_EXIT_OK;
+}
+
+static void central_source_close(central_source *cs)
+{
+	espl_central_disconnect(cs->conn);
+	pthread_mutex_destroy(&cs->lock);
+}
+
+/* The database must exist: serve never creates one. */
+static int probe_db(const char *path)
+{
+	espl_db *probe;
+	espl_error err = { 0, "" };
+	espl_db_options dbo = { .path = path, .read_only = 1 };
+	if (espl_db_open(&probe, &dbo, &err) < 0) {
+		fprintf(stderr, "espline serve: %s\n", espl_cli_shown(err.msg));
+		return ESPL_EXIT_DB;
+	}
+	espl_db_close(probe);
+	return ESPL_EXIT_OK;
+}
+
 /* Wait for SIGINT or SIGTERM (blocked in every thread, taken here). */
 static void wait_for_stop(const sigset_t *set)
 {
@@ -113,10 +219,12 @@ static int serve_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "db", required_argument, NULL, 'd' }, { "help", no_argument, NULL, 'h' },
+		{ "central", optional_argument, NULL, 'c' }, { "central-file", required_argument, NULL, 'f' },
 		CLI_WEB_LONG_OPTIONS, { NULL, 0, NULL, 0 },
 	};
-	espl_cli_web_args web = { "127.0.0.1:8080", NULL, 0 };
-	const char *db = NULL;
+	espl_cli_web_args web = { "127.0.0.1:8080", NULL, 0, NULL };
+	const char *db = NULL, *central = NULL;
+	int use_central = 0;
 	int c = espl_cli_web_check_argv("serve", argc, argv);
 	if (c != ESPL_EXIT_OK)
 		return c;
@@ -129,6 +237,21 @@ static int serve_main(int argc, char **argv)
 			db = optarg;
 			continue;
 		}
+		if (c == 'c') {
+			/* --central URL as well as --central=URL */
+			if (!optarg && optind < argc && argv[optind][0] != '-')
+				optarg = argv[optind++];
+			central = optarg;
+			use_central = 1;
+			continue;
+		}
+		if (c == 'f') {
+			int rc = espl_cli_central_file("serve", optarg, &central);
+			if (rc != ESPL_EXIT_OK)
+				return rc;
+			use_central = 1;
+			continue;
+		}
 		if (c == 'h') {
 			fputs(serve_help, stdout);
 			return ESPL_EXIT_OK;
@@ -137,33 +260,35 @@ static int serve_main(int argc, char **argv)
 		        espl_cli_shown(argv[optind - 1]));
 		return ESPL_EXIT_USAGE;
 	}
-	if (optind < argc || web.control) {
+	if (optind < argc || web.control || (use_central && db)) {
 		fprintf(stderr, "espline serve: %s (espline serve --help)\n",
-		        web.control ? "--http-control belongs to espline run" : "unexpected argument");
+		        web.control ? "--http-control belongs to espline run"
+		        : optind < argc ? "unexpected argument" : "--db and --central: one or the other");
 		return ESPL_EXIT_USAGE;
 	}
-	/* The database must exist: serve never creates one. */
-	espl_db *probe;
-	espl_error err = { 0, "" };
 	db = espl__cli_or_env(db, ESPL_DB_ENV);
-	espl_db_options dbo = { .path = espl_db_path(db), .read_only = 1 };
-	if (espl_db_open(&probe, &dbo, &err) < 0) {
-		fprintf(stderr, "espline serve: %s\n", espl_cli_shown(err.msg));
-		return ESPL_EXIT_DB;
-	}
-	espl_db_close(probe);
+	central_source cs;
+	espl_web_history central_history_source;
+	c = use_central ? central_source_open(&cs, espl_central_conninfo(espl__cli_or_env(central, ESPL_CENTRAL_ENV)),
+	                                      &central_history_source)
+	                : probe_db(espl_db_path(db));
+	if (c != ESPL_EXIT_OK)
+		return c;
+	web.history = use_central ? &central_history_source : NULL;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);  /* before any server thread starts */
 	espl_web *w;
-	int code = espl_cli_web_start("serve", &web, NULL, NULL, espl_db_path(db), &w);
-	if (code != ESPL_EXIT_OK)
-		return code;
-	wait_for_stop(&set);
-	espl_cli_web_stop("serve", w);
-	return ESPL_EXIT_OK;
+	int code = espl_cli_web_start("serve", &web, NULL, NULL, use_central ? NULL : espl_db_path(db), &w);
+	if (code == ESPL_EXIT_OK) {
+		wait_for_stop(&set);
+		espl_cli_web_stop("serve", w);
+	}
+	if (use_central)
+		central_source_close(&cs);
+	return code;
 }
 
 const espl_cli_command espl_cmd_serve = {

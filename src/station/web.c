@@ -254,8 +254,8 @@ static const espl_web_asset *find_asset(const char *url)
 
 static enum MHD_Result serve_info(espl_web *w, struct MHD_Connection *c)
 {
-	json_t *o = json_pack("{s:b,s:b,s:b}", "live", w->o.ui != NULL, "history", w->db_path != NULL, "control",
-	                      w->o.control != NULL);
+	json_t *o = json_pack("{s:b,s:b,s:b,s:b}", "live", w->o.ui != NULL, "history", w->history.batches != NULL,
+	                      "stations", w->history.stations != NULL, "control", w->o.control != NULL);
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	return espl__web_reply_json_text(c, MHD_HTTP_OK, text);
@@ -300,7 +300,7 @@ static enum MHD_Result serve_control(espl_web *w, struct MHD_Connection *c)
 static int is_db_route(const char *url)
 {
 	static const char *const routes[] = { "/api/batches", "/api/report", "/api/history", "/api/export.csv",
-		                              "/api/export.json" };
+		                              "/api/export.json", "/api/stations" };
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
 		if (strcmp(url, routes[i]) == 0)
 			return 1;
@@ -413,6 +413,10 @@ static int copy_strings(espl_web *w, const espl_web_options *opts)
 {
 	w->token = opts->token ? strdup(opts->token) : NULL;
 	w->db_path = opts->db_path ? strdup(opts->db_path) : NULL;
+	if (opts->history)
+		w->history = *opts->history;
+	else if (w->db_path)
+		espl__web_history_local(&w->history, w->db_path);
 	return (opts->token && !w->token) || (opts->db_path && !w->db_path) ? -1 : 0;
 }
 

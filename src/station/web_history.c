@@ -52,10 +52,51 @@ static char *memout_close(memout *m, int ok)
 	return m->buf;
 }
 
-static int open_history(espl_web *w, espl_db **db, espl_error *err)
+/* The local source: the database is opened read-only for each request, so
+ * the pages see what the station wrote last and hold no lock between them. */
+static int open_history(const char *path, espl_db **db, espl_error *err)
 {
-	espl_db_options o = { .path = w->db_path, .read_only = 1, .busy_timeout_ms = 2000 };
+	espl_db_options o = { .path = path, .read_only = 1, .busy_timeout_ms = 2000 };
 	return espl_db_open(db, &o, err);
+}
+
+#define LOCAL_CALL(path, err, call)                                \
+	do {                                                        \
+		espl_db *db_;                                       \
+		int rc_ = open_history(path, &db_, err);            \
+		if (rc_ < 0)                                        \
+			return rc_;                                 \
+		espl_db *db = db_;                                  \
+		rc_ = (call);                                       \
+		espl_db_close(db_);                                 \
+		return rc_;                                         \
+	} while (0)
+
+static int local_batches(void *ctx, int limit, espl_report_batch_cb cb, void *user, espl_error *err)
+{
+	LOCAL_CALL(ctx, err, espl_report_batches(db, limit, cb, user, err));
+}
+
+static int local_history(void *ctx, const char *key, espl_report_unit_cb cb, void *user, espl_error *err)
+{
+	LOCAL_CALL(ctx, err, espl_report_history(db, key, cb, user, err));
+}
+
+static int local_report(void *ctx, const espl_report_filter *f, espl_report *out, espl_error *err)
+{
+	LOCAL_CALL(ctx, err, espl_report_build(db, f, out, err));
+}
+
+static int local_export(void *ctx, const espl_report_filter *f, enum espl_export_format format, FILE *out,
+                        espl_error *err)
+{
+	LOCAL_CALL(ctx, err, espl_report_export(db, f, format, out, err));
+}
+
+void espl__web_history_local(espl_web_history *h, const char *db_path)
+{
+	*h = (espl_web_history){ .ctx = (void *)db_path, .batches = local_batches, .history = local_history,
+		                 .report = local_report, .export_units = local_export };
 }
 
 static enum MHD_Result reply_db_error(struct MHD_Connection *c, const espl_error *err, int rc)
@@ -76,19 +117,20 @@ static int history_unit(const espl_report_unit *u, void *user)
 	return espl_report_export_unit(h->f, ESPL_EXPORT_JSON, h->index++, u, NULL, 0) < 0 ? ESPL_ESYS : 0;
 }
 
-static enum MHD_Result serve_history(struct MHD_Connection *c, espl_db *db)
+/* ?mac= (the page's search box): a MAC, or a scanned code or serial, as
+ * `espline history` takes. */
+static enum MHD_Result serve_history(struct MHD_Connection *c, const espl_web_history *h)
 {
-	const char *mac = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
-	char norm[18];
-	if (!mac || espl_db_normalize_mac(mac, norm) < 0)
-		return espl__web_reply_error(c, MHD_HTTP_BAD_REQUEST, "mac=AA:BB:CC:DD:EE:FF is needed");
+	const char *key = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "mac");
+	if (!key || !*key || strlen(key) > HISTORY_KEY_MAX)
+		return espl__web_reply_error(c, MHD_HTTP_BAD_REQUEST, "mac=AA:BB:CC:DD:EE:FF (or a scanned code) is needed");
 	memout m;
 	espl_error err = { 0, "" };
 	if (memout_open(&m) < 0)
 		return espl__web_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
 	history_out ctx = { m.f, 0 };
 	espl_report_export_header(m.f, ESPL_EXPORT_JSON);
-	int n = espl_report_history(db, norm, history_unit, &ctx, &err);
+	int n = h->history(h->ctx, key, history_unit, &ctx, &err);
 	if (n >= 0)
 		espl_report_export_footer(m.f, ESPL_EXPORT_JSON, ctx.index);
 	char *body = memout_close(&m, n >= 0);
@@ -120,11 +162,11 @@ static int batch_json(const espl_report_batch *b, void *user)
 	return 0;
 }
 
-static enum MHD_Result serve_batches(struct MHD_Connection *c, espl_db *db)
+static enum MHD_Result serve_batches(struct MHD_Connection *c, const espl_web_history *h)
 {
 	espl_error err = { 0, "" };
 	json_t *list = json_array();
-	int n = espl_report_batches(db, HISTORY_BATCHES, batch_json, list, &err);
+	int n = h->batches(h->ctx, HISTORY_BATCHES, batch_json, list, &err);
 	char *text = n >= 0 ? json_dumps(list, JSON_COMPACT) : NULL;
 	json_decref(list);
 	if (n < 0)
@@ -140,14 +182,14 @@ static void filter_from(struct MHD_Connection *c, espl_report_filter *f)
 		f->batch = NULL;
 }
 
-static enum MHD_Result serve_report(struct MHD_Connection *c, espl_db *db)
+static enum MHD_Result serve_report(struct MHD_Connection *c, const espl_web_history *h)
 {
 	espl_report_filter f;
 	espl_report r;
 	espl_error err = { 0, "" };
 	memout m;
 	filter_from(c, &f);
-	int rc = espl_report_build(db, &f, &r, &err);
+	int rc = h->report(h->ctx, &f, &r, &err);
 	if (rc < 0)
 		return reply_db_error(c, &err, rc);
 	if (memout_open(&m) < 0) {
@@ -159,7 +201,8 @@ static enum MHD_Result serve_report(struct MHD_Connection *c, espl_db *db)
 	return espl__web_reply_json_text(c, MHD_HTTP_OK, memout_close(&m, rc == ESPL_OK));
 }
 
-static enum MHD_Result serve_export(struct MHD_Connection *c, espl_db *db, int format)
+static enum MHD_Result serve_export(struct MHD_Connection *c, const espl_web_history *h,
+                                    enum espl_export_format format)
 {
 	espl_report_filter f;
 	espl_error err = { 0, "" };
@@ -167,7 +210,7 @@ static enum MHD_Result serve_export(struct MHD_Connection *c, espl_db *db, int f
 	filter_from(c, &f);
 	if (memout_open(&m) < 0)
 		return espl__web_reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-	int n = espl_report_export(db, &f, format, m.f, &err);
+	int n = h->export_units(h->ctx, &f, format, m.f, &err);
 	size_t len;
 	char *body = memout_close(&m, n >= 0);
 	if (n < 0)
@@ -178,26 +221,60 @@ static enum MHD_Result serve_export(struct MHD_Connection *c, espl_db *db, int f
 	                   body, len);
 }
 
+/* The stations' latest state (a central source only), with "live" when the
+ * newest unit ended less than STATION_LIVE_MS ago or its batch is open. */
+static int station_json(const espl_central_station *st, void *user)
+{
+	json_t *list = user, *o = json_object();
+	char started[32], last[32] = "";
+	espl_report_format_time(st->batch_started_ms, started);
+	if (st->last_unit_ms)
+		espl_report_format_time(st->last_unit_ms, last);
+	int64_t now = espl__wall_ms();
+	int live = (st->last_unit_ms && now - st->last_unit_ms < STATION_LIVE_MS) ||
+	           (!st->batch_ended_ms && now - st->batch_started_ms < STATION_LIVE_MS);
+	json_object_set_new(o, "station", json_string(st->station));
+	json_object_set_new(o, "host", json_string(st->host));
+	json_object_set_new(o, "batch", json_string(st->batch));
+	json_object_set_new(o, "recipe", json_string(st->recipe));
+	json_object_set_new(o, "started", json_string(started));
+	json_object_set_new(o, "open", json_boolean(!st->batch_ended_ms));
+	json_object_set_new(o, "planned", json_integer(st->planned));
+	json_object_set_new(o, "units", json_integer(st->units));
+	json_object_set_new(o, "passed", json_integer(st->passed));
+	json_object_set_new(o, "failed", json_integer(st->failed));
+	json_object_set_new(o, "last_unit", json_string(last));
+	json_object_set_new(o, "live", json_boolean(live));
+	json_array_append_new(list, o);
+	return 0;
+}
+
+static enum MHD_Result serve_stations(struct MHD_Connection *c, const espl_web_history *h)
+{
+	if (!h->stations)
+		return espl__web_reply_error(c, MHD_HTTP_NOT_FOUND, "stations are listed only by espline serve --central");
+	espl_error err = { 0, "" };
+	json_t *list = json_array();
+	int n = h->stations(h->ctx, station_json, list, &err);
+	char *text = n >= 0 ? json_dumps(list, JSON_COMPACT) : NULL;
+	json_decref(list);
+	if (n < 0)
+		return reply_db_error(c, &err, n);
+	return espl__web_reply_json_text(c, MHD_HTTP_OK, text);
+}
+
 enum MHD_Result espl__web_serve_db(espl_web *w, struct MHD_Connection *c, const char *url)
 {
-	espl_db *db;
-	espl_error err = { 0, "" };
-	if (!w->db_path)
+	const espl_web_history *h = &w->history;
+	if (!h->batches)
 		return espl__web_reply_error(c, MHD_HTTP_NOT_FOUND, "this server has no history database");
-	int rc = open_history(w, &db, &err);
-	if (rc < 0)
-		return reply_db_error(c, &err, rc);
-	enum MHD_Result r;
 	if (strcmp(url, "/api/batches") == 0)
-		r = serve_batches(c, db);
-	else if (strcmp(url, "/api/report") == 0)
-		r = serve_report(c, db);
-	else if (strcmp(url, "/api/history") == 0)
-		r = serve_history(c, db);
-	else if (strcmp(url, "/api/export.csv") == 0)
-		r = serve_export(c, db, ESPL_EXPORT_CSV);
-	else
-		r = serve_export(c, db, ESPL_EXPORT_JSON);
-	espl_db_close(db);
-	return r;
+		return serve_batches(c, h);
+	if (strcmp(url, "/api/report") == 0)
+		return serve_report(c, h);
+	if (strcmp(url, "/api/history") == 0)
+		return serve_history(c, h);
+	if (strcmp(url, "/api/stations") == 0)
+		return serve_stations(c, h);
+	return serve_export(c, h, strcmp(url, "/api/export.csv") == 0 ? ESPL_EXPORT_CSV : ESPL_EXPORT_JSON);
 }

@@ -27,6 +27,10 @@
 #define COALESCE_MS 100             /* a stream sends at most ten times a second */
 #define MAX_TRACKED_PORTS 256
 #define HISTORY_BATCHES 200
+/* Longest search key (MAC, serial or scanned code) the history takes. */
+#define HISTORY_KEY_MAX 128
+/* A central station counts as live when its newest unit is younger. */
+#define STATION_LIVE_MS (10 * 60 * 1000)
 #define COOKIE "espline_token"
 #define SOCKET_SEND_BUFFER (16 * 1024)  /* kernel bytes per connection (Linux doubles it) */
 
@@ -55,6 +59,7 @@ struct espl_web {
 	espl_web_options o;
 	char *token;
 	char *db_path;
+	espl_web_history history;  /* where /api/batches etc. read; batches NULL: nowhere */
 	struct MHD_Daemon *daemon;
 	unsigned port;
 	pthread_mutex_t lock;      /* streams, clocks, and the order of ui events */
@@ -91,5 +96,8 @@ enum MHD_Result espl__web_serve_events(espl_web *w, struct MHD_Connection *c);
 /* web_history.c */
 /* GET /api/...: history, reports and exports from the database. */
 enum MHD_Result espl__web_serve_db(espl_web *w, struct MHD_Connection *c, const char *url);
+/* The local source: espl_report_* on db_path, opened read-only per call
+ * (db_path must outlive h). */
+void espl__web_history_local(espl_web_history *h, const char *db_path);
 
 #endif /* ESPLINE_STATION_WEB_INT_H */

@@ -228,6 +228,36 @@ check "history --central lists the MAC's $local_hist programmings, newest first,
 "$E" report --db "$T/st2.sqlite" --batch st2-b --json >"$T/report.local.json" 2>&1
 LOG=$T/report.json
 check "report --central --batch equals the station's own report" cmp -s "$T/report.json" "$T/report.local.json"
+# The browser's history of every station (espline serve --central), read
+# with node's fetch as the page reads it.
+"$E" serve --central --http 127.0.0.1:0 >"$T/serve.out" 2>&1 &
+SERVE_PID=$!
+PIDS+=("$SERVE_PID")
+for _ in $(seq 100); do grep -q "web view at" "$T/serve.out" && break; sleep 0.1; done
+url=$(grep -oE 'http://127\.0\.0\.1:[0-9]+/' "$T/serve.out" | head -n 1)
+fetch_json() { node -e 'fetch(process.argv[1]).then((r) => r.text()).then((t) => process.stdout.write(t))' "$url$1"; }
+fetch_json api/batches >"$T/web-batches.json"
+fetch_json api/stations >"$T/web-stations.json"
+fetch_json "api/history?mac=$mac" >"$T/web-history.json"
+fetch_json api/export.csv | tail -n +2 | sort >"$T/web-export.csv"
+LOG=$T/serve.out
+check "serve --central lists every station's batches (the server's batch names)" \
+	bash -c "[ \"\$(node -e 'console.log(JSON.parse(require(\"fs\").readFileSync(process.argv[1])).map((b) => b.name).sort().join(\" \"))' '$T/web-batches.json')\" = \"\$(PGPASSWORD=$PASSWORD psql -X -q -At '$BASE' -c 'SELECT name FROM batches ORDER BY name' | tr '\n' ' ' | sed 's/ \$//')\" ]"
+check "serve --central: the three stations, with their latest batch and 66 units between them" \
+	node -e 'const s = JSON.parse(require("fs").readFileSync(process.argv[1]));
+		const names = s.map((x) => x.station).sort().join(" ");
+		const last = Object.fromEntries(s.map((x) => [x.station, x.batch]));
+		if (names !== "st1 st2 st3" || last.st1 !== "st1-e" || !s.every((x) => typeof x.live === "boolean")) process.exit(1);' \
+	"$T/web-stations.json"
+check "serve --central: the search by MAC finds its $local_hist programmings" \
+	node -e 'if (JSON.parse(require("fs").readFileSync(process.argv[1])).length !== Number(process.argv[2])) process.exit(1)' \
+	"$T/web-history.json" "$local_hist"
+diff "$T/web-export.csv" "$T/central.csv" | head -c 600 >"$T/web-export.diff"
+LOG=$T/web-export.diff
+check "serve --central: the CSV export equals export --central" cmp -s "$T/web-export.csv" "$T/central.csv"
+kill "$SERVE_PID" 2>/dev/null
+wait "$SERVE_PID" 2>/dev/null
+
 "$E" db verify --central >"$T/verify.out" 2>&1
 rc=$?
 LOG=$T/verify.out
