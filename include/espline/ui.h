@@ -46,6 +46,8 @@ typedef struct espl_ui_options {
 	int redraw_ms;          /* TABLE: minimum time between frames; 0: 250 */
 	const char *recipe;     /* shown in the header */
 	const char *db_path;    /* shown in the header and the summary */
+	int columns;            /* TABLE: the width to fit (the CLI passes $COLUMNS);
+	                           0: the terminal's, asked at every frame, else 80 */
 } espl_ui_options;
 
 int espl_ui_new(const espl_ui_options *opts, espl_ui **out, espl_error *err);

@@ -27,6 +27,9 @@ const char *espl__cli_or_env(const char *given, const char *env);
 const espl_stub_env *espl_cli_stub_env(void);
 /* $NO_COLOR set and non-empty: no colours, even on a terminal. */
 int espl_cli_no_color(void);
+/* $COLUMNS (the live table's width) when it is 20..1000, else 0 (ask the
+ * terminal). */
+int espl_cli_columns(void);
 /* $ESPLINE_HTTP_TOKEN, or NULL when unset or empty. */
 const char *espl_cli_http_token_env(void);
 /* $ESPLINE_CENTRAL_BACKOFF_MAX_MS (a test knob: the sender's longest retry

@@ -32,6 +32,13 @@ const char *espl_cli_http_token_env(void)
 	return nonempty("ESPLINE_HTTP_TOKEN");
 }
 
+int espl_cli_columns(void)
+{
+	const char *v = nonempty("COLUMNS");
+	long n = v ? strtol(v, NULL, 10) : 0;
+	return n >= 20 && n <= 1000 ? (int)n : 0;
+}
+
 int espl_cli_central_backoff_max_ms(void)
 {
 	const char *v = nonempty("ESPLINE_CENTRAL_BACKOFF_MAX_MS");

@@ -497,7 +497,7 @@ static int run_all(int argc, char **argv, espl_station_file **sfp)
 	}
 	espl_ui_options uo = { stdout, a.json ? ESPL_UI_JSON : a.plain ? ESPL_UI_PLAIN : ESPL_UI_AUTO,
 	                       espl_cli_no_color() ? 0 : -1, 0,
-	                       r->name, db_path };
+	                       r->name, db_path, espl_cli_columns() };
 	if (espl_ui_new(&uo, &ui, &err) < 0) {
 		fprintf(stderr, "espline run: %s\n", espl_cli_shown(err.msg));
 		return ESPL_EXIT_STATION;

@@ -116,11 +116,115 @@ static void test_every_kind_is_shown(void **state)
 	}
 }
 
+/* The longest line of a TABLE frame in visible columns (escape sequences
+ * skipped, UTF-8 counted by code point), and the header line's text. */
+static int widest_line(const char *out, char *header, size_t cap)
+{
+	int widest = 0, w = 0;
+	char line[1024];
+	size_t n = 0;
+	header[0] = '\0';
+	for (const char *p = out;; p++) {
+		if (*p == '\033') {
+			if (p[1] == '[')
+				for (p += 2; *p && !(*p >= 0x40 && *p <= 0x7E); p++)
+					;
+			if (!*p)
+				break;
+			continue;
+		}
+		if (*p == '\n' || !*p) {
+			line[n] = '\0';
+			if (strncmp(line, "PORT", 4) == 0 || strncmp(line, "SLOT", 4) == 0)
+				snprintf(header, cap, "%.200s", line);
+			widest = w > widest ? w : widest;
+			w = 0;
+			n = 0;
+			if (!*p)
+				break;
+			continue;
+		}
+		if (((unsigned char)*p & 0xC0) != 0x80)
+			w++;
+		if (n + 1 < sizeof line)
+			line[n++] = *p;
+	}
+	return widest;
+}
+
+/* A busy frame at a given width: long port names, a failure with a long
+ * reason, a unit in progress.  Returns the widest line; header gets the
+ * column heads. */
+static int frame_at(int columns, char *header, size_t cap)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&buf, &len);
+	espl_ui_options o = { .out = out, .mode = ESPL_UI_TABLE, .color = 1, .recipe = "recipes/a-long-recipe-name.yaml",
+	                      .db_path = "/var/lib/espline/a/rather/long/path/espline.sqlite", .columns = columns };
+	espl_ui *ui;
+	espl_error err;
+	assert_int_equal(espl_ui_new(&o, &ui, &err), ESPL_OK);
+	espl_progress pr = { .step = "write", .done = 300000, .total = 1000000, .rate = 90000 };
+	const char *ports[] = { "/dev/serial/by-id/usb-Silicon_Labs_CP2102_0001-if00-port0", "/dev/ttyUSB1" };
+	for (int i = 0; i < 2; i++) {
+		send(ui, ESPL_EV_PORT_ADDED, ports[i], NULL, false);
+		send(ui, ESPL_EV_IDENTIFIED, ports[i], NULL, false);
+		espl_station_event st = { .kind = ESPL_EV_STEP_START, .port = ports[i], .step = "write",
+		                          .step_number = 2, .n_steps = 4 };
+		espl_ui_event(ui, &st);
+		espl_station_event pe = { .kind = ESPL_EV_PROGRESS, .port = ports[i], .progress = &pr };
+		espl_ui_event(ui, &pe);
+	}
+	espl_station_event done = { .kind = ESPL_EV_UNIT_DONE, .port = ports[1], .result = ESPL_DB_FAIL,
+	                            .error_kind = "verify: MD5 mismatch in the region written at 0x10000",
+	                            .message = "step 3 (verify): MD5 mismatch at 0x10000: the module's flash "
+	                                       "does not keep what is written; reject the module", .duration_s = 4 };
+	espl_ui_event(ui, &done);  /* draws a frame at once */
+	espl_ui_free(ui);
+	fclose(out);
+	int widest = widest_line(buf, header, cap);
+	free(buf);
+	return widest;
+}
+
+static void test_table_fits_the_width(void **state)
+{
+	(void)state;
+	char head[512];
+	/* wide: every column */
+	assert_true(frame_at(250, head, sizeof head) < 250);
+	for (const char *h = "PORT STATE STEP PROGRESS MAC RESULT PASS FAIL NOTE"; *h;) {
+		char word[16];
+		size_t n = strcspn(h, " ");
+		snprintf(word, sizeof word, "%.*s", (int)n, h);
+		assert_non_null(strstr(head, word));
+		h += n + (h[n] == ' ');
+	}
+	/* 120: the per-port counts and the step go first */
+	assert_true(frame_at(120, head, sizeof head) <= 119);
+	assert_null(strstr(head, "PASS"));
+	assert_null(strstr(head, "STEP"));
+	assert_non_null(strstr(head, "PROGRESS"));
+	assert_non_null(strstr(head, "MAC"));
+	/* 80: the bar narrows to a percentage, the MAC stays */
+	assert_true(frame_at(80, head, sizeof head) <= 79);
+	assert_non_null(strstr(head, "MAC"));
+	assert_non_null(strstr(head, "RESULT"));
+	/* 60: the MAC goes; port, state and result stay */
+	assert_true(frame_at(60, head, sizeof head) <= 59);
+	assert_null(strstr(head, "MAC"));
+	assert_non_null(strstr(head, "PORT"));
+	assert_non_null(strstr(head, "STATE"));
+	assert_non_null(strstr(head, "RESULT"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_state_from_the_event),
 		cmocka_unit_test(test_every_kind_is_shown),
+		cmocka_unit_test(test_table_fits_the_width),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
