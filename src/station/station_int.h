@@ -49,6 +49,7 @@ typedef struct worker {
 	char slot[ESPL_STATION_SLOT_MAX + 1]; /* "" when the port has no slot name */
 	atomic_int removed;          /* supervisor -> worker: the adapter vanished */
 	atomic_int finished;         /* worker -> supervisor: the thread is about to end */
+	atomic_int hold;             /* any thread -> worker: enum espl_slot_action */
 	current_unit cur;            /* guarded by sup->lock */
 	/* Worker thread only: */
 	int stop_unit;               /* the runner's stop flag */
@@ -96,7 +97,8 @@ struct espl_supervisor {
 	/* the central sender beside the writer (NULL: replication off); read
 	 * by the writer thread's on_commit */
 	espl_central *_Atomic central;
-	/* supervisor thread only */
+	/* changed by the supervisor thread only, under lock (read by it
+	 * without; by espl_supervisor_slot_control under lock) */
 	worker *workers;
 	char ignored[16][256];        /* adapters that match no slot, said once */
 	int n_ignored;

@@ -116,6 +116,7 @@ const ui_event espl__ui_events[ESPL_EV_COUNT] = {
 	[ESPL_EV_DB_STATE] = { "db_state", "database", ROW_UNCHANGED },
 	[ESPL_EV_STOPPING] = { "stopping", "stopping", ROW_UNCHANGED },
 	[ESPL_EV_FINISHED] = { "finished", "finished", ROW_UNCHANGED },
+	[ESPL_EV_SLOT_PAUSED] = { "slot_paused", "paused", ROW_PAUSED },
 };
 
 const char *espl__ui_state_name(enum row_state state)
@@ -124,6 +125,7 @@ const char *espl__ui_state_name(enum row_state state)
 		[ROW_UNCHANGED] = "?", [ROW_IDLE] = "idle", [ROW_READY] = "ready", [ROW_WAITING] = "waiting",
 		[ROW_PROGRAMMING] = "programming", [ROW_DONE] = "done", [ROW_REMOVE_UNIT] = "remove unit",
 		[ROW_REMOVED] = "removed", [ROW_UNPLUGGED] = "unplugged", [ROW_FINISHED] = "finished",
+		[ROW_PAUSED] = "paused",
 	};
 	return (size_t)state < sizeof names / sizeof *names && names[state] ? names[state] : "?";
 }

@@ -48,6 +48,7 @@ enum row_state {
 	ROW_REMOVED,           /* "removed": it was taken out */
 	ROW_UNPLUGGED,         /* "unplugged": the adapter went away */
 	ROW_FINISHED,          /* "finished": its worker ended */
+	ROW_PAUSED,            /* "paused": the operator paused or stopped the slot */
 };
 
 /* What the views know of each event kind: adding a kind means adding its
