@@ -232,7 +232,10 @@ static void draw_totals(espl_ui *ui, const layout *l)
 	         ui->interrupted, done ? 100.0 * ui->passed / done : 0.0, uph,
 	         (long long)(secs / 60), (long long)(secs % 60));
 	put_line(ui, l, buf);
-	if (ui->planned)
+	if (ui->planned && ui->planned_passed)
+		snprintf(buf, sizeof buf, "batch %s: %d of %d units passed (%d done)", ui->batch, ui->passed,
+		         ui->planned, done);
+	else if (ui->planned)
 		snprintf(buf, sizeof buf, "batch %s: %d of %d units done", ui->batch, done, ui->planned);
 	else
 		snprintf(buf, sizeof buf, "batch %s: %d units done", ui->batch, done);

@@ -418,6 +418,7 @@ static int program_unit(worker *w, int waiting)
 		return NO_UNIT;
 	}
 	w->waiting_msg[0] = '\0';
+	w->unit_passed = espl_record_result(&res) == ESPL_DB_PASS;
 	queue_result(w, &res);
 	return UNIT_DONE;
 }
@@ -588,6 +589,8 @@ void *espl__station_worker_main(void *arg)
 		}
 		if (once)
 			break;
+		if (s->o.count_passed && !w->unit_passed)
+			release_slot(s);  /* --count-passed: another unit takes its place */
 		removal_pending = 1;
 	}
 	atomic_store(&w->finished, 1);
