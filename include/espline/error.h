@@ -41,6 +41,7 @@ enum espl_code {
 	ESPL_EPERM = -16,        /* permission denied */
 	ESPL_EPART = -17,        /* an ESP8266, but not a part the recipe accepts (expect:) */
 	ESPL_EBOOT = -18,        /* programmed, but the firmware did not boot (boot_check) */
+	ESPL_EREFUSED = -19,     /* the station refused the unit before programming (scan, route check) */
 };
 
 /* Longest message kept; longer ones are truncated, never overflowed. */

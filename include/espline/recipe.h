@@ -40,7 +40,7 @@
  *                     csv_policy: commit_on_pass|void_on_fail }
  *   serial: { counter: NAME, format: "PX-{year}{week:02}-{seq:06}",
  *             policy: commit_on_pass|void_on_fail, reuse_for_mac: true,
- *             first: N, lease: N }
+ *             first: N }
  *
  *   write_unit_data renders its template (include/espline/unitdata.h) for
  *   each unit, pads it to size and writes it like any other region (MD5
@@ -194,8 +194,13 @@ typedef struct espl_recipe_expect {
 	uint8_t ouis[ESPL_RECIPE_MAX_LIST][3];
 	bool flash_capacity;       /* flash_capacity: verified (no address aliasing) */
 	unsigned crystal_mhz;      /* 26 or 40; 0 = no condition */
+	/* expect.barcode: a POSIX extended regex the code scanned for the unit
+	 * must match (checked by the station, which reads the scanner; the
+	 * pattern compiled at load, so a bad one is a file:line:col error).
+	 * NULL = any code, when the station scans at all. */
+	char *barcode;
 	espl_recipe_pos pos;       /* the `expect` key, for runtime messages */
-	espl_recipe_pos capacity_pos, crystal_pos;
+	espl_recipe_pos capacity_pos, crystal_pos, barcode_pos;
 } espl_recipe_expect;
 
 typedef struct espl_region {
@@ -238,8 +243,7 @@ typedef struct espl_recipe_serial {
 	enum espl_identity_policy policy;
 	bool reuse_for_mac;        /* a MAC that has a serial keeps it (default) */
 	uint32_t first;            /* the first number a new counter gives (1) */
-	uint32_t lease;            /* numbers leased from a central database at a time (100) */
-	bool policy_default, reuse_default, first_default, lease_default;
+	bool policy_default, reuse_default, first_default;
 	espl_recipe_pos pos, format_pos;
 } espl_recipe_serial;
 

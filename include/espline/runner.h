@@ -64,13 +64,16 @@ enum espl_phase {
 	ESPL_PHASE_LAYOUT,         /* the images do not fit this chip's flash */
 	ESPL_PHASE_IDENTITY,       /* the unit's identity (serial number) */
 	ESPL_PHASE_UNIT_DATA,      /* the unit's data, once its identity was reserved */
+	ESPL_PHASE_BARCODE,        /* the station's scanned code (missing, or not expect.barcode) */
+	ESPL_PHASE_ROUTE_CHECK,    /* the station's route_check hook refused the unit */
 	ESPL_PHASE_STEP,           /* a recipe step */
 	ESPL_PHASE_VERIFY,         /* a region never verified after its last write */
 	ESPL_PHASE_STOPPED,        /* the run was stopped before the unit ended */
 };
 
 /* "connect", "identify", "expect", "layout", "identity", "unit data",
- * "step", "verify", "stopped"; NULL for ESPL_PHASE_NONE. */
+ * "barcode", "route_check", "step", "verify", "stopped"; NULL for
+ * ESPL_PHASE_NONE. */
 const char *espl_phase_name(enum espl_phase phase);
 
 enum espl_step_status {
@@ -172,6 +175,12 @@ typedef struct espl_runner_events {
 	 * is touched (ESPL_EINTERRUPTED: recorded as stopped).  NULL with such
 	 * a recipe: the unit fails ("needs a station with a database"). */
 	int (*reserve)(void *ctx, espl_unit_result *u, espl_error *err);
+	/* The last word before the flash is touched (after reserve): the
+	 * station's barcode scan and route check.  A negative return refuses
+	 * the unit: it FAILs in *phase (ESPL_PHASE_BARCODE or
+	 * ESPL_PHASE_ROUTE_CHECK, its error kind) with err as its reason
+	 * (ESPL_EINTERRUPTED: recorded as stopped, never PASS).  May be NULL. */
+	int (*admit)(void *ctx, espl_unit_result *u, enum espl_phase *phase, espl_error *err);
 } espl_runner_events;
 
 typedef struct espl_runner_options {

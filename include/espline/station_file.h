@@ -15,6 +15,25 @@
  *   database: /var/lib/espline/espline.sqlite
  *   central_url_file: /etc/espline/central.url   a file holding postgresql://...
  *   web: { bind: 127.0.0.1:8080, token_file: /etc/espline/web.token }
+ *   scan: { from: terminal, map: slot_label, timeout: 5m }
+ *                                       a code scanned for every unit before it
+ *                                       starts: from the terminal's lines (a
+ *                                       keyboard-wedge scanner) or a serial port
+ *                                       spec; map: slot_label (scan the slot's
+ *                                       label, then the unit) or next_waiting
+ *                                       (a code goes to the slot waiting
+ *                                       longest); the recipe's expect.barcode
+ *                                       checks it
+ *   label:                              printed for every PASS unit
+ *     on_pass: unit.zpl                 a ZPL template (unitdata.h's label fields)
+ *     printer: 10.0.0.7:9100            raw TCP; or file: PATH (appended); or
+ *                                       command: [lp, -d, zebra, -o, raw]
+ *     queue: /var/lib/espline/labels    labels not printed yet (default: the
+ *                                       database's path + ".labels")
+ *     timeout: 3s, retry: 5s
+ *   hooks:                              commands, no shell, unit JSON on stdin
+ *     route_check: { run: [/usr/local/bin/mes-route], timeout: 3s }
+ *     on_unit_done: { run: [/usr/local/bin/mes-report, --line, "1"], timeout: 5s }
  *
  * espl_station_file_load() reads and checks it without touching a device:
  * YAML, types, unknown keys (with "did you mean"), slot names (unique,
@@ -66,6 +85,20 @@ const espl_station_slot *espl_station_slot_find(const espl_station_slot *slots, 
  * supported adapter must be enumerated to find them). */
 int espl_station_slots_need_usb(const espl_station_slot *slots, size_t n);
 
+/* A command run without a shell: argv[0] with a '/' is resolved from the
+ * station file's folder. */
+typedef struct espl_station_command {
+	char **argv;                 /* NULL-ended; NULL: no command */
+	unsigned timeout_ms;         /* default 5000 */
+} espl_station_command;
+
+enum espl_scan_map {
+	ESPL_SCAN_SLOT_LABEL = 0,    /* the slot's label (its name), then the unit's code */
+	ESPL_SCAN_NEXT_WAITING,      /* a code goes to the slot waiting longest */
+};
+
+#define ESPL_LABEL_TEMPLATE_MAX (64u << 10)
+
 typedef struct espl_station_file {
 	char *path;                  /* absolute */
 	char *name;                  /* station: NAME, or NULL (the host name) */
@@ -77,6 +110,20 @@ typedef struct espl_station_file {
 	char *central_url_file;      /* absolute, or NULL */
 	char *web_bind;              /* "HOST:PORT", or NULL */
 	char *web_token_file;        /* absolute, or NULL */
+	/* scan: NULL scan_from = no scan */
+	char *scan_from;             /* "terminal" or a port spec */
+	enum espl_scan_map scan_map;
+	unsigned scan_timeout_ms;    /* 0: wait as long as it takes */
+	/* label: NULL label_template = no labels */
+	char *label_template;        /* the ZPL text, read and checked at load */
+	char *label_template_path;   /* absolute */
+	char *label_printer;         /* HOST:PORT, or NULL */
+	char *label_file;            /* absolute, or NULL */
+	espl_station_command label_command;
+	char *label_queue;           /* absolute, or NULL: beside the database */
+	unsigned label_timeout_ms, label_retry_ms;
+	/* hooks */
+	espl_station_command route_check, on_unit_done;
 } espl_station_file;
 
 int espl_station_file_load(const char *path, espl_recipe_diag_fn diag_fn, void *diag_ctx,

@@ -87,7 +87,9 @@ enum espl_station_event_kind {
 	ESPL_EV_DB_STATE,      /* db_state changed: message = reason */
 	ESPL_EV_STOPPING,      /* stop_level, message = why */
 	ESPL_EV_FINISHED,      /* the run is over; message = summary line */
-	ESPL_EV_SLOT_PAUSED,   /* the slot takes no unit until resumed (message: why) */
+	ESPL_EV_SCAN_WAIT,     /* the identified unit waits for its scanned code (message: what to scan) */
+	ESPL_EV_SCANNED,       /* the unit's code: message = the code */
+	ESPL_EV_LABELS,        /* the label queue changed: count = labels queued, message/level: what happened */
 	ESPL_EV_COUNT          /* the number of kinds, not an event */
 };
 
@@ -115,8 +117,7 @@ typedef struct espl_station_event {
 	                                 its worker finished) */
 	enum espl_dbw_state db_state; /* DB_STATE */
 	enum espl_stop_level stop_level; /* STOPPING */
-	int count;                    /* STARTED: planned units (0 = open-ended) */
-	bool count_passed;            /* STARTED: count is of PASS units only */
+	int count;                    /* STARTED: planned units (0 = open-ended); LABELS: queued */
 } espl_station_event;
 
 typedef struct espl_supervisor_options {
@@ -129,11 +130,14 @@ typedef struct espl_supervisor_options {
 	 * that matches no slot is left alone (said once). */
 	const espl_station_slot *slots;
 	size_t n_slots;
+	/* The station file's operator I/O (scan, label, hooks; NULL: none of
+	 * them), and for scan.from: terminal, the terminal's descriptor (the
+	 * caller's; -1 otherwise).  The recipe's expect.barcode needs a scan. */
+	const espl_station_file *io;
+	int scan_fd;
 	enum espl_station_mode mode;
 	const char *batch_name;       /* NULL: "run-YYYYMMDD-HHMMSS" */
 	int count;                    /* BATCH: units to program */
-	bool count_passed;            /* BATCH: count only units that PASS (a lot of
-	                                 count good units); else PASS and FAIL both */
 	const char *operator_name;    /* may be NULL */
 	/* Continue this recorded batch (uuid, operator, started_ms, planned as
 	 * recorded; the name is batch_name) instead of starting a new one.
@@ -201,19 +205,6 @@ int espl_supervisor_run(espl_supervisor *s, espl_station_totals *totals, espl_er
 /* Ask the run to stop (level: enum espl_stop_level; a higher level wins).
  * Safe from any thread; returns at once. */
 void espl_supervisor_stop(espl_supervisor *s, int level);
-
-/* One slot, by its slot name (station file) or its port path:
- *  - PAUSE: it starts no new unit; the unit in progress finishes;
- *  - STOP: the unit in progress is interrupted before its next step (a
- *    step under way finishes; recorded INTERRUPTED, never PASS unless it
- *    was the last step) and the slot stays paused;
- *  - RESUME: it takes units again.
- * The slot says so with ESPL_EV_SLOT_PAUSED, and ESPL_EV_WAITING on resume.
- * Safe from any thread while espl_supervisor_run runs; returns at once.
- * ESPL_ENOTFOUND when no slot of this run has that name or port. */
-enum espl_slot_action { ESPL_SLOT_RESUME = 0, ESPL_SLOT_PAUSE, ESPL_SLOT_STOP };
-int espl_supervisor_slot_control(espl_supervisor *s, const char *slot_or_port, enum espl_slot_action action,
-                                 espl_error *err);
 
 /* Free a supervisor after run returned (not after an abort: exit instead). */
 void espl_supervisor_free(espl_supervisor *s);

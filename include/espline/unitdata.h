@@ -13,6 +13,16 @@
  *   year, month, day, week (ISO 8601 week number), seq (serial formats
  *            only: the counter's number)  -- numbers, width allowed
  *   csv.COLUMN   the unit's CSV row (unit data with from_csv only)
+ *   slot, barcode   the station's slot name and the code scanned for the
+ *            unit (labels only)
+ *   id       the serial number, or the MAC when the unit has none (labels
+ *            only: what a label's QR code carries)
+ *
+ * A label (ESPL_TEMPLATE_LABEL, a ZPL text) renders a value the unit does
+ * not have ({serial} without a serial: section, {barcode} without a scan,
+ * {slot} on a port without a slot name) as nothing, so one template serves
+ * every station; and in every value it writes '^', '~' and control
+ * characters as '?', since they would start ZPL commands.
  *
  * espl_template_check reports an unknown field, a width on a text field,
  * an unclosed brace, or a csv column the table does not have, at its
@@ -33,6 +43,7 @@
 enum espl_template_kind {
 	ESPL_TEMPLATE_SERIAL,      /* a serial number's format: needs {seq} */
 	ESPL_TEMPLATE_UNIT_DATA,   /* a write_unit_data template */
+	ESPL_TEMPLATE_LABEL,       /* a ZPL label printed on PASS (station) */
 };
 
 /* What a unit's fields are filled from. */
@@ -45,6 +56,8 @@ typedef struct espl_unit_values {
 	uint64_t seq;              /* serial formats */
 	const espl_csv *csv;       /* NULL: no row */
 	size_t csv_row;
+	const char *slot;          /* labels: NULL = "" */
+	const char *barcode;       /* labels: NULL = "" */
 } espl_unit_values;
 
 /* Check text.  csv: the table csv.COLUMN fields must name columns of (NULL:

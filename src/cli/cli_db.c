@@ -269,16 +269,17 @@ static int cmd_history(int argc, char **argv)
 	espl_db *db;
 	espl_error err;
 	if (wants_help(argc, argv)) {
-		printf("usage: espline history [--db PATH | --central [URL]] MAC\n"
+		printf("usage: espline history [--db PATH | --central [URL]] MAC|CODE\n"
 		       "Every time MAC was programmed, newest first: result, batch, station,\n"
-		       "port, recipe and image hashes.  Exit 1 if it never was.\n");
+		       "port, recipe and image hashes, slot, scanned code and label.  Exit 1 if\n"
+		       "it never was.  CODE (not a MAC): the units that code was scanned for.\n");
 		return ESPL_EXIT_OK;
 	}
 	int rc = parse_args(argc, argv, "--db --central --central-file", &a);
 	if (rc)
 		return rc;
 	if (a.n_positional != 1) {
-		fprintf(stderr, "usage: espline history [--db PATH | --central [URL]] MAC\n");
+		fprintf(stderr, "usage: espline history [--db PATH | --central [URL]] MAC|CODE\n");
 		return ESPL_EXIT_USAGE;
 	}
 	PGconn *conn;
@@ -286,7 +287,9 @@ static int cmd_history(int argc, char **argv)
 		return rc;
 	int n = conn ? espl_central_history(conn, a.positional[0], print_history_unit, NULL, &err)
 		     : espl_report_history(db, a.positional[0], print_history_unit, NULL, &err);
-	int commands = db && n >= 0 ? espl_report_device_commands(db, a.positional[0], print_command, NULL, &err) : 0;
+	char mac[18];
+	int is_mac = espl_db_normalize_mac(a.positional[0], mac) == 0;  /* else a scanned code */
+	int commands = db && n >= 0 && is_mac ? espl_report_device_commands(db, a.positional[0], print_command, NULL, &err) : 0;
 	close_source(db, conn);
 	if (n < 0 || commands < 0)
 		return fail(argv[0], &err);

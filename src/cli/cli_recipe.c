@@ -119,7 +119,8 @@ static void show_expect(const espl_recipe *r)
 {
 	const espl_recipe_expect *e = &r->expect;
 	char buf[16];
-	if (!e->flash_size_min && !e->n_manufacturers && !e->n_ouis && !e->flash_capacity && !e->crystal_mhz) {
+	if (!e->flash_size_min && !e->n_manufacturers && !e->n_ouis && !e->flash_capacity && !e->crystal_mhz &&
+	    !e->barcode) {
 		puts("expect: {}  # no conditions: any ESP8266 is programmed");
 		return;
 	}
@@ -142,6 +143,11 @@ static void show_expect(const espl_recipe *r)
 		puts("  flash_capacity: verified  # after the last verify: no address alias holds the image");
 	if (e->crystal_mhz)
 		printf("  crystal_mhz: %u  # the unit's crystal, and byte 48 of the init data\n", e->crystal_mhz);
+	if (e->barcode) {
+		printf("  barcode: ");
+		espl_cli_put_quoted(e->barcode);
+		printf("  # the code scanned for each unit (station file: scan)\n");
+	}
 }
 
 static void show_file(const char *key, const espl_recipe_file *f)
@@ -220,8 +226,6 @@ static void show_serial(const espl_recipe *r)
 	       dflt(s->policy_default));
 	printf("  reuse_for_mac: %s%s\n", s->reuse_for_mac ? "true" : "false", dflt(s->reuse_default));
 	printf("  first: %u%s\n", s->first, dflt(s->first_default));
-	printf("  lease: %u%s  # numbers taken from a central database at a time (--central)\n", s->lease,
-	       dflt(s->lease_default));
 }
 
 static void show_step(const espl_recipe *r, const espl_step *s)

@@ -90,7 +90,8 @@ int espl_cli_exit_for(int code)
 	case ESPL_EARG: case ESPL_ERECIPE: return ESPL_EXIT_USAGE;
 	case ESPL_EDB: return ESPL_EXIT_DB;
 	case ESPL_EINTERRUPTED: return ESPL_EXIT_INTERRUPTED;
-	case ESPL_EMISMATCH: case ESPL_ECHIP: case ESPL_EPART: case ESPL_EBOOT: return ESPL_EXIT_FAIL;
+	case ESPL_EMISMATCH: case ESPL_ECHIP: case ESPL_EPART: case ESPL_EBOOT:
+	case ESPL_EREFUSED: return ESPL_EXIT_FAIL;
 	case ESPL_EBUSY: case ESPL_EPERM: case ESPL_ENOMEM: case ESPL_ESYS: return ESPL_EXIT_STATION;
 	default: return ESPL_EXIT_DEVICE;
 	}

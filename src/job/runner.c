@@ -132,6 +132,8 @@ const char *espl_phase_name(enum espl_phase phase)
 	case ESPL_PHASE_LAYOUT: return "layout";
 	case ESPL_PHASE_IDENTITY: return "identity";
 	case ESPL_PHASE_UNIT_DATA: return "unit data";
+	case ESPL_PHASE_BARCODE: return "barcode";
+	case ESPL_PHASE_ROUTE_CHECK: return "route_check";
 	case ESPL_PHASE_STEP: return "step";
 	case ESPL_PHASE_VERIFY: return "verify";
 	case ESPL_PHASE_STOPPED: return "stopped";
@@ -235,6 +237,11 @@ static void run_unit(unit *u)
 	if (espl__runner_identity(u, &e) < 0) {
 		fail_phase(res, e.code == ESPL_EINTERRUPTED ? ESPL_PHASE_STOPPED
 		                : res->reserved ? ESPL_PHASE_UNIT_DATA : ESPL_PHASE_IDENTITY, &e);
+		return;
+	}
+	enum espl_phase phase = ESPL_PHASE_BARCODE;
+	if (u->o->events.admit && u->o->events.admit(u->o->events.ctx, res, &phase, &e) < 0) {
+		fail_phase(res, e.code == ESPL_EINTERRUPTED ? ESPL_PHASE_STOPPED : phase, &e);
 		return;
 	}
 	for (size_t i = 0; i < res->n_steps; i++) {

@@ -230,14 +230,16 @@ static bool oui_item(parse_ctx *c, yaml_node_t *n, const char *what, size_t i)
 	return true;
 }
 
+static void boot_patterns(parse_ctx *c, yaml_node_t *n, const char *what, char **out, size_t *count);
+
 void espl__recipe_parse_expect(parse_ctx *c, yaml_node_t *key, yaml_node_t *n)
 {
 	static const char *const names[] = { "flash_size_min", "flash_manufacturer", "mac_oui", "flash_capacity",
-	                                     "crystal_mhz" };
+	                                     "crystal_mhz", "barcode" };
 	static const char *const verified[] = { "verified" };
 	static const char *const crystals[] = { "26", "40" };
 	espl_recipe_expect *e = &c->r->expect;
-	espl__yaml_fields f = { names, 5, { 0 }, { 0 } };
+	espl__yaml_fields f = { names, 6, { 0 }, { 0 } };
 	yaml_node_t *v;
 
 	e->pos = espl__yaml_pos(key);
@@ -265,6 +267,14 @@ void espl__recipe_parse_expect(parse_ctx *c, yaml_node_t *key, yaml_node_t *n)
 			e->crystal_mhz = i == 0 ? 26 : 40;
 			e->crystal_pos = espl__yaml_pos(v);
 		}
+	}
+	if ((v = espl__yaml_field(&f, "barcode"))) {  /* one pattern, compiled as boot_check's are */
+		size_t one = 0;
+		e->barcode_pos = espl__yaml_pos(v);
+		if (v->type == YAML_SCALAR_NODE)
+			boot_patterns(c, v, "expect.barcode", &e->barcode, &one);
+		else
+			espl__yaml_error(&c->y, e->barcode_pos, "expect.barcode: expected one regular expression");
 	}
 }
 

@@ -143,6 +143,7 @@ void espl_recipe_free(espl_recipe *r)
 	free_strings(r->connect.fixture.download, r->connect.fixture.n_download);
 	free_strings(r->connect.fixture.run, r->connect.fixture.n_run);
 	free(r->connect.stub_path);
+	free(r->expect.barcode);
 	free(r->name);
 	free(r->path);
 	free(r->dir);

@@ -10,26 +10,35 @@
 #define VALUE_MAX 32     /* a number or a MAC, formatted */
 
 enum field_id { F_SERIAL, F_MAC, F_MAC_HEX, F_CHIP_ID, F_BATCH, F_DATE, F_YEAR, F_MONTH, F_DAY,
-                F_WEEK, F_SEQ, F_CSV };
+                F_WEEK, F_SEQ, F_CSV, F_SLOT, F_BARCODE, F_ID };
 
 static const struct {
 	const char *name;
 	bool number;           /* takes a width */
-	bool serial_ok, data_ok;
+	bool serial_ok, data_ok, label_ok;
 } fields[] = {
-	[F_SERIAL] = { "serial", false, false, true },
-	[F_MAC] = { "mac", false, true, true },
-	[F_MAC_HEX] = { "mac_hex", false, true, true },
-	[F_CHIP_ID] = { "chip_id", false, true, true },
-	[F_BATCH] = { "batch", false, true, true },
-	[F_DATE] = { "date", false, true, true },
-	[F_YEAR] = { "year", true, true, true },
-	[F_MONTH] = { "month", true, true, true },
-	[F_DAY] = { "day", true, true, true },
-	[F_WEEK] = { "week", true, true, true },
-	[F_SEQ] = { "seq", true, true, false },
-	[F_CSV] = { "csv.", false, false, true },
+	[F_SERIAL] = { "serial", false, false, true, true },
+	[F_MAC] = { "mac", false, true, true, true },
+	[F_MAC_HEX] = { "mac_hex", false, true, true, true },
+	[F_CHIP_ID] = { "chip_id", false, true, true, true },
+	[F_BATCH] = { "batch", false, true, true, true },
+	[F_DATE] = { "date", false, true, true, true },
+	[F_YEAR] = { "year", true, true, true, true },
+	[F_MONTH] = { "month", true, true, true, true },
+	[F_DAY] = { "day", true, true, true, true },
+	[F_WEEK] = { "week", true, true, true, true },
+	[F_SEQ] = { "seq", true, true, false, false },
+	[F_CSV] = { "csv.", false, false, true, false },
+	[F_SLOT] = { "slot", false, false, false, true },
+	[F_BARCODE] = { "barcode", false, false, false, true },
+	[F_ID] = { "id", false, false, false, true },
 };
+
+static bool allowed(size_t i, enum espl_template_kind kind)
+{
+	return kind == ESPL_TEMPLATE_SERIAL ? fields[i].serial_ok
+	       : kind == ESPL_TEMPLATE_LABEL ? fields[i].label_ok : fields[i].data_ok;
+}
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
 /* One parsed {field}. */
@@ -64,6 +73,8 @@ static int fail_at(const char *text, size_t at, espl_error *err, const char *wha
 
 static const char *kind_names(enum espl_template_kind kind)
 {
+	if (kind == ESPL_TEMPLATE_LABEL)
+		return "serial, id, mac, mac_hex, chip_id, batch, slot, barcode, date, year, month, day, week";
 	return kind == ESPL_TEMPLATE_SERIAL ? "seq, year, month, day, week, date, mac, mac_hex, chip_id, batch"
 	                                    : "serial, mac, mac_hex, chip_id, batch, date, year, month, day, week, csv.COLUMN";
 }
@@ -89,7 +100,7 @@ static bool parse_field(const char *spec, enum espl_template_kind kind, field *f
 		bool csv = i == F_CSV;
 		if (csv ? strncmp(f->spec, fields[i].name, 4) != 0 : strcmp(f->spec, fields[i].name) != 0)
 			continue;
-		if (!(kind == ESPL_TEMPLATE_SERIAL ? fields[i].serial_ok : fields[i].data_ok))
+		if (!allowed(i, kind))
 			break;
 		f->id = (enum field_id)i;
 		if (csv && !(f->column = f->spec + 4)[0]) {
@@ -103,7 +114,8 @@ static bool parse_field(const char *spec, enum espl_template_kind kind, field *f
 		return true;
 	}
 	snprintf(why, cap, "unknown field {%.*s} in a %s; known: %s", (int)strcspn(spec, ":"), spec,
-	         kind == ESPL_TEMPLATE_SERIAL ? "serial format" : "unit-data template", kind_names(kind));
+	         kind == ESPL_TEMPLATE_SERIAL ? "serial format"
+	         : kind == ESPL_TEMPLATE_LABEL ? "label template" : "unit-data template", kind_names(kind));
 	return false;
 }
 
@@ -193,6 +205,7 @@ int espl_template_check(const char *text, size_t len, enum espl_template_kind ki
 /* ---- render ----------------------------------------------------------- */
 
 typedef struct render_ctx {
+	enum espl_template_kind kind;
 	const espl_unit_values *v;
 	uint8_t *out;
 	size_t cap, len;
@@ -220,6 +233,20 @@ static int iso_week(const struct tm *tm)
 	return atoi(buf);
 }
 
+/* A field's value: in a label, '^', '~' and control characters would start
+ * ZPL commands or break the field, so they are written as '?'. */
+static int value(render_ctx *r, const char *s)
+{
+	s = s ? s : "";
+	if (r->kind != ESPL_TEMPLATE_LABEL)
+		return put(r, s, strlen(s));
+	for (; *s; s++) {
+		char c = (unsigned char)*s < 0x20 || *s == 0x7F || *s == '^' || *s == '~' ? '?' : *s;
+		put(r, &c, 1);
+	}
+	return ESPL_OK;
+}
+
 static int number(render_ctx *r, const field *f, unsigned long long n)
 {
 	char buf[VALUE_MAX];
@@ -235,9 +262,15 @@ static int render_fld(void *ctx, const field *f, size_t at)
 	(void)at;
 	switch (f->id) {
 	case F_SERIAL:
-		if (!v->serial || !*v->serial)
+		if ((!v->serial || !*v->serial) && r->kind != ESPL_TEMPLATE_LABEL)
 			return espl_fail(r->err, ESPL_EARG, "{serial}: the unit has no serial number (add a serial: section to the recipe)");
-		return put(r, v->serial, strlen(v->serial));
+		return value(r, v->serial);
+	case F_SLOT:
+		return value(r, v->slot);
+	case F_BARCODE:
+		return value(r, v->barcode);
+	case F_ID:
+		return value(r, v->serial && *v->serial ? v->serial : v->mac);
 	case F_MAC:
 	case F_MAC_HEX: {
 		const char *m = v->mac ? v->mac : "";
@@ -252,7 +285,7 @@ static int render_fld(void *ctx, const field *f, size_t at)
 	case F_CHIP_ID:
 		return put(r, buf, (size_t)snprintf(buf, sizeof buf, "%08x", (unsigned)v->chip_id));
 	case F_BATCH:
-		return put(r, v->batch ? v->batch : "", v->batch ? strlen(v->batch) : 0);
+		return value(r, v->batch);
 	case F_DATE:
 		return put(r, buf, strftime(buf, sizeof buf, "%Y-%m-%d", &r->tm));
 	case F_YEAR: return number(r, f, (unsigned long long)r->tm.tm_year + 1900);
@@ -275,7 +308,7 @@ int espl_template_render(const char *text, size_t len, enum espl_template_kind k
                          const espl_unit_values *v, uint8_t *out, size_t cap, size_t *out_len,
                          espl_error *err)
 {
-	render_ctx r = { v, out, cap, 0, false, { 0 }, err };
+	render_ctx r = { kind, v, out, cap, 0, false, { 0 }, err };
 	time_t t = (time_t)(v->time_ms / 1000);
 	*out_len = 0;
 	if (!gmtime_r(&t, &r.tm))
@@ -283,7 +316,8 @@ int espl_template_render(const char *text, size_t len, enum espl_template_kind k
 	ESPL_TRY(walk(text, len, kind, put, render_fld, &r, err));
 	if (r.overflow)
 		return espl_fail(err, ESPL_EARG, "rendered %s is %zu bytes, more than the %zu bytes it may take",
-		                 kind == ESPL_TEMPLATE_SERIAL ? "serial number" : "unit data", r.len, cap);
+		                 kind == ESPL_TEMPLATE_SERIAL ? "serial number"
+		                 : kind == ESPL_TEMPLATE_LABEL ? "label" : "unit data", r.len, cap);
 	*out_len = r.len;
 	return ESPL_OK;
 }

@@ -62,16 +62,13 @@ static int start_worker(espl_supervisor *s, const espl_port_info *info)
 		snprintf(w->slot, sizeof w->slot, "%s", slot->slot);
 	atomic_init(&w->removed, 0);
 	atomic_init(&w->finished, 0);
-	atomic_init(&w->hold, ESPL_SLOT_RESUME);
 	if (pthread_create(&w->thread, NULL, espl__station_worker_main, w) != 0) {
 		free(w);
 		espl__station_emit_simple(s, ESPL_EV_LOG, info->path, "error", "cannot start a worker thread for this port");
 		return ESPL_ESYS;
 	}
-	pthread_mutex_lock(&s->lock);
 	w->next = s->workers;
 	s->workers = w;
-	pthread_mutex_unlock(&s->lock);
 	s->totals.ports_seen++;
 	espl__station_worker_emit_simple(w, ESPL_EV_PORT_ADDED, "info",
 	                                 info->description[0] ? info->description : NULL);
@@ -128,9 +125,7 @@ static void reap(espl_supervisor *s)
 			continue;
 		}
 		pthread_join(w->thread, NULL);
-		pthread_mutex_lock(&s->lock);
 		*pp = w->next;
-		pthread_mutex_unlock(&s->lock);
 		port_removed(w, atomic_load(&w->removed));
 		free(w);
 	}
@@ -149,7 +144,7 @@ static void count_result(espl_supervisor *s, int result)
 		s->totals.failed++;
 	else
 		s->totals.interrupted++;
-	if (result == ESPL_DB_PASS || (result == ESPL_DB_FAIL && !s->o.count_passed))
+	if (result == ESPL_DB_PASS || result == ESPL_DB_FAIL)
 		s->done++;
 	if (s->o.mode == ESPL_STATION_BATCH && s->done >= s->o.count)
 		atomic_store(&s->complete, 1);
@@ -288,7 +283,8 @@ static void kick_central(void *user)
 
 static int start_central(espl_supervisor *s, espl_error *err)
 {
-	const char *conninfo = espl__station_central_conninfo(s);
+	const char *conninfo = s->o.central && !*s->o.central ? NULL
+							      : espl_central_conninfo(s->o.central);
 	if (!conninfo)
 		return ESPL_OK;
 	espl_central_options co = { .conninfo = conninfo, .db_path = espl_db_path(s->o.db_path),
@@ -373,7 +369,6 @@ static int start_database(espl_supervisor *s, espl_error *err)
 	}
 	espl_station_event ev = { .kind = ESPL_EV_STARTED, .message = s->batch_name,
 	                          .count = s->o.mode == ESPL_STATION_BATCH ? s->o.count : 0,
-	                          .count_passed = s->o.mode == ESPL_STATION_BATCH && s->o.count_passed,
 	                          .unit_uuid = s->batch.uuid, .operator_name = s->batch.operator_name };
 	espl__station_emit(s, &ev);
 	return ESPL_OK;
@@ -540,11 +535,14 @@ int espl_supervisor_run(espl_supervisor *s, espl_station_totals *totals, espl_er
 	}
 	block_signals(s);
 	int rc = start_database(s, err);
+	if (rc == ESPL_OK && (rc = espl__station_start_io(s, err)) < 0)
+		stop_database(s);
 	if (rc < 0) {
 		unblock_signals(s);
 		return rc;
 	}
 	rc = run_loop(s, err);
+	espl__station_stop_io(s, rc == ESPL_EINTERRUPTED ? 0 : s->o.io ? s->o.io->label_timeout_ms : 0);
 	if (rc == ESPL_EINTERRUPTED) {
 		finish_totals(s, totals);
 		emit_finished(s);
@@ -592,6 +590,10 @@ int espl_supervisor_new(const espl_supervisor_options *opts, espl_supervisor **o
 	if (!s)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
 	s->o = *opts;
+	if (espl__station_barcode_pattern(s, err) < 0) {
+		free(s);
+		return err->code;
+	}
 	if (s->o.scan_ms <= 0)
 		s->o.scan_ms = 1000;
 	if (s->o.presence_ms <= 0)
@@ -642,6 +644,8 @@ void espl_supervisor_free(espl_supervisor *s)
 		free(w);
 	}
 	record_items(s, NULL);
+	if (s->has_barcode_re)
+		regfree(&s->barcode_re);
 	pthread_mutex_destroy(&s->lock);
 	pthread_rwlock_destroy(&s->dbw_lock);
 	free(s);

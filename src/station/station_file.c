@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "espline/port.h"
+#include "espline/unitdata.h"
 #include "espline/web.h"
 #include "recipe/yaml.h"
 #include "util/file.h"
@@ -38,6 +39,8 @@ static char *dup_or_oom(station_ctx *c, const yaml_node_t *at, const char *s)
 
 static char *absolute(station_ctx *c, const yaml_node_t *at, const char *p)
 {
+	while (p[0] == '.' && p[1] == '/')
+		p += 2;  /* ./x is x, from the file's folder */
 	if (p[0] == '/')
 		return dup_or_oom(c, at, p);
 	size_t n = strlen(c->dir) + strlen(p) + 2;
@@ -300,12 +303,189 @@ static void parse_web(station_ctx *c, yaml_node_t *key, yaml_node_t *n)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* operator I/O: scan, label, hooks                                     */
+
+#define MAX_ARGS 32
+
+static bool get_duration(station_ctx *c, const yaml_node_t *n, const char *what, unsigned max_ms, unsigned *out)
+{
+	const char *v = espl__yaml_scalar(n);
+	unsigned ms;
+	if (!v || espl_recipe_parse_duration_ms(v, &ms) < 0 || ms == 0 || ms > max_ms) {
+		char buf[64];
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected a duration from 1ms to %us such as 5s "
+		                "or 500ms, got %s", what, max_ms / 1000, espl__yaml_describe(n, buf, sizeof buf));
+		return false;
+	}
+	*out = ms;
+	return true;
+}
+
+/* run: [PROGRAM, ARG, ...]: a list of strings, no shell; a program path
+ * with a '/' is taken from the station file's folder. */
+static void get_argv(station_ctx *c, yaml_node_t *n, const char *what, espl_station_command *cmd)
+{
+	char buf[64];
+	size_t count = n->type == YAML_SEQUENCE_NODE ? (size_t)(n->data.sequence.items.top - n->data.sequence.items.start) : 0;
+	if (count == 0 || count > MAX_ARGS) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "%s: expected a list of 1 to %d strings, the program and "
+		                "its arguments (no shell), such as [/usr/local/bin/mes-report, --line, \"1\"], got %s",
+		                what, MAX_ARGS, espl__yaml_describe(n, buf, sizeof buf));
+		return;
+	}
+	char **argv = calloc(count + 1, sizeof *argv);
+	if (!argv) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < count; i++) {
+		yaml_node_t *e = espl__yaml_node(&c->y, n->data.sequence.items.start[i]);
+		const char *v = e->type == YAML_SCALAR_NODE ? espl__yaml_scalar(e) : NULL;
+		if (!v || (i == 0 && !*v)) {
+			espl__yaml_error(&c->y, espl__yaml_pos(e), "%s[%zu]: expected a string, got %s", what, i + 1,
+			                espl__yaml_describe(e, buf, sizeof buf));
+			break;
+		}
+		argv[i] = i == 0 && strchr(v, '/') ? absolute(c, e, v) : dup_or_oom(c, e, v);
+		if (!argv[i])
+			break;
+	}
+	cmd->argv = argv;  /* freed whole (NULL-ended) even when cut short */
+}
+
+/* route_check / on_unit_done: { run: [...], timeout: 5s } */
+static void parse_command(station_ctx *c, yaml_node_t *n, const char *what, espl_station_command *cmd)
+{
+	static const char *const names[] = { "run", "timeout" };
+	espl__yaml_fields f = { names, 2, { 0 }, { 0 } };
+	yaml_node_t *v;
+	cmd->timeout_ms = 5000;
+	if (!espl__yaml_want_mapping(&c->y, n, what, "{ run: [/usr/local/bin/mes-report], timeout: 5s }"))
+		return;
+	espl__yaml_read_fields(&c->y, n, what, &f, NULL, NULL);
+	if (!(v = espl__yaml_field(&f, "run")))
+		espl__yaml_missing_key(&c->y, n, what, "run", "run: [/usr/local/bin/mes-report]");
+	else
+		get_argv(c, v, what, cmd);
+	if ((v = espl__yaml_field(&f, "timeout")))
+		get_duration(c, v, what, 600000, &cmd->timeout_ms);
+}
+
+static void parse_hooks(station_ctx *c, yaml_node_t *n)
+{
+	static const char *const names[] = { "route_check", "on_unit_done" };
+	espl__yaml_fields f = { names, 2, { 0 }, { 0 } };
+	yaml_node_t *v;
+	if (!espl__yaml_want_mapping(&c->y, n, "hooks", "{ on_unit_done: { run: [mes-report] } }"))
+		return;
+	espl__yaml_read_fields(&c->y, n, "in hooks", &f, NULL, NULL);
+	if ((v = espl__yaml_field(&f, "route_check")))
+		parse_command(c, v, "hooks.route_check", &c->sf->route_check);
+	if ((v = espl__yaml_field(&f, "on_unit_done")))
+		parse_command(c, v, "hooks.on_unit_done", &c->sf->on_unit_done);
+}
+
+static void parse_scan(station_ctx *c, yaml_node_t *n)
+{
+	static const char *const names[] = { "from", "map", "timeout" };
+	static const char *const maps[] = { "slot_label", "next_waiting" };
+	espl__yaml_fields f = { names, 3, { 0 }, { 0 } };
+	yaml_node_t *v;
+	const char *from;
+	espl_error perr;
+	if (!espl__yaml_want_mapping(&c->y, n, "scan", "{ from: terminal, map: slot_label }"))
+		return;
+	espl__yaml_read_fields(&c->y, n, "in scan", &f, NULL, NULL);
+	if (!(v = espl__yaml_field(&f, "from")))
+		espl__yaml_missing_key(&c->y, n, "scan", "from", "from: terminal (or a serial port such as /dev/ttyACM0)");
+	else if (espl__yaml_string(&c->y, v, "scan.from", &from)) {
+		if (strcmp(from, "terminal") != 0 && espl_port_spec_check(from, &perr) < 0)
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "scan.from: terminal, or a serial port: %s", perr.msg);
+		else
+			c->sf->scan_from = dup_or_oom(c, v, from);
+	}
+	c->sf->scan_map = c->sf->n_slots ? ESPL_SCAN_SLOT_LABEL : ESPL_SCAN_NEXT_WAITING;
+	if ((v = espl__yaml_field(&f, "map"))) {
+		int i = espl__yaml_choice(&c->y, v, "scan.map", maps, 2);
+		if (i == ESPL_SCAN_SLOT_LABEL && c->sf->n_slots == 0)
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "scan.map: slot_label needs slot names: list the "
+			                "ports with { slot: A1, port: ... }, or use map: next_waiting");
+		else if (i >= 0)
+			c->sf->scan_map = (enum espl_scan_map)i;
+	}
+	if ((v = espl__yaml_field(&f, "timeout")))
+		get_duration(c, v, "scan.timeout", 24 * 3600 * 1000u, &c->sf->scan_timeout_ms);
+}
+
+/* The template is read now (a bounded regular file) and its fields checked
+ * at their line and column. */
+static void label_template(station_ctx *c, yaml_node_t *v)
+{
+	espl_error e;
+	size_t len;
+	char *path = get_path(c, v, "label.on_pass");
+	if (!path)
+		return;
+	c->sf->label_template_path = path;
+	if (espl__file_read(path, ESPL_LABEL_TEMPLATE_MAX, "label template", &c->sf->label_template, &len, &e) < 0)
+		espl__yaml_error(&c->y, espl__yaml_pos(v), "label.on_pass: %s", e.msg);
+	else if (strlen(c->sf->label_template) != len)
+		espl__yaml_error(&c->y, espl__yaml_pos(v), "label.on_pass: %s holds a NUL byte: a ZPL label is text", path);
+	else if (espl_template_check(c->sf->label_template, len, ESPL_TEMPLATE_LABEL, NULL, &e) < 0)
+		espl__yaml_error(&c->y, espl__yaml_pos(v), "label.on_pass: %s: %s", path, e.msg);
+}
+
+static void parse_label(station_ctx *c, yaml_node_t *n)
+{
+	static const char *const names[] = { "on_pass", "printer", "file", "command", "queue", "timeout", "retry" };
+	espl__yaml_fields f = { names, 7, { 0 }, { 0 } };
+	yaml_node_t *v;
+	const char *printer;
+	espl_station_command cmd = { NULL, 0 };
+	int sinks = 0;
+	espl_station_file *sf = c->sf;
+	if (!espl__yaml_want_mapping(&c->y, n, "label", "{ on_pass: unit.zpl, printer: 10.0.0.7:9100 }"))
+		return;
+	espl__yaml_read_fields(&c->y, n, "in label", &f, NULL, NULL);
+	sf->label_timeout_ms = 3000;
+	sf->label_retry_ms = 5000;
+	if (!(v = espl__yaml_field(&f, "on_pass")))
+		espl__yaml_missing_key(&c->y, n, "label", "on_pass", "on_pass: unit.zpl");
+	else
+		label_template(c, v);
+	if ((v = espl__yaml_field(&f, "printer")) && ++sinks && espl__yaml_string(&c->y, v, "label.printer", &printer)) {
+		const char *colon = strrchr(printer, ':');
+		if (!colon || colon == printer || atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535)
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "label.printer: expected HOST:PORT of a raw TCP "
+			                "printer, such as 10.0.0.7:9100, got '%s'", printer);
+		else
+			sf->label_printer = dup_or_oom(c, v, printer);
+	}
+	if ((v = espl__yaml_field(&f, "file")) && ++sinks)
+		sf->label_file = get_path(c, v, "label.file");
+	if ((v = espl__yaml_field(&f, "command")) && ++sinks) {
+		get_argv(c, v, "label.command", &cmd);
+		sf->label_command.argv = cmd.argv;
+	}
+	if (sinks != 1)
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "label: name one place to send labels: printer: "
+		                "HOST:9100, file: PATH or command: [PROGRAM, ...]%s", sinks ? " (not several)" : "");
+	if ((v = espl__yaml_field(&f, "queue")))
+		sf->label_queue = get_path(c, v, "label.queue");
+	if ((v = espl__yaml_field(&f, "timeout")))
+		get_duration(c, v, "label.timeout", 600000, &sf->label_timeout_ms);
+	sf->label_command.timeout_ms = sf->label_timeout_ms;
+	if ((v = espl__yaml_field(&f, "retry")))
+		get_duration(c, v, "label.retry", 3600000, &sf->label_retry_ms);
+}
+
 static void parse_root(espl__yaml *y, yaml_node_t *root, void *ctx)
 {
 	static const char *const names[] = { "station", "recipe", "ports", "operator_required",
-	                                     "database", "central_url_file", "web" };
+	                                     "database", "central_url_file", "web", "scan", "label", "hooks" };
 	station_ctx *c = ctx;
-	espl__yaml_fields f = { names, 7, { 0 }, { 0 } };
+	espl__yaml_fields f = { names, 10, { 0 }, { 0 } };
 	yaml_node_t *v;
 	const char *name;
 
@@ -334,6 +514,12 @@ static void parse_root(espl__yaml *y, yaml_node_t *root, void *ctx)
 		parse_central(c, v);
 	if ((v = espl__yaml_field(&f, "web")))
 		parse_web(c, espl__yaml_field_key(&f, "web"), v);
+	if ((v = espl__yaml_field(&f, "scan")))
+		parse_scan(c, v);
+	if ((v = espl__yaml_field(&f, "label")))
+		parse_label(c, v);
+	if ((v = espl__yaml_field(&f, "hooks")))
+		parse_hooks(c, v);
 }
 
 /* ------------------------------------------------------------------ */
@@ -383,6 +569,13 @@ int espl_station_file_load(const char *path, espl_recipe_diag_fn diag_fn, void *
 	return ESPL_OK;
 }
 
+static void free_argv(char **argv)
+{
+	for (size_t i = 0; argv && argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
 void espl_station_file_free(espl_station_file *sf)
 {
 	if (!sf)
@@ -401,6 +594,15 @@ void espl_station_file_free(espl_station_file *sf)
 	free(sf->central_url_file);
 	free(sf->web_bind);
 	free(sf->web_token_file);
+	free(sf->scan_from);
+	free(sf->label_template);
+	free(sf->label_template_path);
+	free(sf->label_printer);
+	free(sf->label_file);
+	free(sf->label_queue);
+	free_argv(sf->label_command.argv);
+	free_argv(sf->route_check.argv);
+	free_argv(sf->on_unit_done.argv);
 	free(sf);
 }
 

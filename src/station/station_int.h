@@ -21,6 +21,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include <regex.h>
+
 #include "espline/central.h"
 #include "espline/dbwriter.h"
 #include "espline/record.h"
@@ -47,9 +49,9 @@ typedef struct worker {
 	pthread_t thread;
 	espl_port_info info;
 	char slot[ESPL_STATION_SLOT_MAX + 1]; /* "" when the port has no slot name */
+	char barcode[ESPL_BARCODE_MAX];  /* worker thread: the running unit's scanned code, "" */
 	atomic_int removed;          /* supervisor -> worker: the adapter vanished */
 	atomic_int finished;         /* worker -> supervisor: the thread is about to end */
-	atomic_int hold;             /* any thread -> worker: enum espl_slot_action */
 	current_unit cur;            /* guarded by sup->lock */
 	/* Worker thread only: */
 	int stop_unit;               /* the runner's stop flag */
@@ -61,7 +63,6 @@ typedef struct worker {
 	char fault_msg[ESPL_ERROR_MAX];  /* the last port fault logged, said once */
 	int64_t last_progress_ms;
 	unsigned rom_baud;           /* 0, or the slower ROM rate this port's units need */
-	bool unit_passed;            /* the last unit programmed ended PASS */
 	struct worker *next;
 } worker;
 
@@ -98,8 +99,13 @@ struct espl_supervisor {
 	/* the central sender beside the writer (NULL: replication off); read
 	 * by the writer thread's on_commit */
 	espl_central *_Atomic central;
-	/* changed by the supervisor thread only, under lock (read by it
-	 * without; by espl_supervisor_slot_control under lock) */
+	/* supervisor thread only */
+	/* operator I/O (NULL: not configured); started and stopped by the
+	 * supervisor thread, used by the workers in between */
+	struct espl__scanner *scanner;
+	struct espl__labels *labels;
+	regex_t barcode_re;           /* the recipe's expect.barcode */
+	int has_barcode_re;
 	worker *workers;
 	char ignored[16][256];        /* adapters that match no slot, said once */
 	int n_ignored;
@@ -126,7 +132,32 @@ int espl__station_ignored_adapter(espl_supervisor *s, const espl_port_info *info
 /* Whether a port spec is a URL (rfc2217://, socket://), not a device path. */
 int espl__station_is_url(const char *spec);
 
+/* unit_io.c (supervisor thread) */
+/* Compile the recipe's expect.barcode; it needs the station file's scan. */
+int espl__station_barcode_pattern(espl_supervisor *s, espl_error *err);
+/* Start the scanner and the label printer (o.io), before the workers. */
+int espl__station_start_io(espl_supervisor *s, espl_error *err);
+/* Stop them after the workers; labels still queued stay on disk (said). */
+void espl__station_stop_io(espl_supervisor *s, unsigned flush_ms);
+
+/* unit_io.c (worker threads) */
+/* The runner's admit event: the scanned code (expect.barcode), then the
+ * route check; ctx is the worker. */
+int espl__station_admit(void *ctx, espl_unit_result *res, enum espl_phase *phase, espl_error *err);
+/* A PASS unit's label, rendered and queued for the printer: the text to
+ * record (malloc'd), or NULL (no labels, not PASS, or it failed: said). */
+char *espl__station_label(struct worker *w, const espl_unit_result *res);
+/* The finished unit's record as JSON for on_unit_done (malloc'd), or NULL
+ * when there is no such hook. */
+char *espl__station_done_json(struct worker *w, const espl_unit_result *res, const char *label);
+/* Run on_unit_done with json (taken; NULL: nothing to do); its exit status
+ * is logged and recorded as an event of the unit. */
+void espl__station_done_hook(struct worker *w, char *json);
+
 /* worker.c */
+/* Log an event in the database's events table, unless the writer is closed. */
+void espl__station_record_event(espl_supervisor *s, const char *level, const char *kind, const char *unit_uuid,
+                                const char *message);
 /* The database writer's callbacks (writer thread); user is the supervisor. */
 void espl__station_on_db_state(int state, const char *reason, void *user);
 void espl__station_on_db_unit(const espl_dbw_ack *ack, void *user);
@@ -135,8 +166,6 @@ void espl__station_on_db_log(const char *level, const char *message, void *user)
 void *espl__station_worker_main(void *arg);
 
 /* identity.c */
-/* The central database's connection string, or NULL (replication off). */
-const char *espl__station_central_conninfo(const espl_supervisor *s);
 /* Before the first unit: the recipe's CSV keys listed in the database;
  * fails (the station must not start) when no row is left. */
 int espl__station_identity_ready(espl_supervisor *s, espl_error *err);

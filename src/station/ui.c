@@ -116,7 +116,9 @@ const ui_event espl__ui_events[ESPL_EV_COUNT] = {
 	[ESPL_EV_DB_STATE] = { "db_state", "database", ROW_UNCHANGED },
 	[ESPL_EV_STOPPING] = { "stopping", "stopping", ROW_UNCHANGED },
 	[ESPL_EV_FINISHED] = { "finished", "finished", ROW_UNCHANGED },
-	[ESPL_EV_SLOT_PAUSED] = { "slot_paused", "paused", ROW_PAUSED },
+	[ESPL_EV_SCAN_WAIT] = { "scan_wait", "waits for its code", ROW_SCAN },
+	[ESPL_EV_SCANNED] = { "scanned", "scanned", ROW_PROGRAMMING },
+	[ESPL_EV_LABELS] = { "labels", "labels", ROW_UNCHANGED },
 };
 
 const char *espl__ui_state_name(enum row_state state)
@@ -125,7 +127,7 @@ const char *espl__ui_state_name(enum row_state state)
 		[ROW_UNCHANGED] = "?", [ROW_IDLE] = "idle", [ROW_READY] = "ready", [ROW_WAITING] = "waiting",
 		[ROW_PROGRAMMING] = "programming", [ROW_DONE] = "done", [ROW_REMOVE_UNIT] = "remove unit",
 		[ROW_REMOVED] = "removed", [ROW_UNPLUGGED] = "unplugged", [ROW_FINISHED] = "finished",
-		[ROW_PAUSED] = "paused",
+		[ROW_SCAN] = "scan code",
 	};
 	return (size_t)state < sizeof names / sizeof *names && names[state] ? names[state] : "?";
 }
@@ -155,7 +157,6 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 	case ESPL_EV_STARTED:
 		snprintf(ui->batch, sizeof ui->batch, "%s", ev->message ? ev->message : "");
 		ui->planned = ev->count;
-		ui->planned_passed = ev->count_passed;
 		break;
 	case ESPL_EV_PORT_ADDED:
 		if (r) {
@@ -248,6 +249,19 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 	case ESPL_EV_STOPPING:
 		snprintf(ui->stopping, sizeof ui->stopping, "%.250s", ev->message ? ev->message : "stopping");
 		break;
+	case ESPL_EV_SCAN_WAIT:
+		if (r)
+			snprintf(r->note, sizeof r->note, "%.90s", ev->message ? ev->message : "scan the unit's code");
+		break;
+	case ESPL_EV_SCANNED:
+		if (r)
+			snprintf(r->note, sizeof r->note, "code %.80s", ev->message ? ev->message : "");
+		break;
+	case ESPL_EV_LABELS:
+		ui->labels_queued = ev->count;
+		if (ev->message && ev->level && strcmp(ev->level, "info") != 0)
+			add_message(ui, NULL, ev->message);
+		break;
 	default:  /* the state alone (above) */
 		break;
 	}
@@ -267,6 +281,7 @@ int espl_ui_new(const espl_ui_options *opts, espl_ui **out, espl_error *err)
 	*out = NULL;
 	if (!ui)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
+	ui->labels_queued = -1;
 	if (opts)
 		ui->o = *opts;
 	ui->out = ui->o.out ? ui->o.out : stdout;

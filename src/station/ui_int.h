@@ -48,7 +48,7 @@ enum row_state {
 	ROW_REMOVED,           /* "removed": it was taken out */
 	ROW_UNPLUGGED,         /* "unplugged": the adapter went away */
 	ROW_FINISHED,          /* "finished": its worker ended */
-	ROW_PAUSED,            /* "paused": the operator paused or stopped the slot */
+	ROW_SCAN,              /* "scan code": the unit waits for its scanned code */
 };
 
 /* What the views know of each event kind: adding a kind means adding its
@@ -99,7 +99,6 @@ struct espl_ui {
 	int timed;
 	char batch[128];
 	int planned;
-	bool planned_passed;      /* planned counts PASS units only (--count-passed) */
 	char messages[N_MESSAGES][200];
 	size_t n_messages;
 	char stopping[256];
@@ -107,6 +106,7 @@ struct espl_ui {
 	int64_t start_ms, last_draw_ms;
 	int drawn;
 	int any_slot;             /* a row has a slot name: the table shows SLOT */
+	int labels_queued;        /* -1: no labels; else labels not printed yet */
 };
 
 /* ui.c */

@@ -66,7 +66,6 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 		espl__ui_set_str(o, "batch", ev->message);
 		espl__ui_set_str(o, "operator", ev->operator_name);
 		json_object_set_new(o, "count", json_integer(ev->count));
-		json_object_set_new(o, "count_passed", json_boolean(ev->count_passed));
 		espl__ui_set_str(o, "recipe", ui->o.recipe);
 		espl__ui_set_str(o, "db", ui->o.db_path);
 		json_object_del(o, "unit");
@@ -123,6 +122,13 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 		espl__ui_set_str(o, "mode", ev->stop_level >= ESPL_STOP_ABORT ? "abort" : "graceful");
 		espl__ui_set_str(o, "reason", ev->message);
 		break;
+	case ESPL_EV_SCANNED:
+		espl__ui_set_str(o, "code", ev->message);
+		break;
+	case ESPL_EV_LABELS:
+		json_object_set_new(o, "queued", json_integer(ev->count));
+		espl__ui_set_str(o, "message", ev->message);
+		break;
 	default:
 		espl__ui_set_str(o, "message", ev->message);
 		break;
@@ -161,6 +167,8 @@ json_t *espl__ui_counts_json(const espl_ui *ui, const char *event)
 	json_object_set_new(o, "failed_by_reason", reasons);
 	json_object_set_new(o, "mean_s", json_real(ui->timed ? ui->sum_s / ui->timed : 0.0));
 	json_object_set_new(o, "worst_s", json_real(ui->worst_s));
+	if (ui->labels_queued >= 0)
+		json_object_set_new(o, "labels_queued", json_integer(ui->labels_queued));
 	return o;
 }
 
@@ -207,7 +215,6 @@ char *espl_ui_snapshot_text(espl_ui *ui)
 	pthread_mutex_lock(&ui->lock);
 	json_t *o = espl__ui_counts_json(ui, "snapshot"), *rows = json_array();
 	json_object_set_new(o, "planned", json_integer(ui->planned));
-	json_object_set_new(o, "planned_passed", json_boolean(ui->planned_passed));
 	espl__ui_set_str(o, "recipe", ui->o.recipe);
 	espl__ui_set_str(o, "db", ui->o.db_path);
 	json_object_set_new(o, "elapsed_s", json_real((double)(espl__now_ms() - ui->start_ms) / 1000.0));

@@ -32,9 +32,8 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev)
 	espl__ui_clock_text(ev->time_ms, clock);
 	switch (ev->kind) {
 	case ESPL_EV_STARTED:
-		fprintf(f, "%s %s: batch %s started (%s%d units%s), operator %s, recipe %s, database %s\n", clock, port,
+		fprintf(f, "%s %s: batch %s started (%s%d units), operator %s, recipe %s, database %s\n", clock, port,
 		        ev->message ? ev->message : "", ev->count ? "" : "open-ended, ", ev->count,
-		        ev->count_passed ? " that pass" : "",
 		        ev->operator_name ? ev->operator_name : "-", ui->o.recipe ? ui->o.recipe : "?",
 		        ui->o.db_path ? ui->o.db_path : "?");
 		break;
@@ -79,6 +78,17 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev)
 		break;
 	case ESPL_EV_FINISHED:
 		fprintf(f, "%s %s: finished: %s\n", clock, port, ev->message ? ev->message : "");
+		break;
+	case ESPL_EV_SCAN_WAIT:
+		fprintf(f, "%s %s: unit %s waits: %s\n", clock, port, ev->mac ? ev->mac : "", ev->message ? ev->message : "");
+		break;
+	case ESPL_EV_SCANNED:
+		fprintf(f, "%s %s: scanned %s\n", clock, port, ev->message ? ev->message : "");
+		break;
+	case ESPL_EV_LABELS:
+		if (!ev->message)
+			return;  /* the count alone: the dashboard's, not a line */
+		fprintf(f, "%s %s: %s: %s\n", clock, port, ev->level ? ev->level : "info", ev->message);
 		break;
 	case ESPL_EV_PROGRESS:
 		return;

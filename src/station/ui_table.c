@@ -232,13 +232,14 @@ static void draw_totals(espl_ui *ui, const layout *l)
 	         ui->interrupted, done ? 100.0 * ui->passed / done : 0.0, uph,
 	         (long long)(secs / 60), (long long)(secs % 60));
 	put_line(ui, l, buf);
-	if (ui->planned && ui->planned_passed)
-		snprintf(buf, sizeof buf, "batch %s: %d of %d units passed (%d done)", ui->batch, ui->passed,
-		         ui->planned, done);
-	else if (ui->planned)
-		snprintf(buf, sizeof buf, "batch %s: %d of %d units done", ui->batch, done, ui->planned);
+	char labels[64] = "";
+	if (ui->labels_queued >= 0)  /* labels are printed: how many wait for the printer */
+		snprintf(labels, sizeof labels, "  labels queued %d%s", ui->labels_queued,
+		         ui->labels_queued ? " (printer not taking them)" : "");
+	if (ui->planned)
+		snprintf(buf, sizeof buf, "batch %s: %d of %d units done%s", ui->batch, done, ui->planned, labels);
 	else
-		snprintf(buf, sizeof buf, "batch %s: %d units done", ui->batch, done);
+		snprintf(buf, sizeof buf, "batch %s: %d units done%s", ui->batch, done, labels);
 	put_line(ui, l, buf);
 }
 

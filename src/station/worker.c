@@ -69,11 +69,11 @@ static int begin_unit_record(espl_supervisor *s, const espl_db_unit *u, espl_err
 	return rc;
 }
 
-/* Log a station event in the database too, unless the writer is closed. */
-static void record_station_event(espl_supervisor *s, const char *kind, const char *message)
+void espl__station_record_event(espl_supervisor *s, const char *level, const char *kind, const char *unit_uuid,
+                                const char *message)
 {
 	espl_error err;
-	espl_db_event e = { espl_db_now_ms(), "error", kind, s->batch.uuid, NULL, message };
+	espl_db_event e = { espl_db_now_ms(), level, kind, s->batch.uuid, unit_uuid, message };
 	pthread_rwlock_rdlock(&s->dbw_lock);
 	if (!s->dbw_closed)
 		(void)espl_dbw_event(s->dbw, &e, &err);  /* the event is on screen either way */
@@ -92,7 +92,7 @@ static int may_start_unit(worker *w)
 
 static void check_abort(worker *w)
 {
-	if (atomic_load(&w->sup->stop_level) >= ESPL_STOP_ABORT || atomic_load(&w->hold) == ESPL_SLOT_STOP)
+	if (atomic_load(&w->sup->stop_level) >= ESPL_STOP_ABORT)
 		w->stop_unit = 1;
 }
 
@@ -257,7 +257,7 @@ static int port_fault(worker *w, const espl_unit_result *res)
 	snprintf(msg, sizeof msg, "%s: %s (no unit recorded)", station ? "station fault" : "port unreachable",
 	         res->first_error.msg);
 	espl__station_worker_emit_simple(w, ESPL_EV_LOG, station ? "error" : "warn", msg);
-	record_station_event(s, station ? "station-fault" : "port-unreachable", msg);
+	espl__station_record_event(s, "error", station ? "station-fault" : "port-unreachable", NULL, msg);
 	return PORT_FAULT;
 }
 
@@ -275,7 +275,8 @@ static int means_no_unit(const espl_unit_result *res)
 	}
 }
 
-static void queue_result(worker *w, espl_unit_result *res)
+/* The finished unit to the supervisor, with its label (taken). */
+static void queue_result(worker *w, espl_unit_result *res, char *label)
 {
 	espl_supervisor *s = w->sup;
 	result_item *it = calloc(1, sizeof *it);
@@ -284,12 +285,15 @@ static void queue_result(worker *w, espl_unit_result *res)
 		 * next start seals it INTERRUPTED. */
 		espl__station_worker_emit_simple(w, ESPL_EV_LOG, "error", "out of memory: unit result lost");
 		espl_unit_result_clear(res);
+		free(label);
 		pthread_mutex_lock(&s->lock);
 		w->cur.active = 0;
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
 	it->res = *res;
+	it->label = label;
+	snprintf(it->barcode, sizeof it->barcode, "%s", w->barcode);
 	snprintf(it->unit_uuid, sizeof it->unit_uuid, "%s", w->unit_uuid);
 	snprintf(it->port, sizeof it->port, "%s", w->info.path);
 	snprintf(it->serial, sizeof it->serial, "%s", w->info.serial);
@@ -301,6 +305,7 @@ static void queue_result(worker *w, espl_unit_result *res)
 	if (s->aborted) {
 		pthread_mutex_unlock(&s->lock);
 		espl_unit_result_clear(&it->res);
+		free(it->label);
 		free(it);
 		return;
 	}
@@ -370,7 +375,7 @@ static void remember_flash_baud(worker *w, unsigned was, const espl_unit_result 
 	char msg[160];
 	snprintf(msg, sizeof msg, "the flasher stub worked at %u baud on this adapter; its next units "
 	         "start there", res->flash_baud);
-	espl__station_emit_simple(s, ESPL_EV_LOG, w->info.path, "info", msg);
+	espl__station_worker_emit_simple(w, ESPL_EV_LOG, "info", msg);
 }
 
 static int program_unit(worker *w, int waiting)
@@ -386,7 +391,8 @@ static int program_unit(worker *w, int waiting)
 	}
 	espl_runner_options_init(&ro);
 	ro.loader_events = (espl_loader_events){ w, on_loader_log, on_loader_progress };
-	ro.events = (espl_runner_events){ w, on_step_start, on_step_done, on_identified, espl__station_reserve };
+	ro.events = (espl_runner_events){ w, on_step_start, on_step_done, on_identified, espl__station_reserve,
+	                                  espl__station_admit };
 	ro.stop = &w->stop_unit;
 	ro.rom_baud = w->rom_baud;
 	ro.flash_baud_start = remembered_flash_baud(w);
@@ -395,6 +401,7 @@ static int program_unit(worker *w, int waiting)
 		ro.connect_timeout_ms = s->o.presence_connect_ms;
 	}
 	w->stop_unit = 0;
+	w->barcode[0] = '\0';
 	w->in_unit = 0;
 	w->begun = 0;
 	w->res = NULL;
@@ -418,8 +425,10 @@ static int program_unit(worker *w, int waiting)
 		return NO_UNIT;
 	}
 	w->waiting_msg[0] = '\0';
-	w->unit_passed = espl_record_result(&res) == ESPL_DB_PASS;
-	queue_result(w, &res);
+	char *label = espl__station_label(w, &res);
+	char *json = espl__station_done_json(w, &res, label);
+	queue_result(w, &res, label);
+	espl__station_done_hook(w, json);
 	return UNIT_DONE;
 }
 
@@ -479,51 +488,18 @@ static void worker_pause(worker *w, int ms)
 		espl__sleep_ms((unsigned)ms - slept < TICK_MS ? ms - slept : TICK_MS);
 }
 
-/* 1 when the unit was taken out; 0 when the worker must leave or the
- * operator paused the slot first (the removal is then still pending). */
-static int wait_removal(worker *w)
+static void wait_removal(worker *w)
 {
 	int misses = 0;
 	espl__station_worker_emit_simple(w, ESPL_EV_REMOVE_WAIT, "info", NULL);
-	while (!worker_should_leave(w) && atomic_load(&w->hold) == ESPL_SLOT_RESUME) {
+	while (!worker_should_leave(w)) {
 		misses = unit_present(w) ? 0 : misses + 1;
 		if (misses >= REMOVED_AFTER_MISSES) {
 			espl__station_worker_emit_simple(w, ESPL_EV_UNIT_REMOVED, "info", NULL);
-			return 1;
+			return;
 		}
 		worker_pause(w, w->sup->o.presence_ms);
 	}
-	return 0;
-}
-
-/* Paused or stopped by the operator: say so, then wait for resume. */
-static void wait_while_held(worker *w)
-{
-	int stopped = atomic_load(&w->hold) == ESPL_SLOT_STOP;
-	espl__station_worker_emit_simple(w, ESPL_EV_SLOT_PAUSED, "warn",
-	                                 stopped ? "stopped by the operator: no unit until resumed"
-	                                         : "paused by the operator: no new unit until resumed");
-	while (atomic_load(&w->hold) != ESPL_SLOT_RESUME && !worker_should_leave(w))
-		espl__sleep_ms((unsigned)TICK_MS);
-}
-
-int espl_supervisor_slot_control(espl_supervisor *s, const char *slot_or_port, enum espl_slot_action action,
-                                 espl_error *err)
-{
-	int found = 0;
-	if (!slot_or_port || !*slot_or_port)
-		return espl_fail(err, ESPL_EARG, "which slot? (a slot name or a port)");
-	pthread_mutex_lock(&s->lock);
-	for (worker *w = s->workers; w; w = w->next) {
-		if (strcmp(w->slot, slot_or_port) == 0 || strcmp(w->info.path, slot_or_port) == 0) {
-			atomic_store(&w->hold, action);
-			found = 1;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	if (!found)
-		return espl_fail(err, ESPL_ENOTFOUND, "no slot or port '%s' in this run", slot_or_port);
-	return ESPL_OK;
 }
 
 /* BATCH: take one of the count's slots.  1 taken, 0 none free now. */
@@ -556,25 +532,9 @@ void *espl__station_worker_main(void *arg)
 	espl_supervisor *s = w->sup;
 	int once = s->o.mode == ESPL_STATION_ONCE;
 
-	/* A finished unit must be taken out before the next; a pause meanwhile
-	 * leaves that pending. */
-	int removal_pending = 0;
-
 	if (!once)
 		espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
 	while (may_start_unit(w)) {
-		if (atomic_load(&w->hold) != ESPL_SLOT_RESUME) {
-			wait_while_held(w);
-			if (!removal_pending && may_start_unit(w))
-				espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
-			continue;
-		}
-		if (removal_pending) {
-			removal_pending = !wait_removal(w);
-			if (!removal_pending && may_start_unit(w))
-				espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
-			continue;
-		}
 		if (!claim_slot(s)) {
 			worker_pause(w, s->o.presence_ms);
 			continue;
@@ -589,9 +549,9 @@ void *espl__station_worker_main(void *arg)
 		}
 		if (once)
 			break;
-		if (s->o.count_passed && !w->unit_passed)
-			release_slot(s);  /* --count-passed: another unit takes its place */
-		removal_pending = 1;
+		wait_removal(w);
+		if (may_start_unit(w))
+			espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
 	}
 	atomic_store(&w->finished, 1);
 	return NULL;

@@ -28,6 +28,7 @@ const char *espl_strerror(int code)
 	case ESPL_EPERM: return "permission denied";
 	case ESPL_EPART: return "wrong part";
 	case ESPL_EBOOT: return "did not boot";
+	case ESPL_EREFUSED: return "refused";
 	default: return "unknown error";
 	}
 }

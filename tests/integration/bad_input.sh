@@ -3,7 +3,10 @@
 # message the user sees (docs/bad-input.md is the table of these):
 # malformed recipe, missing image, image too big for the flash (declared and
 # detected), wrong chip, no device, busy port, permission denied on the
-# port, unreadable database (damaged, no permission), missing stub file.
+# port, unreadable database (damaged, no permission), missing stub file;
+# per-unit data (templates, CSV files); a scanned code that fails
+# expect.barcode, a label template with an unknown field, an unreachable
+# label printer, a hook that hangs or fails.
 # Devices are espline-sim pseudo-terminals booted in download mode (recipes
 # use reset: none).  TAP output.
 set -u
@@ -208,6 +211,41 @@ ud_check ud-dup "a CSV with a duplicate key" \
 	"$R/ud-dup.yaml:9:83: error: write_unit_data.from_csv: $R/dup.csv:3: duplicate key 'a' in column 'k' (first at line 2); every row needs its own key"
 ud_check ud-latin1 "a CSV that is not UTF-8" \
 	"$R/ud-latin1.yaml:9:83: error: write_unit_data.from_csv: $R/latin1.csv:2: byte 0xFF at offset 6 is not UTF-8 text; save the file as UTF-8"
+
+# --- binding the physical unit (issue 16): scan, printer, hooks ------------------------
+# station FILE [YAML]: a station file with device 0 as slot J1, its recipe $RECIPE
+station() { printf 'recipe: %s\nports:\n  - { slot: J1, port: "%s" }\ndatabase: %s\n%b' "${RECIPE:-$R/good.yaml}" "$(port 0)" "$DB" "${2:-}" >"$1"; }
+mkdir -p "$T/scan"
+python3 tests/tools/fake_scanner.py "$T/scan" >"$T/scanner.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 200); do [ -s "$T/scan/ready" ] && break; sleep 0.02; done
+sed 's|^steps:|expect: { barcode: "^PCB-[0-9]{4}$" }\nsteps:|' "$R/good.yaml" >"$R/coded.yaml"
+RECIPE=$R/coded.yaml station "$R/scan.yaml" "scan: { from: \"$(cat "$T/scan/ready")\", timeout: 20s }\n"
+{ for _ in $(seq 200); do grep -q 'waits: scan' "$T/out" 2>/dev/null && break; sleep 0.05; done; printf 'J1\nBAD-01\n' >>"$T/scan/codes"; } &
+typist=$!
+run me --station-file "$R/scan.yaml" --batch SCAN1 --count 1
+wait "$typist"
+check "a scanned code that fails expect.barcode: the unit FAILs (exit 1), refused before anything is written" eval \
+	'[ "$rc" -eq 1 ] && has_t "FAIL 5c:cf:7f:a0:00:00 in N s: barcode: scanned code '"'BAD-01'"' does not match expect.barcode \"^PCB-[0-9]{4}\$\" (line 5)" &&
+	 [ "$(sqlite3 "$DB" "select u.error_kind || '"'/'"' || count(s.idx) from units u left join steps s on s.unit_id = u.id where u.barcode = '"'BAD-01'"'")" = "barcode: refused/0" ]'
+printf '^XA^FD{mac} {mack}^FS^XZ\n' >"$R/typo.zpl"
+station "$R/typo.yaml" "label: { on_pass: typo.zpl, printer: \"127.0.0.1:9\" }\n"
+run me --station-file "$R/typo.yaml" --batch TYPO --count 1
+check "a label template field that does not exist: exit 2, at its line and column" eval '[ "$rc" -eq 2 ] && has "$R/typo.yaml:5:19: error: label.on_pass: $R/typo.zpl: line 1, column 13: unknown field {mack} in a label template"'
+printf '^XA^FD{mac} {slot}^FS^XZ\n' >"$R/ok.zpl"
+DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+station "$R/off.yaml" "label: { on_pass: ok.zpl, printer: \"127.0.0.1:$DEAD\", timeout: 500ms, retry: 200ms }\nhooks:\n  on_unit_done: { run: [sleep, \"5\"], timeout: 300ms }\n"
+run me --station-file "$R/off.yaml" --batch OFF --count 1
+check "an unreachable printer: the unit still PASSes (exit 0), its label waits in the queue" eval \
+	'[ "$rc" -eq 0 ] && has "warn: label not printed: printer 127.0.0.1:$DEAD: Connection refused; 1 label queued in $DB.labels, tried again every 0.2 s" && [ "$(ls "$DB.labels" | wc -l)" -eq 1 ]'
+check "a hook that hangs: killed at its timeout, said and recorded, the unit stays PASS" eval \
+	'has "warn: hooks.on_unit_done (sleep) still running after 300 ms: killed" && [ "$(sqlite3 "$DB" "select count(*) from events where kind = '"'hook'"' and message like '"'%still running after 300 ms: killed'"'")" -eq 1 ]'
+station "$R/fail.yaml" "label: { on_pass: ok.zpl, file: labels.txt }\nhooks:\n  on_unit_done: { run: [sh, -c, \"exit 4\"], timeout: 2s }\n"
+run me --station-file "$R/fail.yaml" --batch FAIL4 --count 1
+check "a hook that fails: exit status said and recorded, the unit stays PASS (exit 0)" eval \
+	'[ "$rc" -eq 0 ] && has "warn: hooks.on_unit_done (sh) exited 4" && [ "$(sqlite3 "$DB" "select count(*) from events where message = '"'hooks.on_unit_done (sh) exited 4'"'")" -eq 1 ]'
+check "... and its label went to the file, with the queued one first" eval \
+	'[ "$(grep -c "^\^XA" "$R/labels.txt")" -eq 2 ] && [ "$(ls "$DB.labels" | wc -l)" -eq 0 ]'
 
 # --- and a good unit still passes on the same station ---------------------------------
 run me "$R/good.yaml" --port "$(port 0)" --db "$DB"

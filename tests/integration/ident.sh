@@ -19,7 +19,7 @@ sql() { sqlite3 "$1" "$2"; }
 station_file() {
 	cat >"$1" <<EOF
 station: ident-test
-recipe: $PWD/recipes/minimal.yaml
+recipe: ${RECIPE:-$PWD/recipes/minimal.yaml}
 ports:
   - { slot: A1, port: "$(sim_dev_port sim 0)" }
   - { slot: A2, port: "$(sim_dev_port sim 1)" }
@@ -54,5 +54,151 @@ check "db verify: the chain covers the slot names and verifies" "$E" db verify -
 sqlite3 "$DB" "update units set slot = 'B9' where slot = 'A2'"
 "$E" db verify --db "$DB" >"$T/verify" 2>&1
 check "db verify: a slot name edited afterwards breaks the chain (exit 1)" [ $? -eq 1 ]
+
+# --- 2. scanner and printer stand-ins --------------------------------------
+# start_helper NAME SCRIPT DIR: a fake scanner or printer, ready when DIR/ready is
+start_helper() {
+	mkdir -p "$3"
+	python3 "tests/tools/$2" "$3" ${4:-} >"$T/$1.log" 2>&1 &
+	PIDS+=($!)
+	for _ in $(seq 200); do [ -s "$3/ready" ] && return 0; sleep 0.02; done
+	echo "# $1 did not start:"; sed 's/^/#   /' "$T/$1.log"; return 1
+}
+# wait_for FILE PATTERN [SECONDS]: until a line of FILE matches PATTERN (ERE)
+wait_for() {
+	local deadline=$((SECONDS + ${3:-20}))
+	until grep -qE -- "$2" "$1" 2>/dev/null; do
+		[ $SECONDS -ge "$deadline" ] && return 1
+		sleep 0.05
+	done
+}
+count_of() { grep -cE -- "$2" "$1" 2>/dev/null; }
+# the label a unit should get: the template with its fields, rendered here
+# by sed, independently of espline
+expected_label() { # MAC SLOT CODE BATCH
+	sed -e "s/{mac}/$1/g" -e "s/{slot}/$2/g" -e "s/{barcode}/$3/g" -e "s/{batch}/$4/g" -e "s/{id}/$1/g" "$T/unit.zpl"
+}
+start_helper scanner fake_scanner.py "$T/scan" || exit 1
+start_helper printer fake_printer.py "$T/printer" || exit 1
+SCANNER=$(cat "$T/scan/ready") PRINTER_PORT=$(cat "$T/printer/ready")
+cat >"$T/unit.zpl" <<'EOF'
+^XA
+^FO40,30^A0N,30,30^FDMAC {mac}^FS
+^FO40,70^A0N,24,24^FDslot {slot} code {barcode} lot {batch}^FS
+^FO40,110^BQN,2,4^FDQA,{id}^FS
+^XZ
+EOF
+cat >"$T/done.sh" <<'EOF'
+#!/bin/sh
+# on_unit_done: keep the unit record it is given, one file per unit
+cat >"$(dirname "$0")/done.$$.json"
+EOF
+chmod +x "$T/done.sh"
+DB=$T/scan.sqlite
+station_file "$T/scan.yaml" "$DB" "scan: { from: \"$SCANNER\", map: slot_label, timeout: 30s }
+label: { on_pass: unit.zpl, printer: \"127.0.0.1:$PRINTER_PORT\", timeout: 2s, retry: 200ms }
+hooks:
+  on_unit_done: { run: [./done.sh], timeout: 5s }"
+timeout 60 "$E" run --station-file "$T/scan.yaml" --batch LOT7 --count 2 --json >"$T/scan.jsonl" 2>"$T/scan.err" &
+RUN=$!
+LOG=$T/scan.jsonl
+check "both slots wait for their code (scan_wait events)" eval \
+	'wait_for "$T/scan.jsonl" "\"event\":\"scan_wait\".*\"slot\":\"A1\"" && wait_for "$T/scan.jsonl" "\"event\":\"scan_wait\".*\"slot\":\"A2\""'
+# the operator scans A2's label, A2's unit, then A1's label and unit
+printf 'A2\nPCB-0002\nA1\nPCB-0001\n' >>"$T/scan/codes"
+wait_exit "$RUN" 60
+check "a batch of 2 with scanned codes and labels: exit 0" [ $? -eq 0 ]
+for k in 0 1; do
+	slot=A$((k + 1)) mac=$(sim_dev_field sim "$k" mac) code=PCB-000$((k + 1))
+	check_eq "slot $slot: the unit $mac is bound to the code scanned for $slot" \
+		"$(sql "$DB" "select slot || ' ' || barcode || ' ' || result from units where mac = '$mac'")" "$slot $code PASS"
+	"$E" history "$code" --db "$DB" >"$T/hist" 2>&1
+	check "history $code finds $mac" grep -q "PASS  *$mac" "$T/hist"
+	expected_label "$mac" "$slot" "$code" LOT7 >"$T/want.zpl"
+	got=$(grep -lF "MAC $mac" "$T"/printer/label-*.zpl 2>/dev/null | head -n 1)
+	check "slot $slot: the printer got exactly the templated label for $mac" cmp -s "${got:-/dev/null}" "$T/want.zpl"
+	check_eq "slot $slot: the label recorded with the unit is the one printed" \
+		"$(sql "$DB" "select label from units where mac = '$mac'")" "$(cat "$T/want.zpl")"
+done
+check_eq "the printer got 2 labels, one per PASS unit" "$(ls "$T"/printer/label-*.zpl 2>/dev/null | wc -l)" 2
+check_eq "on_unit_done got each unit's record as JSON (slot, barcode, result)" \
+	"$(cat "$T"/done.*.json 2>/dev/null | python3 -c 'import json,sys
+d=[json.loads(l) for l in sys.stdin.read().split("\n") if l.strip()]
+print(" ".join(sorted(x["slot"]+"="+x["barcode"]+"="+x["result"] for x in d)))')" "A1=PCB-0001=PASS A2=PCB-0002=PASS"
+check_eq "its exit status is recorded with each unit (events)" \
+	"$(sql "$DB" "select count(*) from events where kind = 'hook' and message = 'hooks.on_unit_done exited 0' and unit_uuid in (select uuid from units)")" 2
+check "db verify: the chain covers slot, code and label" "$E" db verify --db "$DB"
+
+# --- 3. map: next_waiting -----------------------------------------------------
+DB=$T/next.sqlite
+station_file "$T/next.yaml" "$DB" "scan: { from: \"$SCANNER\", map: next_waiting, timeout: 30s }"
+timeout 60 "$E" run --station-file "$T/next.yaml" --batch NEXT --count 2 --json >"$T/next.jsonl" 2>"$T/next.err" &
+RUN=$!
+LOG=$T/next.jsonl
+wait_for "$T/next.jsonl" '"event":"scan_wait".*"slot":"A1"' && wait_for "$T/next.jsonl" '"event":"scan_wait".*"slot":"A2"'
+echo NX-1 >>"$T/scan/codes"
+wait_for "$T/next.jsonl" '"event":"scanned"'
+echo NX-2 >>"$T/scan/codes"
+wait_exit "$RUN" 60
+check "next_waiting: a batch of 2, one code typed at a time: exit 0" [ $? -eq 0 ]
+check_eq "each code went to one waiting slot, none twice" \
+	"$(sql "$DB" "select group_concat(barcode, ' ') from (select barcode from units order by barcode)")" "NX-1 NX-2"
+for slot in A1 A2; do
+	said=$(grep '"event":"scanned"' "$T/next.jsonl" | grep "\"slot\":\"$slot\"" | sed -E 's/.*"code":"([^"]*)".*/\1/')
+	check_eq "slot $slot: the scanned event and the record agree" "$(sql "$DB" "select barcode from units where slot = '$slot'")" "$said"
+done
+
+# --- 4. refusals before programming ------------------------------------------
+sed -e 's|^steps:|expect: { barcode: "^PCB-[0-9]{4}$" }\nsteps:|' -e "s|images/nodemcu-demo.bin|$PWD/recipes/images/nodemcu-demo.bin|" \
+	recipes/minimal.yaml >"$T/coded.yaml"
+printf '%s\n' '#!/bin/sh' '# route_check: the MES refuses every code that ends in 9' \
+	'if grep -q "\"barcode\":\"PCB-[0-9]*9\""; then echo "MES: not routed to this line"; exit 3; fi' >"$T/route.sh"
+chmod +x "$T/route.sh"
+DB=$T/refuse.sqlite
+RECIPE=$T/coded.yaml station_file "$T/refuse.yaml" "$DB" "scan: { from: \"$SCANNER\", timeout: 30s }
+label: { on_pass: unit.zpl, printer: \"127.0.0.1:$PRINTER_PORT\", timeout: 2s }
+hooks:
+  route_check: { run: [./route.sh], timeout: 5s }"
+timeout 60 "$E" run --station-file "$T/refuse.yaml" --batch REF --count 2 --plain >"$T/refuse.out" 2>&1 &
+RUN=$!
+LOG=$T/refuse.out
+wait_for "$T/refuse.out" 'A1 .*waits: scan' && wait_for "$T/refuse.out" 'A2 .*waits: scan'
+printf 'A1\nBAD-01\nA2\nPCB-0009\n' >>"$T/scan/codes"
+wait_exit "$RUN" 60
+check "refused units: exit 1" [ $? -eq 1 ]
+check_eq "a code that fails expect.barcode: FAIL 'barcode: refused', with the code and the pattern" \
+	"$(sql "$DB" "select result || ' | ' || error_kind || ' | ' || error from units where slot = 'A1'")" \
+	"FAIL | barcode: refused | barcode: scanned code 'BAD-01' does not match expect.barcode \"^PCB-[0-9]{4}\$\" (line 7)"
+check_eq "route_check saying no: FAIL 'route_check: refused', with what it printed" \
+	"$(sql "$DB" "select result || ' | ' || error_kind || ' | ' || error from units where slot = 'A2'")" \
+	"FAIL | route_check: refused | route_check: hooks.route_check ($T/route.sh) exited 3: MES: not routed to this line"
+check_eq "nothing was written to either unit (no step ran)" "$(sql "$DB" "select count(*) from steps")" 0
+check_eq "no label for a refused unit" "$(ls "$T"/printer/label-*.zpl | wc -l)" 2
+
+# --- 5. a printer that is off, hooks that hang or fail -----------------------
+DEAD_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+DB=$T/off.sqlite
+station_file "$T/off.yaml" "$DB" "label: { on_pass: unit.zpl, printer: \"127.0.0.1:$DEAD_PORT\", timeout: 500ms, retry: 200ms }
+hooks:
+  on_unit_done: { run: [sleep, \"5\"], timeout: 300ms }"
+tap_run 60 "$E" run --station-file "$T/off.yaml" --batch OFF --count 2 --plain
+LOG=$T/out
+check "printer off: programming goes on, both units PASS (exit 0)" [ "$rc" -eq 0 ]
+check "... the log says the label was not printed and is queued" has "label not printed: printer 127.0.0.1:$DEAD_PORT:"
+check_eq "... both labels wait in the queue on disk" "$(ls "$DB.labels"/*.zpl 2>/dev/null | wc -l)" 2
+check_eq "a hook that hangs is killed at its timeout, recorded with each unit" \
+	"$(sql "$DB" "select count(*) from events where kind = 'hook' and message = 'hooks.on_unit_done (sleep) still running after 300 ms: killed'")" 2
+check_eq "... and the units stay PASS" "$(sql "$DB" "select group_concat(result) from units")" "PASS,PASS"
+start_helper printer2 fake_printer.py "$T/printer2" "$DEAD_PORT"
+sed -i 's|\[sleep, "5"\]|[sh, -c, "exit 4"]|' "$T/off.yaml"
+tap_run 60 "$E" run --station-file "$T/off.yaml" --batch OFF2 --count 1 --plain
+check "the printer back: the next run passes (exit 0)" [ "$rc" -eq 0 ]
+check_eq "... and prints the 2 queued labels first, then its own" "$(ls "$T"/printer2/label-*.zpl 2>/dev/null | wc -l)" 3
+check_eq "... the queue is empty" "$(ls "$DB.labels"/*.zpl 2>/dev/null | wc -l)" 0
+queued_macs=$(sql "$DB" "select group_concat(mac, ' ') from (select u.mac from units u join batches b on b.id = u.batch_id where b.name = 'OFF' order by u.mac)")
+printed_first=$(cat "$T/printer2/label-1.zpl" "$T/printer2/label-2.zpl" 2>/dev/null | sed -nE 's/.*FDMAC ([0-9a-f:]+).*/\1/p' | sort | paste -sd ' ')
+check_eq "... the first two printed are the first batch's units" "$printed_first" "$queued_macs"
+check_eq "a hook that fails: its exit status is recorded" \
+	"$(sql "$DB" "select count(*) from events where kind = 'hook' and message = 'hooks.on_unit_done (sh) exited 4'")" 1
 
 tap_done

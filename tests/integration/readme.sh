@@ -4,7 +4,8 @@
 #
 # The commands run in order, in one bash shell (so `cmd &` and `kill %1`
 # mean what they mean at a prompt), in a scratch copy of the tree: recipes/
-# (with the demo images), an empty db/, and ./espline and ./espline-sim
+# (with the demo images), tests/tools/fake_printer.py, an empty db/, and
+# ./espline and ./espline-sim
 # linked to the build under test ($ESPLINE_BUILD).  A command passes when it
 # exits 0, or N when its comment says "exits N".  An HTML comment on the
 # line before a block changes how the block runs:
@@ -39,6 +40,7 @@ at_exit 'while read -r p; do kill "$p" 2>/dev/null; done <"$T/bgpids"'
 
 make_demo_images || { not_ok "demo images (scripts/make-demo-images.sh)"; tap_done; exit 1; }
 cp -r recipes "$S/"
+mkdir -p "$S/tests/tools" && cp tests/tools/fake_printer.py "$S/tests/tools/"  # the tour's label printer
 ln -s "$E" "$S/espline"
 ln -s "$SIM" "$S/espline-sim"
 
