@@ -249,8 +249,13 @@ void sim_chip_enter_stub(sim_chip *c, enum sim_stub_kind kind)
 void sim_chip_jump(sim_chip *c, uint32_t entry)
 {
 	enum sim_stub_kind kind;
-	if (sim_ram_identify(c, entry, &kind) == 0)
+	if (sim_ram_identify(c, entry, &kind) == 0) {
+		if (c->cfg.stub_as)
+			kind = !strcmp(c->cfg.stub_as, "esp-flasher-stub") ? SIM_STUB_EFS
+			       : !strcmp(c->cfg.stub_as, "legacy-old")    ? SIM_STUB_LEGACY_OLD
+			                                                  : SIM_STUB_LEGACY;
 		sim_chip_enter_stub(c, kind);
+	}
 	else
 		sim_chip_software_reset(c);  /* jumped into RAM nobody filled: crash, reboot */
 }

@@ -44,6 +44,10 @@ typedef struct sim_chip_config {
 	unsigned dirty_pct;
 	uint32_t dirty_at[SIM_DIRTY_MAX];
 	size_t n_dirty_at;
+	/* Tests only: once a stub starts, answer as this one ("legacy",
+	 * "legacy-old", "esp-flasher-stub") whatever was uploaded; NULL (the
+	 * default) recognises the upload (sim_ram.c). */
+	const char *stub_as;
 } sim_chip_config;
 
 /* Fill *cfg with a healthy 4 MB ESP8266: MAC 18:FE:34:00:00:01, jedec_id

@@ -808,6 +808,49 @@ static void test_late_reply_after_a_resend_answers_nothing(void **state)
 	}
 }
 
+/* A block whose reply is late arrives twice (the loader timed out and sent
+ * it again).  Neither stub checks block numbers.  Whatever esp-flasher-stub
+ * (the one that does not trim) makes of the second copy, write + verify must
+ * not pass with bytes the image does not hold, nor with anything written in
+ * the 64 KiB after it (docs/simulator-fidelity.md, row 4q). */
+static void test_block_twice_never_passes_wrong(void **state)
+{
+	(void)state;
+	size_t n = 40000;  /* 3 blocks plain, 2+ compressed; ends inside a sector */
+	uint8_t *fw = firmware(n, 7);
+	for (int compress = 0; compress <= 1; compress++) {
+		for (int skip = 0; skip < 3; skip++) {
+			sim_chip_config cfg = chip_config(1u << 20, 26);
+			cfg.stub_as = "esp-flasher-stub";
+			chip_port *cp;
+			log_capture cap = { 0 };
+			espl_error err;
+			espl_image *img = prepared(fw, n, 0x10000);
+			espl_loader *l = connected(&cfg, &cap, &cp);
+			cp->hold = (sim_port_fault){ .op = compress ? ESPL_OP_FLASH_DEFL_DATA : ESPL_OP_FLASH_DATA,
+				                     .skip = skip, .count = 1 };
+			int rc = espl_flash_write(l, img, compress ? ESPL_WRITE_COMPRESS : 0, &err);
+			if (rc == 0)
+				rc = espl_flash_verify(l, img, &err);
+			size_t fsize;
+			uint8_t *flash = sim_chip_flash(cp->unit->chip, &fsize);
+			int image_ok = memcmp(flash + 0x10000, fw, n) == 0;
+			int tail_blank = 1;
+			for (size_t a = 0x10000 + n; a < 0x10000 + 0x10000; a++)
+				tail_blank &= flash[a] == 0xFF;
+			if (rc == 0 && (!image_ok || !tail_blank))
+				fail_msg("compress %d, block %d twice: passed with %s", compress, skip,
+				         image_ok ? "bytes written past the image" : "a wrong image");
+			/* the fault really fired where there was such a block */
+			if (!compress || skip < 2)
+				assert_int_equal(cp->hold.count, 0);
+			espl_loader_close(l);
+			espl_image_free(img);
+		}
+	}
+	free(fw);
+}
+
 /* The reply to CHANGE_BAUDRATE is lost: the loader finds the chip at the
  * new rate instead of giving up. */
 static void test_lost_change_baud_reply(void **state)
@@ -950,6 +993,7 @@ int main(void)
 		cmocka_unit_test(test_parse_reply),
 		cmocka_unit_test(test_idempotent_commands_are_retried),
 		cmocka_unit_test(test_late_reply_after_a_resend_answers_nothing),
+		cmocka_unit_test(test_block_twice_never_passes_wrong),
 		cmocka_unit_test(test_lost_change_baud_reply),
 		cmocka_unit_test(test_wrong_chip_is_not_retried_away),
 	};
