@@ -7,6 +7,7 @@
  * shows and drives a station's replication (central.h).
  */
 #include <errno.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,7 +159,7 @@ static int filter_from(const char *cmd, const db_args *a, espl_report_filter *f)
 		fprintf(stderr,
 			"espline %s: --since '%s' is not a date (use YYYY-MM-DD or "
 			"YYYY-MM-DDTHH:MM[:SS], UTC)\n",
-			cmd, a->since);
+			cmd, espl_cli_shown(a->since));
 		return ESPL_EXIT_USAGE;
 	}
 	return ESPL_EXIT_OK;
@@ -322,7 +323,7 @@ static int cmd_report(int argc, char **argv)
 	if (rc || (rc = filter_from(argv[0], &a, &f)))
 		return rc;
 	if (a.n_positional) {
-		fprintf(stderr, "espline report: unexpected '%s'\n", a.positional[0]);
+		fprintf(stderr, "espline report: unexpected '%s'\n", espl_cli_shown(a.positional[0]));
 		return ESPL_EXIT_USAGE;
 	}
 	PGconn *conn;
@@ -381,7 +382,7 @@ static int cmd_export(int argc, char **argv)
 	if (n < 0)
 		return fail(argv[0], &err);
 	if (out != stdout)
-		fprintf(stderr, "exported %d units to %s\n", n, a.output);
+		fprintf(stderr, "exported %d units to %s\n", n, espl_cli_shown(a.output));
 	return ESPL_EXIT_OK;
 }
 
@@ -394,12 +395,12 @@ static int db_verify(espl_db *db, const espl_db_anchor *anchor)
 	if (espl_db_verify(db, &v, &err) < 0 || (anchor && espl_db_verify_anchor(db, anchor, &v, &err) < 0))
 		return fail("db verify", &err);
 	if (!v.ok) {
-		printf("TAMPERED: %s\n", v.problem);
+		printf("TAMPERED: %s\n", espl_cli_shown(v.problem));  /* database text: a tampered one holds anything */
 		if (v.bad_seq)
 			printf("first bad record: seq %" PRId64 "%s%s\n", v.bad_seq,
-			       v.bad_uuid[0] ? ", unit " : "", v.bad_uuid);
+			       v.bad_uuid[0] ? ", unit " : "", espl_cli_shown(v.bad_uuid));
 		else if (v.bad_uuid[0])
-			printf("first bad record: %s\n", v.bad_uuid);
+			printf("first bad record: %s\n", espl_cli_shown(v.bad_uuid));
 		return ESPL_EXIT_FAIL;
 	}
 	printf("OK: %" PRId64 " sealed units, %" PRId64 " batches and %" PRId64 " recipe texts verified; %" PRId64
@@ -419,12 +420,13 @@ static void print_chain(const espl_central_chain *ch, void *user)
 	(void)user;
 	if (ch->ok)
 		printf("OK: station %s (origin %s): %" PRId64 " units, head seq %" PRId64 " %s\n",
-		       ch->station, ch->origin, ch->units_checked, ch->head_seq, ch->head_hash);
+		       espl_cli_shown(ch->station), espl_cli_shown(ch->origin), ch->units_checked, ch->head_seq,
+		       espl_cli_shown(ch->head_hash));
 	else
 		printf("TAMPERED: station %s (origin %s): %s\nfirst bad record: seq %" PRId64
 		       "%s%s\n",
-		       ch->station, ch->origin, ch->problem, ch->bad_seq,
-		       ch->bad_uuid[0] ? ", unit " : "", ch->bad_uuid);
+		       espl_cli_shown(ch->station), espl_cli_shown(ch->origin), espl_cli_shown(ch->problem),
+		       ch->bad_seq, ch->bad_uuid[0] ? ", unit " : "", espl_cli_shown(ch->bad_uuid));
 }
 
 static int central_verify(const db_args *a)
@@ -440,7 +442,7 @@ static int central_verify(const db_args *a)
 	if (rc < 0)
 		return fail("db verify", &err);
 	if (v.batch_problem[0])
-		printf("TAMPERED: %s\n", v.batch_problem);
+		printf("TAMPERED: %s\n", espl_cli_shown(v.batch_problem));
 	printf("%s: %" PRId64 " station chains, %" PRId64 " units and %" PRId64
 	       " batches verified centrally\n",
 	       v.ok ? "OK" : "TAMPERED", v.chains, v.units_checked, v.batches_checked);
@@ -450,7 +452,7 @@ static int central_verify(const db_args *a)
 static int db_info(espl_db *db, const char *path)
 {
 	char spool[4096];
-	printf("database  %s\nschema    version %d\n", path, espl_db_schema_version(db));
+	printf("database  %s\nschema    version %d\n", espl_cli_shown(path), espl_db_schema_version(db));
 	snprintf(spool, sizeof spool, "%s.spool", path);
 	if (access(spool, F_OK) == 0)
 		printf("spool     %s holds records waiting to be replayed (start a station)\n", espl_cli_shown(spool));
@@ -462,11 +464,11 @@ static int db_info(espl_db *db, const char *path)
 	if (espl_db_sync_read(db, &st, NULL) == 0 && st.central[0])
 		printf("origin    %s\noutbox    %" PRId64 " records waiting for the central database"
 		       " (espline sync status)\n",
-		       st.origin, st.waiting);
+		       espl_cli_shown(st.origin), st.waiting);
 	else if (espl_db_sync_read(db, &st, NULL) == 0)
 		printf("origin    %s\ncentral   none configured (records are kept for one, should one be "
 		       "given with --central-file or $ESPLINE_CENTRAL)\n",
-		       st.origin);
+		       espl_cli_shown(st.origin));
 	return ESPL_EXIT_OK;
 }
 
@@ -583,15 +585,22 @@ static int sync_status(espl_db *db, const db_args *a)
 		return fail("sync status", &err);
 	int64_t age = st.oldest_ms ? espl_db_now_ms() - st.oldest_ms : 0;
 	if (a->json) {
-		printf("{\"origin\":\"%s\",\"waiting\":%" PRId64 ",\"waiting_units\":%" PRId64
-		       ",\"oldest_age_ms\":%" PRId64 ",\"sent\":%" PRId64 ",\"last_ok_ms\":%" PRId64
-		       ",\"last_error_ms\":%" PRId64 "}\n",
-		       st.origin, st.waiting, st.waiting_units, age, st.sent, st.last_ok_ms,
-		       st.last_error_ms);
+		/* jansson writes the origin (database text) as a JSON string, escaped */
+		json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "origin", st.origin,
+		                      "waiting", (json_int_t)st.waiting, "waiting_units", (json_int_t)st.waiting_units,
+		                      "oldest_age_ms", (json_int_t)age, "sent", (json_int_t)st.sent,
+		                      "last_ok_ms", (json_int_t)st.last_ok_ms, "last_error_ms", (json_int_t)st.last_error_ms);
+		if (!o || json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) < 0) {
+			json_decref(o);
+			fprintf(stderr, "espline sync status: out of memory\n");
+			return ESPL_EXIT_STATION;
+		}
+		json_decref(o);
+		putchar('\n');
 		return ESPL_EXIT_OK;
 	}
-	printf("database       %s (origin %s)\n", espl_db_path(a->db), st.origin);
-	printf("central        %s\n", st.central[0] ? st.central : "(never contacted)");
+	printf("database       %s (origin %s)\n", espl_cli_shown(espl_db_path(a->db)), espl_cli_shown(st.origin));
+	printf("central        %s\n", st.central[0] ? espl_cli_shown(st.central) : "(never contacted)");
 	printf("waiting        %" PRId64 " records (%" PRId64 " units)\n", st.waiting,
 	       st.waiting_units);
 	if (st.waiting)
@@ -600,7 +609,7 @@ static int sync_status(espl_db *db, const db_args *a)
 	print_age("last success", st.last_ok_ms);
 	if (st.last_error_ms) {
 		print_age("last error", st.last_error_ms);
-		printf("               %s\n", st.last_error);
+		printf("               %s\n", espl_cli_shown(st.last_error));
 	}
 	return ESPL_EXIT_OK;
 }

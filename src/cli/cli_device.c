@@ -167,7 +167,7 @@ int espl__cli_parse_u32(const char *cmd, const char *what, const char *s, uint32
 	size_t v;
 	espl_error err;
 	if (espl_size_parse(s, &v, &err) < 0 || v > 0xFFFFFFFFu) {
-		fprintf(stderr, "espline %s: bad %s '%s' (decimal, 0x hex, or e.g. 4MB)\n", cmd, what, s);
+		fprintf(stderr, "espline %s: bad %s '%s' (decimal, 0x hex, or e.g. 4MB)\n", cmd, what, espl_cli_shown(s));
 		return ESPL_EXIT_USAGE;
 	}
 	*out = (uint32_t)v;
@@ -287,9 +287,9 @@ static int resolve_port(const char *cmd, const char *spec, char *out, size_t cap
 	}
 	if (n != 1) {
 		fprintf(stderr, "espline %s: '%s' matches %d ports; this command programs one "
-			"(use `espline run` for many):\n", cmd, spec, n);
+			"(use `espline run` for many):\n", cmd, espl_cli_shown(spec), n);
 		for (int i = 0; i < n; i++)
-			fprintf(stderr, "  %s\n", list[i].path);
+			fprintf(stderr, "  %s\n", espl_cli_shown(list[i].path));
 		free(list);
 		return ESPL_EXIT_USAGE;
 	}
@@ -316,7 +316,7 @@ int espl__cli_connect_device(dev_args *a, const char *spec, progress_view *v, es
 	if (rc)
 		return rc;
 	if (!a->quiet)
-		fprintf(stderr, "connecting to %s...\n", path);
+		fprintf(stderr, "connecting to %s...\n", espl_cli_shown(path));
 	if (espl_loader_open(path, &a->lo, l, &err) < 0) {
 		if (err.code == ESPL_ENOTFOUND && strstr(err.msg, "stub")) {
 			/* The message may be cut short: list every place looked. */
@@ -392,8 +392,10 @@ static int cmd_ports(int argc, char **argv)
 		char id[16] = "-";
 		if (list[i].vid || list[i].pid)
 			snprintf(id, sizeof id, "%04x:%04x", list[i].vid, list[i].pid);
-		printf("%-28s %-9s %-20s %s\n", list[i].path, id, list[i].serial[0] ? list[i].serial : "-",
-		       list[i].description[0] ? list[i].description : "-");
+		/* a USB device names its own serial number and description */
+		printf("%-28s %-9s %-20s %s\n", espl_cli_shown(list[i].path), id,
+		       list[i].serial[0] ? espl_cli_shown(list[i].serial) : "-",
+		       list[i].description[0] ? espl_cli_shown(list[i].description) : "-");
 	}
 	free(list);
 	return ESPL_EXIT_OK;

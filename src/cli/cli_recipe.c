@@ -93,7 +93,7 @@ static void show_connect(const espl_recipe *r)
 		printf(", %u", c->lower_bauds[i]);
 	printf("%s%s\n", c->n_lower_bauds ? "]" : "", dflt(c->flash_baud_default));
 	if (c->stub == ESPL_STUB_GENERATION) {
-		printf("  stub: %s\n", c->stub_path);
+		printf("  stub: %s\n", c->stub_path);  /* a generation's name, checked */
 	} else if (c->stub == ESPL_STUB_FILE) {
 		fputs("  stub: ", stdout);
 		espl_cli_put_quoted(c->stub_path);
@@ -287,7 +287,7 @@ static void show_step(const espl_recipe *r, const espl_step *s)
 
 static void show(const espl_recipe *r)
 {
-	printf("# espline recipe show %s\n", r->path);
+	printf("# espline recipe show %s\n", espl_cli_shown(r->path));
 	printf("# recipe text sha256 %s\n", r->sha256);
 	puts("# Fully resolved: defaults filled in (marked), paths absolute.");
 	fputs("recipe: ", stdout);

@@ -65,8 +65,10 @@ int espl_cli_web_start(const char *cmd, const espl_cli_web_args *a, espl_ui *ui,
 	}
 	/* The address a browser opens; a wildcard address is any of the host's. */
 	const char *colon = strrchr(a->listen, ':');
-	fprintf(stderr, "espline %s: web view at http://%.*s:%u/%s\n", cmd, (int)(colon - a->listen), a->listen,
-	        espl_web_port(*out), a->control ? " (control allowed)" : "");
+	char host[256];
+	snprintf(host, sizeof host, "%.*s", (int)(colon - a->listen), a->listen);
+	fprintf(stderr, "espline %s: web view at http://%s:%u/%s\n", cmd, espl_cli_shown(host), espl_web_port(*out),
+	        a->control ? " (control allowed)" : "");
 	return ESPL_EXIT_OK;
 }
 

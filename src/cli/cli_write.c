@@ -80,21 +80,22 @@ static int check_layout(const dev_args *a, espl_loader *l, const espl_image *con
 			return espl__cli_fail(a, &err);
 		if (imgs[i]->address % ESPL_SECTOR_SIZE && !a->quiet)
 			fprintf(stderr, "warning: %s starts at 0x%X, inside a 4 KiB sector: the bytes from "
-				"0x%X up to it will be erased\n", imgs[i]->name, imgs[i]->address,
+				"0x%X up to it will be erased\n", espl_cli_shown(imgs[i]->name), imgs[i]->address,
 				imgs[i]->address & ~(uint32_t)(ESPL_SECTOR_SIZE - 1));
 		if (i == 0)
 			continue;
 		uint64_t prev_end = (uint64_t)imgs[i - 1]->address + imgs[i - 1]->size;
 		if (prev_end > imgs[i]->address) {
 			fprintf(stderr, "espline %s: %s (0x%X..0x%llX) overlaps %s at 0x%X\n", a->cmd,
-				imgs[i - 1]->name, imgs[i - 1]->address, (unsigned long long)prev_end,
-				imgs[i]->name, imgs[i]->address);
+				espl_cli_shown(imgs[i - 1]->name), imgs[i - 1]->address, (unsigned long long)prev_end,
+				espl_cli_shown(imgs[i]->name), imgs[i]->address);
 			return ESPL_EXIT_USAGE;
 		}
 		if (strcmp(a->cmd, "write") == 0 && (prev_end - 1) / ESPL_SECTOR_SIZE == imgs[i]->address / ESPL_SECTOR_SIZE) {
 			fprintf(stderr, "espline %s: %s ends in the 4 KiB sector where %s starts (0x%X): "
 				"writing it would erase the end of %s; align it to 0x1000 or merge the files\n",
-				a->cmd, imgs[i - 1]->name, imgs[i]->name, imgs[i]->address, imgs[i - 1]->name);
+				a->cmd, espl_cli_shown(imgs[i - 1]->name), espl_cli_shown(imgs[i]->name), imgs[i]->address,
+				espl_cli_shown(imgs[i - 1]->name));
 			return ESPL_EXIT_USAGE;
 		}
 	}
@@ -107,7 +108,7 @@ static int verify_one(const dev_args *a, espl_loader *l, const espl_image *img)
 	if (espl_flash_verify(l, img, &err) < 0)
 		return espl__cli_fail(a, &err);
 	if (!a->quiet)
-		fprintf(stderr, "verified %s at 0x%X: MD5 %s\n", img->name, img->address, img->md5_hex);
+		fprintf(stderr, "verified %s at 0x%X: MD5 %s\n", espl_cli_shown(img->name), img->address, img->md5_hex);
 	return 0;
 }
 
@@ -161,7 +162,7 @@ static int run_files(dev_args *a)
 		}
 		images_ready++;
 		if (imgs[i]->patched && !a->quiet)
-			fprintf(stderr, "%s: flash params set to 0x%02X%02X\n", imgs[i]->name,
+			fprintf(stderr, "%s: flash params set to 0x%02X%02X\n", espl_cli_shown(imgs[i]->name),
 				imgs[i]->header[0], imgs[i]->header[1]);
 	}
 	if (rc == 0)

@@ -120,7 +120,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; commands[i]; i++)
 		if (strcmp(argv[1], commands[i]->name) == 0)
 			return commands[i]->run(argc - 1, argv + 1);
-	fprintf(stderr, "espline: unknown command '%s'\n", argv[1]);
+	fprintf(stderr, "espline: unknown command '%s'\n", espl_cli_shown(argv[1]));
 	usage(stderr);
 	return ESPL_EXIT_USAGE;
 }

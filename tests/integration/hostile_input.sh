@@ -216,4 +216,36 @@ check "another station holds the database's writer lock: exit 4 (database unusab
 check "... in one line, with no stray newline after the pid" \
 	grep -qE "another espline station \(pid [0-9?]*\) is writing to $DB: give each station its own database with --db" "$T/out"
 
+# --- the printf audit: every message that shows what a user typed escapes it --
+# (issue 19 item 3: the names were checked; these are the other places
+# found printing user text raw: an unknown command, a bad date, a bad
+# number, a port spec, file names in write's messages, paths in db info
+# and export.)
+ESC=$'\e[2J'
+shown() { no_raw_controls && has '\x1B[2J'; }
+run "bogus$ESC"
+check "an unknown command is shown escaped" eval '[ "$rc" -eq 2 ] && shown'
+run report --db "$DB" --since "2026$ESC"
+check "report --since with a control sequence: shown escaped" eval '[ "$rc" -eq 2 ] && shown'
+run report --db "$DB" "extra$ESC"
+check "report with an unexpected argument: shown escaped" eval '[ "$rc" -eq 2 ] && shown'
+run read "$NOPORT" "0x$ESC" 16 "$T/x.bin"
+check "read with a bad address: shown escaped" eval '[ "$rc" -eq 2 ] && shown'
+run erase "/dev/none$ESC"
+check "erase on a port that does not exist: the port shown escaped" eval '[ "$rc" -ne 0 ] && shown'
+cp "$DB" "$T/db$ESC.sqlite"
+run db info --db "$T/db$ESC.sqlite"
+check "db info: the database path shown escaped" eval '[ "$rc" -eq 0 ] && shown'
+run export --format csv --db "$DB" --output "$T/out$ESC.csv"
+check "export --output: the file name shown escaped" eval '[ "$rc" -eq 0 ] && shown'
+cp recipes/images/nodemcu-demo.bin "$T/app$ESC.bin"
+cp recipes/images/nodemcu-demo.bin "$T/two$ESC.bin"
+sim_start esc --time-scale 0 || { echo "not ok - simulator 3 did not start"; exit 1; }
+run write "$(sim_port esc)" 0x0 "$T/app$ESC.bin" --verify --reset none --flash-baud 115200 --no-record
+check "write --verify of a file whose name holds a control sequence: 'verified' shows it escaped" \
+	eval '[ "$rc" -eq 0 ] && has "verified " && shown'
+run write "$(sim_port esc)" 0x0 "$T/app$ESC.bin" 0x1000 "$T/two$ESC.bin" --reset none --flash-baud 115200 --no-record
+check "overlapping files: both names shown escaped" eval '[ "$rc" -eq 2 ] && has "overlaps" && shown'
+sim_stop esc
+
 tap_done
