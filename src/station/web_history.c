@@ -162,16 +162,21 @@ static int batch_json(const espl_report_batch *b, void *user)
 	return 0;
 }
 
+/* A JSON list a source filled (n: what the source returned); takes list. */
+static enum MHD_Result reply_list(struct MHD_Connection *c, json_t *list, int n, const espl_error *err)
+{
+	char *text = n >= 0 ? json_dumps(list, JSON_COMPACT) : NULL;
+	json_decref(list);
+	if (n < 0)
+		return reply_db_error(c, err, n);
+	return espl__web_reply_json_text(c, MHD_HTTP_OK, text);
+}
+
 static enum MHD_Result serve_batches(struct MHD_Connection *c, const espl_web_history *h)
 {
 	espl_error err = { 0, "" };
 	json_t *list = json_array();
-	int n = h->batches(h->ctx, HISTORY_BATCHES, batch_json, list, &err);
-	char *text = n >= 0 ? json_dumps(list, JSON_COMPACT) : NULL;
-	json_decref(list);
-	if (n < 0)
-		return reply_db_error(c, &err, n);
-	return espl__web_reply_json_text(c, MHD_HTTP_OK, text);
+	return reply_list(c, list, h->batches(h->ctx, HISTORY_BATCHES, batch_json, list, &err), &err);
 }
 
 static void filter_from(struct MHD_Connection *c, espl_report_filter *f)
@@ -255,12 +260,7 @@ static enum MHD_Result serve_stations(struct MHD_Connection *c, const espl_web_h
 		return espl__web_reply_error(c, MHD_HTTP_NOT_FOUND, "stations are listed only by espline serve --central");
 	espl_error err = { 0, "" };
 	json_t *list = json_array();
-	int n = h->stations(h->ctx, station_json, list, &err);
-	char *text = n >= 0 ? json_dumps(list, JSON_COMPACT) : NULL;
-	json_decref(list);
-	if (n < 0)
-		return reply_db_error(c, &err, n);
-	return espl__web_reply_json_text(c, MHD_HTTP_OK, text);
+	return reply_list(c, list, h->stations(h->ctx, station_json, list, &err), &err);
 }
 
 enum MHD_Result espl__web_serve_db(espl_web *w, struct MHD_Connection *c, const char *url)
