@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -458,6 +459,26 @@ static int apply_station_file(run_args *a, espl_station_file **sfp)
 	return ESPL_EXIT_OK;
 }
 
+/* A keyboard-wedge scanner types on the dashboard's terminal: its codes are
+ * read as lines, not echoed over the dashboard.  The terminal is restored
+ * however the run ends (not after an abort's exit: the shell's reset). */
+static int run_with_scanner_terminal(espl_supervisor *sup, const espl_supervisor_options *so,
+                                     espl_station_totals *totals, espl_error *err)
+{
+	struct termios saved, quiet;
+	int tty = so->scan_fd >= 0 && isatty(so->scan_fd) && tcgetattr(so->scan_fd, &saved) == 0;
+	if (tty) {
+		quiet = saved;
+		quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+		quiet.c_lflag |= ICANON;
+		tcsetattr(so->scan_fd, TCSANOW, &quiet);
+	}
+	int rc = espl_supervisor_run(sup, totals, err);
+	if (tty)
+		tcsetattr(so->scan_fd, TCSANOW, &saved);
+	return rc;
+}
+
 /* The whole command; *sfp is the station file it read, if any. */
 static int run_all(int argc, char **argv, espl_station_file **sfp)
 {
@@ -534,7 +555,7 @@ static int run_all(int argc, char **argv, espl_station_file **sfp)
 		return code;
 	}
 	if (rc == ESPL_OK)
-		rc = espl_supervisor_run(sup, &totals, &err);
+		rc = run_with_scanner_terminal(sup, &so, &totals, &err);
 	/* The page shows the end of the run; then the server goes. */
 	espl_cli_web_stop("run", view.web);
 	view.web = NULL;

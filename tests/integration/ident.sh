@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
 # ident.sh - binding the physical unit (issue 16, part B), end to end
-# against simulated modules:
-#   1. slot names: a station file names each port (A1, A2); the names are in
-#      every --json event of the port, in the unit records (column, export,
-#      history) and the hash chain still verifies.
+# against simulated modules, with stand-ins for the operator's devices: a
+# fake scanner (tests/tools/fake_scanner.py, a pty that types codes) and a
+# fake label printer (tests/tools/fake_printer.py, a TCP listener that keeps
+# what it receives):
+#   1. codes scanned as "slot label, then the unit" are bound to the right
+#      slots; each PASS unit's label is byte for byte the template with its
+#      fields (rendered here by sed); on_unit_done gets the record as JSON
+#      and its exit status is recorded;
+#   2. slot names (the same batch): a station file names each port (A1, A2);
+#      the names are in every --json event of the port, in the unit records
+#      (column, export, history), and the hash chain covers them;
+#   3. map: next_waiting: each code goes to one waiting slot, none twice;
+#   4. refusals: a code that fails expect.barcode and a route_check that
+#      says no are FAILs with their own reasons, and no step runs;
+#   5. a printer that is off: programming goes on, the labels wait in the
+#      queue (on disk) and are printed, oldest first, by the next run; a
+#      hook that hangs is killed at its timeout, one that fails is recorded
+#      with its exit status, and neither changes the unit's result.
 # TAP output.
 set -u
 . "$(dirname "$0")/../lib/tap.sh"
@@ -30,32 +44,7 @@ EOF
 
 sim_launch sim --devices 2 --link rfc2217 --time-scale 0 || exit 1
 
-# --- 1. slot names -------------------------------------------------------
-DB=$T/slots.sqlite
-station_file "$T/slots.yaml" "$DB"
-tap_run 60 "$E" run --station-file "$T/slots.yaml" --batch SLOTS --count 2 --json
-LOG=$T/out
-check "a batch of 2 through the station file's slots: exit 0" [ "$rc" -eq 0 ]
-for k in 0 1; do
-	slot=A$((k + 1)) port=$(sim_dev_port sim "$k") mac=$(sim_dev_field sim "$k" mac)
-	# every event of the port names its slot, and no other slot
-	wrong=$(grep -F "\"port\":\"$port\"" "$T/out" | grep -vcF "\"slot\":\"$slot\"")
-	seen=$(grep -F "\"port\":\"$port\"" "$T/out" | grep -cF '"event":"unit_done"')
-	check_eq "slot $slot: every --json event of $port carries \"slot\":\"$slot\" ($seen unit_done)" "$wrong/$seen" "0/1"
-	check_eq "slot $slot: the record of $mac has slot $slot" \
-		"$(sql "$DB" "select slot || ' ' || port || ' ' || result from units where mac = '$mac'")" "$slot $port PASS"
-	"$E" history "$mac" --db "$DB" >"$T/hist" 2>&1
-	check "slot $slot: history $mac shows 'slot $slot'" grep -q "^    slot $slot " "$T/hist"
-done
-"$E" export --format csv --batch SLOTS --db "$DB" >"$T/export.csv"
-check_eq "the CSV export's slot column (28) lists A1 and A2" \
-	"$(python3 -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); print(" ".join(sorted(x["slot"] for x in r)))' "$T/export.csv")" "A1 A2"
-check "db verify: the chain covers the slot names and verifies" "$E" db verify --db "$DB"
-sqlite3 "$DB" "update units set slot = 'B9' where slot = 'A2'"
-"$E" db verify --db "$DB" >"$T/verify" 2>&1
-check "db verify: a slot name edited afterwards breaks the chain (exit 1)" [ $? -eq 1 ]
-
-# --- 2. scanner and printer stand-ins --------------------------------------
+# --- 1. scanner and printer stand-ins --------------------------------------
 # start_helper NAME SCRIPT DIR: a fake scanner or printer, ready when DIR/ready is
 start_helper() {
 	mkdir -p "$3"
@@ -128,6 +117,26 @@ print(" ".join(sorted(x["slot"]+"="+x["barcode"]+"="+x["result"] for x in d)))')
 check_eq "its exit status is recorded with each unit (events)" \
 	"$(sql "$DB" "select count(*) from events where kind = 'hook' and message = 'hooks.on_unit_done exited 0' and unit_uuid in (select uuid from units)")" 2
 check "db verify: the chain covers slot, code and label" "$E" db verify --db "$DB"
+# --- 2. slot names (in the batch above) ------------------------------------
+LOG=$T/scan.jsonl
+for k in 0 1; do
+	slot=A$((k + 1)) port=$(sim_dev_port sim "$k") mac=$(sim_dev_field sim "$k" mac)
+	# every event of the port names its slot, and no other slot
+	wrong=$(grep -F "\"port\":\"$port\"" "$T/scan.jsonl" | grep -vcF "\"slot\":\"$slot\"")
+	seen=$(grep -F "\"port\":\"$port\"" "$T/scan.jsonl" | grep -cF '"event":"unit_done"')
+	check_eq "slot $slot: every --json event of $port carries \"slot\":\"$slot\" ($seen unit_done)" "$wrong/$seen" "0/1"
+	check_eq "slot $slot: the record of $mac has slot $slot" \
+		"$(sql "$DB" "select slot || ' ' || port || ' ' || result from units where mac = '$mac'")" "$slot $port PASS"
+	"$E" history "$mac" --db "$DB" >"$T/hist" 2>&1
+	check "slot $slot: history $mac shows 'slot $slot'" grep -q "^    slot $slot " "$T/hist"
+done
+"$E" export --format csv --batch LOT7 --db "$DB" >"$T/export.csv"
+check_eq "the CSV export's slot column (28) lists A1 and A2" \
+	"$(python3 -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); print(" ".join(sorted(x["slot"] for x in r)))' "$T/export.csv")" "A1 A2"
+sqlite3 "$DB" "update units set slot = 'B9' where slot = 'A2'"
+"$E" db verify --db "$DB" >"$T/verify" 2>&1
+check "db verify: a slot name edited afterwards breaks the chain (exit 1)" [ $? -eq 1 ]
+
 
 # --- 3. map: next_waiting -----------------------------------------------------
 DB=$T/next.sqlite

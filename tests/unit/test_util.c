@@ -12,7 +12,10 @@
 #include <cmocka.h>
 
 #include "util/file.h"
+#include "util/spawn.h"
 #include "util/str.h"
+#include <fcntl.h>
+#include <signal.h>
 
 static char dir[] = "/tmp/espline-test-util.XXXXXX";
 
@@ -147,6 +150,104 @@ static void test_name_check(void **state)
 	assert_non_null(strstr(e.msg, "65 bytes long, over the limit of 64"));
 }
 
+/* ---- spawn: no shell, stdin in, stdout out, a time limit ------------------ */
+
+static void test_spawn_feeds_stdin_and_reads_stdout(void **state)
+{
+	(void)state;
+	char *const argv[] = { "tr", "a-z", "A-Z", NULL };
+	espl__spawn_result res;
+	espl_error err;
+	assert_int_equal(espl__spawn_run(argv, "label for a1\n", 13, 5000, &res, &err), ESPL_OK);
+	assert_true(res.exited);
+	assert_int_equal(res.status, 0);
+	assert_string_equal(res.out, "LABEL FOR A1\n");
+}
+
+static void test_spawn_reports_exit_status_and_no_shell(void **state)
+{
+	(void)state;
+	espl__spawn_result res;
+	espl_error err;
+	char *const fails[] = { "sh", "-c", "echo refused; exit 3", NULL };
+	assert_int_equal(espl__spawn_run(fails, NULL, 0, 5000, &res, &err), ESPL_OK);
+	assert_true(res.exited);
+	assert_int_equal(res.status, 3);
+	assert_string_equal(res.out, "refused\n");
+	/* a command line is not split or interpreted: the whole string is argv[0] */
+	char *const whole[] = { "echo hi; exit 3", NULL };
+	assert_int_equal(espl__spawn_run(whole, NULL, 0, 5000, &res, &err), ESPL_ENOTFOUND);
+}
+
+static void test_spawn_kills_a_hang_and_what_it_started(void **state)
+{
+	(void)state;
+	espl__spawn_result res;
+	espl_error err;
+	char pidfile[] = "/tmp/espline-spawn-XXXXXX";
+	int fd = mkstemp(pidfile);
+	assert_true(fd >= 0);
+	close(fd);
+	char script[256];
+	snprintf(script, sizeof script, "sleep 30 & echo $! > %s; wait", pidfile);
+	char *const argv[] = { "sh", "-c", script, NULL };
+	assert_int_equal(espl__spawn_run(argv, NULL, 0, 300, &res, &err), ESPL_ETIMEOUT);
+	assert_true(res.timed_out);
+	assert_true(res.seconds < 3.0);
+	assert_non_null(strstr(err.msg, "still running after 300 ms: killed"));
+	FILE *f = fopen(pidfile, "r");
+	int grandchild = 0;
+	assert_non_null(f);
+	assert_int_equal(fscanf(f, "%d", &grandchild), 1);
+	fclose(f);
+	unlink(pidfile);
+	usleep(100000);
+	/* the sleep it started was in its process group: killed too (or reaped
+	 * already by init); never still sleeping */
+	char stat_path[64], state_c = 'X';
+	snprintf(stat_path, sizeof stat_path, "/proc/%d/stat", grandchild);
+	f = fopen(stat_path, "r");
+	if (f) {
+		assert_int_equal(fscanf(f, "%*d %*s %c", &state_c), 1);
+		fclose(f);
+	}
+	assert_true(state_c == 'X' || state_c == 'Z');
+}
+
+static void test_spawn_child_gets_no_descriptor_of_ours(void **state)
+{
+	(void)state;
+	espl__spawn_result res;
+	espl_error err;
+	int leak = open("/dev/null", O_RDONLY);  /* deliberately without O_CLOEXEC */
+	assert_true(leak > 2);
+	char script[128];
+	snprintf(script, sizeof script, "[ -e /proc/self/fd/%d ] && echo inherited || echo closed", leak);
+	char *const argv[] = { "sh", "-c", script, NULL };
+	assert_int_equal(espl__spawn_run(argv, NULL, 0, 5000, &res, &err), ESPL_OK);
+	close(leak);
+	assert_string_equal(res.out, "closed\n");
+}
+
+static void test_spawn_survives_a_child_that_ignores_stdin(void **state)
+{
+	(void)state;
+	espl__spawn_result res;
+	espl_error err;
+	size_t len = 1 << 20;  /* more than a pipe holds: the write hits EPIPE */
+	char *big = malloc(len);
+	assert_non_null(big);
+	memset(big, 'x', len);
+	char *const argv[] = { "true", NULL };
+	assert_int_equal(espl__spawn_run(argv, big, len, 5000, &res, &err), ESPL_OK);
+	free(big);
+	assert_true(res.exited);
+	assert_int_equal(res.status, 0);  /* and no SIGPIPE ended this process */
+	sigset_t pending;
+	sigpending(&pending);
+	assert_false(sigismember(&pending, SIGPIPE));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -157,6 +258,11 @@ int main(void)
 		cmocka_unit_test(test_escape_makes_controls_visible),
 		cmocka_unit_test(test_escape_truncates_whole_pieces),
 		cmocka_unit_test(test_name_check),
+		cmocka_unit_test(test_spawn_feeds_stdin_and_reads_stdout),
+		cmocka_unit_test(test_spawn_reports_exit_status_and_no_shell),
+		cmocka_unit_test(test_spawn_kills_a_hang_and_what_it_started),
+		cmocka_unit_test(test_spawn_child_gets_no_descriptor_of_ours),
+		cmocka_unit_test(test_spawn_survives_a_child_that_ignores_stdin),
 	};
 	return cmocka_run_group_tests_name("util", tests, setup, teardown);
 }
