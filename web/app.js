@@ -35,6 +35,7 @@ function pct(x) {
 const live = {
   batch: '', planned: 0, passed: 0, failed: 0, interrupted: 0,
   reasons: new Map(), ports: new Map(), startMs: Date.now(), finished: false,
+  labelsQueued: -1, // -1: the station prints no labels
 };
 
 function portState(name) {
@@ -53,6 +54,7 @@ function applySnapshot(s) {
   live.passed = s.passed || 0;
   live.failed = s.failed || 0;
   live.interrupted = s.interrupted || 0;
+  live.labelsQueued = typeof s.labels_queued === 'number' ? s.labels_queued : -1;
   live.reasons = new Map(Object.entries(s.failed_by_reason || {}));
   live.startMs = Date.now() - 1000 * (s.elapsed_s || 0);
   live.ports = new Map();
@@ -97,6 +99,9 @@ function applyEvent(e) {
     case 'unit_recorded':
       if (e.repeat_of) for (const q of live.ports.values()) if (q.mac === e.mac) q.note = 'REPEAT: already passed before';
       break;
+    case 'scan_wait': p.state = 'scan code'; p.note = e.message || ''; break;
+    case 'scanned': p.state = 'programming'; p.note = 'code ' + (e.code || ''); break;
+    case 'labels': live.labelsQueued = e.queued; break;
     case 'remove_wait': p.state = 'remove unit'; break;
     case 'unit_removed': p.state = 'removed'; break;
     case 'db_state': setBanner(e.state === 'ok' ? '' : 'DATABASE ' + e.state.toUpperCase() + ': ' + (e.reason || '')); break;
@@ -167,6 +172,8 @@ function renderLive() {
   $('yield').textContent = done ? pct(live.passed / done) : '-';
   const hours = (Date.now() - live.startMs) / 3600000;
   $('uph').textContent = hours > 0 && done ? Math.round(done / hours).toString() : '-';
+  $('labels-stat').hidden = live.labelsQueued < 0;
+  $('labels').textContent = String(Math.max(0, live.labelsQueued));
   const tiles = $('tiles');
   clear(tiles);
   // Tiles in slot order (A1, A2, ..., A10), then the unnamed ports.
