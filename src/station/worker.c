@@ -358,15 +358,17 @@ static unsigned remembered_flash_baud(worker *w)
 }
 
 /* A unit passed with the stub at a rate other than the one remembered
- * (the ladder stepped down, or nothing was known): remember it, so the
- * next unit on this adapter, in this run or the next, starts there. */
+ * (the ladder stepped down, or a rate below the top is newly known):
+ * remember it, so the next unit on this adapter, in this run or the next,
+ * starts there. */
 static void remember_flash_baud(worker *w, unsigned was, const espl_unit_result *res)
 {
 	espl_supervisor *s = w->sup;
 	char key[sizeof ((espl_db_adapter_rate *)0)->adapter];
 	espl_error err;
-	if (!res->pass || !res->flash_baud || res->flash_baud == was)
-		return;
+	unsigned top = espl_plan_recipe(s->o.plan)->connect.flash_baud;
+	if (!res->pass || !res->flash_baud || res->flash_baud == was || (!was && res->flash_baud >= top))
+		return; /* nothing new: the ladder starts at the top anyway */
 	adapter_key(w, key, sizeof key);
 	pthread_rwlock_rdlock(&s->dbw_lock);
 	if (!s->dbw_closed && s->dbw)

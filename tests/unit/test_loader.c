@@ -577,6 +577,86 @@ static void test_fast_baud_garbled_falls_back(void **state)
 	fast_baud_case(0);
 }
 
+/* A baud ladder whose top rate the line garbles: the stub switched there,
+ * so the chip is reset and the next rate is tried; the rate the adapter
+ * refuses outright is skipped without a reset. */
+static void test_ladder_climbs_down_at_connect(void **state)
+{
+	(void)state;
+	for (int refuse = 0; refuse <= 1; refuse++) {
+		sim_chip_config cfg = chip_config(1u << 20, 26);
+		chip_port *cp = new_chip_port(&cfg);
+		espl_loader_options o;
+		log_capture cap = { 0 };
+		espl_loader *l;
+		espl_error err;
+		if (refuse)
+			cp->max_baud = 1500000;
+		else
+			cp->garble_above = 1500000;
+		options(&o, &cap);
+		o.baud = 0; /* the ladder's last rate */
+		o.flash_baud = 3000000;
+		o.lower_bauds[0] = 2000000;
+		o.lower_bauds[1] = 1500000;
+		o.lower_bauds[2] = 921600;
+		o.n_lower_bauds = 3;
+		if (espl_loader_connect(&cp->base, &o, &l, &err) < 0)
+			fail_msg("connect: %s\n%s", err.msg, cap.text);
+		assert_int_equal(espl_loader_rom_baud(l), 921600);
+		assert_int_equal(espl_loader_baud(l), 1500000);
+		assert_int_equal(espl_loader_flash_baud(l), 1500000);
+		/* garbled: 3M and 2M each cost a reset; refused: none */
+		if (cp->boots != (refuse ? 1 : 3))
+			fail_msg("%d boots:\n%s", cp->boots, cap.text);
+		espl_loader_close(l);
+	}
+}
+
+/* A write whose block keeps arriving corrupted steps one rate down and
+ * goes on with that block: one FLASH_DEFL_BEGIN, no reset, the flash right. */
+static void test_ladder_steps_down_mid_write(void **state)
+{
+	(void)state;
+	sim_chip_config cfg = chip_config(1u << 20, 26);
+	chip_port *cp = new_chip_port(&cfg);
+	espl_loader_options o;
+	log_capture cap = { 0 };
+	espl_loader *l;
+	espl_error err;
+	espl_chip_info info;
+	size_t n = 200000;
+	uint8_t *fw = firmware(n, 11);
+	espl_image *img = prepared(fw, n, 0x20000);
+	options(&o, &cap);
+	o.lower_bauds[0] = 460800;
+	o.n_lower_bauds = 1;
+	if (espl_loader_connect(&cp->base, &o, &l, &err) < 0)
+		fail_msg("connect: %s\n%s", err.msg, cap.text);
+	assert_int_equal(espl_loader_baud(l), 921600);
+	assert_true(espl_loader_can_step_down(l));
+	assert_int_equal(espl_esp8266_identify(l, &info, &err), 0);
+	assert_true(img->zblocks >= 3);
+	cp->corrupt.op = ESPL_OP_FLASH_DEFL_DATA; /* the 3rd block, twice in a row */
+	cp->corrupt.skip = 2;
+	cp->corrupt.count = 2;
+	unsigned begins = cp->unit->op_count[ESPL_OP_FLASH_DEFL_BEGIN];
+	if (espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err) < 0)
+		fail_msg("write: %s\n%s", err.msg, cap.text);
+	assert_non_null(strstr(cap.text, "stepping down to 460800 baud"));
+	assert_int_equal(espl_loader_baud(l), 460800);
+	assert_int_equal(espl_loader_flash_baud(l), 460800);
+	assert_false(espl_loader_can_step_down(l));
+	assert_int_equal(cp->unit->op_count[ESPL_OP_FLASH_DEFL_BEGIN], begins + 1);
+	assert_int_equal(cp->boots, 1);
+	assert_int_equal(espl_flash_verify(l, img, &err), 0);
+	size_t fsize;
+	assert_memory_equal(sim_chip_flash(cp->unit->chip, &fsize) + 0x20000, fw, n);
+	espl_loader_close(l);
+	espl_image_free(img);
+	free(fw);
+}
+
 /* A fast ROM rate (opt.baud): the ROM auto-bauds on SYNC; a line that
  * garbles that rate costs the fast rounds, then the loader syncs at
  * 115200, says so, and runs the stub there. */
@@ -984,6 +1064,8 @@ int main(void)
 		cmocka_unit_test(test_image_larger_than_flash),
 		cmocka_unit_test(test_fast_baud_refused_by_adapter),
 		cmocka_unit_test(test_fast_baud_garbled_falls_back),
+		cmocka_unit_test(test_ladder_climbs_down_at_connect),
+		cmocka_unit_test(test_ladder_steps_down_mid_write),
 		cmocka_unit_test(test_fast_rom_baud_syncs_directly),
 		cmocka_unit_test(test_default_rom_baud_is_the_flash_baud),
 		cmocka_unit_test(test_fast_rom_baud_falls_back_to_115200),
