@@ -51,7 +51,7 @@ rm -rf "$src/debian/debhelper-build-stamp" "$src/debian/.debhelper" "$src/debian
 	"$src"/debian/*.substvars "$src"/debian/*.debhelper.log
 
 # --- the package -------------------------------------------------------------
-(cd "$src" && dpkg-buildpackage -b -us -uc -nc >"$out/build.log" 2>&1) || {
+(cd "$src" && dpkg-buildpackage -b -us -uc -nc -Jauto >"$out/build.log" 2>&1) || {
 	tail -n 40 "$out/build.log" >&2
 	echo "build-deb: dpkg-buildpackage failed; the whole log is $out/build.log" >&2
 	exit 1
