@@ -6,7 +6,8 @@
 #         for the Debian package and its test (tests/integration/install.sh):
 #         debhelper, lintian, fakeroot, systemd, udev, man-db, groff, zsh, strace;
 #         for the RFC 2217 reset test: ser2net (a real serial server) and
-#         python3-serial (pyserial's RFC 2217 client, as esptool uses it)
+#         python3-serial (pyserial's RFC 2217 client, as esptool uses it);
+#         tools the tests and benchmarks call: jq, python3, time (/usr/bin/time)
 #   npm:  esptool-js at the exact versions pinned in tests/interop/package-lock.json
 #         (0.7.0, and 0.4.7 under the alias esptool-js-legacy), puppeteer-core as
 #         pinned in tests/browser/package-lock.json
@@ -24,6 +25,7 @@ APT_PACKAGES=(
 	valgrind nodejs libmicrohttpd-dev chromium cppcheck
 	debhelper lintian fakeroot systemd udev man-db groff-base zsh strace util-linux
 	ser2net python3-serial
+	jq python3 time
 )
 
 sudo_cmd=()
