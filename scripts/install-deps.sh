@@ -7,7 +7,8 @@
 #         debhelper, lintian, fakeroot, systemd, udev, man-db, groff, zsh, strace;
 #         for the RFC 2217 reset test: ser2net (a real serial server) and
 #         python3-serial (pyserial's RFC 2217 client, as esptool uses it);
-#         tools the tests and benchmarks call: jq, python3, time (/usr/bin/time)
+#         tools the tests and benchmarks call: jq, python3 (also the label
+#         printer and barcode scanner stand-ins, tests/tools/fake_*.py), time
 #   npm:  esptool-js at the exact versions pinned in tests/interop/package-lock.json
 #         (0.7.0, and 0.4.7 under the alias esptool-js-legacy), puppeteer-core as
 #         pinned in tests/browser/package-lock.json

@@ -14,10 +14,8 @@
 #   3. map: next_waiting: each code goes to one waiting slot, none twice;
 #   4. refusals: a code that fails expect.barcode and a route_check that
 #      says no are FAILs with their own reasons, and no step runs;
-#   5. a printer that is off: programming goes on, the labels wait in the
-#      queue (on disk) and are printed, oldest first, by the next run; a
-#      hook that hangs is killed at its timeout, one that fails is recorded
-#      with its exit status, and neither changes the unit's result.
+# A printer that is off, and hooks that hang or fail: tests/integration/
+# bad_input.sh (its label queue is printed first by the next run there).
 # TAP output.
 set -u
 . "$(dirname "$0")/../lib/tap.sh"
@@ -183,31 +181,5 @@ check_eq "route_check saying no: FAIL 'route_check: refused', with what it print
 	"FAIL | route_check: refused | route_check: hooks.route_check ($T/route.sh) exited 3: MES: not routed to this line"
 check_eq "nothing was written to either unit (no step ran)" "$(sql "$DB" "select count(*) from steps")" 0
 check_eq "no label for a refused unit" "$(ls "$T"/printer/label-*.zpl | wc -l)" 2
-
-# --- 5. a printer that is off, hooks that hang or fail -----------------------
-DEAD_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-DB=$T/off.sqlite
-station_file "$T/off.yaml" "$DB" "label: { on_pass: unit.zpl, printer: \"127.0.0.1:$DEAD_PORT\", timeout: 500ms, retry: 200ms }
-hooks:
-  on_unit_done: { run: [sleep, \"5\"], timeout: 300ms }"
-tap_run 60 "$E" run --station-file "$T/off.yaml" --batch OFF --count 2 --plain
-LOG=$T/out
-check "printer off: programming goes on, both units PASS (exit 0)" [ "$rc" -eq 0 ]
-check "... the log says the label was not printed and is queued" has "label not printed: printer 127.0.0.1:$DEAD_PORT:"
-check_eq "... both labels wait in the queue on disk" "$(ls "$DB.labels"/*.zpl 2>/dev/null | wc -l)" 2
-check_eq "a hook that hangs is killed at its timeout, recorded with each unit" \
-	"$(sql "$DB" "select count(*) from events where kind = 'hook' and message = 'hooks.on_unit_done (sleep) still running after 300 ms: killed'")" 2
-check_eq "... and the units stay PASS" "$(sql "$DB" "select group_concat(result) from units")" "PASS,PASS"
-start_helper printer2 fake_printer.py "$T/printer2" "$DEAD_PORT"
-sed -i 's|\[sleep, "5"\]|[sh, -c, "exit 4"]|' "$T/off.yaml"
-tap_run 60 "$E" run --station-file "$T/off.yaml" --batch OFF2 --count 1 --plain
-check "the printer back: the next run passes (exit 0)" [ "$rc" -eq 0 ]
-check_eq "... and prints the 2 queued labels first, then its own" "$(ls "$T"/printer2/label-*.zpl 2>/dev/null | wc -l)" 3
-check_eq "... the queue is empty" "$(ls "$DB.labels"/*.zpl 2>/dev/null | wc -l)" 0
-queued_macs=$(sql "$DB" "select group_concat(mac, ' ') from (select u.mac from units u join batches b on b.id = u.batch_id where b.name = 'OFF' order by u.mac)")
-printed_first=$(cat "$T/printer2/label-1.zpl" "$T/printer2/label-2.zpl" 2>/dev/null | sed -nE 's/.*FDMAC ([0-9a-f:]+).*/\1/p' | sort | paste -sd ' ')
-check_eq "... the first two printed are the first batch's units" "$printed_first" "$queued_macs"
-check_eq "a hook that fails: its exit status is recorded" \
-	"$(sql "$DB" "select count(*) from events where kind = 'hook' and message = 'hooks.on_unit_done (sh) exited 4'")" 1
 
 tap_done
