@@ -391,6 +391,12 @@ int espl_recipe_system_flash_size(const espl_recipe *r, uint32_t detected_size,
 int espl_recipe_check_layout(const espl_recipe *r, uint32_t system_size, uint32_t chip_size,
                              espl_error *err);
 
+/* The layout rule that recipes and `espline write` share: do the bytes
+ * [a, a_end) and [b, b_end) touch a common 4 KiB sector?  The stub erases
+ * whole sectors before it writes, so two writes (or a write and a later
+ * erase) must not, or the second wipes part of the first. */
+bool espl_recipe_sectors_meet(uint32_t a, uint64_t a_end, uint32_t b, uint64_t b_end);
+
 /* The smallest flash any allowed unit can have (flash.size when fixed,
  * else expect.flash_size_min), or 0 when unknown until detection. */
 uint32_t espl_recipe_min_flash_size(const espl_recipe *r);

@@ -16,6 +16,7 @@
 #include "espline/image.h"
 #include "espline/loader.h"
 #include "espline/port.h"
+#include "espline/recipe.h"
 #include "espline/reset.h"
 #include "espline/stub.h"
 
@@ -91,7 +92,9 @@ static int check_layout(const dev_args *a, espl_loader *l, const espl_image *con
 				espl_cli_shown(imgs[i]->name), imgs[i]->address);
 			return ESPL_EXIT_USAGE;
 		}
-		if (strcmp(a->cmd, "write") == 0 && (prev_end - 1) / ESPL_SECTOR_SIZE == imgs[i]->address / ESPL_SECTOR_SIZE) {
+		if (strcmp(a->cmd, "write") == 0 &&
+		    espl_recipe_sectors_meet(imgs[i - 1]->address, prev_end, imgs[i]->address,
+		                             (uint64_t)imgs[i]->address + imgs[i]->size)) {
 			fprintf(stderr, "espline %s: %s ends in the 4 KiB sector where %s starts (0x%X): "
 				"writing it would erase the end of %s; align it to 0x1000 or merge the files\n",
 				a->cmd, espl_cli_shown(imgs[i - 1]->name), espl_cli_shown(imgs[i]->name), imgs[i]->address,

@@ -132,19 +132,24 @@ static bool bounds_ok(parse_ctx *c, const layout *l, uint64_t end, espl_recipe_p
 	return false;
 }
 
-/* The stub erases whole sectors before writing, so two writes (or a write
- * and a later erase) must not share a sector. */
+bool espl_recipe_sectors_meet(uint32_t a, uint64_t a_end, uint32_t b, uint64_t b_end)
+{
+	uint64_t a_last = (a_end + ESPL_RECIPE_SECTOR - 1) / ESPL_RECIPE_SECTOR * ESPL_RECIPE_SECTOR;
+	uint64_t b_last = (b_end + ESPL_RECIPE_SECTOR - 1) / ESPL_RECIPE_SECTOR * ESPL_RECIPE_SECTOR;
+	return sector_floor(a) < b_last && sector_floor(b) < a_last;
+}
+
+/* Two writes (or a write and a later erase) must not share a sector
+ * (espl_recipe_sectors_meet). */
 static bool overlap_ok(parse_ctx *c, const layout *l, enum op_kind kind, uint32_t start,
                        uint64_t end, espl_recipe_pos pos, const char *what)
 {
 	char buf[160];
-	uint32_t s0 = sector_floor(start);
-	uint64_t s1 = (end + ESPL_RECIPE_SECTOR - 1) / ESPL_RECIPE_SECTOR * ESPL_RECIPE_SECTOR;
 	for (size_t i = 0; i < l->n; i++) {
 		const flash_op *o = &l->ops[i];
 		if (o->kind != OP_WRITE || o->floating)
 			continue;
-		if (s0 < espl__recipe_round_up(o->end, ESPL_RECIPE_SECTOR) && sector_floor(o->start) < s1) {
+		if (espl_recipe_sectors_meet(start, end, o->start, o->end)) {
 			describe_op(o, buf, sizeof buf);
 			if (kind == OP_WRITE)
 				espl__yaml_error(&c->y, pos, "%s (0x%x..0x%llx) overlaps %s; writes are erased in 4 KiB sectors, so two writes must not share a sector",

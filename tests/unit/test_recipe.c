@@ -834,10 +834,23 @@ static void test_names(void **state)
 	assert_string_equal(espl_recipe_format_size(0x2064, buf, sizeof buf), "0x2064");
 }
 
+/* The sector rule recipes and `espline write` share. */
+static void test_sectors_meet(void **state)
+{
+	(void)state;
+	assert_false(espl_recipe_sectors_meet(0x0, 0x1000, 0x1000, 0x2000));  /* back to back */
+	assert_true(espl_recipe_sectors_meet(0x0, 0x1001, 0x1000, 0x2000));   /* one byte into the next */
+	assert_true(espl_recipe_sectors_meet(0x800, 0x900, 0xA00, 0xB00));    /* same sector, no byte shared */
+	assert_true(espl_recipe_sectors_meet(0xA00, 0xB00, 0x800, 0x900));    /* either order */
+	assert_false(espl_recipe_sectors_meet(0x0, 0x1000, 0x2000, 0x3000));
+	assert_true(espl_recipe_sectors_meet(0x3FF000, 0x400000, 0x0, 0x400000));  /* one inside the other */
+}
+
 int main(void)
 {
 	const size_t n_bad = sizeof bad_cases / sizeof bad_cases[0];
 	const struct CMUnitTest fixed[] = {
+		cmocka_unit_test(test_sectors_meet),
 		cmocka_unit_test(test_warning_unaligned_write_and_no_reset),
 		cmocka_unit_test(test_non_image_at_0_with_keep),
 		cmocka_unit_test(test_warning_fixed_size_above_expect_min),
