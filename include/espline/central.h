@@ -40,7 +40,7 @@
 
 #define ESPL_CENTRAL_ENV "ESPLINE_CENTRAL"
 /* Central schema version this code writes. */
-#define ESPL_CENTRAL_SCHEMA_VERSION 3
+#define ESPL_CENTRAL_SCHEMA_VERSION 4
 
 struct pg_conn; /* libpq's PGconn */
 

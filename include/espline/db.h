@@ -55,7 +55,7 @@
 #include "espline/error.h"
 
 /* Schema version this code writes; older databases are migrated on open. */
-#define ESPL_DB_SCHEMA_VERSION 7
+#define ESPL_DB_SCHEMA_VERSION 8
 /* Relative to the current directory, like any other path a user types. */
 #define ESPL_DB_DEFAULT_PATH "db/espline.sqlite"
 #define ESPL_DB_ENV "ESPLINE_DB"
@@ -128,6 +128,9 @@ typedef struct espl_db_unit {
 	const char *slot;                   /* the station file's slot name ("A1") */
 	const char *barcode;                /* the code scanned for this unit */
 	const char *label;                  /* the label text rendered on PASS (ZPL) */
+	/* The serial number the unit was given (schema v8; serials.h); NULL
+	 * when the recipe has none, and then left out of the hash too. */
+	const char *serial;
 } espl_db_unit;
 
 typedef struct espl_db_step {

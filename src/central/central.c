@@ -277,6 +277,9 @@ static const char *const migrations[ESPL_CENTRAL_SCHEMA_VERSION + 1] = {
 	[3] = "ALTER TABLE units ADD COLUMN slot text, ADD COLUMN barcode text,"
 	      " ADD COLUMN label text;"
 	      "CREATE INDEX units_barcode ON units (barcode) WHERE barcode IS NOT NULL;",
+	/* v4: the unit's serial number (issue 16), covered by its hash. */
+	[4] = "ALTER TABLE units ADD COLUMN serial text;"
+	      "CREATE INDEX units_serial ON units (serial) WHERE serial IS NOT NULL;",
 };
 
 static int schema_version(PGconn *conn, const char *ci, int *version, espl_error *err)

@@ -12,8 +12,8 @@
 #include <string.h>
 
 /* Same columns, in the same order, as report.c's UNIT_SELECT with its
- * ident columns; column 26 is the unit's id, 27 the batch's operator, 28-30
- * slot, barcode and label, 31 its steps as JSON when asked for. */
+ * ident columns; column 26 is the unit's id, 27 the batch's operator, 28-31
+ * slot, barcode, label and serial, 32 its steps as JSON when asked for. */
 #define UNIT_SELECT                                                                    \
 	"SELECT u.uuid, b.uuid, u.mac, u.chip_id, u.flash_id, u.manufacturer,"         \
 	" u.flash_size, u.crystal_mhz, u.port, u.adapter_serial, u.adapter_location,"    \
@@ -21,7 +21,7 @@
 	" b.name, s.name, s.host, r.name, r.sha256,"                                     \
 	" (SELECT string_agg(i.name || '=' || i.sha256, ';' ORDER BY i.position)"       \
 	"    FROM recipe_images AS i WHERE i.recipe_id = r.id),"                         \
-	" u.repeat_of, u.seq, u.hash, u.id, b.operator, u.slot, u.barcode, u.label"
+	" u.repeat_of, u.seq, u.hash, u.id, b.operator, u.slot, u.barcode, u.label, u.serial"
 #define STEPS_JSON                                                                     \
 	", (SELECT json_agg(json_build_object('index', t.idx, 'kind', t.kind,"          \
 	"    'address', t.address, 'length', t.length, 'expected_md5', t.expected_md5,"  \
@@ -115,6 +115,8 @@ static void row_to_unit(const PGresult *r, int i, espl_report_unit *ru)
 	u->slot = pv(r, i, 28);
 	u->barcode = pv(r, i, 29);
 	u->label = pv(r, i, 30);
+	u->serial = pv(r, i, 31);
+	ru->serial = u->serial;
 }
 
 /* Steps from a json_agg column; strings point into *doc (json_decref it). */
@@ -203,7 +205,7 @@ int espl_central_history(PGconn *conn, const char *key, espl_report_unit_cb cb, 
 	int rc = stream(conn, by_mac ? UNIT_SELECT FROM_UNITS
 			" WHERE u.mac = $1 ORDER BY u.started_ms DESC, u.id DESC"
 			: UNIT_SELECT FROM_UNITS
-			" WHERE u.barcode = $1 ORDER BY u.started_ms DESC, u.id DESC",
+			" WHERE u.barcode = $1 OR u.serial = $1 ORDER BY u.started_ms DESC, u.id DESC",
 			1, v, history_row, &c, err);
 	return rc < 0 ? rc : c.n;
 }
@@ -357,7 +359,7 @@ static int export_row(const PGresult *r, void *user)
 	size_t n = 0;
 	row_to_unit(r, 0, &ru);
 	if (c->format == ESPL_EXPORT_JSON)
-		n = steps_from_json(pv(r, 0, 31), &doc, &steps);
+		n = steps_from_json(pv(r, 0, 32), &doc, &steps);
 	int rc = espl_report_export_unit(c->out, c->format, c->n++, &ru, steps, n);
 	free(steps);
 	json_decref(doc);
@@ -447,22 +449,22 @@ static int unit_row_hash(void *ctx, char want[ESPL_DB_HASH_SIZE])
 	unit_row *row = ctx;
 	espl_db_step *steps;
 	json_t *doc;
-	size_t n = steps_from_json(pv(row->r, 0, 31), &doc, &steps);
-	int rc = espl_db_unit_hash(row->ru->seq, pv(row->r, 0, 32), pv(row->r, 0, 33),
+	size_t n = steps_from_json(pv(row->r, 0, 32), &doc, &steps);
+	int rc = espl_db_unit_hash(row->ru->seq, pv(row->r, 0, 33), pv(row->r, 0, 34),
 				   &row->ru->unit, steps, n, want);
 	free(steps);
 	json_decref(doc);
 	return rc;
 }
 
-/* Columns: UNIT_SELECT (0..30), steps (31), prev_hash (32), batch hash (33). */
+/* Columns: UNIT_SELECT (0..31), steps (32), prev_hash (33), batch hash (34). */
 static int walk_unit(const PGresult *r, void *user)
 {
 	espl__chain_walk *w = user;
 	espl_report_unit ru;
 	row_to_unit(r, 0, &ru);
 	unit_row row = { r, &ru };
-	return espl__chain_unit(w, ru.seq, ru.unit.uuid, ru.unit.mac, pv(r, 0, 32), ru.hash,
+	return espl__chain_unit(w, ru.seq, ru.unit.uuid, ru.unit.mac, pv(r, 0, 33), ru.hash,
 				unit_row_hash, &row);
 }
 

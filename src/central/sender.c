@@ -163,9 +163,9 @@ static const char unit_sql[] =
 	"WITH u AS (INSERT INTO units (uuid, batch_id, origin, mac, chip_id, flash_id,"
 	" manufacturer, flash_size, crystal_mhz, port, adapter_serial, adapter_location,"
 	" started_ms, ended_ms, duration_ms, result, error_kind, error, repeat_of, seq,"
-	" prev_hash, hash, received_ms, slot, barcode, label)"
+	" prev_hash, hash, received_ms, slot, barcode, label, serial)"
 	" VALUES ($1, (SELECT id FROM batches WHERE uuid = $2), $3, $4, $5, $6, $7, $8, $9,"
-	" $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $25, $26, $27)"
+	" $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $25, $26, $27, $28)"
 	" ON CONFLICT (uuid) DO NOTHING RETURNING id)"
 	" INSERT INTO steps (unit_id, idx, kind, address, length, expected_md5, actual_md5,"
 	" bytes, duration_ms, retries, result, error, detail)"
@@ -198,8 +198,8 @@ static int put_unit(sender *s, const espl_db_replica *x, espl_error *err)
 			    u->manufacturer, size, xtal, u->port, u->adapter_serial,
 			    u->adapter_location, started, ended, dur, espl_db_result_name(u->result),
 			    u->error_kind, u->error, x->repeat_of[0] ? x->repeat_of : NULL, seq,
-			    x->prev_hash, x->hash, now, steps, u->slot, u->barcode, u->label };
-	int rc = espl__central_exec_params(s->conn, s->conninfo, "recording a unit", unit_sql, 27, v, NULL, err);
+			    x->prev_hash, x->hash, now, steps, u->slot, u->barcode, u->label, u->serial };
+	int rc = espl__central_exec_params(s->conn, s->conninfo, "recording a unit", unit_sql, 28, v, NULL, err);
 	free(steps);
 	return rc;
 }

@@ -93,6 +93,8 @@ static void h_unit(EVP_MD_CTX *c, int64_t seq, const char *prev, const char *bat
 		h_str(c, "barcode", u->barcode);
 	if (u->label)
 		h_str(c, "label", u->label);
+	if (u->serial)
+		h_str(c, "serial", u->serial);
 }
 
 static void h_step(EVP_MD_CTX *c, const espl_db_step *s)
@@ -376,15 +378,11 @@ static int verify_chain(espl_db *db, espl_db_verify_result *r, espl__chain_walk 
 			espl_error *err)
 {
 	sqlite3_stmt *u = NULL, *st = NULL;
-	int rc = espl__db_prepare_once(db,
-				       espl_db_schema_version(db) >= 6
-					       ? "SELECT u.seq, u.prev_hash, u.hash, b.hash, u.id, " UNIT_COLS
-						 UNIT_IDENT_COLS " FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
-						 " WHERE u.seq IS NOT NULL ORDER BY u.seq"
-					       : "SELECT u.seq, u.prev_hash, u.hash, b.hash, u.id, " UNIT_COLS
-						 ", NULL, NULL, NULL FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
-						 " WHERE u.seq IS NOT NULL ORDER BY u.seq",
-				       &u, err);
+	char sql[1024];
+	snprintf(sql, sizeof sql, "SELECT u.seq, u.prev_hash, u.hash, b.hash, u.id, " UNIT_COLS
+		 "%s FROM units AS u JOIN batches AS b ON b.id = u.batch_id WHERE u.seq IS NOT NULL ORDER BY u.seq",
+		 espl__db_unit_ident_cols(db));
+	int rc = espl__db_prepare_once(db, sql, &u, err);
 	if (rc == 0)
 		rc = espl__db_prepare_once(db,
 					   /* detail: schema v4 on; verify reads older

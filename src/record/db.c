@@ -77,10 +77,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_STEPS_CLEAR] = "DELETE FROM steps WHERE unit_id = ?1",
 	/* A step's kept text (schema v4), set only when there is some, so that
 	 * writing into an older database still works for steps without it. */
-	/* A unit's slot, barcode and label (schema v6), set only when it has
-	 * one of them, for the same reason. */
-	[ST_UNIT_IDENT] = "UPDATE units SET slot = ?2, barcode = ?3, label = ?4 WHERE uuid = ?1",
-	[ST_UNIT_LOAD_V5] = "SELECT " UNIT_COLS ", NULL, NULL, NULL FROM units AS u"
+	/* A unit's slot, barcode, label (schema v6) and serial (v8), set only
+	 * when it has one of them, for the same reason. */
+	[ST_UNIT_IDENT] = "UPDATE units SET slot = ?2, barcode = ?3, label = ?4, serial = ?5 WHERE uuid = ?1",
+	[ST_UNIT_LOAD_V5] = "SELECT " UNIT_COLS ", NULL, NULL, NULL, NULL FROM units AS u"
 			    " JOIN batches AS b ON b.id = u.batch_id WHERE u.uuid = ?1",
 	[ST_STEP_DETAIL] = "UPDATE steps SET detail = ?3 WHERE unit_id = ?1 AND idx = ?2",
 	[ST_STEP_DETAIL_PROGRESS] = "UPDATE steps SET detail = ?3 WHERE idx = ?2 AND unit_id ="

@@ -37,11 +37,11 @@
 	" u.flash_size, u.crystal_mhz, u.port, u.adapter_serial,"             \
 	" u.adapter_location, u.started_ms, u.ended_ms, u.duration_ms,"       \
 	" u.result, u.error_kind, u.error"
-/* Schema v6 (slot, barcode, label); writer-side queries, whose database is
+/* Schema v6 (slot, barcode, label) and v8 (serial); writer-side queries, whose database is
  * always migrated, append it to UNIT_COLS; read commands ask
  * espl__db_unit_ident_cols. */
-#define UNIT_IDENT_COLS ", u.slot, u.barcode, u.label"
-#define UNIT_NCOLS 20
+#define UNIT_IDENT_COLS ", u.slot, u.barcode, u.label, u.serial"
+#define UNIT_NCOLS 21
 
 enum stmt_id {
 	ST_STATION_INS, ST_STATION_ID, ST_RECIPE_INS, ST_RECIPE_ID, ST_IMAGE_INS,
@@ -78,10 +78,10 @@ void espl__db_row_to_step(sqlite3_stmt *s, espl_db_step *st);
  * database (read commands never migrate it). */
 const char *espl__db_step_detail_col(espl_db *db);
 const char *espl__db_unit_ident_cols(espl_db *db);
-/* Column 32 of a report's unit query (report.c): ", (SELECT ...)" joining
+/* Column 33 of a report's unit query (report.c): ", (SELECT ...)" joining
  * the unit's step details "kind (step N):\n<detail>", or ", NULL". */
 const char *espl__db_unit_details_col(espl_db *db);
-/* Column 31 of a report's unit query, after the slot, barcode and label and before the details: the unit's
+/* Column 32 of a report's unit query, after the slot, barcode, label and serial, before the details: the unit's
  * serial number (schema v5, serials.h), or ", NULL". */
 const char *espl__db_unit_serial_col(espl_db *db);
 

@@ -52,6 +52,7 @@ void espl__db_unit_free_strings(espl_db_unit *u)
 	FREE_CONST(u->slot);
 	FREE_CONST(u->barcode);
 	FREE_CONST(u->label);
+	FREE_CONST(u->serial);
 }
 
 void espl__db_event_free_strings(espl_db_event *e)

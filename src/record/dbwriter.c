@@ -85,6 +85,7 @@ void espl__dbw_copy_unit(rec *r, const espl_db_unit *u, int *oom)
 	r->unit.slot = espl__strdup_oom(u->slot, oom);
 	r->unit.barcode = espl__strdup_oom(u->barcode, oom);
 	r->unit.label = espl__strdup_oom(u->label, oom);
+	r->unit.serial = espl__strdup_oom(u->serial, oom);
 	snprintf(r->ack.uuid, sizeof r->ack.uuid, "%s", u->uuid);
 }
 

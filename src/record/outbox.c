@@ -208,15 +208,11 @@ static int load_unit(espl_db *db, const char *uuid, espl_db_replica *r, int *oom
 		     espl_error *err)
 {
 	sqlite3_stmt *s;
-	ESPL_TRY(espl__db_prepare_once(db,
-			      espl_db_schema_version(db) >= 6
-				      ? "SELECT " UNIT_COLS UNIT_IDENT_COLS ", u.seq, u.prev_hash, u.hash, u.repeat_of, u.id"
-					" FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
-					" WHERE u.uuid = ?1 AND u.seq IS NOT NULL"
-				      : "SELECT " UNIT_COLS ", NULL, NULL, NULL, u.seq, u.prev_hash, u.hash, u.repeat_of, u.id"
-					" FROM units AS u JOIN batches AS b ON b.id = u.batch_id"
-					" WHERE u.uuid = ?1 AND u.seq IS NOT NULL",
-			      &s, err));
+	char sql[1024];
+	snprintf(sql, sizeof sql, "SELECT " UNIT_COLS "%s, u.seq, u.prev_hash, u.hash, u.repeat_of, u.id"
+		 " FROM units AS u JOIN batches AS b ON b.id = u.batch_id WHERE u.uuid = ?1 AND u.seq IS NOT NULL",
+		 espl__db_unit_ident_cols(db));
+	ESPL_TRY(espl__db_prepare_once(db, sql, &s, err));
 	espl__db_bind_text(s, 1, uuid);
 	int rc = sqlite3_step(s);
 	int64_t id = 0;
@@ -233,6 +229,7 @@ static int load_unit(espl_db *db, const char *uuid, espl_db_replica *r, int *oom
 		u->slot = dup_col(s, 17, oom);
 		u->barcode = dup_col(s, 18, oom);
 		u->label = dup_col(s, 19, oom);
+		u->serial = dup_col(s, 20, oom);
 		r->seq = sqlite3_column_int64(s, UNIT_NCOLS);
 		snprintf(r->prev_hash, sizeof r->prev_hash, "%s",
 			 espl__db_col_text(s, UNIT_NCOLS + 1) ? espl__db_col_text(s, UNIT_NCOLS + 1) : "");

@@ -99,9 +99,10 @@ static void row_to_report_unit(sqlite3_stmt *s, espl_report_unit *ru)
 	u->slot = txt(s, 28);     /* espl__db_unit_ident_cols */
 	u->barcode = txt(s, 29);
 	u->label = txt(s, 30);
-	/* espl__db_unit_serial_col, then espl__db_unit_details_col */
-	ru->serial = sqlite3_column_count(s) > 31 ? txt(s, 31) : NULL;
-	ru->details = sqlite3_column_count(s) > 32 ? txt(s, 32) : NULL;
+	u->serial = txt(s, 31);
+	/* espl__db_unit_serial_col (also a v5/v6 database's), then espl__db_unit_details_col */
+	ru->serial = sqlite3_column_count(s) > 32 ? txt(s, 32) : NULL;
+	ru->details = sqlite3_column_count(s) > 33 ? txt(s, 33) : NULL;
 }
 
 /* Step s, handing each row to cb; returns rows seen or a negative code. */
@@ -139,6 +140,7 @@ int espl_report_history(espl_db *db, const char *key, espl_report_unit_cb cb, vo
 		 UNIT_SELECT, espl__db_unit_ident_cols(db), espl__db_unit_serial_col(db), espl__db_unit_details_col(db),
 		 FROM_UNITS,
 		 by_mac ? "u.mac = ?1"
+		 : version >= 8 ? "(u.barcode = ?1 OR u.serial = ?1 OR u.uuid IN (SELECT unit_uuid FROM unit_identity WHERE serial = ?1))"
 		 : version >= 6 ? "(u.barcode = ?1 OR u.uuid IN (SELECT unit_uuid FROM unit_identity WHERE serial = ?1))"
 		                : "u.uuid IN (SELECT unit_uuid FROM unit_identity WHERE serial = ?1)");
 	if (sqlite3_prepare_v2(espl_db_sqlite(db), sql, -1, &s, NULL) != SQLITE_OK)

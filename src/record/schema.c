@@ -156,6 +156,12 @@ static const char *const migrations[ESPL_DB_SCHEMA_VERSION + 1] = {
 	[7] =
 	"CREATE TABLE adapter_rates (adapter TEXT PRIMARY KEY, baud INTEGER NOT NULL,"
 	"  updated_ms INTEGER NOT NULL) WITHOUT ROWID;",
+
+	/* v8: the unit's serial number in its own record, so the hash chain
+	 * covers it (issue 16); NULL for older rows and units without one. */
+	[8] =
+	"ALTER TABLE units ADD COLUMN serial TEXT;"
+	"CREATE INDEX units_serial ON units (serial) WHERE serial IS NOT NULL;",
 };
 
 /* ---- open, pragmas, migration ----------------------------------------- */
@@ -347,17 +353,20 @@ const char *espl__db_step_detail_col(espl_db *db)
 	return espl_db_schema_version(db) >= 4 ? "detail" : "NULL";
 }
 
-/* The unit's slot, barcode and label arrived in schema v6. */
+/* The unit's slot, barcode and label arrived in schema v6, its serial in
+ * v8 (a v5 to v7 database keeps serials in unit_identity only). */
 const char *espl__db_unit_ident_cols(espl_db *db)
 {
-	return espl_db_schema_version(db) >= 6 ? UNIT_IDENT_COLS : ", NULL, NULL, NULL";
+	int v = espl_db_schema_version(db);
+	return v >= 8 ? UNIT_IDENT_COLS : v >= 6 ? ", u.slot, u.barcode, u.label, NULL" : ", NULL, NULL, NULL, NULL";
 }
 
 const char *espl__db_unit_serial_col(espl_db *db)
 {
-	return espl_db_schema_version(db) >= 5
-		       ? ", (SELECT i.serial FROM unit_identity AS i WHERE i.unit_uuid = u.uuid)"
-		       : ", NULL";
+	int v = espl_db_schema_version(db);
+	return v >= 8   ? ", coalesce(u.serial, (SELECT i.serial FROM unit_identity AS i WHERE i.unit_uuid = u.uuid))"
+	       : v >= 5 ? ", (SELECT i.serial FROM unit_identity AS i WHERE i.unit_uuid = u.uuid)"
+	                : ", NULL";
 }
 
 const char *espl__db_unit_details_col(espl_db *db)

@@ -65,6 +65,8 @@ static json_t *unit_json(const espl_db_unit *u)
 		json_object_set_new(j, "barcode", jstr(u->barcode));
 	if (u->label)
 		json_object_set_new(j, "label", jstr(u->label));
+	if (u->serial)
+		json_object_set_new(j, "serial", jstr(u->serial));
 	return j;
 }
 
@@ -190,6 +192,7 @@ static void unit_from_json(json_t *j, espl_db_unit *u, int *oom)
 	u->slot = get_s(j, "slot", oom);
 	u->barcode = get_s(j, "barcode", oom);
 	u->label = get_s(j, "label", oom);
+	u->serial = get_s(j, "serial", oom);
 }
 
 static int steps_from_json(json_t *a, rec *r, int *oom)

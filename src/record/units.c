@@ -195,7 +195,7 @@ static void bind_unit(sqlite3_stmt *s, const espl_db_unit *u, int64_t batch_id)
 /* The unit's slot, barcode and label, when it has any (schema v6). */
 static int set_ident(espl_db *db, const espl_db_unit *u, espl_error *err)
 {
-	if (!u->slot && !u->barcode && !u->label)
+	if (!u->slot && !u->barcode && !u->label && !u->serial)
 		return ESPL_OK;
 	sqlite3_stmt *s = espl__db_stmt(db, ST_UNIT_IDENT, err);
 	if (!s)
@@ -204,6 +204,7 @@ static int set_ident(espl_db *db, const espl_db_unit *u, espl_error *err)
 	espl__db_bind_text(s, 2, u->slot);
 	espl__db_bind_text(s, 3, u->barcode);
 	espl__db_bind_text(s, 4, u->label);
+	espl__db_bind_text(s, 5, u->serial);
 	return espl__db_run(db, s, err, "recording the unit's slot, code and label");
 }
 
@@ -558,6 +559,7 @@ void espl__db_row_to_unit(sqlite3_stmt *s, int c, espl_db_unit *u)
 	u->slot = espl__db_col_text(s, c + 17);
 	u->barcode = espl__db_col_text(s, c + 18);
 	u->label = espl__db_col_text(s, c + 19);
+	u->serial = espl__db_col_text(s, c + 20);
 }
 
 void espl__db_row_to_step(sqlite3_stmt *s, espl_db_step *st)
@@ -580,7 +582,7 @@ void espl__db_row_to_step(sqlite3_stmt *s, espl_db_step *st)
 static int interrupt_one(espl_db *db, const char *uuid, const char *reason, int64_t now_ms,
 			 espl_error *err)
 {
-	sqlite3_stmt *s = espl__db_stmt(db, espl_db_schema_version(db) >= 6 ? ST_UNIT_LOAD : ST_UNIT_LOAD_V5, err);
+	sqlite3_stmt *s = espl__db_stmt(db, espl_db_schema_version(db) >= 8 ? ST_UNIT_LOAD : ST_UNIT_LOAD_V5, err);
 	if (!s)
 		return err->code;
 	espl__db_bind_text(s, 1, uuid);

@@ -153,6 +153,8 @@ int espl_record_from_result(const espl_unit_result *res, const espl_record_conte
 	memset(out, 0, sizeof *out);
 	espl_record_begin(res, ctx, &out->unit);
 	out->unit.duration_ms = ms_of(res->duration_s);
+	/* what the unit was given, whatever its result: its flash may hold it */
+	out->unit.serial = res->reserved && res->identity.serial[0] ? res->identity.serial : NULL;
 	out->unit.ended_ms = out->unit.started_ms + out->unit.duration_ms;
 	out->unit.result = espl_record_result(res);
 	espl_record_error_kind(res, out->error_kind, sizeof out->error_kind);

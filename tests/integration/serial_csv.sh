@@ -68,6 +68,14 @@ cp "$T/out" "$T/export.json"
 check "the JSON export carries it too" grep -q "\"serial\": *\"$serial0\"" "$T/export.json"
 tap_run 20 "$E" db verify --db "$DB"
 check "the hash chain verifies" [ "$rc" -eq 0 ]
+check_eq "the unit's record carries its serial" "$(q "select serial from units where mac = '5c:cf:7f:10:00:00'")" "$serial0"
+sqlite3 "$DB" ".backup '$T/tampered.sqlite'"
+tap_run 20 "$E" db verify --db "$T/tampered.sqlite"
+verified=$rc
+sqlite3 "$T/tampered.sqlite" "update units set serial = 'PX-000000-999999' where mac = '5c:cf:7f:10:00:00'"
+tap_run 20 "$E" db verify --db "$T/tampered.sqlite"
+check "a serial changed afterwards breaks the hash chain (its copy verified before)" \
+	eval '[ "$verified" -eq 0 ] && [ "$rc" -ne 0 ] && has "changed"'
 
 # ---- kill -9 at random moments ---------------------------------------------
 for k in $(seq 1 "$KILLS"); do
