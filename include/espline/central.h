@@ -40,7 +40,7 @@
 
 #define ESPL_CENTRAL_ENV "ESPLINE_CENTRAL"
 /* Central schema version this code writes. */
-#define ESPL_CENTRAL_SCHEMA_VERSION 4
+#define ESPL_CENTRAL_SCHEMA_VERSION 5
 
 struct pg_conn; /* libpq's PGconn */
 

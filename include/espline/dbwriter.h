@@ -182,6 +182,10 @@ unsigned espl_dbw_adapter_rate_get(espl_dbw *w, const char *adapter);
  * dropped, never spooled, when the writer cannot take it now). */
 int espl_dbw_adapter_rate(espl_dbw *w, const char *adapter, unsigned baud, espl_error *err);
 
+/* Record a range leased from the central database and count what is left
+ * (serials.h espl_db_lease_add; first 0: only count); waits. */
+int espl_dbw_lease_add(espl_dbw *w, const char *counter, uint64_t first, uint64_t last, int64_t *left,
+		       espl_error *err);
 /* Wait until every record queued before this call is saved (or refused). */
 int espl_dbw_sync(espl_dbw *w, espl_error *err);
 

@@ -40,7 +40,7 @@
  *                     csv_policy: commit_on_pass|void_on_fail }
  *   serial: { counter: NAME, format: "PX-{year}{week:02}-{seq:06}",
  *             policy: commit_on_pass|void_on_fail, reuse_for_mac: true,
- *             first: N }
+ *             first: N, lease: N }
  *
  *   write_unit_data renders its template (include/espline/unitdata.h) for
  *   each unit, pads it to size and writes it like any other region (MD5
@@ -243,7 +243,8 @@ typedef struct espl_recipe_serial {
 	enum espl_identity_policy policy;
 	bool reuse_for_mac;        /* a MAC that has a serial keeps it (default) */
 	uint32_t first;            /* the first number a new counter gives (1) */
-	bool policy_default, reuse_default, first_default;
+	uint32_t lease;            /* numbers leased from a central database at a time (100) */
+	bool policy_default, reuse_default, first_default, lease_default;
 	espl_recipe_pos pos, format_pos;
 } espl_recipe_serial;
 

@@ -51,6 +51,9 @@ typedef struct espl_db_reserve_req {
 	const char *csv_source;       /* the file's name, e.g. "certs.csv" */
 	int csv_void_on_fail;
 	int reuse_for_mac;
+	/* take new numbers only from ranges leased from the central database
+	 * (espl_db_lease_add); none left: ESPL_ENOTFOUND with need_lease */
+	int leased;
 } espl_db_reserve_req;
 
 typedef struct espl_db_reserved {
@@ -59,6 +62,7 @@ typedef struct espl_db_reserved {
 	int serial_reused;                 /* the MAC had it already */
 	char csv_key[ESPL_DB_CSV_KEY_MAX]; /* "" when no CSV */
 	int csv_reused;
+	int need_lease;                    /* leased, and no leased number is left */
 } espl_db_reserved;
 
 /* Reserve for one unit, in one transaction (or inside the caller's). */
@@ -70,6 +74,11 @@ int espl_db_csv_register(espl_db *db, const char *source, const char *const *key
 /* Settle unit_uuid's open reservations for a unit that ended with result
  * (espl_db_end_unit calls it inside its transaction). */
 int espl_db_settle(espl_db *db, const char *unit_uuid, int result, int64_t now_ms, espl_error *err);
+/* Record a range first..last leased from the central database (first 0:
+ * record nothing) and count the leased numbers of counter not yet taken
+ * into *left (may be NULL). */
+int espl_db_lease_add(espl_db *db, const char *counter, uint64_t first, uint64_t last, int64_t now_ms,
+                      int64_t *left, espl_error *err);
 /* Void every reservation still open (a station starting again). */
 int espl_db_void_open(espl_db *db, int64_t now_ms, int *count, espl_error *err);
 

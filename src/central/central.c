@@ -280,6 +280,11 @@ static const char *const migrations[ESPL_CENTRAL_SCHEMA_VERSION + 1] = {
 	/* v4: the unit's serial number (issue 16), covered by its hash. */
 	[4] = "ALTER TABLE units ADD COLUMN serial text;"
 	      "CREATE INDEX units_serial ON units (serial) WHERE serial IS NOT NULL;",
+	/* v5: serial numbers leased to stations (serial_lease.h). */
+	[5] = "CREATE TABLE serial_counters (counter text PRIMARY KEY, next bigint NOT NULL);"
+	      "CREATE TABLE serial_leases (id bigserial PRIMARY KEY, counter text NOT NULL,"
+	      " station text NOT NULL, first bigint NOT NULL, last bigint NOT NULL,"
+	      " leased_ms bigint NOT NULL);",
 };
 
 static int schema_version(PGconn *conn, const char *ci, int *version, espl_error *err)

@@ -5,6 +5,7 @@
  *   central.c  connection strings and redaction, errors, the central schema
  *   sender.c   sending records, the sender thread
  *   central_query.c  history, report, export and verify on the server
+ *   serial_lease.c   ranges of serial numbers leased to stations
  *
  * Thread-safety: as central.h.
  */

@@ -226,6 +226,8 @@ static void show_serial(const espl_recipe *r)
 	       dflt(s->policy_default));
 	printf("  reuse_for_mac: %s%s\n", s->reuse_for_mac ? "true" : "false", dflt(s->reuse_default));
 	printf("  first: %u%s\n", s->first, dflt(s->first_default));
+	printf("  lease: %u%s  # numbers taken from a central database at a time (--central)\n", s->lease,
+	       dflt(s->lease_default));
 }
 
 static void show_step(const espl_recipe *r, const espl_step *s)

@@ -48,8 +48,8 @@ static bool counter_name_ok(const char *s)
 
 void espl__recipe_parse_serial(parse_ctx *c, yaml_node_t *key, yaml_node_t *n)
 {
-	static const char *const names[] = { "counter", "format", "policy", "reuse_for_mac", "first" };
-	espl__yaml_fields f = { names, 5, { 0 }, { 0 } };
+	static const char *const names[] = { "counter", "format", "policy", "reuse_for_mac", "first", "lease" };
+	espl__yaml_fields f = { names, 6, { 0 }, { 0 } };
 	espl_recipe_serial *s = &c->r->serial;
 	yaml_node_t *v;
 	const char *str;
@@ -83,6 +83,11 @@ void espl__recipe_parse_serial(parse_ctx *c, yaml_node_t *key, yaml_node_t *n)
 		s->reuse_default = false;
 	if ((v = espl__yaml_field(&f, "first")) && espl__recipe_get_u32(c, v, "serial.first", &s->first))
 		s->first_default = false;
+	if ((v = espl__yaml_field(&f, "lease")) && espl__recipe_get_u32(c, v, "serial.lease", &s->lease)) {
+		s->lease_default = false;
+		if (s->lease == 0 || s->lease > 1000000)
+			espl__yaml_error(&c->y, espl__yaml_pos(v), "serial.lease: expected a count from 1 to 1000000, got %u", s->lease);
+	}
 	s->enabled = s->counter && s->format;
 }
 

@@ -397,7 +397,9 @@ static void set_recipe_defaults(espl_recipe *r)
 	r->flash.size_default = r->flash.mode_default = r->flash.freq_default = true;
 	r->serial.reuse_for_mac = true;
 	r->serial.first = 1;
+	r->serial.lease = 100;
 	r->serial.policy_default = r->serial.reuse_default = r->serial.first_default = true;
+	r->serial.lease_default = true;
 	r->csv.policy = ESPL_POLICY_VOID_ON_FAIL;
 	r->csv.policy_default = true;
 }

@@ -140,6 +140,9 @@ int espl__dbw_apply(espl_dbw *w, rec *r, espl_error *err)
 		return espl_db_reserve(w->db, &r->reserve, &r->reserved, err);
 	case R_CSV_REGISTER:
 		return espl_db_csv_register(w->db, r->reserve.csv_source, r->keys, r->n_keys, &r->unused, err);
+	case R_LEASE_ADD:
+		return espl_db_lease_add(w->db, r->reserve.counter, r->lease_first, r->lease_last, espl_db_now_ms(),
+		                         &r->unused, err);
 	case R_ADAPTER_RATE:
 		return espl_db_adapter_rate_set(w->db, r->rate.adapter, r->rate.baud, espl_db_now_ms(), err);
 	default:
@@ -268,7 +271,7 @@ static void spool_or_drop(espl_dbw *w, rec *r)
 		clear_outcome(r);
 		return;
 	}
-	if (r->type == R_RESERVE || r->type == R_CSV_REGISTER) {
+	if (r->type == R_RESERVE || r->type == R_CSV_REGISTER || r->type == R_LEASE_ADD) {
 		r->ack.rc = ESPL_EDB;
 		snprintf(r->ack.error, sizeof r->ack.error, "the database cannot be written, and serial numbers "
 		         "and CSV rows come only from it: %.300s", w->reason);

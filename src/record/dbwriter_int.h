@@ -26,11 +26,11 @@
  * and adapter rates are never spooled, so reading a spool back does not
  * know them. */
 enum rec_type { R_BATCH_BEGIN, R_BATCH_END, R_UNIT_BEGIN, R_UNIT_END, R_EVENT, R_SYNC,
-		R_UNIT_STEP, R_RESERVE, R_CSV_REGISTER, R_ADAPTER_RATE };
+		R_UNIT_STEP, R_RESERVE, R_CSV_REGISTER, R_ADAPTER_RATE, R_LEASE_ADD };
 /* R_RESERVE and R_CSV_REGISTER are questions to the database, not records:
  * never spooled, never held, never rejected to a file (a producer waits
  * for the answer). */
-#define REC_IS_QUESTION(t) ((t) == R_RESERVE || (t) == R_CSV_REGISTER || (t) == R_SYNC)
+#define REC_IS_QUESTION(t) ((t) == R_RESERVE || (t) == R_CSV_REGISTER || (t) == R_LEASE_ADD || (t) == R_SYNC)
 
 /* One queued record: owned deep copies of what the producer gave. */
 typedef struct rec {
@@ -51,7 +51,8 @@ typedef struct rec {
 	espl_db_reserved reserved;
 	const char *const *keys;             /* R_CSV_REGISTER (borrowed) */
 	size_t n_keys;
-	int64_t unused;
+	int64_t unused;                      /* R_CSV_REGISTER; R_LEASE_ADD: left */
+	uint64_t lease_first, lease_last;    /* R_LEASE_ADD */
 	espl_db_adapter_rate rate;           /* adapter_rate */
 	/* outcome */
 	int waited;   /* a producer waits for it and frees it */

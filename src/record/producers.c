@@ -218,6 +218,25 @@ int espl_dbw_csv_register(espl_dbw *w, const char *source, const char *const *ke
 	return rc;
 }
 
+int espl_dbw_lease_add(espl_dbw *w, const char *counter, uint64_t first, uint64_t last, int64_t *left,
+		       espl_error *err)
+{
+	rec *r = new_rec(R_LEASE_ADD, err);
+	if (!r)
+		return ESPL_ENOMEM;
+	r->reserve.counter = counter;
+	r->lease_first = first;
+	r->lease_last = last;
+	ESPL_TRY(enqueue(w, r, 0, 1, err));
+	int rc = r->ack.rc;
+	if (rc < 0)
+		espl_fail(err, rc, "%s", r->ack.error);
+	if (left)
+		*left = r->unused;
+	espl__dbw_rec_free(r);
+	return rc;
+}
+
 int espl_dbw_sync(espl_dbw *w, espl_error *err)
 {
 	rec *r = new_rec(R_SYNC, err);

@@ -162,6 +162,15 @@ static const char *const migrations[ESPL_DB_SCHEMA_VERSION + 1] = {
 	[8] =
 	"ALTER TABLE units ADD COLUMN serial TEXT;"
 	"CREATE INDEX units_serial ON units (serial) WHERE serial IS NOT NULL;",
+
+	/* v9: serial numbers leased from the central database (issue 16;
+	 * serial_lease.h): a station with --central takes its numbers only
+	 * from these ranges. */
+	[9] =
+	"CREATE TABLE serial_leases (id INTEGER PRIMARY KEY, counter TEXT NOT NULL,"
+	"  first INTEGER NOT NULL, last INTEGER NOT NULL, next INTEGER NOT NULL,"
+	"  leased_ms INTEGER NOT NULL);"
+	"CREATE INDEX serial_leases_counter ON serial_leases (counter, first);",
 };
 
 /* ---- open, pragmas, migration ----------------------------------------- */

@@ -66,6 +66,39 @@ static int reuse_serial(espl_db *db, const espl_db_reserve_req *q, espl_db_reser
 	return 1;
 }
 
+/* A station on its own: one more than the highest number of the counter. */
+static int take_next(espl_db *db, const espl_db_reserve_req *q, espl_db_reserved *out, espl_error *err)
+{
+	sqlite3_stmt *s;
+	arg a[] = { T(q->counter) };
+	int rc = run(db, "SELECT max(seq) FROM serials WHERE counter = ?1", a, 1, &s, err);
+	ESPL_TRY(rc);
+	out->seq = rc == 1 && sqlite3_column_type(s, 0) != SQLITE_NULL ? (uint64_t)sqlite3_column_int64(s, 0) + 1 : q->first;
+	if (rc == 1)
+		sqlite3_finalize(s);
+	return ESPL_OK;
+}
+
+/* A station sharing the counter: the next number of its oldest range. */
+static int take_leased(espl_db *db, const espl_db_reserve_req *q, espl_db_reserved *out, espl_error *err)
+{
+	sqlite3_stmt *s;
+	arg a[] = { T(q->counter) };
+	int rc = run(db, "SELECT id, next FROM serial_leases WHERE counter = ?1 AND next <= last ORDER BY first LIMIT 1",
+	             a, 1, &s, err);
+	ESPL_TRY(rc);
+	if (rc == 0) {
+		out->need_lease = 1;
+		return espl_fail(err, ESPL_ENOTFOUND, "no serial number of counter %s is left in the ranges leased from the central database",
+		                 q->counter);
+	}
+	int64_t id = sqlite3_column_int64(s, 0);
+	out->seq = (uint64_t)sqlite3_column_int64(s, 1);
+	sqlite3_finalize(s);
+	arg u[] = { N(id) };
+	return run(db, "UPDATE serial_leases SET next = next + 1 WHERE id = ?1", u, 1, NULL, err);
+}
+
 /* The lowest returned number, else the next new one. */
 static int take_serial(espl_db *db, const espl_db_reserve_req *q, espl_db_reserved *out, espl_error *err)
 {
@@ -82,11 +115,10 @@ static int take_serial(espl_db *db, const espl_db_reserve_req *q, espl_db_reserv
 		return run(db, "UPDATE serials SET state = 'reserved', unit_uuid = ?1, mac = ?2, changed_ms = ?3,"
 		               " void_on_fail = ?4, reason = NULL WHERE counter = ?5 AND seq = ?6", u, 6, NULL, err);
 	}
-	rc = run(db, "SELECT max(seq) FROM serials WHERE counter = ?1", a, 1, &s, err);
-	ESPL_TRY(rc);
-	out->seq = rc == 1 && sqlite3_column_type(s, 0) != SQLITE_NULL ? (uint64_t)sqlite3_column_int64(s, 0) + 1 : q->first;
-	if (rc == 1)
-		sqlite3_finalize(s);
+	if (q->leased)
+		ESPL_TRY(take_leased(db, q, out, err));
+	else
+		ESPL_TRY(take_next(db, q, out, err));
 	espl_unit_values v = { .mac = q->mac, .time_ms = q->now_ms, .seq = out->seq };
 	size_t n = 0;
 	if (espl_template_render(q->format, strlen(q->format), ESPL_TEMPLATE_SERIAL, &v, (uint8_t *)out->serial,
@@ -165,8 +197,11 @@ int espl_db_reserve(espl_db *db, const espl_db_reserve_req *q, espl_db_reserved 
 	int tx = espl__db_tx_open(db, err);
 	ESPL_TRY(tx);
 	int rc = reserve_all(db, q, out, err);
-	if (rc < 0)
+	if (rc < 0) {
+		int need = out->need_lease;
 		memset(out, 0, sizeof *out);
+		out->need_lease = need;
+	}
 	return espl__db_tx_close(db, tx, rc, err);
 }
 
@@ -247,6 +282,40 @@ static int release(espl_db *db, const char *table, const char *where, arg which,
 	         " changed_ms = ?3, reason = ?4 WHERE state = 'reserved' AND %s", table, where);
 	arg a[] = { which, N(force_void), N(now), T(reason) };
 	return run(db, sql, a, 4, NULL, err);
+}
+
+static int leased_left(espl_db *db, const char *counter, int64_t *left, espl_error *err)
+{
+	sqlite3_stmt *s;
+	arg a[] = { T(counter) };
+	int rc = run(db, "SELECT coalesce(sum(last - next + 1), 0) FROM serial_leases WHERE counter = ?1 AND next <= last",
+	             a, 1, &s, err);
+	ESPL_TRY(rc);
+	*left = rc == 1 ? sqlite3_column_int64(s, 0) : 0;
+	if (rc == 1)
+		sqlite3_finalize(s);
+	return ESPL_OK;
+}
+
+int espl_db_lease_add(espl_db *db, const char *counter, uint64_t first, uint64_t last, int64_t now_ms,
+                      int64_t *left, espl_error *err)
+{
+	int64_t n = 0;
+	if (!counter || (first && last < first))
+		return espl_fail(err, ESPL_EARG, "a lease needs a counter and a range");
+	int tx = espl__db_tx_open(db, err);
+	ESPL_TRY(tx);
+	int rc = ESPL_OK;
+	if (first) {
+		arg a[] = { T(counter), N((int64_t)first), N((int64_t)last), N(now_ms) };
+		rc = run(db, "INSERT INTO serial_leases (counter, first, last, next, leased_ms) VALUES (?1, ?2, ?3, ?2, ?4)",
+		         a, 4, NULL, err);
+	}
+	if (rc == 0)
+		rc = leased_left(db, counter, &n, err);
+	if (rc == 0 && left)
+		*left = n;
+	return espl__db_tx_close(db, tx, rc, err);
 }
 
 int espl_db_settle(espl_db *db, const char *unit_uuid, int result, int64_t now_ms, espl_error *err)

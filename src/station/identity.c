@@ -10,9 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "espline/central.h"
 #include "espline/csvtable.h"
 #include "espline/dbwriter.h"
 #include "espline/recipe.h"
+#include "espline/serial_lease.h"
 #include "espline/serials.h"
 
 static const char *file_name(const char *path)
@@ -21,11 +23,62 @@ static const char *file_name(const char *path)
 	return s ? s + 1 : path;
 }
 
+const char *espl__station_central_conninfo(const espl_supervisor *s)
+{
+	return s->o.central && !*s->o.central ? NULL : espl_central_conninfo(s->o.central);
+}
+
+/* A new range of the recipe's counter from the central database, recorded
+ * in the local one; *left: the leased numbers not yet taken. */
+static int lease_more(espl_supervisor *s, int64_t *left, espl_error *err)
+{
+	const espl_recipe *r = espl_plan_recipe(s->o.plan);
+	char who[300];
+	uint64_t first, last;
+	snprintf(who, sizeof who, "%s@%s", s->station, s->host);
+	ESPL_TRY(espl_central_lease_serials(espl__station_central_conninfo(s), r->serial.counter, who, r->serial.first,
+	                                    r->serial.lease, &first, &last, err));
+	int rc = espl_dbw_lease_add(s->dbw, r->serial.counter, first, last, left, err);
+	if (rc == 0) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "leased serial numbers %llu to %llu of counter %s from the central database",
+		         (unsigned long long)first, (unsigned long long)last, r->serial.counter);
+		espl__station_emit_simple(s, ESPL_EV_LOG, NULL, "info", msg);
+	}
+	return rc;
+}
+
+/* Before the first unit, with a central database: top the leased numbers
+ * up to at least half a lease; with none left and the server unreachable,
+ * the station does not start. */
+static int serials_ready(espl_supervisor *s, espl_error *err)
+{
+	const espl_recipe *r = espl_plan_recipe(s->o.plan);
+	int64_t left = 0;
+	if (!r->serial.enabled || !espl__station_central_conninfo(s))
+		return ESPL_OK;
+	ESPL_TRY(espl_dbw_lease_add(s->dbw, r->serial.counter, 0, 0, &left, err));
+	if (left >= r->serial.lease / 2 + 1)
+		return ESPL_OK;
+	espl_error why;
+	if (lease_more(s, &left, &why) == 0)
+		return ESPL_OK;
+	if (left == 0)
+		return espl_fail(err, ESPL_EDB, "no serial number of counter %s is leased to this station, and none can be leased from the central database (%.300s): "
+		                 "connect it, then start again. No unit was programmed.", r->serial.counter, why.msg);
+	char msg[ESPL_ERROR_MAX + 160];
+	snprintf(msg, sizeof msg, "the central database cannot lease serial numbers (%s); this station has %lld leased numbers left",
+	         why.msg, (long long)left);
+	espl__station_emit_simple(s, ESPL_EV_LOG, NULL, "warn", msg);
+	return ESPL_OK;
+}
+
 int espl__station_identity_ready(espl_supervisor *s, espl_error *err)
 {
 	const espl_recipe *r = espl_plan_recipe(s->o.plan);
 	const espl_csv *t = r->csv.table;
 	int64_t unused = 0;
+	ESPL_TRY(serials_ready(s, err));
 	if (!r->csv.path)
 		return ESPL_OK;
 	if (!t)
@@ -61,6 +114,21 @@ static void stop_station(espl_supervisor *s, const char *port, const char *why)
 	espl__station_emit_simple(s, ESPL_EV_LOG, port, "error", why);
 }
 
+/* Reserve; out of leased numbers, lease more and try once again.  The
+ * writer's read lock is held. */
+static int reserve_leasing(espl_supervisor *s, const espl_db_reserve_req *q, espl_db_reserved *got, espl_error *err)
+{
+	int rc = espl_dbw_reserve(s->dbw, q, got, err);
+	if (rc != ESPL_ENOTFOUND || !got->need_lease)
+		return rc;
+	int64_t left = 0;
+	espl_error why;
+	if (lease_more(s, &left, &why) < 0)
+		return espl_fail(err, ESPL_ENOTFOUND, "this station has used every serial number leased to it, and the central database cannot lease more (%.300s): "
+		                 "connect it, then start again", why.msg);
+	return espl_dbw_reserve(s->dbw, q, got, err);
+}
+
 int espl__station_reserve(void *ctx, espl_unit_result *res, espl_error *err)
 {
 	worker *w = ctx;
@@ -84,11 +152,12 @@ int espl__station_reserve(void *ctx, espl_unit_result *res, espl_error *err)
 		q.csv_source = file_name(r->csv.path);
 		q.csv_void_on_fail = r->csv.policy == ESPL_POLICY_VOID_ON_FAIL;
 	}
+	q.leased = r->serial.enabled && espl__station_central_conninfo(s);
 	pthread_rwlock_rdlock(&s->dbw_lock);
 	if (s->dbw_closed || !w->begun)
 		rc = espl_fail(err, ESPL_EINTERRUPTED, "the station is stopping (or the unit is not recorded): no serial number reserved");
 	else
-		rc = espl_dbw_reserve(s->dbw, &q, &got, err);
+		rc = reserve_leasing(s, &q, &got, err);
 	pthread_rwlock_unlock(&s->dbw_lock);
 	if (rc == ESPL_ENOTFOUND) {
 		stop_station(s, w->info.path, err->msg);

@@ -283,8 +283,7 @@ static void kick_central(void *user)
 
 static int start_central(espl_supervisor *s, espl_error *err)
 {
-	const char *conninfo = s->o.central && !*s->o.central ? NULL
-							      : espl_central_conninfo(s->o.central);
+	const char *conninfo = espl__station_central_conninfo(s);
 	if (!conninfo)
 		return ESPL_OK;
 	espl_central_options co = { .conninfo = conninfo, .db_path = espl_db_path(s->o.db_path),

@@ -166,6 +166,8 @@ void espl__station_on_db_log(const char *level, const char *message, void *user)
 void *espl__station_worker_main(void *arg);
 
 /* identity.c */
+/* The central database's connection string, or NULL (replication off). */
+const char *espl__station_central_conninfo(const espl_supervisor *s);
 /* Before the first unit: the recipe's CSV keys listed in the database;
  * fails (the station must not start) when no row is left. */
 int espl__station_identity_ready(espl_supervisor *s, espl_error *err);

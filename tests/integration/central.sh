@@ -16,7 +16,11 @@
 #      not duplicated;
 #   5. history, report, export and db verify with --central agree with the
 #      stations' own databases; verify catches a unit changed and a unit
-#      deleted centrally; the password appears in no output.
+#      deleted centrally; the password appears in no output;
+#   6. serial numbers leased from the server (issue 16): three more stations
+#      share a counter, at once, then with the server stopped (each uses
+#      what it leased and stops with a clear message), then back: no serial
+#      is given twice.
 # TAP output.
 set -u
 . "$(dirname "$0")/../lib/tap.sh"
@@ -273,6 +277,60 @@ gone=$(psql_q "SELECT u.uuid FROM units u JOIN batches b ON b.id = u.batch_id WH
 psql_q "DELETE FROM steps WHERE unit_id = (SELECT id FROM units WHERE uuid = '$gone'); DELETE FROM units WHERE uuid = '$gone'" >/dev/null
 "$E" db verify --central >"$T/verify.out" 2>&1
 check "verify --central names a unit deleted centrally" grep -q "TAMPERED: station st1@.*deleted: " "$T/verify.out"
+
+# --- 6. serial numbers leased from the central database (issue 16) -------------
+# Three more stations share counter "leased" (ranges of 6).  All up, they
+# program 4 units each at once; with the server stopped, each has 2 leased
+# numbers left: it programs 2 units and stops at the third with a clear
+# message; back up, a station leases again.  No serial twice, anywhere.
+mkdir -p "$T/lr/images" && cp recipes/images/* "$T/lr/images/"
+cat >"$T/lr/serial.yaml" <<'YAML'
+recipe: leased
+chip: esp8266
+serial: { counter: leased, format: "L-{seq:05}", lease: 6 }
+steps:
+  - write: { file: images/nodemcu-demo.bin, address: 0x0 }
+  - verify: md5
+  - reset: run
+YAML
+# serial_station K PHASE COUNT: station sK on a new simulator of COUNT modules (new MACs)
+serial_station() {
+	sim_launch "ss$1$2" --devices "$3" --link rfc2217 --time-scale 0 --mac "5c:cf:7f:7$1:0$2:00" || return 1
+	# shellcheck disable=SC2046
+	env $(station_env "$1") "$E" run "$T/lr/serial.yaml" --batch "ss$1-$2" --count "$3" --plain \
+		--station-name "ss$1" --db "$T/ss$1.sqlite" \
+		$(awk '$1 == "device" { printf " --port %s", $3 }' "$T/ss$1$2.devices") >"$T/ss$1-$2.out" 2>&1 &
+	STATION_PID=$!
+	PIDS+=($!)
+}
+serials_of() { for k in 1 2 3; do sqlite3 "$T/ss$k.sqlite" "SELECT serial FROM units WHERE result = 'PASS'" 2>/dev/null; done; }
+pids=()
+for k in 1 2 3; do serial_station "$k" 1 4; pids+=("$STATION_PID"); done
+rcs=0
+for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs + 1)); done
+LOG=$T/ss1-1.out
+check "leased serials: three stations at once program 4 units each" \
+	[ "$rcs" -eq 0 -a "$(serials_of | wc -l)" -eq 12 ]
+check_eq "... 12 different serials" "$(serials_of | sort -u | wc -l)" 12
+check_eq "... from 3 disjoint central ranges of 6" \
+	"$(psql_q "SELECT count(*) || ' ' || count(DISTINCT first) || ' ' || min(first) || ' ' || max(last) FROM serial_leases WHERE counter = 'leased'")" "3 3 1 18"
+pg_stop
+pids=()
+for k in 1 2 3; do serial_station "$k" 2 3; pids+=("$STATION_PID"); done
+for p in "${pids[@]}"; do wait "$p"; done
+LOG=$T/ss2-2.out
+check_eq "server down: each station programs only its 2 leased numbers (6 more units)" "$(serials_of | wc -l)" 18
+check_eq "... still no serial twice" "$(serials_of | sort -u | wc -l)" 18
+check "... and stops with a clear message" \
+	grep -q "this station has used every serial number leased to it, and the central database cannot lease more" "$T/ss2-2.out"
+pg_start
+serial_station 1 3 2
+wait "$STATION_PID"
+rc=$?
+LOG=$T/ss1-3.out
+check "server back: the station leases again and programs 2 units" \
+	bash -c "[ $rc -eq 0 ] && grep -q 'leased serial numbers 19 to 24' '$T/ss1-3.out'"
+check_eq "... 20 serials, none twice" "$(serials_of | sort -u | wc -l) $(serials_of | wc -l)" "20 20"
 
 for k in 1 2 3; do "$E" sync status --db "$T/st$k.sqlite"; done >"$T/status.out" 2>&1
 LOG=$T/status.out

@@ -32,7 +32,7 @@ declare -A PUBLIC=(
 	[recipe.h]=recipe [csvtable.h]=recipe [unitdata.h]=recipe
 	[runner.h]=job
 	[db.h]=record [dbwriter.h]=record [serials.h]=record [report.h]=record
-	[central.h]=central [central_query.h]=central
+	[central.h]=central [central_query.h]=central [serial_lease.h]=central
 	[supervisor.h]=station [ui.h]=station [record.h]=station [web.h]=station [station_file.h]=station
 )
 

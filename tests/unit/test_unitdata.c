@@ -1,7 +1,8 @@
 /* test_unitdata.c - per-unit data (issue 16): serial formats and templates
  * (unitdata.h), CSV files (csvtable.h), and the database's reservations
  * (serials.h): returned and voided numbers, reuse for a known MAC, an
- * exhausted CSV, and what a restart does to open reservations. */
+ * exhausted CSV, what a restart does to open reservations, and numbers
+ * taken from ranges leased from a central database. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -244,6 +245,47 @@ static void test_restart_voids_open(void **state)
 	espl_db_close(db);
 }
 
+/* With a central database, numbers come only from leased ranges. */
+static void test_leased_ranges(void **state)
+{
+	(void)state;
+	espl_db *db = open_db();
+	espl_error e;
+	espl_db_reserved r;
+	int64_t left = -1;
+	espl_db_reserve_req q = req("u1", "5c:cf:7f:00:00:01");
+	q.csv_source = NULL;
+	q.leased = 1;
+	assert_int_equal(espl_db_reserve(db, &q, &r, &e), ESPL_ENOTFOUND);
+	assert_true(r.need_lease);
+	assert_int_equal(espl_db_lease_add(db, "c", 21, 22, 1, &left, &e), 0);
+	assert_int_equal(left, 2);
+	assert_int_equal(espl_db_lease_add(db, "c", 41, 41, 1, &left, &e), 0);
+	assert_int_equal(left, 3);
+	const char *want[] = { "S-021", "S-022", "S-041" };
+	for (int i = 0; i < 3; i++) {
+		char uuid[8];
+		snprintf(uuid, sizeof uuid, "u%d", i + 1);
+		q = req(uuid, NULL);
+		q.csv_source = NULL;
+		q.leased = 1;
+		assert_int_equal(espl_db_reserve(db, &q, &r, &e), 0);
+		assert_string_equal(r.serial, want[i]);
+	}
+	assert_int_equal(espl_db_lease_add(db, "c", 0, 0, 1, &left, &e), 0);
+	assert_int_equal(left, 0);
+	q = req("u4", NULL);
+	q.csv_source = NULL;
+	q.leased = 1;
+	assert_int_equal(espl_db_reserve(db, &q, &r, &e), ESPL_ENOTFOUND);
+	assert_true(r.need_lease);
+	/* a returned number is given again before a new lease is needed */
+	assert_int_equal(espl_db_settle(db, "u2", ESPL_DB_FAIL, 2, &e), 0);
+	assert_int_equal(espl_db_reserve(db, &q, &r, &e), 0);
+	assert_string_equal(r.serial, "S-022");
+	espl_db_close(db);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -267,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_csv_errors),
 		cmocka_unit_test(test_reserve_commit_return_void),
 		cmocka_unit_test(test_restart_voids_open),
+		cmocka_unit_test(test_leased_ranges),
 	};
 	return cmocka_run_group_tests_name("unitdata", tests, setup, teardown);
 }
