@@ -33,6 +33,7 @@
 #include "../fuzz/fuzz_sim.c"
 #include "../fuzz/fuzz_slip.c"
 #include "../fuzz/fuzz_stub.c"
+#include "../fuzz/fuzz_unitdata.c"
 
 /* Under `make asan` UBSan only prints by default; a stored input that hits
  * undefined behaviour must fail its test, as it did in the fuzzer. */
@@ -54,7 +55,7 @@ static const struct target {
 } targets[] = {
 	{ "image", fuzz_image_one },   { "loader", fuzz_loader_one }, { "recipe", fuzz_recipe_one },
 	{ "rfc2217", fuzz_rfc2217_one }, { "sim", fuzz_sim_one },     { "slip", fuzz_slip_one },
-	{ "stub", fuzz_stub_one },
+	{ "stub", fuzz_stub_one },     { "unitdata", fuzz_unitdata_one },
 };
 #define N_TARGETS (sizeof targets / sizeof *targets)
 

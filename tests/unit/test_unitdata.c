@@ -264,7 +264,7 @@ static void test_leased_ranges(void **state)
 	assert_int_equal(left, 3);
 	const char *want[] = { "S-021", "S-022", "S-041" };
 	for (int i = 0; i < 3; i++) {
-		char uuid[8];
+		char uuid[16];
 		snprintf(uuid, sizeof uuid, "u%d", i + 1);
 		q = req(uuid, NULL);
 		q.csv_source = NULL;
