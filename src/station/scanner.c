@@ -44,6 +44,7 @@ struct espl__scanner {
 	waiter *waiters;              /* NEXT_WAITING: oldest first */
 	char pending[PENDING_MAX][ESPL_SCAN_CODE_MAX];
 	size_t n_pending;
+	bool gone;                    /* the source ended: no more codes */
 };
 
 /* "scanner: " before VALUE after, the value escaped (it is what was typed). */
@@ -143,6 +144,10 @@ static void *reader_main(void *arg)
 		int n = read_some(sc, buf, sizeof buf);
 		if (n < 0) {
 			say(sc, "error", "", sc->port ? sc->port->name : "terminal", ": the scanner is gone; no more codes can be read");
+			pthread_mutex_lock(&sc->lock);
+			sc->gone = true;  /* units waiting for a code fail instead of waiting forever */
+			pthread_cond_broadcast(&sc->changed);
+			pthread_mutex_unlock(&sc->lock);
 			break;
 		}
 		for (int i = 0; i < n; i++) {
@@ -237,6 +242,11 @@ int espl__scanner_wait(espl__scanner *sc, const char *slot, unsigned timeout_ms,
 	if (sc->map == ESPL_SCAN_NEXT_WAITING)
 		queue_up(sc, &w);
 	while (!take(sc, index, &w, code)) {
+		if (sc->gone) {
+			rc = espl_fail(err, ESPL_EDISCONNECTED, "the scanner (%s) is gone: no code can be scanned",
+			               sc->port ? "serial port" : "terminal");
+			break;
+		}
 		if (leave && leave(leave_ctx)) {
 			rc = espl_fail(err, ESPL_EINTERRUPTED, "the station is stopping: no code was scanned");
 			break;

@@ -41,7 +41,8 @@ int espl__scanner_start(int fd, const char *port_spec, enum espl_scan_map map,
                         void *log_ctx, espl__scanner **out, espl_error *err);
 
 /* Wait for the code of slot (its name; NULL or "" under NEXT_WAITING only).
- * Returns ESPL_OK with the code in code[ESPL_SCAN_CODE_MAX], ESPL_ETIMEOUT
+ * Returns ESPL_OK with the code in code[ESPL_SCAN_CODE_MAX], ESPL_EDISCONNECTED
+ * once the scanner is gone (its source ended), ESPL_ETIMEOUT
  * after timeout_ms (0: no limit), ESPL_EINTERRUPTED as soon as
  * leave(leave_ctx) returns non-zero (checked every 50 ms), ESPL_EARG when
  * the mapping needs a slot name and there is none. */

@@ -88,13 +88,15 @@ void espl__station_stop_io(espl_supervisor *s, unsigned flush_ms)
 
 /* One unit as `espline export --format json` writes it: what route_check
  * (RUNNING, no steps yet) and on_unit_done (the finished record) read. */
-static char *unit_json(worker *w, const espl_db_unit *u, const espl_db_step *steps, size_t n_steps)
+static char *unit_json(worker *w, const espl_unit_result *res, const espl_db_unit *u, const espl_db_step *steps,
+                       size_t n_steps)
 {
 	espl_supervisor *s = w->sup;
 	const espl_recipe *r = espl_plan_recipe(s->o.plan);
 	espl_report_unit ru = { .unit = *u, .batch_name = s->batch_name, .station = s->station, .host = s->host,
 	                        .recipe = r->name, .recipe_sha256 = r->sha256,
-	                        .operator_name = s->batch.operator_name };
+	                        .operator_name = s->batch.operator_name,
+	                        .serial = res->identity.serial[0] ? res->identity.serial : NULL };
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -187,7 +189,7 @@ static int route_check(worker *w, const espl_unit_result *res, espl_error *err)
 	espl_db_unit begin;
 	unit_context(w, &ctx, NULL);
 	espl_record_begin(res, &ctx, &begin);
-	char *json = unit_json(w, &begin, NULL, 0);
+	char *json = unit_json(w, res, &begin, NULL, 0);
 	if (!json)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory writing the unit's JSON");
 	int rc = run_hook(&w->sup->o.io->route_check, "route_check", json, err);
@@ -246,7 +248,7 @@ char *espl__station_done_json(worker *w, const espl_unit_result *res, const char
 	unit_context(w, &ctx, label);
 	if (espl_record_from_result(res, &ctx, &rec, &err) < 0)
 		return NULL;
-	char *json = unit_json(w, &rec.unit, rec.steps, rec.n_steps);
+	char *json = unit_json(w, res, &rec.unit, rec.steps, rec.n_steps);
 	espl_record_free(&rec);
 	return json;
 }

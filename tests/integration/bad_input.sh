@@ -228,6 +228,11 @@ wait "$typist"
 check "a scanned code that fails expect.barcode: the unit FAILs (exit 1), refused before anything is written" eval \
 	'[ "$rc" -eq 1 ] && has_t "FAIL 5c:cf:7f:a0:00:00 in N s: barcode: scanned code '"'BAD-01'"' does not match expect.barcode \"^PCB-[0-9]{4}\$\" (line 5)" &&
 	 [ "$(sqlite3 "$DB" "select u.error_kind || '"'/'"' || count(s.idx) from units u left join steps s on s.unit_id = u.id where u.barcode = '"'BAD-01'"'")" = "barcode: refused/0" ]'
+RECIPE=$R/coded.yaml station "$R/tty.yaml" "scan: { from: terminal }\n"
+tap_run 60 "$E" run --station-file "$R/tty.yaml" --batch TTY --count 1 --plain </dev/null
+check "a terminal scanner with nothing behind it (stdin at its end): the unit FAILs at once (exit 1)" eval \
+	'[ "$rc" -eq 1 ] && has "error: scanner: terminal: the scanner is gone; no more codes can be read" &&
+	 has_t "FAIL 5c:cf:7f:a0:00:00 in N s: barcode: the scanner (terminal) is gone: no code can be scanned"'
 printf '^XA^FD{mac} {mack}^FS^XZ\n' >"$R/typo.zpl"
 station "$R/typo.yaml" "label: { on_pass: typo.zpl, printer: \"127.0.0.1:9\" }\n"
 run me --station-file "$R/typo.yaml" --batch TYPO --count 1
