@@ -5,13 +5,16 @@
 # against the simulator's ground truth (its flash file).
 #
 #   tests/reliability/matrix.sh [--ci | --full] [--jobs J] [--write FILE.md]
-#                               [--seed N] [--keep] [--only REGEX] [--times N]
+#                               [--summary FILE.json] [--seed N] [--keep]
+#                               [--only REGEX] [--times N]
 #
 #   --ci        the bounded form run by tests/integration/reliability.sh
 #               (about 350 faulted units in 22 rounds)
 #   --full      more positions and more random-fault seeds (by hand, ~3x)
 #   --jobs J    rounds run J at a time (default 2)
 #   --write F   also write the matrix as Markdown to F (docs/reliability-matrix.md)
+#   --summary F also write the totals and the violations counted by class as
+#               JSON to F (what tests/integration/reliability.sh checks)
 #   --seed N    seed of the probabilistic faults (default 1)
 #   --only R    only the cases whose label matches the extended regex R
 #               (e.g. --only 'drop rx ~' to measure one fault kind)
@@ -35,18 +38,19 @@
 # "matrix: FAILED (N violations)"; a TSV of every unit in $REL_OUT (if set).
 set -u
 . "$(dirname "$0")/../lib/env.sh"
-MODE=ci JOBS=2 WRITE= SEED=1 KEEP_T=0 ONLY= TIMES=1
+MODE=ci JOBS=2 WRITE= SUMMARY= SEED=1 KEEP_T=0 ONLY= TIMES=1
 while [ $# -gt 0 ]; do
 	case $1 in
 	--ci) MODE=ci ;;
 	--full) MODE=full ;;
 	--jobs) JOBS=$2; shift ;;
 	--write) WRITE=$2; shift ;;
+	--summary) SUMMARY=$2; shift ;;
 	--seed) SEED=$2; shift ;;
 	--keep) KEEP_T=1 ;;
 	--only) ONLY=$2; shift ;;
 	--times) TIMES=$2; shift ;;
-	*) echo "usage: $0 [--ci|--full] [--jobs J] [--write FILE.md] [--seed N] [--keep] [--only REGEX] [--times N]" >&2
+	*) echo "usage: $0 [--ci|--full] [--jobs J] [--write FILE.md] [--summary FILE.json] [--seed N] [--keep] [--only REGEX] [--times N]" >&2
 	   exit 2 ;;
 	esac
 	shift
@@ -226,40 +230,47 @@ cat "$T"/r*.units >"$T/all.units" 2>/dev/null
 
 # ---- judge every unit ----------------------------------------------------
 violations=0
-violation() { violations=$((violations + 1)); echo "# VIOLATION: $*" | tee -a "$T/violations"; }
+# violation CLASS TEXT: CLASS names the rule broken (the summary counts
+# them); TEXT says which unit and how.
+violation() {
+	violations=$((violations + 1))
+	echo "$1" >>"$T/violation-classes"
+	echo "# VIOLATION: $2" | tee -a "$T/violations"
+}
+: >"$T/violation-classes"
 for r in $(seq 0 $((rounds - 1))); do
 	st=$(cat "$T/r$r.status" 2>/dev/null)
 	case $st in
 	0 | 1 | 3) ;;
-	*) violation "round $r: espline run ended with status ${st:-?} (124/137: hung, killed): $(tail -n 3 "$T/r$r.err" | tr '\n' ' ')" ;;
+	*) violation run_ended "round $r: espline run ended with status ${st:-?} (124/137: hung, killed): $(tail -n 3 "$T/r$r.err" | tr '\n' ' ')" ;;
 	esac
-	if grep -q Sanitizer "$T/r$r.err" 2>/dev/null; then violation "round $r: sanitizer report on stderr"; fi
+	if grep -q Sanitizer "$T/r$r.err" 2>/dev/null; then violation sanitizer "round $r: sanitizer report on stderr"; fi
 done
 for r in $(seq 0 $((rounds - 1))); do
 	dup=$(cut -d"$US" -f3 "$T/r$r.units" 2>/dev/null | sort | uniq -d | tr '\n' ' ')
-	[ -n "$dup" ] && violation "round $r: ports with more than one record: $dup"
+	[ -n "$dup" ] && violation duplicate "round $r: ports with more than one record: $dup"
 done
 while IFS=$US read -r label spec port mac result kind error steps last flash rmac; do
 	what="$label [$spec] on $port"
 	case $result in
 	PASS)
-		[ "$flash" = same ] || violation "$what: PASS but the flash differs from the recipe's images"
-		[ "$steps" = 5 ] || violation "$what: PASS with $steps of 5 steps recorded"
-		[ "$rmac" = "$mac" ] || violation "$what: PASS recorded MAC '$rmac', the device has $mac"
+		[ "$flash" = same ] || violation pass_flash_differs "$what: PASS but the flash differs from the recipe's images"
+		[ "$steps" = 5 ] || violation pass_steps "$what: PASS with $steps of 5 steps recorded"
+		[ "$rmac" = "$mac" ] || violation pass_mac "$what: PASS recorded MAC '$rmac', the device has $mac"
 		;;
 	FAIL)
-		rel_specific_reason "$kind" "$error" || violation "$what: FAIL without a specific reason: kind '$kind', error '$error'"
+		rel_specific_reason "$kind" "$error" || violation fail_reason "$what: FAIL without a specific reason: kind '$kind', error '$error'"
 		phase=${kind%%:*}
 		case $phase in
 		erase | write | write_init_data | verify | reset | boot_check)
-			[ "$last" = "$phase FAIL" ] || violation "$what: FAIL in step '$phase' but the last recorded step is '$last' ($steps steps)" ;;
+			[ "$last" = "$phase FAIL" ] || violation fail_step "$what: FAIL in step '$phase' but the last recorded step is '$last' ($steps steps)" ;;
 		connect | identify | expect)
-			[ "$steps" = 0 ] || violation "$what: FAIL in '$phase' (before any step) with $steps steps recorded" ;;
+			[ "$steps" = 0 ] || violation fail_step "$what: FAIL in '$phase' (before any step) with $steps steps recorded" ;;
 		esac
-		[ -z "$rmac" ] || [ "$rmac" = "$mac" ] || violation "$what: FAIL recorded MAC '$rmac', the device has $mac"
+		[ -z "$rmac" ] || [ "$rmac" = "$mac" ] || violation fail_mac "$what: FAIL recorded MAC '$rmac', the device has $mac"
 		;;
-	MISSING) violation "$what: no record at all" ;;
-	*) violation "$what: recorded as $result ($kind: $error)" ;;
+	MISSING) violation missing "$what: no record at all" ;;
+	*) violation left_unfinished "$what: recorded as $result ($kind: $error)" ;;
 	esac
 	# faults whose outcome is not in doubt
 	must=
@@ -273,28 +284,29 @@ while IFS=$US read -r label spec port mac result kind error steps last flash rma
 	esac
 	case $must in
 	'') ;;
-	PASS | FAIL) [ "$result" = "$must" ] || violation "$what: expected $must, got $result ($kind)" ;;
-	*) [ "$result" = FAIL ] && [ "${kind#"$must"}" != "$kind" ] || violation "$what: expected FAIL '$must...', got $result ($kind)" ;;
+	PASS | FAIL) [ "$result" = "$must" ] || violation expected_outcome "$what: expected $must, got $result ($kind)" ;;
+	*) [ "$result" = FAIL ] && [ "${kind#"$must"}" != "$kind" ] || violation expected_outcome "$what: expected FAIL '$must...', got $result ($kind)" ;;
 	esac
 done <"$T/all.units"
 
 n_erase=$(awk -F"$US" '$1 == "unplug mid-erase" && $6 ~ /^erase: /' "$T/all.units" | wc -l)
-[ "$n_erase" -ge 1 ] || [ -n "$ONLY" ] || violation "no unplug landed in the erase step (probed positions: $(tr '\n' ' ' <"$T/erase-positions"))"
-# recovered FAULT_REGEX WHAT: how many of the units whose fault label
+[ "$n_erase" -ge 1 ] || [ -n "$ONLY" ] || violation erase_probe "no unplug landed in the erase step (probed positions: $(tr '\n' ' ' <"$T/erase-positions"))"
+# recovered FAULT_REGEX WHAT CLASS: how many of the units whose fault label
 # matches passed (rec_n, rec_p, rec_rate); a violation below 95%.
 recovered() {
+	local class=$3
 	read -r rec_n rec_p < <(awk -F"$US" -v re="$1" '$1 ~ re { n++; if ($5 == "PASS") p++ } END { print n + 0, p + 0 }' "$T/all.units")
 	rec_rate=$(awk -v n="$rec_n" -v p="$rec_p" 'BEGIN { printf "%.1f", n ? 100 * p / n : 0 }')
 	if { [ "$rec_n" -eq 0 ] && [ -z "$ONLY" ]; } || [ $((rec_p * 100)) -lt $((rec_n * 95)) ]; then
-		violation "$2 recovered in $rec_p of $rec_n units ($rec_rate%), below 95%"
+		violation "$class" "$2 recovered in $rec_p of $rec_n units ($rec_rate%), below 95%"
 	fi
 }
 # transient faults: one dropped or corrupted byte
-recovered '\\(1 byte\\)$' "single-byte faults"
+recovered '\\(1 byte\\)$' "single-byte faults" single_byte_recovery
 t_units=$rec_n t_pass=$rec_p t_rate=$rec_rate
 # a chip that resets mid-session (brown-out): reconnected, identified
 # again, and the step done again
-recovered '^reset ' "chip resets"
+recovered '^reset ' "chip resets" reset_recovery
 r_units=$rec_n r_pass=$rec_p r_rate=$rec_rate
 faulted=$(wc -l <"$T/all.units")
 n_pass=$(awk -F"$US" '$5 == "PASS"' "$T/all.units" | wc -l)
@@ -330,6 +342,19 @@ git diff --quiet HEAD -- src include tests/sim 2>/dev/null || rev="$rev + uncomm
 	echo "- ground-truth violations: $violations"
 } >"$T/summary.txt"
 cat "$T/summary.txt"
+if [ -n "$SUMMARY" ]; then
+	sort "$T/violation-classes" | uniq -c | awk '{ print $2 "\t" $1 }' |
+		jq -R -s --arg mode "$MODE" --argjson seed "$SEED" --argjson units "$faulted" --argjson rounds "$rounds" \
+			--argjson pass "$n_pass" --argjson fail "$n_fail" --argjson bad "$n_bad_pass" \
+			--argjson tu "$t_units" --argjson tp "$t_pass" --argjson ru "$r_units" --argjson rp "$r_pass" \
+			--argjson total "$violations" '{
+			mode: $mode, seed: $seed, units: $units, rounds: $rounds, pass: $pass, fail: $fail,
+			pass_flash_differs: $bad,
+			single_byte: { units: $tu, passed: $tp }, chip_resets: { units: $ru, passed: $rp },
+			violations: (split("\n") | map(select(length > 0) | split("\t") | { key: .[0], value: (.[1] | tonumber) })
+				| from_entries),
+			violation_total: $total }' >"$SUMMARY"
+fi
 if [ -n "$WRITE" ]; then
 	{
 		echo "# Reliability: the fault matrix"
