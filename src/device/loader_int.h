@@ -32,8 +32,9 @@
 #define SYNC_EXTRA_REPLIES 7
 /* A rate just switched to is proved by a READ_REG with this timeout (sent
  * up to IDEMPOTENT_ATTEMPTS times): a rate the line cannot carry costs at
- * most ~0.6 s, not three default timeouts. */
-#define BAUD_PROBE_MS 200
+ * most ~1.5 s, not three default timeouts, and a loaded host still
+ * answers well within it (a false "dead" would be remembered). */
+#define BAUD_PROBE_MS 500
 /* CHANGE_BAUDRATE tries when stepping down during a write (the command
  * itself may be garbled on the marginal line; it has no checksum). */
 #define STEP_DOWN_TRIES 3
