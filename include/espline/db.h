@@ -74,7 +74,7 @@ enum espl_db_result {
 };
 
 /* "RUNNING", "PASS", ...; "?" for an unknown value. */
-const char *espl_db_result_name(int result);
+const char *espl_db_result_name(enum espl_db_result result);
 /* The inverse; returns a negative ESPL_EARG for an unknown name. */
 int espl_db_result_parse(const char *name);
 

@@ -139,7 +139,7 @@ int espl_dbw_stop_count(espl_dbw *w, int *rescued, espl_error *err);
 int espl_dbw_fallback_spool_path(const char *db_path, const char *dir, char *out, size_t cap);
 
 /* Current state; the reason (for SPOOLING/FAILED) is copied into reason. */
-int espl_dbw_state(espl_dbw *w, char *reason, size_t reason_size);
+enum espl_dbw_state espl_dbw_state(espl_dbw *w, char *reason, size_t reason_size);
 void espl_dbw_get_stats(espl_dbw *w, espl_dbw_stats *stats);
 const char *espl_dbw_spool_path(const espl_dbw *w);
 

@@ -49,7 +49,7 @@ typedef struct espl_record {
 
 /* PASS, FAIL or INTERRUPTED (enum espl_db_result) for a finished unit: a
  * unit the runner stopped on request is INTERRUPTED, not FAIL. */
-int espl_record_result(const espl_unit_result *res);
+enum espl_db_result espl_record_result(const espl_unit_result *res);
 
 /* The short reason for grouping failures ("" for a pass): the phase (or
  * the kind of the step that failed) and the kind of error, e.g.

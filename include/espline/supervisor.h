@@ -113,6 +113,8 @@ typedef struct espl_station_event {
 	int64_t seq;                  /* UNIT_RECORDED */
 	const char *repeat_of;        /* UNIT_RECORDED: uuid of an earlier PASS, or NULL */
 	int spooled;                  /* UNIT_RECORDED */
+	bool saved;                   /* UNIT_RECORDED: in the database or the spool
+	                                 (false: lost; message says why) */
 	bool unplugged;               /* PORT_REMOVED: the adapter went away (else
 	                                 its worker finished) */
 	enum espl_dbw_state db_state; /* DB_STATE */

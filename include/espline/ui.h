@@ -52,7 +52,7 @@ typedef struct espl_ui_options {
 
 int espl_ui_new(const espl_ui_options *opts, espl_ui **out, espl_error *err);
 /* The mode chosen (AUTO resolved). */
-int espl_ui_mode(const espl_ui *ui);
+enum espl_ui_mode espl_ui_mode(const espl_ui *ui);
 /* Take one event; a supervisor on_event callback can forward here. */
 void espl_ui_event(espl_ui *ui, const espl_station_event *ev);
 /* Adapter with the supervisor's callback signature (ctx is the espl_ui). */

@@ -91,7 +91,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 static const char *const result_names[] = { "RUNNING", "PASS", "FAIL", "INTERRUPTED", "SKIPPED" };
 
-const char *espl_db_result_name(int result)
+const char *espl_db_result_name(enum espl_db_result result)
 {
 	if (result < 0 || result >= (int)(sizeof result_names / sizeof result_names[0]))
 		return "?";

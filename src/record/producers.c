@@ -245,10 +245,10 @@ int espl_dbw_sync(espl_dbw *w, espl_error *err)
 	return await(w, r, 0, NULL, err);
 }
 
-int espl_dbw_state(espl_dbw *w, char *reason, size_t reason_size)
+enum espl_dbw_state espl_dbw_state(espl_dbw *w, char *reason, size_t reason_size)
 {
 	pthread_mutex_lock(&w->mu);
-	int s = w->state;
+	enum espl_dbw_state s = w->state;
 	if (reason && reason_size)
 		snprintf(reason, reason_size, "%s", s == ESPL_DBW_OK ? "" : w->reason);
 	pthread_mutex_unlock(&w->mu);

@@ -11,7 +11,7 @@ static int was_stopped(const espl_unit_result *res)
 	       res->first_error.code == ESPL_EINTERRUPTED;
 }
 
-int espl_record_result(const espl_unit_result *res)
+enum espl_db_result espl_record_result(const espl_unit_result *res)
 {
 	if (res->pass)
 		return ESPL_DB_PASS;

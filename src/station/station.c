@@ -134,7 +134,7 @@ static void reap(espl_supervisor *s)
 /* ------------------------------------------------------------------ */
 /* supervisor thread: results                                           */
 
-static void count_result(espl_supervisor *s, int result)
+static void count_result(espl_supervisor *s, enum espl_db_result result)
 {
 	pthread_mutex_lock(&s->lock);
 	s->totals.units++;

@@ -29,7 +29,7 @@ void espl__ui_clock_text(int64_t ms, char out[16])
 	snprintf(out, 16, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-const char *espl__ui_result_name(int result)
+const char *espl__ui_result_name(enum espl_db_result result)
 {
 	return espl_db_result_name(result);
 }
@@ -302,7 +302,7 @@ int espl_ui_new(const espl_ui_options *opts, espl_ui **out, espl_error *err)
 	return ESPL_OK;
 }
 
-int espl_ui_mode(const espl_ui *ui)
+enum espl_ui_mode espl_ui_mode(const espl_ui *ui)
 {
 	return ui->o.mode;
 }

@@ -112,7 +112,7 @@ struct espl_ui {
 /* ui.c */
 const char *espl__ui_state_name(enum row_state state);
 void espl__ui_clock_text(int64_t ms, char out[16]);
-const char *espl__ui_result_name(int result);
+const char *espl__ui_result_name(enum espl_db_result result);
 row *espl__ui_find_row(espl_ui *ui, const char *port);
 
 /* ui_plain.c */

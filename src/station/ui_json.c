@@ -102,7 +102,7 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 		}
 		break;
 	case ESPL_EV_UNIT_RECORDED:
-		json_object_set_new(o, "saved", json_boolean(ev->result >= 0));
+		json_object_set_new(o, "saved", json_boolean(ev->saved));
 		json_object_set_new(o, "seq", json_integer(ev->seq));
 		json_object_set_new(o, "spooled", json_boolean(ev->spooled));
 		espl__ui_set_str(o, "repeat_of", ev->repeat_of);

@@ -45,7 +45,7 @@ void espl__station_on_db_unit(const espl_dbw_ack *ack, void *user)
 	ev.seq = ack->sealed.seq;
 	ev.repeat_of = ack->sealed.repeat_of[0] ? ack->sealed.repeat_of : NULL;
 	ev.spooled = ack->spooled;
-	ev.result = ack->rc;
+	ev.saved = ack->rc >= 0;
 	ev.message = ack->rc < 0 ? ack->error : NULL;
 	ev.level = ack->rc < 0 ? "error" : "info";
 	espl__station_emit(s, &ev);

@@ -116,6 +116,25 @@ static void test_every_kind_is_shown(void **state)
 	}
 }
 
+/* UNIT_RECORDED says whether the record was kept (it once rode on the
+ * result field as a negative code, which an enum cannot hold). */
+static void test_recorded_saved(void **state)
+{
+	(void)state;
+	espl_ui *ui = new_ui(ESPL_UI_JSON, NULL);
+	espl_station_event ev = { .kind = ESPL_EV_UNIT_RECORDED, .unit_uuid = "u1", .level = "error",
+	                          .saved = false, .message = "disk full" };
+	char *text = espl_ui_event_text(ui, &ev);
+	assert_non_null(strstr(text, "\"saved\":false"));
+	free(text);
+	ev.saved = true;
+	ev.message = NULL;
+	text = espl_ui_event_text(ui, &ev);
+	assert_non_null(strstr(text, "\"saved\":true"));
+	free(text);
+	espl_ui_free(ui);
+}
+
 /* The longest line of a TABLE frame in visible columns (escape sequences
  * skipped, UTF-8 counted by code point), and the header line's text. */
 static int widest_line(const char *out, char *header, size_t cap)
@@ -225,6 +244,7 @@ int main(void)
 		cmocka_unit_test(test_state_from_the_event),
 		cmocka_unit_test(test_every_kind_is_shown),
 		cmocka_unit_test(test_table_fits_the_width),
+		cmocka_unit_test(test_recorded_saved),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
