@@ -1,7 +1,7 @@
 /* connect.c - connecting to one ESP8266 loader: reset, sync, the chip
  * check, the flasher stub, the fast baud rate, reconnects; composes the
- * command protocol (proto.c), the chip check (esp8266.c) and the stub
- * upload (stub.c).  See include/espline/loader.h. */
+ * command protocol (proto.c), the chip check (esp8266.c), the stub upload
+ * (stub.c) and the baud ladder (baud.c).  See include/espline/loader.h. */
 #include "espline/loader.h"
 
 #include <stdio.h>

@@ -1,6 +1,7 @@
 /*
  * loader_int.h - the loader's state and the protocol helpers that the
- * connect sequence (connect.c) shares with the command protocol (proto.c).
+ * connect sequence (connect.c) and the baud ladder (baud.c) share with the
+ * command protocol (proto.c).
  * Internal to the device layer: not part of the public API.
  *
  * Same threading rule as loader.h: one thread uses a loader at a time.
