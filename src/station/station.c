@@ -541,7 +541,11 @@ int espl_supervisor_run(espl_supervisor *s, espl_station_totals *totals, espl_er
 		return rc;
 	}
 	rc = run_loop(s, err);
-	espl__station_stop_io(s, rc == ESPL_EINTERRUPTED ? 0 : s->o.io ? s->o.io->label_timeout_ms : 0);
+	/* After an abort, workers may still be in a unit (the caller exits):
+	 * the scanner and the label queue stay for them; queued labels are on
+	 * disk for the next start. */
+	if (rc != ESPL_EINTERRUPTED)
+		espl__station_stop_io(s, s->o.io ? s->o.io->label_timeout_ms : 0);
 	if (rc == ESPL_EINTERRUPTED) {
 		finish_totals(s, totals);
 		emit_finished(s);

@@ -184,8 +184,7 @@ static const char *slot_where(station_ctx *c, yaml_node_t *item, espl__yaml_fiel
 		found = v;
 	}
 	if (!first)
-		espl__yaml_missing_key(&c->y, item, "ports[]", "port", "port: /dev/espline/by-path/... "
-		                      "(or usb_serial: SERIAL, or usb_path: 1-1.3)");
+		espl__yaml_missing_key(&c->y, item, "ports[]", "port", "port: /dev/espline/by-path/...");
 	return found;
 }
 

@@ -49,9 +49,19 @@ static int start(char *const argv[], int in_r, int out_w, pid_t *pid, espl_error
 	if (rc == 0)
 		rc = posix_spawnattr_init(&attr);
 	if (rc == 0) {
-		/* a group of its own, so a timeout kills what it started too */
+		/* a group of its own, so a timeout kills what it started too; and
+		 * signals as a fresh process has them, not as this thread has
+		 * them (the station blocks SIGINT and SIGTERM, spawn SIGPIPE) */
+		sigset_t none, fresh;
+		sigemptyset(&none);
+		sigemptyset(&fresh);
+		sigaddset(&fresh, SIGPIPE);
+		sigaddset(&fresh, SIGINT);
+		sigaddset(&fresh, SIGTERM);
 		posix_spawnattr_setpgroup(&attr, 0);
-		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+		posix_spawnattr_setsigmask(&attr, &none);
+		posix_spawnattr_setsigdefault(&attr, &fresh);
+		posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 		rc = posix_spawnp(pid, argv[0], &fa, &attr, argv, environ);
 		posix_spawnattr_destroy(&attr);
 	}

@@ -12,7 +12,9 @@
  * /dev/null, and no other file descriptor of ours: every descriptor from 3
  * up is closed in the child (posix_spawn_file_actions_addclosefrom_np), so
  * a hook never holds a worker's serial port or the database open.  It runs
- * in a process group of its own; when timeout_ms passes, the whole group
+ * with no signal blocked (whatever the calling thread blocks) and SIGPIPE,
+ * SIGINT, SIGTERM at their defaults, in a process group of its own; when
+ * timeout_ms passes, the whole group
  * is killed (SIGKILL) and reaped.  A child that exits without reading its
  * stdin does not kill us: SIGPIPE is blocked in this thread while writing
  * and a pending one is consumed.

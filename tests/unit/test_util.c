@@ -15,6 +15,7 @@
 #include "util/spawn.h"
 #include "util/str.h"
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 
 static char dir[] = "/tmp/espline-test-util.XXXXXX";
@@ -229,6 +230,23 @@ static void test_spawn_child_gets_no_descriptor_of_ours(void **state)
 	assert_string_equal(res.out, "closed\n");
 }
 
+static void test_spawn_child_blocks_no_signal(void **state)
+{
+	(void)state;
+	espl__spawn_result res;
+	espl_error err;
+	sigset_t block, saved;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, &saved);  /* as the station's threads do */
+	char *const argv[] = { "grep", "^SigBlk", "/proc/self/status", NULL };
+	int rc = espl__spawn_run(argv, NULL, 0, 5000, &res, &err);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	assert_int_equal(rc, ESPL_OK);
+	assert_string_equal(res.out, "SigBlk:\t0000000000000000\n");
+}
+
 static void test_spawn_survives_a_child_that_ignores_stdin(void **state)
 {
 	(void)state;
@@ -262,6 +280,7 @@ int main(void)
 		cmocka_unit_test(test_spawn_reports_exit_status_and_no_shell),
 		cmocka_unit_test(test_spawn_kills_a_hang_and_what_it_started),
 		cmocka_unit_test(test_spawn_child_gets_no_descriptor_of_ours),
+		cmocka_unit_test(test_spawn_child_blocks_no_signal),
 		cmocka_unit_test(test_spawn_survives_a_child_that_ignores_stdin),
 	};
 	return cmocka_run_group_tests_name("util", tests, setup, teardown);
