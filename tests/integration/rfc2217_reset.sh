@@ -81,7 +81,7 @@ EOF
 	PIDS+=("$S2N")
 	for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$tcp") 2>/dev/null && break; sleep 0.1; done
 	head -c 300000 /dev/urandom >"$T/fw.bin"
-	tap_run 90 "$E" write --reset none --after stay --flash-baud 921600 --verify \
+	tap_run 90 "$E" write --db "$T/records.sqlite" --reset none --after stay --flash-baud 921600 --verify \
 		"rfc2217://127.0.0.1:$tcp" 0x10000 "$T/fw.bin"
 	sleep 0.3
 	check "ser2net: write --verify at 921600 through a real RFC 2217 server" \

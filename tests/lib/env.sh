@@ -9,7 +9,9 @@
 #   env_tempdir NAME  a scratch folder T=/tmp/espline-NAME.XXXXXX and the EXIT
 #                     trap that stops PIDS (with $KILL_SIGNAL, TERM unless
 #                     set), waits for them, runs the at_exit commands and
-#                     removes T (keeps it, saying "# kept T", when KEEP_T=1)
+#                     removes T (keeps it, saying "# kept T", when KEEP_T=1);
+#                     exports ESPLINE_DB=$T/default.sqlite, so that nothing
+#                     run without --db records in the checkout's db/
 #   at_exit CMD       one more shell command for the exit trap
 #   make_demo_images  scripts/make-demo-images.sh for this build (stdout
 #                     dropped; the caller decides what a failure means)
@@ -29,6 +31,9 @@ ENV_AT_EXIT=()
 env_tempdir() {
 	T=$(mktemp -d "/tmp/espline-$1.XXXXXX")
 	trap env_cleanup EXIT
+	# A command run without --db records in the scratch folder, never in
+	# the checkout's db/ (the demo's database) or a database of the caller's.
+	export ESPLINE_DB=$T/default.sqlite
 }
 
 at_exit() { ENV_AT_EXIT+=("$1"); }
