@@ -264,7 +264,7 @@ station_case bad-slot "recipe: $RECIPE\nports:\n  - { slot: \"A 1\", port: /dev/
 station_case bad-port "recipe: $RECIPE\nports:\n  - { slot: A1, port: \"tcp://10.0.0.1:4000\" }\n" \
 	"3:23: error: port: bad port 'tcp://10.0.0.1:4000': unknown scheme (expected a device path, rfc2217://HOST:PORT or socket://HOST:PORT)"
 station_case missing-port "recipe: $RECIPE\nports:\n  - { slot: A1 }\n" \
-	"3:5: error: ports[]: missing required key 'port' (for example port: /dev/espline/by-path/... (or usb_serial: SERIAL, or usb_path: 1-1.3))"
+	"3:5: error: ports[]: missing required key 'port' (for example port: /dev/espline/by-path/...)"
 station_case bad-bind "recipe: $RECIPE\nweb: { bind: \"localhost:http\" }\n" \
 	"2:14: error: web.bind: --http localhost:http: expected HOST:PORT with a port 0-65535"
 station_case open-bind "recipe: $RECIPE\nweb: { bind: \"0.0.0.0:8080\" }\n" \
