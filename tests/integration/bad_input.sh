@@ -221,7 +221,9 @@ PIDS+=($!)
 for _ in $(seq 200); do [ -s "$T/scan/ready" ] && break; sleep 0.02; done
 sed 's|^steps:|expect: { barcode: "^PCB-[0-9]{4}$" }\nsteps:|' "$R/good.yaml" >"$R/coded.yaml"
 RECIPE=$R/coded.yaml station "$R/scan.yaml" "scan: { from: \"$(cat "$T/scan/ready")\", timeout: 20s }\n"
-{ for _ in $(seq 200); do grep -q 'waits: scan' "$T/out" 2>/dev/null && break; sleep 0.05; done; printf 'J1\nBAD-01\n' >>"$T/scan/codes"; } &
+# Type only once the station waits for the code (up to 60 s: a loaded
+# machine starts it slowly, and a code typed before it reads is lost).
+{ for _ in $(seq 1200); do grep -q 'waits: scan' "$T/out" 2>/dev/null && break; sleep 0.05; done; printf 'J1\nBAD-01\n' >>"$T/scan/codes"; } &
 typist=$!
 run me --station-file "$R/scan.yaml" --batch SCAN1 --count 1
 wait "$typist"
