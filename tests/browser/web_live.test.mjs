@@ -23,6 +23,9 @@ const shots = process.env.ESPLINE_SCREENSHOTS || null;
 const sim = await startSim([
   "--devices", "8", "--link", "rfc2217", "--time-scale", process.env.TIME_SCALE || "0.6",
   "--exit-after-idle", "120", "--dev", "2:flash=16MB", "--dev", "5:flash=1MB", "--dev", "4:fault=stuck@0x21000",
+  // Every module holds the host's first bytes 2.5 s: the page is up before any
+  // unit can finish, however slowly a loaded machine starts the browser.
+  "--fault", "stall@rx:0:2500",
 ]);
 const { browser, close } = await launchBrowser();
 let station = null, server = null;
