@@ -120,6 +120,7 @@ typedef struct espl_station_event {
 	enum espl_dbw_state db_state; /* DB_STATE */
 	enum espl_stop_level stop_level; /* STOPPING */
 	int count;                    /* STARTED: planned units (0 = open-ended); LABELS: queued */
+	bool count_passed;            /* STARTED: count is of PASS units only */
 } espl_station_event;
 
 typedef struct espl_supervisor_options {
@@ -140,6 +141,8 @@ typedef struct espl_supervisor_options {
 	enum espl_station_mode mode;
 	const char *batch_name;       /* NULL: "run-YYYYMMDD-HHMMSS" */
 	int count;                    /* BATCH: units to program */
+	bool count_passed;            /* BATCH: count only units that PASS (a lot of
+	                                 count good units); else PASS and FAIL both */
 	const char *operator_name;    /* may be NULL */
 	/* Continue this recorded batch (uuid, operator, started_ms, planned as
 	 * recorded; the name is batch_name) instead of starting a new one.

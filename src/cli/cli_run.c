@@ -44,8 +44,12 @@ static const char run_help[] =
 	"                     CH9102 and FTDI adapter (usb:10c4:ea60 usb:1a86:7523 usb:1a86:55d4\n"
 	"                     usb:0403:6001 usb:0403:6010 usb:0403:6014 usb:0403:6015)\n"
 	"  --batch NAME --count N\n"
-	"                     program N units in total under batch NAME: each adapter waits\n"
-	"                     for a unit, programs it, waits for it to be removed, ...\n"
+	"                     program N units in total under batch NAME, PASS or FAIL: each\n"
+	"                     adapter waits for a unit, programs it, waits for it to be\n"
+	"                     removed, ...\n"
+	"  --batch NAME --count-passed N\n"
+	"                     the same until N units have PASSED: a failed unit does not\n"
+	"                     count, another one takes its place\n"
 	"  --station          the same, until Ctrl-C; adapters plugged in later get a worker\n"
 	"                     (without --batch/--station: one unit per adapter found, then exit)\n"
 	"  --db PATH          database (default: the station file's, else $ESPLINE_DB,\n"
@@ -82,6 +86,7 @@ typedef struct run_args {
 	size_t n_ports;
 	const char *batch, *db, *central, *operator_name, *station_name;
 	int count, station, json, plain, resume;
+	int count_passed;         /* --count-passed: count counts PASS units only */
 	unsigned baud, flash_baud;
 	const char *stub;
 	espl_cli_web_args web;
@@ -188,10 +193,11 @@ static int check_names(const run_args *a)
 static int parse_args(int argc, char **argv, run_args *a)
 {
 	enum { O_BATCH = 256, O_COUNT, O_STATION, O_DB, O_OPERATOR, O_NAME, O_JSON, O_PLAIN, O_BAUD, O_FBAUD, O_CENTRAL, O_STUB,
-	       O_RESUME, O_CENTRAL_FILE, O_STATION_FILE };
+	       O_RESUME, O_CENTRAL_FILE, O_STATION_FILE, O_COUNT_PASSED };
 	static const struct option opts[] = {
 		{ "port", required_argument, NULL, 'p' },      { "batch", required_argument, NULL, O_BATCH },
 		{ "count", required_argument, NULL, O_COUNT }, { "station", no_argument, NULL, O_STATION },
+		{ "count-passed", required_argument, NULL, O_COUNT_PASSED },
 		{ "db", required_argument, NULL, O_DB },       { "central", required_argument, NULL, O_CENTRAL },
 		{ "operator", required_argument, NULL, O_OPERATOR },
 		{ "station-name", required_argument, NULL, O_NAME }, { "json", no_argument, NULL, O_JSON },
@@ -223,9 +229,14 @@ static int parse_args(int argc, char **argv, run_args *a)
 			break;
 		case O_BATCH: a->batch = optarg; break;
 		case O_COUNT:
+		case O_COUNT_PASSED:
+			if (a->count)
+				return usage_error("give one of --count N and --count-passed N", NULL);
 			if (parse_uint(optarg, &count) < 0)
-				return usage_error("--count needs a positive number, not", optarg);
+				return usage_error(c == O_COUNT ? "--count needs a positive number, not"
+				                                : "--count-passed needs a positive number, not", optarg);
 			a->count = (int)count;
+			a->count_passed = c == O_COUNT_PASSED;
 			break;
 		case O_STATION: a->station = 1; break;
 		case O_DB: a->db = optarg; break;
@@ -271,7 +282,7 @@ static int parse_args(int argc, char **argv, run_args *a)
 		a->station_file = ESPL_CLI_STATION_FILE;
 	}
 	if (a->count && !a->batch)
-		return usage_error("--count goes with --batch NAME", NULL);
+		return usage_error(a->count_passed ? "--count-passed goes with --batch NAME" : "--count goes with --batch NAME", NULL);
 	if (a->batch && !a->count && !a->station)
 		return usage_error("--batch NAME needs --count N (or --station for an open-ended batch)", NULL);
 	if (a->json && a->plain)
@@ -531,7 +542,8 @@ static int run_all(int argc, char **argv, espl_station_file **sfp)
 		/* a keyboard-wedge scanner types on this terminal */
 		.io = a.sf, .scan_fd = a.sf && a.sf->scan_from && strcmp(a.sf->scan_from, "terminal") == 0 ? STDIN_FILENO : -1,
 		.mode = a.station ? ESPL_STATION_CONTINUOUS : a.batch ? ESPL_STATION_BATCH : ESPL_STATION_ONCE,
-		.batch_name = a.batch, .count = a.count, .operator_name = a.operator_name,
+		.batch_name = a.batch, .count = a.count, .count_passed = a.count_passed,
+		.operator_name = a.operator_name,
 		.resume = resumed.n ? &resumed.b : NULL,
 		.db_path = db_path, .central = a.central, .station_name = a.station_name, .version = espl_cli_version(),
 		.handle_signals = 1, .on_event = on_event, .on_tick = on_tick, .ctx = &view,

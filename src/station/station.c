@@ -144,7 +144,7 @@ static void count_result(espl_supervisor *s, enum espl_db_result result)
 		s->totals.failed++;
 	else
 		s->totals.interrupted++;
-	if (result == ESPL_DB_PASS || result == ESPL_DB_FAIL)
+	if (result == ESPL_DB_PASS || (result == ESPL_DB_FAIL && !s->o.count_passed))
 		s->done++;
 	if (s->o.mode == ESPL_STATION_BATCH && s->done >= s->o.count)
 		atomic_store(&s->complete, 1);
@@ -368,6 +368,7 @@ static int start_database(espl_supervisor *s, espl_error *err)
 	}
 	espl_station_event ev = { .kind = ESPL_EV_STARTED, .message = s->batch_name,
 	                          .count = s->o.mode == ESPL_STATION_BATCH ? s->o.count : 0,
+	                          .count_passed = s->o.mode == ESPL_STATION_BATCH && s->o.count_passed,
 	                          .unit_uuid = s->batch.uuid, .operator_name = s->batch.operator_name };
 	espl__station_emit(s, &ev);
 	return ESPL_OK;

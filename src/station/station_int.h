@@ -63,6 +63,7 @@ typedef struct worker {
 	char fault_msg[ESPL_ERROR_MAX];  /* the last port fault logged, said once */
 	int64_t last_progress_ms;
 	unsigned rom_baud;           /* 0, or the slower ROM rate this port's units need */
+	bool unit_passed;            /* the last unit programmed ended PASS */
 	struct worker *next;
 } worker;
 

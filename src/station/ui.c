@@ -157,6 +157,7 @@ static void track(espl_ui *ui, const espl_station_event *ev)
 	case ESPL_EV_STARTED:
 		snprintf(ui->batch, sizeof ui->batch, "%s", ev->message ? ev->message : "");
 		ui->planned = ev->count;
+		ui->planned_passed = ev->count_passed;
 		break;
 	case ESPL_EV_PORT_ADDED:
 		if (r) {

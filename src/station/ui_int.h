@@ -99,6 +99,7 @@ struct espl_ui {
 	int timed;
 	char batch[128];
 	int planned;
+	bool planned_passed;      /* planned counts PASS units only (--count-passed) */
 	char messages[N_MESSAGES][200];
 	size_t n_messages;
 	char stopping[256];

@@ -66,6 +66,7 @@ static json_t *event_json(const espl_ui *ui, const espl_station_event *ev)
 		espl__ui_set_str(o, "batch", ev->message);
 		espl__ui_set_str(o, "operator", ev->operator_name);
 		json_object_set_new(o, "count", json_integer(ev->count));
+		json_object_set_new(o, "count_passed", json_boolean(ev->count_passed));
 		espl__ui_set_str(o, "recipe", ui->o.recipe);
 		espl__ui_set_str(o, "db", ui->o.db_path);
 		json_object_del(o, "unit");
@@ -215,6 +216,7 @@ char *espl_ui_snapshot_text(espl_ui *ui)
 	pthread_mutex_lock(&ui->lock);
 	json_t *o = espl__ui_counts_json(ui, "snapshot"), *rows = json_array();
 	json_object_set_new(o, "planned", json_integer(ui->planned));
+	json_object_set_new(o, "planned_passed", json_boolean(ui->planned_passed));
 	espl__ui_set_str(o, "recipe", ui->o.recipe);
 	espl__ui_set_str(o, "db", ui->o.db_path);
 	json_object_set_new(o, "elapsed_s", json_real((double)(espl__now_ms() - ui->start_ms) / 1000.0));

@@ -32,8 +32,9 @@ void espl__ui_plain_line(espl_ui *ui, const espl_station_event *ev)
 	espl__ui_clock_text(ev->time_ms, clock);
 	switch (ev->kind) {
 	case ESPL_EV_STARTED:
-		fprintf(f, "%s %s: batch %s started (%s%d units), operator %s, recipe %s, database %s\n", clock, port,
+		fprintf(f, "%s %s: batch %s started (%s%d units%s), operator %s, recipe %s, database %s\n", clock, port,
 		        ev->message ? ev->message : "", ev->count ? "" : "open-ended, ", ev->count,
+		        ev->count_passed ? " that pass" : "",
 		        ev->operator_name ? ev->operator_name : "-", ui->o.recipe ? ui->o.recipe : "?",
 		        ui->o.db_path ? ui->o.db_path : "?");
 		break;

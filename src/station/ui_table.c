@@ -236,7 +236,10 @@ static void draw_totals(espl_ui *ui, const layout *l)
 	if (ui->labels_queued >= 0)  /* labels are printed: how many wait for the printer */
 		snprintf(labels, sizeof labels, "  labels queued %d%s", ui->labels_queued,
 		         ui->labels_queued ? " (printer not taking them)" : "");
-	if (ui->planned)
+	if (ui->planned && ui->planned_passed)
+		snprintf(buf, sizeof buf, "batch %s: %d of %d units passed (%d done)%s", ui->batch, ui->passed,
+		         ui->planned, done, labels);
+	else if (ui->planned)
 		snprintf(buf, sizeof buf, "batch %s: %d of %d units done%s", ui->batch, done, ui->planned, labels);
 	else
 		snprintf(buf, sizeof buf, "batch %s: %d units done%s", ui->batch, done, labels);

@@ -429,6 +429,7 @@ static int program_unit(worker *w, int waiting)
 	w->waiting_msg[0] = '\0';
 	char *label = espl__station_label(w, &res);
 	char *json = espl__station_done_json(w, &res, label);
+	w->unit_passed = espl_record_result(&res) == ESPL_DB_PASS;
 	queue_result(w, &res, label);
 	espl__station_done_hook(w, json);
 	return UNIT_DONE;
@@ -551,6 +552,8 @@ void *espl__station_worker_main(void *arg)
 		}
 		if (once)
 			break;
+		if (s->o.count_passed && !w->unit_passed)
+			release_slot(s);  /* --count-passed: another unit takes its place */
 		wait_removal(w);
 		if (may_start_unit(w))
 			espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
