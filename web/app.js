@@ -76,7 +76,7 @@ function applyEvent(e) {
       live.batch = e.batch || ''; live.planned = e.count || 0; live.startMs = Date.now(); break;
     case 'port_added': p.state = 'ready'; break;
     case 'port_removed': p.state = /unplugged/.test(e.message || '') ? 'unplugged' : 'finished'; p.total = 0; break;
-    case 'waiting': p.state = 'waiting'; p.step = ''; p.total = 0; break;
+    case 'waiting': p.state = 'waiting'; p.step = ''; p.total = 0; p.hold = ''; break;
     case 'identified':
       Object.assign(p, { state: 'programming', mac: e.mac || '', result: '', note: '', error: '', step: '',
         total: 0 });
@@ -104,6 +104,7 @@ function applyEvent(e) {
     case 'labels': live.labelsQueued = e.queued; break;
     case 'remove_wait': p.state = 'remove unit'; break;
     case 'unit_removed': p.state = 'removed'; break;
+    case 'slot_paused': p.state = 'paused'; p.hold = e.message || 'paused'; break;
     case 'db_state': setBanner(e.state === 'ok' ? '' : 'DATABASE ' + e.state.toUpperCase() + ': ' + (e.reason || '')); break;
     case 'stopping': setBanner('STOPPING: ' + (e.reason || '')); break;
     case 'finished': live.finished = true; setBanner('FINISHED: ' + (e.message || '')); break;
@@ -120,6 +121,7 @@ function setBanner(text) {
 // The word and colour of a tile: a result stays until the next unit starts.
 function tileLook(p) {
   if (p.state === 'programming') return ['busy', 'FLASHING'];
+  if (p.state === 'paused') return ['warn', 'PAUSED'];
   if (p.result === 'PASS') return ['pass', 'PASS'];
   if (p.result === 'FAIL') return ['fail', 'FAIL'];
   if (p.result === 'INTERRUPTED') return ['warn', 'INTERRUPTED'];
@@ -149,6 +151,8 @@ function renderTile(p) {
       t.appendChild(bar);
       t.appendChild(el('div', 'tile-pct', (100 * frac).toFixed(0) + ' %'));
     }
+  } else if (p.state === 'paused') {
+    t.appendChild(el('div', 'tile-note', p.hold || 'paused'));
   } else if (look !== 'idle') {
     t.appendChild(el('div', 'tile-step', p.state));
   }
@@ -160,6 +164,16 @@ function renderTile(p) {
   }
   t.appendChild(el('div', 'tile-mac', p.mac || '\u2014'));
   t.appendChild(el('div', 'tile-counts', p.passed + ' passed \u00b7 ' + p.failed + ' failed'));
+  if (info && info.control && !['unplugged', 'finished'].includes(p.state)) {
+    const bar = el('div', 'tile-control');
+    const actions = p.state === 'paused' ? ['resume'] : ['pause', 'stop'];
+    for (const a of actions) {
+      const b = el('button', 'tile-button', a === 'stop' ? 'stop now' : a);
+      b.dataset.action = a;
+      bar.appendChild(b);
+    }
+    t.appendChild(bar);
+  }
   return t;
 }
 
@@ -215,8 +229,24 @@ function connectLive() {
   setInterval(scheduleRender, 1000);  // units per hour moves with time
 }
 
+// Per-slot buttons live in the tiles, which are drawn again on every event:
+// one listener on the grid serves them all.
+async function slotControl(tile, action) {
+  const name = tile.dataset.slot || tile.dataset.port;
+  if (action === 'stop' && !window.confirm('Stop ' + name + ' now? Its unit in progress is interrupted.')) return;
+  const r = await api('/api/control?action=' + action + '&port=' + encodeURIComponent(name),
+    { method: 'POST', headers: { 'X-Espline-Control': '1' } });
+  const body = await r.json().catch(() => ({}));
+  $('control-result').textContent = r.ok ? name + ': ' + action : (body.error || ('refused: ' + r.status));
+}
+
 function setupControl() {
   $('control').hidden = false;
+  $('tiles').addEventListener('click', (ev) => {
+    const b = ev.target.closest('button[data-action]');
+    const tile = b && b.closest('.tile');
+    if (tile) slotControl(tile, b.dataset.action).catch(() => {});
+  });
   $('stop-station').addEventListener('click', async () => {
     if (!window.confirm('Stop the station? Units in progress finish first.')) return;
     const r = await api('/api/control?action=stop', { method: 'POST', headers: { 'X-Espline-Control': '1' } });

@@ -90,6 +90,7 @@ enum espl_station_event_kind {
 	ESPL_EV_SCAN_WAIT,     /* the identified unit waits for its scanned code (message: what to scan) */
 	ESPL_EV_SCANNED,       /* the unit's code: message = the code */
 	ESPL_EV_LABELS,        /* the label queue changed: count = labels queued, message/level: what happened */
+	ESPL_EV_SLOT_PAUSED,   /* the slot takes no unit until resumed (message: why) */
 	ESPL_EV_COUNT          /* the number of kinds, not an event */
 };
 
@@ -210,6 +211,19 @@ int espl_supervisor_run(espl_supervisor *s, espl_station_totals *totals, espl_er
 /* Ask the run to stop (level: enum espl_stop_level; a higher level wins).
  * Safe from any thread; returns at once. */
 void espl_supervisor_stop(espl_supervisor *s, int level);
+
+/* One slot, by its slot name (station file) or its port path:
+ *  - PAUSE: it starts no new unit; the unit in progress finishes;
+ *  - STOP: the unit in progress is interrupted before its next step (a
+ *    step under way finishes; recorded INTERRUPTED, never PASS unless it
+ *    was the last step) and the slot stays paused;
+ *  - RESUME: it takes units again.
+ * The slot says so with ESPL_EV_SLOT_PAUSED, and ESPL_EV_WAITING on resume.
+ * Safe from any thread while espl_supervisor_run runs; returns at once.
+ * ESPL_ENOTFOUND when no slot of this run has that name or port. */
+enum espl_slot_action { ESPL_SLOT_RESUME = 0, ESPL_SLOT_PAUSE, ESPL_SLOT_STOP };
+int espl_supervisor_slot_control(espl_supervisor *s, const char *slot_or_port, enum espl_slot_action action,
+                                 espl_error *err);
 
 /* Free a supervisor after run returned (not after an abort: exit instead). */
 void espl_supervisor_free(espl_supervisor *s);

@@ -54,9 +54,10 @@
 typedef struct espl_web espl_web;
 
 /* A control request: action "stop" (port NULL: the whole station,
- * gracefully), or "pause"/"resume"/"stop" of one port.  Returns ESPL_OK,
- * ESPL_EUNSUPPORTED (answered 501) or another code (answered 409 with the
- * error's message).  Called on a connection thread. */
+ * gracefully), or "pause"/"resume"/"stop" of one slot (port: its slot name
+ * or port).  Returns ESPL_OK, or a code answered with the error's message:
+ * ESPL_ENOTFOUND 404, ESPL_EARG 400, ESPL_EUNSUPPORTED 501, others 409.
+ * Called on a connection thread. */
 typedef int (*espl_web_control_fn)(void *ctx, const char *action, const char *port, espl_error *err);
 
 /* Where the history pages read, when it is not a local database (espline

@@ -28,17 +28,21 @@ static const char serve_help[] =
 	"                        can read\n"
 	CLI_WEB_OPTIONS_HELP;
 
-/* The control the page may ask for: stopping the station.  A slot cannot be
- * paused or stopped on its own yet (the supervisor has no such call). */
+/* The control the page may ask for: stopping the station (no port), or
+ * pausing, resuming or stopping one slot (its slot name or port). */
 static int control_station(void *ctx, const char *action, const char *port, espl_error *err)
 {
 	espl_supervisor *sup = ctx;
-	if (strcmp(action, "stop") == 0 && !port) {
+	if (!port) {
+		if (strcmp(action, "stop") != 0)
+			return espl_fail(err, ESPL_EARG, "%s needs a slot (port=NAME)", action);
 		espl_supervisor_stop(sup, ESPL_STOP_GRACEFUL);
 		return ESPL_OK;
 	}
-	return espl_fail(err, ESPL_EUNSUPPORTED, "%s of one slot is not supported yet; stop the station instead",
-	                 action);
+	enum espl_slot_action a = strcmp(action, "pause") == 0  ? ESPL_SLOT_PAUSE
+	                          : strcmp(action, "stop") == 0 ? ESPL_SLOT_STOP
+	                                                        : ESPL_SLOT_RESUME;
+	return espl_supervisor_slot_control(sup, port, a, err);
 }
 
 int espl_cli_web_start(const char *cmd, const espl_cli_web_args *a, espl_ui *ui, espl_supervisor *sup,

@@ -62,13 +62,16 @@ static int start_worker(espl_supervisor *s, const espl_port_info *info)
 		snprintf(w->slot, sizeof w->slot, "%s", slot->slot);
 	atomic_init(&w->removed, 0);
 	atomic_init(&w->finished, 0);
+	atomic_init(&w->hold, ESPL_SLOT_RESUME);
 	if (pthread_create(&w->thread, NULL, espl__station_worker_main, w) != 0) {
 		free(w);
 		espl__station_emit_simple(s, ESPL_EV_LOG, info->path, "error", "cannot start a worker thread for this port");
 		return ESPL_ESYS;
 	}
+	pthread_mutex_lock(&s->lock);
 	w->next = s->workers;
 	s->workers = w;
+	pthread_mutex_unlock(&s->lock);
 	s->totals.ports_seen++;
 	espl__station_worker_emit_simple(w, ESPL_EV_PORT_ADDED, "info",
 	                                 info->description[0] ? info->description : NULL);
@@ -125,7 +128,9 @@ static void reap(espl_supervisor *s)
 			continue;
 		}
 		pthread_join(w->thread, NULL);
+		pthread_mutex_lock(&s->lock);
 		*pp = w->next;
+		pthread_mutex_unlock(&s->lock);
 		port_removed(w, atomic_load(&w->removed));
 		free(w);
 	}

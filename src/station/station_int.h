@@ -52,6 +52,7 @@ typedef struct worker {
 	char barcode[ESPL_BARCODE_MAX];  /* worker thread: the running unit's scanned code, "" */
 	atomic_int removed;          /* supervisor -> worker: the adapter vanished */
 	atomic_int finished;         /* worker -> supervisor: the thread is about to end */
+	atomic_int hold;             /* any thread -> worker: enum espl_slot_action */
 	current_unit cur;            /* guarded by sup->lock */
 	/* Worker thread only: */
 	int stop_unit;               /* the runner's stop flag */
@@ -100,14 +101,16 @@ struct espl_supervisor {
 	/* the central sender beside the writer (NULL: replication off); read
 	 * by the writer thread's on_commit */
 	espl_central *_Atomic central;
-	/* supervisor thread only */
 	/* operator I/O (NULL: not configured); started and stopped by the
 	 * supervisor thread, used by the workers in between */
 	struct espl__scanner *scanner;
 	struct espl__labels *labels;
 	regex_t barcode_re;           /* the recipe's expect.barcode */
 	int has_barcode_re;
+	/* changed by the supervisor thread only, under lock (read by it
+	 * without; by espl_supervisor_slot_control under lock) */
 	worker *workers;
+	/* supervisor thread only */
 	char ignored[16][256];        /* adapters that match no slot, said once */
 	int n_ignored;
 	int db_state_shown;

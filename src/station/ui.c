@@ -119,6 +119,7 @@ const ui_event espl__ui_events[ESPL_EV_COUNT] = {
 	[ESPL_EV_SCAN_WAIT] = { "scan_wait", "waits for its code", ROW_SCAN },
 	[ESPL_EV_SCANNED] = { "scanned", "scanned", ROW_PROGRAMMING },
 	[ESPL_EV_LABELS] = { "labels", "labels", ROW_UNCHANGED },
+	[ESPL_EV_SLOT_PAUSED] = { "slot_paused", "paused", ROW_PAUSED },
 };
 
 const char *espl__ui_state_name(enum row_state state)
@@ -128,6 +129,7 @@ const char *espl__ui_state_name(enum row_state state)
 		[ROW_PROGRAMMING] = "programming", [ROW_DONE] = "done", [ROW_REMOVE_UNIT] = "remove unit",
 		[ROW_REMOVED] = "removed", [ROW_UNPLUGGED] = "unplugged", [ROW_FINISHED] = "finished",
 		[ROW_SCAN] = "scan code",
+		[ROW_PAUSED] = "paused",
 	};
 	return (size_t)state < sizeof names / sizeof *names && names[state] ? names[state] : "?";
 }

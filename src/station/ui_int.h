@@ -49,6 +49,7 @@ enum row_state {
 	ROW_UNPLUGGED,         /* "unplugged": the adapter went away */
 	ROW_FINISHED,          /* "finished": its worker ended */
 	ROW_SCAN,              /* "scan code": the unit waits for its scanned code */
+	ROW_PAUSED,            /* "paused": the operator paused or stopped the slot */
 };
 
 /* What the views know of each event kind: adding a kind means adding its

@@ -293,8 +293,11 @@ static enum MHD_Result serve_control(espl_web *w, struct MHD_Connection *c)
 	int rc = w->o.control(w->o.control_ctx, action, port && *port ? port : NULL, &err);
 	if (rc == ESPL_OK)
 		return espl__web_reply_json_text(c, MHD_HTTP_OK, strdup("{\"ok\":true}"));
-	return espl__web_reply_error(c, rc == ESPL_EUNSUPPORTED ? MHD_HTTP_NOT_IMPLEMENTED : MHD_HTTP_CONFLICT,
-	                   err.msg[0] ? err.msg : espl_strerror(rc));
+	unsigned status = rc == ESPL_EUNSUPPORTED ? MHD_HTTP_NOT_IMPLEMENTED
+	                  : rc == ESPL_ENOTFOUND  ? MHD_HTTP_NOT_FOUND
+	                  : rc == ESPL_EARG       ? MHD_HTTP_BAD_REQUEST
+	                                          : MHD_HTTP_CONFLICT;
+	return espl__web_reply_error(c, status, err.msg[0] ? err.msg : espl_strerror(rc));
 }
 
 static int is_db_route(const char *url)

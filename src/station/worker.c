@@ -92,7 +92,7 @@ static int may_start_unit(worker *w)
 
 static void check_abort(worker *w)
 {
-	if (atomic_load(&w->sup->stop_level) >= ESPL_STOP_ABORT)
+	if (atomic_load(&w->sup->stop_level) >= ESPL_STOP_ABORT || atomic_load(&w->hold) == ESPL_SLOT_STOP)
 		w->stop_unit = 1;
 }
 
@@ -491,18 +491,51 @@ static void worker_pause(worker *w, int ms)
 		espl__sleep_ms((unsigned)ms - slept < TICK_MS ? ms - slept : TICK_MS);
 }
 
-static void wait_removal(worker *w)
+/* 1 when the unit was taken out; 0 when the worker must leave or the
+ * operator paused the slot first (the removal is then still pending). */
+static int wait_removal(worker *w)
 {
 	int misses = 0;
 	espl__station_worker_emit_simple(w, ESPL_EV_REMOVE_WAIT, "info", NULL);
-	while (!worker_should_leave(w)) {
+	while (!worker_should_leave(w) && atomic_load(&w->hold) == ESPL_SLOT_RESUME) {
 		misses = unit_present(w) ? 0 : misses + 1;
 		if (misses >= REMOVED_AFTER_MISSES) {
 			espl__station_worker_emit_simple(w, ESPL_EV_UNIT_REMOVED, "info", NULL);
-			return;
+			return 1;
 		}
 		worker_pause(w, w->sup->o.presence_ms);
 	}
+	return 0;
+}
+
+/* Paused or stopped by the operator: say so, then wait for resume. */
+static void wait_while_held(worker *w)
+{
+	int stopped = atomic_load(&w->hold) == ESPL_SLOT_STOP;
+	espl__station_worker_emit_simple(w, ESPL_EV_SLOT_PAUSED, "warn",
+	                                 stopped ? "stopped by the operator: no unit until resumed"
+	                                         : "paused by the operator: no new unit until resumed");
+	while (atomic_load(&w->hold) != ESPL_SLOT_RESUME && !worker_should_leave(w))
+		espl__sleep_ms((unsigned)TICK_MS);
+}
+
+int espl_supervisor_slot_control(espl_supervisor *s, const char *slot_or_port, enum espl_slot_action action,
+                                 espl_error *err)
+{
+	int found = 0;
+	if (!slot_or_port || !*slot_or_port)
+		return espl_fail(err, ESPL_EARG, "which slot? (a slot name or a port)");
+	pthread_mutex_lock(&s->lock);
+	for (worker *w = s->workers; w; w = w->next) {
+		if (strcmp(w->slot, slot_or_port) == 0 || strcmp(w->info.path, slot_or_port) == 0) {
+			atomic_store(&w->hold, action);
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!found)
+		return espl_fail(err, ESPL_ENOTFOUND, "no slot or port '%s' in this run", slot_or_port);
+	return ESPL_OK;
 }
 
 /* BATCH: take one of the count's slots.  1 taken, 0 none free now. */
@@ -535,9 +568,25 @@ void *espl__station_worker_main(void *arg)
 	espl_supervisor *s = w->sup;
 	int once = s->o.mode == ESPL_STATION_ONCE;
 
+	/* A finished unit must be taken out before the next; a pause meanwhile
+	 * leaves that pending. */
+	int removal_pending = 0;
+
 	if (!once)
 		espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
 	while (may_start_unit(w)) {
+		if (atomic_load(&w->hold) != ESPL_SLOT_RESUME) {
+			wait_while_held(w);
+			if (!removal_pending && may_start_unit(w))
+				espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
+			continue;
+		}
+		if (removal_pending) {
+			removal_pending = !wait_removal(w);
+			if (!removal_pending && may_start_unit(w))
+				espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
+			continue;
+		}
 		if (!claim_slot(s)) {
 			worker_pause(w, s->o.presence_ms);
 			continue;
@@ -554,9 +603,7 @@ void *espl__station_worker_main(void *arg)
 			break;
 		if (s->o.count_passed && !w->unit_passed)
 			release_slot(s);  /* --count-passed: another unit takes its place */
-		wait_removal(w);
-		if (may_start_unit(w))
-			espl__station_worker_emit_simple(w, ESPL_EV_WAITING, "info", NULL);
+		removal_pending = 1;
 	}
 	atomic_store(&w->finished, 1);
 	return NULL;

@@ -157,7 +157,7 @@ try {
   ok(r.status === 403, "control without X-Espline-Control (a cross-site form): 403", r.status);
   r = await fetch(rw.url + "api/control?action=pause&port=x", { method: "POST",
     headers: { Authorization: "Bearer " + token, "X-Espline-Control": "1" } });
-  ok(r.status === 501, "pausing one slot: 501 (not supported yet)", r.status);
+  ok(r.status === 404, "pausing a slot that is not there: 404", r.status);
   r = await fetch(rw.url + "api/control?action=stop", { method: "POST",
     headers: { Authorization: "Bearer " + token, "X-Espline-Control": "1" } });
   const stoppedIn = Date.now();
