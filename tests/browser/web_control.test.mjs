@@ -32,6 +32,12 @@ const tile = (page, port) =>
     buttons: [...t.querySelectorAll("button[data-action]")].map((b) => b.dataset.action),
     text: t.textContent,
   })).catch(() => null);
+// The tiles are drawn again on every event (progress comes ten times a
+// second): puppeteer's click, which finds the node, scrolls to it and then
+// clicks, can lose the node in between ("detached").  A click in the page's
+// own turn cannot.
+const press = (page, port, action) =>
+  page.$eval(`.tile[data-port="${port}"] button[data-action="${action}"]`, (b) => b.click());
 const statusIs = (page, port, want) => async () => {
   const t = await tile(page, port);
   return t && t.status === want ? t : null;
@@ -57,7 +63,7 @@ try {
   const flashing = await waitFor(statusIs(page, p0, "FLASHING"), 20000);
   ok(flashing && flashing.buttons.join() === "pause,stop", "a flashing tile offers pause and stop",
     JSON.stringify(flashing));
-  await page.click(`.tile[data-port="${p0}"] button[data-action="stop"]`);
+  await press(page, p0, "stop");
   const paused = await waitFor(statusIs(page, p0, "PAUSED"), 15000);
   ok(paused && paused.buttons.join() === "resume" && /stopped by the operator/.test(paused.text),
     "stop now: the tile says PAUSED, why, and offers resume", JSON.stringify(paused));
@@ -69,7 +75,7 @@ try {
   ok(/INTERRUPTED/.test(hist.out) && !/\sPASS\s/.test(hist.out),
     "the stopped unit is recorded INTERRUPTED, never PASS", hist.out + hist.err);
 
-  await page.click(`.tile[data-port="${p0}"] button[data-action="resume"]`);
+  await press(page, p0, "resume");
   const resumed = await waitFor(async () => {
     const t = await tile(page, p0);
     return t && t.status !== "PAUSED" ? t : null;
@@ -77,7 +83,7 @@ try {
   ok(resumed && /remove unit/.test(resumed.text),
     "resume: the slot comes back and waits for its unit to be taken out", JSON.stringify(resumed));
 
-  await page.click(`.tile[data-port="${p1}"] button[data-action="pause"]`);
+  await press(page, p1, "pause");
   const paused1 = await waitFor(statusIs(page, p1, "PAUSED"), 10000);
   ok(paused1 && /paused by the operator/.test(paused1.text), "pause on a slot waiting for removal: PAUSED",
     JSON.stringify(paused1));
