@@ -3,7 +3,7 @@
 # 1 MB recipe on 16 simulated modules at real speed) with and without
 # `--http` and 20 Server-Sent Events clients, one of them hung (a 4 KB
 # receive buffer, never read: its events must be dropped, not queued, and
-# never slow a worker).
+# never slow a worker).  Then how fast the pages paint (web_paint.mjs).
 #
 # Paired runs, alternating which goes first, so that drift on a shared
 # machine falls on both sides; the result is the median of the per-pair
@@ -99,4 +99,9 @@ done
 median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 echo
 echo "Median web / plain over $PAIRS pairs: $median ($DEVICES modules, $CLIENTS SSE clients, 1 of them hung; target <= 1.02)."
+echo
+echo "First paint on loopback (bench/web_paint.mjs, headless Chromium; target under 200 ms):"
+echo
+log "web: first paint..."
+ESPLINE_BUILD=$(cd "$(dirname "$E")" && pwd) node bench/web_paint.mjs
 dry_run_note

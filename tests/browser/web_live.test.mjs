@@ -48,9 +48,16 @@ try {
     throw new Error("no station");
   const page = await browser.newPage();
   await page.setViewport({ width: 1600, height: 1000 });
-  const t0 = Date.now();
   await page.goto(station.url, { waitUntil: "domcontentloaded" });
-  note(`first paint in ${Date.now() - t0} ms`);
+  // Times from the browser's own clock, from the start of navigation: the
+  // first paint, and the tiles drawn from the event stream's snapshot.
+  await page.waitForSelector(".tile", { timeout: 10000 }).catch(() => {});
+  const livePaint = await page.evaluate(() => ({
+    fcp: performance.getEntriesByType("paint").find((e) => e.name === "first-contentful-paint")?.startTime,
+    tiles: document.querySelector(".tile") ? performance.now() : undefined,
+  }));
+  note(`live page on loopback: first contentful paint ${livePaint.fcp?.toFixed(0) ?? "?"} ms, ` +
+    `tiles drawn by ${livePaint.tiles?.toFixed(0) ?? "?"} ms`);
 
   // Watch every tile's word while the batch runs, without reloading.
   const seen = new Map();
