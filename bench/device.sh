@@ -35,7 +35,7 @@
 #
 #   bench/device.sh
 # Environment: BUILD (default build), SIZES (default "1M 4M"), BAUDS (default
-# "115200 460800 921600"), SLOW=1 to include 4 MB x 115200 (~4 min a run,
+# "115200 460800 921600 2000000"), SLOW=1 to include 4 MB x 115200 (~4 min a run,
 # ~13 min the row), QUICK=1 (SIZES=1M), TIME_SCALE (dry run only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,7 +43,7 @@ cd "$(dirname "$0")/.."
 
 [ "${QUICK:-0}" = 1 ] && SIZES=${SIZES:-1M}
 SIZES=${SIZES:-1M 4M}
-BAUDS=${BAUDS:-115200 460800 921600}
+BAUDS=${BAUDS:-115200 460800 921600 2000000}
 SLOW=${SLOW:-0}
 
 bench_build

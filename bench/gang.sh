@@ -4,7 +4,7 @@
 # For N = 1, 4, 8, 16 simulated ESP8266 modules (espline-sim, RFC 2217,
 # --time-scale 1: wire time at the current baud rate, flash erase/program
 # times of a real part), one `espline run` batch writes the same 1 MB image
-# at 921600 baud to every module, verifies it by MD5 and resets it.  For each
+# at GANG_BAUD (default 2000000) to every module, verifies it by MD5 and resets it.  For each
 # N it reports espline's wall time, its CPU time (user + system, from
 # /usr/bin/time) as a share of one core per device, and its peak RSS.  Every
 # module's flash must equal the image afterwards and every unit must pass:
@@ -13,7 +13,8 @@
 # Targets (issue 6): wall(16) <= 1.15 x wall(1); CPU <= 5 % of one core per
 # device; peak RSS <= 64 MB at 16 devices.
 #
-#   bench/gang.sh [N ...]        (env: BUILD=build, TIME_SCALE for a dry run)
+#   bench/gang.sh [N ...]        (env: BUILD=build, GANG_BAUD=2000000,
+#                                 TIME_SCALE for a dry run)
 # Prints a Markdown table on stdout; progress on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ WORK=$(mktemp -d /tmp/espline-bench-gang.XXXXXX)
 cleanup() { sim_stop; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-gang_recipe "$WORK/r"
+gang_recipe "$WORK/r" "${GANG_BAUD:-2000000}"
 img=$WORK/r/images/bench-1mb.bin
 
 echo "| devices | wall s | x one device | espline CPU s | CPU % of a core per device | peak RSS MB | passed |"

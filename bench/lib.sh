@@ -107,19 +107,19 @@ dry_run_note() {
 	is_real || printf '\n**DRY RUN: simulator at --time-scale %s; these numbers are NOT results.**\n' "$TIME_SCALE"
 }
 
-# gang_recipe DIR: DIR/bench.yaml writes DIR/images/bench-1mb.bin (1 MB of
-# incompressible bytes, deterministic, so deflate cannot shorten the wire
-# time: the worst case for a gang) at 921600 baud, verifies it by MD5 and
-# resets the module (gang.sh, web.sh).
+# gang_recipe DIR [BAUD]: DIR/bench.yaml writes DIR/images/bench-1mb.bin (1 MB
+# of incompressible bytes, deterministic, so deflate cannot shorten the wire
+# time: the worst case for a gang) at BAUD (default 921600), verifies it by
+# MD5 and resets the module (gang.sh, web.sh).
 gang_recipe() {
-	local dir=$1
+	local dir=$1 baud=${2:-921600}
 	mkdir -p "$dir/images"
 	openssl enc -aes-128-ctr -K 000102030405060708090a0b0c0d0e0f -iv 0 -nosalt \
 		-in <(head -c 1048576 /dev/zero) -out "$dir/images/bench-1mb.bin" 2>/dev/null
-	cat >"$dir/bench.yaml" <<'YAML'
+	cat >"$dir/bench.yaml" <<YAML
 recipe: bench-1mb
 chip: esp8266
-connect: { reset: auto, flash_baud: 921600 }
+connect: { reset: auto, flash_baud: $baud }
 flash: { size: keep, mode: keep, freq: keep }
 steps:
   - write: { file: images/bench-1mb.bin, address: 0x0 }

@@ -27,7 +27,7 @@
 # Environment: BUILD (default build), TIME_SCALE (default 1; anything else is
 # a dry run of the scripts, every table says so), NO_BUILD=1 (use the binaries
 # in BUILD as they are), device: SIZES ("1M 4M"),
-# BAUDS ("115200 460800 921600"), QUICK=1 (1 MB only), SLOW=1 (adds
+# BAUDS ("115200 460800 921600 2000000"), QUICK=1 (1 MB only), SLOW=1 (adds
 # 4 MB x 115200, ~13 min more); units: UNITS_DEVICES (16); db: DB_UNITS
 # (1000000, at least 100000); central: CENTRAL_UNITS (20000 per station);
 # web: PAIRS (5).
@@ -60,7 +60,7 @@ device_section() {
 }
 gang_section() {
 	echo "RFC 2217 links, one \`espline run\` batch per row writing the same 1 MB incompressible image"
-	echo "at 921600 baud to every device, verified by MD5, then reset.  Wall, CPU (user + system) and"
+	echo "at ${GANG_BAUD:-2000000} baud to every device, verified by MD5, then reset.  Wall, CPU (user + system) and"
 	echo "peak RSS of the espline process from \`/usr/bin/time\`; the simulator runs on the same cores."
 	echo "Targets (issue 6): 16 devices <= 1.15 x one device; CPU <= 5 % of a core per device;"
 	echo "peak RSS <= 64 MB at 16 devices."
@@ -71,9 +71,17 @@ units_section() {
 	echo "A 16-port station running the sample recipe \`recipes/nodemcu-4mb.yaml\` unchanged (erase chip,"
 	echo "write the demo NodeMCU image and the SDK init data, verify by MD5, reset) on 16 simulated 4 MB"
 	echo "modules over RFC 2217 with the NodeMCU auto-reset circuit, one batch of 16 units;"
-	echo "units / hour = 16 / the batch's wall time."
+	echo "units / hour = 16 / the batch's wall time.  Four batches: blank modules (as from the factory)"
+	echo "and used ones (half of the 4 KiB sectors dirty), each with the recipe's flash_baud (460800) and"
+	echo "with \`--flash-baud 2000000\`."
 	echo
 	./units.sh
+	echo
+	UNITS_DIRTY=50% ./units.sh
+	echo
+	UNITS_FLASH_BAUD=2000000 ./units.sh
+	echo
+	UNITS_DIRTY=50% UNITS_FLASH_BAUD=2000000 ./units.sh
 }
 db_section() {
 	echo '```text'

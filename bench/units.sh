@@ -16,7 +16,8 @@
 #
 #   bench/units.sh             (env: BUILD=build, UNITS_DEVICES=16, TIME_SCALE,
 #                               UNITS_DIRTY=50% for used modules: espline-sim
-#                               --dirty, each 4 KiB sector dirty with that chance)
+#                               --dirty, each 4 KiB sector dirty with that chance,
+#                               UNITS_FLASH_BAUD=N: the recipe at --flash-baud N)
 # Prints Markdown on stdout; progress on stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ log "units: $N modules, recipes/nodemcu-4mb.yaml ..."
 t0=$(now)
 rc=0
 "$E" run "$WORK/r/nodemcu-4mb.yaml" --batch "units-$N" --count "$N" --plain --db "$WORK/units.sqlite" \
-	"${ports[@]}" >"$WORK/run.out" 2>&1 || rc=$?
+	${UNITS_FLASH_BAUD:+--flash-baud "$UNITS_FLASH_BAUD"} "${ports[@]}" >"$WORK/run.out" 2>&1 || rc=$?
 wall=$(calc "$(now) - $t0")
 sim_stop
 
@@ -64,6 +65,7 @@ done
 echo "| station | units | wall s | units / hour | mean s / unit | worst s / unit |"
 echo "|--|--:|--:|--:|--:|--:|"
 kind=blank; [ -z "${UNITS_DIRTY:-}" ] || kind="used ($UNITS_DIRTY of the sectors dirty)"
+[ -z "${UNITS_FLASH_BAUD:-}" ] || kind="$kind, --flash-baud $UNITS_FLASH_BAUD"
 q "select avg(duration_ms) / 1000.0, max(duration_ms) / 1000.0 from units" | awk -v n="$N" -v w="$wall" -v k="$kind" '{
 	printf "| %d ports, recipes/nodemcu-4mb.yaml, 4 MB %s modules | %d | %.1f | %.0f | %.1f | %.1f |\n", n, k, n, w, n / w * 3600, $1, $2
 }'

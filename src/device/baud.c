@@ -35,6 +35,8 @@ unsigned espl_loader_flash_baud(const espl_loader *l)
 
 int espl_loader_can_step_down(const espl_loader *l)
 {
+	if (l->mode != ESPL_MODE_STUB)
+		return 0; /* only the stub changes its rate */
 	for (int k = l->rung + 1; k <= l->opt.n_lower_bauds; k++)
 		if (l->opt.lower_bauds[k - 1] < l->port->baud)
 			return 1;
