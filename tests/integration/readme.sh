@@ -31,6 +31,9 @@ set -u
 README=${README:-$PWD/README.md}
 case "$README" in /*) ;; *) README=$PWD/$README ;; esac
 env_tempdir readme
+# The tour runs as a user would: no ESPLINE_DB (env_tempdir's default), so
+# its commands share the scratch copy's db/espline.sqlite as the README says.
+unset ESPLINE_DB
 S=$T/tree
 mkdir -p "$T/cmd" "$T/log" "$S/db"
 : >"$T/results"
