@@ -95,10 +95,13 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(SIMLIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcmocka -o $@
 
+# make test and make demo build on every core.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 # A clean clone has no flasher stub and no esptool-js yet: install them
 # first, as make demo does.
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@BUILD=$(BUILD) tests/run.sh
 
 check: $(UNITS)
@@ -116,7 +119,7 @@ deps:
 	@scripts/install-deps.sh
 
 demo: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@scripts/demo.sh
 
 bench: all

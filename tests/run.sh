@@ -45,26 +45,74 @@ run_one() {
 	fi
 }
 
+# Every test program as "name|runner|path", in the order of the kinds above.
+entries=()
+add() { case "$3" in *"$FILTER"*) entries+=("$1|$2|$3") ;; esac; }
 for t in "$BUILD"/tests/test_*; do
-	kind unit && [ -x "$t" ] || continue
-	case "$t" in *"$FILTER"*) run_one "unit/$(basename "$t")" "$t" ;; esac
+	kind unit && [ -x "$t" ] && add "unit/$(basename "$t")" exec "$t"
 done
 for t in tests/integration/*.sh; do
-	kind integration && [ -f "$t" ] || continue
-	case "$t" in *"$FILTER"*) run_one "integration/$(basename "$t" .sh)" bash "$t" ;; esac
+	kind integration && [ -f "$t" ] && add "integration/$(basename "$t" .sh)" bash "$t"
 done
 for t in tests/tools/check_*.sh; do
-	kind tools && [ -f "$t" ] || continue
-	case "$t" in *"$FILTER"*) run_one "tools/$(basename "$t" .sh)" bash "$t" ;; esac
+	kind tools && [ -f "$t" ] && add "tools/$(basename "$t" .sh)" bash "$t"
 done
 for t in tests/interop/*.test.mjs; do
-	kind interop && [ -f "$t" ] || continue
-	case "$t" in *"$FILTER"*) run_one "interop/$(basename "$t" .test.mjs)" node "$t" ;; esac
+	kind interop && [ -f "$t" ] && add "interop/$(basename "$t" .test.mjs)" node "$t"
 done
 for t in tests/browser/*.test.mjs; do
-	kind browser && [ -f "$t" ] || continue
-	case "$t" in *"$FILTER"*) run_one "browser/$(basename "$t" .test.mjs)" node "$t" ;; esac
+	kind browser && [ -f "$t" ] && add "browser/$(basename "$t" .test.mjs)" node "$t"
 done
+
+run_entry() {
+	local name runner path
+	IFS='|' read -r name runner path <<<"$1"
+	case $runner in
+	exec) run_one "$name" "$path" ;;
+	*) run_one "$name" "$runner" "$path" ;;
+	esac
+}
+# is NAME one of the prefixes that follow?
+listed() { local n=$1 p; shift; for p in "$@"; do case "$n" in "$p"*) return 0 ;; esac; done; return 1; }
+
+# Three lanes, to keep the whole run short on two cores without disturbing
+# the tests that measure time:
+#  - SIDE: long tests that measure no time (most of their wall time is
+#    waiting: a package build, a README tour, a disk filled at 20 moments)
+#    run in the background, beside
+#  - MAIN: every other test that does not depend on timing, one at a time;
+#  - TIMED: the tests that do depend on timing (tests/README.md) run last,
+#    alone, once the side lane is done.
+# SERIAL=1 runs everything one after the other, in this order.
+read -ra SIDE <<<"${SIDE_TESTS:-integration/install integration/readme integration/disk_full}"
+read -ra TIMED <<<"${TIMED_TESTS:-unit/test_central unit/test_port unit/test_sim_server integration/station integration/central integration/reliability integration/rfc2217_reset interop/esptool_js_faults browser/}"
+side=() main=() timed=()
+for e in "${entries[@]}"; do
+	name=${e%%|*}
+	if listed "$name" "${SIDE[@]}"; then side+=("$e")
+	elif listed "$name" "${TIMED[@]}"; then timed+=("$e")
+	else main+=("$e"); fi
+done
+side_pid=
+if [ ${#side[@]} -gt 0 ] && [ ${#main[@]} -gt 0 ] && [ -z "${SERIAL:-}" ]; then
+	(
+		for e in "${side[@]}"; do run_entry "$e"; done
+		echo "$passed $failed ${failures[*]}" >"$log_dir/side.state"
+	) >"$log_dir/side.out" 2>&1 &
+	side_pid=$!
+else
+	main=("${side[@]}" "${main[@]}")
+fi
+for e in "${main[@]}"; do run_entry "$e"; done
+if [ -n "$side_pid" ]; then
+	wait "$side_pid"
+	cat "$log_dir/side.out"
+	read -r side_passed side_failed side_failures <"$log_dir/side.state" || side_failed=1
+	passed=$((passed + ${side_passed:-0})); failed=$((failed + ${side_failed:-1}))
+	# shellcheck disable=SC2206
+	[ -z "${side_failures:-}" ] || failures+=($side_failures)
+fi
+for e in "${timed[@]}"; do run_entry "$e"; done
 
 echo
 [ ${#failures[@]} -eq 0 ] || printf 'failed: %s\n' "${failures[*]}"
