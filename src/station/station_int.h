@@ -168,6 +168,9 @@ void espl__station_on_db_unit(const espl_dbw_ack *ack, void *user);
 void espl__station_on_db_log(const char *level, const char *message, void *user);
 /* A worker thread's body; arg is its worker. */
 void *espl__station_worker_main(void *arg);
+/* What every record of the worker's current unit carries: batch, unit,
+ * port, adapter and slot (the caller adds barcode and label). */
+void espl__station_record_context(worker *w, espl_record_context *ctx);
 
 /* identity.c */
 /* The central database's connection string, or NULL (replication off). */

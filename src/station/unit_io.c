@@ -114,13 +114,7 @@ static char *unit_json(worker *w, const espl_unit_result *res, const espl_db_uni
 
 static void unit_context(worker *w, espl_record_context *ctx, const char *label)
 {
-	memset(ctx, 0, sizeof *ctx);
-	ctx->batch_uuid = w->sup->batch.uuid;
-	ctx->unit_uuid = w->unit_uuid;
-	ctx->port = w->info.path;
-	ctx->adapter_serial = w->info.serial;
-	ctx->adapter_location = w->info.location;
-	ctx->slot = w->slot;
+	espl__station_record_context(w, ctx);
 	ctx->barcode = w->barcode;
 	ctx->label = label;
 }

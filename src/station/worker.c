@@ -184,7 +184,7 @@ static void set_current(worker *w, const espl_db_unit *u)
 	pthread_mutex_unlock(&w->sup->lock);
 }
 
-static void record_context(worker *w, espl_record_context *ctx)
+void espl__station_record_context(worker *w, espl_record_context *ctx)
 {
 	memset(ctx, 0, sizeof *ctx);
 	ctx->batch_uuid = w->sup->batch.uuid;
@@ -207,7 +207,7 @@ static void on_identified(void *ctx, const espl_unit_result *res)
 
 	w->in_unit = 1;
 	w->res = res;
-	record_context(w, &rc_ctx);
+	espl__station_record_context(w, &rc_ctx);
 	espl_record_begin(res, &rc_ctx, &begin);
 	set_current(w, &begin);
 	espl_station_event ev = { .kind = ESPL_EV_IDENTIFIED, .unit_uuid = w->unit_uuid,
