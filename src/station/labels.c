@@ -258,14 +258,7 @@ static int print_oldest(espl__labels *l, espl_error *err)
 /* Sleep ms unless woken (a new label, stop). */
 static void pause_ms(espl__labels *l, unsigned ms)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = espl__mono_after_ms((int)ms);
 	pthread_mutex_lock(&l->lock);
 	if (!atomic_load(&l->stopping))
 		pthread_cond_timedwait(&l->wake, &l->lock, &ts);
@@ -358,7 +351,13 @@ int espl__labels_start(const espl_station_file *sf, const char *db_path, espl__l
 	atomic_init(&l->stopping, 0);
 	scan_queue(l, NULL, 0);
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_cond_init(&l->wake, NULL);
+	/* util/clock's deadlines are on the monotonic clock: a clock step
+	 * never stretches or cuts a retry wait. */
+	pthread_condattr_t mono;
+	pthread_condattr_init(&mono);
+	pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->wake, &mono);
+	pthread_condattr_destroy(&mono);
 	if (pthread_create(&l->thread, NULL, printer_main, l) != 0) {
 		free(l);
 		return espl_fail(err, ESPL_ESYS, "cannot start the label printer's thread");
