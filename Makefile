@@ -122,7 +122,8 @@ demo: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@scripts/demo.sh
 
-bench: all
+bench: deps
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@bench/run.sh
 
 asan:
