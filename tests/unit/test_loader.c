@@ -26,16 +26,11 @@
 #include "espline/slip.h"
 #include "../sim/sim_chip.h"
 #include "../sim/sim_port.h"
+#include "loader_fixture.h"
 
-/* The fake port: tests/sim/sim_port.h (shared with test_runner.c). */
+/* The fake port: tests/sim/sim_port.h (shared with test_runner.c); the
+ * fake stub, chip configurations and firmware bytes: loader_fixture.h. */
 typedef sim_port chip_port;
-
-static chip_port *new_chip_port(const sim_chip_config *cfg)
-{
-	chip_port *cp = sim_port_new(cfg);
-	assert_non_null(cp);
-	return cp;
-}
 
 static int64_t test_now_ms(void)
 {
@@ -52,12 +47,7 @@ static int write_fake_stub(void **state)
 {
 	(void)state;
 	snprintf(stub_path, sizeof stub_path, "/tmp/espline-test-stub-%d.json", (int)getpid());
-	FILE *f = fopen(stub_path, "w");
-	assert_non_null(f);
-	/* "AAECAwQFBgcICQoLDA0ODw==" = bytes 0..15 */
-	fprintf(f, "{\"entry\": 1074840836, \"text\": \"AAECAwQFBgcICQoLDA0ODw==\", "
-		   "\"text_start\": 1074840832, \"data\": \"AAECAw==\", \"data_start\": 1073720940}\n");
-	fclose(f);
+	write_fake_stub_to(stub_path);
 	return 0;
 }
 
@@ -92,44 +82,11 @@ static void on_progress(void *ctx, const espl_progress *p)
 	c->last_total = p->total;
 }
 
-static void options(espl_loader_options *o, log_capture *cap)
-{
-	espl_loader_options_init(o);
-	o->stub_path = stub_path;
-	o->baud = 115200;      /* the ROM at 115200, then a switch (connect.baud: 115200) */
-	o->flash_baud = 921600;
-	o->connect_attempts = 2;
-	o->connect_timeout_ms = 3000;
-	o->events.ctx = cap;
-	o->events.log = on_log;
-	o->events.progress = on_progress;
-}
-
-static sim_chip_config chip_config(size_t flash_size, unsigned xtal)
-{
-	sim_chip_config cfg;
-	sim_chip_config_defaults(&cfg);
-	static const uint8_t mac[6] = { 0xAC, 0xD0, 0x74, 0x12, 0x34, 0x56 };
-	memcpy(cfg.mac, mac, 6);
-	cfg.flash_size = flash_size;
-	unsigned cap = 0;
-	while (((size_t)1 << cap) < flash_size)
-		cap++;
-	cfg.jedec_id = 0x40EFu | (uint32_t)cap << 16;
-	cfg.xtal_mhz = xtal;
-	return cfg;
-}
-
-/* Firmware-like bytes: repetitive text with some noise, compressible. */
 static uint8_t *firmware(size_t n, unsigned seed)
 {
 	uint8_t *d = malloc(n);
 	assert_non_null(d);
-	uint32_t x = seed * 2654435761u + 1;
-	for (size_t i = 0; i < n; i++) {
-		x = x * 1103515245u + 12345u;
-		d[i] = (x >> 24) % 4 == 0 ? (uint8_t)(x >> 16) : (uint8_t)("espline firmware "[i % 17]);
-	}
+	fill_firmware(d, n, seed, "espline firmware ");
 	return d;
 }
 
@@ -143,19 +100,99 @@ static espl_image *prepared(const uint8_t *d, size_t n, uint32_t addr)
 	return img;
 }
 
-/* A loader connected (default test options) to a new chip with cfg. */
-static espl_loader *connected(const sim_chip_config *cfg, log_capture *cap, chip_port **cp_out)
-{
-	chip_port *cp = new_chip_port(cfg);
+/* One test case: a simulated chip (Winbond, MAC ac:d0:74:12:34:56), the
+ * port that runs it, the loader options (ROM at 115200, then the stub at
+ * 921600), what the loader logged, and optionally an image.  A test sets
+ * it up with case_init, changes cfg / o / the port's faults as it needs,
+ * connects, and ends with case_free.  Not copyable: o points at cap. */
+typedef struct lcase {
+	sim_chip_config cfg;
+	chip_port *cp;          /* made by case_port or the first connect */
 	espl_loader_options o;
-	espl_loader *l;
+	log_capture cap;
+	espl_loader *l;         /* NULL until connected, and after a failed connect */
 	espl_error err;
-	options(&o, cap);
-	if (espl_loader_connect(&cp->base, &o, &l, &err) < 0)
-		fail_msg("connect: %s\n%s", err.msg, cap->text);
-	if (cp_out)
-		*cp_out = cp;
-	return l;
+	uint8_t *fw;            /* case_image: the bytes, n of them, and img */
+	size_t n;
+	espl_image *img;
+} lcase;
+
+static void case_init(lcase *c, size_t flash_size, unsigned xtal)
+{
+	static const uint8_t mac[6] = { 0xAC, 0xD0, 0x74, 0x12, 0x34, 0x56 };
+	memset(c, 0, sizeof *c);
+	c->cfg = chip_of_size(flash_size, 0xEF, xtal, mac);
+	espl_loader_options_init(&c->o);
+	c->o.stub_path = stub_path;
+	c->o.baud = 115200;      /* the ROM at 115200, then a switch (connect.baud: 115200) */
+	c->o.flash_baud = 921600;
+	c->o.connect_attempts = 2;
+	c->o.connect_timeout_ms = 3000;
+	c->o.events.ctx = &c->cap;
+	c->o.events.log = on_log;
+	c->o.events.progress = on_progress;
+}
+
+/* The port for the chip as c->cfg now says (a new chip each call). */
+static chip_port *case_port(lcase *c)
+{
+	c->cp = sim_port_new(&c->cfg);
+	assert_non_null(c->cp);
+	return c->cp;
+}
+
+/* Connect (making the port first if the test did not); the loader's
+ * result.  On failure the loader has closed (freed) the port. */
+static int case_connect(lcase *c)
+{
+	if (!c->cp)
+		case_port(c);
+	return espl_loader_connect(&c->cp->base, &c->o, &c->l, &c->err);
+}
+
+/* Connect, or fail the test with the reason and the log. */
+static void case_connected(lcase *c)
+{
+	if (case_connect(c) < 0)
+		fail_msg("connect: %s\n%s", c->err.msg, c->cap.text);
+}
+
+/* n firmware-like bytes (seed) prepared as an image at addr. */
+static void case_image(lcase *c, size_t n, unsigned seed, uint32_t addr)
+{
+	c->n = n;
+	c->fw = firmware(n, seed);
+	c->img = prepared(c->fw, n, addr);
+}
+
+/* Write c->img (flags: ESPL_WRITE_*) and verify it by MD5, or fail the
+ * test saying which and why. */
+static void case_write_verify(lcase *c, int flags)
+{
+	if (espl_flash_write(c->l, c->img, flags, &c->err) < 0)
+		fail_msg("write: %s\n%s", c->err.msg, c->cap.text);
+	if (espl_flash_verify(c->l, c->img, &c->err) < 0)
+		fail_msg("verify: %s\n%s", c->err.msg, c->cap.text);
+}
+
+/* The simulated chip's flash, all of it. */
+static uint8_t *case_flash(lcase *c)
+{
+	size_t size;
+	return sim_chip_flash(c->cp->unit->chip, &size);
+}
+
+/* Close the loader (which frees the port) and free the image.  The case
+ * may be set up again with case_init. */
+static void case_free(lcase *c)
+{
+	if (c->l)
+		espl_loader_close(c->l);
+	espl_image_free(c->img);
+	free(c->fw);
+	c->l = NULL;
+	c->img = NULL;
+	c->fw = NULL;
 }
 
 /* ---- tests -------------------------------------------------------------- */
@@ -167,402 +204,292 @@ static void test_connect_identify(void **state)
 		{ 512u << 10, 26 }, { 1u << 20, 40 }, { 4u << 20, 26 }, { 16u << 20, 40 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-		sim_chip_config cfg = chip_config(cases[i].size, cases[i].xtal);
-		chip_port *cp = new_chip_port(&cfg);
-		espl_loader_options o;
-		log_capture cap = { 0 };
-		espl_loader *l;
-		espl_error err;
+		lcase c;
 		espl_chip_info info;
-		options(&o, &cap);
-		int rc = espl_loader_connect(&cp->base, &o, &l, &err);
-		if (rc)
-			fail_msg("connect: %s", err.msg);
-		assert_int_equal(espl_loader_mode(l), ESPL_MODE_STUB);
-		assert_int_equal(espl_loader_baud(l), 921600);
-		rc = espl_esp8266_identify(l, &info, &err);
-		if (rc)
-			fail_msg("identify: %s", err.msg);
+		case_init(&c, cases[i].size, cases[i].xtal);
+		case_connected(&c);
+		assert_int_equal(espl_loader_mode(c.l), ESPL_MODE_STUB);
+		assert_int_equal(espl_loader_baud(c.l), 921600);
+		if (espl_esp8266_identify(c.l, &info, &c.err))
+			fail_msg("identify: %s", c.err.msg);
 		assert_string_equal(info.mac_str, "ac:d0:74:12:34:56");
 		if (info.flash_size != cases[i].size)
-			fail_msg("flash id 0x%06X: size %zu, expected %zu (%s)", info.flash_id, info.flash_size, cases[i].size, cap.text);
-		assert_int_equal(espl_loader_flash_size(l), cases[i].size);
+			fail_msg("flash id 0x%06X: size %zu, expected %zu (%s)", info.flash_id, info.flash_size,
+			         cases[i].size, c.cap.text);
+		assert_int_equal(espl_loader_flash_size(c.l), cases[i].size);
 		assert_int_equal(info.xtal_mhz, cases[i].xtal);
 		assert_int_equal(info.flash_manufacturer, 0xEF);
 		assert_string_equal(info.flash_vendor, "Winbond");
 		assert_string_equal(info.chip, "ESP8266EX");
-		espl_loader_close(l);
+		case_free(&c);
 	}
 }
 
 static void test_write_compressed_and_verify(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	chip_port *cp;
-	log_capture cap = { 0 };
-	espl_error err;
+	lcase c;
 	espl_chip_info info;
-	size_t n = 300001; /* not a multiple of 4: padded with 0xFF */
-	uint8_t *fw = firmware(n, 1);
-	espl_image *img = prepared(fw, n, 0x10000);
-
-	espl_loader *l = connected(&cfg, &cap, &cp);
-	assert_int_equal(espl_esp8266_identify(l, &info, &err), 0);
-	int rc = espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err);
-	if (rc)
-		fail_msg("write: %s", err.msg);
-	assert_true(img->zsize < img->size);
-	assert_int_equal(cap.last_done, img->size);
-	assert_int_equal(cap.last_total, img->size);
-	rc = espl_flash_verify(l, img, &err);
-	if (rc)
-		fail_msg("verify: %s", err.msg);
-	size_t fsize;
-	uint8_t *flash = sim_chip_flash(cp->unit->chip, &fsize);
-	assert_memory_equal(flash + 0x10000, fw, n);
-	assert_int_equal(flash[0x10000 + n], 0xFF);
+	case_init(&c, 1u << 20, 26);
+	case_image(&c, 300001, 1, 0x10000); /* not a multiple of 4: padded with 0xFF */
+	case_connected(&c);
+	assert_int_equal(espl_esp8266_identify(c.l, &info, &c.err), 0);
+	case_write_verify(&c, ESPL_WRITE_COMPRESS);
+	assert_true(c.img->zsize < c.img->size);
+	assert_int_equal(c.cap.last_done, c.img->size);
+	assert_int_equal(c.cap.last_total, c.img->size);
+	uint8_t *flash = case_flash(&c);
+	assert_memory_equal(flash + 0x10000, c.fw, c.n);
+	assert_int_equal(flash[0x10000 + c.n], 0xFF);
 
 	/* Read it back through READ_FLASH. */
-	uint8_t *back = malloc(n);
-	rc = espl_flash_read(l, 0x10000, (uint32_t)n, back, &err);
-	if (rc)
-		fail_msg("read: %s", err.msg);
-	assert_memory_equal(back, fw, n);
+	uint8_t *back = malloc(c.n);
+	if (espl_flash_read(c.l, 0x10000, (uint32_t)c.n, back, &c.err))
+		fail_msg("read: %s", c.err.msg);
+	assert_memory_equal(back, c.fw, c.n);
 	free(back);
-	espl_loader_close(l);
-	espl_image_free(img);
-	free(fw);
+	case_free(&c);
 }
 
 static void test_write_uncompressed_stub_and_rom(void **state)
 {
 	(void)state;
 	for (int rom = 0; rom <= 1; rom++) {
-		sim_chip_config cfg = chip_config(1u << 20, 26);
-		chip_port *cp = new_chip_port(&cfg);
-		espl_loader_options o;
-		log_capture cap = { 0 };
-		espl_loader *l;
-		espl_error err;
-		size_t n = 70000;
-		uint8_t *fw = firmware(n, 2);
-		espl_image *img = prepared(fw, n, 0x3000);
-
-		options(&o, &cap);
-		o.no_stub = rom;
-		assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), 0);
-		assert_int_equal(espl_loader_mode(l), rom ? ESPL_MODE_ROM : ESPL_MODE_STUB);
-		int rc = espl_flash_write(l, img, 0, &err);
-		if (rc)
-			fail_msg("write (rom=%d): %s", rom, err.msg);
-		size_t fsize;
-		uint8_t *flash = sim_chip_flash(cp->unit->chip, &fsize);
-		assert_memory_equal(flash + 0x3000, fw, n);
-		rc = espl_flash_verify(l, img, &err);
+		lcase c;
+		case_init(&c, 1u << 20, 26);
+		case_image(&c, 70000, 2, 0x3000);
+		c.o.no_stub = rom;
+		case_connected(&c);
+		assert_int_equal(espl_loader_mode(c.l), rom ? ESPL_MODE_ROM : ESPL_MODE_STUB);
+		if (espl_flash_write(c.l, c.img, 0, &c.err))
+			fail_msg("write (rom=%d): %s", rom, c.err.msg);
+		assert_memory_equal(case_flash(&c) + 0x3000, c.fw, c.n);
+		int rc = espl_flash_verify(c.l, c.img, &c.err);
 		if (rom) {
 			assert_int_equal(rc, ESPL_EUNSUPPORTED);
-			assert_non_null(strstr(err.msg, "stub"));
+			assert_non_null(strstr(c.err.msg, "stub"));
 		} else {
 			assert_int_equal(rc, 0);
 		}
-		espl_loader_close(l);
-		espl_image_free(img);
-		free(fw);
+		case_free(&c);
 	}
 }
 
 static void test_erase(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
+	lcase c;
 	size_t fsize;
-	uint8_t *flash = sim_chip_flash(cp->unit->chip, &fsize);
+	case_init(&c, 1u << 20, 26);
+	uint8_t *flash = sim_chip_flash(case_port(&c)->unit->chip, &fsize);
 	memset(flash, 0x00, fsize);
-
-	options(&o, &cap);
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), 0);
-	assert_int_equal(espl_flash_erase_region(l, 0x1000, 0x2000, &err), 0);
+	case_connected(&c);
+	assert_int_equal(espl_flash_erase_region(c.l, 0x1000, 0x2000, &c.err), 0);
 	assert_int_equal(flash[0x0FFF], 0x00);
 	assert_int_equal(flash[0x1000], 0xFF);
 	assert_int_equal(flash[0x2FFF], 0xFF);
 	assert_int_equal(flash[0x3000], 0x00);
-	assert_int_equal(espl_flash_erase_region(l, 0x1001, 0x1000, &err), ESPL_EARG);
-	assert_non_null(strstr(err.msg, "4096"));
-	assert_int_equal(espl_flash_erase_chip(l, &err), 0);
+	assert_int_equal(espl_flash_erase_region(c.l, 0x1001, 0x1000, &c.err), ESPL_EARG);
+	assert_non_null(strstr(c.err.msg, "4096"));
+	assert_int_equal(espl_flash_erase_chip(c.l, &c.err), 0);
 	for (size_t i = 0; i < fsize; i += 4093)
 		assert_int_equal(flash[i], 0xFF);
-	espl_loader_close(l);
+	case_free(&c);
 }
 
 static void test_wrong_chip(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(4u << 20, 26);
-	cfg.faults.chip_magic = 0x1B31506F;
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-	options(&o, &cap);
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_ECHIP);
-	assert_null(l);
-	assert_non_null(strstr(err.msg, "found ESP32-C3"));
-	assert_non_null(strstr(err.msg, "this recipe is for ESP8266"));
+	lcase c;
+	case_init(&c, 4u << 20, 26);
+	c.cfg.faults.chip_magic = 0x1B31506F;
+	assert_int_equal(case_connect(&c), ESPL_ECHIP);
+	assert_null(c.l);
+	assert_non_null(strstr(c.err.msg, "found ESP32-C3"));
+	assert_non_null(strstr(c.err.msg, "this recipe is for ESP8266"));
 }
 
 static void test_no_modem_lines(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(4u << 20, 26);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-
-	chip_port *cp = new_chip_port(&cfg);
-	cp->no_lines = 1;
-	options(&o, &cap);
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_EUNSUPPORTED);
-	assert_non_null(strstr(err.msg, "--reset none"));
+	lcase c;
+	case_init(&c, 4u << 20, 26);
+	case_port(&c)->no_lines = 1;
+	assert_int_equal(case_connect(&c), ESPL_EUNSUPPORTED);
+	assert_non_null(strstr(c.err.msg, "--reset none"));
 
 	/* The jig put the chip in download mode itself. */
-	cp = new_chip_port(&cfg);
-	cp->no_lines = 1;
-	sim_port_boot(cp, 1);
-	o.reset = ESPL_RESET_NONE;
-	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
-	if (rc)
-		fail_msg("connect with --reset none: %s", err.msg);
-	assert_int_equal(espl_loader_mode(l), ESPL_MODE_STUB);
+	case_port(&c)->no_lines = 1;
+	sim_port_boot(c.cp, 1);
+	c.o.reset = ESPL_RESET_NONE;
+	if (case_connect(&c))
+		fail_msg("connect with --reset none: %s", c.err.msg);
+	assert_int_equal(espl_loader_mode(c.l), ESPL_MODE_STUB);
 	/* No reset lines: the stub is asked to run the firmware. */
-	assert_int_equal(espl_loader_hard_reset(l, &err), 0);
-	assert_int_equal(sim_chip_mode(cp->unit->chip), SIM_MODE_APP);
-	espl_loader_close(l);
+	assert_int_equal(espl_loader_hard_reset(c.l, &c.err), 0);
+	assert_int_equal(sim_chip_mode(c.cp->unit->chip), SIM_MODE_APP);
+	case_free(&c);
 }
 
 static void test_hard_reset_boots_app(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(4u << 20, 26);
-	chip_port *cp;
-	log_capture cap = { 0 };
-	espl_error err;
-	espl_loader *l = connected(&cfg, &cap, &cp);
-	int boots = cp->boots;
-	assert_int_equal(espl_loader_hard_reset(l, &err), 0);
-	assert_int_equal(cp->boots, boots + 1);
-	assert_int_equal(sim_chip_mode(cp->unit->chip), SIM_MODE_APP);
-	espl_loader_close(l);
+	lcase c;
+	case_init(&c, 4u << 20, 26);
+	case_connected(&c);
+	int boots = c.cp->boots;
+	assert_int_equal(espl_loader_hard_reset(c.l, &c.err), 0);
+	assert_int_equal(c.cp->boots, boots + 1);
+	assert_int_equal(sim_chip_mode(c.cp->unit->chip), SIM_MODE_APP);
+	case_free(&c);
 }
 
 static void test_silent_chip_times_out(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(4u << 20, 26);
-	cfg.faults.silent = 1;
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-	options(&o, &cap);
-	o.reset = ESPL_RESET_NONE; /* no boot garbage either */
-	o.connect_timeout_ms = 800;
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_ETIMEOUT);
-	assert_non_null(strstr(err.msg, "no reply at all"));
+	lcase c;
+	case_init(&c, 4u << 20, 26);
+	c.cfg.faults.silent = 1;
+	c.o.reset = ESPL_RESET_NONE; /* no boot garbage either */
+	c.o.connect_timeout_ms = 800;
+	assert_int_equal(case_connect(&c), ESPL_ETIMEOUT);
+	assert_non_null(strstr(c.err.msg, "no reply at all"));
 }
 
 static void test_not_in_download_mode(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(4u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
+	lcase c;
 	int boots = 0;
-	cp->gpio0_stuck_high = 1;
-	cp->boots_out = &boots;
-	options(&o, &cap);
-	o.connect_attempts = 2;
-	/* On failure the loader closes (frees) the port. */
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_ETIMEOUT);
-	assert_non_null(strstr(err.msg, "not in download mode"));
-	assert_non_null(strstr(err.msg, "NodeMCU 3.0.0"));
+	case_init(&c, 4u << 20, 26);
+	case_port(&c)->gpio0_stuck_high = 1;
+	c.cp->boots_out = &boots;  /* the port is freed when connect fails */
+	c.o.connect_attempts = 2;
+	assert_int_equal(case_connect(&c), ESPL_ETIMEOUT);
+	assert_non_null(strstr(c.err.msg, "not in download mode"));
+	assert_non_null(strstr(c.err.msg, "NodeMCU 3.0.0"));
 	assert_int_equal(boots, 2);
 }
 
 static void test_endless_output_does_not_hang(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(4u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-	cp->spew = 1;
-	options(&o, &cap);
-	o.reset = ESPL_RESET_NONE;
-	o.connect_timeout_ms = 1000;
+	lcase c;
+	case_init(&c, 4u << 20, 26);
+	case_port(&c)->spew = 1;
+	c.o.reset = ESPL_RESET_NONE;
+	c.o.connect_timeout_ms = 1000;
 	int64_t t0 = test_now_ms();
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_ETIMEOUT);
+	assert_int_equal(case_connect(&c), ESPL_ETIMEOUT);
 	assert_true(test_now_ms() - t0 < 5000);
-	assert_non_null(strstr(err.msg, "not in download mode"));
-	assert_non_null(strstr(err.msg, "wifi: scanning"));
+	assert_non_null(strstr(c.err.msg, "not in download mode"));
+	assert_non_null(strstr(c.err.msg, "wifi: scanning"));
 }
 
 static void test_checksum_retry_and_give_up(void **state)
 {
 	(void)state;
 	for (int always = 0; always <= 1; always++) {
-		sim_chip_config cfg = chip_config(1u << 20, 26);
-		chip_port *cp;
-		log_capture cap = { 0 };
-		espl_error err;
-		size_t n = 100000;
-		uint8_t *fw = firmware(n, 3);
-		espl_image *img = prepared(fw, n, 0);
-		espl_loader *l = connected(&cfg, &cap, &cp);
-		cp->corrupt.op = ESPL_OP_FLASH_DEFL_DATA;
-		cp->corrupt.count = always ? -1 : 1;
-		int rc = espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err);
+		lcase c;
+		case_init(&c, 1u << 20, 26);
+		case_image(&c, 100000, 3, 0);
+		case_connected(&c);
+		c.cp->corrupt.op = ESPL_OP_FLASH_DEFL_DATA;
+		c.cp->corrupt.count = always ? -1 : 1;
 		if (always) {
-			assert_int_equal(rc, ESPL_EDEVICE);
-			assert_non_null(strstr(err.msg, "checksum"));
-			assert_non_null(strstr(err.msg, "block 1/"));
+			assert_int_equal(espl_flash_write(c.l, c.img, ESPL_WRITE_COMPRESS, &c.err), ESPL_EDEVICE);
+			assert_non_null(strstr(c.err.msg, "checksum"));
+			assert_non_null(strstr(c.err.msg, "block 1/"));
 		} else {
-			if (rc)
-				fail_msg("write with one corrupted block: %s", err.msg);
-			assert_non_null(strstr(cap.text, "retrying"));
-			assert_int_equal(espl_flash_verify(l, img, &err), 0);
+			case_write_verify(&c, ESPL_WRITE_COMPRESS);
+			assert_non_null(strstr(c.cap.text, "retrying"));
 		}
-		espl_loader_close(l);
-		espl_image_free(img);
-		free(fw);
+		case_free(&c);
 	}
 }
 
 static void test_md5_mismatch_reports_both(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	log_capture cap = { 0 };
-	espl_error err;
-	size_t n = 0x8000;
-	uint8_t *fw = firmware(n, 4), *other = firmware(n, 7);
-	espl_image *img = prepared(fw, n, 0x20000), *img2 = prepared(other, n, 0x20000);
-	espl_image *blank = prepared(other, n, 0x80000);
-	espl_loader *l = connected(&cfg, &cap, NULL);
-	assert_int_equal(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err), 0);
-	assert_int_equal(espl_flash_verify(l, img, &err), 0);
+	lcase c;
+	case_init(&c, 1u << 20, 26);
+	case_image(&c, 0x8000, 4, 0x20000);
+	uint8_t *other = firmware(c.n, 7);
+	espl_image *img2 = prepared(other, c.n, 0x20000), *blank = prepared(other, c.n, 0x80000);
+	case_connected(&c);
+	case_write_verify(&c, ESPL_WRITE_COMPRESS);
 	/* The chip holds img, not img2. */
-	assert_int_equal(espl_flash_verify(l, img2, &err), ESPL_EMISMATCH);
-	assert_non_null(strstr(err.msg, img2->md5_hex));
-	assert_non_null(strstr(err.msg, img->md5_hex));
-	assert_non_null(strstr(err.msg, "reject the module"));
-	assert_null(strstr(err.msg, "blank"));
+	assert_int_equal(espl_flash_verify(c.l, img2, &c.err), ESPL_EMISMATCH);
+	assert_non_null(strstr(c.err.msg, img2->md5_hex));
+	assert_non_null(strstr(c.err.msg, c.img->md5_hex));
+	assert_non_null(strstr(c.err.msg, "reject the module"));
+	assert_null(strstr(c.err.msg, "blank"));
 	/* Nothing was written at 0x80000. */
-	assert_int_equal(espl_flash_verify(l, blank, &err), ESPL_EMISMATCH);
-	assert_non_null(strstr(err.msg, "blank"));
-	espl_loader_close(l);
-	espl_image_free(img);
+	assert_int_equal(espl_flash_verify(c.l, blank, &c.err), ESPL_EMISMATCH);
+	assert_non_null(strstr(c.err.msg, "blank"));
+	case_free(&c);
 	espl_image_free(img2);
 	espl_image_free(blank);
-	free(fw);
 	free(other);
 }
 
 static void test_stuck_flash_is_reported(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	cfg.faults.stuck_sector = 0x21;
-	log_capture cap = { 0 };
-	espl_error err;
-	size_t n = 0x8000;
-	uint8_t *fw = calloc(1, n); /* zeros: a stuck-at-1 sector cannot hold them */
-	espl_image *img = prepared(fw, n, 0x20000);
-	espl_loader *l = connected(&cfg, &cap, NULL);
+	lcase c;
+	case_init(&c, 1u << 20, 26);
+	c.cfg.faults.stuck_sector = 0x21;
+	c.n = 0x8000;
+	c.fw = calloc(1, c.n); /* zeros: a stuck-at-1 sector cannot hold them */
+	c.img = prepared(c.fw, c.n, 0x20000);
+	case_connected(&c);
 	/* The stub does not read back: the write "succeeds", MD5 finds it. */
-	int rc = espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err);
-	if (rc)
-		fail_msg("write to a stuck sector: %s", err.msg);
-	assert_int_equal(espl_flash_verify(l, img, &err), ESPL_EMISMATCH);
-	assert_non_null(strstr(err.msg, img->md5_hex));
-	assert_non_null(strstr(err.msg, "reject the module"));
-	espl_loader_close(l);
-	espl_image_free(img);
-	free(fw);
+	if (espl_flash_write(c.l, c.img, ESPL_WRITE_COMPRESS, &c.err))
+		fail_msg("write to a stuck sector: %s", c.err.msg);
+	assert_int_equal(espl_flash_verify(c.l, c.img, &c.err), ESPL_EMISMATCH);
+	assert_non_null(strstr(c.err.msg, c.img->md5_hex));
+	assert_non_null(strstr(c.err.msg, "reject the module"));
+	case_free(&c);
 }
 
 static void test_image_larger_than_flash(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(512u << 10, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
+	lcase c;
 	espl_chip_info info;
-	size_t n = 600000;
-	uint8_t *fw = firmware(n, 5);
-	espl_image *img = prepared(fw, n, 0);
-	options(&o, &cap);
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), 0);
-	assert_int_equal(espl_esp8266_identify(l, &info, &err), 0);
-	assert_int_equal(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err), ESPL_ECHIP);
-	assert_non_null(strstr(err.msg, "does not fit"));
-	assert_non_null(strstr(err.msg, "524288"));
-	espl_loader_close(l);
-	espl_image_free(img);
-	free(fw);
+	case_init(&c, 512u << 10, 26);
+	case_image(&c, 600000, 5, 0);
+	case_connected(&c);
+	assert_int_equal(espl_esp8266_identify(c.l, &info, &c.err), 0);
+	assert_int_equal(espl_flash_write(c.l, c.img, ESPL_WRITE_COMPRESS, &c.err), ESPL_ECHIP);
+	assert_non_null(strstr(c.err.msg, "does not fit"));
+	assert_non_null(strstr(c.err.msg, "524288"));
+	case_free(&c);
 }
 
 static void fast_baud_case(int adapter_refuses)
 {
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-	size_t n = 50000;
-	uint8_t *fw = firmware(n, 6);
-	espl_image *img = prepared(fw, n, 0);
+	lcase c;
+	case_init(&c, 1u << 20, 26);
+	case_image(&c, 50000, 6, 0);
 	if (adapter_refuses)
-		cp->max_baud = 460800;
+		case_port(&c)->max_baud = 460800;
 	else
-		cp->garble_above = 460800;
-	options(&o, &cap);
-	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
-	if (rc)
-		fail_msg("connect: %s", err.msg);
-	assert_int_equal(espl_loader_baud(l), 115200);
+		case_port(&c)->garble_above = 460800;
+	case_connected(&c);
+	assert_int_equal(espl_loader_baud(c.l), 115200);
 	if (adapter_refuses) {
 		/* found out before the chip was told: no reconnect */
-		assert_non_null(strstr(cap.text, "staying at 115200"));
-		assert_null(strstr(cap.text, "reconnecting"));
-		assert_int_equal(cp->boots, 1);
+		assert_non_null(strstr(c.cap.text, "staying at 115200"));
+		assert_null(strstr(c.cap.text, "reconnecting"));
+		assert_int_equal(c.cp->boots, 1);
 	} else {
 		/* the chip switched, the line failed: reset and start over */
-		assert_non_null(strstr(cap.text, "reconnecting at 115200"));
-		assert_int_equal(cp->boots, 2);
+		assert_non_null(strstr(c.cap.text, "reconnecting at 115200"));
+		assert_int_equal(c.cp->boots, 2);
 	}
-	assert_int_equal(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err), 0);
-	assert_int_equal(espl_flash_verify(l, img, &err), 0);
-	espl_loader_close(l);
-	espl_image_free(img);
-	free(fw);
+	case_write_verify(&c, ESPL_WRITE_COMPRESS);
+	case_free(&c);
 }
 
 static void test_fast_baud_refused_by_adapter(void **state)
@@ -584,32 +511,26 @@ static void test_ladder_climbs_down_at_connect(void **state)
 {
 	(void)state;
 	for (int refuse = 0; refuse <= 1; refuse++) {
-		sim_chip_config cfg = chip_config(1u << 20, 26);
-		chip_port *cp = new_chip_port(&cfg);
-		espl_loader_options o;
-		log_capture cap = { 0 };
-		espl_loader *l;
-		espl_error err;
+		lcase c;
+		case_init(&c, 1u << 20, 26);
 		if (refuse)
-			cp->max_baud = 1500000;
+			case_port(&c)->max_baud = 1500000;
 		else
-			cp->garble_above = 1500000;
-		options(&o, &cap);
-		o.baud = 0; /* the ladder's last rate */
-		o.flash_baud = 3000000;
-		o.lower_bauds[0] = 2000000;
-		o.lower_bauds[1] = 1500000;
-		o.lower_bauds[2] = 921600;
-		o.n_lower_bauds = 3;
-		if (espl_loader_connect(&cp->base, &o, &l, &err) < 0)
-			fail_msg("connect: %s\n%s", err.msg, cap.text);
-		assert_int_equal(espl_loader_rom_baud(l), 921600);
-		assert_int_equal(espl_loader_baud(l), 1500000);
-		assert_int_equal(espl_loader_flash_baud(l), 1500000);
+			case_port(&c)->garble_above = 1500000;
+		c.o.baud = 0; /* the ladder's last rate */
+		c.o.flash_baud = 3000000;
+		c.o.lower_bauds[0] = 2000000;
+		c.o.lower_bauds[1] = 1500000;
+		c.o.lower_bauds[2] = 921600;
+		c.o.n_lower_bauds = 3;
+		case_connected(&c);
+		assert_int_equal(espl_loader_rom_baud(c.l), 921600);
+		assert_int_equal(espl_loader_baud(c.l), 1500000);
+		assert_int_equal(espl_loader_flash_baud(c.l), 1500000);
 		/* garbled: 3M and 2M each cost a reset; refused: none */
-		if (cp->boots != (refuse ? 1 : 3))
-			fail_msg("%d boots:\n%s", cp->boots, cap.text);
-		espl_loader_close(l);
+		if (c.cp->boots != (refuse ? 1 : 3))
+			fail_msg("%d boots:\n%s", c.cp->boots, c.cap.text);
+		case_free(&c);
 	}
 }
 
@@ -618,43 +539,30 @@ static void test_ladder_climbs_down_at_connect(void **state)
 static void test_ladder_steps_down_mid_write(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
+	lcase c;
 	espl_chip_info info;
-	size_t n = 200000;
-	uint8_t *fw = firmware(n, 11);
-	espl_image *img = prepared(fw, n, 0x20000);
-	options(&o, &cap);
-	o.lower_bauds[0] = 460800;
-	o.n_lower_bauds = 1;
-	if (espl_loader_connect(&cp->base, &o, &l, &err) < 0)
-		fail_msg("connect: %s\n%s", err.msg, cap.text);
-	assert_int_equal(espl_loader_baud(l), 921600);
-	assert_true(espl_loader_can_step_down(l));
-	assert_int_equal(espl_esp8266_identify(l, &info, &err), 0);
-	assert_true(img->zblocks >= 3);
-	cp->corrupt.op = ESPL_OP_FLASH_DEFL_DATA; /* the 3rd block, twice in a row */
-	cp->corrupt.skip = 2;
-	cp->corrupt.count = 2;
-	unsigned begins = cp->unit->op_count[ESPL_OP_FLASH_DEFL_BEGIN];
-	if (espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err) < 0)
-		fail_msg("write: %s\n%s", err.msg, cap.text);
-	assert_non_null(strstr(cap.text, "stepping down to 460800 baud"));
-	assert_int_equal(espl_loader_baud(l), 460800);
-	assert_int_equal(espl_loader_flash_baud(l), 460800);
-	assert_false(espl_loader_can_step_down(l));
-	assert_int_equal(cp->unit->op_count[ESPL_OP_FLASH_DEFL_BEGIN], begins + 1);
-	assert_int_equal(cp->boots, 1);
-	assert_int_equal(espl_flash_verify(l, img, &err), 0);
-	size_t fsize;
-	assert_memory_equal(sim_chip_flash(cp->unit->chip, &fsize) + 0x20000, fw, n);
-	espl_loader_close(l);
-	espl_image_free(img);
-	free(fw);
+	case_init(&c, 1u << 20, 26);
+	case_image(&c, 200000, 11, 0x20000);
+	c.o.lower_bauds[0] = 460800;
+	c.o.n_lower_bauds = 1;
+	case_connected(&c);
+	assert_int_equal(espl_loader_baud(c.l), 921600);
+	assert_true(espl_loader_can_step_down(c.l));
+	assert_int_equal(espl_esp8266_identify(c.l, &info, &c.err), 0);
+	assert_true(c.img->zblocks >= 3);
+	c.cp->corrupt.op = ESPL_OP_FLASH_DEFL_DATA; /* the 3rd block, twice in a row */
+	c.cp->corrupt.skip = 2;
+	c.cp->corrupt.count = 2;
+	unsigned begins = c.cp->unit->op_count[ESPL_OP_FLASH_DEFL_BEGIN];
+	case_write_verify(&c, ESPL_WRITE_COMPRESS);
+	assert_non_null(strstr(c.cap.text, "stepping down to 460800 baud"));
+	assert_int_equal(espl_loader_baud(c.l), 460800);
+	assert_int_equal(espl_loader_flash_baud(c.l), 460800);
+	assert_false(espl_loader_can_step_down(c.l));
+	assert_int_equal(c.cp->unit->op_count[ESPL_OP_FLASH_DEFL_BEGIN], begins + 1);
+	assert_int_equal(c.cp->boots, 1);
+	assert_memory_equal(case_flash(&c) + 0x20000, c.fw, c.n);
+	case_free(&c);
 }
 
 /* A fast ROM rate (opt.baud): the ROM auto-bauds on SYNC; a line that
@@ -662,37 +570,30 @@ static void test_ladder_steps_down_mid_write(void **state)
  * 115200, says so, and runs the stub there. */
 static void rom_baud_case(unsigned garble_above)
 {
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-	cp->garble_above = garble_above;
-	options(&o, &cap);
-	o.baud = 921600;
-	o.flash_baud = garble_above ? garble_above : 921600;
-	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
-	if (rc)
-		fail_msg("connect: %s", err.msg);
-	assert_int_equal(espl_loader_mode(l), ESPL_MODE_STUB);
+	lcase c;
+	case_init(&c, 1u << 20, 26);
+	case_port(&c)->garble_above = garble_above;
+	c.o.baud = 921600;
+	c.o.flash_baud = garble_above ? garble_above : 921600;
+	case_connected(&c);
+	assert_int_equal(espl_loader_mode(c.l), ESPL_MODE_STUB);
 	if (garble_above) {
-		assert_int_equal(espl_loader_baud(l), 115200);
-		assert_non_null(strstr(cap.text, "no answer from the ROM at 921600 baud within 250 ms; "
-					     "falling back to 115200 baud"));
+		assert_int_equal(espl_loader_baud(c.l), 115200);
+		assert_non_null(strstr(c.cap.text, "no answer from the ROM at 921600 baud within 250 ms; "
+					       "falling back to 115200 baud"));
 		/* the bound (issue 17): the fast try costs its 250 ms budget plus
 		 * one 40 ms SYNC timeout, then the 115200 SYNC answers at once;
 		 * 200 ms of slack for a loaded machine */
-		const char *ph = strstr(cap.text, ", sync ");
+		const char *ph = strstr(c.cap.text, ", sync ");
 		assert_non_null(ph);
 		int sync_ms = atoi(ph + 7);
 		if (sync_ms > 250 + 40 + 200)
-			fail_msg("the fast try and fallback took %d ms of SYNC:\n%s", sync_ms, cap.text);
+			fail_msg("the fast try and fallback took %d ms of SYNC:\n%s", sync_ms, c.cap.text);
 	} else {
-		assert_int_equal(espl_loader_baud(l), 921600);
-		assert_null(strstr(cap.text, "falling back"));
+		assert_int_equal(espl_loader_baud(c.l), 921600);
+		assert_null(strstr(c.cap.text, "falling back"));
 	}
-	espl_loader_close(l);
+	case_free(&c);
 }
 
 /* No ROM rate given (baud 0): the loader syncs at flash_baud and uploads
@@ -702,31 +603,24 @@ static void test_default_rom_baud_is_the_flash_baud(void **state)
 {
 	(void)state;
 	for (int deaf = 0; deaf <= 1; deaf++) {
-		sim_chip_config cfg = chip_config(1u << 20, 26);
-		chip_port *cp = new_chip_port(&cfg);
-		espl_loader_options o;
-		log_capture cap = { 0 };
-		espl_loader *l;
-		espl_error err;
-		options(&o, &cap);
-		o.baud = 0;
-		o.connect_attempts = 3;
+		lcase c;
+		case_init(&c, 1u << 20, 26);
+		c.o.baud = 0;
+		c.o.connect_attempts = 3;
 		if (deaf)
-			cp->garble_above = 115200;
-		int rc = espl_loader_connect(&cp->base, &o, &l, &err);
-		if (rc)
-			fail_msg("connect: %s", err.msg);
-		assert_int_equal(espl_loader_rom_baud(l), deaf ? 115200 : 921600);
-		assert_int_equal(espl_loader_baud(l), deaf ? 115200 : 921600);
-		assert_int_equal(strstr(cap.text, "falling back") != NULL, deaf);
+			case_port(&c)->garble_above = 115200;
+		case_connected(&c);
+		assert_int_equal(espl_loader_rom_baud(c.l), deaf ? 115200 : 921600);
+		assert_int_equal(espl_loader_baud(c.l), deaf ? 115200 : 921600);
+		assert_int_equal(strstr(c.cap.text, "falling back") != NULL, deaf);
 		/* a direct sync needs no switch: 1 boot, and the phase line says so
 		 * (a line that garbles 921600 also fails the switch after the
 		 * fallback: that costs a reconnect, as with connect.baud: 115200) */
-		if (!deaf && cp->boots != 1)
-			fail_msg("%d boots:\n%s", cp->boots, cap.text);
-		assert_non_null(strstr(cap.text, deaf ? "(ROM at 115200, now 115200 baud)"
-		                                      : "baud switch 0 (ROM at 921600, now 921600 baud)"));
-		espl_loader_close(l);
+		if (!deaf && c.cp->boots != 1)
+			fail_msg("%d boots:\n%s", c.cp->boots, c.cap.text);
+		assert_non_null(strstr(c.cap.text, deaf ? "(ROM at 115200, now 115200 baud)"
+		                                        : "baud switch 0 (ROM at 921600, now 921600 baud)"));
+		case_free(&c);
 	}
 }
 
@@ -748,29 +642,17 @@ static void test_fast_rom_baud_falls_back_to_115200(void **state)
 static void test_rom_baud_then_flash_baud_passes_the_right_old_rate(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-	size_t n = 50000;
-	uint8_t *fw = firmware(n, 7);
-	espl_image *img = prepared(fw, n, 0);
-	options(&o, &cap);
-	o.baud = 460800;
-	o.flash_baud = 921600;
-	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
-	if (rc)
-		fail_msg("connect: %s", err.msg);
-	assert_int_equal(espl_loader_baud(l), 921600);
-	assert_int_equal(cp->boots, 1);
-	assert_null(strstr(cap.text, "reconnecting"));
-	assert_int_equal(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err), 0);
-	assert_int_equal(espl_flash_verify(l, img, &err), 0);
-	espl_loader_close(l);
-	espl_image_free(img);
-	free(fw);
+	lcase c;
+	case_init(&c, 1u << 20, 26);
+	case_image(&c, 50000, 7, 0);
+	c.o.baud = 460800;
+	c.o.flash_baud = 921600;
+	case_connected(&c);
+	assert_int_equal(espl_loader_baud(c.l), 921600);
+	assert_int_equal(c.cp->boots, 1);
+	assert_null(strstr(c.cap.text, "reconnecting"));
+	case_write_verify(&c, ESPL_WRITE_COMPRESS);
+	case_free(&c);
 }
 
 /* A corrupted byte in the stub upload (MEM_DATA checksum error) restarts
@@ -779,27 +661,42 @@ static void test_stub_upload_restarts(void **state)
 {
 	(void)state;
 	for (int always = 0; always <= 1; always++) {
-		sim_chip_config cfg = chip_config(1u << 20, 26);
-		chip_port *cp = new_chip_port(&cfg);
-		espl_loader_options o;
-		log_capture cap = { 0 };
-		espl_loader *l;
-		espl_error err;
-		options(&o, &cap);
-		cp->corrupt.op = ESPL_OP_MEM_DATA;
-		cp->corrupt.count = always ? -1 : 1;
-		int rc = espl_loader_connect(&cp->base, &o, &l, &err);
+		lcase c;
+		case_init(&c, 1u << 20, 26);
+		case_port(&c)->corrupt.op = ESPL_OP_MEM_DATA;
+		c.cp->corrupt.count = always ? -1 : 1;
+		int rc = case_connect(&c);
 		if (always) {
 			assert_int_equal(rc, ESPL_EDEVICE);
-			assert_non_null(strstr(err.msg, "checksum"));
+			assert_non_null(strstr(c.err.msg, "checksum"));
 			continue;
 		}
 		if (rc)
-			fail_msg("connect with one corrupted MEM_DATA: %s\n%s", err.msg, cap.text);
-		assert_int_equal(espl_loader_mode(l), ESPL_MODE_STUB);
-		assert_non_null(strstr(cap.text, "uploading it again"));
-		espl_loader_close(l);
+			fail_msg("connect with one corrupted MEM_DATA: %s\n%s", c.err.msg, c.cap.text);
+		assert_int_equal(espl_loader_mode(c.l), ESPL_MODE_STUB);
+		assert_non_null(strstr(c.cap.text, "uploading it again"));
+		case_free(&c);
 	}
+}
+
+/* What identify says on a clean line, for the fault cases to match. */
+static espl_chip_info clean_identify(size_t flash_size, unsigned xtal)
+{
+	lcase c;
+	espl_chip_info clean;
+	case_init(&c, flash_size, xtal);
+	case_connected(&c);
+	assert_int_equal(espl_esp8266_identify(c.l, &clean, &c.err), 0);
+	case_free(&c);
+	return clean;
+}
+
+static void assert_same_chip(const espl_chip_info *got, const espl_chip_info *clean)
+{
+	assert_string_equal(got->mac_str, clean->mac_str);
+	assert_int_equal(got->flash_id, clean->flash_id);
+	assert_int_equal(got->xtal_mhz, clean->xtal_mhz);
+	assert_int_equal(got->chip_id, clean->chip_id);
 }
 
 /* Lost and garbled replies to idempotent commands are asked again: identify
@@ -817,38 +714,25 @@ static void test_idempotent_commands_are_retried(void **state)
 		{ ESPL_OP_SPI_FLASH_MD5, 0, 0 },  /* lost */
 		{ ESPL_OP_SPI_FLASH_MD5, 0, 1 },  /* garbled: only the value word */
 	};
-	sim_chip_config cfg = chip_config(4u << 20, 40);
-	size_t n = 50000;
-	uint8_t *fw = firmware(n, 9);
-	espl_image *img = prepared(fw, n, 0x1000);
-	espl_chip_info clean;
-	espl_error err;
-	log_capture clean_log = { 0 };
-	espl_loader *l = connected(&cfg, &clean_log, NULL);
-	assert_int_equal(espl_esp8266_identify(l, &clean, &err), 0);
-	espl_loader_close(l);
+	espl_chip_info clean = clean_identify(4u << 20, 40);
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-		chip_port *cp;
-		log_capture cap = { 0 };
+		lcase c;
 		espl_chip_info info;
-		l = connected(&cfg, &cap, &cp);
-		assert_int_equal(espl_flash_write(l, img, ESPL_WRITE_COMPRESS, &err), 0);
+		case_init(&c, 4u << 20, 40);
+		case_image(&c, 50000, 9, 0x1000);
+		case_connected(&c);
+		assert_int_equal(espl_flash_write(c.l, c.img, ESPL_WRITE_COMPRESS, &c.err), 0);
 		sim_port_fault f = { .op = cases[i].op, .skip = cases[i].skip, .count = 1 };
 		if (cases[i].garble)
-			cp->corrupt_reply = f;
+			c.cp->corrupt_reply = f;
 		else
-			cp->drop_reply = f;
-		if (espl_esp8266_identify(l, &info, &err) < 0 || espl_flash_verify(l, img, &err) < 0)
-			fail_msg("case %zu (op 0x%02X): %s\n%s", i, cases[i].op, err.msg, cap.text);
-		assert_int_equal(cp->corrupt_reply.count + cp->drop_reply.count, 0); /* it happened */
-		assert_string_equal(info.mac_str, clean.mac_str);
-		assert_int_equal(info.flash_id, clean.flash_id);
-		assert_int_equal(info.xtal_mhz, clean.xtal_mhz);
-		assert_int_equal(info.chip_id, clean.chip_id);
-		espl_loader_close(l);
+			c.cp->drop_reply = f;
+		if (espl_esp8266_identify(c.l, &info, &c.err) < 0 || espl_flash_verify(c.l, c.img, &c.err) < 0)
+			fail_msg("case %zu (op 0x%02X): %s\n%s", i, cases[i].op, c.err.msg, c.cap.text);
+		assert_int_equal(c.cp->corrupt_reply.count + c.cp->drop_reply.count, 0); /* it happened */
+		assert_same_chip(&info, &clean);
+		case_free(&c);
 	}
-	espl_image_free(img);
-	free(fw);
 }
 
 /* A stalled line delivers a command late, after the loader has sent it
@@ -860,30 +744,20 @@ static void test_idempotent_commands_are_retried(void **state)
 static void test_late_reply_after_a_resend_answers_nothing(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(4u << 20, 40);
-	espl_chip_info clean;
-	espl_error err;
-	log_capture clean_log = { 0 };
-	espl_loader *l = connected(&cfg, &clean_log, NULL);
-	assert_int_equal(espl_esp8266_identify(l, &clean, &err), 0);
-	espl_loader_close(l);
+	espl_chip_info clean = clean_identify(4u << 20, 40);
 	static const int ops[] = { ESPL_OP_READ_REG, ESPL_OP_WRITE_REG };
 	for (size_t o = 0; o < 2; o++) {
 		for (int skip = 0; skip < 8; skip++) {
-			chip_port *cp;
-			log_capture cap = { 0 };
+			lcase c;
 			espl_chip_info info;
-			l = connected(&cfg, &cap, &cp);
-			cp->hold = (sim_port_fault){ .op = ops[o], .skip = skip, .count = 1 };
-			if (espl_esp8266_identify(l, &info, &err) < 0)
-				fail_msg("op 0x%02X, skip %d: %s\n%s", ops[o], skip, err.msg, cap.text);
-			if (cp->hold.count == 0) {
-				assert_string_equal(info.mac_str, clean.mac_str);
-				assert_int_equal(info.flash_id, clean.flash_id);
-				assert_int_equal(info.xtal_mhz, clean.xtal_mhz);
-				assert_int_equal(info.chip_id, clean.chip_id);
-			}
-			espl_loader_close(l);
+			case_init(&c, 4u << 20, 40);
+			case_connected(&c);
+			c.cp->hold = (sim_port_fault){ .op = ops[o], .skip = skip, .count = 1 };
+			if (espl_esp8266_identify(c.l, &info, &c.err) < 0)
+				fail_msg("op 0x%02X, skip %d: %s\n%s", ops[o], skip, c.err.msg, c.cap.text);
+			if (c.cp->hold.count == 0)
+				assert_same_chip(&info, &clean);
+			case_free(&c);
 		}
 	}
 }
@@ -896,39 +770,32 @@ static void test_late_reply_after_a_resend_answers_nothing(void **state)
 static void test_block_twice_never_passes_wrong(void **state)
 {
 	(void)state;
-	size_t n = 40000;  /* 3 blocks plain, 2+ compressed; ends inside a sector */
-	uint8_t *fw = firmware(n, 7);
 	for (int compress = 0; compress <= 1; compress++) {
 		for (int skip = 0; skip < 3; skip++) {
-			sim_chip_config cfg = chip_config(1u << 20, 26);
-			cfg.stub_as = "esp-flasher-stub";
-			chip_port *cp;
-			log_capture cap = { 0 };
-			espl_error err;
-			espl_image *img = prepared(fw, n, 0x10000);
-			espl_loader *l = connected(&cfg, &cap, &cp);
-			cp->hold = (sim_port_fault){ .op = compress ? ESPL_OP_FLASH_DEFL_DATA : ESPL_OP_FLASH_DATA,
-				                     .skip = skip, .count = 1 };
-			int rc = espl_flash_write(l, img, compress ? ESPL_WRITE_COMPRESS : 0, &err);
+			lcase c;
+			case_init(&c, 1u << 20, 26);
+			c.cfg.stub_as = "esp-flasher-stub";
+			case_image(&c, 40000, 7, 0x10000); /* 3 blocks plain, 2+ compressed; ends inside a sector */
+			case_connected(&c);
+			c.cp->hold = (sim_port_fault){ .op = compress ? ESPL_OP_FLASH_DEFL_DATA : ESPL_OP_FLASH_DATA,
+				                       .skip = skip, .count = 1 };
+			int rc = espl_flash_write(c.l, c.img, compress ? ESPL_WRITE_COMPRESS : 0, &c.err);
 			if (rc == 0)
-				rc = espl_flash_verify(l, img, &err);
-			size_t fsize;
-			uint8_t *flash = sim_chip_flash(cp->unit->chip, &fsize);
-			int image_ok = memcmp(flash + 0x10000, fw, n) == 0;
+				rc = espl_flash_verify(c.l, c.img, &c.err);
+			uint8_t *flash = case_flash(&c);
+			int image_ok = memcmp(flash + 0x10000, c.fw, c.n) == 0;
 			int tail_blank = 1;
-			for (size_t a = 0x10000 + n; a < 0x10000 + 0x10000; a++)
+			for (size_t a = 0x10000 + c.n; a < 0x10000 + 0x10000; a++)
 				tail_blank &= flash[a] == 0xFF;
 			if (rc == 0 && (!image_ok || !tail_blank))
 				fail_msg("compress %d, block %d twice: passed with %s", compress, skip,
 				         image_ok ? "bytes written past the image" : "a wrong image");
 			/* the fault really fired where there was such a block */
 			if (!compress || skip < 2)
-				assert_int_equal(cp->hold.count, 0);
-			espl_loader_close(l);
-			espl_image_free(img);
+				assert_int_equal(c.cp->hold.count, 0);
+			case_free(&c);
 		}
 	}
-	free(fw);
 }
 
 /* The reply to CHANGE_BAUDRATE is lost: the loader finds the chip at the
@@ -936,23 +803,17 @@ static void test_block_twice_never_passes_wrong(void **state)
 static void test_lost_change_baud_reply(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-	options(&o, &cap);
-	o.reset = ESPL_RESET_NONE;
-	cp->no_lines = 1;
-	sim_port_boot(cp, 1);
-	cp->drop_reply = (sim_port_fault){ .op = ESPL_OP_CHANGE_BAUDRATE, .count = 1 };
-	int rc = espl_loader_connect(&cp->base, &o, &l, &err);
-	if (rc)
-		fail_msg("connect with a lost CHANGE_BAUDRATE reply: %s\n%s", err.msg, cap.text);
-	assert_int_equal(cp->drop_reply.count, 0);
-	assert_int_equal(espl_loader_baud(l), 921600);
-	espl_loader_close(l);
+	lcase c;
+	case_init(&c, 1u << 20, 26);
+	c.o.reset = ESPL_RESET_NONE;
+	case_port(&c)->no_lines = 1;
+	sim_port_boot(c.cp, 1);
+	c.cp->drop_reply = (sim_port_fault){ .op = ESPL_OP_CHANGE_BAUDRATE, .count = 1 };
+	if (case_connect(&c))
+		fail_msg("connect with a lost CHANGE_BAUDRATE reply: %s\n%s", c.err.msg, c.cap.text);
+	assert_int_equal(c.cp->drop_reply.count, 0);
+	assert_int_equal(espl_loader_baud(c.l), 921600);
+	case_free(&c);
 }
 
 /* The wrong chip is an answer, not a link error: one extra read to rule
@@ -960,17 +821,12 @@ static void test_lost_change_baud_reply(void **state)
 static void test_wrong_chip_is_not_retried_away(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(1u << 20, 26);
-	cfg.faults.chip_magic = 0x00F01D83; /* ESP32 */
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-	options(&o, &cap);
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_ECHIP);
-	assert_non_null(strstr(err.msg, "ESP32"));
-	assert_null(strstr(cap.text, "connecting again"));
+	lcase c;
+	case_init(&c, 1u << 20, 26);
+	c.cfg.faults.chip_magic = 0x00F01D83; /* ESP32 */
+	assert_int_equal(case_connect(&c), ESPL_ECHIP);
+	assert_non_null(strstr(c.err.msg, "ESP32"));
+	assert_null(strstr(c.cap.text, "connecting again"));
 }
 
 /* The pure reply parser the loader uses (and the fuzz target calls). */
@@ -1033,16 +889,11 @@ static void test_parse_reply(void **state)
 static void test_missing_stub(void **state)
 {
 	(void)state;
-	sim_chip_config cfg = chip_config(4u << 20, 26);
-	chip_port *cp = new_chip_port(&cfg);
-	espl_loader_options o;
-	log_capture cap = { 0 };
-	espl_loader *l;
-	espl_error err;
-	options(&o, &cap);
-	o.stub_path = "/nonexistent/stub.json";
-	assert_int_equal(espl_loader_connect(&cp->base, &o, &l, &err), ESPL_ENOTFOUND);
-	assert_non_null(strstr(err.msg, "/nonexistent/stub.json"));
+	lcase c;
+	case_init(&c, 4u << 20, 26);
+	c.o.stub_path = "/nonexistent/stub.json";
+	assert_int_equal(case_connect(&c), ESPL_ENOTFOUND);
+	assert_non_null(strstr(c.err.msg, "/nonexistent/stub.json"));
 }
 
 int main(void)
