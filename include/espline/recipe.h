@@ -149,6 +149,8 @@ enum espl_stub_mode {
 	ESPL_STUB_BUILTIN,         /* the device layer's default stub file */
 	ESPL_STUB_FILE,            /* stub_path */
 	ESPL_STUB_GENERATION,      /* stub_path is "legacy" or "esp-flasher-stub" (stub.h) */
+	ESPL_STUB_NONE,            /* the ROM loader only (espl_recipe_job's no_stub;
+	                            * a recipe file cannot ask for it) */
 };
 
 typedef struct espl_recipe_connect {
@@ -227,6 +229,9 @@ enum espl_step_kind {
 	ESPL_STEP_RESET,
 	ESPL_STEP_BOOT_CHECK,
 	ESPL_STEP_WRITE_UNIT_DATA,
+	/* Built recipes only (espl_recipe_build; not a YAML key): read
+	 * read.length bytes from read.address into the step result's data. */
+	ESPL_STEP_READ,
 };
 
 /* What a FAIL does to the serial number or CSV row a unit reserved. */
@@ -286,6 +291,10 @@ typedef struct espl_step {
 		uint32_t address;
 		bool compress, skip_unchanged;
 		bool compress_default, skip_unchanged_default;
+		/* Built recipes only (`espline verify`): write nothing, check
+		 * that the flash already holds the file (its MD5, computed by
+		 * the chip); the region then counts as verified. */
+		bool check_only;
 		espl_recipe_pos address_pos;
 	} write;
 	struct {
@@ -319,6 +328,9 @@ typedef struct espl_step {
 		bool pad_default, skip_unchanged_default;
 		espl_recipe_pos address_pos, size_pos;
 	} unit_data;
+	struct {
+		uint32_t address, length;  /* ESPL_STEP_READ */
+	} read;
 } espl_step;
 
 typedef struct espl_recipe {
@@ -336,6 +348,12 @@ typedef struct espl_recipe {
 	espl_step *steps;
 	size_t n_steps;
 	bool prepared;
+	/* Built from a command's arguments (espl_recipe_build), not loaded
+	 * from a file: positions are 0 and messages carry none. */
+	bool built;
+	/* `espline write` without --verify: the written regions need no verify
+	 * step, and a unit passes without one (only a built recipe). */
+	bool verify_optional;
 	/* Flash size declared by the header of the image written at 0 (0 if
 	 * none); used for the system area when flash.size is keep. Set by
 	 * espl_recipe_prepare. */
@@ -397,6 +415,51 @@ int espl_recipe_check_layout(const espl_recipe *r, uint32_t system_size, uint32_
  * whole sectors before it writes, so two writes (or a write and a later
  * erase) must not, or the second wipes part of the first. */
 bool espl_recipe_sectors_meet(uint32_t a, uint64_t a_end, uint32_t b, uint64_t b_end);
+
+/* --- a recipe from a command's arguments ------------------------------ */
+
+/* What a device command asks for; espl_recipe_build turns it into a recipe
+ * of one unit's steps, so `espline write/verify/erase/read/info` run
+ * through the same runner, layout rules, retries and resume as a recipe. */
+enum espl_job_kind {
+	ESPL_JOB_INFO,     /* connect and identify only */
+	ESPL_JOB_WRITE,    /* write each file (verify: then check them all by MD5) */
+	ESPL_JOB_VERIFY,   /* check each file's MD5 against the flash, write nothing */
+	ESPL_JOB_ERASE,    /* the chip (length 0) or [address, address + length) */
+	ESPL_JOB_READ,     /* length bytes from address into the step's data */
+};
+
+typedef struct espl_job_file {
+	uint32_t address;
+	const char *path;          /* read (bounded) by espl_recipe_build */
+} espl_job_file;
+
+typedef struct espl_recipe_job {
+	const char *name;          /* the recipe's name and path: "espline write" */
+	enum espl_job_kind kind;
+	const espl_job_file *files;/* write, verify: in any order (run by address) */
+	size_t n_files;
+	bool verify;               /* write: a verify: md5 step after the writes */
+	bool compress;             /* write: deflate through the stub */
+	espl_flash_params params;  /* image.h: header patch for a file at 0x0 */
+	uint32_t address, length;  /* erase (length 0 = the chip), read */
+	bool reset_none;           /* connect.reset none (else auto) */
+	unsigned baud;             /* the ROM rate; 0 = the recipe default */
+	unsigned flash_baud;       /* 0 = the recipe default */
+	const char *stub;          /* a stub file or generation; NULL = search */
+	bool no_stub;              /* the ROM loader only */
+	bool run_after;            /* last step reset: run (else reset: stay) */
+} espl_recipe_job;
+
+/* Build a prepared recipe for job: the files read and hashed, the layout
+ * checked as for a recipe file (no overlap, no shared 4 KiB sector between
+ * two writes, within 16 MB; at run time, within the unit's flash) and for
+ * a verify, no two files overlapping.  Messages carry no line and column
+ * (there is no file): they name the file argument.  Errors: ESPL_ERECIPE
+ * (diag_fn saw each, err has the first), ESPL_EARG, a file's read error,
+ * ESPL_ENOMEM.  *out is NULL on failure; free with espl_recipe_free. */
+int espl_recipe_build(const espl_recipe_job *job, espl_recipe_diag_fn diag_fn, void *diag_ctx,
+                      espl_recipe **out, espl_error *err);
 
 /* The smallest flash any allowed unit can have (flash.size when fixed,
  * else expect.flash_size_min), or 0 when unknown until detection. */

@@ -15,7 +15,12 @@
  * A unit PASSes only if every step passed and every region written was
  * verified by an MD5 the chip computed (for a region skip_unchanged found
  * already there, the MD5 of that check counts, unless a later step or a
- * retried attempt may have written over it).  Anything else is a FAIL with the
+ * retried attempt may have written over it).  Exception: a recipe built for
+ * `espline write` without --verify (recipe.h, verify_optional) passes with
+ * its regions unverified, as the operator asked.  A built recipe's
+ * write.check_only step (`espline verify`) writes nothing and counts its
+ * region as checked on the chip; its read step leaves the bytes in the
+ * step result's data.  Anything else is a FAIL with the
  * first error and its context (step, line of the recipe, what the chip
  * said).  Retries: a step is retried (up to its `retries`) only after a link
  * failure (timeout, protocol or device error); the loader is re-synced
@@ -120,6 +125,9 @@ typedef struct espl_step_result {
 	 * captured boot log; the screening checks' findings on the last
 	 * verify step.  Freed by espl_unit_result_clear. */
 	char *detail;
+	/* read (a built recipe's step, recipe.h): the bytes read, read.length
+	 * of them (malloc'd).  Freed by espl_unit_result_clear. */
+	uint8_t *data;
 } espl_step_result;
 
 #define ESPL_SERIAL_MAX 64
@@ -146,7 +154,8 @@ typedef struct espl_unit_result {
 	double connect_s, duration_s;
 	unsigned rom_baud;              /* the rate the ROM answered at (0 = not connected) */
 	unsigned flash_baud;            /* the rate the stub last worked at: the baud
-	                                   ladder's rung it ended on (0 = no stub) */
+	                                   ladder's rung it ended on (0 = no stub);
+	                                   set at connect, updated at the end */
 	int64_t started_unix_ms;        /* wall clock at the start */
 	size_t n_steps;
 	espl_step_result *steps;        /* n_steps entries, in recipe order */

@@ -281,6 +281,9 @@ static void show_step(const espl_recipe *r, const espl_step *s)
 	case ESPL_STEP_WRITE_UNIT_DATA:
 		show_unit_data(r, s);
 		break;
+	case ESPL_STEP_READ: /* a built recipe's only: never loaded from a file */
+		printf("  # read 0x%x+0x%x\n", s->read.address, s->read.length);
+		break;
 	}
 	printf("    retries: %u%s\n    timeout: ", s->retries, dflt(s->retries_default));
 	put_duration(s->timeout_ms);

@@ -31,8 +31,10 @@ static void flash_params(const espl_recipe *r, espl_flash_params *p)
 static int plan_error(const espl_recipe *r, espl_recipe_pos pos, espl_error *err)
 {
 	/* the file at that place cannot be used as the recipe says: the
-	 * recipe's fault (exit 2), whatever the image code called it */
-	espl_error_prefix(err, "%s:%u:%u: error", r->path, pos.line, pos.column);
+	 * recipe's fault (exit 2), whatever the image code called it.  A
+	 * built recipe has no place; the message names the file. */
+	if (pos.line)
+		espl_error_prefix(err, "%s:%u:%u: error", r->path, pos.line, pos.column);
 	return err->code = ESPL_ERECIPE;
 }
 
@@ -94,13 +96,15 @@ int espl_plan_new(const espl_recipe *r, const espl_stub_env *stub_env, espl_plan
 			return rc;
 		}
 	}
-	int rc = espl_stub_find(r->connect.stub == ESPL_STUB_BUILTIN ? NULL : r->connect.stub_path, stub_env,
-	                       &p->stub, err);
-	if (rc < 0) {
-		espl_plan_free(p);
-		return rc;
+	if (r->connect.stub != ESPL_STUB_NONE) {
+		int rc = espl_stub_find(r->connect.stub == ESPL_STUB_BUILTIN ? NULL : r->connect.stub_path,
+		                        stub_env, &p->stub, err);
+		if (rc < 0) {
+			espl_plan_free(p);
+			return rc;
+		}
+		p->have_stub = true;
 	}
-	p->have_stub = true;
 	*out = p;
 	return ESPL_OK;
 }

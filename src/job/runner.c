@@ -191,7 +191,8 @@ static void loader_options(const espl_plan *p, const espl_runner_options *o, esp
 	lo->baud = o->rom_baud ? o->rom_baud : espl_recipe_rom_baud(r);
 	set_ladder(r, o->flash_baud_start, lo);
 	lo->reset = r->connect.reset == ESPL_CONNECT_RESET_AUTO ? ESPL_RESET_AUTO : ESPL_RESET_NONE;
-	lo->stub = &p->stub;
+	lo->stub = p->have_stub ? &p->stub : NULL;
+	lo->no_stub = r->connect.stub == ESPL_STUB_NONE;
 	lo->connect_attempts = o->connect_attempts;
 	lo->connect_timeout_ms = o->connect_timeout_ms;
 	lo->events = o->loader_events;
@@ -256,22 +257,26 @@ static void run_unit(unit *u)
 			char tries[32] = "";
 			if (sr->attempts > 1)
 				snprintf(tries, sizeof tries, ", after %u attempts", sr->attempts);
-			espl_fail(&e, sr->error.code, "step %u (%s, line %u)%s: %s", s->number,
-			          espl_step_kind_name(s->kind), s->pos.line, tries, sr->error.msg);
+			if (s->pos.line)
+				espl_fail(&e, sr->error.code, "step %u (%s, line %u)%s: %s", s->number,
+				          espl_step_kind_name(s->kind), s->pos.line, tries, sr->error.msg);
+			else /* a built recipe */
+				espl_fail(&e, sr->error.code, "step %u (%s)%s: %s", s->number,
+				          espl_step_kind_name(s->kind), tries, sr->error.msg);
 			fail_phase(res, ESPL_PHASE_STEP, &e);
 			return;
 		}
 	}
 }
 
-static int finish(espl_unit_result *res, double started)
+static int finish(espl_unit_result *res, bool verify_optional, double started)
 {
 	bool all_passed = true;
 	res->duration_s = espl__now_s() - started;
 	for (size_t i = 0; i < res->n_steps; i++)
 		all_passed &= res->steps[i].status == ESPL_STEP_PASSED;
 	for (size_t i = 0; i < res->n_regions && res->failed_phase == ESPL_PHASE_NONE; i++)
-		if (!res->regions[i].verified) {
+		if (!res->regions[i].verified && !verify_optional) {
 			espl_error e;
 			espl_fail(&e, ESPL_EMISMATCH, "%s at 0x%X written by step %u was never verified",
 			          res->regions[i].what, res->regions[i].address, res->regions[i].step);
@@ -308,7 +313,7 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 		espl_port_close(port);
 		espl_fail(&e, ESPL_ENOMEM, "out of memory");
 		fail_phase(res, ESPL_PHASE_CONNECT, &e);
-		return finish(res, started);
+		return finish(res, p->r->verify_optional, started);
 	}
 	u->plan = p;
 	u->r = p->r;
@@ -326,13 +331,14 @@ int espl_runner_run_port(const espl_plan *p, espl_port *port, const espl_runner_
 		res->connected = true;
 		res->connect_s = espl__now_s() - started;
 		res->rom_baud = espl_loader_rom_baud(u->l);
+		res->flash_baud = espl_loader_flash_baud(u->l);
 		run_unit(u);
 		res->flash_baud = espl_loader_flash_baud(u->l);
 		espl__runner_free_unit_data(u);
 		espl_loader_close(u->l);
 	}
 	free(u);
-	return finish(res, started);
+	return finish(res, p->r->verify_optional, started);
 }
 
 int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner_options *o,
@@ -348,7 +354,7 @@ int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner
 			fail_phase(res, ESPL_PHASE_CONNECT, &e);
 			res->port_fault = true;
 		}
-		return finish(res, started);
+		return finish(res, p->r->verify_optional, started);
 	}
 	int rc = espl_runner_run_port(p, port, o, res);
 	snprintf(res->port, sizeof res->port, "%s", port_spec);
@@ -357,8 +363,10 @@ int espl_runner_run(const espl_plan *p, const char *port_spec, const espl_runner
 
 void espl_unit_result_clear(espl_unit_result *res)
 {
-	for (size_t i = 0; res->steps && i < res->n_steps; i++)
+	for (size_t i = 0; res->steps && i < res->n_steps; i++) {
 		free(res->steps[i].detail);
+		free(res->steps[i].data);
+	}
 	free(res->steps);
 	res->steps = NULL;
 	res->n_steps = 0;

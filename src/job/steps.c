@@ -192,13 +192,52 @@ int espl__runner_write_image(unit *u, const espl_image *img, bool compress, bool
 	return within_timeout(u, err);
 }
 
+static int check_md5(unit *u, uint32_t address, uint32_t length, const char *expected, const char *what,
+                     espl_step_result *sr, espl_error *err);
+
+/* write.check_only (`espline verify`): the flash must already hold the
+ * image; the region counts as checked on the chip, as skip_unchanged's. */
+static int check_image(unit *u, const espl_image *img, const char *what, espl_step_result *sr,
+                       espl_error *err)
+{
+	ESPL_TRY(check_md5(u, img->address, (uint32_t)img->size, img->md5_hex, what, sr, err));
+	ESPL_TRY(add_region(u, img->address, (uint32_t)img->size, what, img->md5_hex, true, err));
+	espl_written_region *w = &u->res->regions[u->res->n_regions - 1];
+	memcpy(w->actual_md5, img->md5_hex, sizeof w->actual_md5);
+	w->verified = true;
+	return within_timeout(u, err);
+}
+
 static int do_write(unit *u, size_t index, espl_step_result *sr, espl_error *err)
 {
 	const espl_step *s = u->step;
+	const char *what = espl__runner_base_name(s->write.file.path);
 	const espl_image *img;
 	ESPL_TRY(espl_image_source_get(u->plan->write_src[index], u->res->chip.flash_size, &img, err));
-	return espl__runner_write_image(u, img, s->write.compress, s->write.skip_unchanged,
-	                   espl__runner_base_name(s->write.file.path), sr, err);
+	if (img->patched)
+		espl_loader_log(u->l, ESPL_LOG_INFO, "%s: flash params set to 0x%02X%02X", what, img->header[0],
+		                img->header[1]);
+	if (s->write.check_only)
+		return check_image(u, img, what, sr, err);
+	return espl__runner_write_image(u, img, s->write.compress, s->write.skip_unchanged, what, sr, err);
+}
+
+/* read (a built recipe's): the bytes into the step result, for the
+ * caller to keep. */
+static int do_read(unit *u, espl_step_result *sr, espl_error *err)
+{
+	const espl_step *s = u->step;
+	uint8_t *buf = malloc(s->read.length ? s->read.length : 1);
+	if (!buf)
+		return espl_fail(err, ESPL_ENOMEM, "out of memory for %u bytes", s->read.length);
+	int rc = espl_flash_read(u->l, s->read.address, s->read.length, buf, err);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	sr->data = buf;
+	sr->bytes = s->read.length;
+	return within_timeout(u, err);
 }
 
 static int do_init_data(unit *u, size_t index, espl_step_result *sr, espl_error *err)
@@ -278,9 +317,11 @@ static int check_md5(unit *u, uint32_t address, uint32_t length, const char *exp
 		espl__runner_md5_hex_of(ff, length, blank);
 		free(ff);
 	}
-	return espl_fail(err, ESPL_EMISMATCH, "%s at 0x%X (%u bytes): the chip's MD5 is %s, expected %s%s",
-	                 what, address, length, sr->actual_md5, expected,
-	                 strcmp(blank, sr->actual_md5) == 0 ? " (blank flash, all 0xFF: nothing was written)" : "");
+	/* the device layer's espl_flash_verify says it the same way */
+	return espl_fail(err, ESPL_EMISMATCH, "verify failed for %s at 0x%X (%u bytes): expected MD5 %s, flash has %s%s. "
+	                 "Erase and write again; if it fails again the flash is faulty: reject the module",
+	                 what, address, length, expected, sr->actual_md5,
+	                 strcmp(blank, sr->actual_md5) == 0 ? " (= blank flash, all 0xFF: nothing was written)" : "");
 }
 
 /* Did skip_unchanged already see region i's MD5 on the chip, with nothing
@@ -372,6 +413,7 @@ static int do_step(unit *u, size_t index, espl_step_result *sr, espl_error *err)
 	case ESPL_STEP_RESET: return do_reset(u, err);
 	case ESPL_STEP_BOOT_CHECK: return espl__runner_boot_check(u, index, sr, err);
 	case ESPL_STEP_WRITE_UNIT_DATA: return espl__runner_write_unit_data(u, index, sr, err);
+	case ESPL_STEP_READ: return do_read(u, sr, err);
 	}
 	return espl_fail(err, ESPL_EARG, "unknown step kind %d", (int)u->step->kind);
 }
@@ -390,6 +432,8 @@ static void reset_step_result(espl_step_result *sr)
 	sr->expected_md5[0] = sr->actual_md5[0] = '\0';
 	free(sr->detail);
 	sr->detail = NULL;
+	free(sr->data);
+	sr->data = NULL;
 }
 
 /* Before a retry: get back in step with the chip.  When it had to be

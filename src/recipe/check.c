@@ -33,7 +33,7 @@ static unsigned secs_ms(uint64_t bytes, unsigned secs_per_mb, unsigned floor_s)
  * plus the blank sector). */
 static uint64_t step_write_bytes(const espl_step *s)
 {
-	if (s->kind == ESPL_STEP_WRITE)
+	if (s->kind == ESPL_STEP_WRITE && !s->write.check_only)
 		return espl__recipe_round_up(s->write.file.size, 4);
 	if (s->kind == ESPL_STEP_WRITE_INIT_DATA)
 		return espl__recipe_round_up(s->init_data.file.size, 4) + (s->init_data.blank ? ESPL_RECIPE_SECTOR : 0);
@@ -60,6 +60,11 @@ void espl__recipe_fill_default_timeouts(espl_recipe *r)
 			s->timeout_ms = s->erase.chip ? 120000 : secs_ms(bytes, 30, 10);
 			break;
 		case ESPL_STEP_WRITE:
+			if (s->write.check_only) { /* an MD5 only */
+				s->timeout_ms = secs_ms(s->write.file.size, 8, 10);
+				break;
+			}
+			/* fall through */
 		case ESPL_STEP_WRITE_INIT_DATA:
 		case ESPL_STEP_WRITE_UNIT_DATA: {
 			/* erase+program at 40 s/MB (esptool) plus the wire time of
@@ -80,6 +85,12 @@ void espl__recipe_fill_default_timeouts(espl_recipe *r)
 		case ESPL_STEP_BOOT_CHECK:
 			s->timeout_ms = 5000;
 			break;
+		case ESPL_STEP_READ: {
+			/* the wire time at flash_baud, plus the MD5 of the whole */
+			uint64_t wire_ms = (uint64_t)s->read.length * 10 * 1000 / r->connect.flash_baud;
+			s->timeout_ms = secs_ms(s->read.length, 8, 10) + (unsigned)((wire_ms + 999) / 1000 * 1000);
+			break;
+		}
 		}
 	}
 }
@@ -117,7 +128,10 @@ const char *espl__recipe_base_name(const char *path)
 
 static void describe_op(const flash_op *o, char *buf, size_t len)
 {
-	snprintf(buf, len, "step %u (%s, line %u) at 0x%x..0x%x", o->step->number,
+	if (o->step->pos.line == 0) /* a built recipe: no lines, name the file */
+		snprintf(buf, len, "%s (0x%x..0x%x)", o->what, o->start, o->end - 1);
+	else
+		snprintf(buf, len, "step %u (%s, line %u) at 0x%x..0x%x", o->step->number,
 	         espl_step_kind_name(o->step->kind), o->step->pos.line, o->start, o->end - 1);
 }
 
@@ -317,6 +331,11 @@ void espl__recipe_check_layout(parse_ctx *c, const espl_recipe *r, uint32_t syst
 		case ESPL_STEP_WRITE:
 			if (!s->write.file.path)
 				break;
+			if (s->write.check_only) { /* writes nothing: only its bounds */
+				snprintf(what, sizeof what, "%s", espl__recipe_base_name(s->write.file.path));
+				bounds_ok(c, l, (uint64_t)s->write.address + s->write.file.size, s->write.address_pos, what);
+				break;
+			}
 			snprintf(what, sizeof what, "write of %s", espl__recipe_base_name(s->write.file.path));
 			add_op(c, l, OP_WRITE, s->write.address, espl__recipe_round_up(s->write.file.size, 4), s,
 			       s->write.address_pos, what, false);
@@ -337,9 +356,12 @@ void espl__recipe_check_layout(parse_ctx *c, const espl_recipe *r, uint32_t syst
 		case ESPL_STEP_RESET:
 		case ESPL_STEP_BOOT_CHECK:
 			break;
+		case ESPL_STEP_READ:
+			bounds_ok(c, l, (uint64_t)s->read.address + s->read.length, s->pos, "read");
+			break;
 		}
 	}
-	for (size_t i = 0; i < l->n; i++) {
+	for (size_t i = 0; i < l->n && !r->verify_optional; i++) {
 		const flash_op *o = &l->ops[i];
 		if (o->kind != OP_WRITE || o->verified || o->step == reported)
 			continue;

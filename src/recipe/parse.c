@@ -618,7 +618,7 @@ static bool explain_misplaced(parse_ctx *c, yaml_node_t *k, const espl_step *s, 
 	return false;
 }
 
-static void set_step_defaults(espl_step *s)
+void espl__recipe_step_defaults(espl_step *s)
 {
 	s->retries_default = s->timeout_default = true;
 	s->write.compress = true;
@@ -656,7 +656,7 @@ void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, e
 	}
 	snprintf(in, sizeof in, "in steps[%u]", number);
 	espl__yaml_read_fields(&c->y, item, in, &f, others, &n_others);
-	for (size_t i = 0; i < N_STEP_KINDS; i++) {
+	for (size_t i = 0; i < N_YAML_STEP_KINDS; i++) {
 		if (!f.keys[i])
 			continue;
 		if (kind >= 0) {
@@ -670,7 +670,7 @@ void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, e
 		s->kind = (enum espl_step_kind)kind;
 		s->pos = espl__yaml_pos(f.keys[kind]);
 	}
-	set_step_defaults(s);
+	espl__recipe_step_defaults(s);
 	for (size_t i = 0; i < n_others; i++)
 		if (!explain_misplaced(c, others[i], s, kind >= 0))
 			espl__yaml_unknown_key(&c->y, others[i], in, step_keys, N_STEP_KEYS);
@@ -691,6 +691,7 @@ void espl__recipe_parse_step(parse_ctx *c, yaml_node_t *item, unsigned number, e
 	case ESPL_STEP_RESET: parse_reset(c, v, s); break;
 	case ESPL_STEP_BOOT_CHECK: parse_boot_check(c, v, s, &o); break;
 	case ESPL_STEP_WRITE_UNIT_DATA: espl__recipe_parse_unit_data(c, v, s, &o); break;
+	case ESPL_STEP_READ: break; /* not a YAML key (N_YAML_STEP_KINDS) */
 	}
 	apply_opts(c, &o, s);
 }

@@ -155,6 +155,7 @@ static const char *const step_kind_names[] = {
 	[ESPL_STEP_RESET] = "reset",
 	[ESPL_STEP_BOOT_CHECK] = "boot_check",
 	[ESPL_STEP_WRITE_UNIT_DATA] = "write_unit_data",
+	[ESPL_STEP_READ] = "read",
 };
 _Static_assert(sizeof step_kind_names / sizeof step_kind_names[0] == N_STEP_KINDS,
 	       "one name per step kind");
@@ -383,7 +384,7 @@ unsigned espl_recipe_rom_baud(const espl_recipe *r)
 	return cn->n_lower_bauds ? cn->lower_bauds[cn->n_lower_bauds - 1] : cn->flash_baud;
 }
 
-static void set_recipe_defaults(espl_recipe *r)
+void espl__recipe_set_defaults(espl_recipe *r)
 {
 	r->connect.reset = ESPL_CONNECT_RESET_AUTO;
 	r->connect.baud = ESPL_DEFAULT_BAUD;
@@ -491,7 +492,7 @@ int espl_recipe_load(const char *path, espl_recipe_diag_fn diag_fn, void *diag_c
 	*out = NULL;
 	if (!r)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
-	set_recipe_defaults(r);
+	espl__recipe_set_defaults(r);
 	if ((rc = locate(path, r, err)) < 0 || (rc = read_text(path, r, err)) < 0) {
 		espl_recipe_free(r);
 		return rc;

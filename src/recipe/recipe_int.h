@@ -10,6 +10,8 @@
  *   check.c    default timeouts and the layout rules (bounds, overlaps,
  *              erase-after-write, verify coverage)
  *   prepare.c  the shared read-only plan: images read, hashed, compressed
+ *   build.c    a recipe from a device command's arguments (no file, no
+ *              positions), checked by check.c's layout rules
  *
  * Thread-safety: as recipe.h; a recipe being parsed belongs to one thread.
  */
@@ -30,8 +32,11 @@
 #define MAX_RETRIES 10
 #define MAX_TIMEOUT_MS 3600000u
 
-/* Step kinds ESPL_STEP_ERASE .. ESPL_STEP_WRITE_UNIT_DATA, in the order of the names. */
-#define N_STEP_KINDS 7
+/* Step kinds ESPL_STEP_ERASE .. ESPL_STEP_READ, in the order of the names;
+ * the first N_YAML_STEP_KINDS are the steps a recipe file may name (read
+ * is a built recipe's only). */
+#define N_STEP_KINDS 8
+#define N_YAML_STEP_KINDS 7
 
 /* A recipe being parsed, with its diagnostics. */
 typedef struct parse_ctx {
@@ -41,6 +46,8 @@ typedef struct parse_ctx {
 
 /* recipe.c */
 uint32_t espl__recipe_round_up(uint32_t v, uint32_t to);
+/* The defaults of a recipe's sections (connect, flash, serial, csv). */
+void espl__recipe_set_defaults(espl_recipe *r);
 int espl__recipe_sha256_hex(const void *data, size_t len, char out[ESPL_SHA256_HEX_LEN + 1]);
 bool espl__recipe_is_header_flash_size(uint32_t bytes);
 uint32_t espl__recipe_header_code_to_size(uint8_t code);
@@ -66,6 +73,8 @@ typedef struct step_opts {
 } step_opts;
 /* Take a step's retries and timeout from its mapping's fields f. */
 void espl__recipe_take_opts(parse_ctx *c, const espl__yaml_fields *f, step_opts *o);
+/* A step's defaults for its kind (retries, compress, ...). */
+void espl__recipe_step_defaults(espl_step *s);
 bool espl__recipe_string_list(parse_ctx *c, yaml_node_t *n, const char *what, size_t max, char **out,
                               size_t *count);
 

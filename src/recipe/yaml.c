@@ -25,7 +25,11 @@ static void vreport(espl__yaml *y, bool warning, espl_recipe_pos pos, const char
 
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	if (!warning) {
-		if (y->errors == 0)
+		/* line 0: a recipe built from arguments, whose caller says
+		 * which command the message is about */
+		if (y->errors == 0 && pos.line == 0)
+			espl_fail(y->err, y->fail_code, "%s", msg);
+		else if (y->errors == 0)
 			espl_fail(y->err, y->fail_code, "%s:%u:%u: error: %s", y->file, pos.line,
 			          pos.column, msg);
 		if (++y->errors > ESPL__YAML_MAX_REPORTED)

@@ -131,6 +131,10 @@ static void map_step(const espl_unit_result *res, size_t i, espl_db_step *out)
 			out->length = (uint32_t)sr->bytes;
 		}
 		break;
+	case ESPL_STEP_READ:
+		out->address = s->read.address;
+		out->length = s->read.length;
+		break;
 	case ESPL_STEP_RESET:
 	case ESPL_STEP_BOOT_CHECK:
 		break;

@@ -685,8 +685,9 @@ static void test_md5_mismatch_fails_without_retry(void **state)
 	assert_string_equal(res.regions[0].actual_md5, res.steps[1].actual_md5);
 	assert_false(res.regions[0].verified);
 	char msg[300];
-	snprintf(msg, sizeof msg, "step 2 (verify, line 6): fw.bin at 0x8000 (24576 bytes): the chip's MD5 is %s, expected %s",
-	         res.steps[1].actual_md5, want);
+	snprintf(msg, sizeof msg, "step 2 (verify, line 6): verify failed for fw.bin at 0x8000 (24576 bytes): expected MD5 %s, "
+	         "flash has %s. Erase and write again; if it fails again the flash is faulty: reject the module",
+	         want, res.steps[1].actual_md5);
 	assert_string_equal(res.first_error.msg, msg);
 	assert_int_equal(res.failed_phase, ESPL_PHASE_STEP);
 	espl_unit_result_clear(&res);
@@ -752,6 +753,209 @@ static void test_layout_checked_for_the_detected_size(void **state)
 	free_unit(big);
 	free_unit(small);
 	free_plan(&fx);
+}
+
+/* ---- built recipes: the device commands' one-unit jobs ---------------- */
+
+typedef struct diag_seen {
+	unsigned errors, warnings, with_line;
+	char first[400];
+} diag_seen;
+
+static void on_diag(void *ctx, const espl_recipe_diag *d)
+{
+	diag_seen *s = ctx;
+	s->with_line += d->pos.line != 0;
+	if (d->warning) {
+		s->warnings++;
+		return;
+	}
+	if (s->errors++ == 0)
+		snprintf(s->first, sizeof s->first, "%s", d->message);
+}
+
+static char fw_path[256], init_path[256], stub_path[256];
+
+/* A job as `espline CMD` would build it (stub in the fixture's folder). */
+static espl_recipe_job job_of(enum espl_job_kind kind, const espl_job_file *files, size_t n)
+{
+	snprintf(fw_path, sizeof fw_path, "%s/fw.bin", dir);
+	snprintf(init_path, sizeof init_path, "%s/init.bin", dir);
+	snprintf(stub_path, sizeof stub_path, "%s/stub.json", dir);
+	espl_recipe_job j = { .name = "espline test", .kind = kind, .files = files, .n_files = n,
+	                      .compress = true, .stub = stub_path, .flash_baud = 921600 };
+	espl_flash_params_keep(&j.params);
+	return j;
+}
+
+static void build_plan(const espl_recipe_job *job, fixture *fx)
+{
+	espl_error err = { 0, "" };
+	if (espl_recipe_build(job, NULL, NULL, &fx->recipe, &err) < 0 ||
+	    espl_plan_new(fx->recipe, NULL, &fx->plan, &err) < 0)
+		fail_msg("build: %s", err.msg);
+}
+
+/* The unit's result for job on uc, from a fresh plan; the previous one is
+ * freed (a result points into its recipe: keep it until then). */
+static int run_job(const espl_recipe_job *job, unit_chip *uc, observer *ob, espl_unit_result *res)
+{
+	static fixture fx;
+	static bool have;
+	if (have)
+		free_plan(&fx);
+	have = job != NULL;
+	if (!job)
+		return ESPL_OK;
+	build_plan(job, &fx);
+	return run_on(&fx, uc, NULL, ob, res);
+}
+
+static void test_built_jobs_write_verify_read_erase(void **state)
+{
+	(void)state;
+	observer ob = { 0 };
+	espl_unit_result res;
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	size_t size;
+	uint8_t *flash = flash_of(uc, &size);
+	char want[33];
+
+	/* write two files given out of order, then verify: md5 */
+	espl_job_file files[2] = { { 0x20000, NULL }, { 0x10000, NULL } };
+	espl_recipe_job job = job_of(ESPL_JOB_WRITE, files, 2);
+	files[0].path = init_path;
+	files[1].path = fw_path;
+	job.verify = true;
+	if (run_job(&job, uc, &ob, &res) != ESPL_OK)
+		fail_msg("write: %s\n%s", res.first_error.msg, ob.log);
+	assert_int_equal(res.n_steps, 4); /* write, write, verify, reset */
+	assert_int_equal(res.steps[0].step->write.address, 0x10000); /* by address */
+	assert_int_equal(res.n_regions, 2);
+	assert_true(res.regions[0].verified && res.regions[1].verified);
+	assert_memory_equal(flash + 0x10000, fw, sizeof fw);
+	assert_memory_equal(flash + 0x20000, init_data, sizeof init_data);
+	espl_unit_result_clear(&res);
+
+	/* verify writes nothing and checks each file's own MD5 */
+	job = job_of(ESPL_JOB_VERIFY, files, 2);
+	flash[0x10000 + sizeof fw] ^= 0xFF;   /* outside the files: no matter */
+	unsigned begins = uc->op_count[ESPL_OP_FLASH_BEGIN] + uc->op_count[ESPL_OP_FLASH_DEFL_BEGIN];
+	assert_int_equal(run_job(&job, uc, &ob, &res), ESPL_OK);
+	assert_int_equal(uc->op_count[ESPL_OP_FLASH_BEGIN] + uc->op_count[ESPL_OP_FLASH_DEFL_BEGIN], begins);
+	assert_int_equal(res.n_regions, 2);
+	md5_hex(fw, sizeof fw, want);
+	assert_string_equal(res.regions[0].actual_md5, want);
+	assert_true(res.regions[0].verified && res.regions[0].skipped);
+	espl_unit_result_clear(&res);
+	flash[0x10000 + 100] ^= 0x01;
+	assert_int_equal(run_job(&job, uc, &ob, &res), ESPL_EMISMATCH);
+	assert_int_equal(res.steps[0].attempts, 1); /* an answer, not retried */
+	assert_non_null(strstr(res.first_error.msg, "step 1 (write): verify failed for fw.bin at 0x10000"));
+	assert_null(strstr(res.first_error.msg, "line"));
+	espl_unit_result_clear(&res);
+	flash[0x10000 + 100] ^= 0x01;
+
+	/* read: the bytes in the step's data */
+	job = job_of(ESPL_JOB_READ, NULL, 0);
+	job.address = 0x10000;
+	job.length = 0x2000;
+	assert_int_equal(run_job(&job, uc, &ob, &res), ESPL_OK);
+	assert_int_equal(res.steps[0].step->kind, ESPL_STEP_READ);
+	assert_non_null(res.steps[0].data);
+	assert_memory_equal(res.steps[0].data, fw, 0x2000);
+	espl_unit_result_clear(&res);
+
+	/* erase a region; an unaligned one is refused before any device */
+	job = job_of(ESPL_JOB_ERASE, NULL, 0);
+	job.address = 0x11000;
+	job.length = 0x1000;
+	assert_int_equal(run_job(&job, uc, &ob, &res), ESPL_OK);
+	assert_true(all_ff(flash + 0x11000, 0x1000));
+	assert_memory_equal(flash + 0x10000, fw, 0x1000);
+	assert_memory_equal(flash + 0x12000, fw + 0x2000, 0x1000);
+	espl_unit_result_clear(&res);
+	run_job(NULL, NULL, NULL, NULL);
+	free_unit(uc);
+}
+
+static void test_built_layout_messages_have_no_position(void **state)
+{
+	(void)state;
+	espl_recipe *r = NULL;
+	espl_error err = { 0, "" };
+	diag_seen seen = { 0 };
+	espl_job_file files[2] = { { 0x20100, NULL }, { 0x20800, NULL } };
+	espl_recipe_job job = job_of(ESPL_JOB_WRITE, files, 2);
+	files[0].path = fw_path;
+	files[1].path = init_path;
+
+	/* two writes sharing a sector: the recipe's rule, named by file */
+	assert_int_equal(espl_recipe_build(&job, on_diag, &seen, &r, &err), ESPL_ERECIPE);
+	assert_null(r);
+	assert_string_equal(err.msg, "write of init.bin (0x20800..0x2087f) overlaps write of fw.bin (0x20100..0x260ff); "
+	                    "writes are erased in 4 KiB sectors, so two writes must not share a sector");
+	assert_string_equal(seen.first, err.msg);
+	assert_int_equal(seen.with_line, 0);
+	assert_int_equal(seen.warnings, 2); /* both start inside a sector */
+
+	/* a verify writes nothing: only overlapping bytes are refused */
+	files[1].address = 0x26100;
+	job.kind = ESPL_JOB_VERIFY;
+	assert_int_equal(espl_recipe_build(&job, NULL, NULL, &r, &err), ESPL_OK);
+	espl_recipe_free(r);
+	files[1].address = 0x26000;
+	assert_int_equal(espl_recipe_build(&job, NULL, NULL, &r, &err), ESPL_ERECIPE);
+	assert_non_null(strstr(err.msg, "fw.bin (0x20100..0x260FF) overlaps "));
+
+	/* an unaligned erase region */
+	job = job_of(ESPL_JOB_ERASE, NULL, 0);
+	job.address = 0x1001;
+	job.length = 0x1000;
+	assert_int_equal(espl_recipe_build(&job, NULL, NULL, &r, &err), ESPL_ERECIPE);
+	assert_string_equal(err.msg, "region 0x1001+0x1000: address and length must be non-zero multiples of 4096 (0x1000)");
+
+	/* past the end of this unit's flash: the runtime layout check */
+	observer ob = { 0 };
+	espl_unit_result res;
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	job = job_of(ESPL_JOB_WRITE, files, 1);
+	files[0].address = 0xFC000;
+	assert_int_equal(run_job(&job, uc, &ob, &res), ESPL_ERECIPE);
+	assert_int_equal(res.failed_phase, ESPL_PHASE_LAYOUT);
+	assert_string_equal(res.first_error.msg, "layout: write of fw.bin ends at 0x102000, past the end of the smallest allowed flash (1MB, the size detected on this unit)");
+	espl_unit_result_clear(&res);
+	run_job(NULL, NULL, NULL, NULL);
+	free_unit(uc);
+}
+
+static void test_built_write_without_verify_and_rom_only(void **state)
+{
+	(void)state;
+	observer ob = { 0 };
+	espl_unit_result res;
+	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	size_t size;
+	uint8_t *flash = flash_of(uc, &size);
+	espl_job_file files[1] = { { 0x30000, NULL } };
+	espl_recipe_job job = job_of(ESPL_JOB_WRITE, files, 1);
+	files[0].path = fw_path;
+	job.no_stub = true;  /* the ROM loader alone, and no verify (it has no MD5) */
+	if (run_job(&job, uc, &ob, &res) != ESPL_OK)
+		fail_msg("rom write: %s\n%s", res.first_error.msg, ob.log);
+	assert_true(res.pass);
+	assert_int_equal(res.flash_baud, 0);   /* no stub ran */
+	assert_false(res.regions[0].verified); /* asked for no verify */
+	assert_memory_equal(flash + 0x30000, fw, sizeof fw);
+	espl_unit_result_clear(&res);
+
+	job = job_of(ESPL_JOB_VERIFY, files, 1);
+	job.no_stub = true;
+	assert_int_equal(run_job(&job, uc, &ob, &res), ESPL_EUNSUPPORTED);
+	assert_non_null(strstr(res.first_error.msg, "needs the flasher stub"));
+	espl_unit_result_clear(&res);
+	run_job(NULL, NULL, NULL, NULL);
+	free_unit(uc);
 }
 
 static void test_plan_needs_prepared_recipe(void **state)
@@ -890,6 +1094,9 @@ int main(void)
 		cmocka_unit_test(test_erase_regions_and_verify_regions),
 		cmocka_unit_test(test_layout_checked_for_the_detected_size),
 		cmocka_unit_test(test_plan_needs_prepared_recipe),
+		cmocka_unit_test(test_built_jobs_write_verify_read_erase),
+		cmocka_unit_test(test_built_layout_messages_have_no_position),
+		cmocka_unit_test(test_built_write_without_verify_and_rom_only),
 		cmocka_unit_test(test_pin_mismatch_nothing_runs),
 		cmocka_unit_test(test_stop_flag_stops_before_the_next_step),
 		cmocka_unit_test(test_parallel_units_share_one_plan),
