@@ -78,13 +78,14 @@ listed() { local n=$1 p; shift; for p in "$@"; do case "$n" in "$p"*) return 0 ;
 # Three lanes, to keep the whole run short on two cores without disturbing
 # the tests that measure time:
 #  - SIDE: long tests that measure no time (most of their wall time is
-#    waiting: a package build, a README tour, a disk filled at 20 moments)
+#    waiting: a package build, a README tour, a disk filled at 20 moments,
+#    a station killed at 20 moments)
 #    run in the background, beside
 #  - MAIN: every other test that does not depend on timing, one at a time;
 #  - TIMED: the tests that do depend on timing (tests/README.md) run last,
 #    alone, once the side lane is done.
 # SERIAL=1 runs everything one after the other, in this order.
-read -ra SIDE <<<"${SIDE_TESTS:-integration/install integration/readme integration/disk_full}"
+read -ra SIDE <<<"${SIDE_TESTS:-integration/install integration/readme integration/disk_full integration/serial_csv}"
 read -ra TIMED <<<"${TIMED_TESTS:-unit/test_central unit/test_port unit/test_sim_server integration/station integration/central integration/reliability integration/rfc2217_reset interop/esptool_js_faults browser/}"
 side=() main=() timed=()
 for e in "${entries[@]}"; do

@@ -115,18 +115,27 @@ static void stop_station(espl_supervisor *s, const char *port, const char *why)
 }
 
 /* Reserve; out of leased numbers, lease more and try once again.  The
- * writer's read lock is held. */
+ * writer's read lock is held.  Leasing is one worker at a time, and a
+ * worker that waited for it first tries what the one before it leased:
+ * workers that all ran out at once lease one range, not one each. */
 static int reserve_leasing(espl_supervisor *s, const espl_db_reserve_req *q, espl_db_reserved *got, espl_error *err)
 {
 	int rc = espl_dbw_reserve(s->dbw, q, got, err);
 	if (rc != ESPL_ENOTFOUND || !got->need_lease)
 		return rc;
-	int64_t left = 0;
-	espl_error why;
-	if (lease_more(s, &left, &why) < 0)
-		return espl_fail(err, ESPL_ENOTFOUND, "this station has used every serial number leased to it, and the central database cannot lease more (%.300s): "
-		                 "connect it, then start again", why.msg);
-	return espl_dbw_reserve(s->dbw, q, got, err);
+	pthread_mutex_lock(&s->lease_lock);
+	rc = espl_dbw_reserve(s->dbw, q, got, err);
+	if (rc == ESPL_ENOTFOUND && got->need_lease) {
+		int64_t left = 0;
+		espl_error why;
+		if (lease_more(s, &left, &why) < 0)
+			rc = espl_fail(err, ESPL_ENOTFOUND, "this station has used every serial number leased to it, and the central database cannot lease more (%.300s): "
+			               "connect it, then start again", why.msg);
+		else
+			rc = espl_dbw_reserve(s->dbw, q, got, err);
+	}
+	pthread_mutex_unlock(&s->lease_lock);
+	return rc;
 }
 
 int espl__station_reserve(void *ctx, espl_unit_result *res, espl_error *err)

@@ -634,6 +634,7 @@ int espl_supervisor_new(const espl_supervisor_options *opts, espl_supervisor **o
 	}
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_rwlock_init(&s->dbw_lock, NULL);
+	pthread_mutex_init(&s->lease_lock, NULL);
 	s->q_tail = &s->q_head;
 	atomic_init(&s->stop_level, 0);
 	atomic_init(&s->complete, 0);
@@ -657,6 +658,7 @@ void espl_supervisor_free(espl_supervisor *s)
 		regfree(&s->barcode_re);
 	pthread_mutex_destroy(&s->lock);
 	pthread_rwlock_destroy(&s->dbw_lock);
+	pthread_mutex_destroy(&s->lease_lock);
 	free(s);
 }
 

@@ -11,7 +11,9 @@
  *
  * Locks: the supervisor's lock guards the result queue, the counters and
  * each worker's current unit; dbw_lock (a read-write lock) guards the writer
- * handle while workers use it.  See docs/ARCHITECTURE.md.
+ * handle while workers use it; lease_lock makes one worker at a time lease
+ * serial numbers (taken under dbw_lock's read side, never the other way
+ * round).  See docs/ARCHITECTURE.md.
  */
 #ifndef ESPLINE_STATION_INT_H
 #define ESPLINE_STATION_INT_H
@@ -98,6 +100,9 @@ struct espl_supervisor {
 	espl_dbw *dbw;
 	pthread_rwlock_t dbw_lock;
 	int dbw_closed;              /* guarded by dbw_lock */
+	/* one worker at a time leases serial numbers from the central database
+	 * (else every worker that ran out at once leased a range of its own) */
+	pthread_mutex_t lease_lock;
 	/* the central sender beside the writer (NULL: replication off); read
 	 * by the writer thread's on_commit */
 	espl_central *_Atomic central;

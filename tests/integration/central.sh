@@ -18,9 +18,10 @@
 #      stations' own databases; verify catches a unit changed and a unit
 #      deleted centrally; the password appears in no output;
 #   6. serial numbers leased from the server (issue 16): three more stations
-#      share a counter, at once, then with the server stopped (each uses
-#      what it leased and stops with a clear message), then back: no serial
-#      is given twice.
+#      share a counter for 300 units, at once, then with the server stopped
+#      (each uses what it leased and stops with a clear message), then back:
+#      no serial is given twice, every PASS unit has one, and a FAIL unit's
+#      number is returned or voided as its recipe's policy says.
 # TAP output.
 set -u
 . "$(dirname "$0")/../lib/tap.sh"
@@ -279,58 +280,118 @@ psql_q "DELETE FROM steps WHERE unit_id = (SELECT id FROM units WHERE uuid = '$g
 check "verify --central names a unit deleted centrally" grep -q "TAMPERED: station st1@.*deleted: " "$T/verify.out"
 
 # --- 6. serial numbers leased from the central database (issue 16) -------------
-# Three more stations share counter "leased" (ranges of 6).  All up, they
-# program 4 units each at once; with the server stopped, each has 2 leased
-# numbers left: it programs 2 units and stops at the third with a clear
-# message; back up, a station leases again.  No serial twice, anywhere.
-mkdir -p "$T/lr/images" && cp recipes/images/* "$T/lr/images/"
-cat >"$T/lr/serial.yaml" <<'YAML'
+# 300 units between three more stations that share counter "leased" (ranges
+# of 25), on a 4 KiB image (the simulator with no wire time: the numbers are
+# what is tested, not the flashing).  Each simulator has two modules whose
+# sector at 0x10000 is stuck at 1s: those units FAIL at verify.  Stations
+# 1 and 2 return a failed unit's number (commit_on_pass), station 3 voids
+# it (void_on_fail).  A: all up, 60 units each at once (every station leases
+# three times).  B: the server is stopped; each station programs what it
+# has leased and stops with a clear message.  C: the server is back; each
+# station leases again and programs the rest of its 100.
+mkdir -p "$T/lr/images" && head -c 4096 /dev/urandom >"$T/lr/images/tiny.bin"
+for policy in commit_on_pass void_on_fail; do
+	cat >"$T/lr/$policy.yaml" <<YAML
 recipe: leased
 chip: esp8266
-serial: { counter: leased, format: "L-{seq:05}", lease: 6 }
+serial: { counter: leased, format: "L-{seq:05}", lease: 25, policy: $policy }
 steps:
-  - write: { file: images/nodemcu-demo.bin, address: 0x0 }
+  - write: { file: images/tiny.bin, address: 0x10000 }
   - verify: md5
   - reset: run
 YAML
-# serial_station K PHASE COUNT: station sK on a new simulator of COUNT modules (new MACs)
+done
+# serial_sim K ROUND COUNT: the simulator of station ssK for a round, COUNT
+# modules (new MACs: 5c:cf:7f:7K:0ROUND:00 + i; modules 7 and 33 stuck, of
+# those there are; 512 KB of flash each, quick to set up), started without
+# waiting (sim_wait)
+serial_sim() {
+	local i stuck=()
+	for i in 7 33; do [ "$i" -lt "$3" ] && stuck+=(--dev "$i:fault=stuck@0x10000"); done
+	sim_spawn "ss$1$2" --devices "$3" --flash 512KB --link rfc2217 --time-scale 0 --mac "5c:cf:7f:7$1:0$2:00" "${stuck[@]}"
+}
+# serial_station K ROUND COUNT: station ssK on its simulator of the round
 serial_station() {
-	sim_launch "ss$1$2" --devices "$3" --link rfc2217 --time-scale 0 --mac "5c:cf:7f:7$1:0$2:00" || return 1
+	local recipe=commit_on_pass
+	[ "$1" = 3 ] && recipe=void_on_fail
 	# shellcheck disable=SC2046
-	env $(station_env "$1") "$E" run "$T/lr/serial.yaml" --batch "ss$1-$2" --count "$3" --plain \
+	env $(station_env "$1") "$E" run "$T/lr/$recipe.yaml" --batch "ss$1-$2" --count "$3" --plain \
 		--station-name "ss$1" --db "$T/ss$1.sqlite" \
 		$(awk '$1 == "device" { printf " --port %s", $3 }' "$T/ss$1$2.devices") >"$T/ss$1-$2.out" 2>&1 &
 	STATION_PID=$!
 	PIDS+=($!)
 }
-serials_of() { for k in 1 2 3; do sqlite3 "$T/ss$k.sqlite" "SELECT serial FROM units WHERE result = 'PASS'" 2>/dev/null; done; }
-pids=()
-for k in 1 2 3; do serial_station "$k" 1 4; pids+=("$STATION_PID"); done
-rcs=0
-for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs + 1)); done
+ssq() { sqlite3 "$T/ss$1.sqlite" "$2"; }
+programmed() { ssq "$1" "SELECT count(*) FROM units WHERE result IN ('PASS', 'FAIL')"; }
+all_programmed() { echo $(( $(programmed 1) + $(programmed 2) + $(programmed 3) )); }
+serials_of() { for k in 1 2 3; do ssq "$k" "SELECT serial FROM units WHERE result = 'PASS'"; done; }
+# count_of RESULT: the units with that result over the three stations
+count_of() { local k n=0; for k in 1 2 3; do n=$((n + $(ssq "$k" "SELECT count(*) FROM units WHERE result = '$1'"))); done; echo "$n"; }
+# run_round ROUND COUNT1 COUNT2 COUNT3: the three at once; rcs = how many failed
+run_round() {
+	local round=$1 k pids=(); shift
+	for k in 1 2 3; do serial_sim "$k" "$round" "${!k}"; done
+	for k in 1 2 3; do sim_wait "ss$k$round" || return 1; done
+	for k in 1 2 3; do serial_station "$k" "$round" "${!k}"; pids+=("$STATION_PID"); done
+	rcs=0
+	for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs + 1)); done
+}
+t0=$SECONDS
+run_round 1 60 60 60
+echo "# phase 6, A: $((SECONDS - t0)) s"
 LOG=$T/ss1-1.out
-check "leased serials: three stations at once program 4 units each" \
-	[ "$rcs" -eq 0 -a "$(serials_of | wc -l)" -eq 12 ]
-check_eq "... 12 different serials" "$(serials_of | sort -u | wc -l)" 12
-check_eq "... from 3 disjoint central ranges of 6" \
-	"$(psql_q "SELECT count(*) || ' ' || count(DISTINCT first) || ' ' || min(first) || ' ' || max(last) FROM serial_leases WHERE counter = 'leased'")" "3 3 1 18"
+check_eq "A, all up: three stations at once program 60 units each (2 FAIL each)" \
+	"$(all_programmed) $(count_of FAIL)" "180 6"
+check_eq "... 174 PASS units with 174 different serials" "$(serials_of | grep -c .) $(serials_of | sort -u | grep -c .)" "174 174"
 pg_stop
-pids=()
-for k in 1 2 3; do serial_station "$k" 2 3; pids+=("$STATION_PID"); done
-for p in "${pids[@]}"; do wait "$p"; done
+run_round 2 40 40 40
+echo "# phase 6, B: $((SECONDS - t0)) s"
 LOG=$T/ss2-2.out
-check_eq "server down: each station programs only its 2 leased numbers (6 more units)" "$(serials_of | wc -l)" 18
-check_eq "... still no serial twice" "$(serials_of | sort -u | wc -l)" 18
-check "... and stops with a clear message" \
-	grep -q "this station has used every serial number leased to it, and the central database cannot lease more" "$T/ss2-2.out"
+in_b=$(for k in 1 2 3; do ssq "$k" "SELECT count(*) FROM units u JOIN batches b ON b.id = u.batch_id WHERE b.name = 'ss$k-2' AND u.result IN ('PASS', 'FAIL')"; done | paste -sd' ')
+check "B, server down: each station programs what it leased ($in_b units), not a whole batch of 40" \
+	bash -c "for n in $in_b; do [ \$n -ge 1 ] && [ \$n -lt 40 ] || exit 1; done"
+check "... and each stops with a clear message" \
+	grep -q 'this station has used every serial number leased to it, and the central database cannot lease more' \
+	"$T/ss1-2.out" "$T/ss2-2.out" "$T/ss3-2.out"
+check_eq "... still no serial twice" "$(serials_of | sort | uniq -d)" ""
 pg_start
-serial_station 1 3 2
-wait "$STATION_PID"
-rc=$?
+run_round 3 $((100 - $(programmed 1))) $((100 - $(programmed 2))) $((100 - $(programmed 3)))
+echo "# phase 6, C: $((SECONDS - t0)) s"
 LOG=$T/ss1-3.out
-check "server back: the station leases again and programs 2 units" \
-	bash -c "[ $rc -eq 0 ] && grep -q 'leased serial numbers 19 to 24' '$T/ss1-3.out'"
-check_eq "... 20 serials, none twice" "$(serials_of | sort -u | wc -l) $(serials_of | wc -l)" "20 20"
+check_eq "C, server back: each station leases again and programs the rest" \
+	"$(grep -l 'leased serial numbers [0-9]* to [0-9]* of counter leased' "$T/ss1-3.out" "$T/ss2-3.out" "$T/ss3-3.out" | wc -l)" 3
+check_eq "300 units programmed between the three stations, 100 each" \
+	"$(programmed 1) $(programmed 2) $(programmed 3)" "100 100 100"
+pass=$(count_of PASS)
+check_eq "every PASS unit has a serial, and no serial is given twice ($pass PASS units)" \
+	"$(serials_of | grep -c '^L-[0-9]\{5\}$') $(serials_of | sort -u | grep -c .)" "$pass $pass"
+check_eq "no committed serial belongs to a failed unit" \
+	"$(for k in 1 2 3; do ssq "$k" "SELECT count(*) FROM serials s JOIN units u ON u.uuid = s.unit_uuid WHERE s.state = 'committed' AND u.result IS NOT 'PASS'"; done | paste -sd' ')" "0 0 0"
+# A FAIL unit's reservation ends returned (stations 1 and 2) or voided
+# (station 3), each with its event (a returned number goes to a later unit).
+# fails_events K KIND: "FAIL units, KIND events about serials, voided serials"
+fails_events() {
+	echo "$(ssq "$1" "SELECT count(*) FROM units WHERE result = 'FAIL'")" \
+		"$(ssq "$1" "SELECT count(*) FROM events WHERE kind = '$2' AND message LIKE 'serial%'")" \
+		"$(ssq "$1" "SELECT count(*) FROM serials WHERE state = 'voided'")"
+}
+f1=$(ssq 1 "SELECT count(*) FROM units WHERE result = 'FAIL'")
+f2=$(ssq 2 "SELECT count(*) FROM units WHERE result = 'FAIL'")
+f3=$(ssq 3 "SELECT count(*) FROM units WHERE result = 'FAIL'")
+check_eq "FAIL units follow the policy: station 1 returns each number ($f1 FAILs, returned events, voided)" \
+	"$(fails_events 1 identity-returned)" "$f1 $f1 0"
+check_eq "... station 2 too ($f2 FAILs)" "$(fails_events 2 identity-returned)" "$f2 $f2 0"
+check_eq "... station 3 voids each one ($f3 FAILs, voided events, voided)" "$(fails_events 3 identity-voided)" "$f3 $f3 $f3"
+overlaps=$(psql_q "SELECT count(*) FROM serial_leases a JOIN serial_leases b ON a.id < b.id AND a.counter = b.counter AND a.first <= b.last AND b.first <= a.last WHERE a.counter = 'leased'")
+check_eq "the central ranges never overlap ($(psql_q "SELECT count(*) FROM serial_leases WHERE counter = 'leased'") leases)" "$overlaps" 0
+outside=0
+for k in 1 2 3; do
+	psql_q "SELECT first || ' ' || last FROM serial_leases WHERE counter = 'leased' AND station LIKE 'ss$k@%'" >"$T/leases$k"
+	outside=$((outside + $(ssq "$k" "SELECT seq FROM serials" | awk 'NR == FNR { lo[n] = $1; hi[n++] = $2; next }
+		{ f = 0; for (i = 0; i < n; i++) if (lo[i] <= $1 && $1 <= hi[i]) f = 1; c += !f } END { print c + 0 }' "$T/leases$k" -)))
+done
+check_eq "every number a station used lies in a range leased to that station" "$outside" 0
+echo "# phase 6: $((SECONDS - t0)) s"
 
 for k in 1 2 3; do "$E" sync status --db "$T/st$k.sqlite"; done >"$T/status.out" 2>&1
 LOG=$T/status.out

@@ -11,6 +11,8 @@
 #                     Started again under the same NAME, it finds the flash
 #                     as the last one left it.
 #   sim_launch NAME ARGS... the same without flash files (flash in memory)
+#   sim_spawn NAME ARGS...  sim_launch without the wait (start several at
+#                     once), then sim_wait NAME for each
 #   sim_stop NAME     stop it and wait for it
 #   sim_port NAME [K] the port of device K (0) as the ready file says now
 #   sim_dev_port NAME K / sim_dev_field NAME K FIELD (mac, flash, ...):
@@ -28,13 +30,17 @@ sim_start() {
 	mkdir -p "$T/$name.flash"
 	sim_launch "$name" --flash-dir "$T/$name.flash" "$@"
 }
-sim_launch() {
-	local name=$1 pid; shift
+sim_launch() { sim_spawn "$@" && sim_wait "$1"; }
+sim_spawn() {
+	local name=$1; shift
 	rm -f "$T/$name.ready" "$T/$name.devices"
 	"$SIM" --exit-after-idle "${SIM_IDLE:-300}" --ready-file "$T/$name.ready" "$@" >"$T/$name.log" 2>&1 &
-	pid=$!
-	PIDS+=("$pid")
-	printf -v "SIMPID_$name" %s "$pid"
+	PIDS+=("$!")
+	printf -v "SIMPID_$name" %s "$!"
+}
+sim_wait() {
+	local name=$1 v="SIMPID_$1" pid
+	pid=${!v}
 	for _ in $(seq 500); do
 		if [ -s "$T/$name.ready" ]; then cp "$T/$name.ready" "$T/$name.devices"; return 0; fi
 		kill -0 "$pid" 2>/dev/null || break
