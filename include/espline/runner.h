@@ -57,6 +57,11 @@ typedef struct espl_plan espl_plan;
  * with the places of stub_env, which may be NULL: stub.h). */
 int espl_plan_new(const espl_recipe *r, const espl_stub_env *stub_env, espl_plan **out, espl_error *err);
 void espl_plan_free(espl_plan *p);
+/* Deflate and hash now every write image that does not wait for the
+ * unit's flash size (otherwise the first unit's write does it).  May run
+ * on another thread while a unit connects: an image source builds each
+ * variant once under its own lock.  An error resurfaces at the write. */
+void espl_plan_prepare_images(const espl_plan *p);
 const espl_recipe *espl_plan_recipe(const espl_plan *p);
 
 /* Where a unit failed.  The text of each (espl_phase_name) is what the

@@ -1,6 +1,7 @@
-/* cli_device.c - single-device commands: ports, info, erase, write, verify,
- * read.  Parses arguments, drives the device layer, prints progress and
- * results; the only place here that prints or picks exit codes. */
+/* cli_device.c - single-device commands: ports, info, erase, read, and
+ * what write and verify share.  Parses arguments, builds a one-unit job
+ * (espl_recipe_build) and runs it through the runner, prints progress and
+ * results, picks exit codes. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -12,8 +13,6 @@
 #include "cli/cli.h"
 #include "cli/cli_device.h"
 #include "espline/esp8266.h"
-#include "util/clock.h"
-#include "espline/flash.h"
 #include "espline/flashmap.h"
 #include "espline/image.h"
 #include "espline/loader.h"
@@ -74,17 +73,8 @@ static void on_progress(void *ctx, const espl_progress *p)
 		p->rate / 1024.0, p->elapsed_s);
 }
 
-/* The last failure said, for the record of the command (single-threaded). */
-static char last_error[ESPL_ERROR_MAX];
-
-const char *espl__cli_last_error(void)
-{
-	return last_error;
-}
-
 int espl__cli_fail(const dev_args *a, const espl_error *err)
 {
-	snprintf(last_error, sizeof last_error, "%s", err->msg);
 	fprintf(stderr, "espline %s: error: %s\n", a->cmd, espl_cli_shown(err->msg));
 	return espl_cli_exit_for(err->code);
 }
@@ -179,25 +169,29 @@ static int apply_opt(dev_args *a, int c, const char *arg)
 {
 	espl_error err;
 	int rc = 0;
+	enum espl_reset_mode reset;
 	switch (c) {
-	case OPT_BAUD: return parse_baud(a->cmd, arg, &a->lo.baud);
-	case OPT_FLASH_BAUD: return parse_baud(a->cmd, arg, &a->lo.flash_baud);
-	case OPT_RESET: rc = espl_reset_mode_parse(arg, &a->lo.reset, &err); break;
+	case OPT_BAUD: return parse_baud(a->cmd, arg, &a->job.baud);
+	case OPT_FLASH_BAUD: return parse_baud(a->cmd, arg, &a->job.flash_baud);
+	case OPT_RESET:
+		rc = espl_reset_mode_parse(arg, &reset, &err);
+		a->job.reset_none = reset == ESPL_RESET_NONE;
+		break;
 	case OPT_AFTER:
 		if (strcmp(arg, "run") == 0 || strcmp(arg, "hard_reset") == 0)
-			a->stay = 0;
+			a->job.run_after = true;
 		else if (strcmp(arg, "stay") == 0 || strcmp(arg, "no_reset") == 0)
-			a->stay = 1;
+			a->job.run_after = false;
 		else
 			return usage_error(a->cmd, "--after takes run or stay, not '%s'", arg);
 		return 0;
-	case OPT_STUB: a->lo.stub_path = arg; return 0;
-	case OPT_NO_STUB: a->lo.no_stub = 1; return 0;
-	case OPT_NO_COMPRESS: a->no_compress = 1; return 0;
-	case OPT_VERIFY: a->verify = 1; return 0;
-	case OPT_MODE: rc = espl_flash_mode_parse(arg, &a->params.mode, &err); break;
-	case OPT_SIZE: rc = espl_flash_size_parse(arg, &a->params.size, &err); break;
-	case OPT_FREQ: rc = espl_flash_freq_parse(arg, &a->params.freq, &err); break;
+	case OPT_STUB: a->job.stub = arg; return 0;
+	case OPT_NO_STUB: a->job.no_stub = true; return 0;
+	case OPT_NO_COMPRESS: a->job.compress = false; return 0;
+	case OPT_VERIFY: a->job.verify = true; return 0;
+	case OPT_MODE: rc = espl_flash_mode_parse(arg, &a->job.params.mode, &err); break;
+	case OPT_SIZE: rc = espl_flash_size_parse(arg, &a->job.params.size, &err); break;
+	case OPT_FREQ: rc = espl_flash_freq_parse(arg, &a->job.params.freq, &err); break;
 	case OPT_REGION: a->region = 1; a->region_addr = arg; return 0;
 	case OPT_DB: a->db = arg; return 0;
 	case OPT_NO_RECORD: a->no_record = 1; return 0;
@@ -217,8 +211,11 @@ int espl__cli_parse_args(dev_args *a, int argc, char **argv, const char *allowed
 {
 	memset(a, 0, sizeof *a);
 	a->cmd = argv[0];
-	espl_loader_options_init(&a->lo);
-	espl_flash_params_keep(&a->params);
+	snprintf(a->name, sizeof a->name, "espline %s", a->cmd);
+	a->job.name = a->name;
+	a->job.compress = true;
+	a->job.run_after = true;
+	espl_flash_params_keep(&a->job.params);
 	optind = 1;
 	opterr = 0;
 	for (;;) {
@@ -267,7 +264,7 @@ int espl__cli_device_command(int argc, char **argv, const char *allowed, const c
 	return rc;
 }
 
-/* ---- connecting --------------------------------------------------------- */
+/* ---- running a job ------------------------------------------------------ */
 
 /* A glob or usb:VID:PID must name exactly one adapter here. */
 static int resolve_port(const char *cmd, const char *spec, char *out, size_t cap)
@@ -298,67 +295,118 @@ static int resolve_port(const char *cmd, const char *spec, char *out, size_t cap
 	return 0;
 }
 
-int espl__cli_connect_device(dev_args *a, const char *spec, progress_view *v, espl_loader **l,
-			  espl_chip_info *chip)
+/* A diagnostic of the built recipe: it has no file, so no line:col. */
+static void print_diag(void *ctx, const espl_recipe_diag *d)
 {
-	char path[256];
-	espl_error err;
-	int rc;
-
-	v->tty = isatty(STDERR_FILENO);
-	v->quiet = a->quiet;
-	v->verbose = a->verbose;
-	a->lo.stub_env = espl_cli_stub_env();
-	a->lo.events.ctx = v;
-	a->lo.events.log = on_log;
-	a->lo.events.progress = on_progress;
-	rc = resolve_port(a->cmd, spec, path, sizeof path);
-	if (rc)
-		return rc;
-	if (!a->quiet)
-		fprintf(stderr, "connecting to %s...\n", espl_cli_shown(path));
-	if (espl_loader_open(path, &a->lo, l, &err) < 0) {
-		if (err.code == ESPL_ENOTFOUND && strstr(err.msg, "stub")) {
-			/* The message may be cut short: list every place looked. */
-			char *paths[64];
-			size_t n = espl_stub_candidates(a->lo.stub_path, a->lo.stub_env, paths, 64);
-			rc = espl__cli_fail(a, &err);
-			fprintf(stderr, "stub locations tried:\n");
-			for (size_t i = 0; i < n; i++) {
-				fprintf(stderr, "  %s\n", espl_cli_shown(paths[i]));
-				free(paths[i]);
-			}
-			(void)rc;
-			return ESPL_EXIT_STATION;  /* a setup fault, not an unreachable device */
-		}
-		return espl__cli_fail(a, &err);
-	}
-	if (espl_esp8266_identify(*l, chip, &err) < 0) {
-		rc = espl__cli_fail(a, &err);
-		espl_loader_close(*l);
-		*l = NULL;
-		return rc;
-	}
-	if (!a->quiet) {
-		char size[16];
-		fprintf(stderr, "%s, MAC %s, flash %s (%s), %s at %u baud\n", chip->chip, chip->mac_str,
-			chip->flash_size ? espl_size_name(chip->flash_size, size, sizeof size) : "unknown",
-			chip->flash_vendor, espl_loader_mode(*l) == ESPL_MODE_STUB ? "stub" : "ROM",
-			espl_loader_baud(*l));
-	}
-	return 0;
+	(void)ctx;
+	fprintf(stderr, "%s: %s%s\n", d->warning ? "warning" : espl_cli_shown(d->file),
+	        d->warning ? "" : "error: ", espl_cli_shown(d->message));
 }
 
-/* Leave the chip as asked and close; a failed reset after a good job is a
- * warning, not a failure. */
-void espl__cli_finish(dev_args *a, espl_loader *l)
+/* No stub found: the message may be cut short, so list every place
+ * looked.  A setup fault (exit 4), not an unreachable device. */
+static int no_stub(const dev_args *a, const espl_error *err)
 {
-	espl_error err;
-	if (!l)
+	char *paths[64];
+	size_t n = espl_stub_candidates(a->job.stub, espl_cli_stub_env(), paths, 64);
+	(void)espl__cli_fail(a, err);
+	fprintf(stderr, "stub locations tried:\n");
+	for (size_t i = 0; i < n; i++) {
+		fprintf(stderr, "  %s\n", espl_cli_shown(paths[i]));
+		free(paths[i]);
+	}
+	return ESPL_EXIT_STATION;
+}
+
+int espl__cli_plan(dev_args *a, espl_dev_job *j)
+{
+	espl_error err = { 0, "" };
+	memset(&j->res, 0, sizeof j->res);
+	j->recipe = NULL;
+	j->plan = NULL;
+	int rc = espl_recipe_build(&a->job, print_diag, NULL, &j->recipe, &err);
+	if (rc == ESPL_ERECIPE)
+		return ESPL_EXIT_USAGE;  /* print_diag said why */
+	if (rc < 0)
+		return espl__cli_fail(a, &err);
+	rc = espl_plan_new(j->recipe, espl_cli_stub_env(), &j->plan, &err);
+	if (rc == ESPL_ENOTFOUND && strstr(err.msg, "stub"))
+		return no_stub(a, &err);
+	return rc < 0 ? espl__cli_fail(a, &err) : 0;
+}
+
+/* The chip, as soon as the runner identified it. */
+static void on_identified(void *ctx, const espl_unit_result *u)
+{
+	const progress_view *v = ctx;
+	char size[16];
+	const espl_chip_info *chip = &u->chip;
+	if (v->quiet)
 		return;
-	if (!a->stay && espl_loader_hard_reset(l, &err) < 0)
-		fprintf(stderr, "warning: could not start the firmware: %s\n", espl_cli_shown(err.msg));
-	espl_loader_close(l);
+	fprintf(stderr, "%s, MAC %s, flash %s (%s), %s at %u baud\n", chip->chip, chip->mac_str,
+		chip->flash_size ? espl_size_name(chip->flash_size, size, sizeof size) : "unknown",
+		chip->flash_vendor, u->flash_baud ? "stub" : "ROM", u->flash_baud ? u->flash_baud : u->rom_baud);
+}
+
+typedef struct prep_arg {
+	const espl_plan *plan;
+} prep_arg;
+
+static void *prepare_images(void *arg)
+{
+	espl_plan_prepare_images(((prep_arg *)arg)->plan);
+	return NULL;
+}
+
+/* The runner's exit code for the command: a check that failed (a layout
+ * that does not fit, an MD5 that differs, a wrong chip) is 1, a link or
+ * device error 3, as espl_cli_exit_for says for the error's code. */
+static int exit_for_unit(const espl_unit_result *res)
+{
+	if (res->pass)
+		return ESPL_EXIT_OK;
+	if (res->failed_phase == ESPL_PHASE_LAYOUT || res->failed_phase == ESPL_PHASE_VERIFY)
+		return ESPL_EXIT_FAIL;
+	return espl_cli_exit_for(res->first_error.code);
+}
+
+int espl__cli_run(dev_args *a, espl_dev_job *j)
+{
+	progress_view v = { 0 };
+	espl_runner_options o;
+	char path[256];
+	pthread_t prep;
+	prep_arg pa = { j->plan };
+
+	int rc = resolve_port(a->cmd, a->pos[0], path, sizeof path);
+	if (rc)
+		return rc;
+	v.tty = isatty(STDERR_FILENO);
+	v.quiet = a->quiet;
+	v.verbose = a->verbose;
+	espl_runner_options_init(&o);
+	o.loader_events = (espl_loader_events){ .ctx = &v, .log = on_log, .progress = on_progress };
+	o.events.ctx = &v;
+	o.events.identified = on_identified;
+	if (!a->quiet)
+		fprintf(stderr, "connecting to %s...\n", espl_cli_shown(path));
+	/* Deflate and hash the images while the chip is being connected (the
+	 * stub upload alone takes a second). */
+	int threaded = pthread_create(&prep, NULL, prepare_images, &pa) == 0;
+	(void)espl_runner_run(j->plan, path, &o, &j->res);
+	if (threaded)
+		pthread_join(prep, NULL);
+	rc = exit_for_unit(&j->res);
+	if (rc)
+		(void)espl__cli_fail(a, &j->res.first_error);
+	return rc;
+}
+
+void espl__cli_job_free(espl_dev_job *j)
+{
+	espl_unit_result_clear(&j->res);
+	espl_plan_free(j->plan);
+	espl_recipe_free(j->recipe);
 }
 
 /* ---- ports -------------------------------------------------------------- */
@@ -408,35 +456,41 @@ static const char info_help_head[] =
 	"Connect and print what the module is: chip, MAC, chip id, crystal, flash JEDEC\n"
 	"id, vendor and size, and where the SDK's init data goes for that size.\n\n";
 
-static int run_info(dev_args *a)
+static void print_info(const char *port, const espl_unit_result *res)
 {
-	progress_view v = { 0 };
-	espl_loader *l;
-	espl_chip_info chip;
+	const espl_chip_info *chip = &res->chip;
 	espl_flashmap map;
 	espl_error err;
 	char size[16];
-	if (a->npos != 1)
-		return usage_error("info", "needs exactly one PORT%s", "");
-	int rc = espl__cli_connect_device(a, a->pos[0], &v, &l, &chip);
-	if (rc)
-		return rc;
-	printf("port:        %s\n", espl_cli_shown(a->pos[0]));
-	printf("chip:        %s\n", chip.chip);
-	printf("mac:         %s\n", chip.mac_str);
-	printf("chip id:     0x%06x\n", chip.chip_id);
-	printf("crystal:     %u MHz (estimated %.1f)\n", chip.xtal_mhz, chip.xtal_estimate_mhz);
-	printf("flash id:    0x%06X (manufacturer 0x%02X %s, device 0x%02X%02X)\n", chip.flash_id,
-	       chip.flash_manufacturer, chip.flash_vendor, chip.flash_type, chip.flash_capacity);
-	printf("flash size:  %s\n", chip.flash_size ? espl_size_name(chip.flash_size, size, sizeof size)
-						      : "unknown");
-	if (chip.flash_size && espl_flashmap_for_size(chip.flash_size, &map, &err) == 0)
+	printf("port:        %s\n", espl_cli_shown(port));
+	printf("chip:        %s\n", chip->chip);
+	printf("mac:         %s\n", chip->mac_str);
+	printf("chip id:     0x%06x\n", chip->chip_id);
+	printf("crystal:     %u MHz (estimated %.1f)\n", chip->xtal_mhz, chip->xtal_estimate_mhz);
+	printf("flash id:    0x%06X (manufacturer 0x%02X %s, device 0x%02X%02X)\n", chip->flash_id,
+	       chip->flash_manufacturer, chip->flash_vendor, chip->flash_type, chip->flash_capacity);
+	printf("flash size:  %s\n", chip->flash_size ? espl_size_name(chip->flash_size, size, sizeof size)
+						       : "unknown");
+	if (chip->flash_size && espl_flashmap_for_size(chip->flash_size, &map, &err) == 0)
 		printf("init data:   0x%06X (RF cal 0x%06X, blank 0x%06X)\n", map.init_data, map.rf_cal,
 		       map.blank);
-	printf("loader:      %s at %u baud\n", espl_loader_mode(l) == ESPL_MODE_STUB ? "stub" : "ROM",
-	       espl_loader_baud(l));
-	espl__cli_finish(a, l);
-	return ESPL_EXIT_OK;
+	printf("loader:      %s at %u baud\n", res->flash_baud ? "stub" : "ROM",
+	       res->flash_baud ? res->flash_baud : res->rom_baud);
+}
+
+static int run_info(dev_args *a)
+{
+	espl_dev_job j;
+	if (a->npos != 1)
+		return usage_error("info", "needs exactly one PORT%s", "");
+	a->job.kind = ESPL_JOB_INFO;
+	int rc = espl__cli_plan(a, &j);
+	if (rc == 0)
+		rc = espl__cli_run(a, &j);
+	if (rc == 0)
+		print_info(a->pos[0], &j.res);
+	espl__cli_job_free(&j);
+	return rc;
 }
 
 static int cmd_info(int argc, char **argv)
@@ -452,35 +506,29 @@ static const char erase_help_head[] =
 
 static int run_erase(dev_args *a)
 {
-	progress_view v = { 0 };
-	espl_loader *l;
-	espl_chip_info chip;
-	espl_error err;
-	uint32_t addr = 0, len = 0;
+	espl_dev_job j;
 	int rc;
 	if (a->npos != (a->region ? 2 : 1))
 		return usage_error("erase", a->region ? "needs PORT and --region ADDR LEN%s"
 						      : "needs exactly one PORT%s", "");
-	if (a->region && ((rc = espl__cli_parse_u32("erase", "address", a->region_addr, &addr)) ||
-			  (rc = espl__cli_parse_u32("erase", "length", a->pos[1], &len))))
+	a->job.kind = ESPL_JOB_ERASE;
+	if (a->region && ((rc = espl__cli_parse_u32("erase", "address", a->region_addr, &a->job.address)) ||
+			  (rc = espl__cli_parse_u32("erase", "length", a->pos[1], &a->job.length))))
 		return rc;
-	if (a->region && (addr % 4096 || len % 4096 || len == 0)) {
-		fprintf(stderr, "espline erase: --region 0x%X 0x%X: address and length must be non-zero "
-			"multiples of 4096 (0x1000)\n", addr, len);
+	if (a->region && a->job.length == 0) {
+		fprintf(stderr, "espline erase: --region 0x%X 0x0: the length must be a non-zero multiple of 4096 (0x1000)\n",
+			a->job.address);
 		return ESPL_EXIT_USAGE;
 	}
-	rc = espl__cli_connect_device(a, a->pos[0], &v, &l, &chip);
-	if (rc)
-		return rc;
-	char what[64] = "chip";
-	if (a->region)
-		snprintf(what, sizeof what, "region 0x%X+0x%X", addr, len);
-	rc = a->region ? espl_flash_erase_region(l, addr, len, &err) : espl_flash_erase_chip(l, &err);
-	rc = rc < 0 ? espl__cli_fail(a, &err) : ESPL_EXIT_OK;
-	if (rc == ESPL_EXIT_OK && !a->quiet)
-		fprintf(stderr, "erase done\n");
-	espl__cli_finish(a, l);
-	return espl__cli_record(a, &chip, what, rc, rc ? espl__cli_last_error() : NULL);
+	rc = espl__cli_plan(a, &j);
+	if (rc == 0) {
+		rc = espl__cli_run(a, &j);
+		if (rc == ESPL_EXIT_OK && !a->quiet)
+			fprintf(stderr, "erase done\n");
+		rc = espl__cli_record(a, &j, rc);
+	}
+	espl__cli_job_free(&j);
+	return rc;
 }
 
 static int cmd_erase(int argc, char **argv)
@@ -494,45 +542,38 @@ static const char read_help_head[] =
 	"usage: espline read PORT [options] ADDR LEN OUT\n\n"
 	"Read LEN bytes of flash from ADDR into the file OUT (LEN may be e.g. 4MB).\n\n";
 
-/* Read into memory, then write OUT (so a failed read leaves no file). */
-static int read_to_file(dev_args *a, espl_loader *l, uint32_t addr, uint32_t len, uint8_t *buf)
+/* The runner read into memory; write OUT now (a failed read leaves no
+ * file). */
+static int save_read(const dev_args *a, const espl_dev_job *j)
 {
-	espl_error err;
-	if (espl_flash_read(l, addr, len, buf, &err) < 0)
-		return espl__cli_fail(a, &err);
-	FILE *f = fopen(a->pos[3], "wb");
-	if (!f || fwrite(buf, 1, len, f) != len || fclose(f) != 0) {
-		fprintf(stderr, "espline read: cannot write %s: %s\n", espl_cli_shown(a->pos[3]), strerror(errno));
+	const espl_step_result *sr = &j->res.steps[0];
+	const char *out = a->pos[3];
+	FILE *f = fopen(out, "wb");
+	if (!f || fwrite(sr->data, 1, a->job.length, f) != a->job.length || fclose(f) != 0) {
+		fprintf(stderr, "espline read: cannot write %s: %s\n", espl_cli_shown(out), strerror(errno));
 		return ESPL_EXIT_STATION;
 	}
 	if (!a->quiet)
-		fprintf(stderr, "read %u bytes from 0x%X into %s\n", len, addr, espl_cli_shown(a->pos[3]));
+		fprintf(stderr, "read %u bytes from 0x%X into %s\n", a->job.length, a->job.address, espl_cli_shown(out));
 	return ESPL_EXIT_OK;
 }
 
 static int run_read(dev_args *a)
 {
-	progress_view v = { 0 };
-	espl_loader *l;
-	espl_chip_info chip;
-	uint32_t addr, len;
+	espl_dev_job j;
 	int rc;
 	if (a->npos != 4)
 		return usage_error("read", "needs PORT ADDR LEN OUT%s", "");
-	if ((rc = espl__cli_parse_u32("read", "address", a->pos[1], &addr)) ||
-	    (rc = espl__cli_parse_u32("read", "length", a->pos[2], &len)))
+	a->job.kind = ESPL_JOB_READ;
+	if ((rc = espl__cli_parse_u32("read", "address", a->pos[1], &a->job.address)) ||
+	    (rc = espl__cli_parse_u32("read", "length", a->pos[2], &a->job.length)))
 		return rc;
-	uint8_t *buf = malloc(len ? len : 1);
-	if (!buf) {
-		fprintf(stderr, "espline read: out of memory\n");
-		return ESPL_EXIT_STATION;
-	}
-	rc = espl__cli_connect_device(a, a->pos[0], &v, &l, &chip);
-	if (rc == 0) {
-		rc = read_to_file(a, l, addr, len, buf);
-		espl__cli_finish(a, l);
-	}
-	free(buf);
+	rc = espl__cli_plan(a, &j);
+	if (rc == 0)
+		rc = espl__cli_run(a, &j);
+	if (rc == 0)
+		rc = save_read(a, &j);
+	espl__cli_job_free(&j);
 	return rc;
 }
 

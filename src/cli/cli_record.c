@@ -9,21 +9,48 @@
 
 #include "espline/db.h"
 
-void espl__cli_describe_images(const espl_image *const *imgs, int n, char *out, size_t cap)
+/* "chip", "region 0xA+0xN", or "0xADDR NAME N bytes md5 HEX" for each
+ * file, ";"-separated (the MD5 of the image as written; "-" when the
+ * command stopped before it was known). */
+static void describe_job(const espl_dev_job *j, char *out, size_t cap)
 {
 	size_t len = 0;
 	out[0] = '\0';
-	for (int i = 0; i < n && len < cap; i++)
-		len += (size_t)snprintf(out + len, cap - len, "%s0x%X %s %zu bytes md5 %s", i ? "; " : "",
-		                        imgs[i]->address, imgs[i]->name, imgs[i]->file_size, imgs[i]->md5_hex);
+	for (size_t i = 0; i < j->recipe->n_steps && len < cap; i++) {
+		const espl_step *s = &j->recipe->steps[i];
+		const espl_step_result *sr = j->res.steps ? &j->res.steps[i] : NULL;
+		const char *md5 = sr && sr->expected_md5[0] ? sr->expected_md5 : "-";
+		if (s->kind == ESPL_STEP_ERASE && s->erase.chip)
+			len += (size_t)snprintf(out + len, cap - len, "chip");
+		else if (s->kind == ESPL_STEP_ERASE)
+			len += (size_t)snprintf(out + len, cap - len, "region 0x%X+0x%X", s->erase.regions[0].address,
+			                        s->erase.regions[0].length);
+		else if (s->kind == ESPL_STEP_WRITE) {
+			const char *name = strrchr(s->write.file.path, '/');
+			len += (size_t)snprintf(out + len, cap - len, "%s0x%X %s %u bytes md5 %s", len ? "; " : "",
+			                        s->write.address, name ? name + 1 : s->write.file.path, s->write.file.size, md5);
+		}
+	}
 }
 
-int espl__cli_record(const dev_args *a, const espl_chip_info *chip, const char *what, int code,
-                     const char *error)
+/* The failed step's own message (without "step N (kind): "), else the
+ * unit's first error. */
+static const char *error_of(const espl_unit_result *res)
 {
-	if (a->no_record || !chip->mac_str[0])
+	for (size_t i = 0; i < res->n_steps; i++)
+		if (res->steps[i].status == ESPL_STEP_FAILED)
+			return res->steps[i].error.msg;
+	return res->first_error.msg;
+}
+
+int espl__cli_record(const dev_args *a, const espl_dev_job *j, int code)
+{
+	const espl_chip_info *chip = &j->res.chip;
+	const char *error = code ? error_of(&j->res) : NULL;
+	if (a->no_record || !j->res.identified || !chip->mac_str[0])
 		return code;
-	char kind[32], message[3072];
+	char kind[32], what[2048], message[3072];
+	describe_job(j, what, sizeof what);
 	snprintf(kind, sizeof kind, "device-%s", a->cmd);
 	snprintf(message, sizeof message, "mac=%s %s %s: %s%s%s", chip->mac_str, a->cmd, what,
 	         code == ESPL_EXIT_OK ? "PASS" : "FAIL", error && *error ? ": " : "", error ? error : "");

@@ -1,44 +1,16 @@
-/* cli_write.c - the write and verify commands: parse the files, check the
- * layout, connect, write or verify, report; see src/cli/cli_device.h. */
-#include <errno.h>
-#include <getopt.h>
-#include <pthread.h>
+/* cli_write.c - the write and verify commands: ADDR FILE pairs into a
+ * one-unit job, run through the runner, the regions reported; see
+ * src/cli/cli_device.h. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
 #include "cli/cli.h"
 #include "cli/cli_device.h"
-#include "espline/esp8266.h"
 #include "util/clock.h"
-#include "espline/flash.h"
-#include "espline/flashmap.h"
-#include "espline/image.h"
-#include "espline/loader.h"
-#include "espline/port.h"
-#include "espline/recipe.h"
-#include "espline/reset.h"
-#include "espline/stub.h"
 
-/* ---- write / verify ----------------------------------------------------- */
-
-typedef struct file_arg {
-	uint32_t addr;
-	const char *path;
-	espl_image_source *src;
-} file_arg;
-
-static int cmp_addr(const void *x, const void *y)
+/* ADDR FILE pairs from the positional arguments after PORT. */
+static int parse_files(dev_args *a, espl_job_file *files)
 {
-	const file_arg *a = x, *b = y;
-	return a->addr < b->addr ? -1 : a->addr > b->addr;
-}
-
-/* ADDR FILE pairs from the positional arguments after PORT, loaded and
- * checked before any device is touched. */
-static int load_files(dev_args *a, file_arg *files, int *nfiles)
-{
-	espl_error err;
 	int n = (a->npos - 1) / 2;
 	if (a->npos < 3 || (a->npos - 1) % 2) {
 		fprintf(stderr, "espline %s: needs PORT and one or more ADDR FILE pairs (espline %s --help)\n",
@@ -50,146 +22,45 @@ static int load_files(dev_args *a, file_arg *files, int *nfiles)
 		return ESPL_EXIT_USAGE;
 	}
 	for (int i = 0; i < n; i++) {
-		int rc = espl__cli_parse_u32(a->cmd, "address", a->pos[1 + 2 * i], &files[i].addr);
+		int rc = espl__cli_parse_u32(a->cmd, "address", a->pos[1 + 2 * i], &files[i].address);
 		if (rc)
 			return rc;
 		files[i].path = a->pos[2 + 2 * i];
-		files[i].src = NULL;
 	}
-	*nfiles = n;
-	for (int i = 0; i < n; i++) {
-		if (espl_image_source_open(files[i].path, files[i].addr, &a->params, &files[i].src, &err) < 0)
-			return espl__cli_fail(a, &err);
-	}
-	qsort(files, (size_t)n, sizeof *files, cmp_addr);
+	a->job.files = files;
+	a->job.n_files = (size_t)n;
 	return 0;
 }
 
-static void free_files(file_arg *files, int n)
+/* Each region the chip's MD5 confirmed. */
+static void print_verified(const dev_args *a, const espl_unit_result *res)
 {
-	for (int i = 0; i < n; i++)
-		espl_image_source_free(files[i].src);
-}
-
-/* Files must not overlap, and must not share a 4 KiB sector: the erase
- * before writing the second would wipe the end of the first. */
-static int check_layout(const dev_args *a, espl_loader *l, const espl_image *const *imgs, int n)
-{
-	espl_error err;
-	for (int i = 0; i < n; i++) {
-		if (espl_flash_check_fits(l, imgs[i], &err) < 0)
-			return espl__cli_fail(a, &err);
-		if (imgs[i]->address % ESPL_SECTOR_SIZE && !a->quiet)
-			fprintf(stderr, "warning: %s starts at 0x%X, inside a 4 KiB sector: the bytes from "
-				"0x%X up to it will be erased\n", espl_cli_shown(imgs[i]->name), imgs[i]->address,
-				imgs[i]->address & ~(uint32_t)(ESPL_SECTOR_SIZE - 1));
-		if (i == 0)
-			continue;
-		uint64_t prev_end = (uint64_t)imgs[i - 1]->address + imgs[i - 1]->size;
-		if (prev_end > imgs[i]->address) {
-			fprintf(stderr, "espline %s: %s (0x%X..0x%llX) overlaps %s at 0x%X\n", a->cmd,
-				espl_cli_shown(imgs[i - 1]->name), imgs[i - 1]->address, (unsigned long long)prev_end,
-				espl_cli_shown(imgs[i]->name), imgs[i]->address);
-			return ESPL_EXIT_USAGE;
-		}
-		if (strcmp(a->cmd, "write") == 0 &&
-		    espl_recipe_sectors_meet(imgs[i - 1]->address, prev_end, imgs[i]->address,
-		                             (uint64_t)imgs[i]->address + imgs[i]->size)) {
-			fprintf(stderr, "espline %s: %s ends in the 4 KiB sector where %s starts (0x%X): "
-				"writing it would erase the end of %s; align it to 0x1000 or merge the files\n",
-				a->cmd, espl_cli_shown(imgs[i - 1]->name), espl_cli_shown(imgs[i]->name), imgs[i]->address,
-				espl_cli_shown(imgs[i - 1]->name));
-			return ESPL_EXIT_USAGE;
-		}
-	}
-	return 0;
-}
-
-static int verify_one(const dev_args *a, espl_loader *l, const espl_image *img)
-{
-	espl_error err;
-	if (espl_flash_verify(l, img, &err) < 0)
-		return espl__cli_fail(a, &err);
-	if (!a->quiet)
-		fprintf(stderr, "verified %s at 0x%X: MD5 %s\n", espl_cli_shown(img->name), img->address, img->md5_hex);
-	return 0;
-}
-
-typedef struct prep_job {
-	file_arg *files;
-	int n;
-} prep_job;
-
-/* Deflate and hash the images while the chip is being connected (the stub
- * upload alone takes a second); errors resurface at the later get. */
-static void *prepare_images(void *arg)
-{
-	prep_job *job = arg;
-	for (int i = 0; i < job->n; i++) {
-		const espl_image *img;
-		espl_error err;
-		if (!espl_image_source_needs_size(job->files[i].src))
-			(void)espl_image_source_get(job->files[i].src, 0, &img, &err);
-	}
-	return NULL;
+	for (size_t i = 0; i < res->n_regions && !a->quiet; i++)
+		if (res->regions[i].verified)
+			fprintf(stderr, "verified %s at 0x%X: MD5 %s\n", espl_cli_shown(res->regions[i].what),
+				res->regions[i].address, res->regions[i].actual_md5);
 }
 
 /* write and verify: which one is a->cmd. */
 static int run_files(dev_args *a)
 {
-	int do_write = strcmp(a->cmd, "write") == 0;
-	progress_view v = { 0 };
-	file_arg files[MAX_FILES];
-	const espl_image *imgs[MAX_FILES];
-	int nfiles = 0, rc, images_ready = 0;
-	espl_loader *l = NULL;
-	espl_chip_info chip;
-	espl_error err;
+	espl_job_file files[MAX_FILES];
+	espl_dev_job j;
 	double t0 = espl__now_s();
 
-	rc = load_files(a, files, &nfiles);
+	a->job.kind = strcmp(a->cmd, "write") == 0 ? ESPL_JOB_WRITE : ESPL_JOB_VERIFY;
+	int rc = parse_files(a, files);
+	if (rc)
+		return rc;
+	rc = espl__cli_plan(a, &j);
 	if (rc == 0) {
-		prep_job job = { files, nfiles };
-		pthread_t prep;
-		int threaded = pthread_create(&prep, NULL, prepare_images, &job) == 0;
-		if (!threaded)
-			prepare_images(&job);
-		rc = espl__cli_connect_device(a, a->pos[0], &v, &l, &chip);
-		if (threaded)
-			pthread_join(prep, NULL);
+		rc = espl__cli_run(a, &j);
+		print_verified(a, &j.res);
+		if (rc == 0 && !a->quiet)
+			fprintf(stderr, "%s done in %.1f s\n", a->cmd, espl__now_s() - t0);
+		rc = espl__cli_record(a, &j, rc);
 	}
-	for (int i = 0; rc == 0 && i < nfiles; i++) {
-		if (espl_image_source_get(files[i].src, chip.flash_size, &imgs[i], &err) < 0) {
-			rc = espl__cli_fail(a, &err);
-			break;
-		}
-		images_ready++;
-		if (imgs[i]->patched && !a->quiet)
-			fprintf(stderr, "%s: flash params set to 0x%02X%02X\n", espl_cli_shown(imgs[i]->name),
-				imgs[i]->header[0], imgs[i]->header[1]);
-	}
-	if (rc == 0)
-		rc = check_layout(a, l, imgs, nfiles);
-	for (int i = 0; rc == 0 && i < nfiles; i++) {
-		if (do_write) {
-			int flags = a->no_compress ? 0 : ESPL_WRITE_COMPRESS;
-			if (espl_flash_write(l, imgs[i], flags, &err) < 0) {
-				rc = espl__cli_fail(a, &err);
-				break;
-			}
-		}
-		if (!do_write || a->verify)
-			rc = verify_one(a, l, imgs[i]);
-	}
-	if (rc == 0 && !a->quiet)
-		fprintf(stderr, "%s done in %.1f s\n", a->cmd, espl__now_s() - t0);
-	if (l) {
-		char what[2048];
-		espl__cli_describe_images(imgs, images_ready, what, sizeof what);
-		espl__cli_finish(a, l);
-		rc = espl__cli_record(a, &chip, what, rc, rc ? espl__cli_last_error() : NULL);
-	}
-	free_files(files, nfiles);
+	espl__cli_job_free(&j);
 	return rc;
 }
 

@@ -109,6 +109,16 @@ int espl_plan_new(const espl_recipe *r, const espl_stub_env *stub_env, espl_plan
 	return ESPL_OK;
 }
 
+void espl_plan_prepare_images(const espl_plan *p)
+{
+	for (size_t i = 0; i < p->r->n_steps; i++) {
+		const espl_image *img;
+		espl_error err;
+		if (p->write_src[i] && !espl_image_source_needs_size(p->write_src[i]))
+			(void)espl_image_source_get(p->write_src[i], 0, &img, &err);
+	}
+}
+
 void espl_plan_free(espl_plan *p)
 {
 	if (!p)

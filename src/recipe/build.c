@@ -55,7 +55,7 @@ static int read_file(parse_ctx *c, const espl_job_file *f, espl_step *s)
 		espl__yaml_error(&c->y, nowhere, "out of memory");
 		return -1;
 	}
-	if (espl__file_read(f->path, ESP8266_MAX_FLASH, "file", &data, &len, &e) < 0) {
+	if (espl__file_read(f->path, ESP8266_MAX_FLASH, "image", &data, &len, &e) < 0) {
 		espl__yaml_error(&c->y, nowhere, "%s", e.msg);
 		return -1;
 	}

@@ -6,7 +6,8 @@
 # port, unreadable database (damaged, no permission), missing stub file;
 # per-unit data (templates, CSV files); a scanned code that fails
 # expect.barcode, a label template with an unknown field, an unreachable
-# label printer, a hook that hangs or fails.
+# label printer, a hook that hangs or fails; the device commands' layout
+# errors (the recipe's rules, without a line and column).
 # Devices are espline-sim pseudo-terminals booted in download mode (recipes
 # use reset: none).  TAP output.
 set -u
@@ -253,6 +254,23 @@ check "a hook that fails: exit status said and recorded, the unit stays PASS (ex
 	'[ "$rc" -eq 0 ] && has "warn: hooks.on_unit_done (sh) exited 4" && [ "$(sqlite3 "$DB" "select count(*) from events where message = '"'hooks.on_unit_done (sh) exited 4'"'")" -eq 1 ]'
 check "... and its label went to the file, with the queued one first" eval \
 	'[ "$(grep -c "^\^XA" "$R/labels.txt")" -eq 2 ] && [ "$(ls "$DB.labels" | wc -l)" -eq 0 ]'
+
+# --- the device commands share the recipe's layout rules (one write path) -------------
+# dev CMD ARGS...: espline CMD on device 0 (or 2) without a database; output in $T/out
+DEV=(--reset none --after stay --flash-baud 115200 --no-record)
+dev() { local cmd=$1 p=$2; shift 2; tap_run 60 "$E" "$cmd" "$(port "$p")" "${DEV[@]}" "$@"; }
+dev write 0 0x20100 "$R/images/nodemcu-demo.bin" 0x60800 "$R/images/esp_init_data_demo.bin"
+check "espline write: two files sharing a 4 KiB sector: exit 2 before connecting, the recipe's rule by file name" eval \
+	'[ "$rc" -eq 2 ] && ! has "connecting" && has "espline write: error: write of esp_init_data_demo.bin (0x60800..0x6087f) overlaps write of nodemcu-demo.bin (0x20100..0x600ff); writes are erased in 4 KiB sectors, so two writes must not share a sector"'
+dev verify 0 0x0 "$R/images/nodemcu-demo.bin" 0x3F000 "$R/images/esp_init_data_demo.bin"
+check "espline verify: two files claiming the same bytes: exit 2 before connecting" eval \
+	'[ "$rc" -eq 2 ] && ! has "connecting" && has "espline verify: error: $R/images/nodemcu-demo.bin (0x0..0x3FFFF) overlaps $R/images/esp_init_data_demo.bin at 0x3F000"'
+dev erase 0 --region 0x1001 0x1000
+check "espline erase: a region off the 4 KiB grid: exit 2 before connecting" eval \
+	'[ "$rc" -eq 2 ] && ! has "connecting" && has "espline erase: error: region 0x1001+0x1000: address and length must be non-zero multiples of 4096 (0x1000)"'
+dev write 2 0x80000 "$R/images/data.bin"
+check "espline write: image too big for the detected flash (1MB unit): exit 1, as the recipe's unit FAILs" eval \
+	'[ "$rc" -eq 1 ] && ! has "wrote" && has "espline write: error: layout: write of data.bin ends at 0x12ae60, past the end of the smallest allowed flash (1MB, the size detected on this unit)"'
 
 # --- and a good unit still passes on the same station ---------------------------------
 run me "$R/good.yaml" --port "$(port 0)" --db "$DB"
