@@ -8,7 +8,9 @@
  * unknown keys, alignment, overlapping writes, regions past the end of the
  * smallest allowed flash, missing files, sha256 pins), fills in the defaults
  * and resolves paths relative to the recipe's folder.  Every diagnostic
- * carries the line and column of the YAML node it is about.
+ * carries the line and column of the YAML node it is about (a recipe built
+ * by espl_recipe_build has no file: its diagnostics have line 0 and name
+ * the file argument instead).
  *
  * espl_recipe_prepare() then reads each referenced file once, hashes it
  * (SHA-256, OpenSSL EVP) and checks the pins, so that the work that is the
