@@ -5,7 +5,8 @@
  *   runner.c  small helpers, the checks before the steps, one unit start to
  *             end, the public entry points
  *   plan.c    the shared read-only plan: images, init data, the stub
- *   steps.c   the steps on one unit: erase, write, verify, reset, retries
+ *   steps.c   the steps on one unit: erase, write (or a built recipe's
+ *             check_only write), verify, read, reset, retries
  *   boot_step.c  after the flash is written: the screening checks
  *             (expect.flash_capacity, expect.crystal_mhz) and boot_check
  *   unit_data.c  the unit's identity reserved, write_unit_data rendered
