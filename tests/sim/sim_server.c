@@ -35,6 +35,7 @@
 #include "sim_boot.h"
 #include "sim_chip.h"
 #include "sim_reset.h"
+#include "sim_saver.h"
 #include "sim_wire.h"
 
 #define IN_CAP (64 * 1024)          /* host bytes not yet processed by the chip */
@@ -118,6 +119,7 @@ struct sim_device {
 	int pending_boot, pending_download, pending_app, pending_unplug;
 	unsigned pending_unplug_ms;
 	int save_pending;
+	sim_saver *saver;        /* writes flash_path in the background (--flash-dir) */
 
 	/* the boot path (sim_boot.h) */
 	sim_boot_plan *plan;     /* what the last boot printed */
@@ -200,20 +202,26 @@ static int stop_requested(sim_device *d)
 
 /* --- flash persistence -------------------------------------------------- */
 
+static void flash_saved(void *ctx, const char *path, int errnum)
+{
+	sim_device *d = ctx;
+	if (errnum)
+		dev_log(d, "cannot save flash to %s: %s", path, strerror(errnum));
+	else
+		VLOG(d, "flash saved to %s", path);
+}
+
+/* Hand a copy of the flash to the saver: the device thread never waits for
+ * the disk (sim_saver.h says why that matters for the reset timing). */
 static void save_flash(sim_device *d)
 {
 	d->save_pending = 0;
-	if (!d->flash_path[0])
+	if (!d->saver)
 		return;
-	char tmp[600];
-	snprintf(tmp, sizeof tmp, "%s.tmp", d->flash_path);
-	int rc = sim_chip_save_flash(d->chip, tmp);
-	if (rc < 0 || rename(tmp, d->flash_path) < 0) {
-		dev_log(d, "cannot save flash to %s: %s", d->flash_path, strerror(rc < 0 ? -rc : errno));
-		unlink(tmp);
-		return;
-	}
-	VLOG(d, "flash saved to %s", d->flash_path);
+	size_t size;
+	const uint8_t *flash = sim_chip_flash(d->chip, &size);
+	if (sim_saver_post(d->saver, flash, size) < 0)
+		dev_log(d, "cannot save flash to %s: out of memory", d->flash_path);
 }
 
 /* --- the link ----------------------------------------------------------- */
@@ -1246,6 +1254,12 @@ int sim_device_open(const sim_device_config *cfg, const sim_server_options *opt,
 			         strerror(-rc));
 			goto fail;
 		}
+		rc = sim_saver_new(d->flash_path, flash_saved, d, &d->saver);
+		if (rc < 0) {
+			snprintf(err, errlen, "device %u: cannot start saving %s: %s", cfg->index,
+			         d->flash_path, strerror(-rc));
+			goto fail;
+		}
 	}
 	if (opt->link_dir && cfg->link == SIM_LINK_PTY)
 		snprintf(d->link_path, sizeof d->link_path, "%s/dev%u", opt->link_dir, cfg->index);
@@ -1254,6 +1268,7 @@ int sim_device_open(const sim_device_config *cfg, const sim_server_options *opt,
 	*out = d;
 	return 0;
 fail:
+	sim_saver_close(d->saver);
 	sim_chip_free(d->chip);
 	free(d->in);
 	free(d->in_t);
@@ -1305,6 +1320,8 @@ void sim_device_close(sim_device *d)
 	if (d->started)
 		pthread_join(d->thread, NULL);
 	save_flash(d);
+	sim_saver_close(d->saver); /* the last snapshot is on disk after this */
+	d->saver = NULL;
 	char summary[400];
 	int n = snprintf(summary, sizeof summary, "faults:");
 	unsigned long total = 0;
