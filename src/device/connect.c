@@ -160,20 +160,37 @@ static int fall_back_to_115200(espl_loader *l, espl_error *err)
 	return espl__loader_flush_input(l, err);
 }
 
+/* A round that fell back to 115200 and got no answer there either: the
+ * chip was not in download mode (a module seated late, a reset the board
+ * missed), which says nothing about the fast rate.  Try it again after the
+ * next reset, or the port would be remembered as slow (the station keeps
+ * rom_baud for the port's next units) because of one missed reset. */
+static int retry_fast_rate(espl_loader *l, unsigned rate, espl_error *err)
+{
+	espl_loader_log(l, ESPL_LOG_DEBUG, "no answer at %u baud either: the chip was not in download "
+			"mode; trying %u baud again after the next reset", l->rom_baud, rate);
+	l->rom_baud = rate;
+	return espl_port_set_baud(l->port, rate, err);
+}
+
 /* Reset (per the options) and sync, at most `attempts` rounds within
  * deadline; *stub_running as for sync_once.  At a ROM rate above 115200
  * the first round tries it for FAST_SYNC_BUDGET_MS after the reset, then
  * goes on at 115200 (fall_back_to_115200): the fast try costs at most that
- * plus one short SYNC timeout. */
+ * plus one short SYNC timeout.  A round with no answer at either rate
+ * starts the next one at the fast rate again (retry_fast_rate). */
 static int reset_and_sync(espl_loader *l, int attempts, int64_t deadline, int *stub_running,
 			  espl_error *err)
 {
 	int64_t started = espl__now_ms();
+	const unsigned first_rate = l->rom_baud;
 	espl_error last;
 	int attempt;
 
 	espl_error_clear(&last);
 	for (attempt = 0; attempt < attempts && espl__ms_left(deadline) > 0; attempt++) {
+		if (l->rom_baud != first_rate)
+			ESPL_TRY(retry_fast_rate(l, first_rate, err));
 		if (l->opt.reset == ESPL_RESET_AUTO) {
 			unsigned delay = attempt % 2 ? ESPL_RESET_LONG_DELAY_MS : ESPL_RESET_DELAY_MS;
 			double t0 = espl__now_s();

@@ -200,8 +200,13 @@ static int sp_set_lines(espl_port *p, int dtr, int rts, espl_error *err)
 		sp->rts = rts;
 	int en_low = sp->rts && !sp->dtr;
 	int gpio0_low = sp->dtr && !sp->rts && !sp->gpio0_stuck_high;
-	if (en_was_low && !en_low)
+	if (en_was_low && !en_low) {
+		if (sp->resets_missed > 0) {
+			sp->resets_missed--;
+			gpio0_low = 0;
+		}
 		sim_port_boot(sp, gpio0_low);
+	}
 	return 0;
 }
 

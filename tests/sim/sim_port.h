@@ -63,6 +63,8 @@ typedef struct sim_port {
 	/* faults */
 	int no_lines;             /* a pty-like port: no DTR/RTS */
 	int gpio0_stuck_high;     /* the auto-reset circuit cannot pull GPIO0 low */
+	int resets_missed;        /* the next N resets boot from flash anyway (a module
+	                           * seated late, a slow EN capacitor) */
 	unsigned max_baud;        /* the adapter refuses faster rates (0 = none) */
 	int spew;                 /* the firmware prints without pause */
 	unsigned garble_above;    /* the cable garbles faster rates (0 = none) */

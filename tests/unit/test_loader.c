@@ -636,6 +636,30 @@ static void test_fast_rom_baud_falls_back_to_115200(void **state)
 	rom_baud_case(115200);
 }
 
+/* The first reset is missed (the module booted its firmware): no answer
+ * at the fast rate, nor at 115200 after the fall-back.  That round says
+ * nothing about the rate, so the next reset tries the fast rate again and
+ * the loader ends there, instead of reporting the port as one whose ROM
+ * cannot sync fast (the station would then connect its next units at
+ * 115200). */
+static void test_missed_reset_is_not_a_slow_rom(void **state)
+{
+	(void)state;
+	lcase c;
+	case_init(&c, 1u << 20, 26);
+	case_port(&c)->resets_missed = 1;
+	c.o.baud = 921600;
+	c.o.connect_attempts = 3;
+	case_connected(&c);
+	assert_int_equal(c.cp->boots, 2);
+	assert_non_null(strstr(c.cap.text, "falling back to 115200"));
+	assert_non_null(strstr(c.cap.text, "trying 921600 baud again"));
+	if (espl_loader_rom_baud(c.l) != 921600)
+		fail_msg("ROM rate %u after one missed reset:\n%s", espl_loader_rom_baud(c.l), c.cap.text);
+	assert_int_equal(espl_loader_baud(c.l), 921600);
+	case_free(&c);
+}
+
 /* ROM at 460800, stub switched to 921600: CHANGE_BAUDRATE must name the
  * rate the ROM auto-bauded to as the old one (the stub scales its divider
  * by old/new), or the line ends up at a rate nobody uses. */
@@ -921,6 +945,7 @@ int main(void)
 		cmocka_unit_test(test_default_rom_baud_is_the_flash_baud),
 		cmocka_unit_test(test_fast_rom_baud_falls_back_to_115200),
 		cmocka_unit_test(test_rom_baud_then_flash_baud_passes_the_right_old_rate),
+		cmocka_unit_test(test_missed_reset_is_not_a_slow_rom),
 		cmocka_unit_test(test_missing_stub),
 		cmocka_unit_test(test_stub_upload_restarts),
 		cmocka_unit_test(test_parse_reply),
