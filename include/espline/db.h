@@ -55,7 +55,7 @@
 #include "espline/error.h"
 
 /* Schema version this code writes; older databases are migrated on open. */
-#define ESPL_DB_SCHEMA_VERSION 9
+#define ESPL_DB_SCHEMA_VERSION 10
 /* Relative to the current directory, like any other path a user types. */
 #define ESPL_DB_DEFAULT_PATH "db/espline.sqlite"
 #define ESPL_DB_ENV "ESPLINE_DB"

@@ -50,6 +50,12 @@ typedef struct espl_report_unit {
 	 * JSON export carries it per step instead). */
 	const char *details;
 	const char *serial;     /* the serial number reserved for the unit, or NULL */
+	/* The unit's events, one "TIME  KIND  MESSAGE" line each, oldest
+	 * first: the scan and the operator's wait, the label's hand-off to the
+	 * printer (label-sent, label-queued, label-failed), the hooks, serials
+	 * returned or voided.  NULL when none, and from the central database
+	 * (events are not replicated). */
+	const char *events;
 } espl_report_unit;
 
 /* Return non-zero from the callback to stop early (that value is returned). */

@@ -156,7 +156,15 @@ typedef struct espl_unit_result {
 	bool port_fault;
 	espl_chip_info chip;            /* valid when identified */
 	uint32_t system_flash_size;     /* size the init-data addresses were computed for */
-	double connect_s, duration_s;
+	double connect_s;
+	/* The unit's time from its start to its end, less operator_wait_s:
+	 * the units/hour and per-unit tables count the line, not the
+	 * operator. */
+	double duration_s;
+	/* Time spent waiting for the operator (the barcode scan), added by the
+	 * admit event; the unit ended duration_s + operator_wait_s after it
+	 * started. */
+	double operator_wait_s;
 	unsigned rom_baud;              /* the rate the ROM answered at (0 = not connected) */
 	unsigned flash_baud;            /* the rate the stub last worked at: the baud
 	                                   ladder's rung it ended on (0 = no stub);
@@ -193,7 +201,8 @@ typedef struct espl_runner_events {
 	 * station's barcode scan and route check.  A negative return refuses
 	 * the unit: it FAILs in *phase (ESPL_PHASE_BARCODE or
 	 * ESPL_PHASE_ROUTE_CHECK, its error kind) with err as its reason
-	 * (ESPL_EINTERRUPTED: recorded as stopped, never PASS).  May be NULL. */
+	 * (ESPL_EINTERRUPTED: recorded as stopped, never PASS).  The time it
+	 * waits for the operator goes in u->operator_wait_s.  May be NULL. */
 	int (*admit)(void *ctx, espl_unit_result *u, enum espl_phase *phase, espl_error *err);
 } espl_runner_events;
 

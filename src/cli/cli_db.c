@@ -258,6 +258,8 @@ static int print_history_unit(const espl_report_unit *ru, void *user)
 		printf("    error (%s): %s\n", u->error_kind ? espl_cli_shown(u->error_kind) : "?", espl_cli_shown(u->error));
 	if (ru->details)
 		print_details(ru->details);
+	if (ru->events)  /* the scan's wait, the label's hand-off, the hooks */
+		print_details(ru->events);
 	if (ru->repeat_of && *ru->repeat_of)
 		printf("    REPEAT: this MAC had already passed (unit %s)\n",
 		       espl_cli_shown(ru->repeat_of));

@@ -272,7 +272,9 @@ static void run_unit(unit *u)
 static int finish(espl_unit_result *res, bool verify_optional, double started)
 {
 	bool all_passed = true;
-	res->duration_s = espl__now_s() - started;
+	res->duration_s = espl__now_s() - started - res->operator_wait_s;
+	if (res->duration_s < 0)
+		res->duration_s = 0;
 	for (size_t i = 0; i < res->n_steps; i++)
 		all_passed &= res->steps[i].status == ESPL_STEP_PASSED;
 	for (size_t i = 0; i < res->n_regions && res->failed_phase == ESPL_PHASE_NONE; i++)

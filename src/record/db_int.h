@@ -84,6 +84,10 @@ const char *espl__db_unit_details_col(espl_db *db);
 /* Column 32 of a report's unit query, after the slot, barcode, label and serial, before the details: the unit's
  * serial number (schema v5, serials.h), or ", NULL". */
 const char *espl__db_unit_serial_col(espl_db *db);
+/* Column 34, after the details: the unit's events (a scan's wait, the
+ * label's hand-off to the printer, the hooks, serials returned or voided),
+ * one "TIME  KIND  MESSAGE" line each, oldest first, or NULL. */
+extern const char espl__db_unit_events_col[];
 
 /* outbox.c */
 int espl__db_queue_outbox(espl_db *db, const char *kind, const char *ref, espl_error *err);

@@ -50,7 +50,7 @@ static int prepare_filtered(espl_db *db, const char *head, const espl_report_fil
 			    const char *extra, const char *tail, sqlite3_stmt **out,
 			    espl_error *err)
 {
-	char sql[2048];
+	char sql[3072];
 	snprintf(sql, sizeof sql, "%s WHERE 1%s%s%s %s", head,
 		 f && f->batch ? " AND b.name = :batch" : "",
 		 f && f->since_ms ? " AND u.started_ms >= :since" : "", extra ? extra : "",
@@ -103,6 +103,7 @@ static void row_to_report_unit(sqlite3_stmt *s, espl_report_unit *ru)
 	/* espl__db_unit_serial_col (also a v5/v6 database's), then espl__db_unit_details_col */
 	ru->serial = sqlite3_column_count(s) > 32 ? txt(s, 32) : NULL;
 	ru->details = sqlite3_column_count(s) > 33 ? txt(s, 33) : NULL;
+	ru->events = sqlite3_column_count(s) > 34 ? txt(s, 34) : NULL;  /* espl__db_unit_events_col */
 }
 
 /* Step s, handing each row to cb; returns rows seen or a negative code. */
@@ -136,9 +137,9 @@ int espl_report_history(espl_db *db, const char *key, espl_report_unit_cb cb, vo
 				 "'%s' is not a MAC address (expected e.g. 5c:cf:7f:01:02:03)%s",
 				 key ? key : "", key && *key ? " and this database has no serial numbers nor scanned codes" : "");
 	char sql[2048];
-	snprintf(sql, sizeof sql, "%s%s%s%s%s WHERE %s ORDER BY u.started_ms DESC, u.id DESC",
+	snprintf(sql, sizeof sql, "%s%s%s%s%s%s WHERE %s ORDER BY u.started_ms DESC, u.id DESC",
 		 UNIT_SELECT, espl__db_unit_ident_cols(db), espl__db_unit_serial_col(db), espl__db_unit_details_col(db),
-		 FROM_UNITS,
+		 espl__db_unit_events_col, FROM_UNITS,
 		 by_mac ? "u.mac = ?1"
 		 : version >= 8 ? "(u.barcode = ?1 OR u.serial = ?1 OR u.uuid IN (SELECT unit_uuid FROM unit_identity WHERE serial = ?1))"
 		 : version >= 6 ? "(u.barcode = ?1 OR u.uuid IN (SELECT unit_uuid FROM unit_identity WHERE serial = ?1))"
@@ -567,6 +568,15 @@ int espl_report_export_unit(FILE *out, enum espl_export_format format, int64_t i
 	for (size_t i = 0; i < n_steps; i++)
 		json_array_append_new(a, step_json(&steps[i]));
 	json_object_set_new(o, "steps", a);
+	if (ru->events) {  /* the local database's: "TIME  KIND  MESSAGE" lines */
+		json_t *ev = json_array();
+		for (const char *p = ru->events; *p;) {
+			size_t n = strcspn(p, "\n");
+			json_array_append_new(ev, json_stringn(p, n));
+			p += n + (p[n] == '\n');
+		}
+		json_object_set_new(o, "events", ev);
+	}
 	fputs(index ? ",\n" : "\n", out);
 	int d = json_dumpf(o, out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(o);
@@ -653,9 +663,9 @@ int espl_report_export(espl_db *db, const espl_report_filter *f, enum espl_expor
 	export_ctx c = { .out = out };
 	if (format != ESPL_EXPORT_CSV && format != ESPL_EXPORT_JSON)
 		return espl_fail(err, ESPL_EARG, "export format must be csv or json");
-	char head[1024], steps_sql[512];
-	snprintf(head, sizeof head, "%s%s%s%s%s", UNIT_SELECT, espl__db_unit_ident_cols(db),
-		 espl__db_unit_serial_col(db), espl__db_unit_details_col(db), FROM_UNITS);
+	char head[2048], steps_sql[512];
+	snprintf(head, sizeof head, "%s%s%s%s%s%s", UNIT_SELECT, espl__db_unit_ident_cols(db),
+		 espl__db_unit_serial_col(db), espl__db_unit_details_col(db), espl__db_unit_events_col, FROM_UNITS);
 	ESPL_TRY(prepare_filtered(db, head, f, NULL, "ORDER BY u.seq IS NULL, u.seq, u.started_ms, u.id", &s, err));
 	int rc;
 	espl_report_export_header(out, format);

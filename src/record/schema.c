@@ -171,6 +171,12 @@ static const char *const migrations[ESPL_DB_SCHEMA_VERSION + 1] = {
 	"  first INTEGER NOT NULL, last INTEGER NOT NULL, next INTEGER NOT NULL,"
 	"  leased_ms INTEGER NOT NULL);"
 	"CREATE INDEX serial_leases_counter ON serial_leases (counter, first);",
+
+	/* v10: a unit's events, found by its uuid: history and the JSON export
+	 * show them with the unit (the scan's wait, the label's hand-off to
+	 * the printer, the hooks). */
+	[10] =
+	"CREATE INDEX events_unit ON events (unit_uuid) WHERE unit_uuid IS NOT NULL;",
 };
 
 /* ---- open, pragmas, migration ----------------------------------------- */
@@ -377,6 +383,12 @@ const char *espl__db_unit_serial_col(espl_db *db)
 	       : v >= 5 ? ", (SELECT i.serial FROM unit_identity AS i WHERE i.unit_uuid = u.uuid)"
 	                : ", NULL";
 }
+
+/* The events table has had unit_uuid since v1; v10 indexes it. */
+const char espl__db_unit_events_col[] =
+	", (SELECT group_concat(l, char(10)) FROM (SELECT strftime('%Y-%m-%dT%H:%M:%fZ', e.time_ms / 1000.0, 'unixepoch')"
+	"    || '  ' || e.kind || '  ' || replace(e.message, char(10), ' ') AS l"
+	"    FROM events AS e WHERE e.unit_uuid = u.uuid ORDER BY e.id))";
 
 const char *espl__db_unit_details_col(espl_db *db)
 {

@@ -159,7 +159,8 @@ int espl_record_from_result(const espl_unit_result *res, const espl_record_conte
 	out->unit.duration_ms = ms_of(res->duration_s);
 	/* what the unit was given, whatever its result: its flash may hold it */
 	out->unit.serial = res->reserved && res->identity.serial[0] ? res->identity.serial : NULL;
-	out->unit.ended_ms = out->unit.started_ms + out->unit.duration_ms;
+	/* the operator's wait (a scan) is in the unit's span, not its duration */
+	out->unit.ended_ms = out->unit.started_ms + out->unit.duration_ms + ms_of(res->operator_wait_s);
 	out->unit.result = espl_record_result(res);
 	espl_record_error_kind(res, out->error_kind, sizeof out->error_kind);
 	if (!res->pass) {

@@ -8,6 +8,7 @@
 #include "station/station_int.h"
 #include "station/labels.h"
 #include "station/scanner.h"
+#include "util/clock.h"
 #include "util/spawn.h"
 #include "util/str.h"
 
@@ -151,17 +152,30 @@ static int worker_leaving(void *ctx)
 	return atomic_load(&w->sup->stop_level) != ESPL_STOP_NONE || atomic_load(&w->removed);
 }
 
-static int scan_code(worker *w, espl_error *err)
+/* The wait for the operator: not the unit's duration (res->operator_wait_s),
+ * and recorded as the unit's "scan" event. */
+static int scan_code(worker *w, espl_unit_result *res, espl_error *err)
 {
 	espl_supervisor *s = w->sup;
 	const espl_recipe *r = espl_plan_recipe(s->o.plan);
-	char hint[128], code[ESPL_SCAN_CODE_MAX];
+	char hint[128], code[ESPL_SCAN_CODE_MAX], shown[ESPL_SCAN_CODE_MAX * 4], msg[ESPL_SCAN_CODE_MAX * 4 + 96];
 	if (s->o.io->scan_map == ESPL_SCAN_SLOT_LABEL)
 		snprintf(hint, sizeof hint, "scan slot %s's label, then the unit's code", w->slot[0] ? w->slot : "?");
 	else
 		snprintf(hint, sizeof hint, "scan the unit's code");
 	espl__station_worker_emit_simple(w, ESPL_EV_SCAN_WAIT, "info", hint);
-	ESPL_TRY(espl__scanner_wait(s->scanner, w->slot, s->o.io->scan_timeout_ms, worker_leaving, w, code, err));
+	double waited = espl__now_s();
+	int rc = espl__scanner_wait(s->scanner, w->slot, s->o.io->scan_timeout_ms, worker_leaving, w, code, err);
+	waited = espl__now_s() - waited;
+	res->operator_wait_s += waited;
+	if (rc < 0) {
+		snprintf(msg, sizeof msg, "no code after %.1f s waiting for the operator", waited);
+		espl__station_record_event(s, "info", "scan", w->unit_uuid, msg);
+		return rc;
+	}
+	snprintf(msg, sizeof msg, "scanned '%s' after %.1f s waiting for the operator (not in the unit's duration)",
+	         espl__str_escape(code, shown, sizeof shown), waited);
+	espl__station_record_event(s, "info", "scan", w->unit_uuid, msg);
 	snprintf(w->barcode, sizeof w->barcode, "%s", code);
 	pthread_mutex_lock(&s->lock);
 	snprintf(w->cur.barcode, sizeof w->cur.barcode, "%s", code);
@@ -169,7 +183,7 @@ static int scan_code(worker *w, espl_error *err)
 	pthread_mutex_unlock(&s->lock);
 	espl__station_worker_emit_simple(w, ESPL_EV_SCANNED, "info", code);
 	if (s->has_barcode_re && regexec(&s->barcode_re, code, 0, NULL, 0) != 0) {
-		char shown[ESPL_SCAN_CODE_MAX * 4], pattern[256];
+		char pattern[256];
 		return espl_fail(err, ESPL_EREFUSED, "scanned code '%s' does not match expect.barcode \"%s\" (line %u)",
 		                 espl__str_escape(code, shown, sizeof shown),
 		                 espl__str_escape(r->expect.barcode, pattern, sizeof pattern), r->expect.barcode_pos.line);
@@ -197,7 +211,7 @@ int espl__station_admit(void *ctx, espl_unit_result *res, enum espl_phase *phase
 	espl_supervisor *s = w->sup;
 	if (s->scanner) {
 		*phase = ESPL_PHASE_BARCODE;
-		ESPL_TRY(scan_code(w, err));
+		ESPL_TRY(scan_code(w, res, err));
 	}
 	if (s->o.io && s->o.io->route_check.argv) {
 		*phase = ESPL_PHASE_ROUTE_CHECK;

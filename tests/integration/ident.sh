@@ -14,6 +14,8 @@
 #   3. map: next_waiting: each code goes to one waiting slot, none twice;
 #   4. refusals: a code that fails expect.barcode and a route_check that
 #      says no are FAILs with their own reasons, and no step runs;
+# In 1, the operator takes 1.5 s to scan: that wait is left out of the
+# units' durations and recorded as their "scan" events.
 # A printer that is off, and hooks that hang or fail: tests/integration/
 # bad_input.sh (its label queue is printed first by the next run there).
 # TAP output.
@@ -91,7 +93,9 @@ RUN=$!
 LOG=$T/scan.jsonl
 check "both slots wait for their code (scan_wait events)" eval \
 	'wait_for "$T/scan.jsonl" "\"event\":\"scan_wait\".*\"slot\":\"A1\"" && wait_for "$T/scan.jsonl" "\"event\":\"scan_wait\".*\"slot\":\"A2\""'
-# the operator scans A2's label, A2's unit, then A1's label and unit
+# the operator takes 1.5 s, then scans A2's label, A2's unit, then A1's
+# label and unit
+sleep 1.5
 printf 'A2\nPCB-0002\nA1\nPCB-0001\n' >>"$T/scan/codes"
 wait_exit "$RUN" 60
 check "a batch of 2 with scanned codes and labels: exit 0" [ $? -eq 0 ]
@@ -115,6 +119,33 @@ print(" ".join(sorted(x["slot"]+"="+x["barcode"]+"="+x["result"] for x in d)))')
 check_eq "its exit status is recorded with each unit (events)" \
 	"$(sql "$DB" "select count(*) from events where kind = 'hook' and message = 'hooks.on_unit_done exited 0' and unit_uuid in (select uuid from units)")" 2
 check "db verify: the chain covers slot, code and label" "$E" db verify --db "$DB"
+# The wait for the operator is not the unit's duration (units/hour and the
+# per-unit tables count the line): from the event stream, each unit ran at
+# least from its scan_wait to its unit_done; its recorded duration is at
+# least 1.4 s less than that, its ended - started is not; and its "scan"
+# event says how long it waited.
+spans=$(python3 -c 'import json,sys
+from datetime import datetime
+t = lambda e: datetime.strptime(e["time"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+wait = {e["port"]: t(e) for e in ev if e["event"] == "scan_wait"}
+for e in ev:
+    if e["event"] == "unit_done":
+        print(e["unit"], int((t(e) - wait[e["port"]]) * 1000))' "$T/scan.jsonl")
+short=0
+while read -r unit span; do
+	got=$(sql "$DB" "select duration_ms || ' ' || (ended_ms - started_ms) from units where uuid = '$unit'")
+	read -r dur whole <<<"$got"
+	tap_note "unit $unit: scan_wait to unit_done $span ms, duration $dur ms, ended - started $whole ms"
+	[ "$span" -ge 1500 ] && [ $((dur + 1400)) -le "$span" ] && [ "$whole" -ge $((span - 100)) ] && short=$((short + 1))
+done <<<"$spans"
+check_eq "each unit's duration leaves out its >= 1.5 s wait for the scan (its span does not)" "$short" 2
+waits=$(sql "$DB" "select message from events where kind = 'scan' order by id" | sed -nE "s/^scanned '(PCB-000[12])' after ([0-9.]+) s waiting for the operator.*/\1 \2/p")
+check "... and its scan event records the wait ($(echo $waits))" \
+	awk '{ n++; if ($2 < 1.4) bad++ } END { exit !(n == 2 && !bad) }' <<<"$waits"
+"$E" history PCB-0001 --db "$DB" >"$T/hist" 2>&1
+check "history shows the unit's scan and its wait" \
+	grep -qE '^      [0-9TZ:.-]+  scan  scanned .PCB-0001. after [0-9.]+ s' "$T/hist"
 # --- 2. slot names (in the batch above) ------------------------------------
 LOG=$T/scan.jsonl
 for k in 0 1; do
