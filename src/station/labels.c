@@ -29,6 +29,7 @@ struct espl__labels {
 	const espl_station_file *sf;
 	char dir[4096];
 	espl__labels_fn on_change;
+	espl__labels_unit_fn on_unit;
 	void *ctx;
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -37,12 +38,49 @@ struct espl__labels {
 	atomic_int stopping;
 	int64_t flush_until_ms;       /* guarded by lock */
 	char last_problem[ESPL_ERROR_MAX]; /* printer thread only: said once */
+	/* printer thread only: the label the printer failed to take, since
+	 * when, how many times (its unit's "label-failed" is said once) */
+	char failing[512];
+	int64_t failing_since_ms;
+	unsigned failed_tries;
 };
 
 static void tell(espl__labels *l, const char *level, const char *message)
 {
 	if (l->on_change)
 		l->on_change(l->ctx, atomic_load(&l->queued), level, message);
+}
+
+/* The printer's name, as the hand-off messages give it. */
+static const char *printer_name(const espl__labels *l, char *buf, size_t cap)
+{
+	if (l->sf->label_printer)
+		snprintf(buf, cap, "printer %s", l->sf->label_printer);
+	else if (l->sf->label_file)
+		snprintf(buf, cap, "label file %s", l->sf->label_file);
+	else
+		snprintf(buf, cap, "label command %s", l->sf->label_command.argv ? l->sf->label_command.argv[0] : "?");
+	return buf;
+}
+
+/* The unit of a queued label's file, NNNNNNNNNNNNN-UUID.zpl. */
+static const char *unit_of(const char *name, char *uuid, size_t cap)
+{
+	const char *dash = strchr(name, '-');
+	size_t n = strlen(name);
+	if (!dash || n < 4 || (size_t)(dash - name) + 1 > n - 4)
+		snprintf(uuid, cap, "%s", "");
+	else
+		snprintf(uuid, cap, "%.*s", (int)(n - 4 - (size_t)(dash - name) - 1), dash + 1);
+	return uuid;
+}
+
+static void tell_unit(espl__labels *l, const char *file_name, const char *kind, const char *level,
+                      const char *message)
+{
+	char uuid[128];
+	if (l->on_unit && *unit_of(file_name, uuid, sizeof uuid))
+		l->on_unit(l->ctx, uuid, kind, level, message);
 }
 
 /* ---- the queue folder --------------------------------------------------- */
@@ -100,7 +138,11 @@ int espl__labels_enqueue(espl__labels *l, const char *unit_uuid, const char *tex
 		unlink(tmp);
 		return espl_fail(err, ESPL_ESYS, "cannot queue the label in %s: %s", l->dir, strerror(e));
 	}
-	atomic_fetch_add(&l->queued, 1);
+	int ahead = atomic_fetch_add(&l->queued, 1);
+	char msg[4600], who[4200];
+	snprintf(msg, sizeof msg, "queued for the %s, %d label%s ahead of it", printer_name(l, who, sizeof who), ahead,
+	         ahead == 1 ? "" : "s");
+	tell_unit(l, strrchr(path, '/') + 1, "label-queued", "info", msg);
 	pthread_mutex_lock(&l->lock);
 	pthread_cond_signal(&l->wake);
 	pthread_mutex_unlock(&l->lock);
@@ -235,18 +277,18 @@ static int send_label(espl__labels *l, const char *text, size_t len, espl_error 
 
 /* ---- the printer thread ------------------------------------------------- */
 
-/* Send the oldest label: 1 sent, 0 none queued, < 0 failed (err). */
-static int print_oldest(espl__labels *l, espl_error *err)
+/* Send the oldest label (its file name in name): 1 sent, 0 none queued,
+ * < 0 failed (err). */
+static int print_oldest(espl__labels *l, char *name, size_t cap, size_t *len, espl_error *err)
 {
-	char name[512], path[4700];
+	char path[4700];
 	char *text = NULL;
-	size_t len;
-	if (scan_queue(l, name, sizeof name) == 0)
+	if (scan_queue(l, name, cap) == 0)
 		return 0;
 	snprintf(path, sizeof path, "%s/%s", l->dir, name);
-	int rc = espl__file_read(path, LABEL_MAX, "queued label", &text, &len, err);
+	int rc = espl__file_read(path, LABEL_MAX, "queued label", &text, len, err);
 	if (rc == ESPL_OK)
-		rc = send_label(l, text, len, err);
+		rc = send_label(l, text, *len, err);
 	free(text);
 	if (rc < 0)
 		return rc;
@@ -263,6 +305,36 @@ static void pause_ms(espl__labels *l, unsigned ms)
 	if (!atomic_load(&l->stopping))
 		pthread_cond_timedwait(&l->wake, &l->lock, &ts);
 	pthread_mutex_unlock(&l->lock);
+}
+
+/* The unit's record: its label went to the printer (after how long, if
+ * the printer failed first). */
+static void sent(espl__labels *l, const char *name, size_t len)
+{
+	char msg[4600], who[4200];
+	int n = snprintf(msg, sizeof msg, "sent to the %s (%zu bytes)", printer_name(l, who, sizeof who), len);
+	if (strcmp(name, l->failing) == 0 && n > 0 && (size_t)n < sizeof msg)
+		snprintf(msg + n, sizeof msg - (size_t)n, " after %u failed tr%s over %.1f s", l->failed_tries,
+		         l->failed_tries == 1 ? "y" : "ies", (espl__now_ms() - l->failing_since_ms) / 1000.0);
+	l->failing[0] = '\0';
+	tell_unit(l, name, "label-sent", "info", msg);
+}
+
+/* The unit's record: the printer did not take its label, said once per
+ * label (it stays queued and is tried again). */
+static void unit_failed(espl__labels *l, const char *name, const espl_error *err)
+{
+	char msg[ESPL_ERROR_MAX + 128];
+	if (strcmp(name, l->failing) == 0) {
+		l->failed_tries++;
+		return;
+	}
+	snprintf(l->failing, sizeof l->failing, "%s", name);
+	l->failing_since_ms = espl__now_ms();
+	l->failed_tries = 1;
+	snprintf(msg, sizeof msg, "not printed: %s; kept in the queue, tried again every %.1f s", err->msg,
+	         l->sf->label_retry_ms / 1000.0);
+	tell_unit(l, name, "label-failed", "warn", msg);
 }
 
 static void failed(espl__labels *l, const espl_error *err)
@@ -290,17 +362,22 @@ static void *printer_main(void *arg)
 	espl__labels *l = arg;
 	for (;;) {
 		espl_error err = { 0, "" };
+		char name[512];
+		size_t len = 0;
 		int stopping = atomic_load(&l->stopping);
 		if (stopping && !flushing(l))
 			break;
-		int rc = print_oldest(l, &err);
+		int rc = print_oldest(l, name, sizeof name, &len, &err);
 		if (rc > 0) {
 			l->last_problem[0] = '\0';
+			sent(l, name, len);
 			tell(l, "info", NULL);
 			continue;
 		}
-		if (rc < 0)
+		if (rc < 0) {
+			unit_failed(l, name, &err);
 			failed(l, &err);
+		}
 		if (stopping)
 			break;  /* nothing left, or the printer fails: leave it queued */
 		pause_ms(l, rc < 0 ? l->sf->label_retry_ms : IDLE_WAIT_MS);
@@ -309,6 +386,20 @@ static void *printer_main(void *arg)
 }
 
 /* ---- life cycle ----------------------------------------------------------- */
+
+/* The units whose label is still queued as the queue stops. */
+static void tell_left(espl__labels *l)
+{
+	char msg[4300];
+	DIR *d = opendir(l->dir);
+	if (!d)
+		return;
+	snprintf(msg, sizeof msg, "still queued when the station stopped, in %s: sent first at the next start", l->dir);
+	for (struct dirent *e; (e = readdir(d));)
+		if (is_label_file(e->d_name))
+			tell_unit(l, e->d_name, "label-queued", "warn", msg);
+	closedir(d);
+}
 
 int espl__labels_render(const espl__labels *l, const espl_unit_values *v, char **text, espl_error *err)
 {
@@ -329,7 +420,7 @@ int espl__labels_render(const espl__labels *l, const espl_unit_values *v, char *
 }
 
 int espl__labels_start(const espl_station_file *sf, const char *db_path, espl__labels_fn on_change,
-                       void *ctx, espl__labels **out, espl_error *err)
+                       espl__labels_unit_fn on_unit, void *ctx, espl__labels **out, espl_error *err)
 {
 	espl__labels *l = calloc(1, sizeof *l);
 	*out = NULL;
@@ -337,6 +428,7 @@ int espl__labels_start(const espl_station_file *sf, const char *db_path, espl__l
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
 	l->sf = sf;
 	l->on_change = on_change;
+	l->on_unit = on_unit;
 	l->ctx = ctx;
 	if (sf->label_queue)
 		snprintf(l->dir, sizeof l->dir, "%s", sf->label_queue);
@@ -377,6 +469,8 @@ int espl__labels_stop(espl__labels *l, unsigned flush_ms)
 	pthread_mutex_unlock(&l->lock);
 	pthread_join(l->thread, NULL);
 	int left = scan_queue(l, NULL, 0);
+	if (left)
+		tell_left(l);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->wake);
 	free(l);

@@ -17,6 +17,11 @@
  *
  * The queue's length and what went wrong come through the on_change
  * callback, from the printer thread and from the worker that enqueued.
+ * What happened to each unit's label comes through on_unit, for the unit's
+ * record: "label-queued" when it is put in the queue (by the worker),
+ * "label-failed" the first time the printer fails to take it (it stays
+ * queued), "label-sent" once the printer took it, and "label-queued" again
+ * for each label still queued when the queue stops.
  * Thread safety: espl__labels_render / enqueue / queued from any thread.
  */
 #ifndef ESPLINE_STATION_LABELS_H
@@ -34,9 +39,16 @@ typedef struct espl__labels espl__labels;
  * printed, "warn" the printer failed: why), message may be NULL. */
 typedef void (*espl__labels_fn)(void *ctx, int queued, const char *level, const char *message);
 
-/* queue_dir: the station file's label.queue, else db_path + ".labels". */
+/* The hand-off of one unit's label: kind "label-queued", "label-sent" or
+ * "label-failed"; level "info" or "warn"; message says to what and how
+ * (raw text: the printer's name and errors are not escaped). */
+typedef void (*espl__labels_unit_fn)(void *ctx, const char *unit_uuid, const char *kind, const char *level,
+                                     const char *message);
+
+/* queue_dir: the station file's label.queue, else db_path + ".labels".
+ * on_change and on_unit may be NULL. */
 int espl__labels_start(const espl_station_file *sf, const char *db_path, espl__labels_fn on_change,
-                       void *ctx, espl__labels **out, espl_error *err);
+                       espl__labels_unit_fn on_unit, void *ctx, espl__labels **out, espl_error *err);
 
 /* The label of a unit, as text (malloc'd, NUL-ended). */
 int espl__labels_render(const espl__labels *l, const espl_unit_values *v, char **text, espl_error *err);

@@ -48,6 +48,14 @@ static void on_labels(void *ctx, int queued, const char *level, const char *mess
 	espl__station_emit(ctx, &ev);
 }
 
+/* A label's hand-off to the printer, in its unit's record (escaped: the
+ * message holds the printer's name and its errors). */
+static void on_label_unit(void *ctx, const char *unit_uuid, const char *kind, const char *level, const char *message)
+{
+	char shown[ESPL_ERROR_MAX * 4];
+	espl__station_record_event(ctx, level, kind, unit_uuid, espl__str_escape(message, shown, sizeof shown));
+}
+
 int espl__station_start_io(espl_supervisor *s, espl_error *err)
 {
 	const espl_station_file *io = s->o.io;
@@ -56,7 +64,8 @@ int espl__station_start_io(espl_supervisor *s, espl_error *err)
 	if (io->scan_from)
 		ESPL_TRY(espl__scanner_start(strcmp(io->scan_from, "terminal") == 0 ? s->o.scan_fd : -1, io->scan_from,
 		                             io->scan_map, io->slots, io->n_slots, on_scanner_log, s, &s->scanner, err));
-	if (io->label_template && espl__labels_start(io, espl_db_path(s->o.db_path), on_labels, s, &s->labels, err) < 0) {
+	if (io->label_template && espl__labels_start(io, espl_db_path(s->o.db_path), on_labels, on_label_unit, s,
+	                                                 &s->labels, err) < 0) {
 		espl__scanner_stop(s->scanner);
 		s->scanner = NULL;
 		return err->code;
@@ -237,6 +246,7 @@ char *espl__station_label(worker *w, const espl_unit_result *res)
 		char msg[ESPL_ERROR_MAX + 64];
 		snprintf(msg, sizeof msg, "no label for unit %s: %s", res->chip.mac_str, err.msg);
 		espl__station_worker_emit_simple(w, ESPL_EV_LOG, "error", msg);
+		on_label_unit(s, w->unit_uuid, "label-failed", "error", err.msg);
 		if (!text)
 			return NULL;
 	}

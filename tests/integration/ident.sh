@@ -14,6 +14,8 @@
 #   3. map: next_waiting: each code goes to one waiting slot, none twice;
 #   4. refusals: a code that fails expect.barcode and a route_check that
 #      says no are FAILs with their own reasons, and no step runs;
+#   5. the printer down, then up: each label's hand-off (queued, failed,
+#      sent, and when) is in its unit's record, history and JSON export.
 # In 1, the operator takes 1.5 s to scan: that wait is left out of the
 # units' durations and recorded as their "scan" events.
 # A printer that is off, and hooks that hang or fail: tests/integration/
@@ -144,8 +146,10 @@ waits=$(sql "$DB" "select message from events where kind = 'scan' order by id" |
 check "... and its scan event records the wait ($(echo $waits))" \
 	awk '{ n++; if ($2 < 1.4) bad++ } END { exit !(n == 2 && !bad) }' <<<"$waits"
 "$E" history PCB-0001 --db "$DB" >"$T/hist" 2>&1
-check "history shows the unit's scan and its wait" \
-	grep -qE '^      [0-9TZ:.-]+  scan  scanned .PCB-0001. after [0-9.]+ s' "$T/hist"
+check "history shows the unit's scan, its label queued and sent to the printer" \
+	bash -c "grep -qE '^      [0-9TZ:.-]+  scan  scanned .PCB-0001. after [0-9.]+ s' '$T/hist' &&
+		grep -qE '^      [0-9TZ:.-]+  label-queued  queued for the printer 127.0.0.1:$PRINTER_PORT' '$T/hist' &&
+		grep -qE '^      [0-9TZ:.-]+  label-sent  sent to the printer 127.0.0.1:$PRINTER_PORT \([0-9]+ bytes\)$' '$T/hist'"
 # --- 2. slot names (in the batch above) ------------------------------------
 LOG=$T/scan.jsonl
 for k in 0 1; do
@@ -212,5 +216,39 @@ check_eq "route_check saying no: FAIL 'route_check: refused', with what it print
 	"FAIL | route_check: refused | route_check: hooks.route_check ($T/route.sh) exited 3: MES: not routed to this line"
 check_eq "nothing was written to either unit (no step ran)" "$(sql "$DB" "select count(*) from steps")" 0
 check_eq "no label for a refused unit" "$(ls "$T"/printer/label-*.zpl | wc -l)" 2
+
+# --- 5. the printer down, then up: each label's hand-off in its unit's record --
+DEAD=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+DB=$T/down.sqlite
+station_file "$T/down.yaml" "$DB" "scan: { from: \"$SCANNER\", map: next_waiting, timeout: 30s }
+label: { on_pass: unit.zpl, printer: \"127.0.0.1:$DEAD\", timeout: 500ms, retry: 200ms }"
+timeout 60 "$E" run --station-file "$T/down.yaml" --batch DOWN --count 2 --json >"$T/down.jsonl" 2>"$T/down.err" &
+RUN=$!
+LOG=$T/down.jsonl
+wait_for "$T/down.jsonl" '"event":"scan_wait".*"slot":"A1"' && wait_for "$T/down.jsonl" '"event":"scan_wait".*"slot":"A2"'
+echo DN-1 >>"$T/scan/codes"
+wait_for "$T/down.jsonl" 'label not printed: printer 127.0.0.1:'"$DEAD"
+start_helper printer2 fake_printer.py "$T/printer2" "$DEAD"
+wait_for "$T/printer2/label-1.zpl" '\^XZ' 20
+echo DN-2 >>"$T/scan/codes"
+wait_exit "$RUN" 60
+check "printer down, then up: a batch of 2 passes (exit 0), 2 labels printed" \
+	bash -c "[ $? -eq 0 ] && [ \$(ls '$T'/printer2/label-*.zpl | wc -l) -eq 2 ]"
+label_events() { sql "$DB" "select group_concat(kind, ' ') from (select e.kind from events e join units u on u.uuid = e.unit_uuid where u.barcode = '$1' and e.kind like 'label-%' order by e.id)"; }
+check_eq "DN-1's record: its label queued, failed (printer down), then sent (printer up)" \
+	"$(label_events DN-1)" "label-queued label-failed label-sent"
+check_eq "DN-2's record: queued, then sent" "$(label_events DN-2)" "label-queued label-sent"
+"$E" history DN-1 --db "$DB" >"$T/hist" 2>&1
+LOG=$T/hist
+check "history DN-1 says why and when: refused, kept and retried, then sent after the failed tries" \
+	bash -c "grep -qE '^      [0-9TZ:.-]+  label-failed  not printed: printer 127.0.0.1:$DEAD: Connection refused; kept in the queue, tried again every 0.2 s' '$T/hist' &&
+		grep -qE '^      [0-9TZ:.-]+  label-sent  sent to the printer 127.0.0.1:$DEAD \([0-9]+ bytes\) after [0-9]+ failed tr(y|ies) over [0-9.]+ s' '$T/hist'"
+"$E" export --format json --batch DOWN --db "$DB" >"$T/down.json"
+LOG=$T/down.json
+check "the JSON export carries each unit's label hand-off in its events" \
+	python3 -c 'import json,sys
+units = json.load(open(sys.argv[1]))
+kinds = {u["barcode"]: [e.split("  ")[1] for e in u.get("events", []) if e.split("  ")[1].startswith("label-")] for u in units}
+sys.exit(kinds != {"DN-1": ["label-queued", "label-failed", "label-sent"], "DN-2": ["label-queued", "label-sent"]})' "$T/down.json"
 
 tap_done
