@@ -36,7 +36,8 @@
  *     - reset: run | stay
  *     - boot_check: { expect: [REGEX, ...], reject: [REGEX, ...], baud: N,
  *                     settle: DURATION, timeout: DURATION }
- *     - write_unit_data: { address, size, template: FILE, pad: 0xFF,
+ *     - write_unit_data: { address, size, template: FILE | layout: [
+ *                     { offset, type, size, value, over }, ...], pad: 0xFF,
  *                     skip_unchanged, from_csv: FILE, csv_key: COLUMN,
  *                     secret_columns: [COLUMN, ...],
  *                     csv_policy: commit_on_pass|void_on_fail }
@@ -44,8 +45,9 @@
  *             policy: commit_on_pass|void_on_fail, reuse_for_mac: true,
  *             first: N, lease: N }
  *
- *   write_unit_data renders its template (include/espline/unitdata.h) for
- *   each unit, pads it to size and writes it like any other region (MD5
+ *   write_unit_data renders its template (include/espline/unitdata.h), or
+ *   its binary layout (include/espline/layout.h), for each unit, pads it
+ *   to size and writes it like any other region (MD5
  *   verified, skip_unchanged); at most one step names a CSV file, and its
  *   row is the unit's for every template.  The serial number is reserved
  *   in the database when the unit starts and committed when it passes.
@@ -99,6 +101,7 @@
 #include "espline/error.h"
 #include "espline/flash_vendor.h"
 #include "espline/image.h"
+#include "espline/layout.h"
 
 #include "espline/loader.h"
 
@@ -324,7 +327,10 @@ typedef struct espl_step {
 	} boot;
 	struct {
 		uint32_t address, size;    /* the region: rendered bytes, then pad */
-		espl_recipe_file tmpl;     /* the template (text, unitdata.h) */
+		espl_recipe_file tmpl;     /* the template (text, unitdata.h), or */
+		espl_layout_field *layout; /* a binary layout (layout.h): n_layout fields */
+		size_t n_layout;
+		espl_recipe_pos layout_pos;
 		uint8_t pad;               /* fills the region after the text (0xFF) */
 		bool skip_unchanged;
 		bool pad_default, skip_unchanged_default;

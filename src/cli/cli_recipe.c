@@ -197,7 +197,10 @@ static void show_unit_data(const espl_recipe *r, const espl_step *s)
 {
 	const espl_recipe_csv *c = &r->csv;
 	printf("  - write_unit_data:\n      address: 0x%06x\n      size: 0x%x\n", s->unit_data.address, s->unit_data.size);
-	show_file("template", &s->unit_data.tmpl);
+	if (s->unit_data.layout)
+		printf("      layout: [ %zu fields ]  # line %u\n", s->unit_data.n_layout, s->unit_data.layout_pos.line);
+	else
+		show_file("template", &s->unit_data.tmpl);
 	printf("      pad: 0x%02X%s\n", s->unit_data.pad, dflt(s->unit_data.pad_default));
 	printf("      skip_unchanged: %s%s\n", s->unit_data.skip_unchanged ? "true" : "false",
 	       dflt(s->unit_data.skip_unchanged_default));

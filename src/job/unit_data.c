@@ -51,10 +51,14 @@ static int render_step(unit *u, const espl_step *s, espl_image **out, espl_error
 	v.time_ms = res->started_unix_ms;
 	v.csv = res->identity.csv_row >= 0 ? u->r->csv.table : NULL;
 	v.csv_row = res->identity.csv_row >= 0 ? (size_t)res->identity.csv_row : 0;
-	int rc = espl_template_render((const char *)s->unit_data.tmpl.data, s->unit_data.tmpl.size,
-	                              ESPL_TEMPLATE_UNIT_DATA, &v, buf, s->unit_data.size, &n, err);
+	int rc = s->unit_data.layout
+	         ? espl_layout_render(s->unit_data.layout, s->unit_data.n_layout, &v, s->unit_data.pad, buf,
+	                              s->unit_data.size, err)
+	         : espl_template_render((const char *)s->unit_data.tmpl.data, s->unit_data.tmpl.size,
+	                                ESPL_TEMPLATE_UNIT_DATA, &v, buf, s->unit_data.size, &n, err);
 	if (rc == ESPL_OK) {
-		memset(buf + n, s->unit_data.pad, s->unit_data.size - n);
+		if (!s->unit_data.layout)
+			memset(buf + n, s->unit_data.pad, s->unit_data.size - n);
 		espl_flash_params_keep(&keep);
 		rc = espl_image_prepare(buf, s->unit_data.size, s->unit_data.address, &keep, 0, "unit data", out, err);
 	}

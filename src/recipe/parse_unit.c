@@ -3,6 +3,7 @@
  * include/espline/recipe.h and src/recipe/recipe_int.h. */
 #include "espline/recipe.h"
 #include "espline/csvtable.h"
+#include "espline/layout.h"
 #include "espline/unitdata.h"
 
 #include <stdio.h>
@@ -123,11 +124,114 @@ static void parse_csv(parse_ctx *c, const espl__yaml_fields *f, yaml_node_t *fro
 		csv->policy_default = false;
 }
 
+/* One field of a layout: { offset: 0x10, type: u32le, value: "0x{chip_id}" }
+ * or { offset: 0xFC, type: crc32, over: [0, 0xFC] }.  false: reported. */
+static bool parse_layout_field(parse_ctx *c, yaml_node_t *n, size_t i, espl_layout_field *out)
+{
+	static const char *const keys[] = { "offset", "type", "size", "value", "over" };
+	espl__yaml_fields f = { keys, 5, { 0 }, { 0 } };
+	char what[48], buf[64];
+	yaml_node_t *x;
+	espl_error e;
+	const char *text;
+	snprintf(what, sizeof what, "write_unit_data.layout[%zu]", i + 1);
+	if (!espl__yaml_want_mapping(&c->y, n, what, "{ offset: 0x10, type: u32le, value: \"0x{chip_id}\" }"))
+		return false;
+	espl__yaml_read_fields(&c->y, n, what, &f, NULL, NULL);
+	out->line = espl__yaml_pos(n).line;
+	out->column = espl__yaml_pos(n).column;
+	snprintf(buf, sizeof buf, "%s.offset", what);
+	if (!(x = espl__yaml_field(&f, "offset")))
+		espl__yaml_missing_key(&c->y, n, what, "offset", "offset: 0x10");
+	else if (!espl__recipe_get_u32(c, x, buf, &out->offset))
+		return false;
+	if (!(x = espl__yaml_field(&f, "type"))) {
+		espl__yaml_missing_key(&c->y, n, what, "type", "type: u32le");
+		return false;
+	}
+	snprintf(buf, sizeof buf, "%s.type", what);
+	if (!espl__yaml_string(&c->y, x, buf, &text))
+		return false;
+	if (espl_layout_parse_type(text, &out->type, &out->size, &e) < 0) {
+		espl__yaml_error(&c->y, espl__yaml_pos(x), "%s: '%s': %s", buf, text, e.msg);
+		return false;
+	}
+	yaml_node_t *size = espl__yaml_field(&f, "size");
+	snprintf(buf, sizeof buf, "%s.size", what);
+	if (out->size == 0 && !size) {
+		espl__yaml_missing_key(&c->y, n, what, "size", "size: 32 (the bytes a str or bytes field takes)");
+		return false;
+	}
+	if (size && out->size) {
+		espl__yaml_error(&c->y, espl__yaml_pos(size), "%s: a %s has its own size; size: goes with str and bytes", buf, text);
+		return false;
+	}
+	if (size && (!espl__recipe_get_u32(c, size, buf, &out->size) || out->size == 0 || out->size > ESPL_LAYOUT_MAX_BYTES)) {
+		if (out->size == 0 || out->size > ESPL_LAYOUT_MAX_BYTES)
+			espl__yaml_error(&c->y, espl__yaml_pos(size), "%s: expected 1 to %d bytes", buf, ESPL_LAYOUT_MAX_BYTES);
+		return false;
+	}
+	yaml_node_t *value = espl__yaml_field(&f, "value"), *over = espl__yaml_field(&f, "over");
+	if (out->type == ESPL_LAYOUT_CRC32) {
+		if (value)
+			espl__yaml_error(&c->y, espl__yaml_pos(value), "%s.value: a crc32 has no value: it is computed over: [FROM, TO]", what);
+		yaml_node_item_t *it = over && over->type == YAML_SEQUENCE_NODE ? over->data.sequence.items.start : NULL;
+		if (!over || !it || over->data.sequence.items.top - it != 2) {
+			espl__yaml_error(&c->y, over ? espl__yaml_pos(over) : espl__yaml_pos(n),
+			                 "%s.over: a crc32 needs the range it covers, from and to (not included): over: [0, 0xFC]", what);
+			return false;
+		}
+		snprintf(buf, sizeof buf, "%s.over", what);
+		return espl__recipe_get_u32(c, espl__yaml_node(&c->y, it[0]), buf, &out->from) &&
+		       espl__recipe_get_u32(c, espl__yaml_node(&c->y, it[1]), buf, &out->to);
+	}
+	if (over)
+		espl__yaml_error(&c->y, espl__yaml_pos(over), "%s.over: only a crc32 covers a range", what);
+	if (!value) {
+		if (out->type != ESPL_LAYOUT_MAC)
+			espl__yaml_missing_key(&c->y, n, what, "value", "value: \"{serial}\"");
+		return out->type == ESPL_LAYOUT_MAC;
+	}
+	snprintf(buf, sizeof buf, "%s.value", what);
+	if (!espl__yaml_string(&c->y, value, buf, &text))
+		return false;
+	out->value_line = espl__yaml_pos(value).line;
+	out->value_column = espl__yaml_pos(value).column;
+	return (out->value = dup_or_report(c, value, text)) != NULL;
+}
+
+/* layout: a list of fields (layout.h) instead of a template. */
+static void parse_layout(parse_ctx *c, yaml_node_t *n, espl_step *s)
+{
+	s->unit_data.layout_pos = espl__yaml_pos(n);
+	yaml_node_item_t *it = n->type == YAML_SEQUENCE_NODE ? n->data.sequence.items.start : NULL;
+	size_t total = it ? (size_t)(n->data.sequence.items.top - it) : 0;
+	if (!it || total == 0 || total > ESPL_LAYOUT_MAX_FIELDS) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "write_unit_data.layout: expected a list of 1 to %d fields, e.g. "
+		                 "[{ offset: 0, type: str[32], value: \"{serial}\" }, { offset: 32, type: mac }]",
+		                 ESPL_LAYOUT_MAX_FIELDS);
+		return;
+	}
+	if (!(s->unit_data.layout = calloc(total, sizeof *s->unit_data.layout))) {
+		espl__yaml_error(&c->y, espl__yaml_pos(n), "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < total; i++) {
+		if (!parse_layout_field(c, espl__yaml_node(&c->y, it[i]), i, &s->unit_data.layout[i])) {
+			free(s->unit_data.layout[i].value);
+			continue;
+		}
+		s->unit_data.n_layout++;
+		if (s->unit_data.n_layout != i + 1)  /* keep the fields contiguous */
+			s->unit_data.layout[s->unit_data.n_layout - 1] = s->unit_data.layout[i];
+	}
+}
+
 void espl__recipe_parse_unit_data(parse_ctx *c, yaml_node_t *v, espl_step *s, step_opts *o)
 {
-	static const char *const keys[] = { "address", "size", "template", "pad", "skip_unchanged", "from_csv",
+	static const char *const keys[] = { "address", "size", "template", "layout", "pad", "skip_unchanged", "from_csv",
 	                                    "csv_key", "secret_columns", "csv_policy", "retries", "timeout" };
-	espl__yaml_fields f = { keys, 11, { 0 }, { 0 } };
+	espl__yaml_fields f = { keys, 12, { 0 }, { 0 } };
 	yaml_node_t *x;
 	uint32_t pad;
 
@@ -151,10 +255,16 @@ void espl__recipe_parse_unit_data(parse_ctx *c, yaml_node_t *v, espl_step *s, st
 			espl__yaml_error(&c->y, espl__yaml_pos(x), "write_unit_data.size: expected a multiple of 4 from 4 bytes to 1MB, got 0x%x",
 			                 s->unit_data.size);
 	}
-	if (!(x = espl__yaml_field(&f, "template")))
-		espl__yaml_missing_key(&c->y, v, "write_unit_data", "template", "template: unit.tmpl");
-	else
+	yaml_node_t *layout = espl__yaml_field(&f, "layout");
+	if (!(x = espl__yaml_field(&f, "template")) && !layout)
+		espl__yaml_missing_key(&c->y, v, "write_unit_data", "template", "template: unit.tmpl (or layout: [fields])");
+	else if (x && layout)
+		espl__yaml_error(&c->y, espl__yaml_pos(layout), "write_unit_data: a template (line %u) or a layout, not both",
+		                 espl__yaml_pos(x).line);
+	else if (x)
 		espl__recipe_get_file(c, x, "write_unit_data.template", &s->unit_data.tmpl);
+	else
+		parse_layout(c, layout, s);
 	if ((x = espl__yaml_field(&f, "pad")) && espl__recipe_get_u32(c, x, "write_unit_data.pad", &pad)) {
 		if (pad > 0xFF)
 			espl__yaml_error(&c->y, espl__yaml_pos(x), "write_unit_data.pad: expected a byte (0x00 to 0xFF), got 0x%x", pad);
@@ -248,12 +358,37 @@ static void check_template(parse_ctx *c, const espl_recipe *r, const espl_step *
 	free(buf);
 }
 
+/* Check a layout's shape and render it for every CSV row (or once). */
+static void check_layout(parse_ctx *c, const espl_recipe *r, const espl_step *s)
+{
+	const espl_layout_field *f = s->unit_data.layout;
+	char serial[128];
+	espl_unit_values v;
+	espl_error e;
+	size_t at;
+	bool in_value;
+	sample_values(r, &v, serial, sizeof serial);
+	if (espl_layout_check(f, s->unit_data.n_layout, s->unit_data.size, r->csv.table, r->csv.path, &v, &at,
+	                      &in_value, &e) == 0)
+		return;
+	if (at >= s->unit_data.n_layout)
+		espl__yaml_error(&c->y, s->unit_data.layout_pos, "write_unit_data.layout: %s", e.msg);
+	else if (in_value && f[at].value_line)
+		espl__yaml_error(&c->y, (espl_recipe_pos){ f[at].value_line, f[at].value_column },
+		                 "write_unit_data.layout[%zu].value: %s", at + 1, e.msg);
+	else
+		espl__yaml_error(&c->y, (espl_recipe_pos){ f[at].line, f[at].column }, "write_unit_data.layout[%zu]: %s",
+		                 at + 1, e.msg);
+}
+
 void espl__recipe_prepare_unit_data(parse_ctx *c, espl_recipe *r)
 {
 	if (r->csv.path && !r->csv.table)
 		load_csv(c, &r->csv);
 	for (size_t i = 0; i < r->n_steps; i++) {
 		const espl_step *s = &r->steps[i];
+		if (s->kind == ESPL_STEP_WRITE_UNIT_DATA && s->unit_data.layout)
+			check_layout(c, r, s);
 		if (s->kind != ESPL_STEP_WRITE_UNIT_DATA || !s->unit_data.tmpl.data)
 			continue;
 		check_template(c, r, s);

@@ -101,7 +101,7 @@ int espl_recipe_prepare(espl_recipe *r, espl_recipe_diag_fn diag_fn, void *diag_
 		if (s->kind == ESPL_STEP_WRITE_INIT_DATA &&
 		    read_file_data(&c, &s->init_data.file, "write_init_data.file") == 0)
 			check_init_crystal(&c, r, &s->init_data.file);
-		if (s->kind == ESPL_STEP_WRITE_UNIT_DATA)
+		if (s->kind == ESPL_STEP_WRITE_UNIT_DATA && s->unit_data.tmpl.path)  /* else a layout */
 			read_file_data(&c, &s->unit_data.tmpl, "write_unit_data.template");
 	}
 	if (c.y.errors == 0)
@@ -135,6 +135,7 @@ void espl_recipe_free(espl_recipe *r)
 		free_file(&s->write.file);
 		free_file(&s->init_data.file);
 		free_file(&s->unit_data.tmpl);
+		espl_layout_free(s->unit_data.layout, s->unit_data.n_layout);
 		free_strings(s->boot.expect, s->boot.n_expect);
 		free_strings(s->boot.reject, s->boot.n_reject);
 	}

@@ -192,6 +192,16 @@ unit_recipe ud-column 0x3F8000 4KB cert.tmpl ok.csv
 unit_recipe ud-ragged 0x3F8000 4KB ok.tmpl ragged.csv
 unit_recipe ud-dup 0x3F8000 4KB ok.tmpl dup.csv
 unit_recipe ud-latin1 0x3F8000 4KB ok.tmpl latin1.csv
+layout_recipe() { # NAME FIELDS: a 16-byte binary layout (README, "Binary layouts")
+	sed -e "s|^steps:|serial: { counter: c, format: \"S-{seq:04}\" }\nsteps:|" \
+	    -e "s|  - verify: md5|  - write_unit_data:\n      address: 0x3F8000\n      size: 16\n      from_csv: ok.csv\n      layout:\n$2\n  - verify: md5|" \
+	    "$R/good.yaml" >"$R/$1.yaml"
+}
+layout_recipe ld-overlap '        - { offset: 0, type: u32le, value: "{csv.v}" }\n        - { offset: 2, type: mac }'
+layout_recipe ld-past '        - { offset: 12, type: str, size: 8, value: "{serial}" }'
+layout_recipe ld-field '        - { offset: 0, type: u32le, value: "0x{chipid}" }'
+layout_recipe ld-range '        - { offset: 0, type: u8, value: "{csv.v}99" }'
+layout_recipe ld-crc '        - { offset: 0, type: mac }\n        - { offset: 12, type: crc32, over: [0, 16] }'
 chmod 644 "$R"/*.yaml "$R"/*.tmpl "$R"/*.csv
 ud_check() { # NAME WHAT MESSAGE
 	ud_msg=$3
@@ -212,6 +222,16 @@ ud_check ud-dup "a CSV with a duplicate key" \
 	"$R/ud-dup.yaml:9:83: error: write_unit_data.from_csv: $R/dup.csv:3: duplicate key 'a' in column 'k' (first at line 2); every row needs its own key"
 ud_check ud-latin1 "a CSV that is not UTF-8" \
 	"$R/ud-latin1.yaml:9:83: error: write_unit_data.from_csv: $R/latin1.csv:2: byte 0xFF at offset 6 is not UTF-8 text; save the file as UTF-8"
+ud_check ld-overlap "a binary layout whose fields overlap" \
+	"$R/ld-overlap.yaml:15:11: error: write_unit_data.layout[2]: field at 0x2 (mac) overlaps the field at 0x0 (u32le) (line 14)"
+ud_check ld-past "a binary layout field past the region" \
+	"$R/ld-past.yaml:14:11: error: write_unit_data.layout[1]: field at 0xc (str[8]) ends at 0x14, past the region's size 0x10"
+ud_check ld-field "a binary layout value naming a field that does not exist" \
+	"$R/ld-field.yaml:14:44: error: write_unit_data.layout[1].value: line 1, column 3: unknown field {chipid} in a unit-data template; known: serial, mac, mac_hex, chip_id, batch, date, year, month, day, week, csv.COLUMN"
+ud_check ld-range "a binary layout value too large for its type, for one CSV row" \
+	"$R/ld-range.yaml:14:41: error: write_unit_data.layout[1].value: with the row at $R/ok.csv:3: field at 0x0 (u8): 299 does not fit (at most 255)"
+ud_check ld-crc "a binary layout's crc32 over its own bytes" \
+	"$R/ld-crc.yaml:15:11: error: write_unit_data.layout[2]: field at 0xc (crc32): its range [0x0, 0x10) covers the CRC itself, whose value depends on it"
 
 # --- binding the physical unit (issue 16): scan, printer, hooks ------------------------
 # station FILE [YAML]: a station file with device 0 as slot J1, its recipe $RECIPE

@@ -22,8 +22,9 @@ make_demo_images || { echo "not ok 1 - demo images"; exit 1; }
 mkdir -p "$T/r/images" && cp recipes/images/* "$T/r/images/" && cp recipes/unit-data.tmpl "$T/r/"
 sed -e 's|from_csv: devices.csv|from_csv: rows.csv|' recipes/serial-csv.yaml >"$T/r/unit.yaml"
 # The kill batches run on 1 MB modules (the simulator saves less flash at
-# every write), the region at the same distance from the end: 0xF8000.
-sed -e 's|0x3F8000|0xF8000|' "$T/r/unit.yaml" >"$T/r/kill.yaml"
+# every write), the regions at the same distance from the end: 0xF8000,
+# and the binary block at 0xF9000.
+sed -e 's|0x3F8000|0xF8000|' -e 's|0x3F9000|0xF9000|' "$T/r/unit.yaml" >"$T/r/kill.yaml"
 # ROWS rows of fake secrets, each cell unique so a grep finds exactly it
 # (enough for every kill to take 4 rows and void them)
 ROWS=$((4 * KILLS + 20))
@@ -58,6 +59,14 @@ check "module 0's flash holds its serial, MAC, row key and secret at 0x3F8000" \
 	grep -q "^serial=$serial0\$" "$T/region0.bin" -a
 grep -q "^mac=5c:cf:7f:10:00:00\$" "$T/region0.bin" && grep -q "^device=$key0\$" "$T/region0.bin" &&
 	grep -q "^psk=$psk0\$" "$T/region0.bin" && ok "... and the MAC, row key and secret" || not_ok "... and the MAC, row key and secret"
+# The sample's binary layout at 0x3F9000, read back here field by field.
+check "module 0's binary block at 0x3F9000: magic, serial, MAC, year, chip id and CRC-32 at their offsets" \
+	python3 -c 'import struct, sys, time, zlib
+d = open(sys.argv[1], "rb").read()[0x3F9000:0x3F9000 + 64]
+magic, serial, mac, year, chip, crc = struct.unpack("<I24s6sHI20xI", d)
+ok = (magic == 0x31444E55 and serial.rstrip(b"\0").decode() == sys.argv[2] and mac.hex(":") == "5c:cf:7f:10:00:00"
+      and abs(year - time.gmtime().tm_year) <= 1 and chip == int(sys.argv[3], 16) and crc == zlib.crc32(d[:60]))
+sys.exit(not ok)' "$f0" "$serial0" "$(sim_dev_field s0 0 chip_id)"
 pad=$(tail -c +"$(($(grep -c '' <(head -c 4096 "$T/region0.bin" | tr -d '\377')) ))" "$T/region0.bin" | tail -c 16 | od -An -tx1 | tr -d ' \n')
 check_eq "the rest of the region is padded with 0xFF" "$pad" "ffffffffffffffffffffffffffffffff"
 detail=$(q "select s.detail from steps s join units u on u.id = s.unit_id where u.mac = '5c:cf:7f:10:00:00' and s.kind = 'write_unit_data'")

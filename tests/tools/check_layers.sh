@@ -29,7 +29,7 @@ declare -A PUBLIC=(
 	[slip.h]=link [reset.h]=link [fixture.h]=link
 	[loader.h]=device [stub.h]=device [esp8266.h]=device [flash.h]=device [boot.h]=device
 	[flash_vendor.h]=device [flashmap.h]=device [image.h]=device
-	[recipe.h]=recipe [csvtable.h]=recipe [unitdata.h]=recipe
+	[recipe.h]=recipe [csvtable.h]=recipe [unitdata.h]=recipe [layout.h]=recipe
 	[runner.h]=job
 	[db.h]=record [dbwriter.h]=record [serials.h]=record [report.h]=record
 	[central.h]=central [central_query.h]=central [serial_lease.h]=central

@@ -1,5 +1,5 @@
 /* test_unitdata.c - per-unit data (issue 16): serial formats and templates
- * (unitdata.h), CSV files (csvtable.h), and the database's reservations
+ * (unitdata.h), binary layouts (layout.h), CSV files (csvtable.h), and the database's reservations
  * (serials.h): returned and voided numbers, reuse for a known MAC, an
  * exhausted CSV, what a restart does to open reservations, and numbers
  * taken from ranges leased from a central database. */
@@ -14,8 +14,11 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include <zlib.h>
+
 #include "espline/csvtable.h"
 #include "espline/db.h"
+#include "espline/layout.h"
 #include "espline/serials.h"
 #include "espline/unitdata.h"
 
@@ -79,6 +82,118 @@ static void test_template_fields_and_errors(void **state)
 	v.serial = NULL;
 	assert_null(render("{serial}", ESPL_TEMPLATE_UNIT_DATA, &v, 64, &e));
 	assert_non_null(strstr(e.msg, "no serial number"));
+}
+
+/* A layout field: offset, type text, value (NULL: none). */
+static espl_layout_field lf(uint32_t offset, const char *type, const char *value)
+{
+	espl_layout_field f = { .offset = offset, .line = offset + 1 };
+	espl_error e;
+	assert_int_equal(espl_layout_parse_type(type, &f.type, &f.size, &e), 0);
+	f.value = value ? strdup(value) : NULL;
+	return f;
+}
+
+static void test_layout_render(void **state)
+{
+	(void)state;
+	espl_error e;
+	espl_csv *t;
+	const char *csv = "k,n,key\nr1,513,0a0b0c0d\n";
+	assert_int_equal(espl_csv_parse("t.csv", csv, strlen(csv), NULL, &t, &e), 0);
+	espl_layout_field f[] = {
+		lf(0, "u32le", "0x55AA0001"), lf(4, "u32be", "0x{chip_id}"), lf(8, "str[8]", "{serial}"),
+		lf(16, "mac", NULL), lf(22, "u16le", "{csv.n}"), lf(24, "bytes[4]", "{csv.key}"),
+		lf(28, "crc32", NULL),
+	};
+	f[6].from = 0;
+	f[6].to = 28;
+	espl_unit_values v = { .serial = "PX-1", .mac = "5c:cf:7f:a0:00:0b", .chip_id = 0xa0000b, .csv = t,
+	                       .time_ms = T_2026_12_31 };
+	uint8_t got[36], want[36] = { 0x01, 0x00, 0xAA, 0x55, 0x00, 0xA0, 0x00, 0x0B, 'P', 'X', '-', '1', 0, 0, 0, 0,
+	                              0x5c, 0xcf, 0x7f, 0xa0, 0x00, 0x0b, 0x01, 0x02, 0x0a, 0x0b, 0x0c, 0x0d };
+	uint32_t crc = (uint32_t)crc32(0L, want, 28);
+	for (int i = 0; i < 4; i++)
+		want[28 + i] = (uint8_t)(crc >> (8 * i));
+	memset(want + 32, 0xEE, 4);  /* the pad, where no field is */
+	size_t at;
+	bool in_value;
+	assert_int_equal(espl_layout_check(f, 7, 36, t, "t.csv", &v, &at, &in_value, &e), 0);
+	assert_int_equal(espl_layout_render(f, 7, &v, 0xEE, got, sizeof got, &e), 0);
+	assert_memory_equal(got, want, sizeof want);
+	/* values the type cannot hold */
+	free(f[4].value);
+	f[4].value = strdup("{csv.n}00");  /* 51300 fits a u16 */
+	assert_int_equal(espl_layout_render(f, 7, &v, 0xEE, got, sizeof got, &e), 0);
+	free(f[4].value);
+	f[4].value = strdup("{csv.n}000");
+	assert_int_equal(espl_layout_check(f, 7, 36, t, "t.csv", &v, &at, &in_value, &e), ESPL_EARG);
+	assert_true(at == 4 && in_value);
+	assert_string_equal(e.msg, "with the row at t.csv:2: field at 0x16 (u16le): 513000 does not fit (at most 65535)");
+	free(f[4].value);
+	f[4].value = strdup("{batch}");
+	v.batch = "12x";
+	assert_int_equal(espl_layout_render(f, 7, &v, 0xEE, got, sizeof got, &e), ESPL_EARG);
+	assert_non_null(strstr(e.msg, "'12x' is not a number"));
+	free(f[5].value);
+	f[5].value = strdup("0a0b0c");
+	free(f[4].value);
+	f[4].value = strdup("1");
+	assert_int_equal(espl_layout_render(f, 7, &v, 0xEE, got, sizeof got, &e), ESPL_EARG);
+	assert_string_equal(e.msg, "field at 0x18 (bytes[4]): expected 4 bytes, got 3");
+	free(f[5].value);
+	f[5].value = strdup("{csv.key}");
+	v.serial = "PX-123456";  /* 9 bytes in a str[8] */
+	assert_int_equal(espl_layout_render(f, 7, &v, 0xEE, got, sizeof got, &e), ESPL_EARG);
+	assert_string_equal(e.msg, "field at 0x8 (str[8]): the text is 9 bytes, more than its 8");
+	espl_layout_free(NULL, 0);
+	for (size_t i = 0; i < 7; i++)
+		free(f[i].value);
+	espl_csv_free(t);
+}
+
+static void test_layout_errors(void **state)
+{
+	(void)state;
+	espl_error e;
+	enum espl_layout_type type;
+	uint32_t size;
+	size_t at;
+	bool in_value;
+	espl_unit_values v = { .serial = "S-1", .mac = "5c:cf:7f:a0:00:0b" };
+	assert_int_equal(espl_layout_parse_type("u24le", &type, &size, &e), ESPL_EARG);
+	assert_non_null(strstr(e.msg, "unknown type; expected u8, u16le"));
+	assert_int_equal(espl_layout_parse_type("str[0]", &type, &size, &e), ESPL_EARG);
+	assert_int_equal(espl_layout_parse_type("bytes[4097]", &type, &size, &e), ESPL_EARG);
+	assert_int_equal(espl_layout_parse_type("str[ 4]", &type, &size, &e), ESPL_EARG);
+	assert_int_equal(espl_layout_parse_type("bytes", &type, &size, &e), 0);
+	assert_true(type == ESPL_LAYOUT_BYTES && size == 0);  /* size: N in the recipe */
+	/* past the end, overlapping, a crc over a crc, an unknown field */
+	espl_layout_field f[] = { lf(0, "u32le", "1"), lf(2, "mac", NULL) };
+	assert_int_equal(espl_layout_check(f, 2, 16, NULL, NULL, &v, &at, &in_value, &e), ESPL_ERECIPE);
+	assert_true(at == 1 && !in_value);
+	assert_string_equal(e.msg, "field at 0x2 (mac) overlaps the field at 0x0 (u32le) (line 1)");
+	f[1].offset = 12;
+	assert_int_equal(espl_layout_check(f, 2, 16, NULL, NULL, &v, &at, &in_value, &e), ESPL_ERECIPE);
+	assert_string_equal(e.msg, "field at 0xc (mac) ends at 0x12, past the region's size 0x10");
+	f[1].offset = 10;
+	assert_int_equal(espl_layout_check(f, 2, 16, NULL, NULL, &v, &at, &in_value, &e), 0);
+	espl_layout_field c[] = { lf(0, "crc32", NULL), lf(4, "crc32", NULL) };
+	c[0].from = 8, c[0].to = 16, c[1].from = 0, c[1].to = 4;
+	assert_int_equal(espl_layout_check(c, 2, 16, NULL, NULL, &v, &at, &in_value, &e), ESPL_ERECIPE);
+	assert_true(at == 1);
+	assert_string_equal(e.msg, "field at 0x4 (crc32): its range [0x0, 0x4) covers the field at 0x0 (crc32), whose value depends on it");
+	c[1].from = 8;
+	c[1].to = 20;
+	assert_int_equal(espl_layout_check(c, 2, 16, NULL, NULL, &v, &at, &in_value, &e), ESPL_ERECIPE);
+	assert_non_null(strstr(e.msg, "is not a range inside the region"));
+	free(f[0].value);
+	f[0].value = strdup("{nope}");
+	assert_int_equal(espl_layout_check(f, 2, 16, NULL, NULL, &v, &at, &in_value, &e), ESPL_ERECIPE);
+	assert_true(at == 0 && in_value);
+	assert_non_null(strstr(e.msg, "unknown field {nope}"));
+	assert_int_equal(espl_layout_check(f, 0, 16, NULL, NULL, &v, &at, &in_value, &e), ESPL_ERECIPE);
+	free(f[0].value);
 }
 
 static void test_csv_parse(void **state)
@@ -305,6 +420,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serial_format),
 		cmocka_unit_test(test_template_fields_and_errors),
+		cmocka_unit_test(test_layout_render),
+		cmocka_unit_test(test_layout_errors),
 		cmocka_unit_test(test_csv_parse),
 		cmocka_unit_test(test_csv_errors),
 		cmocka_unit_test(test_reserve_commit_return_void),
