@@ -1,6 +1,11 @@
 /*
  * sim_saver.c - the flash file written by a thread of its own; see
  * sim_saver.h.
+ *
+ * Two buffers, both paged in before they are needed.  `latest` holds the
+ * newest snapshot; the saver writes one buffer at a time.  A post that
+ * finds `latest` still queued overwrites it (newest wins); otherwise it
+ * fills the other buffer, which the saver is then not writing.
  */
 #include "sim_saver.h"
 
@@ -18,47 +23,62 @@ struct sim_saver {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	uint8_t *queued;         /* the newest snapshot not yet taken, or NULL */
-	size_t queued_len;
+	uint8_t *buf[2];
+	size_t n;
+	int latest;              /* the buffer with the newest snapshot */
+	int queued;              /* the buffer waiting to be written, or -1 */
 	int closing;
 };
-
-static void write_snapshot(sim_saver *s, uint8_t *data, size_t n)
-{
-	sim_flash image = { .data = data, .size = n, .stuck_sector = -1 };
-	int rc = sim_flash_save(&image, s->path);
-	free(data);
-	if (s->on_saved)
-		s->on_saved(s->ctx, s->path, rc < 0 ? -rc : 0);
-}
 
 static void *saver_main(void *arg)
 {
 	sim_saver *s = arg;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (!s->queued && !s->closing)
+		while (s->queued < 0 && !s->closing)
 			pthread_cond_wait(&s->wake, &s->lock);
-		if (!s->queued)
+		if (s->queued < 0)
 			break; /* closing, nothing left */
-		uint8_t *data = s->queued;
-		size_t n = s->queued_len;
-		s->queued = NULL;
+		int b = s->queued;
+		s->queued = -1;
 		pthread_mutex_unlock(&s->lock);
-		write_snapshot(s, data, n);
+		/* the device thread never writes a buffer that is not queued */
+		sim_flash image = { .data = s->buf[b], .size = s->n, .stuck_sector = -1 };
+		int rc = sim_flash_save(&image, s->path);
+		if (s->on_saved)
+			s->on_saved(s->ctx, s->path, rc < 0 ? -rc : 0);
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
 }
 
-int sim_saver_new(const char *path, sim_saver_done_fn on_saved, void *ctx, sim_saver **out)
+static void saver_free(sim_saver *s)
+{
+	free(s->buf[0]);
+	free(s->buf[1]);
+	free(s->path);
+	free(s);
+}
+
+int sim_saver_new(const char *path, const uint8_t *data, size_t n, sim_saver_done_fn on_saved,
+                  void *ctx, sim_saver **out)
 {
 	sim_saver *s = calloc(1, sizeof *s);
-	if (!s || !(s->path = strdup(path))) {
-		free(s);
+	if (!s)
+		return -ENOMEM;
+	s->path = strdup(path);
+	s->buf[0] = malloc(n ? n : 1);
+	s->buf[1] = malloc(n ? n : 1);
+	if (!s->path || !s->buf[0] || !s->buf[1]) {
+		saver_free(s);
 		return -ENOMEM;
 	}
+	/* touch every page now, not in the middle of a reset */
+	memcpy(s->buf[0], data, n);
+	memcpy(s->buf[1], data, n);
+	s->n = n;
+	s->queued = 0;
 	s->on_saved = on_saved;
 	s->ctx = ctx;
 	pthread_mutex_init(&s->lock, NULL);
@@ -67,28 +87,26 @@ int sim_saver_new(const char *path, sim_saver_done_fn on_saved, void *ctx, sim_s
 	if (rc != 0) {
 		pthread_cond_destroy(&s->wake);
 		pthread_mutex_destroy(&s->lock);
-		free(s->path);
-		free(s);
+		saver_free(s);
 		return -rc;
 	}
 	*out = s;
 	return 0;
 }
 
-int sim_saver_post(sim_saver *s, const uint8_t *data, size_t n)
+void sim_saver_post(sim_saver *s, const uint8_t *data)
 {
-	uint8_t *copy = malloc(n ? n : 1);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, data, n);
+	/* latest is only written by this thread, and only while it is queued:
+	 * reading it here without the lock races with nothing */
+	if (memcmp(s->buf[s->latest], data, s->n) == 0)
+		return;
 	pthread_mutex_lock(&s->lock);
-	uint8_t *dropped = s->queued;   /* never written: this one is newer */
-	s->queued = copy;
-	s->queued_len = n;
+	int b = s->queued == s->latest ? s->latest : 1 - s->latest;
+	memcpy(s->buf[b], data, s->n);
+	s->latest = b;
+	s->queued = b;
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
-	free(dropped);
-	return 0;
 }
 
 void sim_saver_close(sim_saver *s)
@@ -102,6 +120,5 @@ void sim_saver_close(sim_saver *s)
 	pthread_join(s->thread, NULL);
 	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
-	free(s->path);
-	free(s);
+	saver_free(s);
 }

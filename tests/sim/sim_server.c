@@ -219,9 +219,7 @@ static void save_flash(sim_device *d)
 	if (!d->saver)
 		return;
 	size_t size;
-	const uint8_t *flash = sim_chip_flash(d->chip, &size);
-	if (sim_saver_post(d->saver, flash, size) < 0)
-		dev_log(d, "cannot save flash to %s: out of memory", d->flash_path);
+	sim_saver_post(d->saver, sim_chip_flash(d->chip, &size));
 }
 
 /* --- the link ----------------------------------------------------------- */
@@ -1254,7 +1252,9 @@ int sim_device_open(const sim_device_config *cfg, const sim_server_options *opt,
 			         strerror(-rc));
 			goto fail;
 		}
-		rc = sim_saver_new(d->flash_path, flash_saved, d, &d->saver);
+		size_t size;
+		const uint8_t *flash = sim_chip_flash(d->chip, &size);
+		rc = sim_saver_new(d->flash_path, flash, size, flash_saved, d, &d->saver);
 		if (rc < 0) {
 			snprintf(err, errlen, "device %u: cannot start saving %s: %s", cfg->index,
 			         d->flash_path, strerror(-rc));
