@@ -131,6 +131,38 @@ typedef struct espl_loader_options {
 /* Fill o with the defaults above (every field zero/NULL except reset). */
 void espl_loader_options_init(espl_loader_options *o);
 
+/* How a caller above the device layer wants a chip reached: a job's
+ * connect settings (the runner) or a presence probe (the station).  The
+ * device layer alone turns these into loader options
+ * (espl_loader_options_for), so the defaults and the ladder rules live in
+ * one place.  Zero fields take the loader's defaults. */
+typedef struct espl_connect_settings {
+	enum espl_reset_mode reset;
+	unsigned rom_baud;            /* options.baud; 0 = the loader's choice */
+	unsigned flash_baud;          /* the ladder's top; 0 = ESPL_DEFAULT_FLASH_BAUD */
+	const unsigned *lower_bauds;  /* the rest of the ladder, highest first; */
+	size_t n_lower_bauds;         /* at most ESPL_BAUD_LADDER_MAX - 1 are used */
+	/* Start the ladder at its highest rate not above this one (a rate that
+	 * worked on this adapter before); 0 = at the top. */
+	unsigned flash_baud_start;
+	int no_stub;                  /* 1 = stay with the ROM loader */
+	const struct espl_stub *stub; /* loaded once by the caller; NULL = search */
+	int connect_attempts;         /* 0 = ESPL_DEFAULT_CONNECT_ATTEMPTS */
+	int connect_timeout_ms;       /* 0 = ESPL_DEFAULT_CONNECT_TIMEOUT_MS */
+	espl_loader_events events;
+} espl_connect_settings;
+
+/* Loader options from connect settings: espl_loader_options_init, then the
+ * settings, the baud ladder cut at flash_baud_start.  s and o non-NULL. */
+void espl_loader_options_for(const espl_connect_settings *s, espl_loader_options *o);
+
+/* Does a chip answer a bare SYNC on port_spec at baud (one reset round
+ * with the given reset mode, no stub, within timeout_ms)?  Opens and closes
+ * the port.  Returns ESPL_OK when an ESP8266 answered, else the error of
+ * the connect (ESPL_ECHIP: another chip answered), with err filled. */
+int espl_loader_probe(const char *port_spec, unsigned baud, enum espl_reset_mode reset,
+		      int timeout_ms, espl_error *err);
+
 /* Open port_spec (any form espl_port_open takes) at opt->baud and connect:
  * reset (unless ESPL_RESET_NONE), sync (falling back from a fast opt->baud
  * to 115200 if the ROM does not answer), check the chip is an ESP8266

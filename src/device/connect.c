@@ -23,6 +23,47 @@ void espl_loader_options_init(espl_loader_options *o)
 	o->reset = ESPL_RESET_AUTO;
 }
 
+void espl_loader_options_for(const espl_connect_settings *s, espl_loader_options *o)
+{
+	unsigned all[ESPL_BAUD_LADDER_MAX];
+	size_t n_lower = s->n_lower_bauds < ESPL_BAUD_LADDER_MAX ? s->n_lower_bauds : ESPL_BAUD_LADDER_MAX - 1;
+	size_t n = n_lower + 1, first = 0;
+
+	espl_loader_options_init(o);
+	o->baud = s->rom_baud;
+	o->reset = s->reset;
+	o->no_stub = s->no_stub;
+	o->stub = s->stub;
+	o->connect_attempts = s->connect_attempts;
+	o->connect_timeout_ms = s->connect_timeout_ms;
+	o->events = s->events;
+	all[0] = s->flash_baud;
+	if (n_lower)
+		memcpy(all + 1, s->lower_bauds, n_lower * sizeof *all);
+	while (s->flash_baud_start && first + 1 < n && all[first] > s->flash_baud_start)
+		first++;
+	o->flash_baud = all[first];
+	o->n_lower_bauds = (int)(n - first - 1);
+	memcpy(o->lower_bauds, all + first + 1, (size_t)o->n_lower_bauds * sizeof *all);
+}
+
+int espl_loader_probe(const char *port_spec, unsigned baud, enum espl_reset_mode reset,
+		      int timeout_ms, espl_error *err)
+{
+	espl_connect_settings s = {
+		.reset = reset, .rom_baud = baud, .flash_baud = baud, .no_stub = 1,
+		.connect_attempts = 1, .connect_timeout_ms = timeout_ms,
+	};
+	espl_loader_options o;
+	espl_loader *l = NULL;
+
+	espl_loader_options_for(&s, &o);
+	int rc = espl_loader_open(port_spec, &o, &l, err);
+	if (rc == ESPL_OK)
+		espl_loader_close(l);
+	return rc;
+}
+
 static void apply_defaults(espl_loader_options *o)
 {
 	if (!o->flash_baud)

@@ -168,34 +168,26 @@ static int init_result(const espl_plan *p, const char *port_name, espl_unit_resu
 	return ESPL_OK;
 }
 
-/* The recipe's flash_baud ladder, from the highest rate not above start
- * (a rate that worked on this adapter before; 0 = from the top). */
-static void set_ladder(const espl_recipe *r, unsigned start, espl_loader_options *lo)
-{
-	const espl_recipe_connect *cn = &r->connect;
-	unsigned all[ESPL_BAUD_LADDER_MAX];
-	size_t n = cn->n_lower_bauds + 1, first = 0;
-	all[0] = cn->flash_baud;
-	memcpy(all + 1, cn->lower_bauds, cn->n_lower_bauds * sizeof *all);
-	while (start && first + 1 < n && all[first] > start)
-		first++;
-	lo->flash_baud = all[first];
-	lo->n_lower_bauds = (int)(n - first - 1);
-	memcpy(lo->lower_bauds, all + first + 1, (size_t)lo->n_lower_bauds * sizeof *all);
-}
-
+/* The recipe's connect settings and the runner's options (a start rate
+ * that worked on this adapter before, the connect budget); the device
+ * layer turns them into loader options. */
 static void loader_options(const espl_plan *p, const espl_runner_options *o, espl_loader_options *lo)
 {
 	const espl_recipe *r = p->r;
-	espl_loader_options_init(lo);
-	lo->baud = o->rom_baud ? o->rom_baud : espl_recipe_rom_baud(r);
-	set_ladder(r, o->flash_baud_start, lo);
-	lo->reset = r->connect.reset == ESPL_CONNECT_RESET_AUTO ? ESPL_RESET_AUTO : ESPL_RESET_NONE;
-	lo->stub = p->have_stub ? &p->stub : NULL;
-	lo->no_stub = r->connect.stub == ESPL_STUB_NONE;
-	lo->connect_attempts = o->connect_attempts;
-	lo->connect_timeout_ms = o->connect_timeout_ms;
-	lo->events = o->loader_events;
+	espl_connect_settings cs = {
+		.reset = r->connect.reset == ESPL_CONNECT_RESET_AUTO ? ESPL_RESET_AUTO : ESPL_RESET_NONE,
+		.rom_baud = o->rom_baud ? o->rom_baud : espl_recipe_rom_baud(r),
+		.flash_baud = r->connect.flash_baud,
+		.lower_bauds = r->connect.lower_bauds,
+		.n_lower_bauds = r->connect.n_lower_bauds,
+		.flash_baud_start = o->flash_baud_start,
+		.no_stub = r->connect.stub == ESPL_STUB_NONE,
+		.stub = p->have_stub ? &p->stub : NULL,
+		.connect_attempts = o->connect_attempts,
+		.connect_timeout_ms = o->connect_timeout_ms,
+		.events = o->loader_events,
+	};
+	espl_loader_options_for(&cs, lo);
 }
 
 /* Identify; after a link error get back in touch with the chip (re-sync,

@@ -435,27 +435,13 @@ static int program_unit(worker *w, int waiting)
 	return UNIT_DONE;
 }
 
-static int answers_at(worker *w, unsigned baud, int reset)
+static int answers_at(worker *w, unsigned baud, enum espl_reset_mode reset)
 {
-	espl_loader_options lo;
-	espl_loader *l = NULL;
 	espl_error err;
-
-	espl_loader_options_init(&lo);
-	lo.baud = baud;
-	lo.flash_baud = baud;
-	lo.reset = reset;
-	lo.no_stub = 1;
-	lo.connect_attempts = 1;
-	lo.connect_timeout_ms = w->sup->o.presence_connect_ms;
-	int rc = espl_loader_open(w->info.path, &lo, &l, &err);
-	if (rc == ESPL_OK) {
-		espl_loader_close(l);
-		return 1;
-	}
+	int rc = espl_loader_probe(w->info.path, baud, reset, w->sup->o.presence_connect_ms, &err);
 	/* A chip that syncs but is not an ESP8266 (an ESP32 left in the jig)
 	 * is still there: it must not count as a new unit every second. */
-	return rc == ESPL_ECHIP;
+	return rc == ESPL_OK || rc == ESPL_ECHIP;
 }
 
 /* Is the finished unit still there?

@@ -14,8 +14,8 @@
 #
 # Also checked: every src/*.c is in a layer folder, no two library sources
 # share a file name (ar keeps one member per name), and no file in src/ is
-# over 700 lines (split it along its sections instead), and only src/cli
-# calls getenv.
+# over 700 lines (split it along its sections instead), only src/cli
+# calls getenv, and only src/device calls espl_loader_options_init.
 set -u
 cd "$(dirname "$0")/../.."
 
@@ -108,6 +108,14 @@ dups=$(ls src/*/*.c | grep -v '^src/cli/' | xargs -n1 basename | sort | uniq -d)
 env=$(grep -nE '\b(secure_)?getenv[[:space:]]*\(' src/*/*.c src/*/*.h include/espline/*.h | grep -v '^src/cli/')
 [ -z "$env" ] && ok "getenv only in src/cli" ||
 	notok "the library reads the environment (move it to src/cli, pass it in): $env"
+
+# Only the device layer builds loader options: the runner and the
+# station's presence probe state what they want (espl_connect_settings,
+# espl_loader_probe) and the device layer fills the options, so their
+# defaults and ladder rules live in one place.
+lo=$(grep -nE '\bespl_loader_options_init[[:space:]]*\(' src/*/*.c src/*/*.h | grep -v '^src/device/')
+[ -z "$lo" ] && ok "loader options are built only in src/device" ||
+	notok "loader options built outside the device layer (use espl_loader_options_for): $lo"
 
 long=$(wc -l src/*/*.c src/*/*.h | awk '$2 != "total" && $1 > 700 { printf "%s (%d) ", $2, $1 }')
 [ -z "$long" ] && ok "no file in src/ is over 700 lines" ||

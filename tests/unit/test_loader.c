@@ -920,6 +920,40 @@ static void test_missing_stub(void **state)
 	assert_non_null(strstr(c.err.msg, "/nonexistent/stub.json"));
 }
 
+/* The one place that turns connect settings into loader options: the
+ * ladder starts at its highest rate not above a rate that worked before. */
+static void test_options_for_cuts_the_ladder(void **state)
+{
+	(void)state;
+	static const unsigned lower[] = { 460800, 230400, 115200 };
+	espl_connect_settings s = {
+		.reset = ESPL_RESET_NONE, .rom_baud = 115200, .flash_baud = 921600,
+		.lower_bauds = lower, .n_lower_bauds = 3, .no_stub = 0, .connect_attempts = 2,
+		.connect_timeout_ms = 1500,
+	};
+	espl_loader_options o;
+
+	espl_loader_options_for(&s, &o);
+	assert_int_equal(o.flash_baud, 921600);
+	assert_int_equal(o.n_lower_bauds, 3);
+	assert_int_equal(o.lower_bauds[2], 115200);
+	assert_int_equal(o.reset, ESPL_RESET_NONE);
+	assert_int_equal(o.baud, 115200);
+	assert_int_equal(o.connect_attempts, 2);
+	assert_int_equal(o.connect_timeout_ms, 1500);
+
+	s.flash_baud_start = 300000; /* between rungs: the next one down */
+	espl_loader_options_for(&s, &o);
+	assert_int_equal(o.flash_baud, 230400);
+	assert_int_equal(o.n_lower_bauds, 1);
+	assert_int_equal(o.lower_bauds[0], 115200);
+
+	s.flash_baud_start = 9600; /* below the ladder: its last rung alone */
+	espl_loader_options_for(&s, &o);
+	assert_int_equal(o.flash_baud, 115200);
+	assert_int_equal(o.n_lower_bauds, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -954,6 +988,7 @@ int main(void)
 		cmocka_unit_test(test_block_twice_never_passes_wrong),
 		cmocka_unit_test(test_lost_change_baud_reply),
 		cmocka_unit_test(test_wrong_chip_is_not_retried_away),
+		cmocka_unit_test(test_options_for_cuts_the_ladder),
 	};
 	return cmocka_run_group_tests(tests, write_fake_stub, remove_fake_stub);
 }
