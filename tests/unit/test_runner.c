@@ -27,26 +27,35 @@
 #include "espline/slip.h"
 #include "../sim/sim_chip.h"
 #include "../sim/sim_port.h"
+#include "loader_fixture.h"
 
 /* ---- a port wired straight to a sim_chip: tests/sim/sim_port.h -------- */
 
 typedef sim_unit unit_chip;
 typedef sim_port chip_port;
 
-static unit_chip *new_unit(size_t flash_size, uint32_t manufacturer, const uint8_t mac[6])
+static const uint8_t espressif_mac[6] = { 0x5C, 0xCF, 0x7F, 0x12, 0x34, 0x56 };
+
+static unit_chip *unit_of(const sim_chip_config *cfg)
 {
-	static const uint8_t default_mac[6] = { 0x5C, 0xCF, 0x7F, 0x12, 0x34, 0x56 };
-	sim_chip_config cfg;
-	sim_chip_config_defaults(&cfg);
-	memcpy(cfg.mac, mac ? mac : default_mac, 6);
-	unsigned cap = 0;
-	while (((size_t)1 << cap) < flash_size)
-		cap++;
-	cfg.flash_size = flash_size;
-	cfg.jedec_id = manufacturer | 0x4000u | (uint32_t)cap << 16;
-	unit_chip *uc = sim_unit_new(&cfg);
+	unit_chip *uc = sim_unit_new(cfg);
 	assert_non_null(uc);
 	return uc;
+}
+
+/* A fresh unit (26 MHz crystal); mac NULL = 5c:cf:7f:12:34:56. */
+static unit_chip *new_unit(size_t flash_size, uint8_t manufacturer, const uint8_t mac[6])
+{
+	sim_chip_config cfg = chip_of_size(flash_size, manufacturer, 26, mac ? mac : espressif_mac);
+	return unit_of(&cfg);
+}
+
+/* A used module: every sector holds leftovers, so erase: chip erases. */
+static unit_chip *new_used_unit(size_t flash_size)
+{
+	sim_chip_config cfg = chip_of_size(flash_size, 0xEF, 26, espressif_mac);
+	cfg.dirty_pct = 100;
+	return unit_of(&cfg);
 }
 
 static void free_unit(unit_chip *uc) { sim_unit_free(uc); }
@@ -83,11 +92,7 @@ static void write_file(const char *name, const void *data, size_t len)
  * firmware-like bytes. */
 static void make_firmware(void)
 {
-	uint32_t x = 12345;
-	for (size_t i = 0; i < sizeof fw; i++) {
-		x = x * 1103515245u + 12345u;
-		fw[i] = (x >> 24) % 4 == 0 ? (uint8_t)(x >> 16) : (uint8_t)("espline runner "[i % 15]);
-	}
+	fill_firmware(fw, sizeof fw, 12345, "espline runner ");
 	const uint32_t seg_len = 0x1000;
 	fw[0] = 0xE9;
 	fw[1] = 1;
@@ -118,10 +123,9 @@ static int setup(void **state)
 	make_firmware();
 	write_file("fw.bin", fw, sizeof fw);
 	write_file("init.bin", init_data, sizeof init_data);
-	/* the chip model only needs something uploaded before MEM_END */
-	const char *stub = "{\"entry\": 1074840836, \"text\": \"AAECAwQFBgcICQoLDA0ODw==\", "
-	                   "\"text_start\": 1074840832, \"data\": \"AAECAw==\", \"data_start\": 1073720940}\n";
-	write_file("stub.json", stub, strlen(stub));
+	char stub[160];
+	snprintf(stub, sizeof stub, "%s/stub.json", dir);
+	write_fake_stub_to(stub);
 	return 0;
 }
 
@@ -139,6 +143,8 @@ typedef struct fixture {
 } fixture;
 
 #define HEAD "recipe: t\nchip: esp8266\nconnect: { stub: stub.json, flash_baud: 921600 }\n"
+/* fw.bin at 0x10000, written only where the chip differs, then verified */
+#define SKIP_UNCHANGED HEAD "steps:\n  - write: { file: fw.bin, address: 0x10000, skip_unchanged: true }\n  - verify: md5\n"
 
 static void load_plan(const char *name, const char *text, fixture *fx)
 {
@@ -193,21 +199,69 @@ static void logged_options(espl_runner_options *o, observer *ob)
 	o->loader_events.log = on_log;
 }
 
-static int run_on(fixture *fx, unit_chip *uc, chip_port **cp_out, observer *ob, espl_unit_result *res)
+/* What a port loses on the way to the chip: nothing, or the requests with
+ * opcode op, count of them (-1: all) after the first skip. */
+#define NO_LOSS ((sim_port_fault){ .op = -1 })
+#define LOSE(opcode, n) ((sim_port_fault){ .op = (opcode), .count = (n) })
+
+/* Run plan on uc through a fresh port (the runner closes it) that loses
+ * what drop says; o NULL = the runner's defaults. */
+static int run_losing(const espl_plan *plan, unit_chip *uc, sim_port_fault drop,
+                      const espl_runner_options *o, espl_unit_result *res)
+{
+	chip_port *cp = attach(uc);
+	cp->drop = drop;
+	return espl_runner_run_port(plan, &cp->base, o, res);
+}
+
+/* Run fx's plan on uc: two connect attempts within 3 s, step events and
+ * the loader log to ob. */
+static int run_on(fixture *fx, unit_chip *uc, observer *ob, espl_unit_result *res)
 {
 	espl_runner_options o;
-	espl_runner_options_init(&o);
+	logged_options(&o, ob);
 	o.connect_attempts = 2;
 	o.connect_timeout_ms = 3000;
 	o.events.ctx = ob;
 	o.events.step_done = on_step_done;
-	o.loader_events.ctx = ob;
-	o.loader_events.log = on_log;
 	ob->uc = uc;
-	chip_port *cp = attach(uc);
-	if (cp_out)
-		*cp_out = cp;
-	return espl_runner_run_port(fx->plan, &cp->base, &o, res);
+	return run_losing(fx->plan, uc, NO_LOSS, &o, res);
+}
+
+/* A recipe, one fresh 1 MB Winbond unit, an observer and a result: what
+ * most tests set up. */
+typedef struct one_unit {
+	fixture fx;
+	unit_chip *uc;
+	observer ob;
+	espl_unit_result res;
+} one_unit;
+
+static void case_init(one_unit *c, const char *name, const char *recipe)
+{
+	memset(c, 0, sizeof *c);
+	load_plan(name, recipe, &c->fx);
+	c->uc = new_unit(1u << 20, 0xEF, NULL);
+}
+
+/* Run the case's plan on its unit (run_on). */
+static int run_case(one_unit *c)
+{
+	return run_on(&c->fx, c->uc, &c->ob, &c->res);
+}
+
+/* fw.bin is on the case's unit at address. */
+static void assert_fw_at(one_unit *c, uint32_t address)
+{
+	size_t size;
+	assert_memory_equal(flash_of(c->uc, &size) + address, fw, sizeof fw);
+}
+
+static void case_free(one_unit *c)
+{
+	espl_unit_result_clear(&c->res);
+	free_unit(c->uc);
+	free_plan(&c->fx);
 }
 
 static void md5_hex(const uint8_t *d, size_t n, char out[33])
@@ -245,7 +299,7 @@ static void test_full_recipe_passes(void **state)
 	uint8_t *flash = flash_of(uc, &size);
 	memset(flash + 0x3FB000, 0x00, 0x5000); /* old RF cal, init data, params */
 
-	int rc = run_on(&fx, uc, NULL, &ob, &res);
+	int rc = run_on(&fx, uc, &ob, &res);
 	if (rc)
 		fail_msg("unit failed: %s\nlog:\n%s", res.first_error.msg, ob.log);
 	assert_true(res.pass);
@@ -299,7 +353,7 @@ static void test_init_data_address_per_flash_size(void **state)
 		size_t size;
 		uint8_t *flash = flash_of(uc, &size);
 		memset(flash + s - 0x6000, 0x00, 0x6000);
-		if (run_on(&fx, uc, NULL, &ob, &res) != ESPL_OK)
+		if (run_on(&fx, uc, &ob, &res) != ESPL_OK)
 			fail_msg("%u bytes: %s", s, res.first_error.msg);
 		assert_int_equal(res.system_flash_size, s);
 		assert_memory_equal(flash + s - 0x4000, init_data, sizeof init_data);
@@ -318,47 +372,40 @@ static void test_init_data_address_per_flash_size(void **state)
 static void test_skip_unchanged_second_run_writes_nothing(void **state)
 {
 	(void)state;
-	fixture fx;
-	load_plan("skip.yaml",
-	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x10000, skip_unchanged: true }\n  - verify: md5\n", &fx);
-	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
-	observer ob = { 0 };
-	espl_unit_result res;
-	chip_port *cp;
+	one_unit c;
+	case_init(&c, "skip.yaml", SKIP_UNCHANGED);
 	size_t size;
 
-	assert_int_equal(run_on(&fx, uc, &cp, &ob, &res), ESPL_OK);
-	assert_int_equal(res.steps[0].bytes, sizeof fw);
-	assert_int_equal(res.steps[0].bytes_skipped, 0);
-	assert_false(res.steps[0].skipped);
-	assert_int_equal(res.steps[0].md5_address, 0x10000);
-	assert_int_equal(res.steps[0].md5_length, sizeof fw);
-	assert_false(res.regions[0].skipped);
-	espl_unit_result_clear(&res);
-	assert_memory_equal(flash_of(uc, &size) + 0x10000, fw, sizeof fw);
+	assert_int_equal(run_case(&c), ESPL_OK);
+	assert_int_equal(c.res.steps[0].bytes, sizeof fw);
+	assert_int_equal(c.res.steps[0].bytes_skipped, 0);
+	assert_false(c.res.steps[0].skipped);
+	assert_int_equal(c.res.steps[0].md5_address, 0x10000);
+	assert_int_equal(c.res.steps[0].md5_length, sizeof fw);
+	assert_false(c.res.regions[0].skipped);
+	espl_unit_result_clear(&c.res);
+	assert_fw_at(&c, 0x10000);
 
 	/* the same unit again: MD5 matches, nothing is written, still verified */
-	assert_int_equal(run_on(&fx, uc, &cp, &ob, &res), ESPL_OK);
-	assert_true(res.pass);
-	assert_int_equal(res.steps[0].bytes, 0);
-	assert_int_equal(res.steps[0].bytes_skipped, sizeof fw);
-	assert_true(res.steps[0].skipped);
-	assert_string_equal(res.steps[0].actual_md5, res.steps[0].expected_md5);
-	assert_true(res.regions[0].skipped);
-	assert_true(res.regions[0].verified);
-	espl_unit_result_clear(&res);
+	assert_int_equal(run_case(&c), ESPL_OK);
+	assert_true(c.res.pass);
+	assert_int_equal(c.res.steps[0].bytes, 0);
+	assert_int_equal(c.res.steps[0].bytes_skipped, sizeof fw);
+	assert_true(c.res.steps[0].skipped);
+	assert_string_equal(c.res.steps[0].actual_md5, c.res.steps[0].expected_md5);
+	assert_true(c.res.regions[0].skipped);
+	assert_true(c.res.regions[0].verified);
+	espl_unit_result_clear(&c.res);
 
 	/* change one byte on the chip: the third run writes again, but only
 	 * the 16 KiB chunk holding it */
-	flash_of(uc, &size)[0x10000 + 100] ^= 0xFF;
-	assert_int_equal(run_on(&fx, uc, &cp, &ob, &res), ESPL_OK);
-	assert_int_equal(res.steps[0].bytes, 0x4000);
-	assert_int_equal(res.steps[0].bytes_skipped, sizeof fw - 0x4000);
-	assert_false(res.steps[0].skipped);
-	assert_memory_equal(flash_of(uc, &size) + 0x10000, fw, sizeof fw);
-	espl_unit_result_clear(&res);
-	free_unit(uc);
-	free_plan(&fx);
+	flash_of(c.uc, &size)[0x10000 + 100] ^= 0xFF;
+	assert_int_equal(run_case(&c), ESPL_OK);
+	assert_int_equal(c.res.steps[0].bytes, 0x4000);
+	assert_int_equal(c.res.steps[0].bytes_skipped, sizeof fw - 0x4000);
+	assert_false(c.res.steps[0].skipped);
+	assert_fw_at(&c, 0x10000);
+	case_free(&c);
 }
 
 /* skip_unchanged on a unit that differs in one place: only the chunk that
@@ -366,33 +413,27 @@ static void test_skip_unchanged_second_run_writes_nothing(void **state)
 static void test_skip_unchanged_writes_only_the_differing_chunk(void **state)
 {
 	(void)state;
-	fixture fx;
-	load_plan("chunk.yaml",
-	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x10000, skip_unchanged: true }\n  - verify: md5\n", &fx);
-	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
-	observer ob = { 0 };
-	espl_unit_result res;
+	one_unit c;
+	case_init(&c, "chunk.yaml", SKIP_UNCHANGED);
 	size_t size;
 
-	assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_OK);
-	espl_unit_result_clear(&res);
+	assert_int_equal(run_case(&c), ESPL_OK);
+	espl_unit_result_clear(&c.res);
 	/* one sector in the second (last, 8 KiB) chunk differs */
-	memset(flash_of(uc, &size) + 0x10000 + 0x5000, 0x00, 0x1000);
-	unsigned begins = uc->op_count[ESPL_OP_FLASH_DEFL_BEGIN], md5s = uc->op_count[ESPL_OP_SPI_FLASH_MD5];
-	assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_OK);
-	assert_true(res.pass);
-	assert_int_equal(res.steps[0].bytes, 0x2000);
-	assert_int_equal(res.steps[0].bytes_skipped, 0x4000);
-	assert_false(res.steps[0].skipped);
-	assert_int_equal(uc->op_count[ESPL_OP_FLASH_DEFL_BEGIN] - begins, 1);
+	memset(flash_of(c.uc, &size) + 0x10000 + 0x5000, 0x00, 0x1000);
+	unsigned begins = c.uc->op_count[ESPL_OP_FLASH_DEFL_BEGIN], md5s = c.uc->op_count[ESPL_OP_SPI_FLASH_MD5];
+	assert_int_equal(run_case(&c), ESPL_OK);
+	assert_true(c.res.pass);
+	assert_int_equal(c.res.steps[0].bytes, 0x2000);
+	assert_int_equal(c.res.steps[0].bytes_skipped, 0x4000);
+	assert_false(c.res.steps[0].skipped);
+	assert_int_equal(c.uc->op_count[ESPL_OP_FLASH_DEFL_BEGIN] - begins, 1);
 	/* whole image, two chunks, then the verify of the whole image */
-	assert_int_equal(uc->op_count[ESPL_OP_SPI_FLASH_MD5] - md5s, 4);
-	assert_true(res.regions[0].verified);
-	assert_false(res.regions[0].skipped);
-	assert_memory_equal(flash_of(uc, &size) + 0x10000, fw, sizeof fw);
-	espl_unit_result_clear(&res);
-	free_unit(uc);
-	free_plan(&fx);
+	assert_int_equal(c.uc->op_count[ESPL_OP_SPI_FLASH_MD5] - md5s, 4);
+	assert_true(c.res.regions[0].verified);
+	assert_false(c.res.regions[0].skipped);
+	assert_fw_at(&c, 0x10000);
+	case_free(&c);
 }
 
 /* A region skip_unchanged found on the chip is not hashed again by verify
@@ -403,8 +444,7 @@ static void test_verify_rehashes_a_skipped_region_unless_sure(void **state)
 {
 	(void)state;
 	fixture fx, retried;
-	load_plan("keep.yaml",
-	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x10000, skip_unchanged: true }\n  - verify: md5\n", &fx);
+	load_plan("keep.yaml", SKIP_UNCHANGED, &fx);
 	load_plan("retried.yaml",
 	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x10000, skip_unchanged: true }\n"
 	          "  - write: { file: fw.bin, address: 0x40000 }\n    retries: 1\n  - verify: md5\n", &retried);
@@ -412,10 +452,10 @@ static void test_verify_rehashes_a_skipped_region_unless_sure(void **state)
 	observer ob = { 0 };
 	espl_unit_result res;
 
-	assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_OK);
+	assert_int_equal(run_on(&fx, uc, &ob, &res), ESPL_OK);
 	espl_unit_result_clear(&res);
 	unsigned md5s = uc->op_count[ESPL_OP_SPI_FLASH_MD5];
-	assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_OK);
+	assert_int_equal(run_on(&fx, uc, &ob, &res), ESPL_OK);
 	assert_int_equal(uc->op_count[ESPL_OP_SPI_FLASH_MD5] - md5s, 1);
 	assert_true(res.regions[0].skipped);
 	assert_true(res.regions[0].verified);
@@ -427,11 +467,8 @@ static void test_verify_rehashes_a_skipped_region_unless_sure(void **state)
 	logged_options(&o, &ob);
 	o.connect_attempts = 2;
 	o.connect_timeout_ms = 3000;
-	chip_port *cp = attach(uc);
-	cp->drop.op = ESPL_OP_FLASH_DEFL_BEGIN;
-	cp->drop.count = 1;
 	md5s = uc->op_count[ESPL_OP_SPI_FLASH_MD5];
-	int rc = espl_runner_run_port(retried.plan, &cp->base, &o, &res);
+	int rc = run_losing(retried.plan, uc, LOSE(ESPL_OP_FLASH_DEFL_BEGIN, 1), &o, &res);
 	if (rc)
 		fail_msg("%s", res.first_error.msg);
 	assert_int_equal(res.steps[1].attempts, 2);
@@ -476,7 +513,7 @@ static void test_expect_failures_touch_nothing(void **state)
 		size_t size;
 		uint8_t *flash = flash_of(uc, &size);
 		memset(flash, 0x5A, size);
-		assert_int_equal(run_on(&fx, uc, NULL, &ob, &res), ESPL_EPART);
+		assert_int_equal(run_on(&fx, uc, &ob, &res), ESPL_EPART);
 		assert_false(res.pass);
 		assert_true(res.identified);
 		assert_int_equal(res.failed_phase, ESPL_PHASE_EXPECT);
@@ -494,92 +531,58 @@ static void test_expect_failures_touch_nothing(void **state)
 static void test_retry_recovers_from_one_lost_command(void **state)
 {
 	(void)state;
-	fixture fx;
-	load_plan("retry.yaml",
-	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x0 }\n  - verify: md5\n    retries: 1\n", &fx);
-	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
-	observer ob = { 0 };
-	espl_unit_result res;
+	one_unit c;
+	case_init(&c, "retry.yaml",
+	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x0 }\n  - verify: md5\n    retries: 1\n");
 	espl_runner_options o;
-	logged_options(&o, &ob);
+	logged_options(&o, &c.ob);
 	/* SPI_FLASH_MD5 may be sent twice: the loader repeats one lost
 	 * request itself, and the step passes at its first attempt. */
-	chip_port *cp = attach(uc);
-	cp->drop.op = 0x13;
-	cp->drop.count = 1;
-	int rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+	int rc = run_losing(c.fx.plan, c.uc, LOSE(0x13, 1), &o, &c.res);
 	if (rc)
-		fail_msg("%s\n%s", res.first_error.msg, ob.log);
-	assert_true(res.pass);
-	assert_int_equal(res.steps[1].attempts, 1);
-	assert_int_equal(uc->op_count[0x13], 2); /* cp was closed by the runner */
-	espl_unit_result_clear(&res);
+		fail_msg("%s\n%s", c.res.first_error.msg, c.ob.log);
+	assert_true(c.res.pass);
+	assert_int_equal(c.res.steps[1].attempts, 1);
+	assert_int_equal(c.uc->op_count[0x13], 2); /* cp was closed by the runner */
+	espl_unit_result_clear(&c.res);
 
 	/* Lost as often as the loader tries (3 times): the step retries. */
-	ob.log[0] = '\0';
-	ob.log_len = 0;
-	cp = attach(uc);
-	cp->drop.op = 0x13;
-	cp->drop.count = 3;
-	rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+	c.ob.log[0] = '\0';
+	c.ob.log_len = 0;
+	rc = run_losing(c.fx.plan, c.uc, LOSE(0x13, 3), &o, &c.res);
 	if (rc)
-		fail_msg("%s\n%s", res.first_error.msg, ob.log);
-	assert_true(res.pass);
-	assert_int_equal(res.steps[0].attempts, 1);
-	assert_int_equal(res.steps[1].attempts, 2);
-	assert_int_equal(res.steps[1].status, ESPL_STEP_PASSED);
-	assert_non_null(strstr(ob.log, "step 2 (verify) attempt 1 failed"));
-	espl_unit_result_clear(&res);
+		fail_msg("%s\n%s", c.res.first_error.msg, c.ob.log);
+	assert_true(c.res.pass);
+	assert_int_equal(c.res.steps[0].attempts, 1);
+	assert_int_equal(c.res.steps[1].attempts, 2);
+	assert_int_equal(c.res.steps[1].status, ESPL_STEP_PASSED);
+	assert_non_null(strstr(c.ob.log, "step 2 (verify) attempt 1 failed"));
+	espl_unit_result_clear(&c.res);
 
 	/* lost every time: the step fails after 1 + retries attempts */
-	cp = attach(uc);
-	cp->drop.op = 0x13;
-	cp->drop.count = 1000;
-	rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+	rc = run_losing(c.fx.plan, c.uc, LOSE(0x13, 1000), &o, &c.res);
 	assert_int_equal(rc, ESPL_ETIMEOUT);
-	assert_false(res.pass);
-	assert_int_equal(res.steps[1].attempts, 2);
-	assert_int_equal(res.steps[1].status, ESPL_STEP_FAILED);
-	assert_int_equal(res.failed_phase, ESPL_PHASE_STEP);
-	assert_non_null(strstr(res.first_error.msg, "step 2 (verify, line 6), after 2 attempts: "));
-	assert_false(res.regions[0].verified);
-	espl_unit_result_clear(&res);
-	free_unit(uc);
-	free_plan(&fx);
+	assert_false(c.res.pass);
+	assert_int_equal(c.res.steps[1].attempts, 2);
+	assert_int_equal(c.res.steps[1].status, ESPL_STEP_FAILED);
+	assert_int_equal(c.res.failed_phase, ESPL_PHASE_STEP);
+	assert_non_null(strstr(c.res.first_error.msg, "step 2 (verify, line 6), after 2 attempts: "));
+	assert_false(c.res.regions[0].verified);
+	case_free(&c);
 }
-
-static unit_chip *new_used_unit(size_t flash_size);
 
 /* How many blocks erase: chip (step 1) hashes on a used module: a run
  * without faults tells. */
 static unsigned blocks_hashed_by_erase(fixture *fx)
 {
 	unit_chip *uc = new_used_unit(1u << 20);
-	espl_runner_options o;
 	espl_unit_result res;
-	espl_runner_options_init(&o);
-	chip_port *cp = attach(uc);
-	assert_int_equal(espl_runner_run_port(fx->plan, &cp->base, &o, &res), 0);
+	assert_int_equal(run_losing(fx->plan, uc, NO_LOSS, NULL, &res), 0);
 	unsigned n = res.steps[0].blocks_checked;
 	assert_true(n > 0 && res.steps[0].blocks_dirty == n);
 	espl_unit_result_clear(&res);
 	free_unit(uc);
 	return n;
-}
-
-/* A used module: every sector holds leftovers, so erase: chip erases. */
-static unit_chip *new_used_unit(size_t flash_size)
-{
-	static const uint8_t mac[6] = { 0x5C, 0xCF, 0x7F, 0x12, 0x34, 0x56 };
-	sim_chip_config cfg;
-	sim_chip_config_defaults(&cfg);
-	memcpy(cfg.mac, mac, 6);
-	cfg.flash_size = flash_size;
-	cfg.jedec_id = 0xEF | 0x4000u | 20u << 16;
-	cfg.dirty_pct = 100;
-	unit_chip *uc = sim_unit_new(&cfg);
-	assert_non_null(uc);
-	return uc;
 }
 
 /* A lost request in each kind of step (for MD5, which the loader repeats
@@ -606,14 +609,10 @@ static void test_each_step_kind_recovers_from_one_lost_request(void **state)
 	          "  - write_init_data: { file: init.bin }\n  - verify: md5\n", &fx);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		unit_chip *uc = new_used_unit(1u << 20);
-		espl_runner_options o;
 		espl_unit_result res;
-		espl_runner_options_init(&o);
-		chip_port *cp = attach(uc);
-		cp->drop.op = cases[i].op;
-		cp->drop.count = cases[i].lost;
-		cp->drop.skip = cases[i].skip < 0 ? (int)blocks_hashed_by_erase(&fx) : cases[i].skip;
-		int rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+		sim_port_fault drop = LOSE(cases[i].op, cases[i].lost);
+		drop.skip = cases[i].skip < 0 ? (int)blocks_hashed_by_erase(&fx) : cases[i].skip;
+		int rc = run_losing(fx.plan, uc, drop, NULL, &res);
 		if (rc)
 			fail_msg("lost op 0x%02X: %s", cases[i].op, res.first_error.msg);
 		for (size_t k = 0; k < res.n_steps; k++)
@@ -640,11 +639,10 @@ static void test_identify_link_error_reconnects(void **state)
 		espl_unit_result res;
 		espl_runner_options o;
 		logged_options(&o, &ob);
-		chip_port *cp = attach(uc);
 		/* READ_REG 1 and 2 are connect's chip checks; 3 is the first efuse
 		 * word, lost as often as the loader tries it (3 times). */
-		cp->drop = (sim_port_fault){ .op = 0x0A, .skip = 2, .count = always ? -1 : 3 };
-		int rc = espl_runner_run_port(fx.plan, &cp->base, &o, &res);
+		int rc = run_losing(fx.plan, uc, (sim_port_fault){ .op = 0x0A, .skip = 2, .count = always ? -1 : 3 },
+		                    &o, &res);
 		if (!always) {
 			if (rc)
 				fail_msg("%s\n%s", res.first_error.msg, ob.log);
@@ -664,68 +662,58 @@ static void test_identify_link_error_reconnects(void **state)
 static void test_md5_mismatch_fails_without_retry(void **state)
 {
 	(void)state;
-	fixture fx;
-	load_plan("mismatch.yaml",
-	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x8000 }\n  - verify: md5\n    retries: 3\n", &fx);
-	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
-	observer ob = { 0 };
-	espl_unit_result res;
-	ob.corrupt_after_write = 1;
-	ob.corrupt_at = 0x8000 + 0x1234;
-	int rc = run_on(&fx, uc, NULL, &ob, &res);
+	one_unit c;
+	case_init(&c, "mismatch.yaml",
+	          HEAD "steps:\n  - write: { file: fw.bin, address: 0x8000 }\n  - verify: md5\n    retries: 3\n");
+	c.ob.corrupt_after_write = 1;
+	c.ob.corrupt_at = 0x8000 + 0x1234;
+	int rc = run_case(&c);
 	assert_int_equal(rc, ESPL_EMISMATCH);
-	assert_false(res.pass);
-	assert_int_equal(res.steps[1].attempts, 1);
-	assert_int_equal(res.steps[1].status, ESPL_STEP_FAILED);
+	assert_false(c.res.pass);
+	assert_int_equal(c.res.steps[1].attempts, 1);
+	assert_int_equal(c.res.steps[1].status, ESPL_STEP_FAILED);
 	char want[33];
 	md5_hex(fw, sizeof fw, want);
-	assert_string_equal(res.steps[1].expected_md5, want);
-	assert_string_not_equal(res.steps[1].actual_md5, want);
-	assert_int_equal(strlen(res.steps[1].actual_md5), 32);
-	assert_string_equal(res.regions[0].actual_md5, res.steps[1].actual_md5);
-	assert_false(res.regions[0].verified);
+	assert_string_equal(c.res.steps[1].expected_md5, want);
+	assert_string_not_equal(c.res.steps[1].actual_md5, want);
+	assert_int_equal(strlen(c.res.steps[1].actual_md5), 32);
+	assert_string_equal(c.res.regions[0].actual_md5, c.res.steps[1].actual_md5);
+	assert_false(c.res.regions[0].verified);
 	char msg[300];
 	snprintf(msg, sizeof msg, "step 2 (verify, line 6): verify failed for fw.bin at 0x8000 (24576 bytes): expected MD5 %s, "
 	         "flash has %s. Erase and write again; if it fails again the flash is faulty: reject the module",
-	         want, res.steps[1].actual_md5);
-	assert_string_equal(res.first_error.msg, msg);
-	assert_int_equal(res.failed_phase, ESPL_PHASE_STEP);
-	espl_unit_result_clear(&res);
-	free_unit(uc);
-	free_plan(&fx);
+	         want, c.res.steps[1].actual_md5);
+	assert_string_equal(c.res.first_error.msg, msg);
+	assert_int_equal(c.res.failed_phase, ESPL_PHASE_STEP);
+	case_free(&c);
 }
 
 static void test_erase_regions_and_verify_regions(void **state)
 {
 	(void)state;
-	fixture fx;
 	/* the verify region spans the written image and erased bytes after it */
-	load_plan("regions.yaml",
+	one_unit c;
+	case_init(&c, "regions.yaml",
 	          HEAD "steps:\n  - erase: { regions: [ { address: 0x20000, length: 0x10000 } ] }\n"
 	          "  - write: { file: fw.bin, address: 0x20000 }\n"
-	          "  - verify: { regions: [ { address: 0x20000, length: 0x8000 } ] }\n", &fx);
-	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	          "  - verify: { regions: [ { address: 0x20000, length: 0x8000 } ] }\n");
 	size_t size;
-	uint8_t *flash = flash_of(uc, &size);
+	uint8_t *flash = flash_of(c.uc, &size);
 	memset(flash + 0x20000, 0x00, 0x10000);
-	observer ob = { 0 };
-	espl_unit_result res;
-	int rc = run_on(&fx, uc, NULL, &ob, &res);
+	int rc = run_case(&c);
 	if (rc)
-		fail_msg("%s", res.first_error.msg);
+		fail_msg("%s", c.res.first_error.msg);
 	assert_true(all_ff(flash + 0x20000 + sizeof fw, 0x10000 - sizeof fw));
 	uint8_t expect[0x8000];
 	memset(expect, 0xFF, sizeof expect);
 	memcpy(expect, fw, sizeof fw);
 	char want[33];
 	md5_hex(expect, sizeof expect, want);
-	assert_string_equal(res.steps[2].expected_md5, want);
-	assert_string_equal(res.steps[2].actual_md5, want);
-	assert_true(res.regions[0].verified);
-	assert_int_equal(res.steps[0].bytes, 0x10000);
-	espl_unit_result_clear(&res);
-	free_unit(uc);
-	free_plan(&fx);
+	assert_string_equal(c.res.steps[2].expected_md5, want);
+	assert_string_equal(c.res.steps[2].actual_md5, want);
+	assert_true(c.res.regions[0].verified);
+	assert_int_equal(c.res.steps[0].bytes, 0x10000);
+	case_free(&c);
 }
 
 static void test_layout_checked_for_the_detected_size(void **state)
@@ -739,13 +727,13 @@ static void test_layout_checked_for_the_detected_size(void **state)
 	observer ob = { 0 };
 	espl_unit_result res;
 	unit_chip *big = new_unit(4u << 20, 0xEF, NULL);
-	assert_int_equal(run_on(&fx, big, NULL, &ob, &res), ESPL_OK);
+	assert_int_equal(run_on(&fx, big, &ob, &res), ESPL_OK);
 	espl_unit_result_clear(&res);
 	unit_chip *small = new_unit(1u << 20, 0xEF, NULL);
 	size_t size;
 	uint8_t *flash = flash_of(small, &size);
 	memset(flash, 0x33, size);
-	assert_int_equal(run_on(&fx, small, NULL, &ob, &res), ESPL_ERECIPE);
+	assert_int_equal(run_on(&fx, small, &ob, &res), ESPL_ERECIPE);
 	assert_int_equal(res.failed_phase, ESPL_PHASE_LAYOUT);
 	assert_non_null(strstr(res.first_error.msg, "init data init.bin (0xfc000..0xfc07f) overlaps step 1 (write, line 5) at 0xf8000..0xfdfff"));
 	assert_int_equal(flash_of(small, &size)[0xF8000], 0x33);
@@ -808,7 +796,7 @@ static int run_job(const espl_recipe_job *job, unit_chip *uc, observer *ob, espl
 	if (!job)
 		return ESPL_OK;
 	build_plan(job, &fx);
-	return run_on(&fx, uc, NULL, ob, res);
+	return run_on(&fx, uc, ob, res);
 }
 
 static void test_built_jobs_write_verify_read_erase(void **state)
@@ -999,27 +987,23 @@ static void test_pin_mismatch_nothing_runs(void **state)
 static void test_stop_flag_stops_before_the_next_step(void **state)
 {
 	(void)state;
-	fixture fx;
-	load_plan("stop.yaml", HEAD "steps:\n  - erase: chip\n  - write: { file: fw.bin, address: 0x0 }\n  - verify: md5\n", &fx);
-	unit_chip *uc = new_unit(1u << 20, 0xEF, NULL);
+	one_unit c;
+	case_init(&c, "stop.yaml",
+	          HEAD "steps:\n  - erase: chip\n  - write: { file: fw.bin, address: 0x0 }\n  - verify: md5\n");
 	size_t size;
-	uint8_t *flash = flash_of(uc, &size);
+	uint8_t *flash = flash_of(c.uc, &size);
 	memset(flash, 0x11, size);
 	volatile int stop = 1;
 	espl_runner_options o;
-	espl_unit_result res;
 	espl_runner_options_init(&o);
 	o.stop = &stop;
-	chip_port *cp = attach(uc);
-	assert_int_equal(espl_runner_run_port(fx.plan, &cp->base, &o, &res), ESPL_EINTERRUPTED);
-	assert_false(res.pass);
-	assert_int_equal(res.failed_phase, ESPL_PHASE_STOPPED);
-	assert_string_equal(res.first_error.msg, "stopped: stopped before step 1");
-	assert_int_equal(res.steps[0].status, ESPL_STEP_NOT_RUN);
+	assert_int_equal(run_losing(c.fx.plan, c.uc, NO_LOSS, &o, &c.res), ESPL_EINTERRUPTED);
+	assert_false(c.res.pass);
+	assert_int_equal(c.res.failed_phase, ESPL_PHASE_STOPPED);
+	assert_string_equal(c.res.first_error.msg, "stopped: stopped before step 1");
+	assert_int_equal(c.res.steps[0].status, ESPL_STEP_NOT_RUN);
 	assert_int_equal(flash[0], 0x11);
-	espl_unit_result_clear(&res);
-	free_unit(uc);
-	free_plan(&fx);
+	case_free(&c);
 }
 
 typedef struct worker {
@@ -1034,8 +1018,7 @@ static void *worker_main(void *arg)
 	worker *w = arg;
 	espl_runner_options o;
 	espl_runner_options_init(&o);
-	chip_port *cp = attach(w->uc);
-	w->rc = espl_runner_run_port(w->plan, &cp->base, &o, &w->res);
+	w->rc = run_losing(w->plan, w->uc, NO_LOSS, &o, &w->res);
 	return NULL;
 }
 
