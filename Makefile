@@ -104,7 +104,9 @@ test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@BUILD=$(BUILD) tests/run.sh
 
-check: $(UNITS)
+# The unit tests also run the espline and espline-sim binaries (test_report's
+# CLI checks, test_sim_server): build them too, or a stale one fails them.
+check: $(UNITS) $(ESPLINE) $(SIM)
 	@BUILD=$(BUILD) TEST_KINDS="unit tools" tests/run.sh
 
 LINT_FLAGS := --quiet --enable=warning,style,performance,portability --std=c11 \
