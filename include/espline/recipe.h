@@ -357,7 +357,9 @@ typedef struct espl_recipe {
 	size_t n_steps;
 	bool prepared;
 	/* Built from a command's arguments (espl_recipe_build), not loaded
-	 * from a file: positions are 0 and messages carry none. */
+	 * from a file: positions are 0 and messages carry none, and they are
+	 * worded for the command line (--flash-size, "the flash", no step
+	 * numbers: docs/ARCHITECTURE.md "One write path"). */
 	bool built;
 	/* `espline write` without --verify: the written regions need no verify
 	 * step, and a unit passes without one (only a built recipe). */

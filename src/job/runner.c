@@ -206,6 +206,27 @@ static int identify_with_retry(unit *u, espl_error *err)
 	return espl_esp8266_identify(u->l, &u->res->chip, err);
 }
 
+/* A failed step's error for the unit: the recipe's step and line; for a
+ * built recipe (a device command's) the error alone, which names what was
+ * done and where ("writing app.bin at 0x1000: ...", "erasing 0x..",
+ * "verify failed for app.bin at 0x1000"): "step 1 (write)" would name a
+ * step the command line never wrote. */
+static void describe_step_failure(const espl_step_result *sr, espl_error *e)
+{
+	const espl_step *s = sr->step;
+	char tries[32] = "";
+	if (s->pos.line) {
+		if (sr->attempts > 1)
+			snprintf(tries, sizeof tries, ", after %u attempts", sr->attempts);
+		espl_fail(e, sr->error.code, "step %u (%s, line %u)%s: %s", s->number,
+		          espl_step_kind_name(s->kind), s->pos.line, tries, sr->error.msg);
+		return;
+	}
+	if (sr->attempts > 1)
+		snprintf(tries, sizeof tries, " (after %u attempts)", sr->attempts);
+	espl_fail(e, sr->error.code, "%s%s", sr->error.msg, tries);
+}
+
 /* Everything after connect; the loader is open. */
 static void run_unit(unit *u)
 {
@@ -244,17 +265,7 @@ static void run_unit(unit *u)
 			return;
 		}
 		if (espl__runner_run_step(u, i) < 0) {
-			const espl_step_result *sr = &res->steps[i];
-			const espl_step *s = sr->step;
-			char tries[32] = "";
-			if (sr->attempts > 1)
-				snprintf(tries, sizeof tries, ", after %u attempts", sr->attempts);
-			if (s->pos.line)
-				espl_fail(&e, sr->error.code, "step %u (%s, line %u)%s: %s", s->number,
-				          espl_step_kind_name(s->kind), s->pos.line, tries, sr->error.msg);
-			else /* a built recipe */
-				espl_fail(&e, sr->error.code, "step %u (%s)%s: %s", s->number,
-				          espl_step_kind_name(s->kind), tries, sr->error.msg);
+			describe_step_failure(&res->steps[i], &e);
 			fail_phase(res, ESPL_PHASE_STEP, &e);
 			return;
 		}

@@ -474,8 +474,12 @@ int espl__runner_run_step(unit *u, size_t index)
 		rc = do_step(u, index, sr, &sr->error);
 		if (rc == ESPL_OK || !espl__runner_retryable(rc) || attempt >= sr->step->retries || espl__runner_stopped(u))
 			break;
-		espl_loader_log(u->l, ESPL_LOG_WARN, "step %u (%s) attempt %u failed: %s; retrying",
-		                sr->step->number, espl_step_kind_name(sr->step->kind), attempt + 1, sr->error.msg);
+		if (sr->step->pos.line)
+			espl_loader_log(u->l, ESPL_LOG_WARN, "step %u (%s) attempt %u failed: %s; retrying",
+			                sr->step->number, espl_step_kind_name(sr->step->kind), attempt + 1, sr->error.msg);
+		else /* a built recipe: the error names what was done and where */
+			espl_loader_log(u->l, ESPL_LOG_WARN, "attempt %u failed: %s; retrying", attempt + 1,
+			                sr->error.msg);
 		/* forget what the failed attempt did, and get back in step with the stub */
 		u->res->n_regions = regions_before;
 		u->n_ops = ops_before;

@@ -116,6 +116,7 @@ typedef struct layout {
 	bool write_rejected;        /* a write was reported as an error already */
 	uint32_t limit;
 	const char *limit_why;
+	bool built;                 /* a device command's: there is one unit's flash */
 } layout;
 
 static uint32_t sector_floor(uint32_t a) { return a & ~(ESPL_RECIPE_SECTOR - 1); }
@@ -141,8 +142,10 @@ static bool bounds_ok(parse_ctx *c, const layout *l, uint64_t end, espl_recipe_p
 	char lim[16];
 	if (end <= l->limit)
 		return true;
-	espl__yaml_error(&c->y, pos, "%s ends at 0x%llx, past the end of the smallest allowed flash (%s, %s)", what,
-	         (unsigned long long)end, espl_recipe_format_size(l->limit, lim, sizeof lim), l->limit_why);
+	/* A recipe allows a range of units; a device command has one. */
+	espl__yaml_error(&c->y, pos, "%s ends at 0x%llx, past the end of the %s (%s, %s)", what,
+	         (unsigned long long)end, l->built ? "flash" : "smallest allowed flash",
+	         espl_recipe_format_size(l->limit, lim, sizeof lim), l->limit_why);
 	return false;
 }
 
@@ -321,6 +324,7 @@ void espl__recipe_check_layout(parse_ctx *c, const espl_recipe *r, uint32_t syst
 	}
 	l->limit = limit;
 	l->limit_why = limit_why;
+	l->built = r->built;
 	for (size_t i = 0; i < r->n_steps; i++) {
 		const espl_step *s = &r->steps[i];
 		char what[96];

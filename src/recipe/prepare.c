@@ -185,7 +185,7 @@ int espl_recipe_system_flash_size(const espl_recipe *r, uint32_t detected_size, 
 
 	if (r->flash.size_mode == ESPL_FLASH_SIZE_FIXED) {
 		size = r->flash.size;
-		why = "flash.size";
+		why = r->built ? "--flash-size" : "flash.size";
 	} else if (r->flash.size_mode == ESPL_FLASH_SIZE_KEEP && r->image_declared_size) {
 		size = r->image_declared_size;
 		why = "the image header at 0x0";

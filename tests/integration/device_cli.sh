@@ -140,7 +140,10 @@ check "files sharing a 4 KiB sector are refused (the erase would clobber), as in
 # --- faults ------------------------------------------------------------------
 run write "${PTY[@]}" "$(sim_port pty 2)" 0 "$T/big.bin"
 check "image larger than the flash: exit 1, the runner's layout check names the end and the size" \
-	eval '[ $rc -eq 1 ] && has "write of big.bin ends at 0x927c0, past the end" && has "512KB, the size detected on this unit" && ! has "wrote"'
+	eval '[ $rc -eq 1 ] && has "write of big.bin ends at 0x927c0, past the end of the flash (512KB, the size detected on this unit)" && ! has "wrote"'
+run write "${PTY[@]}" --flash-size 1MB "$(sim_port pty 2)" 0 "$T/boot.bin"
+check "--flash-size larger than the unit's flash: exit 1, the error names the option" \
+	eval '[ $rc -eq 1 ] && has "espline write: error: layout: the chip has 512KB of flash but --flash-size says 1MB" && ! has "wrote"'
 
 run info "${PTY[@]}" "$(sim_port pty 4)"
 check "silent chip: sync timeout, exit 3, bounded time" \
@@ -165,17 +168,19 @@ check "a line that corrupts often: checksum error naming the cure, exit 3" \
 
 run write "${PTY[@]}" --verify "$(sim_port pty 9)" 0x10000 "$T/fw.bin"
 check "unplugged mid-write: lost the connection, exit 3" eval '[ $rc -eq 3 ] && has "lost the connection"'
+check "... the error says what was being written where, and names no recipe step" \
+	eval 'has "espline write: error: writing fw.bin at 0x10000: " && ! has "step 1"'
 
 # The write goes through the runner: its retry connects again, finds the
 # same MAC, resumes (what the failed attempt wrote right stays) and verifies.
 run write "${PTY[@]}" --verify "$(sim_port pty 10)" 0x10000 "$T/fw.bin"
 check "chip reset mid-write: the retry connects again and the write verifies" \
-	eval '[ $rc -eq 0 ] && has "the chip had reset" && has "retrying" && has "verified fw.bin"'
+	eval '[ $rc -eq 0 ] && has "the chip had reset" && has "attempt 1 failed: " && ! has "step 1 (write)" && has "retrying" && has "verified fw.bin"'
 check "... and the flash holds the right bytes" cmp -s <(bytes 400000 0x10000 "$(sim_flash pty 10)") "$T/fw.bin"
 
 run write "${PTY[@]}" --verify "$(sim_port pty 11)" 0x20000 "$T/fw.bin"
 check "flash that silently does not take writes: MD5 verify fails, says to reject the module" \
-	eval '[ $rc -ne 0 ] && has "verify failed" && has "expected MD5" && has "reject the module" && ! has "verified"'
+	eval '[ $rc -ne 0 ] && has "espline write: error: verify failed for fw.bin at 0x20000" && has "expected MD5" && has "reject the module" && ! has "verified"'
 
 # --- usage -------------------------------------------------------------------
 run write "$P0" 0x0

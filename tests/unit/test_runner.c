@@ -839,8 +839,9 @@ static void test_built_jobs_write_verify_read_erase(void **state)
 	flash[0x10000 + 100] ^= 0x01;
 	assert_int_equal(run_job(&job, uc, &ob, &res), ESPL_EMISMATCH);
 	assert_int_equal(res.steps[0].attempts, 1); /* an answer, not retried */
-	assert_non_null(strstr(res.first_error.msg, "step 1 (write): verify failed for fw.bin at 0x10000"));
-	assert_null(strstr(res.first_error.msg, "line"));
+	/* the mismatch names the file and address itself: no step before it */
+	if (strstr(res.first_error.msg, "verify failed for fw.bin at 0x10000 (") != res.first_error.msg)
+		fail_msg("%s", res.first_error.msg);
 	espl_unit_result_clear(&res);
 	flash[0x10000 + 100] ^= 0x01;
 
@@ -911,7 +912,7 @@ static void test_built_layout_messages_have_no_position(void **state)
 	files[0].address = 0xFC000;
 	assert_int_equal(run_job(&job, uc, &ob, &res), ESPL_ERECIPE);
 	assert_int_equal(res.failed_phase, ESPL_PHASE_LAYOUT);
-	assert_string_equal(res.first_error.msg, "layout: write of fw.bin ends at 0x102000, past the end of the smallest allowed flash (1MB, the size detected on this unit)");
+	assert_string_equal(res.first_error.msg, "layout: write of fw.bin ends at 0x102000, past the end of the flash (1MB, the size detected on this unit)");
 	espl_unit_result_clear(&res);
 	run_job(NULL, NULL, NULL, NULL);
 	free_unit(uc);
