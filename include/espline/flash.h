@@ -82,6 +82,13 @@ int espl_flash_write_changed(espl_loader *l, const espl_image *img, const uint8_
 int espl_flash_md5(espl_loader *l, uint32_t addr, uint32_t len, uint8_t md5[16],
 		   espl_error *err);
 
+/* The same, reported to the loader's progress callback as a "verify"
+ * step: done 0 before, done len when the chip answers.  The stub hashes
+ * the whole region in one command, so there is nothing in between; for
+ * the operator it is one line per region checked. */
+int espl_flash_md5_shown(espl_loader *l, uint32_t addr, uint32_t len, uint8_t md5[16],
+			 espl_error *err);
+
 /* Compare the chip's MD5 of the image's region with img->md5.  A mismatch is
  * ESPL_EMISMATCH with both hashes (and a hint when the flash is blank). */
 int espl_flash_verify(espl_loader *l, const espl_image *img, espl_error *err);

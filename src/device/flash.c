@@ -448,6 +448,16 @@ int espl_flash_md5(espl_loader *l, uint32_t addr, uint32_t len, uint8_t md5[16],
 			 addr, len, n);
 }
 
+int espl_flash_md5_shown(espl_loader *l, uint32_t addr, uint32_t len, uint8_t md5[16],
+			 espl_error *err)
+{
+	step s;
+	step_start(&s, l, "verify", addr, len);
+	ESPL_TRY(espl_flash_md5(l, addr, len, md5, err));
+	step_update(&s, len);
+	return ESPL_OK;
+}
+
 static int is_blank_md5(const uint8_t md5[16], size_t len)
 {
 	uint8_t *ff = malloc(len ? len : 1), blank[16];

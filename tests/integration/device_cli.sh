@@ -72,7 +72,9 @@ check "write --no-compress at the init-data sector" eval '[ $rc -eq 0 ] && has "
 check "flash holds the uncompressed write" cmp -s <(bytes 4096 0x3FC000 "$(sim_flash pty 0)") "$T/init.bin"
 
 run verify "${PTY[@]}" "$P0" 0x10000 "$T/fw.bin" 0x3FC000 "$T/init.bin"
-check "verify of two regions passes" eval '[ $rc -eq 0 ]'
+check "verify of two regions passes, a progress line at the start and end of each (one MD5 command each)" \
+	eval '[ $rc -eq 0 ] && has "verify 0x00010000: 0/400000 bytes (0%)" && has "verify 0x00010000: 400000/400000 bytes (100%)" &&
+	      has "verify 0x003FC000: 4096/4096 bytes (100%)"'
 
 run read "${PTY[@]}" "$P0" 0x10000 400000 "$T/back.bin"
 check "read returns what was written" eval '[ $rc -eq 0 ] && cmp -s "$T/back.bin" "$T/fw.bin"'
