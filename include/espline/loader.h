@@ -126,6 +126,12 @@ typedef struct espl_loader_options {
 	 * many loaders; NULL = find and load one per connect. */
 	const struct espl_stub *stub;
 	espl_loader_events events;
+	/* Checked before every command and frame the loader sends: non-zero
+	 * fails it with ESPL_EINTERRUPTED ("stopped") instead, so a long write,
+	 * erase check or read stops within one block.  Read on the loader's
+	 * thread only (set it from that thread, e.g. in a progress callback);
+	 * the chip is left where it was.  NULL = never. */
+	const volatile int *cancel;
 } espl_loader_options;
 
 /* Fill o with the defaults above (every field zero/NULL except reset). */
@@ -150,6 +156,7 @@ typedef struct espl_connect_settings {
 	int connect_attempts;         /* 0 = ESPL_DEFAULT_CONNECT_ATTEMPTS */
 	int connect_timeout_ms;       /* 0 = ESPL_DEFAULT_CONNECT_TIMEOUT_MS */
 	espl_loader_events events;
+	const volatile int *cancel;   /* options.cancel; NULL = never */
 } espl_connect_settings;
 
 /* Loader options from connect settings: espl_loader_options_init, then the

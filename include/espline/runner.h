@@ -26,8 +26,9 @@
  * failure (timeout, protocol or device error); the loader is re-synced
  * before the next attempt.  A definite answer (MD5 mismatch, wrong chip,
  * failed expectation) is never retried away.  Step timeouts are checked
- * after each device operation: the loader has no cancel hook, so an
- * operation runs to its own protocol timeout first.
+ * after each device operation, so an operation runs to its own protocol
+ * timeout first; the stop flag, by contrast, reaches into the loader
+ * (loader.h options.cancel) and ends an operation within one block.
  *
  * The runner never prints and never touches a file descriptor: it talks to
  * the chip through loader.h/flash.h and reports through callbacks.
@@ -209,8 +210,10 @@ typedef struct espl_runner_events {
 typedef struct espl_runner_options {
 	espl_loader_events loader_events;  /* log and progress from the device layer */
 	espl_runner_events events;
-	/* Checked between steps and attempts; non-zero stops the unit (FAIL,
-	 * "stopped").  May be NULL. */
+	/* Checked between steps and attempts, and by the loader before every
+	 * command and block it sends (set it on the runner's thread, e.g. from
+	 * a progress event): non-zero stops the unit, failed_phase
+	 * ESPL_PHASE_STOPPED, first_error ESPL_EINTERRUPTED.  May be NULL. */
 	const volatile int *stop;
 	/* Overrides for the loader's connect budget (0 = the loader's default). */
 	int connect_attempts, connect_timeout_ms;

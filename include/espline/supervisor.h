@@ -214,9 +214,10 @@ void espl_supervisor_stop(espl_supervisor *s, int level);
 
 /* One slot, by its slot name (station file) or its port path:
  *  - PAUSE: it starts no new unit; the unit in progress finishes;
- *  - STOP: the unit in progress is interrupted before its next step (a
- *    step under way finishes; recorded INTERRUPTED, never PASS unless it
- *    was the last step) and the slot stays paused;
+ *  - STOP: the unit in progress is interrupted before the next command
+ *    or data block its worker sends (a write stops within one block;
+ *    recorded INTERRUPTED, never PASS unless its last command had already
+ *    been sent) and the slot stays paused;
  *  - RESUME: it takes units again.
  * The slot says so with ESPL_EV_SLOT_PAUSED, and ESPL_EV_WAITING on resume.
  * Safe from any thread while espl_supervisor_run runs; returns at once.

@@ -37,6 +37,7 @@ void espl_loader_options_for(const espl_connect_settings *s, espl_loader_options
 	o->connect_attempts = s->connect_attempts;
 	o->connect_timeout_ms = s->connect_timeout_ms;
 	o->events = s->events;
+	o->cancel = s->cancel;
 	all[0] = s->flash_baud;
 	if (n_lower)
 		memcpy(all + 1, s->lower_bauds, n_lower * sizeof *all);
@@ -249,7 +250,8 @@ static int reset_and_sync(espl_loader *l, int attempts, int64_t deadline, int *s
 						l->port->baud, attempt + 1, t + 1);
 				return 0;
 			}
-			if (rc == ESPL_EDISCONNECTED || rc == ESPL_ESYS || rc == ESPL_EPERM) {
+			if (rc == ESPL_EDISCONNECTED || rc == ESPL_ESYS || rc == ESPL_EPERM ||
+			    rc == ESPL_EINTERRUPTED) {
 				*err = last;
 				return rc;
 			}
@@ -379,7 +381,7 @@ int espl_loader_reconnect(espl_loader *l, espl_error *err)
 	/* The chip may still listen where we left it, stub and rate included. */
 	for (int t = 0; t < RESYNC_TRIES; t++) {
 		int rc = sync_once(l, &stub_running, &probe);
-		if (rc == ESPL_EDISCONNECTED) {
+		if (rc == ESPL_EDISCONNECTED || rc == ESPL_EINTERRUPTED) {
 			*err = probe;
 			return rc;
 		}
@@ -402,7 +404,8 @@ static int connect_with_retry(espl_loader *l, espl_error *err)
 	 * listens at a rate we cannot use.  Reset and connect again, one rung
 	 * down the ladder, or at the ROM's rate once the ladder is used up. */
 	while (rc < 0 && l->mode == ESPL_MODE_STUB && l->opt.reset == ESPL_RESET_AUTO &&
-	       espl__loader_target_baud(l) != l->rom_baud && rc != ESPL_EDISCONNECTED) {
+	       espl__loader_target_baud(l) != l->rom_baud && rc != ESPL_EDISCONNECTED &&
+	       rc != ESPL_EINTERRUPTED) {
 		unsigned failed = espl__loader_target_baud(l);
 		int lower = espl__loader_next_rung(l);
 		espl_loader_log(l, ESPL_LOG_WARN, "%u baud did not work (%s); reconnecting at %u baud",

@@ -145,6 +145,9 @@ static void fail_phase(espl_unit_result *res, enum espl_phase phase, const espl_
 {
 	if (res->failed_phase != ESPL_PHASE_NONE)
 		return;
+	/* the stop flag ended it (before a step, or inside the loader) */
+	if (e->code == ESPL_EINTERRUPTED)
+		phase = ESPL_PHASE_STOPPED;
 	res->failed_phase = phase;
 	if (phase == ESPL_PHASE_STEP) /* the message starts "step N (...)" */
 		espl_fail(&res->first_error, e->code, "%s", e->msg);
@@ -186,6 +189,7 @@ static void loader_options(const espl_plan *p, const espl_runner_options *o, esp
 		.connect_attempts = o->connect_attempts,
 		.connect_timeout_ms = o->connect_timeout_ms,
 		.events = o->loader_events,
+		.cancel = o->stop,
 	};
 	espl_loader_options_for(&cs, lo);
 }
@@ -249,13 +253,12 @@ static void run_unit(unit *u)
 		return;
 	}
 	if (espl__runner_identity(u, &e) < 0) {
-		fail_phase(res, e.code == ESPL_EINTERRUPTED ? ESPL_PHASE_STOPPED
-		                : res->reserved ? ESPL_PHASE_UNIT_DATA : ESPL_PHASE_IDENTITY, &e);
+		fail_phase(res, res->reserved ? ESPL_PHASE_UNIT_DATA : ESPL_PHASE_IDENTITY, &e);
 		return;
 	}
 	enum espl_phase phase = ESPL_PHASE_BARCODE;
 	if (u->o->events.admit && u->o->events.admit(u->o->events.ctx, res, &phase, &e) < 0) {
-		fail_phase(res, e.code == ESPL_EINTERRUPTED ? ESPL_PHASE_STOPPED : phase, &e);
+		fail_phase(res, phase, &e);
 		return;
 	}
 	for (size_t i = 0; i < res->n_steps; i++) {

@@ -660,6 +660,48 @@ static void test_missed_reset_is_not_a_slow_rom(void **state)
 	case_free(&c);
 }
 
+/* The caller's stop flag (options.cancel), set from a progress callback
+ * part-way through a write: the loader sends no further block and the write
+ * fails with ESPL_EINTERRUPTED at once, not after the whole image. */
+typedef struct stop_after {
+	log_capture *cap;
+	size_t after;           /* bytes written when the flag goes up */
+	int flag;
+} stop_after;
+
+static void stop_on_progress(void *ctx, const espl_progress *p)
+{
+	stop_after *st = ctx;
+	on_progress(st->cap, p);
+	if (p->done >= st->after)
+		st->flag = 1;
+}
+
+static void test_cancel_stops_a_write_within_a_block(void **state)
+{
+	(void)state;
+	lcase c;
+	stop_after st = { .cap = &c.cap, .after = 40000 };
+	case_init(&c, 1u << 20, 26);
+	case_image(&c, 300000, 12, 0x10000);
+	c.o.cancel = &st.flag;
+	c.o.events.ctx = &st;
+	c.o.events.progress = stop_on_progress;
+	c.o.events.log = NULL;
+	case_connected(&c);
+	unsigned before = c.cp->unit->op_count[ESPL_OP_FLASH_DATA];
+	int rc = espl_flash_write(c.l, c.img, 0, &c.err);
+	assert_int_equal(rc, ESPL_EINTERRUPTED);
+	assert_non_null(strstr(c.err.msg, "stopped"));
+	unsigned sent = c.cp->unit->op_count[ESPL_OP_FLASH_DATA] - before;
+	/* 300000 bytes are 19 blocks of 16 KiB; the flag went up after the
+	 * third (40000 bytes done): nothing after it was sent */
+	if (sent != 3)
+		fail_msg("%u blocks sent after the stop at %zu bytes", sent, st.after);
+	assert_int_equal(st.flag, 1);
+	case_free(&c);
+}
+
 /* ROM at 460800, stub switched to 921600: CHANGE_BAUDRATE must name the
  * rate the ROM auto-bauded to as the old one (the stub scales its divider
  * by old/new), or the line ends up at a rate nobody uses. */
@@ -980,6 +1022,7 @@ int main(void)
 		cmocka_unit_test(test_fast_rom_baud_falls_back_to_115200),
 		cmocka_unit_test(test_rom_baud_then_flash_baud_passes_the_right_old_rate),
 		cmocka_unit_test(test_missed_reset_is_not_a_slow_rom),
+		cmocka_unit_test(test_cancel_stops_a_write_within_a_block),
 		cmocka_unit_test(test_missing_stub),
 		cmocka_unit_test(test_stub_upload_restarts),
 		cmocka_unit_test(test_parse_reply),
