@@ -101,6 +101,15 @@ int espl__loader_discard_input(espl_loader *l, espl_error *err);
 void espl__loader_clear_noise(espl_loader *l);
 /* Whether rc is a link error (timeout, garbled frame) worth a retry. */
 int espl__loader_link_error(int rc);
+
+/* The caller asked to stop (options.cancel): ESPL_EINTERRUPTED, and the
+ * command or frame about to go is not sent; else 0. */
+static inline int espl__loader_cancelled(const espl_loader *l, espl_error *err)
+{
+	if (l->opt.cancel && *l->opt.cancel)
+		return espl_fail(err, ESPL_EINTERRUPTED, "stopped on request");
+	return 0;
+}
 /* Send one command without waiting for its reply. */
 int espl__loader_send_command(espl_loader *l, uint8_t op, const uint8_t *a, size_t alen,
 			      const uint8_t *b, size_t blen, uint32_t chk, espl_error *err);

@@ -253,17 +253,9 @@ int espl_loader_read_frame(espl_loader *l, int timeout_ms, const uint8_t **frame
 	return espl_fail(err, ESPL_ETIMEOUT, "no reply within %d ms", timeout_ms);
 }
 
-/* The caller asked to stop (options.cancel): nothing more is sent. */
-static int cancelled(const espl_loader *l, espl_error *err)
-{
-	if (l->opt.cancel && *l->opt.cancel)
-		return espl_fail(err, ESPL_EINTERRUPTED, "stopped on request");
-	return 0;
-}
-
 int espl_loader_write_frame(espl_loader *l, const uint8_t *data, size_t len, espl_error *err)
 {
-	ESPL_TRY(cancelled(l, err));
+	ESPL_TRY(espl__loader_cancelled(l, err));
 	if (ESPL_SLIP_ENCODED_MAX(len) > sizeof l->tx)
 		return espl_fail(err, ESPL_EARG, "frame of %zu bytes is too long", len);
 	size_t n = espl_slip_encode(data, len, l->tx);
@@ -277,7 +269,7 @@ int espl__loader_send_command(espl_loader *l, uint8_t op, const uint8_t *a, size
 	uint8_t hdr[HEADER_LEN];
 	size_t total = alen + blen, n = 0;
 
-	ESPL_TRY(cancelled(l, err));
+	ESPL_TRY(espl__loader_cancelled(l, err));
 	if (ESPL_SLIP_ENCODED_MAX(HEADER_LEN + total) > sizeof l->tx)
 		return espl_fail(err, ESPL_EARG, "%s payload of %zu bytes is too long", op_name(op), total);
 	hdr[0] = 0x00;
