@@ -16,15 +16,6 @@
  * positionless (yaml.c), and names the file argument instead. */
 static const espl_recipe_pos nowhere = { 0, 0 };
 
-static char *copy_of(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *d = malloc(n);
-	if (d)
-		memcpy(d, s, n);
-	return d;
-}
-
 static espl_step *add_step(espl_recipe *r, enum espl_step_kind kind)
 {
 	espl_step *s = &r->steps[r->n_steps++];
@@ -51,7 +42,7 @@ static int read_file(parse_ctx *c, const espl_job_file *f, espl_step *s)
 	char *data;
 	size_t len;
 
-	if (!(rf->path = copy_of(f->path))) {
+	if (!(rf->path = strdup(f->path))) {
 		espl__yaml_error(&c->y, nowhere, "out of memory");
 		return -1;
 	}
@@ -136,7 +127,7 @@ static void set_connect(espl_recipe *r, const espl_recipe_job *job, espl_error *
 		cn->stub = ESPL_STUB_NONE;
 	} else if (job->stub) {
 		cn->stub = espl_stub_is_generation(job->stub) ? ESPL_STUB_GENERATION : ESPL_STUB_FILE;
-		if (!(cn->stub_path = copy_of(job->stub)))
+		if (!(cn->stub_path = strdup(job->stub)))
 			espl_fail(err, ESPL_ENOMEM, "out of memory");
 	}
 }
@@ -191,10 +182,10 @@ static espl_recipe *new_recipe(const espl_recipe_job *job)
 	if (!r)
 		return NULL;
 	espl__recipe_set_defaults(r);
-	r->name = copy_of(job->name);
-	r->path = copy_of(job->name);
-	r->dir = copy_of(".");
-	r->text = copy_of("");
+	r->name = strdup(job->name);
+	r->path = strdup(job->name);
+	r->dir = strdup(".");
+	r->text = strdup("");
 	r->steps = calloc(job->n_files + 3, sizeof *r->steps);
 	r->built = r->prepared = true;
 	if (!r->name || !r->path || !r->dir || !r->text || !r->steps ||

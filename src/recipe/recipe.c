@@ -18,18 +18,8 @@
 #include "recipe/yaml.h"
 #include "util/file.h"
 
-
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
-
-static char *dup_string(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	char *d = malloc(n);
-	if (d)
-		memcpy(d, s, n);
-	return d;
-}
 
 uint32_t espl__recipe_round_up(uint32_t v, uint32_t to)
 {
@@ -286,7 +276,7 @@ void espl_recipe_set_flash_baud(espl_recipe *r, unsigned baud)
 static char *resolve_path(const char *dir, const char *p)
 {
 	if (p[0] == '/')
-		return dup_string(p);
+		return strdup(p);
 	size_t n = strlen(dir) + strlen(p) + 2;
 	char *out = malloc(n);
 	if (out)
@@ -423,7 +413,7 @@ static void parse_root(parse_ctx *c, yaml_node_t *root)
 		espl__yaml_missing_key(&c->y, root, "recipe", "recipe", "recipe: nodemcu-golden");
 	else {
 		const char *name;
-		if (espl__yaml_string(&c->y, v, "recipe", &name) && !(c->r->name = dup_string(name)))
+		if (espl__yaml_string(&c->y, v, "recipe", &name) && !(c->r->name = strdup(name)))
 			espl__yaml_error(&c->y, espl__yaml_pos(v), "out of memory");
 	}
 	if (!(v = espl__yaml_field(&f, "chip")))
@@ -471,7 +461,7 @@ static int locate(const char *path, espl_recipe *r, espl_error *err)
 	if (!abs)
 		return espl_fail_errno(err, "cannot open recipe %s", path);
 	r->path = abs;
-	r->dir = dup_string(abs);
+	r->dir = strdup(abs);
 	if (!r->dir)
 		return espl_fail(err, ESPL_ENOMEM, "out of memory");
 	char *slash = strrchr(r->dir, '/');
