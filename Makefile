@@ -100,9 +100,13 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 # A clean clone has no flasher stub and no esptool-js yet: install them
 # first, as make demo does.
+# Seconds one test program may run (tests/run.sh cuts it there); the
+# sanitizer builds run 2 to 5 times slower, so they get more.
+TEST_TIMEOUT ?= 300
+
 test: deps
 	@$(MAKE) --no-print-directory -j$(JOBS) all
-	@BUILD=$(BUILD) tests/run.sh
+	@BUILD=$(BUILD) TEST_TIMEOUT=$(TEST_TIMEOUT) tests/run.sh
 
 # The unit tests also run the espline and espline-sim binaries (test_report's
 # CLI checks, test_sim_server): build them too, or a stale one fails them.
@@ -129,10 +133,10 @@ bench: deps
 	@bench/run.sh
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=address,undefined OPT=-O1 test
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=address,undefined OPT=-O1 TEST_TIMEOUT=600 test
 
 tsan:
-	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread OPT=-O1 CC=clang test
+	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread OPT=-O1 CC=clang TEST_TIMEOUT=600 test
 
 clean:
 	rm -rf build espline espline-sim
