@@ -26,12 +26,25 @@ failures=()
 log_dir=$(mktemp -d)
 trap 'rm -rf "$log_dir"' EXIT
 
+# A test cut by the timeout can leave processes behind: timeout kills its
+# own process group, and an inner `timeout` (reliability.sh runs its drivers
+# under one) makes a group of its own.  Those leftovers then load the tests
+# after it.  Every process of a test inherits ESPLINE_TEST_TAG; kill those
+# still alive after a timeout.
+kill_leftovers() {
+	local p
+	for p in /proc/[0-9]*; do
+		if grep -qsxzF "ESPLINE_TEST_TAG=$1" "$p/environ"; then kill -KILL "${p#/proc/}" 2>/dev/null; fi
+	done
+}
+
 run_one() {
 	local name=$1; shift
 	local log="$log_dir/$(basename "$name").log"
-	local start=$SECONDS
-	timeout --kill-after=10 "$TEST_TIMEOUT" "$@" >"$log" 2>&1
+	local start=$SECONDS tag="$$.$BASHPID.$(basename "$name")"
+	ESPLINE_TEST_TAG=$tag timeout --kill-after=10 "$TEST_TIMEOUT" "$@" >"$log" 2>&1
 	local rc=$?
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then kill_leftovers "$tag"; fi
 	local ok notok
 	ok=$(grep -cE '^ok [0-9]+' "$log")
 	notok=$(grep -cE '^not ok [0-9]+' "$log")
