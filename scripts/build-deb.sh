@@ -51,6 +51,10 @@ rm -rf "$src/debian/debhelper-build-stamp" "$src/debian/.debhelper" "$src/debian
 	"$src"/debian/*.substvars "$src"/debian/*.debhelper.log
 
 # --- the package -------------------------------------------------------------
+# Built as Debian builds it, not with what a calling make chose: make tsan's
+# CC=clang (and SAN, OPT, BUILD) reach here through the environment and
+# MAKEFLAGS, and dh_dwz cannot read clang's DWARF 5 (.debug_addr).
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES CC SAN OPT BUILD
 (cd "$src" && dpkg-buildpackage -b -us -uc -nc -Jauto >"$out/build.log" 2>&1) || {
 	tail -n 40 "$out/build.log" >&2
 	echo "build-deb: dpkg-buildpackage failed; the whole log is $out/build.log" >&2
